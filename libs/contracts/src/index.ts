@@ -1,0 +1,3 @@
+export * from './unet-layout';
+export * from './sweep-spec.schema';
+export * from './jobs.schema';

@@ -1,0 +1,169 @@
+import { z } from 'zod';
+import { DATASET_NAMES, METHODS, POOLINGS, unetConfigSchema } from './sweep-spec.schema';
+
+/** Queue names. Never rename one: jobs already in Redis would be orphaned. */
+export const QUEUES = {
+  /** Every compute job (pretrain, probe, baseline): one worker process runs one at a time. */
+  compute: 'ddae-compute',
+} as const;
+
+/** Job names on the compute queue. Never rename. */
+export const JOB_NAMES = {
+  pretrain: 'pretrain',
+  probe: 'probe',
+  baseline: 'baseline',
+} as const;
+export type JobName = (typeof JOB_NAMES)[keyof typeof JOB_NAMES];
+
+/** Payloads carry ids only; configuration lives in Postgres. `v` is the payload schema version. */
+export const pretrainPayloadSchema = z.object({ v: z.literal(1), runId: z.string().uuid() }).strict();
+export const probePayloadSchema = z.object({ v: z.literal(1), probeTaskId: z.string().uuid() }).strict();
+export const baselinePayloadSchema = z.object({ v: z.literal(1), baselineId: z.string().uuid() }).strict();
+export type PretrainPayload = z.infer<typeof pretrainPayloadSchema>;
+export type ProbePayload = z.infer<typeof probePayloadSchema>;
+export type BaselinePayload = z.infer<typeof baselinePayloadSchema>;
+
+export const PAYLOAD_SCHEMAS = {
+  [JOB_NAMES.pretrain]: pretrainPayloadSchema,
+  [JOB_NAMES.probe]: probePayloadSchema,
+  [JOB_NAMES.baseline]: baselinePayloadSchema,
+} as const;
+
+/** Deterministic job ids: no ':' and never all digits (BullMQ rules). */
+export const jobIds = {
+  pretrain: (runId: string) => `pretrain-${runId}`,
+  probe: (probeTaskId: string) => `probe-${probeTaskId}`,
+  baseline: (baselineId: string) => `baseline-${baselineId}`,
+};
+
+/* ------------------------------------------------------------------------------------------------
+ * Compute tasks: what the worker hands to the process that runs TensorFlow.js (and what the CLI
+ * runs inline). Fully resolved: no defaults left, no database needed to run one.
+ * --------------------------------------------------------------------------------------------- */
+
+export const datasetSliceSchema = z.object({
+  name: z.enum(DATASET_NAMES),
+  /** Directory holding the data set's files; default from the data library. */
+  dir: z.string().optional(),
+});
+
+export const pretrainTaskSchema = z.object({
+  kind: z.literal('pretrain'),
+  runId: z.string(),
+  method: z.enum(METHODS),
+  unet: unetConfigSchema.required(),
+  dataset: datasetSliceSchema,
+  /** Train on the first N images of the seeded training order; undefined: all. */
+  trainSize: z.number().int().positive().optional(),
+  steps: z.number().int().positive(),
+  batchSize: z.number().int().positive(),
+  learningRate: z.number().positive(),
+  warmupSteps: z.number().int().min(0),
+  gradClip: z.number().positive(),
+  emaDecayCap: z.number().min(0).max(1),
+  checkpointEvery: z.number().int().positive(),
+  seed: z.number().int().min(0),
+  /** Directory the run's checkpoints go to (created; resumed from when it holds one). */
+  checkpointDir: z.string(),
+});
+export type PretrainTask = z.infer<typeof pretrainTaskSchema>;
+
+/** How a result was produced, stored with it: the exact probe protocol. */
+export const probeProtocolSchema = z.object({
+  pooling: z.enum(POOLINGS),
+  /** `fixed`: one seeded noise draw per image (cacheable features). */
+  noise: z.literal('fixed'),
+  noiseSeed: z.number().int().min(0),
+  epochs: z.number().int().positive(),
+  batchSize: z.number().int().positive(),
+  learningRate: z.number().positive(),
+  /** Features standardised with training-split statistics before the linear layer. */
+  standardize: z.boolean(),
+  trainSize: z.number().int().positive(),
+  testSize: z.number().int().positive(),
+  /** Seed of the probe's initialisation and batch order. */
+  probeSeed: z.number().int().min(0),
+});
+export type ProbeProtocol = z.infer<typeof probeProtocolSchema>;
+
+/** A canonical, order-stable key for a protocol: part of every result's natural unique key. */
+export function protocolKey(p: ProbeProtocol): string {
+  return [
+    `pool=${p.pooling}`,
+    `noise=${p.noise}:${p.noiseSeed}`,
+    `ep=${p.epochs}`,
+    `bs=${p.batchSize}`,
+    `lr=${p.learningRate}`,
+    `std=${p.standardize ? 1 : 0}`,
+    `n=${p.trainSize}/${p.testSize}`,
+    `seed=${p.probeSeed}`,
+  ].join(';');
+}
+
+export const probeTaskSchema = z.object({
+  kind: z.literal('probe'),
+  probeTaskId: z.string(),
+  method: z.enum(METHODS),
+  unet: unetConfigSchema.required(),
+  dataset: datasetSliceSchema,
+  /** Checkpoint directory (its EMA weights are probed). */
+  checkpointPath: z.string(),
+  /** DDPM timestep t, or EDM sigma. */
+  noiseLevel: z.number().min(0),
+  layers: z.array(z.string()).min(1),
+  protocol: probeProtocolSchema,
+});
+export type ProbeTask = z.infer<typeof probeTaskSchema>;
+
+export const baselineTaskSchema = z.object({
+  kind: z.literal('baseline'),
+  baselineId: z.string(),
+  baseline: z.literal('pixels'),
+  dataset: datasetSliceSchema,
+  protocol: probeProtocolSchema,
+});
+export type BaselineTask = z.infer<typeof baselineTaskSchema>;
+
+export const computeTaskSchema = z.discriminatedUnion('kind', [pretrainTaskSchema, probeTaskSchema, baselineTaskSchema]);
+export type ComputeTask = z.infer<typeof computeTaskSchema>;
+
+/** A checkpoint as the compute side reports it. */
+export const checkpointInfoSchema = z.object({
+  step: z.number().int().min(0),
+  /** Directory of the checkpoint (absolute, or relative to the artifact root). */
+  path: z.string(),
+  /** sha256 of the manifest, which itself lists the sha256 of every file. */
+  sha256: z.string(),
+  loss: z.number().optional(),
+});
+export type CheckpointInfo = z.infer<typeof checkpointInfoSchema>;
+
+export const layerAccuracySchema = z.object({
+  layer: z.string(),
+  accuracy: z.number().min(0).max(1),
+  trainAccuracy: z.number().min(0).max(1).optional(),
+  featureDim: z.number().int().positive(),
+});
+
+export const pretrainResultSchema = z.object({ kind: z.literal('pretrain'), finalCheckpoint: checkpointInfoSchema, steps: z.number().int(), seconds: z.number() });
+export const probeResultSchema = z.object({ kind: z.literal('probe'), layers: z.array(layerAccuracySchema), seconds: z.number() });
+export const baselineResultSchema = z.object({ kind: z.literal('baseline'), accuracy: z.number().min(0).max(1), featureDim: z.number().int().positive(), seconds: z.number() });
+export const computeResultSchema = z.discriminatedUnion('kind', [pretrainResultSchema, probeResultSchema, baselineResultSchema]);
+export type PretrainResult = z.infer<typeof pretrainResultSchema>;
+export type ProbeResult = z.infer<typeof probeResultSchema>;
+export type BaselineResult = z.infer<typeof baselineResultSchema>;
+export type ComputeResult = z.infer<typeof computeResultSchema>;
+
+/** Hooks a compute task reports through (the child process turns them into IPC messages). */
+export interface ComputeHooks {
+  /** Progress in [0, 1] with a short message; called at most a few times a second. */
+  progress?(fraction: number, detail: { step?: number; loss?: number; message?: string }): void;
+  /** A checkpoint was written atomically and can be resumed from. */
+  checkpoint?(info: CheckpointInfo): void;
+  /** Polled between steps; true stops the task early with a checkpoint (cancel, shutdown). */
+  shouldStop?(): boolean;
+}
+
+/** The backend that computed a result, recorded with it. */
+export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];

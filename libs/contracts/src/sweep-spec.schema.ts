@@ -1,0 +1,204 @@
+import { z } from 'zod';
+import { tappableBlockNames, unetLayout } from './unet-layout';
+
+/**
+ * The sweep spec: what a researcher writes, keeps in git and submits (JSON or YAML).
+ * Every field is documented with its default; the README shows a full example.
+ */
+
+export const DATASET_NAMES = ['fashion-mnist', 'mnist', 'cifar10'] as const;
+export type DatasetName = (typeof DATASET_NAMES)[number];
+
+/** Native shape of each data set; images are padded to `imageSize` for the UNet. */
+export const DATASET_SHAPES: Record<DatasetName, { size: number; channels: number; classes: number; train: number; test: number }> = {
+  'fashion-mnist': { size: 28, channels: 1, classes: 10, train: 60000, test: 10000 },
+  mnist: { size: 28, channels: 1, classes: 10, train: 60000, test: 10000 },
+  cifar10: { size: 32, channels: 3, classes: 10, train: 50000, test: 10000 },
+};
+
+export const METHODS = ['ddpm', 'edm'] as const;
+export type Method = (typeof METHODS)[number];
+
+/** Hard limits: a spec above them is refused with 400 rather than run for weeks. */
+export const SPEC_LIMITS = {
+  maxRuns: 64,
+  maxSteps: 1_000_000,
+  maxProbeCells: 4096,
+  maxBaseChannels: 256,
+} as const;
+
+export const UNET_PRESETS = {
+  /** ~0.1 M parameters: tests and the CPU demo. */
+  tiny: { baseChannels: 8, channelMults: [1, 2], blocksPerLevel: 1, attentionResolutions: [], dropout: 0.1, groups: 4 },
+  /** ~1 M parameters: the Fashion-MNIST model of the PyTorch twin at base 16. */
+  small: { baseChannels: 16, channelMults: [1, 2, 2], blocksPerLevel: 2, attentionResolutions: [], dropout: 0.1, groups: 8 },
+  /** ~4 M parameters: base 32, (1,2,2), the twin's calibration model. */
+  base: { baseChannels: 32, channelMults: [1, 2, 2], blocksPerLevel: 2, attentionResolutions: [], dropout: 0.1, groups: 8 },
+  /** The reference CIFAR-10 UNet (35.7 M parameters). */
+  reference: { baseChannels: 128, channelMults: [1, 2, 2, 2], blocksPerLevel: 2, attentionResolutions: [16], dropout: 0.1, groups: 32 },
+} as const;
+export type UNetPreset = keyof typeof UNET_PRESETS;
+
+const positiveInt = z.number().int().positive();
+
+export const unetConfigSchema = z
+  .object({
+    /** Channels of the first level. */
+    baseChannels: positiveInt.max(SPEC_LIMITS.maxBaseChannels),
+    /** Channel multiplier per level; the number of levels. */
+    channelMults: z.array(positiveInt.max(8)).min(1).max(5),
+    /** Residual blocks per encoder level. */
+    blocksPerLevel: positiveInt.max(4),
+    /** Resolutions that get self-attention. Default none. */
+    attentionResolutions: z.array(positiveInt).default([]),
+    /** Dropout in residual blocks during pretraining (off for features). Default 0.1. */
+    dropout: z.number().min(0).max(0.9).default(0.1),
+    /** GroupNorm groups; must divide every block's channels. Default 8. */
+    groups: positiveInt.default(8),
+  })
+  .strict();
+export type UNetConfig = z.infer<typeof unetConfigSchema>;
+
+export const modelSpecSchema = z
+  .object({
+    /** A label for the leaderboard; default `<method>-<preset or base channels>`. */
+    name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lowercase letters, digits, ".", "_" and "-"').optional(),
+    /** Diffusion formulation: `ddpm` (VP, epsilon) or `edm` (VE, preconditioned). */
+    method: z.enum(METHODS),
+    /** A preset name (tiny, small, base, reference) or a full UNet configuration. */
+    unet: z.union([z.enum(Object.keys(UNET_PRESETS) as [UNetPreset, ...UNetPreset[]]), unetConfigSchema]),
+  })
+  .strict();
+export type ModelSpec = z.infer<typeof modelSpecSchema>;
+
+export const pretrainSpecSchema = z
+  .object({
+    /** Optimiser steps per run. */
+    steps: positiveInt.max(SPEC_LIMITS.maxSteps),
+    /** Images per step. Default 64. */
+    batchSize: positiveInt.max(4096).default(64),
+    /** Adam learning rate after warm-up. Default 2e-4. */
+    learningRate: z.number().positive().max(1).default(2e-4),
+    /** Linear learning-rate warm-up steps. Default min(1000, steps / 10). */
+    warmupSteps: z.number().int().min(0).optional(),
+    /** Gradient clipping by global norm. Default 1.0. */
+    gradClip: z.number().positive().default(1.0),
+    /** EMA decay cap; the warm-up rule is min(cap, 1 - (1 + step)^(-2/3)). Default 0.9999 (DDPM) / 0.9993 (EDM). */
+    emaDecayCap: z.number().min(0).max(1).optional(),
+    /** Write a checkpoint every N steps (a killed run loses at most this much). Default 500. */
+    checkpointEvery: positiveInt.default(500),
+    /** One run per seed and model. Default [0]. */
+    seeds: z.array(z.number().int().min(0).max(2 ** 31 - 1)).min(1).max(16).default([0]),
+    /** Train on the first N images of the (seeded, shuffled) training split. Default: all. */
+    trainSize: positiveInt.optional(),
+  })
+  .strict();
+
+export const POOLINGS = ['gap', 'avg2', 'avg4'] as const;
+export type Pooling = (typeof POOLINGS)[number];
+
+export const probeSpecSchema = z
+  .object({
+    /** Blocks to tap: `all` (every decoder block) or a list of block names such as out_3. Default all. */
+    layers: z.union([z.literal('all'), z.array(z.string()).min(1)]).default('all'),
+    /** DDPM timesteps (1..1000) to probe at; required when a DDPM model is in the sweep. */
+    timesteps: z.array(z.number().int().min(0).max(1000)).min(1).max(64).optional(),
+    /** EDM noise levels sigma to probe at; required when an EDM model is in the sweep. */
+    sigmas: z.array(z.number().min(0).max(80)).min(1).max(64).optional(),
+    /** Spatial pooling of each tap: gap (global average, the reference), avg2, avg4. Default gap. */
+    pooling: z.enum(POOLINGS).default('gap'),
+    /** Linear-probe epochs. Default 15. */
+    epochs: positiveInt.max(200).default(15),
+    /** Probe batch size. Default 128. */
+    batchSize: positiveInt.max(4096).default(128),
+    /** Probe Adam learning rate (cosine schedule). Default 1e-3. */
+    learningRate: z.number().positive().max(1).default(1e-3),
+    /** Probe training images (first N of the seeded training order). Default 10000. */
+    trainSize: positiveInt.default(10000),
+    /** Probe test images (first N of the test split). Default: the whole test split. */
+    testSize: positiveInt.optional(),
+    /** Seed of the fixed noise drawn for feature extraction (features are cacheable). Default 0. */
+    noiseSeed: z.number().int().min(0).default(0),
+  })
+  .strict();
+
+export const BASELINE_KINDS = ['pixels'] as const;
+export type BaselineKind = (typeof BASELINE_KINDS)[number];
+
+export const sweepSpecSchema = z
+  .object({
+    /** A human name for the sweep. */
+    name: z.string().min(1).max(120),
+    /** The data set every run pretrains and probes on. */
+    dataset: z.enum(DATASET_NAMES),
+    /** The diffusion models to pretrain; each runs once per seed. */
+    models: z.array(modelSpecSchema).min(1).max(16),
+    pretrain: pretrainSpecSchema,
+    probe: probeSpecSchema,
+    /** Baselines to compute on the same data and probe protocol. Default [pixels]. */
+    baselines: z.array(z.enum(BASELINE_KINDS)).default(['pixels']),
+  })
+  .strict()
+  .superRefine((spec, ctx) => {
+    const shape = DATASET_SHAPES[spec.dataset];
+    const imageSize = paddedImageSize(shape.size);
+    spec.models.forEach((model, i) => {
+      const unet = resolveUNet(model.unet);
+      const levels = unet.channelMults.length;
+      if (imageSize % 2 ** (levels - 1) !== 0) {
+        ctx.addIssue({ code: 'custom', path: ['models', i, 'unet', 'channelMults'], message: `${levels} levels do not divide ${imageSize}x${imageSize} images` });
+        return;
+      }
+      const layout = unetLayout({ ...unet, imageSize, imageChannels: shape.channels });
+      const badGroups = layout.find((b) => b.channels % unet.groups !== 0);
+      if (badGroups) {
+        ctx.addIssue({ code: 'custom', path: ['models', i, 'unet', 'groups'], message: `${unet.groups} groups do not divide the ${badGroups.channels} channels of ${badGroups.name}` });
+      }
+      if (spec.probe.layers !== 'all') {
+        const known = new Set(tappableBlockNames({ ...unet, imageSize, imageChannels: shape.channels }));
+        spec.probe.layers.forEach((layer, j) => {
+          if (!known.has(layer)) {
+            ctx.addIssue({ code: 'custom', path: ['probe', 'layers', j], message: `unknown layer "${layer}" for model ${i}; known: ${[...known].join(', ')}` });
+          }
+        });
+      }
+    });
+    const methods = new Set(spec.models.map((m) => m.method));
+    if (methods.has('ddpm') && !spec.probe.timesteps) {
+      ctx.addIssue({ code: 'custom', path: ['probe', 'timesteps'], message: 'required: the sweep has a DDPM model' });
+    }
+    if (methods.has('edm') && !spec.probe.sigmas) {
+      ctx.addIssue({ code: 'custom', path: ['probe', 'sigmas'], message: 'required: the sweep has an EDM model' });
+    }
+    if (spec.pretrain.trainSize !== undefined && spec.pretrain.trainSize > shape.train) {
+      ctx.addIssue({ code: 'custom', path: ['pretrain', 'trainSize'], message: `${spec.dataset} has ${shape.train} training images` });
+    }
+    if (spec.probe.trainSize > shape.train) {
+      ctx.addIssue({ code: 'custom', path: ['probe', 'trainSize'], message: `${spec.dataset} has ${shape.train} training images` });
+    }
+    if (spec.probe.testSize !== undefined && spec.probe.testSize > shape.test) {
+      ctx.addIssue({ code: 'custom', path: ['probe', 'testSize'], message: `${spec.dataset} has ${shape.test} test images` });
+    }
+    const runs = spec.models.length * spec.pretrain.seeds.length;
+    if (runs > SPEC_LIMITS.maxRuns) {
+      ctx.addIssue({ code: 'custom', path: ['pretrain', 'seeds'], message: `${runs} runs exceed the limit of ${SPEC_LIMITS.maxRuns}` });
+    }
+  });
+
+/** The spec as written (defaults not yet applied). */
+export type SweepSpecInput = z.input<typeof sweepSpecSchema>;
+/** The spec with every default applied: what is stored. */
+export type SweepSpec = z.output<typeof sweepSpecSchema>;
+
+/** Images are zero-padded (in [-1, 1]: to -1) up to a size each level can halve: 28 -> 32. */
+export function paddedImageSize(size: number): number {
+  return 2 ** Math.ceil(Math.log2(size));
+}
+
+export function resolveUNet(unet: ModelSpec['unet']): UNetConfig {
+  if (typeof unet === 'string') {
+    const preset = UNET_PRESETS[unet];
+    return { ...preset, channelMults: [...preset.channelMults], attentionResolutions: [...preset.attentionResolutions] };
+  }
+  return unet;
+}

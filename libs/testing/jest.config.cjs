@@ -1,0 +1,7 @@
+/** Unit tests of testing: fast, no services. */
+module.exports = {
+  ...require('../../jest.preset.cjs'),
+  displayName: 'testing',
+  rootDir: __dirname,
+  testMatch: ['<rootDir>/src/**/*.spec.ts'],
+};
