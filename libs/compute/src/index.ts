@@ -1,1 +1,21 @@
-export {};
+import type { ComputeHooks, ComputeResult, ComputeTask } from '@ddae/contracts';
+import { runBaselineTask } from './baseline.task';
+import { runPretrainTask } from './pretrain.task';
+import { runProbeTask } from './probe.task';
+
+export * from './backend';
+export * from './pretrain.task';
+export * from './probe.task';
+export * from './baseline.task';
+
+/** Runs any compute task on the backend this process selected (call `selectBackend` first). */
+export function runComputeTask(task: ComputeTask, hooks: ComputeHooks = {}): Promise<ComputeResult> {
+  switch (task.kind) {
+    case 'pretrain':
+      return runPretrainTask(task, hooks);
+    case 'probe':
+      return runProbeTask(task, hooks);
+    case 'baseline':
+      return runBaselineTask(task, hooks);
+  }
+}

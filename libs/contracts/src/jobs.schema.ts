@@ -145,7 +145,14 @@ export const layerAccuracySchema = z.object({
   featureDim: z.number().int().positive(),
 });
 
-export const pretrainResultSchema = z.object({ kind: z.literal('pretrain'), finalCheckpoint: checkpointInfoSchema, steps: z.number().int(), seconds: z.number() });
+export const pretrainResultSchema = z.object({
+  kind: z.literal('pretrain'),
+  finalCheckpoint: checkpointInfoSchema,
+  steps: z.number().int(),
+  seconds: z.number(),
+  /** Trainable parameters of the UNet. */
+  parameters: z.number().int().positive().optional(),
+});
 export const probeResultSchema = z.object({ kind: z.literal('probe'), layers: z.array(layerAccuracySchema), seconds: z.number() });
 export const baselineResultSchema = z.object({ kind: z.literal('baseline'), accuracy: z.number().min(0).max(1), featureDim: z.number().int().positive(), seconds: z.number() });
 export const computeResultSchema = z.discriminatedUnion('kind', [pretrainResultSchema, probeResultSchema, baselineResultSchema]);

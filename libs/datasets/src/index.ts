@@ -1,1 +1,6 @@
-export {};
+export * from './idx';
+export * from './load-dataset';
+export * from './dataset-info';
+export * from './seeded-order';
+export * from './model-input';
+export * from './augmentation';

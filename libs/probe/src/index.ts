@@ -1,1 +1,3 @@
-export {};
+export * from './linear-probe';
+export * from './pool-features';
+export * from './metrics';

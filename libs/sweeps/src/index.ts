@@ -1,1 +1,4 @@
-export {};
+export * from './plan';
+export * from './validate';
+export * from './orchestrator';
+export * from './services';

@@ -1,1 +1,1 @@
-export {};
+export { createTestDatabase, type CreateTestDatabaseOptions, type TestDatabase } from './database';

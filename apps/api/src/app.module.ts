@@ -1,0 +1,22 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import type { ApiEnv } from '@ddae/config';
+import { CoreModule } from './core/core.module';
+import { ErrorFilter } from './core/error.filter';
+import { ReconcilerService } from './core/reconciler.service';
+import { HealthController } from './health/health.controller';
+import { LeaderboardController } from './leaderboard/leaderboard.controller';
+import { SweepsController } from './sweeps/sweeps.controller';
+import { WorkersController } from './workers/workers.controller';
+
+@Module({})
+export class AppModule {
+  static forRoot(env: ApiEnv): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [CoreModule.forRoot(env)],
+      controllers: [SweepsController, LeaderboardController, WorkersController, HealthController],
+      providers: [{ provide: APP_FILTER, useClass: ErrorFilter }, ReconcilerService],
+    };
+  }
+}

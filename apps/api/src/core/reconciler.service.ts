@@ -1,0 +1,44 @@
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import type { ApiEnv } from '@ddae/config';
+import { SweepOrchestrator } from '@ddae/sweeps';
+import { API_ENV } from './tokens';
+
+/**
+ * Re-enqueues queued rows whose job is missing from Redis (lost enqueue, flushed Redis) at start
+ * and then periodically. Deterministic job ids make each pass a no-op for jobs that exist.
+ */
+@Injectable()
+export class ReconcilerService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('Reconciler');
+  private timer?: NodeJS.Timeout;
+  private running = false;
+
+  constructor(
+    private readonly orchestrator: SweepOrchestrator,
+    @Inject(API_ENV) private readonly env: ApiEnv,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    if (this.env.RECONCILE_MS <= 0) return;
+    void this.tick();
+    this.timer = setInterval(() => void this.tick(), this.env.RECONCILE_MS);
+    this.timer.unref();
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.timer);
+  }
+
+  private async tick(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      const { enqueued } = await this.orchestrator.reconcile();
+      if (enqueued > 0) this.logger.debug(`re-offered ${enqueued} queued rows to the queue`);
+    } catch (error) {
+      this.logger.warn(`reconcile failed: ${(error as Error).message}`);
+    } finally {
+      this.running = false;
+    }
+  }
+}

@@ -1,0 +1,5 @@
+/** Injection tokens of the plain (Nest-agnostic) library objects the API wires together. */
+export const API_ENV = Symbol('API_ENV');
+export const PRISMA = Symbol('PRISMA');
+export const COMPUTE_QUEUE = Symbol('COMPUTE_QUEUE');
+export const SERVICES = Symbol('SERVICES');

@@ -1,0 +1,42 @@
+import { Controller, Get, Query } from '@nestjs/common';
+import { ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { z } from 'zod';
+import { DATASET_NAMES, METHODS } from '@ddae/contracts';
+import { BaselineRepository, LeaderboardRepository } from '@ddae/db';
+import { parseOr400 } from '../core/zod-query';
+
+const leaderboardQuery = z.object({
+  dataset: z.enum(DATASET_NAMES).optional(),
+  method: z.enum(METHODS).optional(),
+  sweep: z.uuid({ message: 'must be a sweep id (a UUID)' }).optional(),
+  per: z.enum(['cell', 'run']).default('cell'),
+  limit: z.coerce.number().int().min(1).max(500).default(20),
+});
+
+@ApiTags('leaderboard')
+@Controller('leaderboard')
+export class LeaderboardController {
+  constructor(
+    private readonly leaderboard: LeaderboardRepository,
+    private readonly baselines: BaselineRepository,
+  ) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Best probe results, by accuracy, with the baselines of the same data sets' })
+  @ApiQuery({ name: 'dataset', required: false, enum: DATASET_NAMES })
+  @ApiQuery({ name: 'method', required: false, enum: METHODS })
+  @ApiQuery({ name: 'sweep', required: false, description: 'sweep id' })
+  @ApiQuery({ name: 'per', required: false, enum: ['cell', 'run'], description: 'cell: every result; run: each run\'s best cell' })
+  @ApiQuery({ name: 'limit', required: false, description: '1..500, default 20' })
+  async get(@Query() query: unknown) {
+    const q = parseOr400(leaderboardQuery, query, 'query');
+    const rows = await this.leaderboard.top({ dataset: q.dataset, method: q.method, sweepId: q.sweep, per: q.per, limit: q.limit });
+    const datasets = q.dataset ? [q.dataset] : [...new Set(rows.map((r) => r.dataset))];
+    const baselines = datasets.length ? await this.baselines.forDatasets(datasets) : [];
+    return {
+      filter: q,
+      rows: rows.map((r, i) => ({ rank: i + 1, ...r })),
+      baselines: baselines.map((b) => ({ dataset: b.dataset, kind: b.kind, accuracy: b.accuracy, featureDim: b.featureDim, protocolKey: b.protocolKey, backend: b.backend })),
+    };
+  }
+}

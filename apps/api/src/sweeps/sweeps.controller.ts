@@ -1,0 +1,134 @@
+import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { ApiBody, ApiHeader, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { z } from 'zod';
+import { sweepSpecSchema } from '@ddae/contracts';
+import { LeaderboardRepository, SweepRepository, type PrismaClient } from '@ddae/db';
+import { parseSpecText, SweepOrchestrator, validateSweepSpec } from '@ddae/sweeps';
+import { ApiError } from '../core/api-error';
+import { PRISMA } from '../core/tokens';
+import { parseOr400 } from '../core/zod-query';
+import { YAML_TYPES } from '../core/body-parsers';
+
+const idParam = z.uuid({ message: 'must be a sweep id (a UUID)' });
+const submitQuery = z.object({ dryRun: z.enum(['true', 'false']).optional() });
+const listQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  status: z.enum(['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED']).optional(),
+  before: z.iso.datetime().optional(),
+});
+const idempotencyKey = z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').optional();
+
+@ApiTags('sweeps')
+@Controller('sweeps')
+export class SweepsController {
+  constructor(
+    private readonly orchestrator: SweepOrchestrator,
+    private readonly sweeps: SweepRepository,
+    private readonly leaderboard: LeaderboardRepository,
+    @Inject(PRISMA) private readonly prisma: PrismaClient,
+  ) {}
+
+  @Post()
+  @HttpCode(201)
+  @ApiOperation({ summary: 'Submit a sweep spec (JSON, or YAML with Content-Type: application/yaml)' })
+  @ApiBody({ schema: z.toJSONSchema(sweepSpecSchema, { io: 'input', unrepresentable: 'any' }) as object })
+  @ApiQuery({ name: 'dryRun', required: false, description: 'true: validate and plan, store nothing' })
+  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'A retried POST with the same key returns the same sweep and enqueues nothing' })
+  async submit(
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+    @Body() body: unknown,
+    @Query() query: unknown,
+    @Headers('idempotency-key') key: string | undefined,
+  ) {
+    const { dryRun } = parseOr400(submitQuery, query, 'query');
+    const idemKey = parseOr400(idempotencyKey, key, 'header.Idempotency-Key');
+    const document = readSpecDocument(req, body);
+    const result = validateSweepSpec(document);
+    if (!result.ok) throw new ApiError('invalid_spec', `invalid sweep spec: ${result.issues.length} problem(s)`, result.issues);
+    const { spec, plan } = result;
+    const planView = {
+      runs: plan.runs.map((r) => ({ key: r.key, method: r.method, model: r.modelName, seed: r.seed, steps: r.hyper.steps, unet: r.unet })),
+      probeTasks: plan.probeTasks.map((t) => ({ run: t.runKey, noiseLevel: t.noiseLevel, layers: t.layers })),
+      baselines: plan.baselines.map((b) => ({ dataset: b.dataset, kind: b.kind })),
+    };
+    if (dryRun === 'true') {
+      res.status(200);
+      return { dryRun: true, counts: plan.counts, plan: planView, spec };
+    }
+    const created = await this.orchestrator.submit(spec, plan, idemKey);
+    if (!created.created && created.sweep.specHash !== plan.specHash) {
+      throw new ApiError('conflict', `Idempotency-Key "${idemKey}" was already used for a different spec (sweep ${created.sweep.id})`);
+    }
+    // A replay of an earlier submission: 200 with the stored sweep, nothing new enqueued.
+    if (!created.created) res.status(200);
+    return { id: created.sweep.id, name: created.sweep.name, status: created.sweep.status, created: created.created, counts: plan.counts };
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'List sweeps, newest first' })
+  async list(@Query() query: unknown) {
+    const q = parseOr400(listQuery, query, 'query');
+    const rows = await this.sweeps.list({ limit: q.limit, status: q.status, before: q.before ? new Date(q.before) : undefined });
+    return { sweeps: rows.map(({ spec: _spec, ...s }) => s) };
+  }
+
+  @Get(':id')
+  @ApiOperation({ summary: 'A sweep: status, progress, its runs and probe tasks' })
+  async get(@Param('id') id: string) {
+    const sweepId = parseOr400(idParam, id, 'path.id');
+    const sweep = await this.sweeps.findById(sweepId);
+    if (!sweep) throw new ApiError('not_found', `no sweep ${sweepId}`);
+    const [progress, runs, probeTasks] = await Promise.all([
+      this.sweeps.progress(sweepId),
+      this.prisma.run.findMany({ where: { sweepId }, orderBy: { key: 'asc' } }),
+      this.prisma.probeTask.findMany({ where: { sweepId }, orderBy: [{ runId: 'asc' }, { noiseLevel: 'asc' }] }),
+    ]);
+    const runKey = new Map(runs.map((r) => [r.id, r.key]));
+    return {
+      ...sweep,
+      progress,
+      runs: runs.map((r) => ({
+        id: r.id, key: r.key, method: r.method, model: r.modelName, seed: r.seed, status: r.status, steps: r.steps,
+        stepsDone: r.stepsDone, lastLoss: r.lastLoss, parameters: r.parameters, attempts: r.attempts, error: r.error,
+        workerId: r.workerId, backend: r.backend, startedAt: r.startedAt, finishedAt: r.finishedAt,
+      })),
+      probeTasks: probeTasks.map((t) => ({
+        id: t.id, run: runKey.get(t.runId), noiseLevel: t.noiseLevel, layers: t.layers, status: t.status,
+        attempts: t.attempts, error: t.error, workerId: t.workerId, finishedAt: t.finishedAt,
+      })),
+    };
+  }
+
+  @Get(':id/heatmap')
+  @ApiOperation({ summary: 'Mean accuracy per (model, layer, noise level) of a sweep, over seeds' })
+  async heatmap(@Param('id') id: string) {
+    const sweepId = parseOr400(idParam, id, 'path.id');
+    if (!(await this.sweeps.findById(sweepId))) throw new ApiError('not_found', `no sweep ${sweepId}`);
+    return { sweepId, cells: await this.leaderboard.heatmap(sweepId) };
+  }
+
+  @Post(':id/cancel')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Cancel a sweep: queued work is dropped, running jobs stop within seconds' })
+  async cancel(@Param('id') id: string) {
+    const sweepId = parseOr400(idParam, id, 'path.id');
+    const sweep = await this.orchestrator.cancel(sweepId);
+    if (!sweep) throw new ApiError('not_found', `no sweep ${sweepId}`);
+    return { id: sweep.id, status: sweep.status };
+  }
+}
+
+/** The spec document of a request: a parsed JSON body, or YAML text. */
+function readSpecDocument(req: Request, body: unknown): unknown {
+  const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  if (YAML_TYPES.includes(type)) {
+    if (typeof body !== 'string' || body.trim() === '') throw new ApiError('invalid_spec', 'empty YAML body', [{ path: '', message: 'empty document' }]);
+    const parsed = parseSpecText(body);
+    if (!parsed.ok) throw new ApiError('invalid_spec', 'the body is not valid YAML', parsed.issues);
+    return parsed.value;
+  }
+  if (type === 'application/json' || type.endsWith('+json')) return body;
+  throw new ApiError('unsupported_media_type', `send the spec as application/json or application/yaml, not "${type || 'no content type'}"`);
+}

@@ -1,0 +1,31 @@
+import type { ApiClient } from '../api-client';
+import { pct, table } from '../table';
+
+interface LeaderboardView {
+  rows: { rank: number; accuracy: number; layer: string; noiseLevel: number; method: string; dataset: string; modelName: string; runKey: string; seed: number; parameters: number | null; step: number; sweepName: string }[];
+  baselines: { dataset: string; kind: string; accuracy: number | null; featureDim: number | null }[];
+}
+
+export async function leaderboard(api: ApiClient, opts: { dataset?: string; method?: string; sweep?: string; per?: string; limit?: string; json: boolean }): Promise<string> {
+  const query = new URLSearchParams();
+  for (const key of ['dataset', 'method', 'sweep', 'per', 'limit'] as const) {
+    const value = opts[key];
+    if (value) query.set(key, value);
+  }
+  const r = await api.request<LeaderboardView>('GET', `/api/leaderboard?${query}`);
+  if (opts.json) return JSON.stringify(r);
+  const rows = table(
+    ['#', 'acc %', 'model', 'method', 'layer', 'noise', 'run', 'params', 'step', 'dataset'],
+    r.rows.map((x) => [x.rank, pct(x.accuracy), x.modelName, x.method, x.layer, x.method === 'ddpm' ? `t=${x.noiseLevel}` : `σ=${x.noiseLevel}`, x.runKey, x.parameters, x.step, x.dataset]),
+  );
+  const baselines = r.baselines.length
+    ? `\n\nbaselines\n${table(['dataset', 'kind', 'acc %', 'features'], r.baselines.map((b) => [b.dataset, b.kind, pct(b.accuracy), b.featureDim]))}`
+    : '\n\n(no baselines computed yet)';
+  return (r.rows.length ? rows : '(no probe results yet)') + baselines;
+}
+
+export async function workers(api: ApiClient, opts: { json: boolean }): Promise<string> {
+  const r = await api.request<{ workers: { id: string; hostname: string; backend: string; device: string; state: string; currentJobId: string | null; lastHeartbeatAt: string }[] }>('GET', '/api/workers');
+  if (opts.json) return JSON.stringify(r);
+  return table(['worker', 'host', 'backend', 'device', 'state', 'job', 'last heartbeat'], r.workers.map((w) => [w.id, w.hostname, w.backend, w.device, w.state, w.currentJobId, w.lastHeartbeatAt]));
+}

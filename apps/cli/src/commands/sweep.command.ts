@@ -1,0 +1,97 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ApiClient } from '../api-client';
+import { CliError } from '../api-client';
+import { table } from '../table';
+
+interface SweepView {
+  id: string;
+  name: string;
+  status: string;
+  dataset: string;
+  createdAt: string;
+  finishedAt: string | null;
+  progress: {
+    runs: Record<string, number> & { stepsDone: number; steps: number };
+    probeTasks: Record<string, number>;
+    baselines: Record<string, number>;
+  };
+  runs: { key: string; status: string; stepsDone: number; steps: number; lastLoss: number | null; attempts: number; workerId: string | null; error: string | null }[];
+  probeTasks: { run: string; noiseLevel: number; status: string; layers: string[]; error: string | null }[];
+}
+
+const TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
+const STATUSES = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'];
+
+/** Rows of a status count, whatever else the object carries. */
+const total = (c: Record<string, number>): number => STATUSES.reduce((n, s) => n + (c[s] ?? 0), 0);
+
+export async function submitSweep(api: ApiClient, file: string, opts: { dryRun: boolean; idempotencyKey?: string; json: boolean }): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new CliError(`cannot read the spec file "${file}": check the path (examples/fashion-mnist.yaml is a starting point)`);
+  }
+  const isJson = path.extname(file).toLowerCase() === '.json';
+  const result = await api.request<{ id?: string; created?: boolean; counts: Record<string, number> }>('POST', `/api/sweeps${opts.dryRun ? '?dryRun=true' : ''}`, {
+    body: text,
+    contentType: isJson ? 'application/json' : 'application/yaml',
+    headers: opts.idempotencyKey ? { 'idempotency-key': opts.idempotencyKey } : {},
+  });
+  if (opts.json) return JSON.stringify(result);
+  const counts = Object.entries(result.counts).map(([k, v]) => `${k} ${v}`).join(', ');
+  if (opts.dryRun) return `valid; would plan ${counts}`;
+  return result.created === false ? `${result.id} (already submitted with this idempotency key)` : `${result.id}\nplanned ${counts}`;
+}
+
+export function renderSweep(s: SweepView): string {
+  const p = s.progress;
+  const done = (c: Record<string, number>) => `${c.SUCCEEDED ?? 0}/${total(c)}`;
+  const lines = [
+    `sweep ${s.id}  ${s.name}  [${s.status}]  ${s.dataset}`,
+    `runs ${done(p.runs)} (steps ${p.runs.stepsDone}/${p.runs.steps})  probe tasks ${done(p.probeTasks)}  baselines ${done(p.baselines)}`,
+    '',
+    table(
+      ['run', 'status', 'steps', 'loss', 'attempts', 'worker'],
+      s.runs.map((r) => [r.key, r.status + (r.error ? ` (${r.error.slice(0, 60)})` : ''), `${r.stepsDone}/${r.steps}`, r.lastLoss === null ? null : r.lastLoss.toFixed(4), r.attempts, r.workerId]),
+    ),
+  ];
+  if (s.probeTasks.length) {
+    lines.push('', table(['probe of', 'noise', 'layers', 'status'], s.probeTasks.map((t) => [t.run, t.noiseLevel, t.layers.length, t.status + (t.error ? ` (${t.error.slice(0, 60)})` : '')])));
+  }
+  return lines.join('\n');
+}
+
+export async function sweepStatus(api: ApiClient, id: string, opts: { json: boolean }): Promise<string> {
+  const s = await api.request<SweepView>('GET', `/api/sweeps/${encodeURIComponent(id)}`);
+  return opts.json ? JSON.stringify(s) : renderSweep(s);
+}
+
+/** Polls a sweep until it ends, printing a progress line on change; returns its final view. */
+export async function waitForSweep(api: ApiClient, id: string, opts: { intervalMs: number; timeoutMs: number; print: (line: string) => void }): Promise<SweepView> {
+  const deadline = Date.now() + opts.timeoutMs;
+  let last = '';
+  for (;;) {
+    const s = await api.request<SweepView>('GET', `/api/sweeps/${encodeURIComponent(id)}`);
+    const p = s.progress;
+    const line = `[${new Date().toISOString().slice(11, 19)}] ${s.status}: steps ${p.runs.stepsDone}/${p.runs.steps}, runs done ${p.runs.SUCCEEDED}, probes done ${p.probeTasks.SUCCEEDED}/${total(p.probeTasks)}, baselines done ${p.baselines.SUCCEEDED}`;
+    if (line.slice(11) !== last) opts.print(line);
+    last = line.slice(11);
+    if (TERMINAL.has(s.status)) return s;
+    if (Date.now() > deadline) throw new CliError(`sweep ${id} still ${s.status} after ${Math.round(opts.timeoutMs / 1000)} s`);
+    await new Promise((r) => setTimeout(r, opts.intervalMs));
+  }
+}
+
+export async function listSweeps(api: ApiClient, opts: { json: boolean }): Promise<string> {
+  const r = await api.request<{ sweeps: { id: string; name: string; status: string; dataset: string; createdAt: string }[] }>('GET', '/api/sweeps');
+  if (opts.json) return JSON.stringify(r);
+  return table(['id', 'name', 'status', 'dataset', 'created'], r.sweeps.map((s) => [s.id, s.name, s.status, s.dataset, s.createdAt]));
+}
+
+export async function cancelSweep(api: ApiClient, id: string, opts: { json: boolean }): Promise<string> {
+  const r = await api.request<{ id: string; status: string }>('POST', `/api/sweeps/${encodeURIComponent(id)}/cancel`);
+  return opts.json ? JSON.stringify(r) : `${r.id} ${r.status}`;
+}
+

@@ -1,0 +1,92 @@
+import { parseArgs } from 'node:util';
+import { ApiClient, CliError } from './api-client';
+import { leaderboard, workers } from './commands/leaderboard.command';
+import { cancelSweep, listSweeps, renderSweep, submitSweep, sweepStatus, waitForSweep } from './commands/sweep.command';
+
+const USAGE = `ddae: submit and follow DDAE sweeps, read the leaderboard
+
+usage: npm run ddae -- <command> [options]
+
+  sweep submit <file>     submit a sweep spec (YAML or JSON); prints the sweep id
+      --dry-run           validate and plan only, store nothing
+      --idempotency-key K a retried submit with the same key returns the same sweep
+      --wait              follow the sweep until it ends, then print its status
+  sweep status <id>       status, progress, runs and probe tasks of a sweep
+  sweep list              recent sweeps
+  sweep cancel <id>       cancel a sweep
+  leaderboard             best probe results beside the baselines
+      --dataset D --method ddpm|edm --sweep ID --per cell|run --limit N
+  workers                 live workers
+
+common options:
+  --api URL               API base URL (default $DDAE_API_URL or http://127.0.0.1:3000)
+  --json                  machine-readable output (one JSON document)
+`;
+
+async function main(argv: string[]): Promise<string> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      api: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      'dry-run': { type: 'boolean', default: false },
+      'idempotency-key': { type: 'string' },
+      wait: { type: 'boolean', default: false },
+      dataset: { type: 'string' },
+      method: { type: 'string' },
+      sweep: { type: 'string' },
+      per: { type: 'string' },
+      limit: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const [command, sub, arg] = positionals;
+  if (values.help || !command) return USAGE;
+  const api = new ApiClient(values.api ?? process.env.DDAE_API_URL ?? 'http://127.0.0.1:3000');
+  const json = values.json ?? false;
+  switch (command) {
+    case 'sweep':
+      switch (sub) {
+        case 'submit': {
+          if (!arg) throw new CliError('sweep submit needs a spec file: npm run ddae -- sweep submit examples/fashion-mnist.yaml');
+          const out = await submitSweep(api, arg, { dryRun: values['dry-run'] ?? false, idempotencyKey: values['idempotency-key'], json });
+          if (!values.wait || values['dry-run']) return out;
+          const id = json ? (JSON.parse(out) as { id: string }).id : out.split('\n')[0].split(' ')[0];
+          process.stdout.write(`${out}\n`);
+          const final = await waitForSweep(api, id, { intervalMs: 2_000, timeoutMs: 24 * 3600_000, print: (l) => process.stderr.write(`${l}\n`) });
+          return json ? JSON.stringify(final) : renderSweep(final as Parameters<typeof renderSweep>[0]);
+        }
+        case 'status':
+          if (!arg) throw new CliError('sweep status needs a sweep id: npm run ddae -- sweep status <id>');
+          return sweepStatus(api, arg, { json });
+        case 'list':
+          return listSweeps(api, { json });
+        case 'cancel':
+          if (!arg) throw new CliError('sweep cancel needs a sweep id: npm run ddae -- sweep cancel <id>');
+          return cancelSweep(api, arg, { json });
+        default:
+          throw new CliError(`unknown sweep command "${sub ?? ''}": use submit, status, list or cancel (npm run ddae -- --help)`);
+      }
+    case 'leaderboard':
+      return leaderboard(api, { dataset: values.dataset, method: values.method, sweep: values.sweep, per: values.per, limit: values.limit, json });
+    case 'workers':
+      return workers(api, { json });
+    default:
+      throw new CliError(`unknown command "${command}" (npm run ddae -- --help lists them)`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (out) => {
+    process.stdout.write(`${out}\n`);
+  },
+  (error: unknown) => {
+    if (error instanceof CliError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`ddae: ${(error as Error).message}\n`);
+    } else {
+      process.stderr.write(`ddae: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    }
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,24 @@
+import type { BackendName, CheckpointInfo, ComputeResult, ComputeTask } from '@ddae/contracts';
+
+/** Messages from the worker to its compute child. */
+export type ToChild = { type: 'run'; task: ComputeTask } | { type: 'stop'; reason: string };
+
+/** Messages from the compute child to the worker. */
+export type FromChild =
+  | { type: 'ready'; backend: BackendName; detail: string }
+  | { type: 'progress'; fraction: number; step?: number; loss?: number; message?: string }
+  | { type: 'checkpoint'; info: CheckpointInfo }
+  | { type: 'done'; result: ComputeResult }
+  | { type: 'error'; error: SerializedError };
+
+export interface SerializedError {
+  name: string;
+  message: string;
+  stack?: string;
+}
+
+/** Errors no retry can fix: the job fails at once with its reason. */
+export const NON_RETRYABLE_ERRORS = new Set(['NonFiniteLossError', 'DatasetMissingError', 'ZodError', 'ConfigError', 'UnsupportedError']);
+
+/** The child stopped on request (cancel or shutdown) after writing a checkpoint. */
+export const STOPPED_ERROR = 'StoppedError';

@@ -1,0 +1,63 @@
+/**
+ * The compute child: the one process that loads TensorFlow.js and runs a task. TensorFlow.js work
+ * is synchronous and would starve the worker's event loop (BullMQ lock renewal, heartbeats), so
+ * it runs here, one fresh process per job (no tensor memory carried across jobs).
+ */
+import { computeTaskSchema, type BackendName } from '@ddae/contracts';
+import { runComputeTask, selectBackend } from '@ddae/compute';
+import type { FromChild, ToChild } from './child-protocol';
+
+const send = (message: FromChild): void => {
+  process.send?.(message);
+};
+
+/** Sends the last message and exits once it has left (IPC sends are asynchronous). */
+const sendAndExit = (message: FromChild, code: number): void => {
+  if (!process.send) process.exit(code);
+  process.send(message, undefined, {}, () => process.exit(code));
+};
+
+let stopRequested = false;
+
+async function main(): Promise<void> {
+  if (!process.send) throw new Error('compute-child must be started by the worker (with an IPC channel)');
+  // The worker died: nobody would hear the result; stop at once (the job will be retried).
+  process.on('disconnect', () => process.exit(70));
+  const prefer = (process.env.DDAE_BACKEND ?? 'auto') as BackendName | 'auto';
+  const selected = await selectBackend(prefer);
+  if (process.env.DDAE_PROBE_ONLY === '1') {
+    sendAndExit({ type: 'ready', backend: selected.backend, detail: selected.detail }, 0);
+    return;
+  }
+  send({ type: 'ready', backend: selected.backend, detail: selected.detail });
+  process.on('message', (raw: ToChild) => {
+    if (raw.type === 'stop') stopRequested = true;
+    if (raw.type === 'run') void run(raw.task);
+  });
+}
+
+async function run(raw: unknown): Promise<void> {
+  try {
+    const task = computeTaskSchema.parse(raw);
+    let lastProgress = 0;
+    const result = await runComputeTask(task, {
+      progress: (fraction, detail) => {
+        const now = Date.now();
+        if (now - lastProgress < 500 && fraction < 1) return;
+        lastProgress = now;
+        send({ type: 'progress', fraction, ...detail });
+      },
+      checkpoint: (info) => send({ type: 'checkpoint', info }),
+      shouldStop: () => stopRequested,
+    });
+    sendAndExit({ type: 'done', result }, 0);
+  } catch (error) {
+    const e = error instanceof Error ? error : new Error(String(error));
+    sendAndExit({ type: 'error', error: { name: e.name, message: e.message, stack: e.stack } }, 0);
+  }
+}
+
+main().catch((error: unknown) => {
+  const e = error instanceof Error ? error : new Error(String(error));
+  sendAndExit({ type: 'error', error: { name: e.name, message: e.message, stack: e.stack } }, 1);
+});

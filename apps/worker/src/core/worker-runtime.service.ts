@@ -1,0 +1,108 @@
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Worker } from 'bullmq';
+import { QUEUES } from '@ddae/contracts';
+import type { WorkerEnv } from '@ddae/config';
+import { WorkerRepository } from '@ddae/db';
+import { redisConnection, withTimeout } from '@ddae/queue';
+import { ComputeProcess } from '../compute/compute-process';
+import { ComputeJobsService } from '../jobs/compute-jobs.service';
+import { CurrentJob } from './current-job';
+import { WORKER_ENV, WorkerIdentity } from './worker-identity';
+
+/**
+ * The worker's life: learn the backend, register, consume the compute queue one job at a time,
+ * heartbeat into Postgres (which is also when a cancelled job is noticed), and on shutdown stop
+ * taking jobs, let the running child checkpoint, hand its job back and exit.
+ */
+@Injectable()
+export class WorkerRuntime implements OnApplicationShutdown {
+  private readonly logger = new Logger('Worker');
+  private worker?: Worker;
+  private heartbeat?: NodeJS.Timeout;
+  private state: 'starting' | 'idle' | 'busy' | 'stopping' | 'stopped' = 'starting';
+  private shuttingDown = false;
+
+  constructor(
+    @Inject(WORKER_ENV) private readonly env: WorkerEnv,
+    private readonly identity: WorkerIdentity,
+    private readonly current: CurrentJob,
+    private readonly workers: WorkerRepository,
+    private readonly jobs: ComputeJobsService,
+  ) {}
+
+  async start(): Promise<void> {
+    const probe = await ComputeProcess.probeBackend({ backend: this.env.DDAE_BACKEND, env: { CUDA_VISIBLE_DEVICES: this.env.CUDA_VISIBLE_DEVICES } });
+    this.identity.backend = probe.backend;
+    this.identity.backendDetail = probe.detail;
+    this.logger.log(`worker ${this.identity.id}: backend ${probe.backend} (${probe.detail}), device ${this.identity.device}`);
+    this.state = 'idle';
+    await this.beat();
+    this.heartbeat = setInterval(() => void this.tick(), this.env.HEARTBEAT_MS);
+    this.worker = new Worker(QUEUES.compute, (job, token) => this.jobs.process(job, token), {
+      connection: redisConnection(this.env.REDIS_URL, 'worker'),
+      prefix: this.env.QUEUE_PREFIX,
+      concurrency: 1,
+      lockDuration: this.env.LOCK_DURATION_MS,
+      autorun: this.env.WORKER_AUTORUN,
+      name: this.identity.id,
+    });
+    this.worker.on('active', () => {
+      this.state = 'busy';
+      void this.beat();
+    });
+    this.worker.on('completed', (job) => {
+      this.state = this.shuttingDown ? 'stopping' : 'idle';
+      this.logger.debug(`job ${job.id} completed: ${JSON.stringify(job.returnvalue)}`);
+    });
+    this.worker.on('failed', (job, error) => {
+      this.state = this.shuttingDown ? 'stopping' : 'idle';
+      if (error.name !== 'WaitingError') this.logger.warn(`job ${job?.id} failed: ${error.message}`);
+    });
+    this.worker.on('error', (error) => this.logger.warn(`queue error: ${error.message}`));
+  }
+
+  private async tick(): Promise<void> {
+    await this.beat();
+    const running = this.current.get();
+    if (!running) return;
+    const status = await running.status().catch(() => null);
+    if (status === 'CANCELLED') {
+      this.logger.log(`${running.label} was cancelled: stopping its child`);
+      running.child.stop('cancelled', this.env.SHUTDOWN_GRACE_MS);
+    }
+  }
+
+  private async beat(): Promise<void> {
+    await this.workers
+      .beat({
+        id: this.identity.id,
+        hostname: this.identity.hostname,
+        pid: this.identity.pid,
+        backend: this.identity.backend,
+        device: this.identity.device,
+        state: this.state,
+        currentJobId: this.current.get()?.jobId ?? null,
+      })
+      .catch((error: Error) => this.logger.warn(`heartbeat failed: ${error.message}`));
+  }
+
+  async onApplicationShutdown(signal?: string): Promise<void> {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    this.state = 'stopping';
+    this.logger.log(`stopping${signal ? ` on ${signal}` : ''}`);
+    const running = this.current.get();
+    // Stop the child first: it checkpoints, the job is handed back, then close() can return.
+    running?.child.stop('worker shutdown', this.env.SHUTDOWN_GRACE_MS);
+    if (this.worker) {
+      await withTimeout(this.worker.close(), this.env.SHUTDOWN_GRACE_MS + 5_000, 'worker close').catch((error: Error) => {
+        this.logger.warn(error.message);
+        running?.child.kill();
+        return this.worker?.close(true);
+      });
+    }
+    clearInterval(this.heartbeat);
+    this.state = 'stopped';
+    await withTimeout(this.beat(), 3_000, 'last heartbeat').catch(() => undefined);
+  }
+}

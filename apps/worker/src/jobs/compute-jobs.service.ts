@@ -1,0 +1,238 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import path from 'node:path';
+import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
+import { z } from 'zod';
+import {
+  JOB_NAMES,
+  baselinePayloadSchema,
+  pretrainPayloadSchema,
+  probePayloadSchema,
+  probeProtocolSchema,
+  unetConfigSchema,
+  type BaselineTask,
+  type ComputeResult,
+  type ComputeTask,
+  type DatasetName,
+  type Method,
+  type PretrainTask,
+  type ProbeTask,
+} from '@ddae/contracts';
+import type { WorkerEnv } from '@ddae/config';
+import { BaselineRepository, ProbeRepository, RunRepository } from '@ddae/db';
+import { SweepOrchestrator, type RunHyper } from '@ddae/sweeps';
+import { ComputeProcess, type ComputeCallbacks } from '../compute/compute-process';
+import { NON_RETRYABLE_ERRORS, STOPPED_ERROR } from '../compute/child-protocol';
+import { WORKER_ENV, WorkerIdentity } from '../core/worker-identity';
+import { CurrentJob } from '../core/current-job';
+
+/** What a job's row is, for the bookkeeping shared by every kind. */
+interface RowHandle {
+  label: string;
+  status(): Promise<string | null>;
+  fail(error: string, final: boolean): Promise<void>;
+  ended(): Promise<void>;
+}
+
+export type JobOutcome = { outcome: 'done' | 'skipped' | 'cancelled'; detail?: string };
+
+/**
+ * Thin adapters, one per job name: parse the payload -> claim the row -> run the compute task in
+ * a child process -> persist the result in one transaction -> let the orchestrator decide what
+ * follows. Retry policy lives here: deterministic errors fail at once, the rest retry.
+ */
+@Injectable()
+export class ComputeJobsService {
+  private readonly logger = new Logger('Jobs');
+
+  constructor(
+    @Inject(WORKER_ENV) private readonly env: WorkerEnv,
+    private readonly identity: WorkerIdentity,
+    private readonly current: CurrentJob,
+    private readonly runs: RunRepository,
+    private readonly probes: ProbeRepository,
+    private readonly baselines: BaselineRepository,
+    private readonly orchestrator: SweepOrchestrator,
+  ) {}
+
+  async process(job: Job, token?: string): Promise<JobOutcome> {
+    switch (job.name) {
+      case JOB_NAMES.pretrain:
+        return this.pretrain(job, token);
+      case JOB_NAMES.probe:
+        return this.probe(job, token);
+      case JOB_NAMES.baseline:
+        return this.baseline(job, token);
+      default:
+        throw new UnrecoverableError(`unknown job name "${job.name}"`);
+    }
+  }
+
+  private get artifactRoot(): string {
+    return path.resolve(this.env.ARTIFACT_DIR);
+  }
+
+  private async pretrain(job: Job, token?: string): Promise<JobOutcome> {
+    const { runId } = parsePayload(pretrainPayloadSchema, job);
+    const run = await this.runs.claim(runId, { workerId: this.identity.id, backend: this.identity.backend });
+    if (!run) return { outcome: 'skipped', detail: `run ${runId} is ${(await this.runs.status(runId)) ?? 'gone'}` };
+    const handle: RowHandle = {
+      label: `run ${run.key}`,
+      status: () => this.runs.status(runId),
+      fail: (error, final) => this.runs.fail(runId, error, final),
+      ended: () => this.orchestrator.taskEnded(run.sweepId),
+    };
+    const hyper = run.hyper as unknown as RunHyper;
+    const task: PretrainTask = {
+      kind: 'pretrain',
+      runId,
+      method: run.method as Method,
+      unet: unetConfigSchema.required().parse(run.unet),
+      dataset: { name: run.dataset as DatasetName },
+      trainSize: hyper.trainSize ?? undefined,
+      steps: hyper.steps,
+      batchSize: hyper.batchSize,
+      learningRate: hyper.learningRate,
+      warmupSteps: hyper.warmupSteps,
+      gradClip: hyper.gradClip,
+      emaDecayCap: hyper.emaDecayCap,
+      checkpointEvery: hyper.checkpointEvery,
+      seed: run.seed,
+      checkpointDir: path.join(this.artifactRoot, 'runs', runId),
+    };
+    let lastWrite = 0;
+    const result = await this.execute(job, token, handle, task, {
+      onCheckpoint: async (info) => {
+        await this.runs.recordCheckpoint(runId, { step: info.step, path: this.relative(info.path), sha256: info.sha256, loss: info.loss });
+      },
+      onProgress: (p) => {
+        void job.updateProgress({ fraction: p.fraction, step: p.step, loss: p.loss }).catch(() => undefined);
+        if (p.step !== undefined && Date.now() - lastWrite > 2_000) {
+          lastWrite = Date.now();
+          void this.runs.progress(runId, p.step, p.loss).catch(() => undefined);
+        }
+      },
+    });
+    if ('outcome' in result) return result;
+    if (result.kind !== 'pretrain') throw new Error(`expected a pretrain result, got ${result.kind}`);
+    if (result.parameters) await this.runs.setParameters(runId, result.parameters);
+    const final = result.finalCheckpoint;
+    const completed = await this.runs.complete(runId, { step: final.step, path: this.relative(final.path), sha256: final.sha256, loss: final.loss });
+    if (completed) await this.orchestrator.runSucceeded(runId, run.sweepId);
+    this.logger.log(`run ${run.key}: ${result.steps} steps in ${result.seconds.toFixed(1)} s`);
+    return { outcome: 'done' };
+  }
+
+  private async probe(job: Job, token?: string): Promise<JobOutcome> {
+    const { probeTaskId } = parsePayload(probePayloadSchema, job);
+    const row = await this.probes.claim(probeTaskId, { workerId: this.identity.id });
+    if (!row) return { outcome: 'skipped', detail: `probe task ${probeTaskId} is ${(await this.probes.status(probeTaskId)) ?? 'gone'}` };
+    const handle: RowHandle = {
+      label: `probe ${probeTaskId}`,
+      status: () => this.probes.status(probeTaskId),
+      fail: (error, final) => this.probes.fail(probeTaskId, error, final),
+      ended: () => this.orchestrator.taskEnded(row.sweepId),
+    };
+    const run = await this.runs.findById(row.runId);
+    const checkpoint = await this.runs.finalCheckpoint(row.runId);
+    if (!run || !checkpoint) {
+      await handle.fail('the run has no final checkpoint', true);
+      await handle.ended();
+      throw new UnrecoverableError(`probe task ${probeTaskId}: the run has no final checkpoint`);
+    }
+    const task: ProbeTask = {
+      kind: 'probe',
+      probeTaskId,
+      method: run.method as Method,
+      unet: unetConfigSchema.required().parse(run.unet),
+      dataset: { name: run.dataset as DatasetName },
+      checkpointPath: path.resolve(this.artifactRoot, checkpoint.path),
+      noiseLevel: row.noiseLevel,
+      layers: row.layers,
+      protocol: probeProtocolSchema.parse(row.protocol),
+    };
+    const result = await this.execute(job, token, handle, task, {});
+    if ('outcome' in result) return result;
+    if (result.kind !== 'probe') throw new Error(`expected a probe result, got ${result.kind}`);
+    await this.probes.complete(
+      row,
+      { checkpointId: checkpoint.id, dataset: run.dataset, method: run.method, backend: this.identity.backend, workerId: this.identity.id },
+      result.layers,
+    );
+    await handle.ended();
+    const best = [...result.layers].sort((a, b) => b.accuracy - a.accuracy)[0];
+    this.logger.log(`probe ${run.key} @ ${row.noiseLevel}: best ${best?.layer} ${best?.accuracy.toFixed(4)} (${result.seconds.toFixed(1)} s)`);
+    return { outcome: 'done' };
+  }
+
+  private async baseline(job: Job, token?: string): Promise<JobOutcome> {
+    const { baselineId } = parsePayload(baselinePayloadSchema, job);
+    const row = await this.baselines.claim(baselineId, { workerId: this.identity.id, backend: this.identity.backend });
+    if (!row) return { outcome: 'skipped', detail: `baseline ${baselineId} is not open` };
+    const handle: RowHandle = {
+      label: `baseline ${row.kind}/${row.dataset}`,
+      status: async () => (await this.baselines.findById(baselineId))?.status ?? null,
+      fail: (error, final) => this.baselines.fail(baselineId, error, final),
+      ended: () => this.orchestrator.baselineEnded(baselineId),
+    };
+    const task: BaselineTask = {
+      kind: 'baseline',
+      baselineId,
+      baseline: 'pixels',
+      dataset: { name: row.dataset as DatasetName },
+      protocol: probeProtocolSchema.parse(row.protocol),
+    };
+    const result = await this.execute(job, token, handle, task, {});
+    if ('outcome' in result) return result;
+    if (result.kind !== 'baseline') throw new Error(`expected a baseline result, got ${result.kind}`);
+    await this.baselines.complete(baselineId, { accuracy: result.accuracy, featureDim: result.featureDim });
+    await handle.ended();
+    this.logger.log(`baseline ${row.kind}/${row.dataset}: ${result.accuracy.toFixed(4)}`);
+    return { outcome: 'done' };
+  }
+
+  /**
+   * Runs the task in a fresh compute child and applies the retry policy to its failure.
+   * Returns the result, or an outcome when the task was cancelled.
+   */
+  private async execute(job: Job, token: string | undefined, row: RowHandle, task: ComputeTask, callbacks: ComputeCallbacks): Promise<ComputeResult | JobOutcome> {
+    const child = new ComputeProcess({ backend: this.identity.backend, env: { CUDA_VISIBLE_DEVICES: this.env.CUDA_VISIBLE_DEVICES } });
+    this.current.start({ jobId: job.id ?? '?', label: row.label, child, status: row.status });
+    try {
+      return await child.run(task, callbacks);
+    } catch (error) {
+      const e = error instanceof Error ? error : new Error(String(error));
+      if (e.name === STOPPED_ERROR) {
+        if ((await row.status()) === 'CANCELLED') {
+          this.logger.log(`${row.label}: cancelled`);
+          return { outcome: 'cancelled' };
+        }
+        // Stopped for a shutdown: hand the job back without spending an attempt.
+        await row.fail('released by a stopping worker', false);
+        if (token) {
+          await job.moveToWait(token);
+          throw new WaitingError();
+        }
+        throw e;
+      }
+      const retryable = !NON_RETRYABLE_ERRORS.has(e.name);
+      const final = !retryable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      this.logger.warn(`${row.label}: ${e.name}: ${e.message}${final ? '' : ' (will retry)'}`);
+      await row.fail(`${e.name}: ${e.message}`, final);
+      if (final) await row.ended();
+      throw retryable ? e : new UnrecoverableError(`${e.name}: ${e.message}`);
+    } finally {
+      this.current.clear();
+    }
+  }
+
+  private relative(p: string): string {
+    return path.isAbsolute(p) ? path.relative(this.artifactRoot, p) : p;
+  }
+}
+
+/** Redis is a boundary too: a payload that does not parse can never succeed. */
+function parsePayload<S extends z.ZodType>(schema: S, job: Job): z.infer<S> {
+  const parsed = schema.safeParse(job.data);
+  if (!parsed.success) throw new UnrecoverableError(`job ${job.id}: invalid ${job.name} payload: ${parsed.error.message}`);
+  return parsed.data;
+}

@@ -1,0 +1,39 @@
+import { Inject, Module, type DynamicModule, type OnApplicationShutdown, type Provider } from '@nestjs/common';
+import type { WorkerEnv } from '@ddae/config';
+import { createPrismaClient, type PrismaClient } from '@ddae/db';
+import { ComputeQueue } from '@ddae/queue';
+import { createSweepServices, serviceProviders } from '@ddae/sweeps';
+import { CurrentJob } from './core/current-job';
+import { COMPUTE_QUEUE, PRISMA, WORKER_ENV, WorkerIdentity } from './core/worker-identity';
+import { WorkerRuntime } from './core/worker-runtime.service';
+import { ComputeJobsService } from './jobs/compute-jobs.service';
+
+const SERVICES = Symbol('SERVICES');
+
+/** The worker: no HTTP, BullMQ consumption and the compute child it drives. */
+@Module({})
+export class WorkerModule implements OnApplicationShutdown {
+  static forRoot(env: WorkerEnv): DynamicModule {
+    const providers: Provider[] = [
+      { provide: WORKER_ENV, useValue: env },
+      { provide: PRISMA, useFactory: () => createPrismaClient(env.DATABASE_URL) },
+      { provide: COMPUTE_QUEUE, useFactory: () => new ComputeQueue({ redisUrl: env.REDIS_URL, prefix: env.QUEUE_PREFIX }) },
+      { provide: SERVICES, useFactory: createSweepServices, inject: [PRISMA, COMPUTE_QUEUE] },
+      ...serviceProviders(SERVICES),
+      { provide: WorkerIdentity, useValue: new WorkerIdentity({ id: env.WORKER_ID, device: env.DEVICE, cudaVisibleDevices: env.CUDA_VISIBLE_DEVICES }) },
+      CurrentJob,
+      ComputeJobsService,
+      WorkerRuntime,
+    ];
+    return { module: WorkerModule, providers };
+  }
+
+  constructor(
+    @Inject(PRISMA) private readonly prisma: PrismaClient,
+    @Inject(COMPUTE_QUEUE) private readonly queue: ComputeQueue,
+  ) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.allSettled([this.queue.close(), this.prisma.$disconnect()]);
+  }
+}

@@ -1,0 +1,98 @@
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { BackendName } from '@ddae/contracts';
+
+/** The backend this process computes with, once chosen. */
+export interface SelectedBackend {
+  backend: BackendName;
+  /** Human-readable how/why (package, fallback reason). */
+  detail: string;
+}
+
+let selected: Promise<SelectedBackend> | undefined;
+
+const NATIVE: { name: BackendName; pkg: string }[] = [
+  { name: 'tensorflow-gpu', pkg: '@tensorflow/tfjs-node-gpu' },
+  { name: 'tensorflow', pkg: '@tensorflow/tfjs-node' },
+];
+
+function isModuleNotFound(err: unknown, pkg: string): boolean {
+  const e = err as { code?: string; message?: string };
+  return e?.code === 'MODULE_NOT_FOUND' && typeof e.message === 'string' && e.message.includes(pkg);
+}
+
+async function tryNative(pkg: string): Promise<'absent' | 'ok'> {
+  try {
+    // Dynamic require: these optional packages are absent on most machines, and a static import
+    // would break bundling and loading everywhere else.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    require(pkg);
+  } catch (err) {
+    if (isModuleNotFound(err, pkg)) return 'absent';
+    // Present but broken (missing libtensorflow, CUDA mismatch): stop here, since loading a
+    // second native package floods the log with "kernel already registered" (STACK.md).
+    throw new Error(`${pkg} is installed but failed to load: ${(err as Error).message}`);
+  }
+  const ok = await tf.setBackend('tensorflow');
+  if (!ok) throw new Error(`${pkg} loaded but tf.setBackend('tensorflow') failed`);
+  await tf.ready();
+  return 'ok';
+}
+
+async function useWasm(): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
+  // Under Node the .wasm binaries must be found on disk next to the package's JS.
+  const dist = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
+  wasm.setWasmPaths(dist + path.sep);
+  const ok = await tf.setBackend('wasm');
+  if (!ok) throw new Error('tf.setBackend("wasm") failed');
+  await tf.ready();
+}
+
+async function doSelect(prefer: BackendName | 'auto'): Promise<SelectedBackend> {
+  tf.enableProdMode();
+  const reasons: string[] = [];
+  if (prefer === 'auto' || prefer === 'tensorflow-gpu' || prefer === 'tensorflow') {
+    const candidates = prefer === 'auto' ? NATIVE : NATIVE.filter((n) => n.name === prefer);
+    for (const c of candidates) {
+      const r = await tryNative(c.pkg);
+      if (r === 'ok') return { backend: c.name, detail: `${c.pkg} (tf backend "${tf.getBackend()}")` };
+      reasons.push(`${c.pkg} absent`);
+    }
+    if (prefer !== 'auto') throw new Error(`backend ${prefer} requested but ${reasons.join(', ')}`);
+  }
+  if (prefer === 'auto' || prefer === 'wasm') {
+    try {
+      await useWasm();
+      return { backend: 'wasm', detail: `@tensorflow/tfjs-backend-wasm, single-threaded${reasons.length ? `; ${reasons.join(', ')}` : ''}` };
+    } catch (err) {
+      if (prefer === 'wasm') throw err;
+      reasons.push(`wasm failed: ${(err as Error).message}`);
+    }
+  }
+  const ok = await tf.setBackend('cpu');
+  if (!ok) throw new Error('tf.setBackend("cpu") failed');
+  await tf.ready();
+  return { backend: 'cpu', detail: `pure-JS cpu backend (slow)${reasons.length ? `; ${reasons.join(', ')}` : ''}` };
+}
+
+/**
+ * Chooses the TensorFlow.js backend ONCE per process: tfjs-node-gpu, tfjs-node, wasm, cpu.
+ * Later calls return the first choice whatever they prefer, since kernels cannot be
+ * re-registered safely within one process.
+ * @param prefer A specific backend (e.g. from `DDAE_BACKEND`), or `auto` (default).
+ */
+export function selectBackend(prefer: BackendName | 'auto' = 'auto'): Promise<SelectedBackend> {
+  if (!selected) {
+    selected = doSelect(prefer);
+    // A failed choice may be retried with another preference.
+    selected.catch(() => (selected = undefined));
+  }
+  return selected;
+}
+
+/** The backend chosen by `selectBackend`, or undefined before it resolved. */
+export async function currentBackend(): Promise<SelectedBackend | undefined> {
+  return selected ? selected.catch(() => undefined) : undefined;
+}

@@ -1,0 +1,53 @@
+import { DATASET_SHAPES, type BaselineResult, type BaselineTask, type ComputeHooks } from '@ddae/contracts';
+import { flattenPixels, loadDataset, seededOrder, selectLabels } from '@ddae/datasets';
+import { trainLinearProbe } from '@ddae/probe';
+
+/** Thrown when `hooks.shouldStop()` asks a baseline to stop: it has no partial result to keep. */
+export class BaselineStoppedError extends Error {
+  override name = 'BaselineStoppedError';
+}
+
+/**
+ * The raw-pixel baseline: a linear probe on pixels scaled to [0, 1], under the task's protocol.
+ * Training rows are the first `protocol.trainSize` images of `seededOrder(train.count, probeSeed)`,
+ * test rows the first `protocol.testSize` images of the test split; the probe uses the protocol's
+ * epochs, batch size, learning rate, standardisation, and `probeSeed` as its seed. Pooling and noise
+ * settings of the protocol do not apply to pixels.
+ *
+ * Runs on the TensorFlow.js backend the caller has selected. `hooks.shouldStop` is polled before
+ * loading and before training (a stop rejects with {@link BaselineStoppedError}).
+ */
+export async function runBaselineTask(task: BaselineTask, hooks: ComputeHooks = {}): Promise<BaselineResult> {
+  const started = performance.now();
+  const { protocol: p, dataset } = task;
+  const stopIfAsked = (): void => {
+    if (hooks.shouldStop?.()) throw new BaselineStoppedError(`baseline ${task.baselineId} stopped before it finished`);
+  };
+  stopIfAsked();
+  hooks.progress?.(0, { message: `loading ${dataset.name}` });
+  const opts = dataset.dir ? { dir: dataset.dir } : {};
+  const [train, test] = await Promise.all([loadDataset(dataset.name, 'train', opts), loadDataset(dataset.name, 'test', opts)]);
+  if (p.trainSize > train.count) throw new RangeError(`protocol.trainSize ${p.trainSize} exceeds the ${train.count} training images of ${dataset.name}`);
+  if (p.testSize > test.count) throw new RangeError(`protocol.testSize ${p.testSize} exceeds the ${test.count} test images of ${dataset.name}`);
+
+  const trainIdx = seededOrder(train.count, p.probeSeed).subarray(0, p.trainSize);
+  const testIdx = Uint32Array.from({ length: p.testSize }, (_, i) => i);
+  const featureDim = train.height * train.width * train.channels;
+  stopIfAsked();
+  hooks.progress?.(0.05, { message: `pixel probe: ${p.trainSize} train / ${p.testSize} test images, ${featureDim} features` });
+  const result = await trainLinearProbe(
+    { x: flattenPixels(train, trainIdx), y: selectLabels(train, trainIdx), n: p.trainSize, dim: featureDim },
+    { x: flattenPixels(test, testIdx), y: selectLabels(test, testIdx), n: p.testSize, dim: featureDim },
+    {
+      epochs: p.epochs,
+      batchSize: p.batchSize,
+      learningRate: p.learningRate,
+      seed: p.probeSeed,
+      standardize: p.standardize,
+      classes: DATASET_SHAPES[dataset.name].classes,
+    },
+  );
+  const seconds = (performance.now() - started) / 1000;
+  hooks.progress?.(1, { message: `pixel probe accuracy ${result.accuracy.toFixed(4)} (train ${result.trainAccuracy.toFixed(4)})` });
+  return { kind: 'baseline', accuracy: result.accuracy, featureDim, seconds };
+}

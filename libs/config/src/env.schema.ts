@@ -1,0 +1,78 @@
+import { z } from 'zod';
+
+/**
+ * Configuration from the environment, one schema per app, validated before Nest starts.
+ * Nothing else in the code base reads process.env. Each variable has its default beside it.
+ */
+
+const port = z.coerce.number().int().min(0).max(65535);
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const shared = {
+  /** Postgres URL. Default: the local development database. */
+  DATABASE_URL: z.string().url().default('postgresql://postgres@127.0.0.1:5432/ddae'),
+  /** Redis URL (redis:// or rediss:// for TLS; a password goes in the URL). */
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /** Prefix of every BullMQ key; tests use a unique one per run. Default `ddae`. */
+  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('ddae'),
+  /** Root directory of checkpoints and features; a shared mount when workers span machines. */
+  ARTIFACT_DIR: z.string().default('./artifacts'),
+  /** Log level. Default `log`. */
+  LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
+};
+
+export const apiEnvSchema = z.object({
+  ...shared,
+  /** HTTP port. Default 3000. */
+  PORT: port.default(3000),
+  /** Interface to bind. Default 127.0.0.1. */
+  HOST: z.string().default('127.0.0.1'),
+  /** Largest accepted request body. Default 1mb. */
+  BODY_LIMIT: z.string().default('1mb'),
+  /** A worker whose last heartbeat is older than this is not live. Default 30 s. */
+  WORKER_STALE_MS: z.coerce.number().int().positive().default(30_000),
+  /** Period of the reconciler that re-offers queued rows to the queue (0: off). Default 30 s. */
+  RECONCILE_MS: z.coerce.number().int().min(0).default(30_000),
+});
+export type ApiEnv = z.infer<typeof apiEnvSchema>;
+
+export const workerEnvSchema = z.object({
+  ...shared,
+  /** Stable id of this worker; default `<hostname>-<pid>`. */
+  WORKER_ID: z.string().regex(/^[A-Za-z0-9_.-]+$/).optional(),
+  /** Backend: auto picks tfjs-node-gpu, tfjs-node, wasm, cpu in that order. Default auto. */
+  DDAE_BACKEND: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  /** Device label reported to the API (e.g. `gpu0`); default from CUDA_VISIBLE_DEVICES or `cpu`. */
+  DEVICE: z.string().optional(),
+  /** Passed to the compute child so one process owns one GPU. */
+  CUDA_VISIBLE_DEVICES: z.string().optional(),
+  /** Data set root (a folder holding `<name>/`); default each data set's Debian path. */
+  DDAE_DATA_DIR: z.string().optional(),
+  /** Heartbeat period. Default 5 s. */
+  HEARTBEAT_MS: z.coerce.number().int().positive().default(5_000),
+  /** BullMQ lock duration; renewed by the (never blocked) main loop. Default 30 s. */
+  LOCK_DURATION_MS: z.coerce.number().int().positive().default(30_000),
+  /** Health HTTP port (0: pick a free one; -1: none). Default -1. */
+  HEALTH_PORT: z.coerce.number().int().min(-1).max(65535).default(-1),
+  /** Grace period on SIGTERM before the compute child is killed. Default 30 s. */
+  SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(30_000),
+  /** Whether the worker consumes jobs from the start. Default true. */
+  WORKER_AUTORUN: bool.default(true),
+});
+export type WorkerEnv = z.infer<typeof workerEnvSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Parses the environment against a schema; throws one error listing every bad variable. */
+export function loadEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,46 @@
+import type { Baseline, PrismaClient } from '../generated/client';
+import type { Claimant } from './types';
+
+export class BaselineRepository {
+  constructor(private readonly prisma: PrismaClient) {}
+
+  findById(id: string): Promise<Baseline | null> {
+    return this.prisma.baseline.findUnique({ where: { id } });
+  }
+
+  async claim(id: string, by: Claimant & { backend: string }): Promise<Baseline | null> {
+    const { count } = await this.prisma.baseline.updateMany({
+      where: { id, status: { in: ['QUEUED', 'RUNNING'] } },
+      data: { status: 'RUNNING', attempts: { increment: 1 }, workerId: by.workerId, backend: by.backend, startedAt: new Date(), error: null },
+    });
+    return count === 1 ? this.findById(id) : null;
+  }
+
+  async complete(id: string, result: { accuracy: number; featureDim: number }): Promise<void> {
+    await this.prisma.baseline.updateMany({
+      where: { id, status: 'RUNNING' },
+      data: { status: 'SUCCEEDED', accuracy: result.accuracy, featureDim: result.featureDim, finishedAt: new Date(), error: null },
+    });
+  }
+
+  async fail(id: string, error: string, final: boolean): Promise<void> {
+    await this.prisma.baseline.updateMany({
+      where: { id, status: { in: ['QUEUED', 'RUNNING'] } },
+      data: final ? { status: 'FAILED', error, finishedAt: new Date() } : { status: 'QUEUED', error },
+    });
+  }
+
+  /** Sweeps waiting on this baseline (their status is refreshed when it ends). */
+  async sweepIds(id: string): Promise<string[]> {
+    const rows = await this.prisma.sweepBaseline.findMany({ where: { baselineId: id }, select: { sweepId: true } });
+    return rows.map((r) => r.sweepId);
+  }
+
+  /** Finished baselines of the given data sets, best first. */
+  forDatasets(datasets: string[]): Promise<Baseline[]> {
+    return this.prisma.baseline.findMany({
+      where: { dataset: { in: datasets }, status: 'SUCCEEDED' },
+      orderBy: [{ dataset: 'asc' }, { accuracy: 'desc' }],
+    });
+  }
+}

@@ -1,0 +1,94 @@
+import { Prisma, type PrismaClient } from '../generated/client';
+
+export interface LeaderboardFilter {
+  dataset?: string;
+  method?: string;
+  sweepId?: string;
+  /** `cell`: every (checkpoint, layer, noise) result; `run`: each run's best cell. Default cell. */
+  per?: 'cell' | 'run';
+  /** Rows returned, 1..500. Default 20. */
+  limit?: number;
+}
+
+export interface LeaderboardRow {
+  accuracy: number;
+  layer: string;
+  noiseLevel: number;
+  method: string;
+  dataset: string;
+  modelName: string;
+  runKey: string;
+  seed: number;
+  parameters: number | null;
+  step: number;
+  sweepId: string;
+  sweepName: string;
+  runId: string;
+  checkpointId: string;
+  protocolKey: string;
+  backend: string;
+  createdAt: Date;
+}
+
+export interface HeatmapCell {
+  modelName: string;
+  method: string;
+  layer: string;
+  noiseLevel: number;
+  mean: number;
+  std: number | null;
+  min: number;
+  max: number;
+  n: number;
+}
+
+/**
+ * The leaderboard as reviewed SQL. Sorting and every filter run on probe_results alone, whose
+ * (filter, accuracy DESC) indexes turn "top N" into an index scan at any table size; the joins then
+ * touch only the N rows returned.
+ */
+export class LeaderboardRepository {
+  constructor(private readonly prisma: PrismaClient) {}
+
+  async top(filter: LeaderboardFilter): Promise<LeaderboardRow[]> {
+    const limit = Math.min(Math.max(filter.limit ?? 20, 1), 500);
+    const where: Prisma.Sql[] = [];
+    if (filter.dataset) where.push(Prisma.sql`pr.dataset = ${filter.dataset}`);
+    if (filter.method) where.push(Prisma.sql`pr.method = ${filter.method}`);
+    if (filter.sweepId) where.push(Prisma.sql`pr.sweep_id = ${filter.sweepId}::uuid`);
+    const whereSql = where.length ? Prisma.sql`WHERE ${Prisma.join(where, ' AND ')}` : Prisma.empty;
+    const top =
+      filter.per === 'run'
+        ? Prisma.sql`
+          SELECT * FROM (
+            SELECT DISTINCT ON (pr.run_id) pr.* FROM probe_results pr ${whereSql}
+            ORDER BY pr.run_id, pr.accuracy DESC, pr.created_at ASC
+          ) best ORDER BY best.accuracy DESC, best.created_at ASC LIMIT ${limit}`
+        : Prisma.sql`SELECT pr.* FROM probe_results pr ${whereSql} ORDER BY pr.accuracy DESC, pr.created_at ASC LIMIT ${limit}`;
+    return this.prisma.$queryRaw<LeaderboardRow[]>`
+      WITH top AS (${top})
+      SELECT top.accuracy, top.layer, top.noise_level AS "noiseLevel", top.method, top.dataset,
+             r.model_name AS "modelName", r.key AS "runKey", r.seed, r.parameters,
+             c.step, top.sweep_id AS "sweepId", s.name AS "sweepName", top.run_id AS "runId",
+             top.checkpoint_id AS "checkpointId", top.protocol_key AS "protocolKey",
+             top.backend, top.created_at AS "createdAt"
+      FROM top
+      JOIN runs r ON r.id = top.run_id
+      JOIN checkpoints c ON c.id = top.checkpoint_id
+      JOIN sweeps s ON s.id = top.sweep_id
+      ORDER BY top.accuracy DESC, top.created_at ASC`;
+  }
+
+  /** Mean and spread over seeds of every (model, layer, noise level) cell of one sweep. */
+  async heatmap(sweepId: string): Promise<HeatmapCell[]> {
+    const rows = await this.prisma.$queryRaw<(Omit<HeatmapCell, 'n'> & { n: bigint })[]>`
+      SELECT r.model_name AS "modelName", pr.method, pr.layer, pr.noise_level AS "noiseLevel",
+             avg(pr.accuracy) AS mean, stddev_samp(pr.accuracy) AS std,
+             min(pr.accuracy) AS min, max(pr.accuracy) AS max, count(*) AS n
+      FROM probe_results pr JOIN runs r ON r.id = pr.run_id
+      WHERE pr.sweep_id = ${sweepId}::uuid
+      GROUP BY r.model_name, pr.method, pr.layer, pr.noise_level
+      ORDER BY r.model_name, pr.noise_level, pr.layer`;
+    return rows.map((r) => ({ ...r, n: Number(r.n) }));
+  }
+}

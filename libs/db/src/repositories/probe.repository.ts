@@ -1,0 +1,92 @@
+import type { Prisma, PrismaClient, ProbeTask } from '../generated/client';
+import type { Claimant } from './types';
+
+export interface LayerResult {
+  layer: string;
+  accuracy: number;
+  trainAccuracy?: number;
+  featureDim: number;
+}
+
+export class ProbeRepository {
+  constructor(private readonly prisma: PrismaClient) {}
+
+  findById(id: string): Promise<ProbeTask | null> {
+    return this.prisma.probeTask.findUnique({ where: { id } });
+  }
+
+  /** The run's probe tasks still to do (enqueued once its final checkpoint exists). */
+  openTasksOfRun(runId: string): Promise<ProbeTask[]> {
+    return this.prisma.probeTask.findMany({ where: { runId, status: { in: ['QUEUED', 'RUNNING'] } }, orderBy: { noiseLevel: 'asc' } });
+  }
+
+  async claim(id: string, by: Claimant): Promise<ProbeTask | null> {
+    const { count } = await this.prisma.probeTask.updateMany({
+      where: { id, status: { in: ['QUEUED', 'RUNNING'] } },
+      data: { status: 'RUNNING', attempts: { increment: 1 }, workerId: by.workerId, startedAt: new Date(), error: null },
+    });
+    return count === 1 ? this.findById(id) : null;
+  }
+
+  /**
+   * Writes every layer's accuracy and marks the task SUCCEEDED, in ONE transaction. Results are
+   * upserts on (checkpoint, layer, noise level, protocol): a retried job converges to the same rows.
+   */
+  async complete(
+    task: ProbeTask,
+    context: { checkpointId: string; dataset: string; method: string; backend: string; workerId: string },
+    results: LayerResult[],
+  ): Promise<void> {
+    await this.prisma.$transaction(async (tx) => {
+      for (const r of results) {
+        const values = {
+          accuracy: r.accuracy,
+          trainAccuracy: r.trainAccuracy ?? null,
+          featureDim: r.featureDim,
+          protocol: task.protocol as Prisma.InputJsonValue,
+          backend: context.backend,
+          workerId: context.workerId,
+          probeTaskId: task.id,
+        };
+        await tx.probeResult.upsert({
+          where: {
+            checkpointId_layer_noiseLevel_protocolKey: {
+              checkpointId: context.checkpointId,
+              layer: r.layer,
+              noiseLevel: task.noiseLevel,
+              protocolKey: task.protocolKey,
+            },
+          },
+          create: {
+            ...values,
+            checkpointId: context.checkpointId,
+            layer: r.layer,
+            noiseLevel: task.noiseLevel,
+            protocolKey: task.protocolKey,
+            sweepId: task.sweepId,
+            runId: task.runId,
+            dataset: context.dataset,
+            method: context.method,
+          },
+          update: values,
+        });
+      }
+      await tx.probeTask.updateMany({
+        where: { id: task.id, status: 'RUNNING' },
+        data: { status: 'SUCCEEDED', finishedAt: new Date(), error: null },
+      });
+    });
+  }
+
+  async fail(id: string, error: string, final: boolean): Promise<void> {
+    await this.prisma.probeTask.updateMany({
+      where: { id, status: { in: ['QUEUED', 'RUNNING'] } },
+      data: final ? { status: 'FAILED', error, finishedAt: new Date() } : { status: 'QUEUED', error },
+    });
+  }
+
+  async status(id: string): Promise<string | null> {
+    const row = await this.prisma.probeTask.findUnique({ where: { id }, select: { status: true } });
+    return row?.status ?? null;
+  }
+}

@@ -1,0 +1,107 @@
+import type { Checkpoint, PrismaClient, Run } from '../generated/client';
+import type { Claimant } from './types';
+
+export interface CheckpointRecord {
+  step: number;
+  /** Relative to the artifact root. */
+  path: string;
+  sha256: string;
+  loss?: number;
+}
+
+export class RunRepository {
+  constructor(private readonly prisma: PrismaClient) {}
+
+  findById(id: string): Promise<Run | null> {
+    return this.prisma.run.findUnique({ where: { id } });
+  }
+
+  /**
+   * Claims a run for a worker: QUEUED, or RUNNING left behind by a lost worker, becomes RUNNING.
+   * Returns null when the run is finished or cancelled: the job then has nothing to do.
+   */
+  async claim(id: string, by: Claimant & { backend: string }): Promise<Run | null> {
+    const { count } = await this.prisma.run.updateMany({
+      where: { id, status: { in: ['QUEUED', 'RUNNING'] } },
+      data: {
+        status: 'RUNNING',
+        attempts: { increment: 1 },
+        workerId: by.workerId,
+        backend: by.backend,
+        startedAt: new Date(),
+        error: null,
+      },
+    });
+    return count === 1 ? this.findById(id) : null;
+  }
+
+  async progress(id: string, stepsDone: number, loss?: number): Promise<void> {
+    await this.prisma.run.updateMany({
+      where: { id, status: 'RUNNING' },
+      data: { stepsDone, ...(loss !== undefined && Number.isFinite(loss) ? { lastLoss: loss } : {}) },
+    });
+  }
+
+  async setParameters(id: string, parameters: number): Promise<void> {
+    await this.prisma.run.update({ where: { id }, data: { parameters } });
+  }
+
+  /** Records a checkpoint; idempotent on (run, step). */
+  async recordCheckpoint(runId: string, c: CheckpointRecord, final = false): Promise<Checkpoint> {
+    return this.prisma.$transaction(async (tx) => {
+      const checkpoint = await tx.checkpoint.upsert({
+        where: { runId_step: { runId, step: c.step } },
+        create: { runId, step: c.step, path: c.path, sha256: c.sha256, loss: c.loss ?? null, final },
+        update: { path: c.path, sha256: c.sha256, loss: c.loss ?? null, ...(final ? { final } : {}) },
+      });
+      await tx.run.updateMany({
+        where: { id: runId, stepsDone: { lt: c.step } },
+        data: { stepsDone: c.step, ...(c.loss !== undefined ? { lastLoss: c.loss } : {}) },
+      });
+      return checkpoint;
+    });
+  }
+
+  /**
+   * Marks the run SUCCEEDED with its final checkpoint, in one transaction. Returns false when the
+   * run was cancelled meanwhile (its result is kept, but no follow-up work starts).
+   */
+  async complete(id: string, final: CheckpointRecord): Promise<boolean> {
+    return this.prisma.$transaction(async (tx) => {
+      await tx.checkpoint.upsert({
+        where: { runId_step: { runId: id, step: final.step } },
+        create: { runId: id, step: final.step, path: final.path, sha256: final.sha256, loss: final.loss ?? null, final: true },
+        update: { path: final.path, sha256: final.sha256, final: true },
+      });
+      const { count } = await tx.run.updateMany({
+        where: { id, status: 'RUNNING' },
+        data: { status: 'SUCCEEDED', stepsDone: final.step, finishedAt: new Date(), error: null },
+      });
+      return count === 1;
+    });
+  }
+
+  /** A failure: FAILED when final (no retry left or not retryable), else back to QUEUED. */
+  async fail(id: string, error: string, final: boolean): Promise<void> {
+    await this.prisma.run.updateMany({
+      where: { id, status: { in: ['QUEUED', 'RUNNING'] } },
+      data: final ? { status: 'FAILED', error, finishedAt: new Date() } : { status: 'QUEUED', error },
+    });
+    if (final) {
+      await this.prisma.probeTask.updateMany({
+        where: { runId: id, status: { in: ['QUEUED', 'RUNNING'] } },
+        data: { status: 'FAILED', error: 'pretraining run failed', finishedAt: new Date() },
+      });
+    }
+  }
+
+  finalCheckpoint(runId: string): Promise<Checkpoint | null> {
+    return this.prisma.checkpoint.findFirst({ where: { runId, final: true }, orderBy: { step: 'desc' } });
+  }
+
+  /** Status only: polled by a running job to notice a cancel. */
+  async status(id: string): Promise<string | null> {
+    const row = await this.prisma.run.findUnique({ where: { id }, select: { status: true } });
+    return row?.status ?? null;
+  }
+}

@@ -1,0 +1,92 @@
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * A 2-D convolution (NHWC input, HWIO kernel, square odd kernel, symmetric zero padding) whose
+ * gradients are computed as forward convolutions / matMuls, so it trains on the wasm backend
+ * (which lacks Conv2DBackpropFilter) and skips its slow built-in input-gradient kernel.
+ *
+ * @param x input [N, H, W, Cin]
+ * @param w kernel [k, k, Cin, Cout]
+ * @param stride 1 or 2
+ * @param pad zero padding on each side (1 for 3x3 "same" and the stride-2 downsample, 0 for 1x1)
+ */
+export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: 1 | 2, pad: number): tf.Tensor4D {
+  return customConv(stride, pad)(x, w) as tf.Tensor4D;
+}
+
+type ConvFn = (x: tf.Tensor, w: tf.Tensor) => tf.Tensor;
+const cache = new Map<string, ConvFn>();
+
+function padSpec(top: number, bottom: number, left: number, right: number): [[0, 0], [number, number], [number, number], [0, 0]] {
+  return [[0, 0], [top, bottom], [left, right], [0, 0]];
+}
+
+function customConv(stride: 1 | 2, pad: number): ConvFn {
+  const key = `${stride}:${pad}`;
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const fn = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const x = args[0] as tf.Tensor4D;
+    const w = args[1] as tf.Tensor4D;
+    const save = args[2] as tf.GradSaveFunc;
+    save([x, w]);
+    const value = tf.conv2d(x, w, stride, pad === 0 ? 'valid' : padSpec(pad, pad, pad, pad));
+    const gradFunc = (dyIn: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]): tf.Tensor[] => {
+      const dy = dyIn as tf.Tensor4D;
+      const [sx, sw] = saved as [tf.Tensor4D, tf.Tensor4D];
+      return [inputGrad(dy, sw, sx.shape, stride, pad), filterGrad(sx, dy, sw.shape, stride, pad)];
+    };
+    return { value, gradFunc };
+  }) as unknown as ConvFn;
+  cache.set(key, fn);
+  return fn;
+}
+
+/** dx as a stride-1 forward conv of the (zero-dilated, padded) output gradient with the flipped, transposed kernel. */
+function inputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], stride: number, pad: number): tf.Tensor4D {
+  const [n, h, wd] = xShape;
+  const [k] = w.shape;
+  const [, ho, wo, cout] = dy.shape;
+  const wFlip = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+  let d: tf.Tensor4D = dy;
+  if (stride > 1) {
+    // Put dy on a stride-spaced grid with zeros between (a broadcast multiply keeps this a
+    // plain elementwise op on every backend), then trim the trailing zeros.
+    const mask = tf.tensor6d([1, 0, 0, 0], [1, 1, 2, 1, 2, 1]);
+    const both = tf.mul(tf.reshape(dy, [n, ho, 1, wo, 1, cout]), mask);
+    d = tf.slice(tf.reshape(both, [n, ho * 2, wo * 2, cout]) as tf.Tensor4D, [0, 0, 0, 0], [n, (ho - 1) * 2 + 1, (wo - 1) * 2 + 1, cout]);
+  }
+  const [, ld, lw] = d.shape;
+  const top = k - 1 - pad;
+  const left = k - 1 - pad;
+  const bottom = h + k - 1 - top - ld;
+  const right = wd + k - 1 - left - lw;
+  if (top < 0 || bottom < 0 || left < 0 || right < 0) throw new Error(`conv2d gradient: unsupported geometry k=${k} stride=${stride} pad=${pad}`);
+  return tf.conv2d(d, wFlip, 1, padSpec(top, bottom, left, right)) as tf.Tensor4D;
+}
+
+/** dw by im2col: the k*k shifted (strided) views of the padded input, times dy, in one matMul. */
+function filterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, wShape: number[], stride: number, pad: number): tf.Tensor4D {
+  const [k, , cin, cout] = wShape;
+  const n = x.shape[0];
+  const [, ho, wo] = dy.shape;
+  const m = n * ho * wo;
+  const dyFlat = tf.reshape(dy, [m, cout]);
+  if (k === 1 && pad === 0 && stride === 1) {
+    return tf.reshape(tf.matMul(tf.reshape(x, [m, cin]), dyFlat, true, false), [1, 1, cin, cout]);
+  }
+  const xp = pad > 0 ? tf.pad(x, padSpec(pad, pad, pad, pad)) : x;
+  const cols: tf.Tensor[] = [];
+  for (let i = 0; i < k; i++) {
+    for (let j = 0; j < k; j++) {
+      const view =
+        stride === 1
+          ? tf.slice(xp, [0, i, j, 0], [n, ho, wo, cin])
+          : tf.stridedSlice(xp, [0, i, j, 0], [n, i + stride * (ho - 1) + 1, j + stride * (wo - 1) + 1, cin], [1, stride, stride, 1]);
+      cols.push(view);
+    }
+  }
+  // Columns ordered (i, j, cin): the row-major order of the HWIO kernel.
+  const patches = tf.reshape(tf.concat(cols, 3), [m, k * k * cin]);
+  return tf.reshape(tf.matMul(patches, dyFlat, true, false), [k, k, cin, cout]);
+}

@@ -1,0 +1,102 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Method, Pooling } from '@ddae/contracts';
+import { Rng } from './rng';
+import { ddpmCoefficients, ddpmTimeInput, edmPrecond } from './schedules';
+import type { UNet } from './unet';
+
+export interface FeatureOptions {
+  /** Spatial pooling: gap (global average, the reference), avg2 / avg4 (2x2 / 4x4 grid). Default gap. */
+  pooling?: Pooling;
+  /** Seed of the fixed per-image noise. Default 0. */
+  noiseSeed?: number;
+  /** Images per forward pass. Default 64. */
+  batchSize?: number;
+  /** Index of `images[0]` in the data set the noise is keyed on (image i gets noise of index offset + i). Default 0. */
+  indexOffset?: number;
+  /** Noise key of each image (e.g. its index in the split); overrides `indexOffset`. Default offset + i. */
+  noiseKeys?: ArrayLike<number>;
+}
+
+/** The fixed noise of image `index`: depends only on (noiseSeed, index), so any slice agrees. */
+export function fixedNoise(noiseSeed: number, index: number, size: number): Float32Array {
+  const seed = (Math.imul(noiseSeed + 1, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca77)) >>> 0;
+  return new Rng(seed).normal(size);
+}
+
+/** Feature dimension of a tap with `channels` channels at spatial size `resolution`. */
+export function pooledDim(pooling: Pooling, resolution: number, channels: number): number {
+  const g = pooling === 'gap' ? 1 : Math.min(pooling === 'avg2' ? 2 : 4, resolution);
+  return g * g * channels;
+}
+
+function pool(x: tf.Tensor4D, pooling: Pooling): tf.Tensor2D {
+  const [n, h, w, c] = x.shape;
+  if (pooling === 'gap') return tf.mean(x, [1, 2]) as tf.Tensor2D;
+  // A tap smaller than the grid keeps its own resolution.
+  const g = Math.min(pooling === 'avg2' ? 2 : 4, h);
+  const r = tf.reshape(x, [n, g, h / g, g, w / g, c]);
+  return tf.reshape(tf.mean(r, [2, 4]), [n, g * g * c]);
+}
+
+/**
+ * Features of `count` images at one noise level, for every requested layer from ONE forward pass
+ * per batch (EMA weights are whatever `unet` holds; dropout off).
+ * @param images NHWC in [-1, 1], padded to the model size
+ * @param noiseLevel DDPM: integer t in 0..1000 (0: clean); EDM: sigma (0: clean)
+ * @returns layer -> count x dim, row-major
+ */
+export function extractFeatures(unet: UNet, method: Method, images: Float32Array, count: number, noiseLevel: number, layers: string[], opts: FeatureOptions = {}): Record<string, Float32Array> {
+  const pooling = opts.pooling ?? 'gap';
+  const noiseSeed = opts.noiseSeed ?? 0;
+  const batchSize = opts.batchSize ?? 64;
+  const offset = opts.indexOffset ?? 0;
+  const { imageSize: s, imageChannels: c } = unet.config;
+  const d = s * s * c;
+  if (opts.noiseKeys && opts.noiseKeys.length !== count) throw new Error('noiseKeys: one key per image');
+  if (images.length !== count * d) throw new Error(`images: ${images.length} values, expected ${count} x ${d}`);
+  const info = new Map(unet.layout.map((b) => [b.name, b]));
+  const out: Record<string, Float32Array> = {};
+  const dims: Record<string, number> = {};
+  for (const l of layers) {
+    const b = info.get(l);
+    if (!b) throw new Error(`unknown layer "${l}"`);
+    dims[l] = pooledDim(pooling, b.resolution, b.channels);
+    out[l] = new Float32Array(count * dims[l]);
+  }
+  let a = 1;
+  let nb = 0;
+  let tIn = 0;
+  if (method === 'ddpm') {
+    ({ a, b: nb } = ddpmCoefficients(noiseLevel));
+    tIn = ddpmTimeInput(noiseLevel);
+  } else if (noiseLevel > 0) {
+    const pc = edmPrecond(noiseLevel);
+    a = pc.cIn;
+    nb = pc.cIn * noiseLevel;
+    tIn = pc.cNoise;
+  } else {
+    // sigma = 0 is the clean image; c_noise = ln(sigma)/4 is undefined there, so use the smallest Karras sigma's preconditioning.
+    const pc = edmPrecond(0.002);
+    a = pc.cIn;
+    tIn = pc.cNoise;
+  }
+  for (let start = 0; start < count; start += batchSize) {
+    const n = Math.min(batchSize, count - start);
+    const x = new Float32Array(n * d);
+    for (let i = 0; i < n; i++) {
+      const key = opts.noiseKeys ? opts.noiseKeys[start + i] : offset + start + i;
+      const eps = nb !== 0 ? fixedNoise(noiseSeed, key, d) : undefined;
+      const base = (start + i) * d;
+      for (let j = 0; j < d; j++) x[i * d + j] = a * images[base + j] + (eps ? nb * eps[j] : 0);
+    }
+    const pooled = tf.tidy(() => {
+      const { taps } = unet.forward(tf.tensor4d(x, [n, s, s, c]), tf.fill([n], tIn) as tf.Tensor1D, { training: false, taps: layers });
+      return layers.map((l) => pool(taps[l], pooling));
+    });
+    layers.forEach((l, k) => {
+      out[l].set(pooled[k].dataSync() as Float32Array, start * dims[l]);
+      pooled[k].dispose();
+    });
+  }
+  return out;
+}

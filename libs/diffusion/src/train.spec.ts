@@ -1,0 +1,76 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { PretrainTask } from '@ddae/contracts';
+import { Rng } from './rng';
+import { NonFiniteLossError, emaDecay, pretrain } from './train';
+
+const SHAPE = { imageSize: 8, imageChannels: 1 };
+const N = 12;
+const images = new Rng(11).normal(N * 64).map((v) => Math.tanh(v));
+
+let root: string;
+let counter = 0;
+function task(over: Partial<PretrainTask> = {}): PretrainTask {
+  return {
+    kind: 'pretrain',
+    runId: 'r',
+    method: 'ddpm',
+    unet: { baseChannels: 8, channelMults: [1, 2], blocksPerLevel: 1, attentionResolutions: [4], dropout: 0.1, groups: 4 },
+    dataset: { name: 'fashion-mnist' },
+    steps: 4,
+    batchSize: 4,
+    learningRate: 1e-3,
+    warmupSteps: 2,
+    gradClip: 1,
+    emaDecayCap: 0.9999,
+    checkpointEvery: 2,
+    seed: 1,
+    checkpointDir: path.join(root, `run-${counter++}`),
+    ...over,
+  };
+}
+
+// The pure-JS cpu backend is ~1 s per tiny step: the heavier training tests (determinism, resume,
+// torn checkpoints, features) run on wasm in libs/compute/src/training.spec.ts.
+jest.setTimeout(30_000);
+
+describe('pretrain (cpu backend)', () => {
+  beforeAll(async () => {
+    tf.enableProdMode();
+    await tf.setBackend('cpu');
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'ddae-train-'));
+  });
+  afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  it('computes the EMA warm-up decay', () => {
+    expect(emaDecay(0, 0.9999)).toBe(0);
+    expect(emaDecay(7, 0.9999)).toBeCloseTo(1 - 8 ** (-2 / 3), 12);
+    expect(emaDecay(1e9, 0.9993)).toBe(0.9993);
+  });
+
+  it('leaks no tensors across steps and reports each checkpoint', async () => {
+    const before = tf.memory().numTensors;
+    const seen: number[] = [];
+    const counts: number[] = [];
+    const out = await pretrain(task({ steps: 2, checkpointEvery: 1 }), images, N, { checkpoint: (c) => seen.push(c.step), progress: () => counts.push(tf.memory().numTensors) }, SHAPE);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(new Set(counts).size).toBe(1);
+    expect(seen).toEqual([1, 2]);
+    expect(out.finalCheckpoint.path.endsWith('step-00000002')).toBe(true);
+  });
+
+  it('throws NonFiniteLossError on a NaN loss', async () => {
+    const bad = images.slice();
+    bad.fill(Number.NaN);
+    const err = await pretrain(task(), bad, N, {}, SHAPE).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NonFiniteLossError);
+    expect(err).toHaveProperty('name', 'NonFiniteLossError');
+  });
+
+  it('trains EDM too', async () => {
+    const out = await pretrain(task({ method: 'edm', steps: 1 }), images, N, {}, SHAPE);
+    expect(Number.isFinite(out.finalCheckpoint.loss)).toBe(true);
+  });
+});

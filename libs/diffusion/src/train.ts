@@ -1,0 +1,279 @@
+import * as tf from '@tensorflow/tfjs';
+import { DATASET_SHAPES, paddedImageSize, type CheckpointInfo, type ComputeHooks, type PretrainTask } from '@ddae/contracts';
+import { assignParams, latestCheckpoint, readCheckpointData, writeCheckpoint, type FoundCheckpoint, type ParamEntry } from './checkpoint';
+import { Rng } from './rng';
+import { DDPM_T, EDM_P_MEAN, EDM_P_STD, ddpmNoise, edmPrecond } from './schedules';
+import { UNet, type UNetModelConfig } from './unet';
+
+/** The loss became NaN or infinite: the run diverged; retrying the same seed would diverge again. */
+export class NonFiniteLossError extends Error {
+  override name = 'NonFiniteLossError';
+}
+
+/** `hooks.shouldStop()` asked to stop; a checkpoint was written first, so a rerun resumes. */
+export class StoppedError extends Error {
+  override name = 'StoppedError';
+  constructor(readonly checkpoint: CheckpointInfo) {
+    super(`stopped at step ${checkpoint.step}; checkpoint ${checkpoint.path}`);
+  }
+}
+
+export interface PretrainOutcome {
+  finalCheckpoint: CheckpointInfo;
+  /** Optimiser steps of the run (its total, resumed steps included). */
+  steps: number;
+  /** Wall time of this call. */
+  seconds: number;
+}
+
+/** Input shape of `images`; defaults to the data set's padded shape (e.g. 32x32x1 for Fashion-MNIST). */
+export interface PretrainShape {
+  imageSize?: number;
+  imageChannels?: number;
+}
+
+const ADAM_B1 = 0.9;
+const ADAM_B2 = 0.999;
+const ADAM_EPS = 1e-8;
+const PROGRESS_INTERVAL_MS = 500;
+
+/** EMA decay with warm-up: min(cap, 1 - (1 + step)^(-2/3)). */
+export function emaDecay(step: number, cap: number): number {
+  return Math.min(cap, 1 - (1 + step) ** (-2 / 3));
+}
+
+/** Batch order independent of the rng state: epoch e is a permutation seeded by (seed, e), so a resumed run draws the same batches. */
+class BatchOrder {
+  private epoch = -1;
+  private perm: Uint32Array = new Uint32Array(0);
+  constructor(
+    private readonly seed: number,
+    private readonly count: number,
+  ) {}
+
+  indices(step: number, batch: number): Uint32Array {
+    const out = new Uint32Array(batch);
+    for (let i = 0; i < batch; i++) {
+      const pos = step * batch + i;
+      const e = Math.floor(pos / this.count);
+      if (e !== this.epoch) {
+        this.epoch = e;
+        this.perm = new Rng((this.seed * 0x9e3779b1 + e * 0x85ebca77 + 0x1234567) >>> 0).permutation(this.count);
+      }
+      out[i] = this.perm[pos % this.count];
+    }
+    return out;
+  }
+}
+
+interface TrainState {
+  unet: UNet;
+  ema: Map<string, tf.Variable>;
+  m: Map<string, tf.Variable>;
+  v: Map<string, tf.Variable>;
+  rng: Rng;
+  step: number;
+}
+
+function paramEntries(unet: UNet): { entries: ParamEntry[]; total: number } {
+  const entries: ParamEntry[] = [];
+  let offset = 0;
+  for (const [name, v] of unet.params) {
+    entries.push({ name, shape: v.shape, offset, size: v.size });
+    offset += v.size;
+  }
+  return { entries, total: offset };
+}
+
+function flatten(order: ParamEntry[], vars: Map<string, tf.Variable>, total: number, out = new Float32Array(total), base = 0): Float32Array {
+  for (const e of order) out.set((vars.get(e.name) as tf.Variable).dataSync() as Float32Array, base + e.offset);
+  return out;
+}
+
+function zerosLike(unet: UNet, tag: string): Map<string, tf.Variable> {
+  const out = new Map<string, tf.Variable>();
+  for (const [name, p] of unet.params) out.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false, `${p.name}/${tag}`)));
+  return out;
+}
+
+/**
+ * Pretrains a diffusion UNet (DDPM epsilon-prediction, or EDM preconditioned denoising) with Adam,
+ * linear warm-up, global-norm clipping and EMA; resumes from the newest valid checkpoint in
+ * `task.checkpointDir` and always ends with a checkpoint at `task.steps`.
+ * @param images NHWC float32 in [-1, 1], already padded to the model size
+ * @param count number of images in `images`
+ */
+export async function pretrain(task: PretrainTask, images: Float32Array, count: number, hooks: ComputeHooks = {}, shape: PretrainShape = {}): Promise<PretrainOutcome> {
+  const started = Date.now();
+  const ds = DATASET_SHAPES[task.dataset.name];
+  const config: UNetModelConfig = {
+    ...task.unet,
+    imageSize: shape.imageSize ?? paddedImageSize(ds.size),
+    imageChannels: shape.imageChannels ?? ds.channels,
+  };
+  const d = config.imageSize * config.imageSize * config.imageChannels;
+  if (images.length !== count * d) throw new Error(`images: ${images.length} values, expected ${count} x ${d}`);
+  if (count < 1) throw new Error('pretrain: no images');
+
+  const found = latestCheckpoint(task.checkpointDir);
+  const toInfo = (f: FoundCheckpoint): CheckpointInfo => ({ step: f.step, path: f.path, sha256: f.manifestSha256, ...(f.manifest.loss !== undefined ? { loss: f.manifest.loss } : {}) });
+  if (found && found.step >= task.steps) {
+    return { finalCheckpoint: toInfo(found), steps: found.step, seconds: (Date.now() - started) / 1000 };
+  }
+
+  const unet = new UNet(config, task.seed);
+  const state: TrainState = { unet, ema: zerosLike(unet, 'ema'), m: zerosLike(unet, 'm'), v: zerosLike(unet, 'v'), rng: new Rng(task.seed ^ 0x5eed), step: 0 };
+  const { entries, total } = paramEntries(unet);
+  const dispose = (): void => {
+    for (const map of [state.ema, state.m, state.v]) for (const t of map.values()) t.dispose();
+    unet.dispose();
+  };
+  try {
+    if (found) {
+      if (JSON.stringify(found.manifest.config) !== JSON.stringify(config)) throw new Error(`checkpoint ${found.path} has another model configuration`);
+      const data = readCheckpointData(found.path);
+      assignParams(unet, entries, data.weights);
+      tf.tidy(() => {
+        for (const e of entries) {
+          state.ema.get(e.name)?.assign(tf.tensor(data.ema.subarray(e.offset, e.offset + e.size), e.shape));
+          state.m.get(e.name)?.assign(tf.tensor(data.optimizer.subarray(e.offset, e.offset + e.size), e.shape));
+          state.v.get(e.name)?.assign(tf.tensor(data.optimizer.subarray(total + e.offset, total + e.offset + e.size), e.shape));
+        }
+      });
+      state.rng.setState(found.manifest.rngState);
+      state.step = found.step;
+    } else {
+      // EMA starts at the initial weights (decay is 0 at step 0 anyway).
+      tf.tidy(() => {
+        for (const [name, p] of unet.params) state.ema.get(name)?.assign(p);
+      });
+    }
+
+    const order = new BatchOrder(task.seed, count);
+    let lastWritten = found?.step ?? -1;
+    let lastLoss: number | undefined = found?.manifest.loss;
+    let lastProgress = 0;
+
+    const save = (): CheckpointInfo => {
+      const weights = flatten(entries, unet.params, total);
+      const ema = flatten(entries, state.ema, total);
+      const opt = new Float32Array(2 * total);
+      flatten(entries, state.m, total, opt, 0);
+      flatten(entries, state.v, total, opt, total);
+      const f = writeCheckpoint(task.checkpointDir, { step: state.step, method: task.method, config, params: entries, totalSize: total, rngState: state.rng.getState(), ...(lastLoss !== undefined ? { loss: lastLoss } : {}) }, { weights, ema, optimizer: opt });
+      lastWritten = state.step;
+      const info = toInfo(f);
+      hooks.checkpoint?.(info);
+      return info;
+    };
+
+    while (state.step < task.steps) {
+      if (hooks.shouldStop?.()) {
+        const info = lastWritten === state.step && found && found.step === state.step ? toInfo(found) : save();
+        throw new StoppedError(info);
+      }
+      lastLoss = trainStep(task, state, images, count, d, order);
+      state.step += 1;
+      const now = Date.now();
+      if (now - lastProgress >= PROGRESS_INTERVAL_MS || state.step === task.steps) {
+        lastProgress = now;
+        hooks.progress?.(state.step / task.steps, { step: state.step, loss: lastLoss });
+      }
+      if (state.step % task.checkpointEvery === 0 || state.step === task.steps) {
+        const info = save();
+        if (state.step === task.steps) return { finalCheckpoint: info, steps: state.step, seconds: (Date.now() - started) / 1000 };
+      }
+      // Yield to the event loop so IPC/stop signals are delivered between synchronous steps.
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    throw new Error('unreachable: training loop ended without a final checkpoint');
+  } finally {
+    dispose();
+  }
+}
+
+/** One optimiser step; returns the loss. */
+function trainStep(task: PretrainTask, s: TrainState, images: Float32Array, count: number, d: number, order: BatchOrder): number {
+  const { unet, rng } = s;
+  const cfg = unet.config;
+  const b = Math.min(task.batchSize, count);
+  const idx = order.indices(s.step, b);
+  const x0 = new Float32Array(b * d);
+  for (let i = 0; i < b; i++) x0.set(images.subarray(idx[i] * d, (idx[i] + 1) * d), i * d);
+  const shape: [number, number, number, number] = [b, cfg.imageSize, cfg.imageSize, cfg.imageChannels];
+  const vars = [...unet.params.values()];
+
+  let lossFn: () => tf.Scalar;
+  if (task.method === 'ddpm') {
+    const t = new Int32Array(b);
+    for (let i = 0; i < b; i++) t[i] = rng.uniformInt(1, DDPM_T);
+    const eps = rng.normal(b * d);
+    const xt = ddpmNoise(x0, t, eps);
+    const tIn = Float32Array.from(t, (v) => v / DDPM_T);
+    lossFn = () => {
+      const { output } = unet.forward(tf.tensor4d(xt, shape), tf.tensor1d(tIn), { training: true, rng });
+      return tf.mean(tf.squaredDifference(output, tf.tensor4d(eps, shape)));
+    };
+  } else {
+    const n = rng.normal(b);
+    const eps = rng.normal(b * d);
+    const xin = new Float32Array(b * d);
+    const cSkip = new Float32Array(b);
+    const cOut = new Float32Array(b);
+    const w = new Float32Array(b);
+    const cNoise = new Float32Array(b);
+    const xn = new Float32Array(b * d);
+    for (let i = 0; i < b; i++) {
+      const sigma = Math.exp(EDM_P_MEAN + EDM_P_STD * n[i]);
+      const pc = edmPrecond(sigma);
+      cSkip[i] = pc.cSkip;
+      cOut[i] = pc.cOut;
+      w[i] = pc.weight;
+      cNoise[i] = pc.cNoise;
+      for (let j = i * d; j < (i + 1) * d; j++) {
+        xn[j] = x0[j] + sigma * eps[j];
+        xin[j] = pc.cIn * xn[j];
+      }
+    }
+    lossFn = () => {
+      const col = (a: Float32Array) => tf.tensor4d(a, [b, 1, 1, 1]);
+      const { output } = unet.forward(tf.tensor4d(xin, shape), tf.tensor1d(cNoise), { training: true, rng });
+      const den = tf.add(tf.mul(col(cSkip), tf.tensor4d(xn, shape)), tf.mul(col(cOut), output));
+      return tf.mean(tf.mul(col(w), tf.squaredDifference(den, tf.tensor4d(x0, shape))));
+    };
+  }
+
+  const { value, grads } = tf.variableGrads(lossFn, vars);
+  const loss = value.dataSync()[0];
+  if (!Number.isFinite(loss)) {
+    value.dispose();
+    tf.dispose(grads);
+    throw new NonFiniteLossError(`loss is ${loss} at step ${s.step}`);
+  }
+  const stepNo = s.step + 1;
+  const lr = task.learningRate * (task.warmupSteps > 0 ? Math.min(1, stepNo / task.warmupSteps) : 1);
+  const decay = emaDecay(s.step, task.emaDecayCap);
+  const bc1 = 1 - ADAM_B1 ** stepNo;
+  const bc2 = 1 - ADAM_B2 ** stepNo;
+  tf.tidy(() => {
+    const names = [...unet.params.keys()];
+    const sq = names.map((name) => tf.sum(tf.square(grads[(unet.params.get(name) as tf.Variable).name])));
+    const norm = tf.sqrt(tf.addN(sq));
+    const scale = tf.minimum(1, tf.div(task.gradClip, tf.add(norm, 1e-6)));
+    for (const name of names) {
+      const p = unet.params.get(name) as tf.Variable;
+      const g = tf.mul(grads[p.name], scale);
+      const m = s.m.get(name) as tf.Variable;
+      const v = s.v.get(name) as tf.Variable;
+      m.assign(tf.add(tf.mul(m, ADAM_B1), tf.mul(g, 1 - ADAM_B1)));
+      v.assign(tf.add(tf.mul(v, ADAM_B2), tf.mul(tf.square(g), 1 - ADAM_B2)));
+      const upd = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), ADAM_EPS));
+      p.assign(tf.sub(p, tf.mul(upd, lr)));
+      const e = s.ema.get(name) as tf.Variable;
+      e.assign(tf.add(tf.mul(e, decay), tf.mul(p, 1 - decay)));
+    }
+  });
+  value.dispose();
+  tf.dispose(grads);
+  return loss;
+}

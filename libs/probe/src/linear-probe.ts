@@ -1,0 +1,213 @@
+import * as tf from '@tensorflow/tfjs';
+
+/** A feature matrix with its labels: `n` rows of `dim` float features, row-major. */
+export interface ProbeSplit {
+  x: Float32Array;
+  y: Uint8Array;
+  n: number;
+  dim: number;
+}
+
+/** Options of {@link trainLinearProbe} (the reference protocol: 15 epochs, batch 128, lr 1e-3, cosine). */
+export interface LinearProbeOptions {
+  /** Passes over the training split. The reference uses 15. */
+  epochs: number;
+  /** Rows per step; the last batch of an epoch may be smaller. The reference uses 128. */
+  batchSize: number;
+  /** Peak Adam learning rate, annealed to 0 by a cosine schedule over all steps. The reference uses 1e-3. */
+  learningRate: number;
+  /** Seeds the weight initialisation and the batch order of every epoch. */
+  seed: number;
+  /**
+   * Standardise each feature with the training split's mean and standard deviation (features whose
+   * standard deviation is below 1e-6 are only centred).
+   */
+  standardize: boolean;
+  /** Number of classes (output units); labels must lie in 0..classes-1. */
+  classes: number;
+}
+
+/** Test and training top-1 accuracy of the trained probe. */
+export interface LinearProbeResult {
+  accuracy: number;
+  trainAccuracy: number;
+}
+
+const ADAM_BETA1 = 0.9;
+const ADAM_BETA2 = 0.999;
+const ADAM_EPSILON = 1e-8;
+/** Standard deviations below this count as constant features: centred, not scaled. */
+const STD_FLOOR = 1e-6;
+/** Rows per forward pass when evaluating. */
+const EVAL_CHUNK = 4096;
+
+/** sfc32 seeded through splitmix32: the probe's own small generator (uniform in [0, 1)). */
+function createRng(seed: number): () => number {
+  let s = seed >>> 0;
+  const mix = (): number => {
+    s = (s + 0x9e3779b9) >>> 0;
+    let z = Math.imul(s ^ (s >>> 16), 0x85ebca6b);
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+    return (z ^ (z >>> 16)) >>> 0;
+  };
+  let a = mix();
+  let b = mix();
+  let c = mix();
+  let d = mix();
+  const next = (): number => {
+    const t = (((a + b) | 0) + d) | 0;
+    d = (d + 1) | 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) | 0;
+    c = (c << 21) | (c >>> 11);
+    c = (c + t) | 0;
+    return (t >>> 0) / 4294967296;
+  };
+  for (let i = 0; i < 12; i++) next();
+  return next;
+}
+
+function shuffleInPlace(order: Int32Array, rng: () => number): void {
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    const t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+}
+
+function checkSplit(split: ProbeSplit, name: string, classes: number): void {
+  if (!Number.isInteger(split.n) || split.n <= 0 || !Number.isInteger(split.dim) || split.dim <= 0) {
+    throw new RangeError(`${name}: n and dim must be positive integers, got n=${split.n} dim=${split.dim}`);
+  }
+  if (split.x.length !== split.n * split.dim) throw new RangeError(`${name}: x has ${split.x.length} values, expected ${split.n}x${split.dim}`);
+  if (split.y.length !== split.n) throw new RangeError(`${name}: y has ${split.y.length} labels, expected ${split.n}`);
+  for (let i = 0; i < split.n; i++) {
+    if (split.y[i] >= classes) throw new RangeError(`${name}: label ${split.y[i]} at row ${i} is outside 0..${classes - 1}`);
+  }
+}
+
+/** Per-feature mean and 1/std of the training rows (1 where std < STD_FLOOR), as [1, dim] tensors. */
+function standardization(x: tf.Tensor2D): { mean: tf.Tensor2D; invStd: tf.Tensor2D } {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, 0, true);
+    const std = tf.sqrt(variance);
+    const invStd = tf.where(tf.less(std, STD_FLOOR), tf.onesLike(std), tf.reciprocal(std));
+    return { mean: mean as tf.Tensor2D, invStd: invStd as tf.Tensor2D };
+  });
+}
+
+/**
+ * Trains one linear layer (softmax regression, cross-entropy loss) on `train` and reports top-1
+ * accuracy on `test` and on `train`. Adam (beta 0.9 / 0.999, eps 1e-8, no weight decay) with the
+ * learning rate annealed by a cosine schedule over all epochs x ceil(n / batchSize) steps; weights
+ * and bias initialised uniformly in +-1/sqrt(dim) (PyTorch's nn.Linear default) from `seed`, which
+ * also fixes each epoch's batch order. Gradients are the closed-form softmax-regression ones.
+ *
+ * Runs on the active TensorFlow.js backend (the caller selects it); leaves no tensors behind. The
+ * features are uploaded once; batches are gathered on the backend.
+ */
+export async function trainLinearProbe(train: ProbeSplit, test: ProbeSplit, opts: LinearProbeOptions): Promise<LinearProbeResult> {
+  const { epochs, batchSize, learningRate, seed, standardize, classes } = opts;
+  if (!Number.isInteger(epochs) || epochs <= 0) throw new RangeError(`epochs must be a positive integer, got ${epochs}`);
+  if (!Number.isInteger(batchSize) || batchSize <= 0) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
+  if (!(learningRate > 0)) throw new RangeError(`learningRate must be positive, got ${learningRate}`);
+  if (!Number.isInteger(classes) || classes < 2) throw new RangeError(`classes must be an integer >= 2, got ${classes}`);
+  checkSplit(train, 'train', classes);
+  checkSplit(test, 'test', classes);
+  if (test.dim !== train.dim) throw new RangeError(`test dim ${test.dim} differs from train dim ${train.dim}`);
+  const dim = train.dim;
+
+  const rng = createRng(seed);
+  const owned: tf.Tensor[] = [];
+  const keep = <T extends tf.Tensor>(t: T): T => {
+    owned.push(t);
+    return t;
+  };
+  try {
+    // Standardised once, up front: the training loop then only gathers rows.
+    const { xTrain, stats } = tf.tidy(() => {
+      const raw = tf.tensor2d(train.x, [train.n, dim]);
+      if (!standardize) return { xTrain: raw, stats: undefined };
+      const s = standardization(raw);
+      return { xTrain: tf.mul(tf.sub(raw, s.mean), s.invStd) as tf.Tensor2D, stats: s };
+    });
+    keep(xTrain);
+    if (stats) {
+      keep(stats.mean);
+      keep(stats.invStd);
+    }
+    const yTrain = keep(tf.tensor1d(Int32Array.from(train.y), 'int32'));
+
+    const maybeStandardize = (x: tf.Tensor2D, apply: boolean): tf.Tensor2D => (stats && apply ? tf.mul(tf.sub(x, stats.mean), stats.invStd) : x);
+    const bound = 1 / Math.sqrt(dim);
+    const initSeed = Math.floor(rng() * 2 ** 31);
+    // A variable shares its initial tensor's data; dispose the initial tensor so nothing leaks.
+    const variable = (init: tf.Tensor2D): tf.Variable => {
+      const v = tf.variable(init);
+      init.dispose();
+      return keep(v);
+    };
+    const w = variable(tf.randomUniform([dim, classes], -bound, bound, 'float32', initSeed));
+    const b = variable(tf.randomUniform([1, classes], -bound, bound, 'float32', initSeed + 1));
+    const mW = variable(tf.zeros([dim, classes]));
+    const vW = variable(tf.zeros([dim, classes]));
+    const mB = variable(tf.zeros([1, classes]));
+    const vB = variable(tf.zeros([1, classes]));
+
+    const stepsPerEpoch = Math.ceil(train.n / batchSize);
+    const totalSteps = epochs * stepsPerEpoch;
+    const order = Int32Array.from({ length: train.n }, (_, i) => i);
+    let step = 0;
+    for (let epoch = 0; epoch < epochs; epoch++) {
+      shuffleInPlace(order, rng);
+      for (let start = 0; start < train.n; start += batchSize) {
+        const idx = order.subarray(start, Math.min(start + batchSize, train.n));
+        const lr = 0.5 * learningRate * (1 + Math.cos((Math.PI * step) / totalSteps));
+        step++;
+        // Adam's bias corrections folded into the step size.
+        const alpha = (lr * Math.sqrt(1 - ADAM_BETA2 ** step)) / (1 - ADAM_BETA1 ** step);
+        tf.tidy(() => {
+          const indices = tf.tensor1d(idx, 'int32');
+          const xb = tf.gather(xTrain, indices) as tf.Tensor2D;
+          const yb = tf.oneHot(tf.gather(yTrain, indices) as tf.Tensor1D, classes);
+          const probs = tf.softmax(tf.add(tf.matMul(xb, w), b));
+          // d(mean cross-entropy)/d(logits) = (softmax - onehot) / batch.
+          const gLogits = tf.div(tf.sub(probs, yb), idx.length);
+          const gW = tf.matMul(xb, gLogits, true, false);
+          const gB = tf.sum(gLogits, 0, true);
+          for (const [param, m, v, g] of [
+            [w, mW, vW, gW],
+            [b, mB, vB, gB],
+          ] as const) {
+            const m1 = tf.add(tf.mul(m, ADAM_BETA1), tf.mul(g, 1 - ADAM_BETA1));
+            const v1 = tf.add(tf.mul(v, ADAM_BETA2), tf.mul(tf.square(g), 1 - ADAM_BETA2));
+            m.assign(m1);
+            v.assign(v1);
+            param.assign(tf.sub(param, tf.mul(tf.div(m1, tf.add(tf.sqrt(v1), ADAM_EPSILON)), alpha)));
+          }
+        });
+      }
+      // Let the event loop run (IPC, timers) between epochs.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+
+    const evaluate = (x: tf.Tensor2D, labels: Uint8Array, standardized: boolean): number => {
+      let correct = 0;
+      for (let start = 0; start < labels.length; start += EVAL_CHUNK) {
+        const end = Math.min(start + EVAL_CHUNK, labels.length);
+        const pred = tf.tidy(() => tf.argMax(tf.add(tf.matMul(maybeStandardize(tf.slice(x, [start, 0], [end - start, dim]), !standardized), w), b), 1));
+        const p = pred.dataSync();
+        pred.dispose();
+        for (let i = 0; i < p.length; i++) if (p[i] === labels[start + i]) correct++;
+      }
+      return correct / labels.length;
+    };
+    const trainAccuracy = evaluate(xTrain, train.y, true);
+    const xTest = keep(tf.tensor2d(test.x, [test.n, dim]));
+    const accuracy = evaluate(xTest, test.y, false);
+    return { accuracy, trainAccuracy };
+  } finally {
+    for (const t of owned) t.dispose();
+  }
+}

@@ -1,0 +1,180 @@
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+// Test-only: the spec picks its backend itself; production code gets it from @ddae/compute.
+// eslint-disable-next-line no-restricted-imports
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { flattenPixels, loadDataset, seededOrder, selectLabels } from '@ddae/datasets';
+import { accuracy, meanAndSpread, poolFeatures, pooledFeatureDim, trainLinearProbe, type ProbeSplit } from './index';
+
+const OPTS = { epochs: 15, batchSize: 128, learningRate: 1e-3, seed: 0, standardize: true, classes: 10 };
+
+beforeAll(async () => {
+  setWasmPaths(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm')) + path.sep);
+  tf.enableProdMode();
+  expect(await tf.setBackend('wasm')).toBe(true);
+  await tf.ready();
+});
+
+/** Gaussian blobs around well-separated class centres: linearly separable with a wide margin. */
+function blobs(n: number, dim: number, classes: number, seed: number): ProbeSplit {
+  let s = seed + 1;
+  const rand = (): number => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+  const gauss = (): number => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
+  const x = new Float32Array(n * dim);
+  const y = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    y[i] = i % classes;
+    for (let d = 0; d < dim; d++) x[i * dim + d] = 0.3 * gauss() + (d % classes === y[i] ? 2 : 0) + 5; // offset: standardisation matters
+  }
+  return { x, y, n, dim };
+}
+
+describe('trainLinearProbe', () => {
+  it('learns a linearly separable problem to ~100%, with and without standardisation, leaking no tensors', async () => {
+    const before = tf.memory().numTensors;
+    for (const standardize of [true, false]) {
+      const r = await trainLinearProbe(blobs(1000, 12, 4, 1), blobs(500, 12, 4, 2), { ...OPTS, classes: 4, epochs: 40, learningRate: 1e-2, standardize });
+      expect(r.accuracy).toBeGreaterThanOrEqual(0.99);
+      expect(r.trainAccuracy).toBeGreaterThanOrEqual(0.99);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('is deterministic for a seed, and the seed matters', async () => {
+    // A hard, noisy problem and one epoch, so that the seed shows in the result.
+    const train = blobs(300, 40, 10, 3);
+    train.x.forEach((v, i) => (train.x[i] = v + 4 * Math.sin(i)));
+    const test = blobs(300, 40, 10, 4);
+    const opts = { ...OPTS, epochs: 1, batchSize: 16 };
+    const a = await trainLinearProbe(train, test, opts);
+    expect(await trainLinearProbe(train, test, opts)).toEqual(a);
+    const others = await Promise.all([1, 2, 3].map((seed) => trainLinearProbe(train, test, { ...opts, seed })));
+    expect(others.some((o) => o.trainAccuracy !== a.trainAccuracy || o.accuracy !== a.accuracy)).toBe(true);
+  });
+
+  it('reaches > 0.7 on a 2000 / 1000 Fashion-MNIST pixel slice within seconds', async () => {
+    const [train, test] = await Promise.all([loadDataset('fashion-mnist', 'train'), loadDataset('fashion-mnist', 'test')]);
+    const trainIdx = seededOrder(train.count, 0).subarray(0, 2000);
+    const testIdx = Uint32Array.from({ length: 1000 }, (_, i) => i);
+    const before = tf.memory().numTensors;
+    const t0 = performance.now();
+    const r = await trainLinearProbe(
+      { x: flattenPixels(train, trainIdx), y: selectLabels(train, trainIdx), n: 2000, dim: 784 },
+      { x: flattenPixels(test, testIdx), y: selectLabels(test, testIdx), n: 1000, dim: 784 },
+      OPTS,
+    );
+    expect(r.accuracy).toBeGreaterThan(0.7);
+    expect(r.trainAccuracy).toBeGreaterThan(r.accuracy - 0.02);
+    expect(performance.now() - t0).toBeLessThan(15000);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('rejects inconsistent inputs before allocating anything', async () => {
+    const before = tf.memory().numTensors;
+    const ok = blobs(10, 3, 2, 0);
+    await expect(trainLinearProbe({ ...ok, n: 11 }, ok, { ...OPTS, classes: 2 })).rejects.toThrow(/x has 30 values, expected 11x3/);
+    await expect(trainLinearProbe(ok, { ...ok, y: new Uint8Array(10).fill(2) }, { ...OPTS, classes: 2 })).rejects.toThrow(/label 2 at row 0/);
+    await expect(trainLinearProbe(ok, blobs(10, 4, 2, 0), { ...OPTS, classes: 2 })).rejects.toThrow(/test dim 4 differs/);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('runs on the pure-JS cpu backend too', async () => {
+    await tf.setBackend('cpu');
+    try {
+      const before = tf.memory().numTensors;
+      const r = await trainLinearProbe(blobs(200, 6, 3, 5), blobs(100, 6, 3, 6), { ...OPTS, classes: 3, epochs: 10, batchSize: 32, learningRate: 1e-2 });
+      expect(r.accuracy).toBeGreaterThanOrEqual(0.99);
+      expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      await tf.setBackend('wasm');
+    }
+  });
+});
+
+describe('poolFeatures', () => {
+  // [1, 4, 4, 2]: channel 0 = row * 4 + col, channel 1 = 100.
+  const tap = (): tf.Tensor4D => {
+    const v = new Float32Array(32);
+    for (let p = 0; p < 16; p++) {
+      v[2 * p] = p;
+      v[2 * p + 1] = 100;
+    }
+    return tf.tensor4d(v, [1, 4, 4, 2]);
+  };
+
+  it('gap averages over H x W per channel', () => {
+    const t = tap();
+    const before = tf.memory().numTensors;
+    const f = poolFeatures(t, 'gap');
+    expect(f.shape).toEqual([1, 2]);
+    expect(Array.from(f.dataSync())).toEqual([7.5, 100]);
+    f.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    t.dispose();
+  });
+
+  it('avg2 averages 2x2 cells, flattened cell-major (cell * C + channel); avg4 on 4x4 keeps every pixel', () => {
+    const t = tap();
+    const f = poolFeatures(t, 'avg2');
+    expect(f.shape).toEqual([1, 8]);
+    // cells: top-left (0,1,4,5) -> 2.5, top-right (2,3,6,7) -> 4.5, bottom-left -> 10.5, bottom-right -> 12.5
+    expect(Array.from(f.dataSync())).toEqual([2.5, 100, 4.5, 100, 10.5, 100, 12.5, 100]);
+    const f4 = poolFeatures(t, 'avg4');
+    expect(Array.from(f4.dataSync())).toEqual(Array.from(t.dataSync()));
+    expect(pooledFeatureDim(4, 4, 2, 'avg2')).toBe(8);
+    tf.dispose([t, f, f4]);
+  });
+
+  it('pools batches of several images independently', () => {
+    const t = tf.concat([tap(), tf.mul(tap(), 2)]) as tf.Tensor4D;
+    const f = poolFeatures(t, 'avg2');
+    expect(f.shape).toEqual([2, 8]);
+    expect(Array.from(f.dataSync().subarray(8))).toEqual([5, 200, 9, 200, 21, 200, 25, 200]);
+    tf.dispose([t, f]);
+  });
+
+  it('uses adaptive (PyTorch) cells for non-divisible sizes and keeps each pixel of a tap smaller than the grid', () => {
+    // 1 x 3 x 3 x 1, values 0..8, avg2: cells rows/cols [0,2) and [1,3).
+    const t = tf.tensor4d(Float32Array.from({ length: 9 }, (_, i) => i), [1, 3, 3, 1]);
+    const f = poolFeatures(t, 'avg2');
+    expect(Array.from(f.dataSync())).toEqual([2, 3, 5, 6]);
+    // 2 x 2 tap with avg4: no pooling, 2*2*C features.
+    const small = tf.tensor4d([1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 2, 2]);
+    const g = poolFeatures(small, 'avg4');
+    expect(g.shape).toEqual([1, pooledFeatureDim(2, 2, 2, 'avg4')]);
+    expect(Array.from(g.dataSync())).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    // 6 x 6 with avg4: adaptive cells, 16 * C features; the mean of every cell lies in range.
+    const six = tf.randomUniform([2, 6, 6, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+    const h = poolFeatures(six, 'avg4');
+    expect(h.shape).toEqual([2, 48]);
+    tf.dispose([t, f, small, g, six, h]);
+  });
+});
+
+describe('metrics', () => {
+  it('accuracy takes logits, class tensors or arrays', () => {
+    const logits = tf.tensor2d([
+      [0, 1],
+      [2, 0],
+      [0, 3],
+    ]);
+    expect(accuracy(logits, [1, 0, 0])).toBeCloseTo(2 / 3);
+    const classes = tf.tensor1d([1, 1, 0], 'int32');
+    expect(accuracy(classes, Uint8Array.from([1, 0, 0]))).toBeCloseTo(2 / 3);
+    expect(accuracy([3, 2], [3, 2])).toBe(1);
+    expect(() => accuracy([1], [1, 2])).toThrow(RangeError);
+    tf.dispose([logits, classes]);
+  });
+
+  it('meanAndSpread gives mean, sample std, min, max and n', () => {
+    const s = meanAndSpread([0.8, 0.82, 0.84]);
+    expect(s.mean).toBeCloseTo(0.82, 10);
+    expect(s.std).toBeCloseTo(0.02, 10);
+    expect(s).toMatchObject({ min: 0.8, max: 0.84, n: 3 });
+    expect(meanAndSpread([0.5])).toEqual({ mean: 0.5, std: 0, min: 0.5, max: 0.5, n: 1 });
+    expect(() => meanAndSpread([])).toThrow(RangeError);
+  });
+});

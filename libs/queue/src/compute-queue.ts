@@ -1,0 +1,99 @@
+import { Queue, type JobsOptions } from 'bullmq';
+import { JOB_NAMES, QUEUES, jobIds, type BaselinePayload, type JobName, type PretrainPayload, type ProbePayload } from '@ddae/contracts';
+import { redisConnection, withTimeout } from './connection';
+
+/** Default options of every compute job. */
+export const COMPUTE_JOB_DEFAULTS: JobsOptions = {
+  /** Transient failures (lost Redis, killed child) retry with exponential backoff. */
+  attempts: 4,
+  backoff: { type: 'exponential', delay: 2_000 },
+  /** Postgres holds the results; Redis keeps a little history for inspection. */
+  removeOnComplete: { age: 24 * 3600, count: 1000 },
+  removeOnFail: { age: 7 * 24 * 3600, count: 5000 },
+};
+
+/**
+ * Priorities (lower runs first): finishing a sweep's probes beats starting new pretraining, so
+ * results appear early and artifacts do not pile up.
+ */
+export const JOB_PRIORITY: Record<JobName, number> = {
+  [JOB_NAMES.baseline]: 1,
+  [JOB_NAMES.probe]: 2,
+  [JOB_NAMES.pretrain]: 3,
+};
+
+export interface ComputeQueueOptions {
+  redisUrl: string;
+  /** Key prefix. Default `ddae`. */
+  prefix?: string;
+}
+
+export type EnqueueRequest =
+  | { name: typeof JOB_NAMES.pretrain; data: PretrainPayload }
+  | { name: typeof JOB_NAMES.probe; data: ProbePayload }
+  | { name: typeof JOB_NAMES.baseline; data: BaselinePayload };
+
+export function jobIdOf(request: EnqueueRequest): string {
+  switch (request.name) {
+    case JOB_NAMES.pretrain:
+      return jobIds.pretrain(request.data.runId);
+    case JOB_NAMES.probe:
+      return jobIds.probe(request.data.probeTaskId);
+    case JOB_NAMES.baseline:
+      return jobIds.baseline(request.data.baselineId);
+  }
+}
+
+/**
+ * The typed producer of the compute queue. Job ids are deterministic, so adding the same work
+ * twice while the first job still exists in Redis is a no-op.
+ */
+export class ComputeQueue {
+  readonly queue: Queue;
+
+  constructor(options: ComputeQueueOptions) {
+    this.queue = new Queue(QUEUES.compute, {
+      connection: redisConnection(options.redisUrl, 'producer'),
+      prefix: options.prefix ?? 'ddae',
+      defaultJobOptions: COMPUTE_JOB_DEFAULTS,
+    });
+  }
+
+  async enqueue(requests: EnqueueRequest[]): Promise<void> {
+    if (requests.length === 0) return;
+    await this.queue.addBulk(
+      requests.map((r) => ({
+        name: r.name,
+        data: r.data,
+        opts: { jobId: jobIdOf(r), priority: JOB_PRIORITY[r.name] },
+      })),
+    );
+  }
+
+  /** Removes waiting/delayed jobs by id (a running job is cancelled through Postgres state). */
+  async removeWaiting(jobIdsToRemove: string[]): Promise<number> {
+    let removed = 0;
+    for (const id of jobIdsToRemove) {
+      const job = await this.queue.getJob(id);
+      if (!job) continue;
+      const state = await job.getState();
+      if (state === 'waiting' || state === 'delayed' || state === 'prioritized' || state === 'waiting-children') {
+        await job.remove().then(() => (removed += 1)).catch(() => undefined);
+      }
+    }
+    return removed;
+  }
+
+  /** A cheap round trip to Redis, for health checks. */
+  async ping(): Promise<void> {
+    await this.queue.count();
+  }
+
+  async counts(): Promise<Record<string, number>> {
+    return this.queue.getJobCounts('active', 'waiting', 'prioritized', 'delayed', 'completed', 'failed');
+  }
+
+  async close(timeoutMs = 5_000): Promise<void> {
+    await withTimeout(this.queue.close(), timeoutMs, 'queue close').catch(() => this.queue.disconnect());
+  }
+}

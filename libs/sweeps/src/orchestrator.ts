@@ -1,0 +1,118 @@
+import { JOB_NAMES, jobIds } from '@ddae/contracts';
+import type {
+  BaselineRepository,
+  ProbeRepository,
+  RunRepository,
+  SweepRepository,
+  CreatedSweep,
+} from '@ddae/db';
+import type { Prisma, PrismaClient } from '@ddae/db';
+import type { ComputeQueue, EnqueueRequest } from '@ddae/queue';
+import type { SweepSpec } from '@ddae/contracts';
+import type { SweepPlan } from './plan';
+
+export interface OrchestratorDeps {
+  prisma: PrismaClient;
+  sweeps: SweepRepository;
+  runs: RunRepository;
+  probes: ProbeRepository;
+  baselines: BaselineRepository;
+  queue: ComputeQueue;
+}
+
+/**
+ * Decides what work follows what, in ONE place: a sweep's submission enqueues its pretraining
+ * runs and baselines; a finished run enqueues its probe tasks; any terminal task refreshes the
+ * sweep's status. Postgres says what is to be done; the queue only carries ids, so every step is
+ * safe to repeat (deterministic job ids, idempotent writes).
+ */
+export class SweepOrchestrator {
+  constructor(private readonly deps: OrchestratorDeps) {}
+
+  async submit(spec: SweepSpec, plan: SweepPlan, idempotencyKey?: string): Promise<CreatedSweep> {
+    const created = await this.deps.sweeps.create({
+      name: plan.name,
+      dataset: plan.dataset,
+      spec: spec as unknown as Prisma.InputJsonValue,
+      specHash: plan.specHash,
+      idempotencyKey,
+      runs: plan.runs.map((r) => ({
+        key: r.key,
+        modelName: r.modelName,
+        method: r.method,
+        unet: r.unet as unknown as Prisma.InputJsonValue,
+        dataset: r.dataset,
+        seed: r.seed,
+        hyper: r.hyper as unknown as Prisma.InputJsonValue,
+        steps: r.hyper.steps,
+      })),
+      probeTasks: plan.probeTasks.map((t) => ({
+        runKey: t.runKey,
+        noiseLevel: t.noiseLevel,
+        layers: t.layers,
+        protocol: t.protocol as unknown as Prisma.InputJsonValue,
+        protocolKey: t.protocolKey,
+      })),
+      baselines: plan.baselines.map((b) => ({
+        dataset: b.dataset,
+        kind: b.kind,
+        protocol: b.protocol as unknown as Prisma.InputJsonValue,
+        protocolKey: b.protocolKey,
+      })),
+    });
+    if (!created.created) return created;
+    await this.deps.queue.enqueue([
+      ...created.pendingBaselineIds.map((baselineId): EnqueueRequest => ({ name: JOB_NAMES.baseline, data: { v: 1, baselineId } })),
+      ...created.runIds.map((runId): EnqueueRequest => ({ name: JOB_NAMES.pretrain, data: { v: 1, runId } })),
+    ]);
+    // A sweep whose every baseline is already known and that has no runs is done at once.
+    await this.deps.sweeps.refreshStatus(created.sweep.id);
+    return created;
+  }
+
+  /** A run reached its final checkpoint: its probe tasks can start. */
+  async runSucceeded(runId: string, sweepId: string): Promise<void> {
+    const tasks = await this.deps.probes.openTasksOfRun(runId);
+    await this.deps.queue.enqueue(tasks.map((t) => ({ name: JOB_NAMES.probe, data: { v: 1, probeTaskId: t.id } })));
+    await this.deps.sweeps.refreshStatus(sweepId);
+  }
+
+  /** Any task of the sweep reached a terminal state. */
+  async taskEnded(sweepId: string): Promise<void> {
+    await this.deps.sweeps.refreshStatus(sweepId);
+  }
+
+  async baselineEnded(baselineId: string): Promise<void> {
+    for (const sweepId of await this.deps.baselines.sweepIds(baselineId)) await this.deps.sweeps.refreshStatus(sweepId);
+  }
+
+  async cancel(sweepId: string) {
+    const cancelled = await this.deps.sweeps.cancel(sweepId);
+    if (!cancelled) return null;
+    await this.deps.queue.removeWaiting([
+      ...cancelled.runIds.map(jobIds.pretrain),
+      ...cancelled.probeTaskIds.map(jobIds.probe),
+    ]);
+    return cancelled.sweep;
+  }
+
+  /**
+   * Re-enqueues every QUEUED row (deterministic ids make this a no-op for jobs still in Redis):
+   * recovers work whose enqueue was lost, or whose Redis was flushed.
+   */
+  async reconcile(): Promise<{ enqueued: number }> {
+    const { prisma } = this.deps;
+    const [runs, probes, baselines] = await Promise.all([
+      prisma.run.findMany({ where: { status: 'QUEUED' }, select: { id: true } }),
+      prisma.probeTask.findMany({ where: { status: 'QUEUED', run: { status: 'SUCCEEDED' } }, select: { id: true } }),
+      prisma.baseline.findMany({ where: { status: 'QUEUED' }, select: { id: true } }),
+    ]);
+    const requests: EnqueueRequest[] = [
+      ...baselines.map((b): EnqueueRequest => ({ name: JOB_NAMES.baseline, data: { v: 1, baselineId: b.id } })),
+      ...probes.map((p): EnqueueRequest => ({ name: JOB_NAMES.probe, data: { v: 1, probeTaskId: p.id } })),
+      ...runs.map((r): EnqueueRequest => ({ name: JOB_NAMES.pretrain, data: { v: 1, runId: r.id } })),
+    ];
+    await this.deps.queue.enqueue(requests);
+    return { enqueued: requests.length };
+  }
+}

@@ -1,0 +1,176 @@
+import { createHash } from 'node:crypto';
+import {
+  DATASET_SHAPES,
+  decoderBlockNames,
+  paddedImageSize,
+  protocolKey,
+  resolveUNet,
+  type BaselineKind,
+  type DatasetName,
+  type Method,
+  type ProbeProtocol,
+  type SweepSpec,
+  type UNetConfig,
+} from '@ddae/contracts';
+
+/** Resolved pretraining hyper-parameters of one run: no default left to interpret. */
+export interface RunHyper {
+  steps: number;
+  batchSize: number;
+  learningRate: number;
+  warmupSteps: number;
+  gradClip: number;
+  emaDecayCap: number;
+  checkpointEvery: number;
+  trainSize: number | null;
+}
+
+export interface PlannedRun {
+  key: string;
+  modelName: string;
+  method: Method;
+  unet: UNetConfig;
+  dataset: DatasetName;
+  seed: number;
+  hyper: RunHyper;
+}
+
+export interface PlannedProbeTask {
+  runKey: string;
+  noiseLevel: number;
+  layers: string[];
+  protocol: ProbeProtocol;
+  protocolKey: string;
+}
+
+export interface PlannedBaseline {
+  dataset: DatasetName;
+  kind: BaselineKind;
+  protocol: ProbeProtocol;
+  protocolKey: string;
+}
+
+export interface SweepPlan {
+  name: string;
+  dataset: DatasetName;
+  specHash: string;
+  runs: PlannedRun[];
+  probeTasks: PlannedProbeTask[];
+  baselines: PlannedBaseline[];
+  counts: { runs: number; probeTasks: number; probeCells: number; baselines: number; pretrainSteps: number };
+}
+
+/** EMA caps of the reference code. */
+const EMA_CAP: Record<Method, number> = { ddpm: 0.9999, edm: 0.9993 };
+
+export function defaultModelName(method: Method, unet: SweepSpec['models'][number]['unet']): string {
+  return typeof unet === 'string' ? `${method}-${unet}` : `${method}-b${unet.baseChannels}`;
+}
+
+/** sha256 of the spec serialised with sorted keys: equal specs hash equally. */
+export function specHash(spec: SweepSpec): string {
+  return createHash('sha256').update(canonicalJson(spec)).digest('hex');
+}
+
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Thrown for a spec that parses but cannot be planned; `path` names the field. */
+export class PlanError extends Error {
+  override readonly name = 'PlanError';
+  constructor(
+    readonly path: (string | number)[],
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Expands a validated spec into the rows a sweep is made of: one run per (model, seed), one probe
+ * task per (run, noise level) covering every requested layer, and one baseline per kind.
+ * Pure and deterministic: the same spec always gives the same plan.
+ */
+export function planSweep(spec: SweepSpec): SweepPlan {
+  const shape = DATASET_SHAPES[spec.dataset];
+  const imageSize = paddedImageSize(shape.size);
+  const protocol: ProbeProtocol = {
+    pooling: spec.probe.pooling,
+    noise: 'fixed',
+    noiseSeed: spec.probe.noiseSeed,
+    epochs: spec.probe.epochs,
+    batchSize: spec.probe.batchSize,
+    learningRate: spec.probe.learningRate,
+    standardize: true,
+    trainSize: spec.probe.trainSize,
+    testSize: spec.probe.testSize ?? shape.test,
+    probeSeed: 0,
+  };
+  const key = protocolKey(protocol);
+
+  const names = new Set<string>();
+  const runs: PlannedRun[] = [];
+  const probeTasks: PlannedProbeTask[] = [];
+  spec.models.forEach((model, i) => {
+    const modelName = model.name ?? defaultModelName(model.method, model.unet);
+    if (names.has(modelName)) {
+      throw new PlanError(['models', i, 'name'], `duplicate model name "${modelName}": give each model a distinct name`);
+    }
+    names.add(modelName);
+    const unet = resolveUNet(model.unet);
+    const steps = spec.pretrain.steps;
+    const hyper: RunHyper = {
+      steps,
+      batchSize: spec.pretrain.batchSize,
+      learningRate: spec.pretrain.learningRate,
+      warmupSteps: spec.pretrain.warmupSteps ?? Math.min(1000, Math.floor(steps / 10)),
+      gradClip: spec.pretrain.gradClip,
+      emaDecayCap: spec.pretrain.emaDecayCap ?? EMA_CAP[model.method],
+      checkpointEvery: Math.min(spec.pretrain.checkpointEvery, steps),
+      trainSize: spec.pretrain.trainSize ?? null,
+    };
+    const layers =
+      spec.probe.layers === 'all'
+        ? decoderBlockNames({ ...unet, imageSize, imageChannels: shape.channels })
+        : [...spec.probe.layers];
+    const noiseLevels = model.method === 'ddpm' ? (spec.probe.timesteps ?? []) : (spec.probe.sigmas ?? []);
+    for (const seed of spec.pretrain.seeds) {
+      const runKey = `${modelName}-s${seed}`;
+      runs.push({ key: runKey, modelName, method: model.method, unet, dataset: spec.dataset, seed, hyper });
+      for (const noiseLevel of [...new Set(noiseLevels)]) {
+        probeTasks.push({ runKey, noiseLevel, layers, protocol, protocolKey: key });
+      }
+    }
+  });
+
+  const baselines: PlannedBaseline[] = [...new Set(spec.baselines)].map((kind) => ({
+    dataset: spec.dataset,
+    kind,
+    protocol,
+    protocolKey: key,
+  }));
+
+  return {
+    name: spec.name,
+    dataset: spec.dataset,
+    specHash: specHash(spec),
+    runs,
+    probeTasks,
+    baselines,
+    counts: {
+      runs: runs.length,
+      probeTasks: probeTasks.length,
+      probeCells: probeTasks.reduce((n, t) => n + t.layers.length, 0),
+      baselines: baselines.length,
+      pretrainSteps: runs.reduce((n, r) => n + r.hyper.steps, 0),
+    },
+  };
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Makes sure what the project needs on this machine is there: PostgreSQL, Redis, the
+# Fashion-MNIST package. Starts a service that is installed but down; installs what is missing
+# (Debian packages, as root). Idempotent; quiet when everything already answers.
+set -euo pipefail
+
+log() { echo "[ensure-services] $*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then as_root apt-get update -qq >/dev/null; apt_updated=1; fi
+  log "installing $*"
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; }
+redis_up() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]; }
+
+# PostgreSQL
+if ! pg_up; then
+  command -v pg_ctlcluster >/dev/null || apt_install postgresql
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  log "starting PostgreSQL $version"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do pg_up && break; sleep 1; done
+  pg_up || { log "PostgreSQL does not answer on 127.0.0.1:5432"; exit 1; }
+fi
+
+# Redis
+if ! redis_up; then
+  command -v redis-server >/dev/null || apt_install redis-server
+  log "starting Redis"
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no >/dev/null
+  for _ in $(seq 1 30); do redis_up && break; sleep 0.5; done
+  redis_up || { log "Redis does not answer on 127.0.0.1:6379"; exit 1; }
+fi
+
+# Fashion-MNIST (Debian's dataset-fashion-mnist)
+if [ -z "${DDAE_DATA_DIR:-}" ] && [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then
+  apt_install dataset-fashion-mnist
+fi
