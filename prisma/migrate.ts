@@ -57,8 +57,14 @@ function nextMigrationName(name: string, existing: string[]): string {
   return `${timestamp(new Date(time))}_${slug}`;
 }
 
-async function withEngine<T>(databaseUrl: string, verbose: boolean, fn: (session: Awaited<ReturnType<typeof openSchemaEngine>>) => Promise<T>): Promise<T> {
-  const session = await openSchemaEngine({ database: parseDatabaseUrl(databaseUrl), schemaPath: SCHEMA_PATH, migrationsDir: MIGRATIONS_DIR, verbose });
+async function withEngine<T>(databaseUrl: string, engineUrl: string, verbose: boolean, fn: (session: Awaited<ReturnType<typeof openSchemaEngine>>) => Promise<T>): Promise<T> {
+  const session = await openSchemaEngine({
+    database: parseDatabaseUrl(engineUrl),
+    shadowPrefix: parseDatabaseUrl(databaseUrl).database,
+    schemaPath: SCHEMA_PATH,
+    migrationsDir: MIGRATIONS_DIR,
+    verbose,
+  });
   // Ctrl-C while the engine works: still drop our shadow database.
   const onSignal = () => void session.close().finally(() => process.exit(130));
   process.once('SIGINT', onSignal);
@@ -81,7 +87,7 @@ async function dev(databaseUrl: string, name: string | undefined, createOnly: bo
   const pending = await migrateDeploy(databaseUrl, { migrationsDir: MIGRATIONS_DIR, log: (line) => console.log(line) });
   if (pending.applied.length) console.log(`Applied ${pending.applied.length} pending migration(s).`);
 
-  const script = await withEngine(databaseUrl, verbose, async (session) => {
+  const script = await withEngine(databaseUrl, databaseUrl, verbose, async (session) => {
     const drift = await session.diffScript(session.migrationsTarget(), session.databaseTarget());
     if (drift.trim()) {
       console.warn('warning: the database differs from the migration history (drift); `diff --drift` shows how.');
@@ -136,7 +142,7 @@ async function diff(databaseUrl: string, fromDb: boolean, drift: boolean, exitCo
   const needsDb = fromDb || drift;
   // Migrations -> schema needs no main database: the engine then connects to the maintenance database.
   const engineUrl = needsDb ? databaseUrl : formatDatabaseUrl(withDatabase(parseDatabaseUrl(databaseUrl), 'postgres'));
-  const script = await withEngine(engineUrl, verbose, (s) =>
+  const script = await withEngine(databaseUrl, engineUrl, verbose, (s) =>
     fromDb
       ? s.diffScript(s.databaseTarget(), s.schemaTarget())
       : drift

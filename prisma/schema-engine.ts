@@ -117,14 +117,17 @@ class OwnShadowAdapterFactory implements SqlMigrationAwareDriverAdapterFactory {
   readonly adapterName = '@prisma/adapter-pg';
   private readonly shadows = new Set<string>();
 
-  constructor(private readonly main: PgConnectionFields) {}
+  constructor(
+    private readonly main: PgConnectionFields,
+    private readonly shadowPrefix: string,
+  ) {}
 
   async connect(): Promise<SqlDriverAdapter> {
     return decodeUnknownBuiltinsAsText(await new PrismaPg({ ...this.main, max: 2 }).connect());
   }
 
   async connectToShadowDb(): Promise<SqlDriverAdapter> {
-    const name = `${this.main.database.slice(0, 40)}_shadow_${randomBytes(5).toString('hex')}`;
+    const name = `${this.shadowPrefix.slice(0, 40)}_shadow_${randomBytes(5).toString('hex')}`;
     await adminQuery(this.main, `CREATE DATABASE ${quoteIdent(name)}`);
     this.shadows.add(name);
     const adapter = await new PrismaPg({ ...withDatabase(this.main, name), max: 2 }).connect();
@@ -166,13 +169,15 @@ export interface OpenSchemaEngineOptions {
   database: PgConnectionFields;
   schemaPath: string;
   migrationsDir: string;
+  /** Shadow databases are named `<shadowPrefix>_shadow_<random>` (default: the database's name). */
+  shadowPrefix?: string;
   verbose?: boolean;
 }
 
 export async function openSchemaEngine(options: OpenSchemaEngineOptions): Promise<SchemaEngineSession> {
   const { SchemaEngine: Engine } = loadBindings();
   const schema = { path: path.basename(options.schemaPath), content: readFileSync(options.schemaPath, 'utf8') };
-  const factory = new OwnShadowAdapterFactory(options.database);
+  const factory = new OwnShadowAdapterFactory(options.database, options.shadowPrefix ?? options.database.database);
   const log = (line: string) => {
     if (options.verbose) process.stderr.write(`[schema-engine] ${line}\n`);
   };

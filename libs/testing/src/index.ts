@@ -1,1 +1,3 @@
 export { createTestDatabase, type CreateTestDatabaseOptions, type TestDatabase } from './database';
+export { uniqueQueuePrefix, deleteQueueKeys, queuedJobIds } from './queue';
+export { waitFor } from './wait';

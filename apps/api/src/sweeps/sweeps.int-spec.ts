@@ -1,0 +1,154 @@
+import type { INestApplication } from '@nestjs/common';
+import request from 'supertest';
+import { stringify } from 'yaml';
+import { apiEnvSchema } from '@ddae/config';
+import { QUEUES, type SweepSpecInput } from '@ddae/contracts';
+import { createTestDatabase, deleteQueueKeys, queuedJobIds, uniqueQueuePrefix, type TestDatabase } from '@ddae/testing';
+import { createApiApp } from '../bootstrap';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+const spec = (): SweepSpecInput => ({
+  name: 'int-test',
+  dataset: 'fashion-mnist',
+  models: [{ method: 'ddpm', unet: 'tiny' }],
+  pretrain: { steps: 10, batchSize: 4, seeds: [0, 1] },
+  probe: { layers: 'all', timesteps: [5, 50], trainSize: 100, testSize: 50, epochs: 1 },
+  baselines: ['pixels'],
+});
+
+describe('sweeps API (real Postgres and Redis)', () => {
+  let db: TestDatabase;
+  let app: INestApplication;
+  let prefix: string;
+
+  const jobs = () => queuedJobIds(REDIS_URL, prefix, QUEUES.compute);
+  const rowCounts = async () => ({
+    sweeps: await db.prisma.sweep.count(),
+    runs: await db.prisma.run.count(),
+    probeTasks: await db.prisma.probeTask.count(),
+    baselines: await db.prisma.baseline.count(),
+  });
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+
+  beforeEach(async () => {
+    prefix = uniqueQueuePrefix('api');
+    const env = apiEnvSchema.parse({ DATABASE_URL: db.url, REDIS_URL, QUEUE_PREFIX: prefix, RECONCILE_MS: '0', LOG_LEVEL: 'error', BODY_LIMIT: '64kb' });
+    app = await createApiApp(env);
+    await app.init();
+    await db.prisma.$executeRawUnsafe('TRUNCATE sweeps, baselines, workers CASCADE');
+  });
+
+  afterEach(async () => {
+    await app.close();
+    await deleteQueueKeys(REDIS_URL, prefix);
+  });
+
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it('stores a YAML spec with its plan in one go and enqueues the runs and baselines', async () => {
+    const res = await request(app.getHttpServer()).post('/api/sweeps').set('content-type', 'application/yaml').send(stringify(spec())).expect(201);
+    expect(res.body).toMatchObject({ name: 'int-test', status: 'QUEUED', created: true, counts: { runs: 2, probeTasks: 4, probeCells: 16, baselines: 1 } });
+    expect(await rowCounts()).toEqual({ sweeps: 1, runs: 2, probeTasks: 4, baselines: 1 });
+    const runs = await db.prisma.run.findMany({ orderBy: { key: 'asc' } });
+    expect(runs.map((r) => r.key)).toEqual(['ddpm-tiny-s0', 'ddpm-tiny-s1']);
+    const baseline = await db.prisma.baseline.findFirstOrThrow();
+    expect(await jobs()).toEqual([`baseline-${baseline.id}`, ...runs.map((r) => `pretrain-${r.id}`)].sort());
+  });
+
+  it('answers a retried POST with the same Idempotency-Key with the same sweep and enqueues nothing new', async () => {
+    const first = await request(app.getHttpServer()).post('/api/sweeps').set('idempotency-key', 'retry-1').send(spec()).expect(201);
+    const jobsAfterFirst = await jobs();
+    const again = await request(app.getHttpServer()).post('/api/sweeps').set('idempotency-key', 'retry-1').send(spec()).expect(200);
+    expect(again.body).toMatchObject({ id: first.body.id, created: false });
+    expect(await jobs()).toEqual(jobsAfterFirst);
+    expect(await rowCounts()).toEqual({ sweeps: 1, runs: 2, probeTasks: 4, baselines: 1 });
+    // Concurrent retries converge on one sweep too.
+    const racing = await Promise.all([1, 2, 3].map(() => request(app.getHttpServer()).post('/api/sweeps').set('idempotency-key', 'race-1').send(spec())));
+    expect(new Set(racing.map((r) => r.body.id)).size).toBe(1);
+    expect(await db.prisma.sweep.count()).toBe(2);
+    // The same key with another spec is a conflict, not a silent replay.
+    const other = { ...spec(), name: 'another' };
+    const conflict = await request(app.getHttpServer()).post('/api/sweeps').set('idempotency-key', 'retry-1').send(other).expect(409);
+    expect(conflict.body.message).toContain('retry-1');
+  });
+
+  it('plans without storing anything on ?dryRun=true', async () => {
+    const res = await request(app.getHttpServer()).post('/api/sweeps?dryRun=true').send(spec()).expect(200);
+    expect(res.body.counts).toMatchObject({ runs: 2, probeTasks: 4 });
+    expect(res.body.plan.probeTasks[0].layers).toEqual(['out_1', 'out_2', 'out_3', 'out_4']);
+    expect(await rowCounts()).toEqual({ sweeps: 0, runs: 0, probeTasks: 0, baselines: 0 });
+    expect(await jobs()).toEqual([]);
+  });
+
+  type Mutate = (s: Record<string, any>) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const badSpecs: [string, Mutate, string][] = [
+    ['an unknown data set', (s) => (s.dataset = 'imagenet'), 'dataset'],
+    ['a negative step count', (s) => (s.pretrain.steps = -5), 'pretrain.steps'],
+    ['a string where a number belongs', (s) => (s.pretrain.batchSize = 'many'), 'pretrain.batchSize'],
+    ['an unknown method', (s) => (s.models[0].method = 'gan'), 'models.0.method'],
+    ['a bad UNet field', (s) => (s.models[0].unet = { baseChannels: 0, channelMults: [1, 2], blocksPerLevel: 1 }), 'models.0.unet.baseChannels'],
+    ['groups that do not divide the channels', (s) => (s.models[0].unet = { baseChannels: 12, channelMults: [1, 2], blocksPerLevel: 1, groups: 8 }), 'models.0.unet.groups'],
+    ['an unknown layer', (s) => (s.probe.layers = ['out_1', 'out_99']), 'probe.layers.1'],
+    ['a missing noise grid', (s) => delete s.probe.timesteps, 'probe.timesteps'],
+    ['a timestep out of range', (s) => (s.probe.timesteps = [5, 5000]), 'probe.timesteps.1'],
+    ['more probe images than the data set has', (s) => (s.probe.trainSize = 70000), 'probe.trainSize'],
+    ['an unknown field', (s) => (s.pretrain.stepz = 3), 'pretrain'],
+    ['a missing section', (s) => delete s.pretrain, 'pretrain'],
+    ['duplicate model names', (s) => s.models.push({ ...s.models[0] }), 'models.1.name'],
+    ['a grid over the limit', (s) => (s.probe.timesteps = Array.from({ length: 64 }, (_, i) => i + 1)) && (s.pretrain.seeds = Array.from({ length: 16 }, (_, i) => i)) && (s.models[0].unet = 'base'), 'probe'],
+  ];
+
+  it.each(badSpecs)('answers 400 naming the field for %s, and writes nothing', async (_label, mutate, path) => {
+    const body = structuredClone(spec()) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    mutate(body);
+    const res = await request(app.getHttpServer()).post('/api/sweeps').send(body).expect(400);
+    expect(res.body.error).toBe('invalid_spec');
+    expect(res.body.issues.map((i: { path: string }) => i.path)).toContain(path);
+    expect(await rowCounts()).toEqual({ sweeps: 0, runs: 0, probeTasks: 0, baselines: 0 });
+    expect(await jobs()).toEqual([]);
+  });
+
+  it('rejects bodies that are not a spec document with a clear 4xx', async () => {
+    const server = app.getHttpServer();
+    const yaml = await request(server).post('/api/sweeps').set('content-type', 'application/yaml').send('name: [unclosed').expect(400);
+    expect(yaml.body.issues[0].message).toMatch(/YAML/);
+    const json = await request(server).post('/api/sweeps').set('content-type', 'application/json').send('{"name": ').expect(400);
+    expect(json.body.message).toMatch(/malformed/);
+    await request(server).post('/api/sweeps').set('content-type', 'text/plain').send('hello').expect(415);
+    await request(server).post('/api/sweeps').send({ ...spec(), name: 'x'.repeat(70_000) }).expect(413);
+    await request(server).post('/api/sweeps').send([1, 2]).expect(400);
+    expect(await rowCounts()).toEqual({ sweeps: 0, runs: 0, probeTasks: 0, baselines: 0 });
+  });
+
+  it('shows a sweep with its progress, lists it, and cancels it', async () => {
+    const server = app.getHttpServer();
+    const { body } = await request(server).post('/api/sweeps').send(spec()).expect(201);
+    const view = await request(server).get(`/api/sweeps/${body.id}`).expect(200);
+    expect(view.body).toMatchObject({ id: body.id, status: 'QUEUED', progress: { runs: { QUEUED: 2, steps: 20, stepsDone: 0 }, probeTasks: { QUEUED: 4 } } });
+    expect(view.body.runs).toHaveLength(2);
+    const list = await request(server).get('/api/sweeps?limit=5').expect(200);
+    expect(list.body.sweeps.map((s: { id: string }) => s.id)).toEqual([body.id]);
+    await request(server).get('/api/sweeps/not-a-uuid').expect(400);
+    await request(server).get('/api/sweeps/00000000-0000-4000-8000-000000000000').expect(404);
+    await request(server).get('/api/sweeps?limit=0').expect(400);
+
+    const cancelled = await request(server).post(`/api/sweeps/${body.id}/cancel`).expect(200);
+    expect(cancelled.body.status).toBe('CANCELLED');
+    expect(await db.prisma.run.count({ where: { status: 'CANCELLED' } })).toBe(2);
+    // Queued pretraining jobs are gone; the shared baseline stays for other sweeps.
+    expect((await jobs()).filter((id) => id.startsWith('pretrain-'))).toEqual([]);
+  });
+
+  it('serves health and the OpenAPI document', async () => {
+    const server = app.getHttpServer();
+    expect((await request(server).get('/health').expect(200)).body).toEqual({ status: 'ok', postgres: 'up', redis: 'up' });
+    const doc = await request(server).get('/api/docs/openapi.json').expect(200);
+    expect(Object.keys(doc.body.paths)).toEqual(expect.arrayContaining(['/api/sweeps', '/api/sweeps/{id}', '/api/sweeps/{id}/cancel', '/api/leaderboard', '/api/workers']));
+  });
+});
