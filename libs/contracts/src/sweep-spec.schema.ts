@@ -125,7 +125,7 @@ export const probeSpecSchema = z
 export const BASELINE_KINDS = ['pixels'] as const;
 export type BaselineKind = (typeof BASELINE_KINDS)[number];
 
-export const sweepSpecSchema = z
+const sweepSpecBase = z
   .object({
     /** A human name for the sweep. */
     name: z.string().min(1).max(120),
@@ -138,52 +138,70 @@ export const sweepSpecSchema = z
     /** Baselines to compute on the same data and probe protocol. Default [pixels]. */
     baselines: z.array(z.enum(BASELINE_KINDS)).default(['pixels']),
   })
-  .strict()
-  .superRefine((spec, ctx) => {
-    const shape = DATASET_SHAPES[spec.dataset];
-    const imageSize = paddedImageSize(shape.size);
-    spec.models.forEach((model, i) => {
-      const unet = resolveUNet(model.unet);
-      const levels = unet.channelMults.length;
-      if (imageSize % 2 ** (levels - 1) !== 0) {
-        ctx.addIssue({ code: 'custom', path: ['models', i, 'unet', 'channelMults'], message: `${levels} levels do not divide ${imageSize}x${imageSize} images` });
-        return;
-      }
-      const layout = unetLayout({ ...unet, imageSize, imageChannels: shape.channels });
-      const badGroups = layout.find((b) => b.channels % unet.groups !== 0);
-      if (badGroups) {
-        ctx.addIssue({ code: 'custom', path: ['models', i, 'unet', 'groups'], message: `${unet.groups} groups do not divide the ${badGroups.channels} channels of ${badGroups.name}` });
-      }
-      if (spec.probe.layers !== 'all') {
-        const known = new Set(tappableBlockNames({ ...unet, imageSize, imageChannels: shape.channels }));
-        spec.probe.layers.forEach((layer, j) => {
-          if (!known.has(layer)) {
-            ctx.addIssue({ code: 'custom', path: ['probe', 'layers', j], message: `unknown layer "${layer}" for model ${i}; known: ${[...known].join(', ')}` });
-          }
-        });
-      }
-    });
-    const methods = new Set(spec.models.map((m) => m.method));
+  .strict();
+
+export const sweepSpecSchema = sweepSpecBase.superRefine((spec, ctx) => checkSweepSpec(spec, ctx));
+
+type RefineContext = Parameters<Parameters<z.ZodObject['superRefine']>[0]>[1];
+
+/**
+ * Cross-field checks. Zod runs them even when some fields already failed (so that one answer
+ * names every bad field), hence each check first makes sure the fields it reads are sound.
+ */
+function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext): void {
+  const shape = DATASET_SHAPES[spec.dataset];
+  if (!shape) return;
+  const imageSize = paddedImageSize(shape.size);
+  const models = Array.isArray(spec.models) ? spec.models : [];
+  const layers = spec.probe && Array.isArray(spec.probe.layers) ? spec.probe.layers : null;
+  models.forEach((model, i) => {
+    const unetParsed = modelSpecSchema.shape.unet.safeParse(model?.unet);
+    if (!unetParsed.success) return;
+    const unet = resolveUNet(unetParsed.data);
+    const levels = unet.channelMults.length;
+    if (imageSize % 2 ** (levels - 1) !== 0) {
+      ctx.addIssue({ code: 'custom', path: ['models', i, 'unet', 'channelMults'], message: `${levels} levels do not divide ${imageSize}x${imageSize} images` });
+      return;
+    }
+    const layout = unetLayout({ ...unet, imageSize, imageChannels: shape.channels });
+    const badGroups = layout.find((b) => b.channels % unet.groups !== 0);
+    if (badGroups) {
+      ctx.addIssue({ code: 'custom', path: ['models', i, 'unet', 'groups'], message: `${unet.groups} groups do not divide the ${badGroups.channels} channels of ${badGroups.name}` });
+    }
+    if (layers) {
+      const known = new Set(tappableBlockNames({ ...unet, imageSize, imageChannels: shape.channels }));
+      layers.forEach((layer, j) => {
+        if (typeof layer === 'string' && !known.has(layer)) {
+          ctx.addIssue({ code: 'custom', path: ['probe', 'layers', j], message: `unknown layer "${layer}" for model ${i}; known: ${[...known].join(', ')}` });
+        }
+      });
+    }
+  });
+  const methods = new Set(models.map((m) => m?.method));
+  if (spec.probe && typeof spec.probe === 'object') {
     if (methods.has('ddpm') && !spec.probe.timesteps) {
       ctx.addIssue({ code: 'custom', path: ['probe', 'timesteps'], message: 'required: the sweep has a DDPM model' });
     }
     if (methods.has('edm') && !spec.probe.sigmas) {
       ctx.addIssue({ code: 'custom', path: ['probe', 'sigmas'], message: 'required: the sweep has an EDM model' });
     }
-    if (spec.pretrain.trainSize !== undefined && spec.pretrain.trainSize > shape.train) {
-      ctx.addIssue({ code: 'custom', path: ['pretrain', 'trainSize'], message: `${spec.dataset} has ${shape.train} training images` });
-    }
-    if (spec.probe.trainSize > shape.train) {
+    if (typeof spec.probe.trainSize === 'number' && spec.probe.trainSize > shape.train) {
       ctx.addIssue({ code: 'custom', path: ['probe', 'trainSize'], message: `${spec.dataset} has ${shape.train} training images` });
     }
-    if (spec.probe.testSize !== undefined && spec.probe.testSize > shape.test) {
+    if (typeof spec.probe.testSize === 'number' && spec.probe.testSize > shape.test) {
       ctx.addIssue({ code: 'custom', path: ['probe', 'testSize'], message: `${spec.dataset} has ${shape.test} test images` });
     }
-    const runs = spec.models.length * spec.pretrain.seeds.length;
-    if (runs > SPEC_LIMITS.maxRuns) {
-      ctx.addIssue({ code: 'custom', path: ['pretrain', 'seeds'], message: `${runs} runs exceed the limit of ${SPEC_LIMITS.maxRuns}` });
+  }
+  if (spec.pretrain && typeof spec.pretrain === 'object') {
+    if (typeof spec.pretrain.trainSize === 'number' && spec.pretrain.trainSize > shape.train) {
+      ctx.addIssue({ code: 'custom', path: ['pretrain', 'trainSize'], message: `${spec.dataset} has ${shape.train} training images` });
     }
-  });
+    const seeds = Array.isArray(spec.pretrain.seeds) ? spec.pretrain.seeds.length : 1;
+    if (models.length * seeds > SPEC_LIMITS.maxRuns) {
+      ctx.addIssue({ code: 'custom', path: ['pretrain', 'seeds'], message: `${models.length * seeds} runs exceed the limit of ${SPEC_LIMITS.maxRuns}` });
+    }
+  }
+}
 
 /** The spec as written (defaults not yet applied). */
 export type SweepSpecInput = z.input<typeof sweepSpecSchema>;

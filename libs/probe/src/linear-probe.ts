@@ -87,14 +87,42 @@ function checkSplit(split: ProbeSplit, name: string, classes: number): void {
   }
 }
 
-/** Per-feature mean and 1/std of the training rows (1 where std < STD_FLOOR), as [1, dim] tensors. */
-function standardization(x: tf.Tensor2D): { mean: tf.Tensor2D; invStd: tf.Tensor2D } {
-  return tf.tidy(() => {
-    const { mean, variance } = tf.moments(x, 0, true);
-    const std = tf.sqrt(variance);
-    const invStd = tf.where(tf.less(std, STD_FLOOR), tf.onesLike(std), tf.reciprocal(std));
-    return { mean: mean as tf.Tensor2D, invStd: invStd as tf.Tensor2D };
-  });
+/**
+ * Per-feature mean and 1/std (population std) of the rows of `x`, accumulated in float64; 1/std is 1
+ * for (near-)constant features, which are then only centred.
+ */
+function standardization(x: Float32Array, n: number, dim: number): { mean: Float32Array; invStd: Float32Array } {
+  const sum = new Float64Array(dim);
+  for (let r = 0; r < n; r++) {
+    const row = r * dim;
+    for (let d = 0; d < dim; d++) sum[d] += x[row + d];
+  }
+  const mean = new Float32Array(dim);
+  for (let d = 0; d < dim; d++) mean[d] = sum[d] / n;
+  const sq = new Float64Array(dim);
+  for (let r = 0; r < n; r++) {
+    const row = r * dim;
+    for (let d = 0; d < dim; d++) {
+      const c = x[row + d] - mean[d];
+      sq[d] += c * c;
+    }
+  }
+  const invStd = new Float32Array(dim);
+  for (let d = 0; d < dim; d++) {
+    const std = Math.sqrt(sq[d] / n);
+    invStd[d] = std < STD_FLOOR ? 1 : 1 / std;
+  }
+  return { mean, invStd };
+}
+
+/** (x - mean) * invStd, row by row, into a new array (the caller's features are never modified). */
+function applyStandardization(x: Float32Array, n: number, dim: number, s: { mean: Float32Array; invStd: Float32Array }): Float32Array {
+  const out = new Float32Array(n * dim);
+  for (let r = 0; r < n; r++) {
+    const row = r * dim;
+    for (let d = 0; d < dim; d++) out[row + d] = (x[row + d] - s.mean[d]) * s.invStd[d];
+  }
+  return out;
 }
 
 /**
@@ -104,8 +132,10 @@ function standardization(x: tf.Tensor2D): { mean: tf.Tensor2D; invStd: tf.Tensor
  * and bias initialised uniformly in +-1/sqrt(dim) (PyTorch's nn.Linear default) from `seed`, which
  * also fixes each epoch's batch order. Gradients are the closed-form softmax-regression ones.
  *
- * Runs on the active TensorFlow.js backend (the caller selects it); leaves no tensors behind. The
- * features are uploaded once; batches are gathered on the backend.
+ * Runs on the active TensorFlow.js backend (the caller selects it); leaves no tensors behind.
+ * Features stay in host memory (standardised into one copy when asked); each batch's rows are
+ * copied into a fresh array and uploaded, which is faster than a backend gather on wasm and cpu and
+ * keeps the backend's memory small (the wasm heap holds only the weights and one batch).
  */
 export async function trainLinearProbe(train: ProbeSplit, test: ProbeSplit, opts: LinearProbeOptions): Promise<LinearProbeResult> {
   const { epochs, batchSize, learningRate, seed, standardize, classes } = opts;
@@ -125,21 +155,10 @@ export async function trainLinearProbe(train: ProbeSplit, test: ProbeSplit, opts
     return t;
   };
   try {
-    // Standardised once, up front: the training loop then only gathers rows.
-    const { xTrain, stats } = tf.tidy(() => {
-      const raw = tf.tensor2d(train.x, [train.n, dim]);
-      if (!standardize) return { xTrain: raw, stats: undefined };
-      const s = standardization(raw);
-      return { xTrain: tf.mul(tf.sub(raw, s.mean), s.invStd) as tf.Tensor2D, stats: s };
-    });
-    keep(xTrain);
-    if (stats) {
-      keep(stats.mean);
-      keep(stats.invStd);
-    }
-    const yTrain = keep(tf.tensor1d(Int32Array.from(train.y), 'int32'));
+    const stats = standardize ? standardization(train.x, train.n, dim) : undefined;
+    const xTrain = stats ? applyStandardization(train.x, train.n, dim, stats) : train.x;
+    const xTest = stats ? applyStandardization(test.x, test.n, dim, stats) : test.x;
 
-    const maybeStandardize = (x: tf.Tensor2D, apply: boolean): tf.Tensor2D => (stats && apply ? tf.mul(tf.sub(x, stats.mean), stats.invStd) : x);
     const bound = 1 / Math.sqrt(dim);
     const initSeed = Math.floor(rng() * 2 ** 31);
     // A variable shares its initial tensor's data; dispose the initial tensor so nothing leaks.
@@ -167,13 +186,20 @@ export async function trainLinearProbe(train: ProbeSplit, test: ProbeSplit, opts
         step++;
         // Adam's bias corrections folded into the step size.
         const alpha = (lr * Math.sqrt(1 - ADAM_BETA2 ** step)) / (1 - ADAM_BETA1 ** step);
+        const rows = idx.length;
+        const xBatch = new Float32Array(rows * dim);
+        const yBatch = new Float32Array(rows * classes);
+        for (let r = 0; r < rows; r++) {
+          const from = idx[r] * dim;
+          xBatch.set(xTrain.subarray(from, from + dim), r * dim);
+          yBatch[r * classes + train.y[idx[r]]] = 1;
+        }
         tf.tidy(() => {
-          const indices = tf.tensor1d(idx, 'int32');
-          const xb = tf.gather(xTrain, indices) as tf.Tensor2D;
-          const yb = tf.oneHot(tf.gather(yTrain, indices) as tf.Tensor1D, classes);
+          const xb = tf.tensor2d(xBatch, [rows, dim]);
+          const yb = tf.tensor2d(yBatch, [rows, classes]);
           const probs = tf.softmax(tf.add(tf.matMul(xb, w), b));
           // d(mean cross-entropy)/d(logits) = (softmax - onehot) / batch.
-          const gLogits = tf.div(tf.sub(probs, yb), idx.length);
+          const gLogits = tf.div(tf.sub(probs, yb), rows);
           const gW = tf.matMul(xb, gLogits, true, false);
           const gB = tf.sum(gLogits, 0, true);
           for (const [param, m, v, g] of [
@@ -192,20 +218,19 @@ export async function trainLinearProbe(train: ProbeSplit, test: ProbeSplit, opts
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
 
-    const evaluate = (x: tf.Tensor2D, labels: Uint8Array, standardized: boolean): number => {
+    const evaluate = (x: Float32Array, labels: Uint8Array): number => {
       let correct = 0;
       for (let start = 0; start < labels.length; start += EVAL_CHUNK) {
         const end = Math.min(start + EVAL_CHUNK, labels.length);
-        const pred = tf.tidy(() => tf.argMax(tf.add(tf.matMul(maybeStandardize(tf.slice(x, [start, 0], [end - start, dim]), !standardized), w), b), 1));
+        const pred = tf.tidy(() => tf.argMax(tf.add(tf.matMul(tf.tensor2d(x.subarray(start * dim, end * dim), [end - start, dim]), w), b), 1));
         const p = pred.dataSync();
         pred.dispose();
         for (let i = 0; i < p.length; i++) if (p[i] === labels[start + i]) correct++;
       }
       return correct / labels.length;
     };
-    const trainAccuracy = evaluate(xTrain, train.y, true);
-    const xTest = keep(tf.tensor2d(test.x, [test.n, dim]));
-    const accuracy = evaluate(xTest, test.y, false);
+    const trainAccuracy = evaluate(xTrain, train.y);
+    const accuracy = evaluate(xTest, test.y);
     return { accuracy, trainAccuracy };
   } finally {
     for (const t of owned) t.dispose();

@@ -1,0 +1,47 @@
+import { paddedImageSize, resolveUNet, sweepSpecSchema, UNET_PRESETS } from './sweep-spec.schema';
+import { protocolKey } from './jobs.schema';
+
+describe('sweep spec schema', () => {
+  const minimal = {
+    name: 'm',
+    dataset: 'fashion-mnist',
+    models: [{ method: 'ddpm', unet: 'tiny' }],
+    pretrain: { steps: 100 },
+    probe: { timesteps: [5] },
+  };
+
+  it('fills every default', () => {
+    const spec = sweepSpecSchema.parse(minimal);
+    expect(spec.pretrain).toMatchObject({ batchSize: 64, learningRate: 2e-4, gradClip: 1, checkpointEvery: 500, seeds: [0] });
+    expect(spec.probe).toMatchObject({ layers: 'all', pooling: 'gap', epochs: 15, batchSize: 128, learningRate: 1e-3, trainSize: 10000, noiseSeed: 0 });
+    expect(spec.baselines).toEqual(['pixels']);
+  });
+
+  it('requires sigmas for an EDM model and timesteps for a DDPM one', () => {
+    const edm = sweepSpecSchema.safeParse({ ...minimal, models: [{ method: 'edm', unet: 'tiny' }] });
+    expect(edm.success).toBe(false);
+    expect(edm.error?.issues.map((i) => i.path.join('.'))).toEqual(['probe.sigmas']);
+  });
+
+  it('names every unknown layer by its index', () => {
+    const r = sweepSpecSchema.safeParse({ ...minimal, probe: { timesteps: [5], layers: ['out_1', 'mid_9', 'out_4', 'x'] } });
+    expect(r.error?.issues.map((i) => i.path.join('.'))).toEqual(['probe.layers.1', 'probe.layers.3']);
+  });
+
+  it('pads 28-pixel images to 32 and leaves 32 alone', () => {
+    expect(paddedImageSize(28)).toBe(32);
+    expect(paddedImageSize(32)).toBe(32);
+  });
+
+  it('resolves presets into copies (mutating one never changes the preset)', () => {
+    const unet = resolveUNet('small');
+    unet.channelMults.push(4);
+    expect(UNET_PRESETS.small.channelMults).toEqual([1, 2, 2]);
+  });
+
+  it('keys a probe protocol canonically', () => {
+    const p = { pooling: 'gap', noise: 'fixed', noiseSeed: 0, epochs: 15, batchSize: 128, learningRate: 0.001, standardize: true, trainSize: 100, testSize: 50, probeSeed: 0 } as const;
+    expect(protocolKey(p)).toBe('pool=gap;noise=fixed:0;ep=15;bs=128;lr=0.001;std=1;n=100/50;seed=0');
+    expect(protocolKey({ ...p, epochs: 14 })).not.toBe(protocolKey(p));
+  });
+});

@@ -1,0 +1,61 @@
+import { sweepSpecSchema } from '@ddae/contracts';
+import { canonicalJson, planSweep } from './plan';
+import { validateSweepSpec } from './validate';
+
+const spec = (over: Record<string, unknown> = {}) =>
+  sweepSpecSchema.parse({
+    name: 'plan',
+    dataset: 'fashion-mnist',
+    models: [
+      { method: 'ddpm', unet: 'tiny' },
+      { name: 'edm-small', method: 'edm', unet: 'small' },
+    ],
+    pretrain: { steps: 50, seeds: [0, 1, 2] },
+    probe: { timesteps: [5, 25], sigmas: [0.06], trainSize: 1000 },
+    ...over,
+  });
+
+describe('planSweep', () => {
+  it('makes one run per (model, seed) and one probe task per (run, noise level)', () => {
+    const plan = planSweep(spec());
+    expect(plan.runs.map((r) => r.key)).toEqual(['ddpm-tiny-s0', 'ddpm-tiny-s1', 'ddpm-tiny-s2', 'edm-small-s0', 'edm-small-s1', 'edm-small-s2']);
+    expect(plan.probeTasks.filter((t) => t.runKey.startsWith('ddpm')).map((t) => t.noiseLevel)).toEqual([5, 25, 5, 25, 5, 25]);
+    expect(plan.probeTasks.filter((t) => t.runKey.startsWith('edm')).map((t) => t.noiseLevel)).toEqual([0.06, 0.06, 0.06]);
+    // `all` means every decoder block of that run's UNet: 4 for tiny, 9 for small.
+    expect(plan.counts).toEqual({ runs: 6, probeTasks: 9, probeCells: 6 * 4 + 3 * 9, baselines: 1, pretrainSteps: 300 });
+  });
+
+  it('resolves every default into the run: warm-up, EMA cap per method, checkpoint interval', () => {
+    const plan = planSweep(spec());
+    expect(plan.runs[0].hyper).toEqual({ steps: 50, batchSize: 64, learningRate: 2e-4, warmupSteps: 5, gradClip: 1, emaDecayCap: 0.9999, checkpointEvery: 50, trainSize: null });
+    expect(plan.runs[3].hyper.emaDecayCap).toBe(0.9993);
+  });
+
+  it('records the whole probe protocol, test split included', () => {
+    const [task] = planSweep(spec()).probeTasks;
+    expect(task.protocol).toEqual({ pooling: 'gap', noise: 'fixed', noiseSeed: 0, epochs: 15, batchSize: 128, learningRate: 1e-3, standardize: true, trainSize: 1000, testSize: 10000, probeSeed: 0 });
+    expect(task.protocolKey).toContain('n=1000/10000');
+  });
+
+  it('is deterministic, and equal specs hash equally whatever their key order', () => {
+    expect(planSweep(spec())).toEqual(planSweep(spec()));
+    expect(canonicalJson({ b: 1, a: [2, { d: 3, c: 4 }] })).toBe('{"a":[2,{"c":4,"d":3}],"b":1}');
+    expect(planSweep(spec()).specHash).not.toBe(planSweep(spec({ name: 'other' })).specHash);
+  });
+});
+
+describe('validateSweepSpec', () => {
+  it('reports the fields of the UNet a spec meant, not a bare "invalid input"', () => {
+    const r = validateSweepSpec({ ...spec(), models: [{ method: 'ddpm', unet: { baseChannels: -1, channelMults: [1], blocksPerLevel: 1 } }] });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.issues).toEqual([{ path: 'models.0.unet.baseChannels', message: expect.stringContaining('>0') }]);
+    const preset = validateSweepSpec({ ...spec(), models: [{ method: 'ddpm', unet: 'huge' }] });
+    if (!preset.ok) expect(preset.issues).toEqual([{ path: 'models.0.unet', message: expect.stringContaining('tiny') }]);
+    expect(preset.ok).toBe(false);
+  });
+
+  it('refuses duplicate model names with the path of the second', () => {
+    const r = validateSweepSpec({ ...spec(), models: [{ method: 'ddpm', unet: 'tiny' }, { method: 'ddpm', unet: 'tiny' }] });
+    expect(r.ok ? [] : r.issues.map((i) => i.path)).toEqual(['models.1.name']);
+  });
+});
