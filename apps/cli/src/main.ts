@@ -12,6 +12,7 @@ usage: npm run ddae -- <command> [options]
       --idempotency-key K a retried submit with the same key returns the same sweep
       --wait              follow the sweep until it ends, then print its status
   sweep status <id>       status, progress, runs and probe tasks of a sweep
+  sweep watch <id>        follow a sweep until it ends (exit 1 unless it succeeded)
   sweep list              recent sweeps
   sweep cancel <id>       cancel a sweep
   leaderboard             best probe results beside the baselines
@@ -60,6 +61,12 @@ async function main(argv: string[]): Promise<string> {
         case 'status':
           if (!arg) throw new CliError('sweep status needs a sweep id: npm run ddae -- sweep status <id>');
           return sweepStatus(api, arg, { json });
+        case 'watch': {
+          if (!arg) throw new CliError('sweep watch needs a sweep id: npm run ddae -- sweep watch <id>');
+          const final = await waitForSweep(api, arg, { intervalMs: 3_000, timeoutMs: 7 * 24 * 3600_000, print: (l) => process.stderr.write(`${l}\n`) });
+          if (final.status !== 'SUCCEEDED') process.exitCode = 1;
+          return json ? JSON.stringify(final) : `sweep ${final.id} ${final.status}`;
+        }
         case 'list':
           return listSweeps(api, { json });
         case 'cancel':

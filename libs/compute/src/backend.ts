@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { BackendName } from '@ddae/contracts';
+import { BACKENDS, type BackendName } from '@ddae/contracts';
 
 /** The backend this process computes with, once chosen. */
 export interface SelectedBackend {
@@ -25,7 +25,6 @@ async function tryNative(pkg: string): Promise<'absent' | 'ok'> {
   try {
     // Dynamic require: these optional packages are absent on most machines, and a static import
     // would break bundling and loading everywhere else.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     require(pkg);
   } catch (err) {
     if (isModuleNotFound(err, pkg)) return 'absent';
@@ -40,7 +39,6 @@ async function tryNative(pkg: string): Promise<'absent' | 'ok'> {
 }
 
 async function useWasm(): Promise<void> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
   // Under Node the .wasm binaries must be found on disk next to the package's JS.
   const dist = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
@@ -90,6 +88,17 @@ export function selectBackend(prefer: BackendName | 'auto' = 'auto'): Promise<Se
     selected.catch(() => (selected = undefined));
   }
   return selected;
+}
+
+/**
+ * The preference named by the env var `DDAE_BACKEND` (`tensorflow-gpu`, `tensorflow`, `wasm`,
+ * `cpu` or `auto`); `auto` when unset. Throws on an unknown name rather than silently falling back.
+ */
+export function backendFromEnv(env: NodeJS.ProcessEnv = process.env): BackendName | 'auto' {
+  const v = env['DDAE_BACKEND']?.trim();
+  if (!v || v === 'auto') return 'auto';
+  if ((BACKENDS as readonly string[]).includes(v)) return v as BackendName;
+  throw new Error(`DDAE_BACKEND=${v} is not one of auto, ${BACKENDS.join(', ')}`);
 }
 
 /** The backend chosen by `selectBackend`, or undefined before it resolved. */

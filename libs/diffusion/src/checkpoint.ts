@@ -183,6 +183,7 @@ export function assignParams(unet: UNet, entries: ParamEntry[], flat: Float32Arr
 
 /**
  * Loads a checkpoint for feature extraction: a UNet whose parameters hold the EMA weights.
+ * The caller owns the model and must `dispose()` it.
  * @param ckptPath a checkpoint directory (`.../step-00001000`)
  */
 export function loadForInference(ckptPath: string): { unet: UNet; manifest: CheckpointManifest } {

@@ -65,28 +65,24 @@ function inputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], stride: nu
   return tf.conv2d(d, wFlip, 1, padSpec(top, bottom, left, right)) as tf.Tensor4D;
 }
 
-/** dw by im2col: the k*k shifted (strided) views of the padded input, times dy, in one matMul. */
+/**
+ * dw as ONE forward convolution: the batch becomes the contraction axis. The padded input,
+ * transposed to [Cin, Hp, Wp, N], is convolved with dy transposed to [Ho, Wo, N, Cout] (dilated by
+ * the stride), giving [Cin, k, k, Cout]. Transposes and convs are native wasm kernels, whereas the
+ * slices/concat of an im2col run in JavaScript there.
+ */
 function filterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, wShape: number[], stride: number, pad: number): tf.Tensor4D {
   const [k, , cin, cout] = wShape;
-  const n = x.shape[0];
-  const [, ho, wo] = dy.shape;
-  const m = n * ho * wo;
-  const dyFlat = tf.reshape(dy, [m, cout]);
+  const [n, ho, wo] = dy.shape;
   if (k === 1 && pad === 0 && stride === 1) {
-    return tf.reshape(tf.matMul(tf.reshape(x, [m, cin]), dyFlat, true, false), [1, 1, cin, cout]);
+    const m = n * ho * wo;
+    // An explicit transpose + plain matMul is ~3x faster on wasm than matMul(transposeA).
+    return tf.reshape(tf.matMul(tf.transpose(tf.reshape(x, [m, x.shape[3]])), tf.reshape(dy, [m, cout])), [1, 1, cin, cout]);
   }
   const xp = pad > 0 ? tf.pad(x, padSpec(pad, pad, pad, pad)) : x;
-  const cols: tf.Tensor[] = [];
-  for (let i = 0; i < k; i++) {
-    for (let j = 0; j < k; j++) {
-      const view =
-        stride === 1
-          ? tf.slice(xp, [0, i, j, 0], [n, ho, wo, cin])
-          : tf.stridedSlice(xp, [0, i, j, 0], [n, i + stride * (ho - 1) + 1, j + stride * (wo - 1) + 1, cin], [1, stride, stride, 1]);
-      cols.push(view);
-    }
-  }
-  // Columns ordered (i, j, cin): the row-major order of the HWIO kernel.
-  const patches = tf.reshape(tf.concat(cols, 3), [m, k * k * cin]);
-  return tf.reshape(tf.matMul(patches, dyFlat, true, false), [k, k, cin, cout]);
+  const xt = tf.transpose(xp, [3, 1, 2, 0]) as tf.Tensor4D;
+  const dyt = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D;
+  let g = tf.conv2d(xt, dyt, 1, 'valid', 'NHWC', stride) as tf.Tensor4D;
+  if (g.shape[1] !== k || g.shape[2] !== k) g = tf.slice(g, [0, 0, 0, 0], [cin, k, k, cout]);
+  return tf.transpose(g, [1, 2, 0, 3]) as tf.Tensor4D;
 }

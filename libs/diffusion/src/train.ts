@@ -130,7 +130,7 @@ export async function pretrain(task: PretrainTask, images: Float32Array, count: 
   };
   try {
     if (found) {
-      if (JSON.stringify(found.manifest.config) !== JSON.stringify(config)) throw new Error(`checkpoint ${found.path} has another model configuration`);
+      if (canonical(found.manifest.config) !== canonical(config)) throw new Error(`checkpoint ${found.path} has another model configuration`);
       const data = readCheckpointData(found.path);
       assignParams(unet, entries, data.weights);
       tf.tidy(() => {
@@ -150,7 +150,7 @@ export async function pretrain(task: PretrainTask, images: Float32Array, count: 
     }
 
     const order = new BatchOrder(task.seed, count);
-    let lastWritten = found?.step ?? -1;
+    let lastInfo: CheckpointInfo | undefined = found ? toInfo(found) : undefined;
     let lastLoss: number | undefined = found?.manifest.loss;
     let lastProgress = 0;
 
@@ -161,15 +161,16 @@ export async function pretrain(task: PretrainTask, images: Float32Array, count: 
       flatten(entries, state.m, total, opt, 0);
       flatten(entries, state.v, total, opt, total);
       const f = writeCheckpoint(task.checkpointDir, { step: state.step, method: task.method, config, params: entries, totalSize: total, rngState: state.rng.getState(), ...(lastLoss !== undefined ? { loss: lastLoss } : {}) }, { weights, ema, optimizer: opt });
-      lastWritten = state.step;
       const info = toInfo(f);
+      lastInfo = info;
       hooks.checkpoint?.(info);
       return info;
     };
 
     while (state.step < task.steps) {
       if (hooks.shouldStop?.()) {
-        const info = lastWritten === state.step && found && found.step === state.step ? toInfo(found) : save();
+        // Reuse a checkpoint of this very step (just written, or resumed from) instead of rewriting it.
+        const info = lastInfo && lastInfo.step === state.step ? lastInfo : save();
         throw new StoppedError(info);
       }
       lastLoss = trainStep(task, state, images, count, d, order);
@@ -190,6 +191,18 @@ export async function pretrain(task: PretrainTask, images: Float32Array, count: 
   } finally {
     dispose();
   }
+}
+
+/** Key-order-independent JSON, to compare configurations. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
 }
 
 /** One optimiser step; returns the loss. */

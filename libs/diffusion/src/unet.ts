@@ -234,7 +234,8 @@ export class UNet {
     const hn = tf.reshape(this.groupNorm(`${name}.norm`, x), [n * l, c]) as tf.Tensor2D;
     const qkv = tf.reshape(this.dense(`${name}.qkv`, hn), [n, l, 3 * c]);
     const [q, k, v] = tf.split(qkv, 3, 2) as tf.Tensor3D[];
-    const scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(c));
+    // Explicit transpose: faster than matMul(transposeB) on wasm.
+    const scores = tf.mul(tf.matMul(q, tf.transpose(k, [0, 2, 1])), 1 / Math.sqrt(c));
     const o = tf.matMul(tf.softmax(scores), v);
     const proj = this.dense(`${name}.proj`, tf.reshape(o, [n * l, c]) as tf.Tensor2D);
     return tf.add(x, tf.reshape(proj, [n, hh, ww, c]));

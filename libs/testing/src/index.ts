@@ -1,3 +1,4 @@
 export { createTestDatabase, type CreateTestDatabaseOptions, type TestDatabase } from './database';
 export { uniqueQueuePrefix, deleteQueueKeys, queuedJobIds } from './queue';
 export { waitFor } from './wait';
+export { startTsProcess, freePort, type ManagedProcess } from './process';

@@ -1,0 +1,54 @@
+import * as tf from '@tensorflow/tfjs';
+import { Rng, conv2d } from '@ddae/diffusion';
+import { backendFromEnv, currentBackend, selectBackend } from './backend';
+
+describe('backend selection', () => {
+  it('falls back to wasm here (no tfjs-node) and keeps its first choice', async () => {
+    const first = await selectBackend('auto');
+    expect(first.backend).toBe('wasm');
+    expect(tf.getBackend()).toBe('wasm');
+    expect((await selectBackend('cpu')).backend).toBe('wasm');
+    expect((await currentBackend())?.backend).toBe('wasm');
+  });
+
+  it('reads DDAE_BACKEND', () => {
+    expect(backendFromEnv({})).toBe('auto');
+    expect(backendFromEnv({ DDAE_BACKEND: 'cpu' })).toBe('cpu');
+    expect(() => backendFromEnv({ DDAE_BACKEND: 'tpu' })).toThrow(/DDAE_BACKEND/);
+  });
+
+  // The custom conv gradients are what make training possible on wasm: check them there against
+  // the cpu backend's native tf.conv2d gradients.
+  it.each([
+    { k: 3, stride: 1 as const, pad: 1 },
+    { k: 3, stride: 2 as const, pad: 1 },
+    { k: 1, stride: 1 as const, pad: 0 },
+  ])('conv2d gradients on wasm match native cpu gradients: k=$k stride=$stride', async ({ k, stride, pad }) => {
+    await selectBackend('wasm');
+    const rng = new Rng(3);
+    const xs = rng.normal(2 * 8 * 8 * 4);
+    const ws = rng.normal(k * k * 4 * 6);
+    const ys = rng.normal(2 * (8 / stride) * (8 / stride) * 6);
+    const yShape: [number, number, number, number] = [2, 8 / stride, 8 / stride, 6];
+    const run = (native: boolean): Float32Array[] =>
+      tf.tidy(() => {
+        const f = (a: tf.Tensor, b: tf.Tensor) => {
+          const y = native
+            ? tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad === 0 ? 'valid' : [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+            : conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad);
+          return tf.sum(tf.mul(y, tf.tensor4d(ys, yShape)));
+        };
+        return tf.grads(f)([tf.tensor4d(xs, [2, 8, 8, 4]), tf.tensor4d(ws, [k, k, 4, 6])]).map((g) => g.dataSync() as Float32Array);
+      });
+    const onWasm = run(false);
+    await tf.setBackend('cpu');
+    const reference = run(true);
+    await tf.setBackend('wasm');
+    for (let i = 0; i < 2; i++) {
+      expect(onWasm[i].length).toBe(reference[i].length);
+      let maxDiff = 0;
+      for (let j = 0; j < reference[i].length; j++) maxDiff = Math.max(maxDiff, Math.abs(onWasm[i][j] - reference[i][j]));
+      expect(maxDiff).toBeLessThan(1e-4);
+    }
+  });
+});

@@ -1,0 +1,24 @@
+import { apiEnvSchema, ConfigError, loadEnv, workerEnvSchema } from './env.schema';
+
+describe('loadEnv', () => {
+  it('applies the defaults beside each variable', () => {
+    const env = loadEnv(apiEnvSchema, {});
+    expect(env).toMatchObject({ PORT: 3000, HOST: '127.0.0.1', QUEUE_PREFIX: 'ddae', REDIS_URL: 'redis://127.0.0.1:6379', RECONCILE_MS: 30_000 });
+    expect(loadEnv(workerEnvSchema, {})).toMatchObject({ DDAE_BACKEND: 'auto', HEARTBEAT_MS: 5_000, WORKER_AUTORUN: true });
+  });
+
+  it('coerces numbers and booleans from strings', () => {
+    expect(loadEnv(workerEnvSchema, { HEARTBEAT_MS: '250', WORKER_AUTORUN: 'false' })).toMatchObject({ HEARTBEAT_MS: 250, WORKER_AUTORUN: false });
+  });
+
+  it('fails fast with one message naming every bad variable', () => {
+    expect(() => loadEnv(apiEnvSchema, { PORT: 'eighty', DATABASE_URL: 'not a url', QUEUE_PREFIX: 'a:b' })).toThrow(ConfigError);
+    try {
+      loadEnv(apiEnvSchema, { PORT: 'eighty', DATABASE_URL: 'not a url', QUEUE_PREFIX: 'a:b' });
+    } catch (error) {
+      expect((error as Error).message).toMatch(/PORT/);
+      expect((error as Error).message).toMatch(/DATABASE_URL/);
+      expect((error as Error).message).toMatch(/QUEUE_PREFIX/);
+    }
+  });
+});
