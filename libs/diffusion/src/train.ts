@@ -28,7 +28,9 @@ export interface PretrainOutcome {
 
 /** Input shape of `images`; defaults to the data set's padded shape (e.g. 32x32x1 for Fashion-MNIST). */
 export interface PretrainShape {
+  /** Height and width of each image. Default: paddedImageSize of the data set (32 for Fashion-MNIST). */
   imageSize?: number;
+  /** Channels of each image. Default: the data set's channels. */
   imageChannels?: number;
 }
 
@@ -130,7 +132,9 @@ export async function pretrain(task: PretrainTask, images: Float32Array, count: 
   };
   try {
     if (found) {
-      if (canonical(found.manifest.config) !== canonical(config)) throw new Error(`checkpoint ${found.path} has another model configuration`);
+      if (canonical(found.manifest.config) !== canonical(config) || found.manifest.method !== task.method) {
+        throw new Error(`checkpoint ${found.path} holds another model (${found.manifest.method}, ${canonical(found.manifest.config)}); use a fresh checkpointDir`);
+      }
       const data = readCheckpointData(found.path);
       assignParams(unet, entries, data.weights);
       tf.tidy(() => {

@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { createServer, type Server } from 'node:http';
 import { Worker } from 'bullmq';
 import { QUEUES } from '@ddae/contracts';
 import type { WorkerEnv } from '@ddae/config';
@@ -21,6 +22,8 @@ export class WorkerRuntime implements OnApplicationShutdown {
   private heartbeat?: NodeJS.Timeout;
   private state: 'starting' | 'idle' | 'busy' | 'stopping' | 'stopped' = 'starting';
   private shuttingDown = false;
+  private activeJobId: string | null = null;
+  private health?: Server;
 
   constructor(
     @Inject(WORKER_ENV) private readonly env: WorkerEnv,
@@ -46,19 +49,36 @@ export class WorkerRuntime implements OnApplicationShutdown {
       autorun: this.env.WORKER_AUTORUN,
       name: this.identity.id,
     });
-    this.worker.on('active', () => {
+    this.worker.on('active', (job) => {
       this.state = 'busy';
+      this.activeJobId = job.id ?? null;
       void this.beat();
     });
     this.worker.on('completed', (job) => {
       this.state = this.shuttingDown ? 'stopping' : 'idle';
+      this.activeJobId = null;
       this.logger.debug(`job ${job.id} completed: ${JSON.stringify(job.returnvalue)}`);
     });
     this.worker.on('failed', (job, error) => {
       this.state = this.shuttingDown ? 'stopping' : 'idle';
+      this.activeJobId = null;
       if (error.name !== 'WaitingError') this.logger.warn(`job ${job?.id} failed: ${error.message}`);
     });
     this.worker.on('error', (error) => this.logger.warn(`queue error: ${error.message}`));
+    if (this.env.HEALTH_PORT >= 0) this.serveHealth(this.env.HEALTH_PORT);
+  }
+
+  /** GET /health on its own port: 200 while the worker runs, 503 once it is stopping. */
+  private serveHealth(port: number): void {
+    this.health = createServer((req, res) => {
+      const ok = this.state !== 'stopping' && this.state !== 'stopped';
+      res.writeHead(req.url === '/health' ? (ok ? 200 : 503) : 404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ id: this.identity.id, state: this.state, backend: this.identity.backend, device: this.identity.device, currentJobId: this.activeJobId }));
+    });
+    this.health.listen(port, () => {
+      const address = this.health?.address();
+      this.logger.log(`health on port ${typeof address === 'object' && address ? address.port : port}`);
+    });
   }
 
   private async tick(): Promise<void> {
@@ -81,7 +101,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
         backend: this.identity.backend,
         device: this.identity.device,
         state: this.state,
-        currentJobId: this.current.get()?.jobId ?? null,
+        currentJobId: this.activeJobId,
       })
       .catch((error: Error) => this.logger.warn(`heartbeat failed: ${error.message}`));
   }
@@ -102,6 +122,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
       });
     }
     clearInterval(this.heartbeat);
+    this.health?.close();
     this.state = 'stopped';
     await withTimeout(this.beat(), 3_000, 'last heartbeat').catch(() => undefined);
   }
