@@ -1,6 +1,5 @@
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-// eslint-disable-next-line no-restricted-imports
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { BaselineTask } from '@ddae/contracts';
 import { BaselineStoppedError, runBaselineTask } from './baseline.task';
