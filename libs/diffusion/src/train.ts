@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { DATASET_SHAPES, paddedImageSize, type CheckpointInfo, type ComputeHooks, type PretrainTask } from '@ddae/contracts';
+import { DATASET_SHAPES, paddedImageSize, unetLayout, type CheckpointInfo, type ComputeHooks, type PretrainTask } from '@ddae/contracts';
 import { assignParams, latestCheckpoint, readCheckpointData, writeCheckpoint, type FoundCheckpoint, type ParamEntry } from './checkpoint';
 import { Rng } from './rng';
 import { DDPM_T, EDM_P_MEAN, EDM_P_STD, ddpmNoise, edmPrecond } from './schedules';
@@ -26,8 +26,14 @@ export interface PretrainOutcome {
   seconds: number;
 }
 
-/** Input shape of `images`; defaults to the data set's padded shape (e.g. 32x32x1 for Fashion-MNIST). */
-export interface PretrainShape {
+/** Options of `pretrain` beyond the task: the input shape and memory control. */
+export interface PretrainOptions {
+  /**
+   * Images per forward/backward pass; gradients of the micro-batches are summed into one optimiser
+   * step. Default: the whole batch, except on wasm, whose heap is capped at 4 GB, where it is
+   * estimated from the model's activation size (see `autoMicroBatch`).
+   */
+  microBatchSize?: number;
   /** Height and width of each image. Default: paddedImageSize of the data set (32 for Fashion-MNIST). */
   imageSize?: number;
   /** Channels of each image. Default: the data set's channels. */
@@ -38,6 +44,23 @@ const ADAM_B1 = 0.9;
 const ADAM_B2 = 0.999;
 const ADAM_EPS = 1e-8;
 const PROGRESS_INTERVAL_MS = 500;
+
+/** Bytes a training pass keeps per block-output float on wasm, calibrated on STACK.md's measurement (base-32 UNet: batch 16 fits in ~1.9 GB, batch 64 overflows 4 GB). */
+const WASM_BYTES_PER_ACTIVATION = 320;
+/** Share of the 4 GB wasm heap a step may plan to use. */
+const WASM_ACTIVATION_BUDGET = 1.5e9;
+
+/**
+ * The micro-batch size that keeps a step's activations within the wasm heap; `batch` itself on
+ * other backends (native and GPU memory is the operator's to size).
+ */
+export function autoMicroBatch(config: UNetModelConfig, batch: number, backend = tf.getBackend()): number {
+  if (backend !== 'wasm') return batch;
+  const layout = unetLayout(config);
+  let floats = config.imageSize * config.imageSize * config.baseChannels;
+  for (const b of layout) floats += b.resolution * b.resolution * b.channels;
+  return Math.max(1, Math.min(batch, Math.floor(WASM_ACTIVATION_BUDGET / (WASM_BYTES_PER_ACTIVATION * floats))));
+}
 
 /** EMA decay with warm-up: min(cap, 1 - (1 + step)^(-2/3)). */
 export function emaDecay(step: number, cap: number): number {
@@ -105,7 +128,7 @@ function zerosLike(unet: UNet, tag: string): Map<string, tf.Variable> {
  * @param images NHWC float32 in [-1, 1], already padded to the model size
  * @param count number of images in `images`
  */
-export async function pretrain(task: PretrainTask, images: Float32Array, count: number, hooks: ComputeHooks = {}, shape: PretrainShape = {}): Promise<PretrainOutcome> {
+export async function pretrain(task: PretrainTask, images: Float32Array, count: number, hooks: ComputeHooks = {}, shape: PretrainOptions = {}): Promise<PretrainOutcome> {
   const started = Date.now();
   const ds = DATASET_SHAPES[task.dataset.name];
   const config: UNetModelConfig = {
@@ -154,6 +177,7 @@ export async function pretrain(task: PretrainTask, images: Float32Array, count: 
     }
 
     const order = new BatchOrder(task.seed, count);
+    const micro = Math.max(1, Math.floor(shape.microBatchSize ?? autoMicroBatch(config, Math.min(task.batchSize, count))));
     let lastInfo: CheckpointInfo | undefined = found ? toInfo(found) : undefined;
     let lastLoss: number | undefined = found?.manifest.loss;
     let lastProgress = 0;
@@ -177,7 +201,7 @@ export async function pretrain(task: PretrainTask, images: Float32Array, count: 
         const info = lastInfo && lastInfo.step === state.step ? lastInfo : save();
         throw new StoppedError(info);
       }
-      lastLoss = trainStep(task, state, images, count, d, order);
+      lastLoss = trainStep(task, state, images, count, d, order, micro);
       state.step += 1;
       const now = Date.now();
       if (now - lastProgress >= PROGRESS_INTERVAL_MS || state.step === task.steps) {
@@ -210,26 +234,27 @@ function canonical(v: unknown): string {
 }
 
 /** One optimiser step; returns the loss. */
-function trainStep(task: PretrainTask, s: TrainState, images: Float32Array, count: number, d: number, order: BatchOrder): number {
+function trainStep(task: PretrainTask, s: TrainState, images: Float32Array, count: number, d: number, order: BatchOrder, micro: number): number {
   const { unet, rng } = s;
   const cfg = unet.config;
   const b = Math.min(task.batchSize, count);
   const idx = order.indices(s.step, b);
   const x0 = new Float32Array(b * d);
   for (let i = 0; i < b; i++) x0.set(images.subarray(idx[i] * d, (idx[i] + 1) * d), i * d);
-  const shape: [number, number, number, number] = [b, cfg.imageSize, cfg.imageSize, cfg.imageChannels];
   const vars = [...unet.params.values()];
-
-  let lossFn: () => tf.Scalar;
+  const shp = (n: number): [number, number, number, number] => [n, cfg.imageSize, cfg.imageSize, cfg.imageChannels];
+  // Mean over the micro-batch [lo, hi), weighted by its share of the batch: the micro-batch
+  // losses (and gradients) then sum to the full batch's.
+  let lossFn: (lo: number, hi: number) => tf.Scalar;
   if (task.method === 'ddpm') {
     const t = new Int32Array(b);
     for (let i = 0; i < b; i++) t[i] = rng.uniformInt(1, DDPM_T);
     const eps = rng.normal(b * d);
     const xt = ddpmNoise(x0, t, eps);
     const tIn = Float32Array.from(t, (v) => v / DDPM_T);
-    lossFn = () => {
-      const { output } = unet.forward(tf.tensor4d(xt, shape), tf.tensor1d(tIn), { training: true, rng });
-      return tf.mean(tf.squaredDifference(output, tf.tensor4d(eps, shape)));
+    lossFn = (lo, hi) => {
+      const { output } = unet.forward(tf.tensor4d(xt.subarray(lo * d, hi * d), shp(hi - lo)), tf.tensor1d(tIn.subarray(lo, hi)), { training: true, rng });
+      return tf.mul(tf.mean(tf.squaredDifference(output, tf.tensor4d(eps.subarray(lo * d, hi * d), shp(hi - lo)))), (hi - lo) / b);
     };
   } else {
     const n = rng.normal(b);
@@ -252,18 +277,32 @@ function trainStep(task: PretrainTask, s: TrainState, images: Float32Array, coun
         xin[j] = pc.cIn * xn[j];
       }
     }
-    lossFn = () => {
-      const col = (a: Float32Array) => tf.tensor4d(a, [b, 1, 1, 1]);
-      const { output } = unet.forward(tf.tensor4d(xin, shape), tf.tensor1d(cNoise), { training: true, rng });
-      const den = tf.add(tf.mul(col(cSkip), tf.tensor4d(xn, shape)), tf.mul(col(cOut), output));
-      return tf.mean(tf.mul(col(w), tf.squaredDifference(den, tf.tensor4d(x0, shape))));
+    lossFn = (lo, hi) => {
+      const n4 = hi - lo;
+      const col = (a: Float32Array) => tf.tensor4d(a.subarray(lo, hi), [n4, 1, 1, 1]);
+      const img = (a: Float32Array) => tf.tensor4d(a.subarray(lo * d, hi * d), shp(n4));
+      const { output } = unet.forward(img(xin), tf.tensor1d(cNoise.subarray(lo, hi)), { training: true, rng });
+      const den = tf.add(tf.mul(col(cSkip), img(xn)), tf.mul(col(cOut), output));
+      return tf.mul(tf.mean(tf.mul(col(w), tf.squaredDifference(den, img(x0)))), n4 / b);
     };
   }
 
-  const { value, grads } = tf.variableGrads(lossFn, vars);
-  const loss = value.dataSync()[0];
+  let grads: tf.NamedTensorMap = {};
+  let loss = 0;
+  for (let lo = 0; lo < b; lo += micro) {
+    const hi = Math.min(b, lo + micro);
+    const r = tf.variableGrads(() => lossFn(lo, hi), vars);
+    loss += r.value.dataSync()[0];
+    r.value.dispose();
+    if (lo === 0) grads = r.grads;
+    else {
+      const prev = grads;
+      grads = tf.tidy(() => Object.fromEntries(Object.keys(prev).map((k) => [k, tf.add(prev[k], r.grads[k])])));
+      tf.dispose(prev);
+      tf.dispose(r.grads);
+    }
+  }
   if (!Number.isFinite(loss)) {
-    value.dispose();
     tf.dispose(grads);
     throw new NonFiniteLossError(`loss is ${loss} at step ${s.step}`);
   }
@@ -290,7 +329,6 @@ function trainStep(task: PretrainTask, s: TrainState, images: Float32Array, coun
       e.assign(tf.add(tf.mul(e, decay), tf.mul(p, 1 - decay)));
     }
   });
-  value.dispose();
   tf.dispose(grads);
   return loss;
 }
