@@ -7,6 +7,7 @@ import { ReconcilerService } from './core/reconciler.service';
 import { HealthController } from './health/health.controller';
 import { LeaderboardController } from './leaderboard/leaderboard.controller';
 import { SweepsController } from './sweeps/sweeps.controller';
+import { WebController } from './web/web.controller';
 import { WorkersController } from './workers/workers.controller';
 
 @Module({})
@@ -15,7 +16,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [CoreModule.forRoot(env)],
-      controllers: [SweepsController, LeaderboardController, WorkersController, HealthController],
+      controllers: [SweepsController, LeaderboardController, WorkersController, HealthController, WebController],
       providers: [{ provide: APP_FILTER, useClass: ErrorFilter }, ReconcilerService],
     };
   }

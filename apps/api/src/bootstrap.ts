@@ -16,7 +16,12 @@ export async function createApiApp(env: ApiEnv): Promise<NestExpressApplication>
     logger: LEVELS.slice(0, LEVELS.indexOf(env.LOG_LEVEL) + 1),
   });
   installBodyParsers(app.getHttpAdapter().getInstance(), env.BODY_LIMIT);
-  app.setGlobalPrefix('api', { exclude: [{ path: 'health', method: RequestMethod.GET }] });
+  app.setGlobalPrefix('api', {
+    exclude: [
+      { path: 'health', method: RequestMethod.GET },
+      { path: '/', method: RequestMethod.GET },
+    ],
+  });
   app.enableShutdownHooks();
   const document = SwaggerModule.createDocument(
     app,

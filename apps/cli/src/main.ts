@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ApiClient, CliError } from './api-client';
+import { heatmapPng } from './commands/heatmap.command';
 import { leaderboard, workers } from './commands/leaderboard.command';
 import { cancelSweep, listSweeps, renderSweep, submitSweep, sweepStatus, waitForSweep } from './commands/sweep.command';
 
@@ -17,6 +18,8 @@ usage: npm run ddae -- <command> [options]
   sweep cancel <id>       cancel a sweep
   leaderboard             best probe results beside the baselines
       --dataset D --method ddpm|edm --sweep ID --per cell|run --limit N
+  heatmap <id>            render a sweep's layer x noise heatmap to a PNG
+      --out FILE          where to write it (default heatmap-<id>.png)
   workers                 live workers
 
 common options:
@@ -39,6 +42,7 @@ async function main(argv: string[]): Promise<string> {
       sweep: { type: 'string' },
       per: { type: 'string' },
       limit: { type: 'string' },
+      out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -77,6 +81,9 @@ async function main(argv: string[]): Promise<string> {
       }
     case 'leaderboard':
       return leaderboard(api, { dataset: values.dataset, method: values.method, sweep: values.sweep, per: values.per, limit: values.limit, json });
+    case 'heatmap':
+      if (!sub) throw new CliError('heatmap needs a sweep id: npm run ddae -- heatmap <id> --out docs/heatmap.png');
+      return heatmapPng(api, sub, { out: values.out, json });
     case 'workers':
       return workers(api, { json });
     default:

@@ -72,6 +72,7 @@ describe('a sweep, end to end: REST -> queue -> worker processes -> Postgres -> 
     expect(checkpoints.map((c) => [c.step, c.final])).toEqual([[8, false], [16, false], [24, true]]);
     const run = await db.prisma.run.findFirstOrThrow();
     expect(run).toMatchObject({ status: 'SUCCEEDED', stepsDone: 24, backend: 'wasm' });
+    expect(run.parameters).toBeGreaterThan(10_000);
 
     const board = (await (await fetch(`${base}/api/leaderboard?sweep=${id}&limit=50`)).json()) as LeaderboardBody;
     // 2 layers x 2 noise levels, each once (no result counted twice).

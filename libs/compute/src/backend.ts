@@ -1,12 +1,15 @@
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { BACKENDS, type BackendName } from '@ddae/contracts';
+import { installWasmBackend, wasmThreading, wasmThreadsFromEnv, type WasmThreading } from './wasm-threads';
 
 /** The backend this process computes with, once chosen. */
 export interface SelectedBackend {
   backend: BackendName;
-  /** Human-readable how/why (package, fallback reason). */
+  /** Human-readable how/why (package, threads, fallback reason). */
   detail: string;
+  /** On wasm: its threads (1 = single-threaded) and SIMD; a fallback reason when threads failed. */
+  wasm?: WasmThreading;
 }
 
 let selected: Promise<SelectedBackend> | undefined;
@@ -38,14 +41,27 @@ async function tryNative(pkg: string): Promise<'absent' | 'ok'> {
   return 'ok';
 }
 
-async function useWasm(): Promise<void> {
+/**
+ * Loads the wasm backend: threaded SIMD with `wasmThreadsFromEnv()` threads (DDAE_WASM_THREADS,
+ * default os.availableParallelism()), or the package's single-threaded path when that is 1 or
+ * when the threaded one fails (see wasm-threads.ts).
+ */
+async function useWasm(): Promise<WasmThreading> {
+  const threads = wasmThreadsFromEnv();
   const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
   // Under Node the .wasm binaries must be found on disk next to the package's JS.
   const dist = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
   wasm.setWasmPaths(dist + path.sep);
+  installWasmBackend(wasm, dist, threads);
   const ok = await tf.setBackend('wasm');
   if (!ok) throw new Error('tf.setBackend("wasm") failed');
   await tf.ready();
+  return wasmThreading() ?? { threads: 1, simd: false, fallbackReason: 'wasm backend was initialised before selectBackend' };
+}
+
+function describeWasm(w: WasmThreading): string {
+  const how = w.threads > 1 ? `${w.threads} threads` : 'single-threaded';
+  return `@tensorflow/tfjs-backend-wasm, ${how}${w.simd ? ', simd' : ''}${w.fallbackReason ? ` (${w.fallbackReason})` : ''}`;
 }
 
 async function doSelect(prefer: BackendName | 'auto'): Promise<SelectedBackend> {
@@ -62,8 +78,8 @@ async function doSelect(prefer: BackendName | 'auto'): Promise<SelectedBackend> 
   }
   if (prefer === 'auto' || prefer === 'wasm') {
     try {
-      await useWasm();
-      return { backend: 'wasm', detail: `@tensorflow/tfjs-backend-wasm, single-threaded${reasons.length ? `; ${reasons.join(', ')}` : ''}` };
+      const w = await useWasm();
+      return { backend: 'wasm', detail: `${describeWasm(w)}${reasons.length ? `; ${reasons.join(', ')}` : ''}`, wasm: w };
     } catch (err) {
       if (prefer === 'wasm') throw err;
       reasons.push(`wasm failed: ${(err as Error).message}`);

@@ -4,6 +4,7 @@ import { runPretrainTask } from './pretrain.task';
 import { runProbeTask } from './probe.task';
 
 export * from './backend';
+export { MAX_WASM_THREADS, wasmThreading, wasmThreadsFromEnv, type WasmThreading } from './wasm-threads';
 export * from './pretrain.task';
 export * from './probe.task';
 export * from './baseline.task';

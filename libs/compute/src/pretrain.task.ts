@@ -14,5 +14,5 @@ export async function runPretrainTask(task: PretrainTask, hooks: ComputeHooks = 
   const size = paddedImageSize(DATASET_SHAPES[task.dataset.name].size);
   const images = toModelInput(train, indices, size);
   const out = await pretrain(task, images, n, hooks, { imageSize: size, imageChannels: train.channels });
-  return { kind: 'pretrain', finalCheckpoint: out.finalCheckpoint, steps: out.steps, seconds: out.seconds };
+  return { kind: 'pretrain', finalCheckpoint: out.finalCheckpoint, steps: out.steps, seconds: out.seconds, parameters: out.parameters };
 }

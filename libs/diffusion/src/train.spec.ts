@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { PretrainTask } from '@ddae/contracts';
 import { Rng } from './rng';
-import { NonFiniteLossError, autoMicroBatch, emaDecay, pretrain } from './train';
+import { NonFiniteLossError, autoMicroBatch, createTrainer, emaDecay, pretrain } from './train';
 import { readCheckpointData } from './checkpoint';
 import { UNET_PRESETS } from '@ddae/contracts';
 
@@ -87,6 +87,22 @@ describe('pretrain (cpu backend)', () => {
     for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
     // One Adam step moves each weight by about lr = 1e-3 x warm-up; agreement far below that.
     expect(maxDiff).toBeLessThan(1e-5);
+  });
+
+  it('createTrainer takes the same steps as pretrain, without checkpoints', async () => {
+    const t = task({ steps: 2, checkpointEvery: 2 });
+    const losses: number[] = [];
+    const out = await pretrain(t, images, N, { progress: (_f, dd) => losses.push(dd.loss ?? NaN) }, SHAPE);
+    const before = tf.memory().numTensors;
+    const trainer = createTrainer(t, images, N, SHAPE);
+    expect(trainer.microBatch).toBe(4);
+    const mine = [trainer.step(), trainer.step()];
+    expect(trainer.steps).toBe(2);
+    expect(mine[1]).toBe(losses[losses.length - 1]);
+    const flat = Float32Array.from([...trainer.unet.params.values()].flatMap((v) => [...(v.dataSync() as Float32Array)]));
+    expect(Buffer.from(flat.buffer).equals(Buffer.from(readCheckpointData(out.finalCheckpoint.path).weights.buffer))).toBe(true);
+    trainer.dispose();
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('throws NonFiniteLossError on a NaN loss', async () => {

@@ -24,6 +24,8 @@ export interface PretrainOutcome {
   steps: number;
   /** Wall time of this call. */
   seconds: number;
+  /** Trainable parameters of the UNet. */
+  parameters: number;
 }
 
 /** Options of `pretrain` beyond the task: the input shape and memory control. */
@@ -130,29 +132,18 @@ function zerosLike(unet: UNet, tag: string): Map<string, tf.Variable> {
  */
 export async function pretrain(task: PretrainTask, images: Float32Array, count: number, hooks: ComputeHooks = {}, shape: PretrainOptions = {}): Promise<PretrainOutcome> {
   const started = Date.now();
-  const ds = DATASET_SHAPES[task.dataset.name];
-  const config: UNetModelConfig = {
-    ...task.unet,
-    imageSize: shape.imageSize ?? paddedImageSize(ds.size),
-    imageChannels: shape.imageChannels ?? ds.channels,
-  };
-  const d = config.imageSize * config.imageSize * config.imageChannels;
-  if (images.length !== count * d) throw new Error(`images: ${images.length} values, expected ${count} x ${d}`);
-  if (count < 1) throw new Error('pretrain: no images');
+  const { config, d } = checkedConfig(task, images, count, shape);
 
   const found = latestCheckpoint(task.checkpointDir);
   const toInfo = (f: FoundCheckpoint): CheckpointInfo => ({ step: f.step, path: f.path, sha256: f.manifestSha256, ...(f.manifest.loss !== undefined ? { loss: f.manifest.loss } : {}) });
   if (found && found.step >= task.steps) {
-    return { finalCheckpoint: toInfo(found), steps: found.step, seconds: (Date.now() - started) / 1000 };
+    return { finalCheckpoint: toInfo(found), steps: found.step, seconds: (Date.now() - started) / 1000, parameters: found.manifest.totalSize };
   }
 
-  const unet = new UNet(config, task.seed);
-  const state: TrainState = { unet, ema: zerosLike(unet, 'ema'), m: zerosLike(unet, 'm'), v: zerosLike(unet, 'v'), rng: new Rng(task.seed ^ 0x5eed), step: 0 };
+  const state = initialState(config, task.seed);
+  const { unet } = state;
   const { entries, total } = paramEntries(unet);
-  const dispose = (): void => {
-    for (const map of [state.ema, state.m, state.v]) for (const t of map.values()) t.dispose();
-    unet.dispose();
-  };
+  const dispose = (): void => disposeState(state);
   try {
     if (found) {
       if (canonical(found.manifest.config) !== canonical(config) || found.manifest.method !== task.method) {
@@ -169,15 +160,10 @@ export async function pretrain(task: PretrainTask, images: Float32Array, count: 
       });
       state.rng.setState(found.manifest.rngState);
       state.step = found.step;
-    } else {
-      // EMA starts at the initial weights (decay is 0 at step 0 anyway).
-      tf.tidy(() => {
-        for (const [name, p] of unet.params) state.ema.get(name)?.assign(p);
-      });
     }
 
     const order = new BatchOrder(task.seed, count);
-    const micro = Math.max(1, Math.floor(shape.microBatchSize ?? autoMicroBatch(config, Math.min(task.batchSize, count))));
+    const micro = microBatchOf(task, config, count, shape);
     let lastInfo: CheckpointInfo | undefined = found ? toInfo(found) : undefined;
     let lastLoss: number | undefined = found?.manifest.loss;
     let lastProgress = 0;
@@ -210,7 +196,7 @@ export async function pretrain(task: PretrainTask, images: Float32Array, count: 
       }
       if (state.step % task.checkpointEvery === 0 || state.step === task.steps) {
         const info = save();
-        if (state.step === task.steps) return { finalCheckpoint: info, steps: state.step, seconds: (Date.now() - started) / 1000 };
+        if (state.step === task.steps) return { finalCheckpoint: info, steps: state.step, seconds: (Date.now() - started) / 1000, parameters: total };
       }
       // Yield to the event loop so IPC/stop signals are delivered between synchronous steps.
       await new Promise<void>((r) => setImmediate(r));
@@ -219,6 +205,76 @@ export async function pretrain(task: PretrainTask, images: Float32Array, count: 
   } finally {
     dispose();
   }
+}
+
+function checkedConfig(task: PretrainTask, images: Float32Array, count: number, shape: PretrainOptions): { config: UNetModelConfig; d: number } {
+  const ds = DATASET_SHAPES[task.dataset.name];
+  const config: UNetModelConfig = {
+    ...task.unet,
+    imageSize: shape.imageSize ?? paddedImageSize(ds.size),
+    imageChannels: shape.imageChannels ?? ds.channels,
+  };
+  const d = config.imageSize * config.imageSize * config.imageChannels;
+  if (images.length !== count * d) throw new Error(`images: ${images.length} values, expected ${count} x ${d}`);
+  if (count < 1) throw new Error('pretrain: no images');
+  return { config, d };
+}
+
+function microBatchOf(task: PretrainTask, config: UNetModelConfig, count: number, shape: PretrainOptions): number {
+  return Math.max(1, Math.floor(shape.microBatchSize ?? autoMicroBatch(config, Math.min(task.batchSize, count))));
+}
+
+/** A fresh model with zero Adam moments; the EMA starts at the initial weights (decay is 0 at step 0 anyway). */
+function initialState(config: UNetModelConfig, seed: number): TrainState {
+  const unet = new UNet(config, seed);
+  const state: TrainState = { unet, ema: zerosLike(unet, 'ema'), m: zerosLike(unet, 'm'), v: zerosLike(unet, 'v'), rng: new Rng(seed ^ 0x5eed), step: 0 };
+  tf.tidy(() => {
+    for (const [name, p] of unet.params) state.ema.get(name)?.assign(p);
+  });
+  return state;
+}
+
+function disposeState(state: TrainState): void {
+  for (const map of [state.ema, state.m, state.v]) for (const t of map.values()) t.dispose();
+  state.unet.dispose();
+}
+
+/** `pretrain`'s optimiser steps without checkpoints, resume, progress or stop handling (benchmarks time it). */
+export interface Trainer {
+  readonly unet: UNet;
+  /** Images per forward/backward pass (gradients of a step's micro-batches are summed). */
+  readonly microBatch: number;
+  /** Optimiser steps taken so far. */
+  readonly steps: number;
+  /** One optimiser step exactly as `pretrain` takes it (noise, forward, backward, clipping, Adam, EMA); returns the loss. */
+  step(): number;
+  /** Disposes the model, its EMA and the optimiser state. */
+  dispose(): void;
+}
+
+/**
+ * A fresh training session from step 0 with `task`'s model and hyper-parameters; the same seed gives
+ * the same steps as `pretrain` (whose checkpoint fields it ignores).
+ * @param images NHWC float32 in [-1, 1], already padded to the model size
+ */
+export function createTrainer(task: PretrainTask, images: Float32Array, count: number, shape: PretrainOptions = {}): Trainer {
+  const { config, d } = checkedConfig(task, images, count, shape);
+  const micro = microBatchOf(task, config, count, shape);
+  const state = initialState(config, task.seed);
+  const order = new BatchOrder(task.seed, count);
+  return {
+    unet: state.unet,
+    microBatch: micro,
+    get steps() {
+      return state.step;
+    },
+    step: () => {
+      const loss = trainStep(task, state, images, count, d, order, micro);
+      state.step += 1;
+      return loss;
+    },
+    dispose: () => disposeState(state),
+  };
 }
 
 /** Key-order-independent JSON, to compare configurations. */

@@ -1,0 +1,226 @@
+/**
+ * Benchmarks of our TensorFlow.js UNet against its PyTorch twin, same architecture, same task,
+ * measured in one run:
+ *   npm run -s bench -- train    [--json] [--backend wasm|cpu] [--threads N] [--batch N] [--iters N] [--compare-threads] [--no-torch]
+ *   npm run -s bench -- features [...same]
+ * train: one full optimiser step of libs/diffusion (noise, forward, backward, clipping, Adam, EMA).
+ * features: extractFeatures with a tap on every decoder block (one forward pass per batch).
+ * The last line of stdout is one JSON object (see README.md in this folder); without --json,
+ * human-readable lines come first.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { unetLayout } from '@ddae/contracts';
+import type { UNetModelConfig } from '@ddae/diffusion';
+import { forwardFlopsPerImage, TRAIN_FLOPS_FACTOR } from './flops';
+import type { BenchChildConfig, BenchChildResult } from './ours';
+
+type Task = 'train' | 'features';
+
+interface Options {
+  task: Task;
+  json: boolean;
+  backend: 'wasm' | 'cpu';
+  threads: number;
+  batch: number;
+  iters: number;
+  warmup: number;
+  compareThreads: boolean;
+  torch: boolean;
+}
+
+const ROOT = path.resolve(__dirname, '..');
+const PYTHON = '/usr/bin/python3';
+const TORCH_THREADS = 2;
+
+/** The benchmark model: UNet base 32, (1, 2, 2), 2 blocks per level, attention only in mid_1 (always there), 32x32x1. */
+const MODEL: UNetModelConfig = {
+  baseChannels: 32,
+  channelMults: [1, 2, 2],
+  blocksPerLevel: 2,
+  attentionResolutions: [],
+  dropout: 0.1,
+  groups: 8,
+  imageSize: 32,
+  imageChannels: 1,
+};
+
+/** Iterations that keep each benchmark at about 1-2 minutes on 2 cores. */
+function defaultIters(task: Task, backend: 'wasm' | 'cpu'): number {
+  if (backend === 'cpu') return 1;
+  return task === 'train' ? 4 : 10;
+}
+
+const USAGE = 'usage: npm run -s bench -- train|features [--json] [--backend wasm|cpu] [--threads N] [--batch N] [--iters N] [--warmup N] [--compare-threads] [--no-torch]';
+
+function parseArgs(argv: string[]): Options {
+  const task = argv[0];
+  if (task !== 'train' && task !== 'features') throw new Error(USAGE);
+  const o: Partial<Options> & { task: Task } = { task, json: false, compareThreads: false, torch: true, backend: 'wasm' };
+  const int = (name: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < (name === '--warmup' ? 0 : 1)) throw new Error(`${name} needs a positive integer, got ${v}\n${USAGE}`);
+    return n;
+  };
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--json') o.json = true;
+    else if (a === '--compare-threads') o.compareThreads = true;
+    else if (a === '--no-torch') o.torch = false;
+    else if (a === '--backend') {
+      const b = argv[++i];
+      if (b !== 'wasm' && b !== 'cpu') throw new Error(`--backend wasm|cpu, got ${b}`);
+      o.backend = b;
+    } else if (a === '--threads') o.threads = int(a, argv[++i]);
+    else if (a === '--batch') o.batch = int(a, argv[++i]);
+    else if (a === '--iters') o.iters = int(a, argv[++i]);
+    else if (a === '--warmup') o.warmup = int(a, argv[++i]);
+    else throw new Error(`unknown option ${a}\n${USAGE}`);
+  }
+  if (o.compareThreads && o.backend !== 'wasm') throw new Error('--compare-threads compares wasm thread counts: use it with --backend wasm');
+  const backend = o.backend as 'wasm' | 'cpu';
+  return {
+    task,
+    json: !!o.json,
+    backend,
+    threads: o.threads ?? Math.min(8, os.availableParallelism()),
+    batch: o.batch ?? 64,
+    iters: o.iters ?? defaultIters(task, backend),
+    warmup: o.warmup ?? 1,
+    compareThreads: !!o.compareThreads,
+    torch: o.torch !== false,
+  };
+}
+
+/** Runs a child and returns its last stdout line parsed, or throws with its stderr. */
+function runChild<T>(cmd: string, args: string[], env: NodeJS.ProcessEnv, what: string): T {
+  const r = spawnSync(cmd, args, { cwd: ROOT, env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const line = (r.stdout ?? '').trim().split('\n').pop() ?? '';
+  if (r.error) throw new Error(`${what}: ${r.error.message}`);
+  if (r.status !== 0 || !line.startsWith('{')) throw new Error(`${what} failed (exit ${r.status}${r.signal ? `, ${r.signal}` : ''}): ${(r.stderr ?? '').trim().split('\n').slice(-5).join(' | ')}`);
+  return JSON.parse(line) as T;
+}
+
+function runOurs(o: Options, threads: number): BenchChildResult {
+  const cfg: BenchChildConfig = { task: o.task, backend: o.backend, model: MODEL, batch: o.batch, iters: o.iters, warmup: o.warmup };
+  const env = { ...process.env, DDAE_WASM_THREADS: String(threads) };
+  return runChild<BenchChildResult>(process.execPath, ['-r', '@swc-node/register', path.join(__dirname, 'ours.ts'), JSON.stringify(cfg)], env, `ours (${o.backend}, ${threads} threads)`);
+}
+
+interface TorchResult {
+  imgPerSec: number;
+  secPerIter: number;
+  iters: number;
+  params: number;
+  threads: number;
+  torch: string;
+  mkldnn: boolean;
+}
+
+function blasInUse(): string {
+  try {
+    return fs.realpathSync('/usr/lib/x86_64-linux-gnu/libblas.so.3');
+  } catch {
+    return 'unknown';
+  }
+}
+
+function runTorch(o: Options, notes: string[]): TorchResult {
+  if (!fs.existsSync(PYTHON)) throw new Error(`${PYTHON} not found`);
+  const env = { ...process.env };
+  const coretype = env['OPENBLAS_CORETYPE'];
+  delete env['OPENBLAS_CORETYPE'];
+  notes.push(
+    coretype !== undefined
+      ? `OPENBLAS_CORETYPE=${coretype} was unset for the torch process only (it halves OpenBLAS speed on this CPU)`
+      : 'OPENBLAS_CORETYPE was not set here; it is unset for the torch process regardless',
+  );
+  const cfg = { ...MODEL, layout: unetLayout(MODEL), task: o.task, batch: o.batch, iters: Math.max(o.iters, o.task === 'train' ? 10 : 20), warmup: 2, threads: TORCH_THREADS };
+  const r = runChild<TorchResult>(PYTHON, [path.join(__dirname, 'torch_twin.py'), JSON.stringify(cfg)], env, 'torch twin');
+  notes.push(`torch ${r.torch} (Debian python3-torch) via ${PYTHON}, torch.set_num_threads(${TORCH_THREADS}), oneDNN ${r.mkldnn ? 'on' : 'off'}, BLAS ${blasInUse()}, ${r.iters} timed iterations after 2 warm-up`);
+  return r;
+}
+
+const round = (x: number, digits = 3): number => Number(x.toPrecision(digits));
+
+function main(): void {
+  let o: Options;
+  try {
+    o = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const say = (line: string): void => {
+    if (!o.json) process.stdout.write(`${line}\n`);
+  };
+  const notes: string[] = [];
+  const loadBefore = os.loadavg().map((x) => round(x, 2));
+  const flops = forwardFlopsPerImage(MODEL);
+  const perImage = flops.total * (o.task === 'train' ? TRAIN_FLOPS_FACTOR : 1);
+  notes.push(
+    `FLOPs per image: analytical, ${round(flops.total / 1e6, 4)} MFLOP forward (convolutions ${round((100 * flops.conv) / flops.total, 3)} %, dense ${round((100 * flops.dense) / flops.total, 2)} %, attention products ${round((100 * flops.attention) / flops.total, 2)} %; 2 per multiply-add; norms/activations/adds not counted)${o.task === 'train' ? `; a training step counts ${TRAIN_FLOPS_FACTOR}x forward` : ''}`,
+  );
+  say(`bench ${o.task}: UNet base ${MODEL.baseChannels}, mults (${MODEL.channelMults.join(',')}), ${MODEL.blocksPerLevel} blocks/level, attention in mid_1, ${MODEL.imageSize}x${MODEL.imageSize}x${MODEL.imageChannels}, batch ${o.batch}; load ${loadBefore.join(' ')} on ${os.availableParallelism()} CPUs`);
+
+  const gflops = (imgPerSec: number): number => round((perImage * imgPerSec) / 1e9);
+  const describe = (r: BenchChildResult): string => `${round(r.imgPerSec)} img/s, ${gflops(r.imgPerSec)} GFLOP/s, ${round(r.secPerIter)} s per batch (${r.iters} timed${r.microBatch !== undefined ? `, micro-batch ${r.microBatch}` : ''}); ${r.backend}`;
+
+  let single: BenchChildResult | undefined;
+  if (o.compareThreads) {
+    single = runOurs(o, 1);
+    say(`ours, wasm 1 thread:    ${describe(single)}`);
+  }
+  const ours = runOurs(o, o.backend === 'wasm' ? o.threads : 1);
+  say(`ours, ${o.backend}${o.backend === 'wasm' ? ` ${ours.threads} threads` : ''}:  ${describe(ours)}`);
+  if (o.backend === 'wasm' && o.threads > 1 && ours.threads === 1) notes.push(`asked for ${o.threads} wasm threads, ran single-threaded: ${ours.backend}`);
+  if (ours.microBatch !== undefined && ours.microBatch < o.batch) notes.push(`ours trains in micro-batches of ${ours.microBatch} (gradients summed: one optimiser step per batch of ${o.batch}), as pretrain does on wasm (4 GB heap); torch takes the batch at once`);
+
+  let torch: TorchResult | undefined;
+  let torchNote: string | undefined;
+  if (o.torch) {
+    try {
+      torch = runTorch(o, notes);
+      say(`torch, ${torch.threads} threads:       ${round(torch.imgPerSec)} img/s, ${gflops(torch.imgPerSec)} GFLOP/s, ${round(torch.secPerIter)} s per batch`);
+      if (torch.params !== ours.params) notes.push(`parameter counts differ: ours ${ours.params}, torch ${torch.params}`);
+      else notes.push(`parameter counts match: ${ours.params}`);
+    } catch (err) {
+      torchNote = `torch reference unavailable: ${(err as Error).message}`;
+      say(torchNote);
+    }
+  } else {
+    torchNote = 'torch reference skipped (--no-torch)';
+  }
+  const loadAfter = os.loadavg().map((x) => round(x, 2));
+  const out: Record<string, unknown> = {
+    task: o.task,
+    model: { ...MODEL, attention: 'mid_1 only', batch: o.batch, params: ours.params },
+    ours: { backend: ours.backend, threads: ours.threads, imgPerSec: round(ours.imgPerSec), gflops: gflops(ours.imgPerSec), ...(ours.microBatch !== undefined ? { microBatch: ours.microBatch } : {}) },
+  };
+  if (torch) {
+    out['torch'] = { imgPerSec: round(torch.imgPerSec), gflops: gflops(torch.imgPerSec), threads: torch.threads, version: torch.torch };
+    out['slowdown'] = round(torch.imgPerSec / ours.imgPerSec);
+    say(`slowdown (torch img/s / ours img/s): ${round(torch.imgPerSec / ours.imgPerSec)}x`);
+  } else {
+    out['note'] = torchNote;
+  }
+  if (single) {
+    const speedup = round(ours.imgPerSec / single.imgPerSec);
+    out['threads'] = {
+      single: { backend: single.backend, imgPerSec: round(single.imgPerSec), gflops: gflops(single.imgPerSec) },
+      multi: { backend: ours.backend, threads: ours.threads, imgPerSec: round(ours.imgPerSec), gflops: gflops(ours.imgPerSec) },
+      speedup,
+    };
+    say(`wasm ${ours.threads} threads vs 1: ${speedup}x`);
+  }
+  out['flopsPerImage'] = perImage;
+  out['load'] = { before: loadBefore, after: loadAfter, cpus: os.availableParallelism() };
+  out['notes'] = notes;
+  if (!o.json) for (const n of notes) say(`note: ${n}`);
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+main();

@@ -1,0 +1,108 @@
+/**
+ * Child process of bench/main.ts: times OUR code on one backend (chosen once per process, as in a
+ * worker's compute child) and prints one JSON line. Wasm threads come from DDAE_WASM_THREADS, set
+ * by the parent.
+ *   node -r @swc-node/register bench/ours.ts '<json BenchChildConfig>'
+ */
+import { decoderBlockNames, type PretrainTask } from '@ddae/contracts';
+import { selectBackend } from '@ddae/compute';
+import { UNet, createTrainer, extractFeatures, type UNetModelConfig } from '@ddae/diffusion';
+
+export interface BenchChildConfig {
+  task: 'train' | 'features';
+  backend: 'wasm' | 'cpu';
+  model: UNetModelConfig;
+  batch: number;
+  iters: number;
+  warmup: number;
+}
+
+export interface BenchChildResult {
+  backend: string;
+  threads: number;
+  imgPerSec: number;
+  secPerIter: number;
+  iters: number;
+  params: number;
+  microBatch?: number;
+}
+
+function syntheticImages(count: number, d: number): Float32Array {
+  // Any values in [-1, 1] time the same; a fixed LCG keeps runs identical.
+  const out = new Float32Array(count * d);
+  let s = 12345;
+  for (let i = 0; i < out.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s / 2 ** 32) * 2 - 1;
+  }
+  return out;
+}
+
+function time(warmup: number, iters: number, step: () => void): number {
+  for (let i = 0; i < warmup; i++) step();
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < iters; i++) step();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+async function main(): Promise<void> {
+  const cfg = JSON.parse(process.argv[2] ?? '') as BenchChildConfig;
+  const selected = await selectBackend(cfg.backend);
+  const { model, batch } = cfg;
+  const d = model.imageSize * model.imageSize * model.imageChannels;
+  const count = Math.max(256, batch);
+  const images = syntheticImages(count, d);
+  let seconds: number;
+  let params: number;
+  let microBatch: number | undefined;
+  if (cfg.task === 'train') {
+    const { imageSize, imageChannels, ...unet } = model;
+    const task: PretrainTask = {
+      kind: 'pretrain',
+      runId: 'bench',
+      method: 'ddpm',
+      unet,
+      dataset: { name: 'fashion-mnist' },
+      steps: 1_000_000,
+      batchSize: batch,
+      learningRate: 2e-4,
+      warmupSteps: 0,
+      gradClip: 1,
+      emaDecayCap: 0.9999,
+      checkpointEvery: 1_000_000,
+      seed: 0,
+      checkpointDir: '/nonexistent/bench-never-writes',
+    };
+    const trainer = createTrainer(task, images, count, { imageSize, imageChannels });
+    params = trainer.unet.parameterCount();
+    microBatch = trainer.microBatch;
+    seconds = time(cfg.warmup, cfg.iters, () => {
+      if (!Number.isFinite(trainer.step())) throw new Error('non-finite loss');
+    });
+    trainer.dispose();
+  } else {
+    const unet = new UNet(model, 0);
+    params = unet.parameterCount();
+    const layers = decoderBlockNames(model);
+    const x = images.subarray(0, batch * d);
+    seconds = time(cfg.warmup, cfg.iters, () => {
+      extractFeatures(unet, 'ddpm', x, batch, 100, layers, { batchSize: batch });
+    });
+    unet.dispose();
+  }
+  const result: BenchChildResult = {
+    backend: selected.detail,
+    threads: selected.wasm?.threads ?? 1,
+    imgPerSec: (batch * cfg.iters) / seconds,
+    secPerIter: seconds / cfg.iters,
+    iters: cfg.iters,
+    params,
+    ...(microBatch !== undefined ? { microBatch } : {}),
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,188 @@
+"""PyTorch twin of libs/diffusion's UNet, timed on the same task as bench/ours.ts.
+
+Run by bench/main.ts as `/usr/bin/python3 bench/torch_twin.py '<json config>'`; prints one JSON line.
+The architecture is built from the layout our TypeScript code computes (unetLayout), block by block
+as UNet.build() in libs/diffusion/src/unet.ts does: same convolutions, GroupNorm (eps 1e-5), SiLU,
+sinusoidal time embedding + 2-layer MLP, per-block time projection, single-head attention in mid_1,
+skip concatenation, nearest x2 upsample + 3x3 conv, stride-2 3x3 conv down, GroupNorm-SiLU-conv head.
+"""
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Attention(nn.Module):
+    def __init__(self, c, groups):
+        super().__init__()
+        self.norm = nn.GroupNorm(groups, c, eps=1e-5)
+        self.qkv = nn.Linear(c, 3 * c)
+        self.proj = nn.Linear(c, c)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        hn = self.norm(x).reshape(n, c, h * w).transpose(1, 2)  # [n, L, c]
+        q, k, v = self.qkv(hn).chunk(3, dim=2)
+        scores = torch.bmm(q, k.transpose(1, 2)) * (1.0 / math.sqrt(c))
+        o = torch.bmm(torch.softmax(scores, dim=2), v)
+        return x + self.proj(o).transpose(1, 2).reshape(n, c, h, w)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin, cout, emb, groups, attention, dropout):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, cin, eps=1e-5)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.temb = nn.Linear(emb, cout)
+        self.norm2 = nn.GroupNorm(groups, cout, eps=1e-5)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else None
+        self.attn = Attention(cout, groups) if attention else None
+
+    def forward(self, x, emb):
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.temb(F.silu(emb))[:, :, None, None]
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        out = (self.skip(x) if self.skip is not None else x) + h
+        return self.attn(out) if self.attn is not None else out
+
+
+class UNet(nn.Module):
+    def __init__(self, cfg, layout):
+        super().__init__()
+        base, groups, dropout = cfg['baseChannels'], cfg['groups'], cfg['dropout']
+        self.base = base
+        self.layout = layout
+        emb = base * 4
+        self.temb1 = nn.Linear(base, emb)
+        self.temb2 = nn.Linear(emb, emb)
+        self.stem = nn.Conv2d(cfg['imageChannels'], base, 3, padding=1)
+        self.blocks = nn.ModuleDict()
+        self.ups = nn.ModuleDict()
+        skips = [base]
+        ch = base
+        for i, b in enumerate(layout):
+            if b['kind'] in ('encoder', 'middle'):
+                self.blocks[b['name']] = ResBlock(ch, b['channels'], emb, groups, b['attention'], dropout)
+                ch = b['channels']
+                if b['kind'] == 'encoder':
+                    skips.append(ch)
+            elif b['kind'] == 'downsample':
+                self.blocks[b['name']] = nn.Conv2d(ch, b['channels'], 3, stride=2, padding=1)
+                skips.append(b['channels'])
+            else:
+                skip = skips.pop()
+                self.blocks[b['name']] = ResBlock(ch + skip, b['channels'], emb, groups, b['attention'], dropout)
+                ch = b['channels']
+                if self.upsample_after(i):
+                    self.ups[b['name']] = nn.Conv2d(ch, ch, 3, padding=1)
+        self.head_norm = nn.GroupNorm(groups, ch, eps=1e-5)
+        self.head = nn.Conv2d(ch, cfg['imageChannels'], 3, padding=1)
+        half = base // 2
+        freqs = torch.tensor([math.exp(-math.log(10000) * i / max(1, half - 1)) for i in range(half)])
+        self.register_buffer('freqs', freqs)
+
+    def upsample_after(self, i):
+        return i + 1 < len(self.layout) and self.layout[i + 1]['resolution'] > self.layout[i]['resolution']
+
+    def time_embedding(self, t_in):
+        args = (t_in * 1000)[:, None] * self.freqs[None, :]
+        e = torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+        if e.shape[1] < self.base:
+            e = F.pad(e, (0, self.base - e.shape[1]))
+        return self.temb2(F.silu(self.temb1(e)))
+
+    def forward(self, x, t_in, taps=()):
+        emb = self.time_embedding(t_in)
+        h = self.stem(x)
+        skips = [h]
+        out_taps = {}
+        for i, b in enumerate(self.layout):
+            m = self.blocks[b['name']]
+            if b['kind'] in ('encoder', 'middle'):
+                h = m(h, emb)
+                if b['kind'] == 'encoder':
+                    skips.append(h)
+            elif b['kind'] == 'downsample':
+                h = m(h)
+                skips.append(h)
+            else:
+                h = m(torch.cat([h, skips.pop()], dim=1), emb)
+            if b['name'] in taps:
+                out_taps[b['name']] = h
+            if b['kind'] == 'decoder' and self.upsample_after(i):
+                h = self.ups[b['name']](F.interpolate(h, scale_factor=2, mode='nearest'))
+        return self.head(F.silu(self.head_norm(h))), out_taps
+
+
+def main():
+    cfg = json.loads(sys.argv[1])
+    torch.set_num_threads(cfg['threads'])
+    torch.manual_seed(0)
+    s, c, batch = cfg['imageSize'], cfg['imageChannels'], cfg['batch']
+    model = UNet(cfg, cfg['layout'])
+    params = sum(p.numel() for p in model.parameters())
+    images = torch.tanh(torch.randn(max(256, batch), c, s, s))
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+    alpha_bar = torch.cumprod(1 - betas, 0).float()
+
+    if cfg['task'] == 'train':
+        model.train()
+        opt = torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.9, 0.999), eps=1e-8)
+        ema = [p.detach().clone() for p in model.parameters()]
+
+        def step():
+            idx = torch.randint(0, images.shape[0], (batch,))
+            x0 = images[idx]
+            t = torch.randint(1, 1001, (batch,))
+            eps = torch.randn_like(x0)
+            ab = alpha_bar[t - 1][:, None, None, None]
+            xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+            out, _ = model(xt, t.float() / 1000)
+            loss = F.mse_loss(out, eps)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            with torch.no_grad():
+                for e, p in zip(ema, model.parameters()):
+                    e.mul_(0.999).add_(p, alpha=0.001)
+            return loss.item()
+    else:
+        model.eval()
+        taps = [b['name'] for b in cfg['layout'] if b['kind'] == 'decoder']
+        a, b_ = float(alpha_bar[99].sqrt()), float((1 - alpha_bar[99]).sqrt())  # t = 100
+
+        def step():
+            with torch.inference_mode():
+                x = a * images[:batch] + b_ * torch.randn(batch, c, s, s)
+                _, out = model(x, torch.full((batch,), 0.1), taps)
+                feats = [out[k].mean(dim=(2, 3)).numpy() for k in taps]
+            return float(feats[0][0, 0])
+
+    for _ in range(cfg['warmup']):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(cfg['iters']):
+        step()
+    sec = time.perf_counter() - t0
+    print(json.dumps({
+        'imgPerSec': batch * cfg['iters'] / sec,
+        'secPerIter': sec / cfg['iters'],
+        'iters': cfg['iters'],
+        'params': params,
+        'threads': torch.get_num_threads(),
+        'torch': torch.__version__,
+        'mkldnn': torch.backends.mkldnn.is_available(),
+        'openblasCoretype': os.environ.get('OPENBLAS_CORETYPE'),
+    }))
+
+
+if __name__ == '__main__':
+    main()
