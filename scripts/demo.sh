@@ -43,7 +43,7 @@ for i in $(seq 1 "$nworkers"); do
   WORKER_ID=demo-worker-$i node -r @swc-node/register apps/worker/src/main.ts >".demo/worker-$i.log" 2>&1 &
   pids+=($!)
 done
-say "API on $DDAE_API_URL, $nworkers workers (logs in .demo/)"
+say "API on $DDAE_API_URL (web page at $DDAE_API_URL/), $nworkers workers (logs in .demo/)"
 for _ in $(seq 1 120); do curl -fs "$DDAE_API_URL/health" >/dev/null 2>&1 && break; sleep 0.5; done
 curl -fs "$DDAE_API_URL/health" >/dev/null || { say "the API did not come up:"; tail -20 .demo/api.log; exit 1; }
 

@@ -183,9 +183,9 @@ async function instantiateThreaded(wasmDir: string, threads: number): Promise<Em
       webAssembly()
         .instantiate(fs.readFileSync(wasmBinary), imports)
         .then(
-        (r) => receive(r.instance, r.module),
-        (e: unknown) => aborted(new Error(`threaded wasm instantiation failed: ${(e as Error)?.message ?? String(e)}`)),
-      );
+          (r) => receive(r.instance, r.module),
+          (e: unknown) => aborted(new Error(`threaded wasm instantiation failed: ${(e as Error)?.message ?? String(e)}`)),
+        );
       return {};
     },
     mainScriptUrlOrBlob: mainScript,
@@ -250,7 +250,7 @@ export function installWasmBackend(wasmPkg: WasmPackage, wasmDir: string, thread
         neverKeepAlive(module.PThread as PThreadLike);
         wasmPkg.setThreadsCount(threads);
         const backend = new wasmPkg.BackendWasm(module as unknown as ConstructorParameters<WasmPackage['BackendWasm']>[0]);
-        // Starting the pool's pthreads ref()ed their workers before neverKeepAlive could see them run.
+        // The pool's pthreads started on workers whose ref() is already a no-op; unref once more anyway.
         neverKeepAlive(module.PThread as PThreadLike);
         const actual = wasmPkg.getThreadsCount();
         if (!(actual >= 1)) throw new Error(`XNNPACK reports ${actual} threads`);
