@@ -1,9 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { createTestDatabase, deleteQueueKeys, freePort, startTsProcess, uniqueQueuePrefix, waitFor, type ManagedProcess, type TestDatabase } from '@ddae/testing';
-
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+import { waitFor } from '@ddae/testing';
+import { startStack, type Stack } from './stack';
 
 /** A sweep small enough for CI: a tiny UNet, a few hundred real Fashion-MNIST images. */
 const TINY_SWEEP = {
@@ -21,60 +17,39 @@ interface LeaderboardBody {
 }
 
 describe('a sweep, end to end: REST -> queue -> worker processes -> Postgres -> leaderboard', () => {
-  let db: TestDatabase;
-  let artifacts: string;
-  let prefix: string;
-  let api: ManagedProcess;
-  let workers: ManagedProcess[] = [];
-  let base: string;
-
-  const logs = () => [api, ...workers].map((p) => p?.output().slice(-3000)).join('\n---\n');
+  let stack: Stack;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    artifacts = await mkdtemp(path.join(tmpdir(), 'ddae-e2e-'));
-    prefix = uniqueQueuePrefix('e2e');
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    const common = { DATABASE_URL: db.url, REDIS_URL, QUEUE_PREFIX: prefix, ARTIFACT_DIR: artifacts, LOG_LEVEL: 'log' };
-    api = startTsProcess('apps/api/src/main.ts', { ...common, PORT: String(port) });
     // Two workers share the one queue, as they would on two machines.
-    workers = [1, 2].map((i) => startTsProcess('apps/worker/src/main.ts', { ...common, WORKER_ID: `e2e-worker-${i}`, HEARTBEAT_MS: '1000', DDAE_BACKEND: 'wasm' }, `worker-${i}`));
-    await waitFor('the API to answer /health', async () => ((await fetch(`${base}/health`).catch(() => null))?.ok ? true : undefined), { timeoutMs: 60_000, describe: async () => logs() });
+    stack = await startStack({ workers: 2 });
   });
 
   afterAll(async () => {
-    await Promise.all([api, ...workers].filter(Boolean).map((p) => p.stop()));
-    await deleteQueueKeys(REDIS_URL, prefix);
-    await db?.drop();
-    if (artifacts) await rm(artifacts, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it('trains, probes and ranks a tiny DDPM on real Fashion-MNIST', async () => {
-    const submitted = await fetch(`${base}/api/sweeps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(TINY_SWEEP) });
+    const submitted = await stack.post<{ id: string }>('/api/sweeps', TINY_SWEEP);
     expect(submitted.status).toBe(201);
-    const { id } = (await submitted.json()) as { id: string };
+    const { id } = submitted.body;
 
     const live = await waitFor('both workers to register', async () => {
-      const body = (await (await fetch(`${base}/api/workers`)).json()) as { workers: { id: string; backend: string }[] };
+      const body = await stack.get<{ workers: { id: string; backend: string }[] }>('/api/workers');
       return body.workers.length === 2 ? body.workers : undefined;
-    }, { timeoutMs: 60_000, describe: async () => logs() });
+    }, { timeoutMs: 60_000, describe: async () => stack.logs() });
     expect(live.map((w) => w.backend)).toEqual(['wasm', 'wasm']);
 
-    const sweep = await waitFor(`sweep ${id} to finish`, async () => {
-      const body = (await (await fetch(`${base}/api/sweeps/${id}`)).json()) as { status: string };
-      return ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(body.status) ? body : undefined;
-    }, { timeoutMs: 420_000, intervalMs: 1_000, describe: async () => `${JSON.stringify(await (await fetch(`${base}/api/sweeps/${id}`)).json())}\n${logs()}` });
+    const sweep = await stack.waitForSweep(id, 420_000);
     expect(sweep.status).toBe('SUCCEEDED');
 
     // Checkpoints every 8 steps, the last one final; the run recorded its parameter count.
-    const checkpoints = await db.prisma.checkpoint.findMany({ orderBy: { step: 'asc' } });
+    const checkpoints = await stack.db.prisma.checkpoint.findMany({ orderBy: { step: 'asc' } });
     expect(checkpoints.map((c) => [c.step, c.final])).toEqual([[8, false], [16, false], [24, true]]);
-    const run = await db.prisma.run.findFirstOrThrow();
-    expect(run).toMatchObject({ status: 'SUCCEEDED', stepsDone: 24, backend: 'wasm' });
+    const run = await stack.db.prisma.run.findFirstOrThrow();
+    expect(run).toMatchObject({ status: 'SUCCEEDED', stepsDone: 24, backend: 'wasm', attempts: 1 });
     expect(run.parameters).toBeGreaterThan(10_000);
 
-    const board = (await (await fetch(`${base}/api/leaderboard?sweep=${id}&limit=50`)).json()) as LeaderboardBody;
+    const board = await stack.get<LeaderboardBody>(`/api/leaderboard?sweep=${id}&limit=50`);
     // 2 layers x 2 noise levels, each once (no result counted twice).
     expect(board.rows).toHaveLength(4);
     expect(new Set(board.rows.map((r) => `${r.layer}@${r.noiseLevel}`))).toEqual(new Set(['out_2@10', 'out_4@10', 'out_2@100', 'out_4@100']));

@@ -54,6 +54,8 @@ export const workerEnvSchema = z.object({
   HEARTBEAT_MS: z.coerce.number().int().positive().default(5_000),
   /** BullMQ lock duration; renewed by the (never blocked) main loop. Default 30 s. */
   LOCK_DURATION_MS: z.coerce.number().int().positive().default(30_000),
+  /** How often BullMQ looks for jobs whose worker died (their lock expired). Default 30 s. */
+  STALLED_INTERVAL_MS: z.coerce.number().int().positive().default(30_000),
   /** Health HTTP port (0: pick a free one; -1: none). Default -1. */
   HEALTH_PORT: z.coerce.number().int().min(-1).max(65535).default(-1),
   /** Grace period on SIGTERM before the compute child is killed. Default 30 s. */

@@ -160,6 +160,7 @@ export async function pretrain(task: PretrainTask, images: Float32Array, count: 
       });
       state.rng.setState(found.manifest.rngState);
       state.step = found.step;
+      hooks.progress?.(state.step / task.steps, { step: state.step, message: `resumed from the checkpoint of step ${found.step}` });
     }
 
     const order = new BatchOrder(task.seed, count);

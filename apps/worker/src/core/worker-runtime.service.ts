@@ -46,6 +46,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
       prefix: this.env.QUEUE_PREFIX,
       concurrency: 1,
       lockDuration: this.env.LOCK_DURATION_MS,
+      stalledInterval: this.env.STALLED_INTERVAL_MS,
       autorun: this.env.WORKER_AUTORUN,
       name: this.identity.id,
     });

@@ -105,6 +105,7 @@ export class ComputeJobsService {
         await this.runs.recordCheckpoint(runId, { step: info.step, path: this.relative(info.path), sha256: info.sha256, loss: info.loss });
       },
       onProgress: (p) => {
+        if (p.message?.startsWith('resumed')) this.logger.log(`run ${run.key}: ${p.message}`);
         void job.updateProgress({ fraction: p.fraction, step: p.step, loss: p.loss }).catch(() => undefined);
         if (p.step !== undefined && Date.now() - lastWrite > 2_000) {
           lastWrite = Date.now();

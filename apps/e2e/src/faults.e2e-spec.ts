@@ -1,0 +1,72 @@
+import { waitFor } from '@ddae/testing';
+import { childPids, isAlive, startStack, type Stack } from './stack';
+
+/** Long enough to be killed mid-run: 40 steps, a checkpoint every 8. */
+const SWEEP = {
+  name: 'e2e-faults',
+  dataset: 'fashion-mnist',
+  models: [{ method: 'ddpm', unet: 'tiny' }],
+  pretrain: { steps: 40, batchSize: 8, learningRate: 0.001, checkpointEvery: 8, trainSize: 256, seeds: [0] },
+  probe: { layers: ['out_4'], timesteps: [10], epochs: 5, batchSize: 64, learningRate: 0.01, trainSize: 200, testSize: 100 },
+  baselines: [],
+};
+
+/** Waits until the run has a recorded checkpoint and is still training; returns its row. */
+async function midTraining(stack: Stack) {
+  return waitFor('a checkpoint mid-training', async () => {
+    const run = await stack.db.prisma.run.findFirst({ where: { status: 'RUNNING' }, include: { checkpoints: true } });
+    return run && run.checkpoints.length > 0 && run.stepsDone < 32 ? run : undefined;
+  }, { timeoutMs: 120_000, intervalMs: 100, describe: async () => stack.logs() });
+}
+
+async function expectExactlyOnce(stack: Stack) {
+  const checkpoints = await stack.db.prisma.checkpoint.findMany({ orderBy: { step: 'asc' } });
+  expect(checkpoints.map((c) => c.step)).toEqual([8, 16, 24, 32, 40]);
+  expect(await stack.db.prisma.probeResult.count()).toBe(1);
+  const run = await stack.db.prisma.run.findFirstOrThrow();
+  expect(run).toMatchObject({ status: 'SUCCEEDED', stepsDone: 40 });
+  return run;
+}
+
+describe('faults: a killed training job resumes from its last checkpoint', () => {
+  let stack: Stack | undefined;
+
+  afterEach(async () => {
+    await stack?.stop();
+    stack = undefined;
+  });
+
+  it('kill -9 of the compute child: the attempt fails, is retried with backoff and resumes', async () => {
+    stack = await startStack({ workers: 1 });
+    const { body } = await stack.post<{ id: string }>('/api/sweeps', SWEEP);
+    const before = await midTraining(stack);
+    const [child] = childPids(stack.workers[0].child.pid as number);
+    expect(child).toBeDefined();
+    process.kill(child, 'SIGKILL');
+
+    expect((await stack.waitForSweep(body.id, 300_000)).status).toBe('SUCCEEDED');
+    const run = await expectExactlyOnce(stack);
+    expect(run.attempts).toBe(2);
+    const resumed = /resumed from the checkpoint of step (\d+)/.exec(stack.workers[0].output());
+    expect(Number(resumed?.[1])).toBeGreaterThanOrEqual(before.checkpoints[0].step);
+  });
+
+  it('kill -9 of a whole worker: its lock expires and another worker resumes the run', async () => {
+    stack = await startStack({ workers: 2, workerEnv: { LOCK_DURATION_MS: '3000', STALLED_INTERVAL_MS: '1500' } });
+    const { body } = await stack.post<{ id: string }>('/api/sweeps', SWEEP);
+    const before = await midTraining(stack);
+    const victimIndex = stack.workers.findIndex((w) => before.workerId === `e2e-worker-${stack!.workers.indexOf(w) + 1}`);
+    const victim = stack.workers[victimIndex];
+    const survivor = stack.workers[1 - victimIndex];
+    const orphans = childPids(victim.child.pid as number);
+    expect(orphans).toHaveLength(1);
+    victim.child.kill('SIGKILL');
+
+    expect((await stack.waitForSweep(body.id, 300_000)).status).toBe('SUCCEEDED');
+    const run = await expectExactlyOnce(stack);
+    expect(run.workerId).toBe(`e2e-worker-${2 - victimIndex}`);
+    expect(survivor.output()).toMatch(/resumed from the checkpoint of step (8|16|24|32)/);
+    // The dead worker's compute child noticed its parent was gone and exited.
+    for (const pid of orphans) expect(isAlive(pid)).toBe(false);
+  });
+});

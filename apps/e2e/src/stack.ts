@@ -1,0 +1,82 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createTestDatabase, deleteQueueKeys, freePort, startTsProcess, uniqueQueuePrefix, waitFor, type ManagedProcess, type TestDatabase } from '@ddae/testing';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export interface Stack {
+  base: string;
+  db: TestDatabase;
+  api: ManagedProcess;
+  workers: ManagedProcess[];
+  /** The last lines every process printed, for failure messages. */
+  logs(): string;
+  get<T>(url: string): Promise<T>;
+  post<T>(url: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T }>;
+  waitForSweep(id: string, timeoutMs: number): Promise<{ status: string }>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A whole deployment as real processes: the API and `workers` worker processes over a fresh
+ * database, a unique queue prefix and a temporary artifact directory.
+ */
+export async function startStack(options: { workers: number; workerEnv?: Record<string, string> }): Promise<Stack> {
+  const db = await createTestDatabase();
+  const artifacts = await mkdtemp(path.join(tmpdir(), 'ddae-e2e-'));
+  const prefix = uniqueQueuePrefix('e2e');
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const common = { DATABASE_URL: db.url, REDIS_URL, QUEUE_PREFIX: prefix, ARTIFACT_DIR: artifacts, LOG_LEVEL: 'log' };
+  const api = startTsProcess('apps/api/src/main.ts', { ...common, PORT: String(port), RECONCILE_MS: '2000' });
+  const workers = Array.from({ length: options.workers }, (_, i) =>
+    startTsProcess('apps/worker/src/main.ts', { ...common, WORKER_ID: `e2e-worker-${i + 1}`, HEARTBEAT_MS: '1000', DDAE_BACKEND: 'wasm', ...options.workerEnv }, `worker-${i + 1}`),
+  );
+  const logs = () => [api, ...workers].map((p, i) => `--- ${i === 0 ? 'api' : `worker-${i}`}\n${p.output().slice(-2500)}`).join('\n');
+  const get = async <T>(url: string) => (await (await fetch(`${base}${url}`)).json()) as T;
+  const post = async <T>(url: string, body: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(`${base}${url}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as T };
+  };
+  await waitFor('the API to answer /health', async () => ((await fetch(`${base}/health`).catch(() => null))?.ok ? true : undefined), { timeoutMs: 60_000, describe: async () => logs() });
+  return {
+    base,
+    db,
+    api,
+    workers,
+    logs,
+    get,
+    post,
+    waitForSweep: (id, timeoutMs) =>
+      waitFor(`sweep ${id} to finish`, async () => {
+        const body = await get<{ status: string }>(`/api/sweeps/${id}`);
+        return ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(body.status) ? body : undefined;
+      }, { timeoutMs, intervalMs: 500, describe: async () => `${JSON.stringify(await get(`/api/sweeps/${id}`))}\n${logs()}` }),
+    async stop() {
+      await Promise.all([api, ...workers].map((p) => p.stop()));
+      await deleteQueueKeys(REDIS_URL, prefix);
+      await db.drop();
+      await rm(artifacts, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Pids of a process's children (the worker's compute child). */
+export function childPids(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)]).toString().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
