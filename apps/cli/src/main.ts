@@ -2,9 +2,11 @@ import { parseArgs } from 'node:util';
 import { ApiClient, CliError } from './api-client';
 import { heatmapPng } from './commands/heatmap.command';
 import { leaderboard, workers } from './commands/leaderboard.command';
+import { pretrainInline } from './commands/pretrain.command';
+import { sampleInline } from './commands/sample.command';
 import { cancelSweep, listSweeps, renderSweep, submitSweep, sweepStatus, waitForSweep } from './commands/sweep.command';
 
-const USAGE = `ddae: submit and follow DDAE sweeps, read the leaderboard
+const USAGE = `ddae: submit and follow DDAE sweeps, read the leaderboard; pretrain and sample models inline
 
 usage: npm run ddae -- <command> [options]
 
@@ -21,6 +23,19 @@ usage: npm run ddae -- <command> [options]
   heatmap <id>            render a sweep's layer x noise heatmap to a PNG
       --out FILE          where to write it (default heatmap-<id>.png)
   workers                 live workers
+
+inline commands (TensorFlow.js in this process; no API, Redis or Postgres):
+  pretrain                train a diffusion UNet as a worker would; resumes when --out holds checkpoints
+      --dataset fashion-mnist|mnist|cifar10 --method ddpm|edm --steps N --out DIR (required)
+      --unet tiny|small|base|reference|'{"baseChannels":16,"channelMults":[1,2,2],"blocksPerLevel":1}'
+      --batch N (64) --lr X (2e-4) --warmup N (steps/10, max 1000) --ema-cap X (0.9999 ddpm, 0.9993 edm)
+      --seed S (0) --train-size N (all) --checkpoint-every N (500) --data-dir DIR
+      prints progress to stderr; --json: {"checkpoint","steps","seconds","parameters","backend"}
+  sample                  generate images from a checkpoint's EMA weights into a PNG grid
+      --checkpoint DIR    a pretrain --out directory (newest checkpoint) or one step-XXXXXXXX directory
+      --n N (64) --steps N (50 DDIM steps for ddpm, 18 Heun steps for edm) --seed S (0)
+      --batch N (64 images per network call) --eta X (DDIM only, 0) --out FILE (samples.png)
+  --backend B             auto, tensorflow-gpu, tensorflow, wasm or cpu (default $DDAE_BACKEND or auto)
 
 common options:
   --api URL               API base URL (default $DDAE_API_URL or http://127.0.0.1:3000)
@@ -43,6 +58,21 @@ async function main(argv: string[]): Promise<string> {
       per: { type: 'string' },
       limit: { type: 'string' },
       out: { type: 'string' },
+      // inline commands (pretrain, sample)
+      unet: { type: 'string' },
+      steps: { type: 'string' },
+      batch: { type: 'string' },
+      lr: { type: 'string' },
+      warmup: { type: 'string' },
+      'ema-cap': { type: 'string' },
+      seed: { type: 'string' },
+      'train-size': { type: 'string' },
+      'checkpoint-every': { type: 'string' },
+      'data-dir': { type: 'string' },
+      backend: { type: 'string' },
+      checkpoint: { type: 'string' },
+      n: { type: 'string' },
+      eta: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -86,6 +116,10 @@ async function main(argv: string[]): Promise<string> {
       return heatmapPng(api, sub, { out: values.out, json });
     case 'workers':
       return workers(api, { json });
+    case 'pretrain':
+    case 'sample':
+      if (sub !== undefined) throw new CliError(`${command} takes options only, got "${sub}" (npm run ddae -- --help lists them)`);
+      return command === 'pretrain' ? pretrainInline(values, { json }) : sampleInline(values, { json });
     default:
       throw new CliError(`unknown command "${command}" (npm run ddae -- --help lists them)`);
   }

@@ -52,18 +52,19 @@ describe('faults: a killed training job resumes from its last checkpoint', () =>
   });
 
   it('kill -9 of a whole worker: its lock expires and another worker resumes the run', async () => {
-    stack = await startStack({ workers: 2, workerEnv: { LOCK_DURATION_MS: '3000', STALLED_INTERVAL_MS: '1500' } });
-    const { body } = await stack.post<{ id: string }>('/api/sweeps', SWEEP);
-    const before = await midTraining(stack);
-    const victimIndex = stack.workers.findIndex((w) => before.workerId === `e2e-worker-${stack!.workers.indexOf(w) + 1}`);
-    const victim = stack.workers[victimIndex];
-    const survivor = stack.workers[1 - victimIndex];
+    const s = (stack = await startStack({ workers: 2, workerEnv: { LOCK_DURATION_MS: '3000', STALLED_INTERVAL_MS: '1500' } }));
+    const { body } = await s.post<{ id: string }>('/api/sweeps', SWEEP);
+    const before = await midTraining(s);
+    // Worker ids are e2e-worker-<1-based index>.
+    const victimIndex = Number(before.workerId?.replace('e2e-worker-', '')) - 1;
+    const victim = s.workers[victimIndex];
+    const survivor = s.workers[1 - victimIndex];
     const orphans = childPids(victim.child.pid as number);
     expect(orphans).toHaveLength(1);
     victim.child.kill('SIGKILL');
 
-    expect((await stack.waitForSweep(body.id, 300_000)).status).toBe('SUCCEEDED');
-    const run = await expectExactlyOnce(stack);
+    expect((await s.waitForSweep(body.id, 300_000)).status).toBe('SUCCEEDED');
+    const run = await expectExactlyOnce(s);
     expect(run.workerId).toBe(`e2e-worker-${2 - victimIndex}`);
     expect(survivor.output()).toMatch(/resumed from the checkpoint of step (8|16|24|32)/);
     // The dead worker's compute child noticed its parent was gone and exited.

@@ -5,3 +5,4 @@ export * from './unet';
 export * from './checkpoint';
 export * from './train';
 export * from './features';
+export * from './sampling';
