@@ -19,9 +19,10 @@ async function midTraining(stack: Stack) {
   }, { timeoutMs: 120_000, intervalMs: 100, describe: async () => stack.logs() });
 }
 
-async function expectExactlyOnce(stack: Stack) {
+/** Every interval checkpoint once (plus any written on a graceful stop), one result row, one run. */
+async function expectExactlyOnce(stack: Stack, extraCheckpoints: number[] = []) {
   const checkpoints = await stack.db.prisma.checkpoint.findMany({ orderBy: { step: 'asc' } });
-  expect(checkpoints.map((c) => c.step)).toEqual([8, 16, 24, 32, 40]);
+  expect(checkpoints.map((c) => c.step)).toEqual([...new Set([8, 16, 24, 32, 40, ...extraCheckpoints])].sort((a, b) => a - b));
   expect(await stack.db.prisma.probeResult.count()).toBe(1);
   const run = await stack.db.prisma.run.findFirstOrThrow();
   expect(run).toMatchObject({ status: 'SUCCEEDED', stepsDone: 40 });
@@ -69,5 +70,29 @@ describe('faults: a killed training job resumes from its last checkpoint', () =>
     expect(survivor.output()).toMatch(/resumed from the checkpoint of step (8|16|24|32)/);
     // The dead worker's compute child noticed its parent was gone and exited.
     for (const pid of orphans) expect(isAlive(pid)).toBe(false);
+  });
+
+  it('SIGTERM to a busy worker: it checkpoints, hands its job back and exits; another worker resumes', async () => {
+    const s = (stack = await startStack({ workers: 2, workerEnv: { SHUTDOWN_GRACE_MS: '20000' } }));
+    const { body } = await s.post<{ id: string }>('/api/sweeps', SWEEP);
+    const before = await midTraining(s);
+    const victimIndex = Number(before.workerId?.replace('e2e-worker-', '')) - 1;
+    const victim = s.workers[victimIndex];
+    const stoppedAt = Date.now();
+    const code = await victim.stop(60_000);
+    expect(code).toBe(0);
+    expect(Date.now() - stoppedAt).toBeLessThan(25_000);
+    expect(victim.output()).toMatch(/received SIGTERM/);
+
+    // The child checkpointed the step it stopped at (unless it had just written that one), and
+    // the other worker resumed from exactly there: no step was lost.
+    const stopStep = Math.max(...(await s.db.prisma.checkpoint.findMany()).map((c) => c.step));
+    expect(stopStep).toBeGreaterThanOrEqual(before.stepsDone);
+    expect((await s.waitForSweep(body.id, 300_000)).status).toBe('SUCCEEDED');
+    const run = await expectExactlyOnce(s, [stopStep]);
+    expect(run.workerId).toBe(`e2e-worker-${2 - victimIndex}`);
+    expect(s.workers[1 - victimIndex].output()).toContain(`resumed from the checkpoint of step ${stopStep}`);
+    const gone = await s.db.prisma.worker.findUniqueOrThrow({ where: { id: `e2e-worker-${victimIndex + 1}` } });
+    expect(gone.state).toBe('stopped');
   });
 });

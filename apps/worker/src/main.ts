@@ -12,7 +12,23 @@ async function main(): Promise<void> {
   const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(env), {
     logger: LEVELS.slice(0, LEVELS.indexOf(env.LOG_LEVEL) + 1),
   });
-  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+  // Our own signal handling (not Nest's, which re-raises the signal): close the app, which stops
+  // taking jobs, lets the running child checkpoint and hands its job back, then exit with 0.
+  let closing = false;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (closing) return;
+    closing = true;
+    new Logger('Worker').log(`received ${signal}`);
+    app.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        new Logger('Worker').error(`shutdown failed: ${(error as Error).message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
   await app.get(WorkerRuntime).start();
 }
 
