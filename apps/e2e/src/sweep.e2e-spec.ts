@@ -8,12 +8,12 @@ const TINY_SWEEP = {
   models: [{ method: 'ddpm', unet: 'tiny' }],
   pretrain: { steps: 24, batchSize: 16, learningRate: 0.001, checkpointEvery: 8, trainSize: 512, seeds: [0] },
   probe: { layers: ['out_2', 'out_4'], timesteps: [10, 100], epochs: 20, batchSize: 64, learningRate: 0.01, trainSize: 600, testSize: 300 },
-  baselines: ['pixels'],
+  baselines: ['pixels', 'untrained'],
 };
 
 interface LeaderboardBody {
   rows: { accuracy: number; layer: string; noiseLevel: number; runKey: string; step: number; method: string }[];
-  baselines: { kind: string; accuracy: number }[];
+  baselines: { kind: string; accuracy: number; method?: string }[];
 }
 
 describe('a sweep, end to end: REST -> queue -> worker processes -> Postgres -> leaderboard', () => {
@@ -43,9 +43,13 @@ describe('a sweep, end to end: REST -> queue -> worker processes -> Postgres -> 
     expect(sweep.status).toBe('SUCCEEDED');
 
     // Checkpoints every 8 steps, the last one final; the run recorded its parameter count.
-    const checkpoints = await stack.db.prisma.checkpoint.findMany({ orderBy: { step: 'asc' } });
+    const checkpoints = await stack.db.prisma.checkpoint.findMany({ where: { run: { untrained: false } }, orderBy: { step: 'asc' } });
     expect(checkpoints.map((c) => [c.step, c.final])).toEqual([[8, false], [16, false], [24, true]]);
-    const run = await stack.db.prisma.run.findFirstOrThrow();
+    // The untrained-network control: its initial weights, probed on the same grid.
+    const control = await stack.db.prisma.run.findFirstOrThrow({ where: { untrained: true }, include: { checkpoints: true } });
+    expect(control).toMatchObject({ key: 'ddpm-tiny-untrained-s0', status: 'SUCCEEDED', steps: 0 });
+    expect(control.checkpoints.map((c) => [c.step, c.final])).toEqual([[0, true]]);
+    const run = await stack.db.prisma.run.findFirstOrThrow({ where: { untrained: false } });
     expect(run).toMatchObject({ status: 'SUCCEEDED', stepsDone: 24, backend: 'wasm', attempts: 1 });
     expect(run.parameters).toBeGreaterThan(10_000);
 
@@ -60,7 +64,9 @@ describe('a sweep, end to end: REST -> queue -> worker processes -> Postgres -> 
     }
     const accuracies = board.rows.map((r) => r.accuracy);
     expect(accuracies).toEqual([...accuracies].sort((a, b) => b - a));
-    expect(board.baselines).toEqual([expect.objectContaining({ kind: 'pixels' })]);
+    expect(board.baselines).toEqual([expect.objectContaining({ kind: 'pixels' }), expect.objectContaining({ kind: 'untrained', method: 'ddpm' })]);
     expect(board.baselines[0].accuracy).toBeGreaterThan(0.5);
+    expect(board.baselines[1].accuracy).toBeGreaterThan(0.2);
+    expect(await stack.db.prisma.probeResult.count({ where: { untrained: true } })).toBe(4);
   });
 });

@@ -55,7 +55,8 @@ export const pretrainTaskSchema = z.object({
   dataset: datasetSliceSchema,
   /** Train on the first N images of the seeded training order; undefined: all. */
   trainSize: z.number().int().positive().optional(),
-  steps: z.number().int().positive(),
+  /** 0: write the initial weights as the only checkpoint (the untrained-network baseline). */
+  steps: z.number().int().min(0),
   batchSize: z.number().int().positive(),
   learningRate: z.number().positive(),
   warmupSteps: z.number().int().min(0),

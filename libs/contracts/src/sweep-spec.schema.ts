@@ -122,7 +122,11 @@ export const probeSpecSchema = z
   })
   .strict();
 
-export const BASELINE_KINDS = ['pixels'] as const;
+/**
+ * `pixels`: a linear probe on raw pixels. `untrained`: each model's UNet at initialisation (its
+ * first seed), probed on the same (layer x noise) grid: what the architecture alone gives.
+ */
+export const BASELINE_KINDS = ['pixels', 'untrained'] as const;
 export type BaselineKind = (typeof BASELINE_KINDS)[number];
 
 const sweepSpecBase = z
@@ -135,7 +139,7 @@ const sweepSpecBase = z
     models: z.array(modelSpecSchema).min(1).max(16),
     pretrain: pretrainSpecSchema,
     probe: probeSpecSchema,
-    /** Baselines to compute on the same data and probe protocol. Default [pixels]. */
+    /** Baselines to compute on the same data and probe protocol (pixels, untrained). Default [pixels]. */
     baselines: z.array(z.enum(BASELINE_KINDS)).default(['pixels']),
   })
   .strict();

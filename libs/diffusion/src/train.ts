@@ -182,6 +182,9 @@ export async function pretrain(task: PretrainTask, images: Float32Array, count: 
       return info;
     };
 
+    // 0 steps: the initial weights are the result (the untrained-network baseline).
+    if (task.steps === 0) return { finalCheckpoint: save(), steps: 0, seconds: (Date.now() - started) / 1000, parameters: total };
+
     while (state.step < task.steps) {
       if (hooks.shouldStop?.()) {
         // Reuse a checkpoint of this very step (just written, or resumed from) instead of rewriting it.

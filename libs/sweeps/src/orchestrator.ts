@@ -39,6 +39,7 @@ export class SweepOrchestrator {
       runs: plan.runs.map((r) => ({
         key: r.key,
         modelName: r.modelName,
+        untrained: r.untrained,
         method: r.method,
         unet: r.unet as unknown as Prisma.InputJsonValue,
         dataset: r.dataset,

@@ -44,6 +44,17 @@ describe('planSweep', () => {
   });
 });
 
+describe('the untrained-network baseline', () => {
+  it('adds one 0-step run per model (its first seed) probed on the same grid, and no baseline job', () => {
+    const plan = planSweep(spec({ baselines: ['pixels', 'untrained'] }));
+    const controls = plan.runs.filter((r) => r.untrained);
+    expect(controls.map((r) => [r.key, r.seed, r.hyper.steps])).toEqual([['ddpm-tiny-untrained-s0', 0, 0], ['edm-small-untrained-s0', 0, 0]]);
+    expect(plan.probeTasks.filter((t) => t.runKey === 'ddpm-tiny-untrained-s0').map((t) => t.noiseLevel)).toEqual([5, 25]);
+    expect(plan.baselines.map((b) => b.kind)).toEqual(['pixels']);
+    expect(plan.counts).toMatchObject({ runs: 8, probeTasks: 12, pretrainSteps: 300 });
+  });
+});
+
 describe('validateSweepSpec', () => {
   it('reports the fields of the UNet a spec meant, not a bare "invalid input"', () => {
     const r = validateSweepSpec({ ...spec(), models: [{ method: 'ddpm', unet: { baseChannels: -1, channelMults: [1], blocksPerLevel: 1 } }] });

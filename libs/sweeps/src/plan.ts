@@ -28,6 +28,8 @@ export interface RunHyper {
 export interface PlannedRun {
   key: string;
   modelName: string;
+  /** The untrained-network baseline of its model: 0 steps. */
+  untrained: boolean;
   method: Method;
   unet: UNetConfig;
   dataset: DatasetName;
@@ -45,7 +47,8 @@ export interface PlannedProbeTask {
 
 export interface PlannedBaseline {
   dataset: DatasetName;
-  kind: BaselineKind;
+  /** Baselines computed once per data set and protocol (the untrained network is a run instead). */
+  kind: Exclude<BaselineKind, 'untrained'>;
   protocol: ProbeProtocol;
   protocolKey: string;
 }
@@ -142,16 +145,23 @@ export function planSweep(spec: SweepSpec): SweepPlan {
         ? decoderBlockNames({ ...unet, imageSize, imageChannels: shape.channels })
         : [...spec.probe.layers];
     const noiseLevels = model.method === 'ddpm' ? (spec.probe.timesteps ?? []) : (spec.probe.sigmas ?? []);
-    for (const seed of spec.pretrain.seeds) {
-      const runKey = `${modelName}-s${seed}`;
-      runs.push({ key: runKey, modelName, method: model.method, unet, dataset: spec.dataset, seed, hyper });
+    const addRun = (run: PlannedRun) => {
+      runs.push(run);
       for (const noiseLevel of [...new Set(noiseLevels)]) {
-        probeTasks.push({ runKey, noiseLevel, layers, protocol, protocolKey: key });
+        probeTasks.push({ runKey: run.key, noiseLevel, layers, protocol, protocolKey: key });
       }
+    };
+    for (const seed of spec.pretrain.seeds) {
+      addRun({ key: `${modelName}-s${seed}`, modelName, untrained: false, method: model.method, unet, dataset: spec.dataset, seed, hyper });
+    }
+    if (spec.baselines.includes('untrained')) {
+      const seed = spec.pretrain.seeds[0];
+      const untrained: RunHyper = { ...hyper, steps: 0, warmupSteps: 0, checkpointEvery: 1 };
+      addRun({ key: `${modelName}-untrained-s${seed}`, modelName, untrained: true, method: model.method, unet, dataset: spec.dataset, seed, hyper: untrained });
     }
   });
 
-  const baselines: PlannedBaseline[] = [...new Set(spec.baselines)].map((kind) => ({
+  const baselines: PlannedBaseline[] = [...new Set(spec.baselines)].flatMap((kind) => (kind === 'untrained' ? [] : [kind])).map((kind) => ({
     dataset: spec.dataset,
     kind,
     protocol,

@@ -32,11 +32,20 @@ export class LeaderboardController {
     const q = parseOr400(leaderboardQuery, query, 'query');
     const rows = await this.leaderboard.top({ dataset: q.dataset, method: q.method, sweepId: q.sweep, per: q.per, limit: q.limit });
     const datasets = q.dataset ? [q.dataset] : [...new Set(rows.map((r) => r.dataset))];
-    const baselines = datasets.length ? await this.baselines.forDatasets(datasets) : [];
+    const [pixels, untrained] = await Promise.all([
+      datasets.length ? this.baselines.forDatasets(datasets) : [],
+      this.leaderboard.untrainedBest(datasets, q.sweep),
+    ]);
     return {
       filter: q,
       rows: rows.map((r, i) => ({ rank: i + 1, ...r })),
-      baselines: baselines.map((b) => ({ dataset: b.dataset, kind: b.kind, accuracy: b.accuracy, featureDim: b.featureDim, protocolKey: b.protocolKey, backend: b.backend })),
+      baselines: [
+        ...pixels.map((b) => ({ dataset: b.dataset, kind: b.kind, accuracy: b.accuracy, featureDim: b.featureDim, protocolKey: b.protocolKey, backend: b.backend })),
+        ...untrained.map((u) => ({
+          dataset: u.dataset, kind: 'untrained', method: u.method, model: u.modelName, layer: u.layer, noiseLevel: u.noiseLevel,
+          accuracy: u.accuracy, featureDim: u.featureDim, protocolKey: u.protocolKey, backend: u.backend,
+        })),
+      ],
     };
   }
 }

@@ -49,7 +49,7 @@ export class SweepsController {
     if (!result.ok) throw new ApiError('invalid_spec', `invalid sweep spec: ${result.issues.length} problem(s)`, result.issues);
     const { spec, plan } = result;
     const planView = {
-      runs: plan.runs.map((r) => ({ key: r.key, method: r.method, model: r.modelName, seed: r.seed, steps: r.hyper.steps, unet: r.unet })),
+      runs: plan.runs.map((r) => ({ key: r.key, method: r.method, model: r.modelName, untrained: r.untrained, seed: r.seed, steps: r.hyper.steps, unet: r.unet })),
       probeTasks: plan.probeTasks.map((t) => ({ run: t.runKey, noiseLevel: t.noiseLevel, layers: t.layers })),
       baselines: plan.baselines.map((b) => ({ dataset: b.dataset, kind: b.kind })),
     };
@@ -90,7 +90,7 @@ export class SweepsController {
       ...sweep,
       progress,
       runs: runs.map((r) => ({
-        id: r.id, key: r.key, method: r.method, model: r.modelName, seed: r.seed, status: r.status, steps: r.steps,
+        id: r.id, key: r.key, method: r.method, model: r.modelName, untrained: r.untrained, seed: r.seed, status: r.status, steps: r.steps,
         stepsDone: r.stepsDone, lastLoss: r.lastLoss, parameters: r.parameters, attempts: r.attempts, error: r.error,
         workerId: r.workerId, backend: r.backend, startedAt: r.startedAt, finishedAt: r.finishedAt,
       })),

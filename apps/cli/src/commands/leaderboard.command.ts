@@ -3,7 +3,7 @@ import { pct, table } from '../table';
 
 interface LeaderboardView {
   rows: { rank: number; accuracy: number; layer: string; noiseLevel: number; method: string; dataset: string; modelName: string; runKey: string; seed: number; parameters: number | null; step: number; sweepName: string }[];
-  baselines: { dataset: string; kind: string; accuracy: number | null; featureDim: number | null }[];
+  baselines: { dataset: string; kind: string; accuracy: number | null; featureDim: number | null; model?: string; layer?: string; noiseLevel?: number; method?: string }[];
 }
 
 export async function leaderboard(api: ApiClient, opts: { dataset?: string; method?: string; sweep?: string; per?: string; limit?: string; json: boolean }): Promise<string> {
@@ -19,7 +19,10 @@ export async function leaderboard(api: ApiClient, opts: { dataset?: string; meth
     r.rows.map((x) => [x.rank, pct(x.accuracy), x.modelName, x.method, x.layer, x.method === 'ddpm' ? `t=${x.noiseLevel}` : `σ=${x.noiseLevel}`, x.runKey, x.parameters, x.step, x.dataset]),
   );
   const baselines = r.baselines.length
-    ? `\n\nbaselines\n${table(['dataset', 'kind', 'acc %', 'features'], r.baselines.map((b) => [b.dataset, b.kind, pct(b.accuracy), b.featureDim]))}`
+    ? `\n\nbaselines\n${table(
+        ['dataset', 'kind', 'acc %', 'features', 'best cell'],
+        r.baselines.map((b) => [b.dataset, b.kind, pct(b.accuracy), b.featureDim, b.layer ? `${b.model} ${b.layer} ${b.method === 'edm' ? 'σ' : 't'}=${b.noiseLevel}` : null]),
+      )}`
     : '\n\n(no baselines computed yet)';
   return (r.rows.length ? rows : '(no probe results yet)') + baselines;
 }

@@ -156,7 +156,7 @@ export class ComputeJobsService {
     if (result.kind !== 'probe') throw new Error(`expected a probe result, got ${result.kind}`);
     await this.probes.complete(
       row,
-      { checkpointId: checkpoint.id, dataset: run.dataset, method: run.method, backend: this.identity.backend, workerId: this.identity.id },
+      { checkpointId: checkpoint.id, dataset: run.dataset, method: run.method, untrained: run.untrained, backend: this.identity.backend, workerId: this.identity.id },
       result.layers,
     );
     await handle.ended();

@@ -30,6 +30,18 @@ export interface LeaderboardRow {
   createdAt: Date;
 }
 
+export interface UntrainedBaselineRow {
+  dataset: string;
+  method: string;
+  accuracy: number;
+  layer: string;
+  noiseLevel: number;
+  featureDim: number;
+  protocolKey: string;
+  modelName: string;
+  backend: string;
+}
+
 export interface HeatmapCell {
   modelName: string;
   method: string;
@@ -52,11 +64,12 @@ export class LeaderboardRepository {
 
   async top(filter: LeaderboardFilter): Promise<LeaderboardRow[]> {
     const limit = Math.min(Math.max(filter.limit ?? 20, 1), 500);
-    const where: Prisma.Sql[] = [];
+    // Untrained-network controls are baselines, listed beside the ranking, never in it.
+    const where: Prisma.Sql[] = [Prisma.sql`pr.untrained = false`];
     if (filter.dataset) where.push(Prisma.sql`pr.dataset = ${filter.dataset}`);
     if (filter.method) where.push(Prisma.sql`pr.method = ${filter.method}`);
     if (filter.sweepId) where.push(Prisma.sql`pr.sweep_id = ${filter.sweepId}::uuid`);
-    const whereSql = where.length ? Prisma.sql`WHERE ${Prisma.join(where, ' AND ')}` : Prisma.empty;
+    const whereSql = Prisma.sql`WHERE ${Prisma.join(where, ' AND ')}`;
     const top =
       filter.per === 'run'
         ? Prisma.sql`
@@ -79,16 +92,33 @@ export class LeaderboardRepository {
       ORDER BY top.accuracy DESC, top.created_at ASC`;
   }
 
+  /**
+   * The untrained-network baseline: per data set and method, its best probe cell (restricted to
+   * one sweep when given), to stand beside the trained models' ranking.
+   */
+  async untrainedBest(datasets: string[], sweepId?: string): Promise<UntrainedBaselineRow[]> {
+    if (datasets.length === 0) return [];
+    const sweep = sweepId ? Prisma.sql`AND pr.sweep_id = ${sweepId}::uuid` : Prisma.empty;
+    return this.prisma.$queryRaw<UntrainedBaselineRow[]>`
+      SELECT DISTINCT ON (pr.dataset, pr.method)
+             pr.dataset, pr.method, pr.accuracy, pr.layer, pr.noise_level AS "noiseLevel",
+             pr.feature_dim AS "featureDim", pr.protocol_key AS "protocolKey", r.model_name AS "modelName", pr.backend
+      FROM probe_results pr JOIN runs r ON r.id = pr.run_id
+      WHERE pr.untrained AND pr.dataset IN (${Prisma.join(datasets)}) ${sweep}
+      ORDER BY pr.dataset, pr.method, pr.accuracy DESC, pr.created_at ASC`;
+  }
+
   /** Mean and spread over seeds of every (model, layer, noise level) cell of one sweep. */
   async heatmap(sweepId: string): Promise<HeatmapCell[]> {
     const rows = await this.prisma.$queryRaw<(Omit<HeatmapCell, 'n'> & { n: bigint })[]>`
-      SELECT r.model_name AS "modelName", pr.method, pr.layer, pr.noise_level AS "noiseLevel",
+      SELECT r.model_name || CASE WHEN r.untrained THEN ' (untrained)' ELSE '' END AS "modelName",
+             pr.method, pr.layer, pr.noise_level AS "noiseLevel",
              avg(pr.accuracy) AS mean, stddev_samp(pr.accuracy) AS std,
              min(pr.accuracy) AS min, max(pr.accuracy) AS max, count(*) AS n
       FROM probe_results pr JOIN runs r ON r.id = pr.run_id
       WHERE pr.sweep_id = ${sweepId}::uuid
-      GROUP BY r.model_name, pr.method, pr.layer, pr.noise_level
-      ORDER BY r.model_name, pr.noise_level, pr.layer`;
+      GROUP BY r.model_name, r.untrained, pr.method, pr.layer, pr.noise_level
+      ORDER BY r.untrained, r.model_name, pr.noise_level, pr.layer`;
     return rows.map((r) => ({ ...r, n: Number(r.n) }));
   }
 }

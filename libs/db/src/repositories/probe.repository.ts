@@ -34,7 +34,7 @@ export class ProbeRepository {
    */
   async complete(
     task: ProbeTask,
-    context: { checkpointId: string; dataset: string; method: string; backend: string; workerId: string },
+    context: { checkpointId: string; dataset: string; method: string; untrained: boolean; backend: string; workerId: string },
     results: LayerResult[],
   ): Promise<void> {
     await this.prisma.$transaction(async (tx) => {
@@ -67,6 +67,7 @@ export class ProbeRepository {
             runId: task.runId,
             dataset: context.dataset,
             method: context.method,
+            untrained: context.untrained,
           },
           update: values,
         });

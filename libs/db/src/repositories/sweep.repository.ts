@@ -3,6 +3,7 @@ import { Prisma, type PrismaClient, type Sweep, type TaskStatus } from '../gener
 export interface NewRun {
   key: string;
   modelName: string;
+  untrained: boolean;
   method: string;
   unet: Prisma.InputJsonValue;
   dataset: string;
