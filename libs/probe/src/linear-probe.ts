@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { createRng } from '@ddae/datasets';
 
 /** A feature matrix with its labels: `n` rows of `dim` float features, row-major. */
 export interface ProbeSplit {
@@ -42,31 +43,6 @@ const STD_FLOOR = 1e-6;
 const EVAL_CHUNK = 4096;
 
 /** sfc32 seeded through splitmix32: the probe's own small generator (uniform in [0, 1)). */
-function createRng(seed: number): () => number {
-  let s = seed >>> 0;
-  const mix = (): number => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = Math.imul(s ^ (s >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    return (z ^ (z >>> 16)) >>> 0;
-  };
-  let a = mix();
-  let b = mix();
-  let c = mix();
-  let d = mix();
-  const next = (): number => {
-    const t = (((a + b) | 0) + d) | 0;
-    d = (d + 1) | 0;
-    a = b ^ (b >>> 9);
-    b = (c + (c << 3)) | 0;
-    c = (c << 21) | (c >>> 11);
-    c = (c + t) | 0;
-    return (t >>> 0) / 4294967296;
-  };
-  for (let i = 0; i < 12; i++) next();
-  return next;
-}
-
 function shuffleInPlace(order: Int32Array, rng: () => number): void {
   for (let i = order.length - 1; i > 0; i--) {
     const j = Math.floor(rng() * (i + 1));
