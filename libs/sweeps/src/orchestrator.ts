@@ -98,11 +98,24 @@ export class SweepOrchestrator {
   }
 
   /**
-   * Re-enqueues every QUEUED row (deterministic ids make this a no-op for jobs still in Redis):
-   * recovers work whose enqueue was lost, or whose Redis was flushed.
+   * Repairs what a crash or a lost Redis can leave behind, safely at any time:
+   * 1. rows RUNNING on a worker that stopped heartbeating (dead, or never registered) go back to
+   *    QUEUED: nobody is working on them;
+   * 2. every QUEUED row is offered to the queue again (deterministic ids make this a no-op for jobs
+   *    still in Redis), which recovers lost enqueues and a flushed Redis.
    */
-  async reconcile(): Promise<{ enqueued: number }> {
+  async reconcile(options: { workerStaleMs: number } = { workerStaleMs: 30_000 }): Promise<{ enqueued: number; reset: number }> {
     const { prisma } = this.deps;
+    const cutoff = new Date(Date.now() - options.workerStaleMs);
+    const reset = (await Promise.all(
+      (['runs', 'probe_tasks', 'baselines'] as const).map((table) =>
+        prisma.$executeRawUnsafe(
+          `UPDATE ${table} SET status = 'QUEUED', error = 'its worker stopped heartbeating', updated_at = now()
+           WHERE status = 'RUNNING' AND (worker_id IS NULL OR worker_id NOT IN (SELECT id FROM workers WHERE last_heartbeat_at >= $1 AND state <> 'stopped'))`,
+          cutoff,
+        ),
+      ),
+    )).reduce((a, b) => a + b, 0);
     const [runs, probes, baselines] = await Promise.all([
       prisma.run.findMany({ where: { status: 'QUEUED' }, select: { id: true } }),
       prisma.probeTask.findMany({ where: { status: 'QUEUED', run: { status: 'SUCCEEDED' } }, select: { id: true } }),
@@ -114,6 +127,6 @@ export class SweepOrchestrator {
       ...runs.map((r): EnqueueRequest => ({ name: JOB_NAMES.pretrain, data: { v: 1, runId: r.id } })),
     ];
     await this.deps.queue.enqueue(requests);
-    return { enqueued: requests.length };
+    return { enqueued: requests.length, reset };
   }
 }

@@ -33,7 +33,8 @@ export class ReconcilerService implements OnApplicationBootstrap, OnApplicationS
     if (this.running) return;
     this.running = true;
     try {
-      const { enqueued } = await this.orchestrator.reconcile();
+      const { enqueued, reset } = await this.orchestrator.reconcile({ workerStaleMs: this.env.WORKER_STALE_MS });
+      if (reset > 0) this.logger.warn(`requeued ${reset} rows whose worker stopped heartbeating`);
       if (enqueued > 0) this.logger.debug(`re-offered ${enqueued} queued rows to the queue`);
     } catch (error) {
       this.logger.warn(`reconcile failed: ${(error as Error).message}`);

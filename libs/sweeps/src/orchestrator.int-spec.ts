@@ -1,0 +1,90 @@
+import { QUEUES, sweepSpecSchema } from '@ddae/contracts';
+import { ComputeQueue } from '@ddae/queue';
+import { createTestDatabase, deleteQueueKeys, queuedJobIds, uniqueQueuePrefix, type TestDatabase } from '@ddae/testing';
+import { planSweep } from './plan';
+import { createSweepServices, type SweepServices } from './services';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+describe('SweepOrchestrator (real Postgres and Redis)', () => {
+  let db: TestDatabase;
+  let prefix: string;
+  let queue: ComputeQueue;
+  let services: SweepServices;
+
+  const spec = sweepSpecSchema.parse({
+    name: 'orchestrator',
+    dataset: 'fashion-mnist',
+    models: [{ method: 'ddpm', unet: 'tiny' }],
+    pretrain: { steps: 10, seeds: [0, 1] },
+    probe: { timesteps: [5, 50], layers: ['out_1'] },
+  });
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+
+  beforeEach(async () => {
+    prefix = uniqueQueuePrefix('orch');
+    queue = new ComputeQueue({ redisUrl: REDIS_URL, prefix });
+    services = createSweepServices(db.prisma, queue);
+    await db.prisma.$executeRawUnsafe('TRUNCATE sweeps, baselines, workers CASCADE');
+  });
+
+  afterEach(async () => {
+    await queue.close();
+    await deleteQueueKeys(REDIS_URL, prefix);
+  });
+
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  const jobs = () => queuedJobIds(REDIS_URL, prefix, QUEUES.compute);
+
+  it('enqueues a finished run\'s probe tasks, once however often it is told', async () => {
+    const created = await services.orchestrator.submit(spec, planSweep(spec));
+    const [runId] = created.runIds;
+    await services.runs.claim(runId, { workerId: 'w', backend: 'wasm' });
+    await services.runs.complete(runId, { step: 10, path: 'runs/x/step-10', sha256: 'abc' });
+    await services.orchestrator.runSucceeded(runId, created.sweep.id);
+    await services.orchestrator.runSucceeded(runId, created.sweep.id);
+    const probes = await db.prisma.probeTask.findMany({ where: { runId } });
+    expect((await jobs()).filter((id) => id.startsWith('probe-')).sort()).toEqual(probes.map((p) => `probe-${p.id}`).sort());
+    expect((await services.sweeps.findById(created.sweep.id))?.status).toBe('RUNNING');
+  });
+
+  it('re-offers queued rows after Redis lost them, and requeues rows of a dead worker only', async () => {
+    const created = await services.orchestrator.submit(spec, planSweep(spec));
+    const [deadRun, liveRun] = created.runIds;
+    await services.workers.beat({ id: 'alive', hostname: 'h', pid: 1, backend: 'wasm', device: 'cpu', state: 'busy', currentJobId: null });
+    await services.runs.claim(deadRun, { workerId: 'gone', backend: 'wasm' });
+    await services.runs.claim(liveRun, { workerId: 'alive', backend: 'wasm' });
+    await deleteQueueKeys(REDIS_URL, prefix); // as if Redis restarted empty
+    expect(await jobs()).toEqual([]);
+
+    const result = await services.orchestrator.reconcile({ workerStaleMs: 30_000 });
+    expect(result.reset).toBe(1);
+    expect(await services.runs.status(deadRun)).toBe('QUEUED');
+    expect(await services.runs.status(liveRun)).toBe('RUNNING');
+    const baseline = await db.prisma.baseline.findFirstOrThrow();
+    expect(await jobs()).toEqual([`baseline-${baseline.id}`, `pretrain-${deadRun}`].sort());
+
+    // Idempotent: a second pass finds nothing to reset and adds no job.
+    expect((await services.orchestrator.reconcile({ workerStaleMs: 30_000 })).reset).toBe(0);
+    expect(await jobs()).toHaveLength(2);
+  });
+
+  it('derives the sweep status from its rows', async () => {
+    const created = await services.orchestrator.submit(spec, planSweep(spec));
+    expect((await services.sweeps.findById(created.sweep.id))?.status).toBe('QUEUED');
+    for (const runId of created.runIds) await services.runs.fail(runId, 'NonFiniteLossError: loss is NaN', true);
+    const baseline = await db.prisma.baseline.findFirstOrThrow();
+    await services.baselines.claim(baseline.id, { workerId: 'w', backend: 'wasm' });
+    await services.baselines.complete(baseline.id, { accuracy: 0.8, featureDim: 784 });
+    const sweep = await services.sweeps.refreshStatus(created.sweep.id);
+    expect(sweep?.status).toBe('FAILED');
+    // A failed run fails its probe tasks too: nothing is left waiting forever.
+    expect(await db.prisma.probeTask.count({ where: { sweepId: created.sweep.id, status: 'FAILED' } })).toBe(4);
+  });
+});
