@@ -1,5 +1,27 @@
 import nx from '@nx/eslint-plugin';
 
+/**
+ * Which libraries each kind of project may import. `testOnly` tags are added for test files
+ * (a domain library's integration test may use @ddae/testing; its code may not).
+ */
+const depConstraints = (testOnly) => {
+  const only = (sourceTag, tags) => ({ sourceTag, onlyDependOnLibsWithTags: [...tags, ...testOnly] });
+  return [
+    // The wire: zod only.
+    only('type:contracts', []),
+    // Pure TensorFlow.js libraries: never Nest, Prisma, BullMQ or a tfjs-node package.
+    only('type:ml', ['type:ml', 'type:contracts']),
+    only('type:compute', ['type:ml', 'type:contracts']),
+    only('type:data-access', ['type:contracts', 'type:config']),
+    only('type:config', ['type:contracts']),
+    only('type:domain', ['type:contracts', 'type:data-access', 'type:config']),
+    only('type:testing', ['type:contracts', 'type:config', 'type:data-access', 'type:domain']),
+    // The API never imports TensorFlow.js code.
+    { sourceTag: 'scope:api', notDependOnLibsWithTags: ['type:ml', 'type:compute'] },
+    only('type:app', ['type:contracts', 'type:config', 'type:data-access', 'type:domain', 'type:ml', 'type:compute', 'type:testing']),
+  ];
+};
+
 export default [
   ...nx.configs['flat/base'],
   ...nx.configs['flat/typescript'],
@@ -12,24 +34,17 @@ export default [
         {
           enforceBuildableLibDependency: true,
           allow: [],
-          depConstraints: [
-            // The wire: zod only.
-            { sourceTag: 'type:contracts', onlyDependOnLibsWithTags: [] },
-            // Pure TensorFlow.js libraries: never Nest, Prisma, BullMQ or a tfjs-node package.
-            { sourceTag: 'type:ml', onlyDependOnLibsWithTags: ['type:ml', 'type:contracts'] },
-            { sourceTag: 'type:compute', onlyDependOnLibsWithTags: ['type:ml', 'type:contracts'] },
-            { sourceTag: 'type:data-access', onlyDependOnLibsWithTags: ['type:contracts', 'type:config'] },
-            { sourceTag: 'type:config', onlyDependOnLibsWithTags: ['type:contracts'] },
-            { sourceTag: 'type:domain', onlyDependOnLibsWithTags: ['type:contracts', 'type:data-access', 'type:config'] },
-            { sourceTag: 'type:testing', onlyDependOnLibsWithTags: ['type:contracts', 'type:config', 'type:data-access', 'type:domain'] },
-            // The API never imports TensorFlow.js code.
-            { sourceTag: 'scope:api', notDependOnLibsWithTags: ['type:ml', 'type:compute'] },
-            { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:contracts', 'type:config', 'type:data-access', 'type:domain', 'type:ml', 'type:compute', 'type:testing'] },
-          ],
+          depConstraints: depConstraints([]),
         },
       ],
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    files: ['**/*.spec.ts', '**/*.int-spec.ts', '**/*.e2e-spec.ts'],
+    rules: {
+      '@nx/enforce-module-boundaries': ['error', { enforceBuildableLibDependency: true, allow: [], depConstraints: depConstraints(['type:testing']) }],
     },
   },
   {
