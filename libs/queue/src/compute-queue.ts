@@ -84,6 +84,18 @@ export class ComputeQueue {
     return removed;
   }
 
+  /**
+   * Enqueues work again whose previous job may still sit in Redis as failed or completed (kept
+   * for inspection): such a job would swallow a plain add with the same id, so it is removed first.
+   */
+  async requeue(requests: EnqueueRequest[]): Promise<void> {
+    for (const request of requests) {
+      const job = await this.queue.getJob(jobIdOf(request));
+      if (job && ['failed', 'completed'].includes(await job.getState())) await job.remove();
+    }
+    await this.enqueue(requests);
+  }
+
   /** A cheap round trip to Redis, for health checks. */
   async ping(): Promise<void> {
     await this.queue.count();

@@ -87,6 +87,22 @@ export class SweepOrchestrator {
     for (const sweepId of await this.deps.baselines.sweepIds(baselineId)) await this.deps.sweeps.refreshStatus(sweepId);
   }
 
+  /** Reruns exactly the failed cells of a sweep (null: no such sweep; 'cancelled': refused). */
+  async retryFailed(sweepId: string) {
+    const current = await this.deps.sweeps.findById(sweepId);
+    if (!current) return null;
+    if (current.status === 'CANCELLED') return 'cancelled' as const;
+    const retried = await this.deps.sweeps.retryFailed(sweepId);
+    if (!retried) return null;
+    await this.deps.queue.requeue([
+      ...retried.baselineIds.map((baselineId): EnqueueRequest => ({ name: JOB_NAMES.baseline, data: { v: 1, baselineId } })),
+      ...retried.probeTaskIds.map((probeTaskId): EnqueueRequest => ({ name: JOB_NAMES.probe, data: { v: 1, probeTaskId } })),
+      ...retried.runIds.map((runId): EnqueueRequest => ({ name: JOB_NAMES.pretrain, data: { v: 1, runId } })),
+    ]);
+    const sweep = (await this.deps.sweeps.refreshStatus(sweepId)) ?? retried.sweep;
+    return { sweep, retried: { runs: retried.runIds.length, probeTasks: retried.probeTaskIds.length, baselines: retried.baselineIds.length } };
+  }
+
   async cancel(sweepId: string) {
     const cancelled = await this.deps.sweeps.cancel(sweepId);
     if (!cancelled) return null;

@@ -109,6 +109,17 @@ export class SweepsController {
     return { sweepId, cells: await this.leaderboard.heatmap(sweepId) };
   }
 
+  @Post(':id/retry-failed')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Rerun exactly the failed runs, probe tasks and baselines of a sweep' })
+  async retryFailed(@Param('id') id: string) {
+    const sweepId = parseOr400(idParam, id, 'path.id');
+    const result = await this.orchestrator.retryFailed(sweepId);
+    if (!result) throw new ApiError('not_found', `no sweep ${sweepId}`);
+    if (result === 'cancelled') throw new ApiError('conflict', `sweep ${sweepId} was cancelled: submit it again instead`);
+    return { id: result.sweep.id, status: result.sweep.status, retried: result.retried };
+  }
+
   @Post(':id/cancel')
   @HttpCode(200)
   @ApiOperation({ summary: 'Cancel a sweep: queued work is dropped, running jobs stop within seconds' })

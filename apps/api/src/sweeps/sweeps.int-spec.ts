@@ -145,6 +145,31 @@ describe('sweeps API (real Postgres and Redis)', () => {
     expect((await jobs()).filter((id) => id.startsWith('pretrain-'))).toEqual([]);
   });
 
+  it('reruns exactly the failed cells on retry-failed', async () => {
+    const server = app.getHttpServer();
+    const { body } = await request(server).post('/api/sweeps').send(spec()).expect(201);
+    const [failedRun, okRun] = await db.prisma.run.findMany({ orderBy: { key: 'asc' } });
+    // One run failed for good (its probe tasks with it); the other is still training.
+    await db.prisma.run.update({ where: { id: failedRun.id }, data: { status: 'FAILED', error: 'NonFiniteLossError: loss is NaN' } });
+    await db.prisma.probeTask.updateMany({ where: { runId: failedRun.id }, data: { status: 'FAILED', error: 'pretraining run failed' } });
+    await db.prisma.run.update({ where: { id: okRun.id }, data: { status: 'RUNNING' } });
+    await deleteQueueKeys(REDIS_URL, prefix);
+
+    const res = await request(server).post(`/api/sweeps/${body.id}/retry-failed`).expect(200);
+    expect(res.body.retried).toEqual({ runs: 1, probeTasks: 0, baselines: 0 });
+    expect(await db.prisma.run.findUniqueOrThrow({ where: { id: failedRun.id } })).toMatchObject({ status: 'QUEUED', error: null });
+    expect(await db.prisma.probeTask.count({ where: { runId: failedRun.id, status: 'QUEUED' } })).toBe(2);
+    expect((await db.prisma.run.findUniqueOrThrow({ where: { id: okRun.id } })).status).toBe('RUNNING');
+    // Only the failed run's job is back; its probes follow when it succeeds.
+    expect(await jobs()).toEqual([`pretrain-${failedRun.id}`]);
+    // Nothing failed any more: a second call retries nothing.
+    expect((await request(server).post(`/api/sweeps/${body.id}/retry-failed`).expect(200)).body.retried).toEqual({ runs: 0, probeTasks: 0, baselines: 0 });
+
+    await request(server).post(`/api/sweeps/${body.id}/cancel`).expect(200);
+    await request(server).post(`/api/sweeps/${body.id}/retry-failed`).expect(409);
+    await request(server).post('/api/sweeps/00000000-0000-4000-8000-000000000000/retry-failed').expect(404);
+  });
+
   it('serves health and the OpenAPI document', async () => {
     const server = app.getHttpServer();
     expect((await request(server).get('/health').expect(200)).body).toEqual({ status: 'ok', postgres: 'up', redis: 'up' });

@@ -181,6 +181,40 @@ export class SweepRepository {
   }
 
   /**
+   * Puts exactly the FAILED runs, probe tasks and baselines of a sweep back to QUEUED, in one
+   * transaction (probe tasks that failed only because their run failed come back with it).
+   * Returns null for an unknown sweep, and the ids to enqueue otherwise.
+   */
+  async retryFailed(sweepId: string): Promise<{ sweep: Sweep; runIds: string[]; probeTaskIds: string[]; baselineIds: string[] } | null> {
+    return this.prisma.$transaction(async (tx) => {
+      const sweep = await tx.sweep.findUnique({ where: { id: sweepId } });
+      if (!sweep) return null;
+      const failed = { sweepId, status: 'FAILED' as TaskStatus };
+      const again = { status: 'QUEUED' as TaskStatus, error: null, finishedAt: null };
+      const runs = await tx.run.findMany({ where: failed, select: { id: true } });
+      const probes = await tx.probeTask.findMany({ where: failed, select: { id: true, runId: true } });
+      const baselines = await tx.$queryRaw<{ id: string }[]>`
+        SELECT b.id FROM baselines b JOIN sweep_baselines sb ON sb.baseline_id = b.id
+        WHERE sb.sweep_id = ${sweepId}::uuid AND b.status = 'FAILED'`;
+      if (runs.length + probes.length + baselines.length === 0) return { sweep, runIds: [], probeTaskIds: [], baselineIds: [] };
+      await tx.run.updateMany({ where: failed, data: again });
+      await tx.probeTask.updateMany({ where: failed, data: again });
+      if (baselines.length) await tx.baseline.updateMany({ where: { id: { in: baselines.map((b) => b.id) } }, data: again });
+      const updated = await tx.sweep.update({ where: { id: sweepId }, data: { status: 'QUEUED', finishedAt: null } });
+      // A probe task is ready now only if its run already succeeded; the others follow their run.
+      const succeededRuns = new Set(
+        (await tx.run.findMany({ where: { id: { in: probes.map((p) => p.runId) }, status: 'SUCCEEDED' }, select: { id: true } })).map((r) => r.id),
+      );
+      return {
+        sweep: updated,
+        runIds: runs.map((r) => r.id),
+        probeTaskIds: probes.filter((p) => succeededRuns.has(p.runId)).map((p) => p.id),
+        baselineIds: baselines.map((b) => b.id),
+      };
+    });
+  }
+
+  /**
    * Cancels a sweep: the sweep and every unfinished run and probe task become CANCELLED in one
    * transaction. Running jobs see it on their next status poll and stop. Shared baselines are
    * left alone (other sweeps may need them). Returns the ids whose queued jobs can be removed.
