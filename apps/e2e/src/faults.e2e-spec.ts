@@ -1,5 +1,5 @@
-import { waitFor } from '@ddae/testing';
-import { childPids, isAlive, startStack, type Stack } from './stack';
+import { deleteQueueKeys, waitFor } from '@ddae/testing';
+import { childPids, isAlive, REDIS_URL, startStack, type Stack } from './stack';
 
 /** Long enough to be killed mid-run: 40 steps, a checkpoint every 8. */
 const SWEEP = {
@@ -29,7 +29,7 @@ async function expectExactlyOnce(stack: Stack, extraCheckpoints: number[] = []) 
   return run;
 }
 
-describe('faults: a killed training job resumes from its last checkpoint', () => {
+describe('faults, injected for real: nothing lost, nothing counted twice', () => {
   let stack: Stack | undefined;
 
   afterEach(async () => {
@@ -94,5 +94,20 @@ describe('faults: a killed training job resumes from its last checkpoint', () =>
     expect(s.workers[1 - victimIndex].output()).toContain(`resumed from the checkpoint of step ${stopStep}`);
     const gone = await s.db.prisma.worker.findUniqueOrThrow({ where: { id: `e2e-worker-${victimIndex + 1}` } });
     expect(gone.state).toBe('stopped');
+  });
+
+  it('Redis comes back empty mid-sweep: the sweep completes and finished cells are not run again', async () => {
+    const s = (stack = await startStack({ workers: 1 }));
+    const { body } = await s.post<{ id: string }>('/api/sweeps', { ...SWEEP, baselines: ['pixels'] });
+    await midTraining(s);
+    expect((await s.db.prisma.baseline.findFirstOrThrow()).status).toBe('SUCCEEDED');
+    // Every key of this deployment is gone, the running job's included.
+    expect(await deleteQueueKeys(REDIS_URL, s.prefix)).toBeGreaterThan(0);
+
+    expect((await s.waitForSweep(body.id, 300_000)).status).toBe('SUCCEEDED');
+    const run = await expectExactlyOnce(s);
+    expect(run.attempts).toBe(1);
+    const baseline = await s.db.prisma.baseline.findFirstOrThrow();
+    expect(baseline).toMatchObject({ status: 'SUCCEEDED', attempts: 1 });
   });
 });

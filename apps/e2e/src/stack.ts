@@ -8,6 +8,8 @@ export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export interface Stack {
   base: string;
+  /** The deployment's Redis key prefix: deleting its keys is a Redis that came back empty. */
+  prefix: string;
   db: TestDatabase;
   api: ManagedProcess;
   workers: ManagedProcess[];
@@ -43,6 +45,7 @@ export async function startStack(options: { workers: number; workerEnv?: Record<
   await waitFor('the API to answer /health', async () => ((await fetch(`${base}/health`).catch(() => null))?.ok ? true : undefined), { timeoutMs: 60_000, describe: async () => logs() });
   return {
     base,
+    prefix,
     db,
     api,
     workers,
