@@ -1,4 +1,6 @@
 import { deleteQueueKeys, waitFor } from '@ddae/testing';
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { childPids, isAlive, REDIS_URL, startStack, type Stack } from './stack';
 
 /** Long enough to be killed mid-run: 40 steps, a checkpoint every 8. */
@@ -109,5 +111,19 @@ describe('faults, injected for real: nothing lost, nothing counted twice', () =>
     expect(run.attempts).toBe(1);
     const baseline = await s.db.prisma.baseline.findFirstOrThrow();
     expect(baseline).toMatchObject({ status: 'SUCCEEDED', attempts: 1 });
+  });
+
+  it('Postgres restarts mid-sweep: workers retry their writes and nothing is lost', async () => {
+    const s = (stack = await startStack({ workers: 1 }));
+    const { body } = await s.post<{ id: string }>('/api/sweeps', SWEEP);
+    await midTraining(s);
+    // The machine's own cluster (CI starts it the same way, see scripts/ensure-services.sh).
+    const version = readdirSync('/etc/postgresql').sort().pop() as string;
+    execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'restart', '--mode', 'fast'], { stdio: 'ignore' });
+
+    expect((await s.waitForSweep(body.id, 300_000)).status).toBe('SUCCEEDED');
+    // The outage did not even cost an attempt: writes waited for Postgres to come back.
+    expect((await expectExactlyOnce(s)).attempts).toBe(1);
+    expect(s.workers[0].output()).not.toMatch(/exited unexpectedly/);
   });
 });

@@ -63,7 +63,12 @@ export class ComputeProcess {
         if (settled) return;
         settled = true;
         // Every checkpoint message received before the end is recorded before we answer.
-        chain.then(fn, (error: unknown) => reject(error));
+        chain.then(fn, (error: unknown) => {
+          // Bookkeeping failed (e.g. Postgres unreachable past every retry): the attempt fails,
+          // and its child must not train on beside the retry's.
+          child.kill('SIGKILL');
+          reject(error);
+        });
       };
       child.on('message', (message: FromChild) => {
         switch (message.type) {
@@ -79,6 +84,13 @@ export class ComputeProcess {
             if (callbacks.onCheckpoint) {
               const info = message.info;
               chain = chain.then(() => callbacks.onCheckpoint?.(info));
+              // A failed write ends the attempt at once rather than when the child finishes.
+              chain.catch((error: unknown) => {
+                if (settled) return;
+                settled = true;
+                child.kill('SIGKILL');
+                reject(error);
+              });
             }
             break;
           case 'done':

@@ -24,6 +24,7 @@ import { ComputeProcess, type ComputeCallbacks } from '../compute/compute-proces
 import { NON_RETRYABLE_ERRORS, STOPPED_ERROR } from '../compute/child-protocol';
 import { WORKER_ENV, WorkerIdentity } from '../core/worker-identity';
 import { CurrentJob } from '../core/current-job';
+import { retryWrite } from '../core/retry';
 
 /** What a job's row is, for the bookkeeping shared by every kind. */
 interface RowHandle {
@@ -73,7 +74,7 @@ export class ComputeJobsService {
 
   private async pretrain(job: Job, token?: string): Promise<JobOutcome> {
     const { runId } = parsePayload(pretrainPayloadSchema, job);
-    const run = await this.runs.claim(runId, { workerId: this.identity.id, backend: this.identity.backend });
+    const run = await this.write('claim run', () => this.runs.claim(runId, { workerId: this.identity.id, backend: this.identity.backend }));
     if (!run) return { outcome: 'skipped', detail: `run ${runId} is ${(await this.runs.status(runId)) ?? 'gone'}` };
     const handle: RowHandle = {
       label: `run ${run.key}`,
@@ -102,7 +103,7 @@ export class ComputeJobsService {
     let lastWrite = 0;
     const result = await this.execute(job, token, handle, task, {
       onCheckpoint: async (info) => {
-        await this.runs.recordCheckpoint(runId, { step: info.step, path: this.relative(info.path), sha256: info.sha256, loss: info.loss });
+        await this.write('record checkpoint', () => this.runs.recordCheckpoint(runId, { step: info.step, path: this.relative(info.path), sha256: info.sha256, loss: info.loss }));
       },
       onProgress: (p) => {
         if (p.message?.startsWith('resumed')) this.logger.log(`run ${run.key}: ${p.message}`);
@@ -115,17 +116,17 @@ export class ComputeJobsService {
     });
     if ('outcome' in result) return result;
     if (result.kind !== 'pretrain') throw new Error(`expected a pretrain result, got ${result.kind}`);
-    if (result.parameters) await this.runs.setParameters(runId, result.parameters);
-    const final = result.finalCheckpoint;
-    const completed = await this.runs.complete(runId, { step: final.step, path: this.relative(final.path), sha256: final.sha256, loss: final.loss });
-    if (completed) await this.orchestrator.runSucceeded(runId, run.sweepId);
+    const { parameters, finalCheckpoint: final } = result;
+    if (parameters) await this.write('record parameters', () => this.runs.setParameters(runId, parameters));
+    const completed = await this.write('complete run', () => this.runs.complete(runId, { step: final.step, path: this.relative(final.path), sha256: final.sha256, loss: final.loss }));
+    if (completed) await this.write('enqueue probes', () => this.orchestrator.runSucceeded(runId, run.sweepId));
     this.logger.log(`run ${run.key}: ${result.steps} steps in ${result.seconds.toFixed(1)} s`);
     return { outcome: 'done' };
   }
 
   private async probe(job: Job, token?: string): Promise<JobOutcome> {
     const { probeTaskId } = parsePayload(probePayloadSchema, job);
-    const row = await this.probes.claim(probeTaskId, { workerId: this.identity.id });
+    const row = await this.write('claim probe task', () => this.probes.claim(probeTaskId, { workerId: this.identity.id }));
     if (!row) return { outcome: 'skipped', detail: `probe task ${probeTaskId} is ${(await this.probes.status(probeTaskId)) ?? 'gone'}` };
     const handle: RowHandle = {
       label: `probe ${probeTaskId}`,
@@ -154,12 +155,9 @@ export class ComputeJobsService {
     const result = await this.execute(job, token, handle, task, {});
     if ('outcome' in result) return result;
     if (result.kind !== 'probe') throw new Error(`expected a probe result, got ${result.kind}`);
-    await this.probes.complete(
-      row,
-      { checkpointId: checkpoint.id, dataset: run.dataset, method: run.method, untrained: run.untrained, backend: this.identity.backend, workerId: this.identity.id },
-      result.layers,
-    );
-    await handle.ended();
+    const context = { checkpointId: checkpoint.id, dataset: run.dataset, method: run.method, untrained: run.untrained, backend: this.identity.backend, workerId: this.identity.id };
+    await this.write('store probe results', () => this.probes.complete(row, context, result.layers));
+    await this.write('refresh sweep', () => handle.ended());
     const best = [...result.layers].sort((a, b) => b.accuracy - a.accuracy)[0];
     this.logger.log(`probe ${run.key} @ ${row.noiseLevel}: best ${best?.layer} ${best?.accuracy.toFixed(4)} (${result.seconds.toFixed(1)} s)`);
     return { outcome: 'done' };
@@ -167,7 +165,7 @@ export class ComputeJobsService {
 
   private async baseline(job: Job, token?: string): Promise<JobOutcome> {
     const { baselineId } = parsePayload(baselinePayloadSchema, job);
-    const row = await this.baselines.claim(baselineId, { workerId: this.identity.id, backend: this.identity.backend });
+    const row = await this.write('claim baseline', () => this.baselines.claim(baselineId, { workerId: this.identity.id, backend: this.identity.backend }));
     if (!row) return { outcome: 'skipped', detail: `baseline ${baselineId} is not open` };
     const handle: RowHandle = {
       label: `baseline ${row.kind}/${row.dataset}`,
@@ -185,8 +183,9 @@ export class ComputeJobsService {
     const result = await this.execute(job, token, handle, task, {});
     if ('outcome' in result) return result;
     if (result.kind !== 'baseline') throw new Error(`expected a baseline result, got ${result.kind}`);
-    await this.baselines.complete(baselineId, { accuracy: result.accuracy, featureDim: result.featureDim });
-    await handle.ended();
+    const { accuracy, featureDim } = result;
+    await this.write('store baseline', () => this.baselines.complete(baselineId, { accuracy, featureDim }));
+    await this.write('refresh sweeps', () => handle.ended());
     this.logger.log(`baseline ${row.kind}/${row.dataset}: ${result.accuracy.toFixed(4)}`);
     return { outcome: 'done' };
   }
@@ -218,12 +217,17 @@ export class ComputeJobsService {
       const retryable = !NON_RETRYABLE_ERRORS.has(e.name);
       const final = !retryable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       this.logger.warn(`${row.label}: ${e.name}: ${e.message}${final ? '' : ' (will retry)'}`);
-      await row.fail(`${e.name}: ${e.message}`, final);
-      if (final) await row.ended();
+      await this.write('record failure', () => row.fail(`${e.name}: ${e.message}`, final));
+      if (final) await this.write('refresh sweep', () => row.ended());
       throw retryable ? e : new UnrecoverableError(`${e.name}: ${e.message}`);
     } finally {
       this.current.clear();
     }
+  }
+
+  /** A Postgres write that outlives a short outage (see retryWrite). */
+  private write<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return retryWrite(what, fn, { onRetry: (e, delay) => this.logger.warn(`${what}: ${e.message.split('\n').pop()} (retrying in ${delay} ms)`) });
   }
 
   private relative(p: string): string {
