@@ -22,7 +22,6 @@ export async function createApiApp(env: ApiEnv): Promise<NestExpressApplication>
       { path: '/', method: RequestMethod.GET },
     ],
   });
-  app.enableShutdownHooks();
   const document = SwaggerModule.createDocument(
     app,
     new DocumentBuilder()

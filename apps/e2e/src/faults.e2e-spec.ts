@@ -126,4 +126,19 @@ describe('faults, injected for real: nothing lost, nothing counted twice', () =>
     expect((await expectExactlyOnce(s)).attempts).toBe(1);
     expect(s.workers[0].output()).not.toMatch(/exited unexpectedly/);
   });
+
+  it('the API restarts mid-sweep: state is intact and the sweep completes', async () => {
+    const s = (stack = await startStack({ workers: 1 }));
+    const { body } = await s.post<{ id: string }>('/api/sweeps', SWEEP, { 'idempotency-key': 'api-restart' });
+    await midTraining(s);
+    await s.restartApi();
+    const view = await s.get<{ id: string; status: string; runs: unknown[] }>(`/api/sweeps/${body.id}`);
+    expect(view).toMatchObject({ id: body.id, status: 'RUNNING' });
+    // A client that retries its POST across the restart gets the same sweep.
+    const again = await s.post<{ id: string; created: boolean }>('/api/sweeps', SWEEP, { 'idempotency-key': 'api-restart' });
+    expect(again).toMatchObject({ status: 200, body: { id: body.id, created: false } });
+
+    expect((await s.waitForSweep(body.id, 300_000)).status).toBe('SUCCEEDED');
+    expect((await expectExactlyOnce(s)).attempts).toBe(1);
+  });
 });

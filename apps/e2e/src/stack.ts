@@ -18,6 +18,8 @@ export interface Stack {
   get<T>(url: string): Promise<T>;
   post<T>(url: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T }>;
   waitForSweep(id: string, timeoutMs: number): Promise<{ status: string }>;
+  /** Stops the API process (SIGTERM) and starts a new one on the same port. */
+  restartApi(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -32,7 +34,8 @@ export async function startStack(options: { workers: number; workerEnv?: Record<
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const common = { DATABASE_URL: db.url, REDIS_URL, QUEUE_PREFIX: prefix, ARTIFACT_DIR: artifacts, LOG_LEVEL: 'log' };
-  const api = startTsProcess('apps/api/src/main.ts', { ...common, PORT: String(port), RECONCILE_MS: '2000' });
+  const apiEnv = { ...common, PORT: String(port), RECONCILE_MS: '2000' };
+  let api = startTsProcess('apps/api/src/main.ts', apiEnv);
   const workers = Array.from({ length: options.workers }, (_, i) =>
     startTsProcess('apps/worker/src/main.ts', { ...common, WORKER_ID: `e2e-worker-${i + 1}`, HEARTBEAT_MS: '1000', DDAE_BACKEND: 'wasm', ...options.workerEnv }, `worker-${i + 1}`),
   );
@@ -42,12 +45,15 @@ export async function startStack(options: { workers: number; workerEnv?: Record<
     const res = await fetch(`${base}${url}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
     return { status: res.status, body: (await res.json()) as T };
   };
-  await waitFor('the API to answer /health', async () => ((await fetch(`${base}/health`).catch(() => null))?.ok ? true : undefined), { timeoutMs: 60_000, describe: async () => logs() });
+  const healthy = () => waitFor('the API to answer /health', async () => ((await fetch(`${base}/health`).catch(() => null))?.ok ? true : undefined), { timeoutMs: 60_000, describe: async () => logs() });
+  await healthy();
   return {
     base,
     prefix,
     db,
-    api,
+    get api() {
+      return api;
+    },
     workers,
     logs,
     get,
@@ -57,6 +63,11 @@ export async function startStack(options: { workers: number; workerEnv?: Record<
         const body = await get<{ status: string }>(`/api/sweeps/${id}`);
         return ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(body.status) ? body : undefined;
       }, { timeoutMs, intervalMs: 500, describe: async () => `${JSON.stringify(await get(`/api/sweeps/${id}`))}\n${logs()}` }),
+    async restartApi() {
+      expect(await api.stop()).toBe(0);
+      api = startTsProcess('apps/api/src/main.ts', apiEnv);
+      await healthy();
+    },
     async stop() {
       await Promise.all([api, ...workers].map((p) => p.stop()));
       await deleteQueueKeys(REDIS_URL, prefix);

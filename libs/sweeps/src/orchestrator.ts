@@ -78,6 +78,15 @@ export class SweepOrchestrator {
     await this.deps.sweeps.refreshStatus(sweepId);
   }
 
+  /** A task of the sweep was claimed by a worker. */
+  async taskStarted(sweepId: string): Promise<void> {
+    await this.deps.sweeps.markStarted([sweepId]);
+  }
+
+  async baselineStarted(baselineId: string): Promise<void> {
+    await this.deps.sweeps.markStarted(await this.deps.baselines.sweepIds(baselineId));
+  }
+
   /** Any task of the sweep reached a terminal state. */
   async taskEnded(sweepId: string): Promise<void> {
     await this.deps.sweeps.refreshStatus(sweepId);

@@ -76,6 +76,7 @@ export class ComputeJobsService {
     const { runId } = parsePayload(pretrainPayloadSchema, job);
     const run = await this.write('claim run', () => this.runs.claim(runId, { workerId: this.identity.id, backend: this.identity.backend }));
     if (!run) return { outcome: 'skipped', detail: `run ${runId} is ${(await this.runs.status(runId)) ?? 'gone'}` };
+    await this.write('mark sweep started', () => this.orchestrator.taskStarted(run.sweepId));
     const handle: RowHandle = {
       label: `run ${run.key}`,
       status: () => this.runs.status(runId),
@@ -128,6 +129,7 @@ export class ComputeJobsService {
     const { probeTaskId } = parsePayload(probePayloadSchema, job);
     const row = await this.write('claim probe task', () => this.probes.claim(probeTaskId, { workerId: this.identity.id }));
     if (!row) return { outcome: 'skipped', detail: `probe task ${probeTaskId} is ${(await this.probes.status(probeTaskId)) ?? 'gone'}` };
+    await this.write('mark sweep started', () => this.orchestrator.taskStarted(row.sweepId));
     const handle: RowHandle = {
       label: `probe ${probeTaskId}`,
       status: () => this.probes.status(probeTaskId),
@@ -167,6 +169,7 @@ export class ComputeJobsService {
     const { baselineId } = parsePayload(baselinePayloadSchema, job);
     const row = await this.write('claim baseline', () => this.baselines.claim(baselineId, { workerId: this.identity.id, backend: this.identity.backend }));
     if (!row) return { outcome: 'skipped', detail: `baseline ${baselineId} is not open` };
+    await this.write('mark sweeps started', () => this.orchestrator.baselineStarted(baselineId));
     const handle: RowHandle = {
       label: `baseline ${row.kind}/${row.dataset}`,
       status: async () => (await this.baselines.findById(baselineId))?.status ?? null,

@@ -160,6 +160,11 @@ export class SweepRepository {
     return progress;
   }
 
+  /** A task of these sweeps started: QUEUED sweeps become RUNNING (other states are left alone). */
+  async markStarted(sweepIds: string[]): Promise<void> {
+    await this.prisma.sweep.updateMany({ where: { id: { in: sweepIds }, status: 'QUEUED' }, data: { status: 'RUNNING' } });
+  }
+
   /**
    * Derives the sweep's status from its rows and stores it: the one place that decides it.
    * CANCELLED is sticky; otherwise done when every run, probe task and baseline is terminal.
