@@ -6,6 +6,7 @@ import { ErrorFilter } from './core/error.filter';
 import { ReconcilerService } from './core/reconciler.service';
 import { HealthController } from './health/health.controller';
 import { LeaderboardController } from './leaderboard/leaderboard.controller';
+import { SweepEventsController } from './sweeps/sweep-events.controller';
 import { SweepsController } from './sweeps/sweeps.controller';
 import { WebController } from './web/web.controller';
 import { WorkersController } from './workers/workers.controller';
@@ -16,7 +17,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [CoreModule.forRoot(env)],
-      controllers: [SweepsController, LeaderboardController, WorkersController, HealthController, WebController],
+      controllers: [SweepsController, SweepEventsController, LeaderboardController, WorkersController, HealthController, WebController],
       providers: [{ provide: APP_FILTER, useClass: ErrorFilter }, ReconcilerService],
     };
   }

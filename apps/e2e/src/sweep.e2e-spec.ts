@@ -68,5 +68,16 @@ describe('a sweep, end to end: REST -> queue -> worker processes -> Postgres -> 
     expect(board.baselines[0].accuracy).toBeGreaterThan(0.5);
     expect(board.baselines[1].accuracy).toBeGreaterThan(0.2);
     expect(await stack.db.prisma.probeResult.count({ where: { untrained: true } })).toBe(4);
+
+    // The sweep's story, replayed from Postgres as Server-Sent Events.
+    const stream = await (await fetch(`${stack.base}/api/sweeps/${id}/events`)).text();
+    const types = [...stream.matchAll(/^event: (.+)$/gm)].map((m) => m[1]);
+    expect(types[0]).toBe('sweep.submitted');
+    expect(types.at(-1)).toBe('sweep.status');
+    expect(stream.trimEnd().split('\n').at(-1)).toContain('"status":"SUCCEEDED"');
+    expect(types.filter((t) => t === 'run.checkpoint')).toHaveLength(4); // 8, 16, 24 and the control's 0
+    expect(types.filter((t) => t === 'run.succeeded')).toHaveLength(2);
+    expect(types.filter((t) => t === 'probe.succeeded')).toHaveLength(4);
+    expect(types).toContain('baseline.succeeded');
   });
 });

@@ -1,5 +1,6 @@
 import {
   BaselineRepository,
+  EventRepository,
   LeaderboardRepository,
   ProbeRepository,
   RunRepository,
@@ -21,6 +22,7 @@ export interface SweepServices {
   baselines: BaselineRepository;
   workers: WorkerRepository;
   leaderboard: LeaderboardRepository;
+  events: EventRepository;
   orchestrator: SweepOrchestrator;
 }
 
@@ -38,6 +40,7 @@ export function createSweepServices(prisma: PrismaClient, queue: ComputeQueue): 
     baselines,
     workers: new WorkerRepository(prisma),
     leaderboard: new LeaderboardRepository(prisma),
+    events: new EventRepository(prisma),
     orchestrator: new SweepOrchestrator({ prisma, sweeps, runs, probes, baselines, queue }),
   };
 }
@@ -50,6 +53,7 @@ export const SERVICE_CLASSES = {
   baselines: BaselineRepository,
   workers: WorkerRepository,
   leaderboard: LeaderboardRepository,
+  events: EventRepository,
   orchestrator: SweepOrchestrator,
 } as const;
 

@@ -8,6 +8,25 @@ import { createApiApp } from '../bootstrap';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
+/** Reads a streamed body as text (supertest would not parse text/event-stream). */
+const textParser = (res: request.Response, done: (err: Error | null, body: unknown) => void) => {
+  const stream = res as unknown as NodeJS.ReadableStream;
+  let text = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => (text += chunk));
+  stream.on('end', () => done(null, text));
+};
+
+function parseSse(text: string): { id: string; event: string; data: string }[] {
+  return text
+    .split('\n\n')
+    .filter((block) => block.includes('data:'))
+    .map((block) => {
+      const field = (name: string) => block.split('\n').find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2) ?? '';
+      return { id: field('id'), event: field('event'), data: field('data') };
+    });
+}
+
 const spec = (): SweepSpecInput => ({
   name: 'int-test',
   dataset: 'fashion-mnist',
@@ -168,6 +187,22 @@ describe('sweeps API (real Postgres and Redis)', () => {
     await request(server).post(`/api/sweeps/${body.id}/cancel`).expect(200);
     await request(server).post(`/api/sweeps/${body.id}/retry-failed`).expect(409);
     await request(server).post('/api/sweeps/00000000-0000-4000-8000-000000000000/retry-failed').expect(404);
+  });
+
+  it('streams a sweep\'s events from Postgres and resumes after Last-Event-ID', async () => {
+    const server = app.getHttpServer();
+    const { body } = await request(server).post('/api/sweeps').send(spec()).expect(201);
+    await request(server).post(`/api/sweeps/${body.id}/cancel`).expect(200);
+    // The sweep is finished: the stream replays everything and ends.
+    const all = await request(server).get(`/api/sweeps/${body.id}/events`).buffer(true).parse(textParser).expect(200);
+    expect(all.headers['content-type']).toMatch(/^text\/event-stream/);
+    const events = parseSse(all.body as string);
+    expect(events.map((e) => e.event)).toEqual(['sweep.submitted', 'sweep.status']);
+    expect(JSON.parse(events[1].data)).toMatchObject({ status: 'CANCELLED' });
+    const resumed = await request(server).get(`/api/sweeps/${body.id}/events`).set('last-event-id', events[0].id).buffer(true).parse(textParser).expect(200);
+    expect(parseSse(resumed.body as string).map((e) => e.id)).toEqual([events[1].id]);
+    await request(server).get(`/api/sweeps/${body.id}/events?after=x`).expect(400);
+    await request(server).get('/api/sweeps/00000000-0000-4000-8000-000000000000/events').expect(404);
   });
 
   it('serves health and the OpenAPI document', async () => {

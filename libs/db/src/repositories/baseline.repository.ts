@@ -1,5 +1,6 @@
 import type { Baseline, PrismaClient } from '../generated/client';
 import type { Claimant } from './types';
+import { appendEvent } from './event.repository';
 
 export class BaselineRepository {
   constructor(private readonly prisma: PrismaClient) {}
@@ -17,9 +18,16 @@ export class BaselineRepository {
   }
 
   async complete(id: string, result: { accuracy: number; featureDim: number }): Promise<void> {
-    await this.prisma.baseline.updateMany({
-      where: { id, status: 'RUNNING' },
-      data: { status: 'SUCCEEDED', accuracy: result.accuracy, featureDim: result.featureDim, finishedAt: new Date(), error: null },
+    await this.prisma.$transaction(async (tx) => {
+      const { count } = await tx.baseline.updateMany({
+        where: { id, status: 'RUNNING' },
+        data: { status: 'SUCCEEDED', accuracy: result.accuracy, featureDim: result.featureDim, finishedAt: new Date(), error: null },
+      });
+      if (count !== 1) return;
+      const baseline = await tx.baseline.findUniqueOrThrow({ where: { id }, include: { sweeps: { select: { sweepId: true } } } });
+      for (const { sweepId } of baseline.sweeps) {
+        await appendEvent(tx, sweepId, 'baseline.succeeded', { baselineId: id, kind: baseline.kind, dataset: baseline.dataset, accuracy: result.accuracy });
+      }
     });
   }
 

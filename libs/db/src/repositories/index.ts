@@ -5,3 +5,4 @@ export * from './probe.repository';
 export * from './baseline.repository';
 export * from './worker.repository';
 export * from './leaderboard.repository';
+export * from './event.repository';

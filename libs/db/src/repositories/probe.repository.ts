@@ -1,5 +1,6 @@
 import type { Prisma, PrismaClient, ProbeTask } from '../generated/client';
 import type { Claimant } from './types';
+import { appendEvent } from './event.repository';
 
 export interface LayerResult {
   layer: string;
@@ -76,10 +77,14 @@ export class ProbeRepository {
         where: { id: task.id, status: 'RUNNING' },
         data: { status: 'SUCCEEDED', finishedAt: new Date(), error: null },
       });
+      const best = [...results].sort((a, b) => b.accuracy - a.accuracy)[0];
+      await appendEvent(tx, task.sweepId, 'probe.succeeded', { probeTaskId: task.id, runId: task.runId, noiseLevel: task.noiseLevel, best: best ? { layer: best.layer, accuracy: best.accuracy } : null });
     });
   }
 
   async fail(id: string, error: string, final: boolean): Promise<void> {
+    const task = await this.prisma.probeTask.findUnique({ where: { id }, select: { sweepId: true, runId: true, noiseLevel: true } });
+    if (task) await appendEvent(this.prisma, task.sweepId, final ? 'probe.failed' : 'probe.requeued', { probeTaskId: id, runId: task.runId, noiseLevel: task.noiseLevel, error });
     await this.prisma.probeTask.updateMany({
       where: { id, status: { in: ['QUEUED', 'RUNNING'] } },
       data: final ? { status: 'FAILED', error, finishedAt: new Date() } : { status: 'QUEUED', error },

@@ -1,5 +1,6 @@
 import type { Checkpoint, PrismaClient, Run } from '../generated/client';
 import type { Claimant } from './types';
+import { appendEvent } from './event.repository';
 
 export interface CheckpointRecord {
   step: number;
@@ -32,7 +33,10 @@ export class RunRepository {
         error: null,
       },
     });
-    return count === 1 ? this.findById(id) : null;
+    if (count !== 1) return null;
+    const run = await this.findById(id);
+    if (run) await appendEvent(this.prisma, run.sweepId, 'run.started', { runId: id, run: run.key, attempt: run.attempts, workerId: by.workerId, backend: by.backend });
+    return run;
   }
 
   async progress(id: string, stepsDone: number, loss?: number): Promise<void> {
@@ -58,6 +62,8 @@ export class RunRepository {
         where: { id: runId, stepsDone: { lt: c.step } },
         data: { stepsDone: c.step, ...(c.loss !== undefined ? { lastLoss: c.loss } : {}) },
       });
+      const run = await tx.run.findUniqueOrThrow({ where: { id: runId }, select: { sweepId: true, key: true, steps: true } });
+      await appendEvent(tx, run.sweepId, 'run.checkpoint', { runId, run: run.key, step: c.step, steps: run.steps, loss: c.loss ?? null });
       return checkpoint;
     });
   }
@@ -77,12 +83,18 @@ export class RunRepository {
         where: { id, status: 'RUNNING' },
         data: { status: 'SUCCEEDED', stepsDone: final.step, finishedAt: new Date(), error: null },
       });
+      if (count === 1) {
+        const run = await tx.run.findUniqueOrThrow({ where: { id }, select: { sweepId: true, key: true } });
+        await appendEvent(tx, run.sweepId, 'run.succeeded', { runId: id, run: run.key, step: final.step, loss: final.loss ?? null });
+      }
       return count === 1;
     });
   }
 
   /** A failure: FAILED when final (no retry left or not retryable), else back to QUEUED. */
   async fail(id: string, error: string, final: boolean): Promise<void> {
+    const run = await this.prisma.run.findUnique({ where: { id }, select: { sweepId: true, key: true } });
+    if (run) await appendEvent(this.prisma, run.sweepId, final ? 'run.failed' : 'run.requeued', { runId: id, run: run.key, error });
     await this.prisma.run.updateMany({
       where: { id, status: { in: ['QUEUED', 'RUNNING'] } },
       data: final ? { status: 'FAILED', error, finishedAt: new Date() } : { status: 'QUEUED', error },

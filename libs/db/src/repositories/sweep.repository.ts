@@ -1,4 +1,5 @@
 import { Prisma, type PrismaClient, type Sweep, type TaskStatus } from '../generated/client';
+import { appendEvent } from './event.repository';
 
 export interface NewRun {
   key: string;
@@ -113,6 +114,7 @@ export class SweepRepository {
             pendingBaselineIds.push(baseline.id);
           }
         }
+        await appendEvent(tx, sweep.id, 'sweep.submitted', { name: sweep.name, runs: input.runs.length, probeTasks: input.probeTasks.length, baselines: input.baselines.length });
         return { sweep, created: true, runIds: [...runIds.values()], pendingBaselineIds };
       });
     } catch (error) {
@@ -162,7 +164,12 @@ export class SweepRepository {
 
   /** A task of these sweeps started: QUEUED sweeps become RUNNING (other states are left alone). */
   async markStarted(sweepIds: string[]): Promise<void> {
-    await this.prisma.sweep.updateMany({ where: { id: { in: sweepIds }, status: 'QUEUED' }, data: { status: 'RUNNING' } });
+    for (const id of sweepIds) {
+      await this.prisma.$transaction(async (tx) => {
+        const { count } = await tx.sweep.updateMany({ where: { id, status: 'QUEUED' }, data: { status: 'RUNNING' } });
+        if (count === 1) await appendEvent(tx, id, 'sweep.status', { status: 'RUNNING' });
+      });
+    }
   }
 
   /**
@@ -179,9 +186,10 @@ export class SweepRepository {
     const failed = all.reduce((n, c) => n + c.FAILED, 0);
     const status = active > 0 ? (started > 0 ? 'RUNNING' : 'QUEUED') : failed > 0 ? 'FAILED' : 'SUCCEEDED';
     if (status === sweep.status) return sweep;
-    return this.prisma.sweep.update({
-      where: { id: sweepId },
-      data: { status, finishedAt: active === 0 ? new Date() : null },
+    return this.prisma.$transaction(async (tx) => {
+      const updated = await tx.sweep.update({ where: { id: sweepId }, data: { status, finishedAt: active === 0 ? new Date() : null } });
+      await appendEvent(tx, sweepId, 'sweep.status', { status, progress: p });
+      return updated;
     });
   }
 
@@ -206,6 +214,7 @@ export class SweepRepository {
       await tx.probeTask.updateMany({ where: failed, data: again });
       if (baselines.length) await tx.baseline.updateMany({ where: { id: { in: baselines.map((b) => b.id) } }, data: again });
       const updated = await tx.sweep.update({ where: { id: sweepId }, data: { status: 'QUEUED', finishedAt: null } });
+      await appendEvent(tx, sweepId, 'sweep.status', { status: 'QUEUED', retried: { runs: runs.length, probeTasks: probes.length, baselines: baselines.length } });
       // A probe task is ready now only if its run already succeeded; the others follow their run.
       const succeededRuns = new Set(
         (await tx.run.findMany({ where: { id: { in: probes.map((p) => p.runId) }, status: 'SUCCEEDED' }, select: { id: true } })).map((r) => r.id),
@@ -237,6 +246,7 @@ export class SweepRepository {
         sweep.status === 'SUCCEEDED' || sweep.status === 'FAILED' || sweep.status === 'CANCELLED'
           ? sweep
           : await tx.sweep.update({ where: { id: sweepId }, data: { status: 'CANCELLED', finishedAt: new Date() } });
+      if (updated !== sweep) await appendEvent(tx, sweepId, 'sweep.status', { status: 'CANCELLED' });
       return { sweep: updated, runIds: runs.map((r) => r.id), probeTaskIds: probes.map((p) => p.id) };
     });
   }
