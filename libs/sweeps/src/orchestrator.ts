@@ -71,9 +71,10 @@ export class SweepOrchestrator {
     return created;
   }
 
-  /** A run reached its final checkpoint: its probe tasks can start. */
+  /** A run reached its final checkpoint: its probe tasks can start (when the sweep resumes, if paused). */
   async runSucceeded(runId: string, sweepId: string): Promise<void> {
-    const tasks = await this.deps.probes.openTasksOfRun(runId);
+    const sweep = await this.deps.sweeps.findById(sweepId);
+    const tasks = sweep?.pausedAt ? [] : await this.deps.probes.openTasksOfRun(runId);
     await this.deps.queue.enqueue(tasks.map((t) => ({ name: JOB_NAMES.probe, data: { v: 1, probeTaskId: t.id } })));
     await this.deps.sweeps.refreshStatus(sweepId);
   }
@@ -112,6 +113,28 @@ export class SweepOrchestrator {
     return { sweep, retried: { runs: retried.runIds.length, probeTasks: retried.probeTaskIds.length, baselines: retried.baselineIds.length } };
   }
 
+  /**
+   * Pause: queued work of the sweep leaves the queue and nothing new of it starts (a job that
+   * arrives anyway is refused at its claim); running jobs finish. Resume puts the queued work back.
+   */
+  async pause(sweepId: string) {
+    const r = await this.deps.sweeps.setPaused(sweepId, true);
+    if (!r) return null;
+    await this.deps.queue.removeWaiting([...r.runIds.map(jobIds.pretrain), ...r.probeTaskIds.map(jobIds.probe)]);
+    return r.sweep;
+  }
+
+  async resume(sweepId: string) {
+    const r = await this.deps.sweeps.setPaused(sweepId, false);
+    if (!r) return null;
+    // Jobs refused while paused completed as skipped and still hold their ids: requeue replaces them.
+    await this.deps.queue.requeue([
+      ...r.probeTaskIds.map((probeTaskId): EnqueueRequest => ({ name: JOB_NAMES.probe, data: { v: 1, probeTaskId } })),
+      ...r.runIds.map((runId): EnqueueRequest => ({ name: JOB_NAMES.pretrain, data: { v: 1, runId } })),
+    ]);
+    return r.sweep;
+  }
+
   async cancel(sweepId: string) {
     const cancelled = await this.deps.sweeps.cancel(sweepId);
     if (!cancelled) return null;
@@ -142,8 +165,8 @@ export class SweepOrchestrator {
       ),
     )).reduce((a, b) => a + b, 0);
     const [runs, probes, baselines] = await Promise.all([
-      prisma.run.findMany({ where: { status: 'QUEUED' }, select: { id: true } }),
-      prisma.probeTask.findMany({ where: { status: 'QUEUED', run: { status: 'SUCCEEDED' } }, select: { id: true } }),
+      prisma.run.findMany({ where: { status: 'QUEUED', sweep: { pausedAt: null } }, select: { id: true } }),
+      prisma.probeTask.findMany({ where: { status: 'QUEUED', run: { status: 'SUCCEEDED' }, sweep: { pausedAt: null } }, select: { id: true } }),
       prisma.baseline.findMany({ where: { status: 'QUEUED' }, select: { id: true } }),
     ]);
     const requests: EnqueueRequest[] = [

@@ -88,6 +88,7 @@ export class SweepsController {
     const runKey = new Map(runs.map((r) => [r.id, r.key]));
     return {
       ...sweep,
+      paused: sweep.pausedAt !== null,
       progress,
       runs: runs.map((r) => ({
         id: r.id, key: r.key, method: r.method, model: r.modelName, untrained: r.untrained, seed: r.seed, status: r.status, steps: r.steps,
@@ -107,6 +108,26 @@ export class SweepsController {
     const sweepId = parseOr400(idParam, id, 'path.id');
     if (!(await this.sweeps.findById(sweepId))) throw new ApiError('not_found', `no sweep ${sweepId}`);
     return { sweepId, cells: await this.leaderboard.heatmap(sweepId) };
+  }
+
+  @Post(':id/pause')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Pause a sweep: nothing new of it starts, running jobs finish' })
+  async pause(@Param('id') id: string) {
+    const sweepId = parseOr400(idParam, id, 'path.id');
+    const sweep = await this.orchestrator.pause(sweepId);
+    if (!sweep) throw new ApiError('not_found', `no sweep ${sweepId}`);
+    return { id: sweep.id, status: sweep.status, paused: sweep.pausedAt !== null };
+  }
+
+  @Post(':id/resume')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Resume a paused sweep' })
+  async resume(@Param('id') id: string) {
+    const sweepId = parseOr400(idParam, id, 'path.id');
+    const sweep = await this.orchestrator.resume(sweepId);
+    if (!sweep) throw new ApiError('not_found', `no sweep ${sweepId}`);
+    return { id: sweep.id, status: sweep.status, paused: sweep.pausedAt !== null };
   }
 
   @Post(':id/retry-failed')

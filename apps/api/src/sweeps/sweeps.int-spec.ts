@@ -3,6 +3,7 @@ import request from 'supertest';
 import { stringify } from 'yaml';
 import { apiEnvSchema } from '@ddae/config';
 import { QUEUES, type SweepSpecInput } from '@ddae/contracts';
+import { RunRepository } from '@ddae/db';
 import { createTestDatabase, deleteQueueKeys, queuedJobIds, uniqueQueuePrefix, type TestDatabase } from '@ddae/testing';
 import { createApiApp } from '../bootstrap';
 
@@ -162,6 +163,24 @@ describe('sweeps API (real Postgres and Redis)', () => {
     expect(await db.prisma.run.count({ where: { status: 'CANCELLED' } })).toBe(2);
     // Queued pretraining jobs are gone; the shared baseline stays for other sweeps.
     expect((await jobs()).filter((id) => id.startsWith('pretrain-'))).toEqual([]);
+  });
+
+  it('pauses a sweep (its queued work leaves the queue, claims are refused) and resumes it', async () => {
+    const server = app.getHttpServer();
+    const { body } = await request(server).post('/api/sweeps').send(spec()).expect(201);
+    const runs = await db.prisma.run.findMany({ orderBy: { key: 'asc' } });
+    const baseline = await db.prisma.baseline.findFirstOrThrow();
+    expect((await request(server).post(`/api/sweeps/${body.id}/pause`).expect(200)).body).toMatchObject({ paused: true });
+    expect(await jobs()).toEqual([`baseline-${baseline.id}`]);
+    // A job that was already handed out is refused at its claim.
+    const runsRepo = new RunRepository(db.prisma);
+    expect(await runsRepo.claim(runs[0].id, { workerId: 'w', backend: 'wasm' })).toBeNull();
+    expect((await request(server).get(`/api/sweeps/${body.id}`).expect(200)).body).toMatchObject({ paused: true, status: 'QUEUED' });
+
+    expect((await request(server).post(`/api/sweeps/${body.id}/resume`).expect(200)).body).toMatchObject({ paused: false });
+    expect(await jobs()).toEqual([`baseline-${baseline.id}`, ...runs.map((r) => `pretrain-${r.id}`)].sort());
+    expect(await runsRepo.claim(runs[0].id, { workerId: 'w', backend: 'wasm' })).not.toBeNull();
+    await request(server).post('/api/sweeps/00000000-0000-4000-8000-000000000000/pause').expect(404);
   });
 
   it('reruns exactly the failed cells on retry-failed', async () => {

@@ -23,7 +23,8 @@ export class ProbeRepository {
 
   async claim(id: string, by: Claimant): Promise<ProbeTask | null> {
     const { count } = await this.prisma.probeTask.updateMany({
-      where: { id, status: { in: ['QUEUED', 'RUNNING'] } },
+      // A paused sweep starts nothing new.
+      where: { id, status: { in: ['QUEUED', 'RUNNING'] }, sweep: { pausedAt: null } },
       data: { status: 'RUNNING', attempts: { increment: 1 }, workerId: by.workerId, startedAt: new Date(), error: null },
     });
     return count === 1 ? this.findById(id) : null;

@@ -23,7 +23,8 @@ export class RunRepository {
    */
   async claim(id: string, by: Claimant & { backend: string }): Promise<Run | null> {
     const { count } = await this.prisma.run.updateMany({
-      where: { id, status: { in: ['QUEUED', 'RUNNING'] } },
+      // A paused sweep starts nothing new.
+      where: { id, status: { in: ['QUEUED', 'RUNNING'] }, sweep: { pausedAt: null } },
       data: {
         status: 'RUNNING',
         attempts: { increment: 1 },

@@ -228,6 +228,20 @@ export class SweepRepository {
     });
   }
 
+  /** Pauses or resumes a sweep; null for an unknown sweep. Returns the open (QUEUED) row ids. */
+  async setPaused(sweepId: string, paused: boolean): Promise<{ sweep: Sweep; changed: boolean; runIds: string[]; probeTaskIds: string[] } | null> {
+    return this.prisma.$transaction(async (tx) => {
+      const sweep = await tx.sweep.findUnique({ where: { id: sweepId } });
+      if (!sweep) return null;
+      const changed = (sweep.pausedAt !== null) !== paused;
+      const updated = changed ? await tx.sweep.update({ where: { id: sweepId }, data: { pausedAt: paused ? new Date() : null } }) : sweep;
+      if (changed) await appendEvent(tx, sweepId, 'sweep.status', { status: sweep.status, paused });
+      const runs = await tx.run.findMany({ where: { sweepId, status: 'QUEUED' }, select: { id: true } });
+      const probes = await tx.probeTask.findMany({ where: { sweepId, status: 'QUEUED', run: { status: 'SUCCEEDED' } }, select: { id: true } });
+      return { sweep: updated, changed, runIds: runs.map((r) => r.id), probeTaskIds: probes.map((p) => p.id) };
+    });
+  }
+
   /**
    * Cancels a sweep: the sweep and every unfinished run and probe task become CANCELLED in one
    * transaction. Running jobs see it on their next status poll and stop. Shared baselines are
