@@ -35,6 +35,7 @@ inline commands (TensorFlow.js in this process; no API, Redis or Postgres):
       --checkpoint DIR    a pretrain --out directory (newest checkpoint) or one step-XXXXXXXX directory
       --n N (64) --steps N (50 DDIM steps for ddpm, 18 Heun steps for edm) --seed S (0)
       --batch N (64 images per network call) --eta X (DDIM only, 0) --out FILE (samples.png)
+      --weights ema|raw   EMA weights (default, what features use) or the raw optimiser weights
   --backend B             auto, tensorflow-gpu, tensorflow, wasm or cpu (default $DDAE_BACKEND or auto)
 
 common options:
@@ -73,6 +74,7 @@ async function main(argv: string[]): Promise<string> {
       checkpoint: { type: 'string' },
       n: { type: 'string' },
       eta: { type: 'string' },
+      weights: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });

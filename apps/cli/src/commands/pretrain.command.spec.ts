@@ -1,0 +1,59 @@
+import path from 'node:path';
+import { CliError } from '../api-client';
+import { parseBackend, parseUNet, pretrainTaskFromArgs } from './pretrain.command';
+import { sampleOptionsFromArgs } from './sample.command';
+
+const base = { dataset: 'fashion-mnist', method: 'ddpm', unet: 'tiny', steps: '100', out: 'tmp/run' };
+
+describe('pretrain arguments', () => {
+  it('builds a full compute task with the documented defaults', () => {
+    const t = pretrainTaskFromArgs(base);
+    expect(t).toMatchObject({ kind: 'pretrain', method: 'ddpm', dataset: { name: 'fashion-mnist' }, steps: 100, batchSize: 64, learningRate: 2e-4, warmupSteps: 10, gradClip: 1, emaDecayCap: 0.9999, checkpointEvery: 100, seed: 0 });
+    expect(t.unet).toEqual({ baseChannels: 8, channelMults: [1, 2], blocksPerLevel: 1, attentionResolutions: [], dropout: 0.1, groups: 4 });
+    expect(t.checkpointDir).toBe(path.resolve('tmp/run'));
+    expect(t.trainSize).toBeUndefined();
+    const e = pretrainTaskFromArgs({ ...base, method: 'edm', batch: '32', lr: '1e-3', warmup: '50', seed: '3', 'train-size': '2000', 'checkpoint-every': '25', 'data-dir': '/data' });
+    expect(e).toMatchObject({ emaDecayCap: 0.9993, batchSize: 32, learningRate: 1e-3, warmupSteps: 50, seed: 3, trainSize: 2000, checkpointEvery: 25, dataset: { name: 'fashion-mnist', dir: '/data' } });
+  });
+
+  it('takes a JSON UNet and fills its defaults', () => {
+    expect(parseUNet('{"baseChannels":16,"channelMults":[1,2,2],"blocksPerLevel":1,"groups":8}')).toEqual({ baseChannels: 16, channelMults: [1, 2, 2], blocksPerLevel: 1, groups: 8, dropout: 0.1, attentionResolutions: [] });
+  });
+
+  it.each([
+    [{ ...base, dataset: undefined }, /needs --dataset fashion-mnist\|mnist\|cifar10/],
+    [{ ...base, dataset: 'imagenet' }, /got "imagenet"/],
+    [{ ...base, method: 'vp' }, /--method ddpm\|edm/],
+    [{ ...base, unet: undefined }, /needs --unet/],
+    [{ ...base, unet: 'huge' }, /neither a preset/],
+    [{ ...base, unet: '{baseChannels:16}' }, /not valid JSON/],
+    [{ ...base, unet: '{"baseChannels":16}' }, /--unet: channelMults/],
+    [{ ...base, steps: undefined }, /needs --steps/],
+    [{ ...base, steps: '1.5' }, /--steps must be a positive integer/],
+    [{ ...base, lr: 'fast' }, /--lr must be a positive number, got "fast" \(e\.g\. --lr 2e-4\)/],
+    [{ ...base, 'ema-cap': '2' }, /--ema-cap must be a number in \[0, 1\]/],
+    [{ ...base, out: undefined }, /needs --out <dir>/],
+  ])('refuses bad arguments with a CliError naming the fix (%#)', (args, message) => {
+    expect(() => pretrainTaskFromArgs(args)).toThrow(CliError);
+    expect(() => pretrainTaskFromArgs(args)).toThrow(message);
+  });
+
+  it('reads the backend from --backend, then DDAE_BACKEND', () => {
+    expect(parseBackend(undefined, {})).toBe('auto');
+    expect(parseBackend(undefined, { DDAE_BACKEND: 'cpu' })).toBe('cpu');
+    expect(parseBackend('wasm', { DDAE_BACKEND: 'cpu' })).toBe('wasm');
+    expect(() => parseBackend('gpu', {})).toThrow(/--backend "gpu" is not one of auto/);
+    expect(() => parseBackend(undefined, { DDAE_BACKEND: 'tpu' })).toThrow(/DDAE_BACKEND "tpu"/);
+  });
+});
+
+describe('sample arguments', () => {
+  it('has defaults and refuses bad values', () => {
+    expect(sampleOptionsFromArgs({ checkpoint: 'tmp/run' })).toEqual({ checkpoint: 'tmp/run', n: 64, steps: undefined, seed: 0, batch: 64, eta: undefined, out: 'samples.png', weights: 'ema' });
+    expect(sampleOptionsFromArgs({ checkpoint: 'x', weights: 'raw' }).weights).toBe('raw');
+    expect(() => sampleOptionsFromArgs({ checkpoint: 'x', weights: 'last' })).toThrow(/--weights must be ema/);
+    expect(() => sampleOptionsFromArgs({})).toThrow(/needs --checkpoint/);
+    expect(() => sampleOptionsFromArgs({ checkpoint: 'x', n: '0' })).toThrow(/--n must be a positive integer/);
+    expect(() => sampleOptionsFromArgs({ checkpoint: 'x', eta: '3' })).toThrow(/--eta/);
+  });
+});

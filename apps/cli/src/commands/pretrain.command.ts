@@ -1,0 +1,177 @@
+import path from 'node:path';
+import { BACKENDS, DATASET_NAMES, METHODS, UNET_PRESETS, pretrainTaskSchema, resolveUNet, unetConfigSchema, type BackendName, type PretrainTask, type UNetConfig } from '@ddae/contracts';
+import { CliError } from '../api-client';
+
+/**
+ * Inline commands (`pretrain`, `sample`): they run the compute library in this process, without the
+ * API, Redis or Postgres. TensorFlow.js is only loaded inside them (lazy imports), so the API
+ * commands stay fast.
+ */
+
+/** The raw option values of `pretrain` (strings as typed). */
+export interface PretrainArgs {
+  dataset?: string;
+  method?: string;
+  unet?: string;
+  steps?: string;
+  batch?: string;
+  lr?: string;
+  warmup?: string;
+  'ema-cap'?: string;
+  seed?: string;
+  'train-size'?: string;
+  'checkpoint-every'?: string;
+  'data-dir'?: string;
+  out?: string;
+}
+
+const EXAMPLE = 'npm run ddae -- pretrain --dataset fashion-mnist --method ddpm --unet small --steps 2000 --out tmp/ddpm-small';
+/** EMA decay caps of REFERENCE.md. */
+const EMA_CAP = { ddpm: 0.9999, edm: 0.9993 } as const;
+
+/** Parses a numeric option; throws a CliError naming the option and an example on anything else. */
+export function numberOption(name: string, raw: string | undefined, kind: { int?: boolean; min?: number; max?: number; positive?: boolean; example: string }): number | undefined {
+  if (raw === undefined) return undefined;
+  const v = Number(raw.trim());
+  const ok = raw.trim() !== '' && Number.isFinite(v) && (!kind.int || Number.isInteger(v)) && (!kind.positive || v > 0) && (kind.min === undefined || v >= kind.min) && (kind.max === undefined || v <= kind.max);
+  if (!ok) {
+    const range = kind.min !== undefined && kind.max !== undefined ? ` in [${kind.min}, ${kind.max}]` : `${kind.min !== undefined ? ` >= ${kind.min}` : ''}${kind.max !== undefined ? ` <= ${kind.max}` : ''}`;
+    const what = `${kind.positive ? 'a positive ' : 'a '}${kind.int ? 'integer' : 'number'}${range}`;
+    throw new CliError(`--${name} must be ${what}, got "${raw}" (e.g. --${name} ${kind.example})`);
+  }
+  return v;
+}
+
+/** A preset name or a JSON UNet config, validated with the spec's schema (defaults applied). */
+export function parseUNet(raw: string | undefined): UNetConfig {
+  const presets = Object.keys(UNET_PRESETS).join(', ');
+  if (raw === undefined) throw new CliError(`pretrain needs --unet: a preset (${presets}) or a JSON config, e.g. --unet '{"baseChannels":16,"channelMults":[1,2,2],"blocksPerLevel":1,"groups":8}'`);
+  const text = raw.trim();
+  if (!text.startsWith('{')) {
+    if (!(text in UNET_PRESETS)) throw new CliError(`--unet "${raw}" is neither a preset (${presets}) nor a JSON config ('{"baseChannels":16,"channelMults":[1,2,2],"blocksPerLevel":1}')`);
+    return resolveUNet(text as keyof typeof UNET_PRESETS);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new CliError(`--unet is not valid JSON (${(error as Error).message}); quote it for the shell: --unet '{"baseChannels":16,"channelMults":[1,2,2],"blocksPerLevel":1}'`);
+  }
+  const r = unetConfigSchema.safeParse(json);
+  if (!r.success) throw new CliError(`--unet: ${r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ')}`);
+  return r.data;
+}
+
+/** The backend named by --backend (or DDAE_BACKEND when absent); `auto` by default. */
+export function parseBackend(raw: string | undefined, env: NodeJS.ProcessEnv = process.env): BackendName | 'auto' {
+  const v = (raw ?? env['DDAE_BACKEND'] ?? 'auto').trim();
+  if (v === '' || v === 'auto') return 'auto';
+  if ((BACKENDS as readonly string[]).includes(v)) return v as BackendName;
+  throw new CliError(`${raw !== undefined ? '--backend' : 'DDAE_BACKEND'} "${v}" is not one of auto, ${BACKENDS.join(', ')}`);
+}
+
+/** Builds the compute task of `pretrain` from its options; every mistake is a CliError with the fix. */
+export function pretrainTaskFromArgs(a: PretrainArgs): PretrainTask {
+  if (!a.dataset || !(DATASET_NAMES as readonly string[]).includes(a.dataset)) throw new CliError(`pretrain needs --dataset ${DATASET_NAMES.join('|')}${a.dataset ? ` (got "${a.dataset}")` : ''}: ${EXAMPLE}`);
+  if (!a.method || !(METHODS as readonly string[]).includes(a.method)) throw new CliError(`pretrain needs --method ${METHODS.join('|')}${a.method ? ` (got "${a.method}")` : ''}: ${EXAMPLE}`);
+  const method = a.method as PretrainTask['method'];
+  const unet = parseUNet(a.unet);
+  const steps = numberOption('steps', a.steps, { int: true, positive: true, max: 1_000_000, example: '2000' });
+  if (steps === undefined) throw new CliError(`pretrain needs --steps N (optimiser steps): ${EXAMPLE}`);
+  if (!a.out) throw new CliError(`pretrain needs --out <dir> for the checkpoints (a directory that already holds some is resumed): ${EXAMPLE}`);
+  const task = {
+    kind: 'pretrain' as const,
+    runId: `cli-${path.basename(path.resolve(a.out))}`,
+    method,
+    unet: { ...unet, attentionResolutions: unet.attentionResolutions ?? [], dropout: unet.dropout ?? 0.1, groups: unet.groups ?? 8 },
+    dataset: { name: a.dataset as PretrainTask['dataset']['name'], ...(a['data-dir'] ? { dir: a['data-dir'] } : {}) },
+    trainSize: numberOption('train-size', a['train-size'], { int: true, positive: true, example: '20000' }),
+    steps,
+    batchSize: numberOption('batch', a.batch, { int: true, positive: true, max: 4096, example: '32' }) ?? 64,
+    learningRate: numberOption('lr', a.lr, { positive: true, example: '2e-4' }) ?? 2e-4,
+    warmupSteps: numberOption('warmup', a.warmup, { int: true, min: 0, example: '100' }) ?? Math.min(1000, Math.floor(steps / 10)),
+    gradClip: 1,
+    emaDecayCap: numberOption('ema-cap', a['ema-cap'], { min: 0, max: 1, example: '0.9999' }) ?? EMA_CAP[method],
+    checkpointEvery: numberOption('checkpoint-every', a['checkpoint-every'], { int: true, positive: true, example: '100' }) ?? Math.min(500, steps),
+    seed: numberOption('seed', a.seed, { int: true, min: 0, example: '0' }) ?? 0,
+    checkpointDir: path.resolve(a.out),
+  };
+  if (task.trainSize === undefined) delete task.trainSize;
+  const r = pretrainTaskSchema.safeParse(task);
+  if (!r.success) throw new CliError(`pretrain: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return r.data;
+}
+
+/** `ddae pretrain`: trains inline with the library the workers use (resuming from --out), prints progress to stderr. */
+export async function pretrainInline(a: PretrainArgs & { backend?: string }, opts: { json: boolean; log?: (line: string) => void }): Promise<string> {
+  const task = pretrainTaskFromArgs(a);
+  const prefer = parseBackend(a.backend);
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const { selectBackend, runPretrainTask } = await import('@ddae/compute');
+  const { latestCheckpoint, NonFiniteLossError, StoppedError } = await import('@ddae/diffusion');
+  const { DatasetMissingError } = await import('@ddae/datasets');
+  const backend = await selectBackend(prefer);
+  log(`backend: ${backend.backend} (${backend.detail})`);
+  const found = latestCheckpoint(task.checkpointDir);
+  if (found) {
+    const held = found.manifest.config as unknown as Record<string, unknown>;
+    const same = found.manifest.method === task.method && (Object.keys(task.unet) as (keyof typeof task.unet)[]).every((k) => JSON.stringify(held[k]) === JSON.stringify(task.unet[k]));
+    if (!same) throw new CliError(`${task.checkpointDir} holds checkpoints of another model (${found.manifest.method}, ${JSON.stringify(found.manifest.config)}): pass another --out, or the same --method and --unet to resume it`);
+  }
+  log(
+    found && found.step >= task.steps
+      ? `already trained: step ${found.step} >= --steps ${task.steps} (${found.path}); raise --steps to train further`
+      : found
+      ? `resuming from step ${found.step} of ${task.steps} (${found.path})`
+      : `${task.method} on ${task.dataset.name}: ${task.steps} steps of batch ${task.batchSize}, lr ${task.learningRate} (warm-up ${task.warmupSteps}), seed ${task.seed}, checkpoints every ${task.checkpointEvery} to ${task.checkpointDir}`,
+  );
+
+  let stop = false;
+  const onSignal = (sig: string) => {
+    log(`${sig}: writing a checkpoint and stopping (rerun the same command to resume)`);
+    stop = true;
+  };
+  const onInt = () => onSignal('SIGINT');
+  const onTerm = () => onSignal('SIGTERM');
+  process.once('SIGINT', onInt);
+  process.once('SIGTERM', onTerm);
+
+  const started = Date.now();
+  let lastLog = 0;
+  let firstStep: number | undefined;
+  let sum = 0;
+  let count = 0;
+  try {
+    const r = await runPretrainTask(task, {
+      shouldStop: () => stop,
+      checkpoint: (c) => log(`checkpoint step ${c.step}${c.loss !== undefined ? ` (loss ${c.loss.toFixed(4)})` : ''}: ${c.path}`),
+      progress: (_f, d) => {
+        if (d.message && !d.message.startsWith('resumed')) log(d.message);
+        if (d.step === undefined || d.loss === undefined) return;
+        firstStep ??= d.step;
+        sum += d.loss;
+        count += 1;
+        const now = Date.now();
+        if (now - lastLog < 10_000 && d.step !== task.steps) return;
+        lastLog = now;
+        const secs = (now - started) / 1000;
+        const perStep = d.step > firstStep ? secs / (d.step - firstStep + 1) : secs;
+        const left = Math.max(0, (task.steps - d.step) * perStep);
+        log(`step ${d.step}/${task.steps}  loss ${d.loss.toFixed(4)}  mean of ${count} samples ${(sum / count).toFixed(4)}  ${perStep.toFixed(2)} s/step  ~${Math.round(left / 60)} min left`);
+        sum = 0;
+        count = 0;
+      },
+    });
+    const out = { checkpoint: r.finalCheckpoint.path, steps: r.steps, seconds: Math.round(r.seconds * 10) / 10, parameters: r.parameters, backend: backend.backend, ...(r.finalCheckpoint.loss !== undefined ? { loss: r.finalCheckpoint.loss } : {}) };
+    return opts.json ? JSON.stringify(out) : `trained ${out.steps} steps in ${out.seconds} s (${out.parameters} parameters, ${out.backend}); checkpoint ${out.checkpoint}`;
+  } catch (error) {
+    if (error instanceof StoppedError) throw new CliError(`${error.message}; rerun the same command to resume`);
+    if (error instanceof NonFiniteLossError) throw new CliError(`training diverged (${error.message}): lower --lr or raise --warmup, and use a fresh --out`);
+    if (error instanceof DatasetMissingError) throw new CliError(`${error.message} (or pass --data-dir)`);
+    if (error instanceof Error && /holds another model/.test(error.message)) throw new CliError(`${error.message}: pass another --out`);
+    throw error;
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  }
+}

@@ -1,0 +1,28 @@
+import { CliError } from '../api-client';
+import { parseNoiseLevels, probeInline, protocolFromArgs } from './probe.command';
+
+describe('probe command arguments', () => {
+  it('defaults to the reference protocol on the whole split', () => {
+    expect(protocolFromArgs({}, 'fashion-mnist')).toEqual({
+      pooling: 'gap', noise: 'fixed', noiseSeed: 0, epochs: 15, batchSize: 128, learningRate: 1e-3, standardize: true, trainSize: 60000, testSize: 10000, probeSeed: 0,
+    });
+  });
+
+  it('names the option and the fix for a bad value', () => {
+    expect(() => protocolFromArgs({ epochs: 'ten' }, 'fashion-mnist')).toThrow(/--epochs must be .*\(e\.g\. --epochs 15\)/);
+    expect(() => protocolFromArgs({ 'train-size': '70000' }, 'fashion-mnist')).toThrow(CliError);
+    expect(() => protocolFromArgs({ pooling: 'max' }, 'fashion-mnist')).toThrow(/gap, avg2, avg4/);
+  });
+
+  it('parses noise levels and refuses garbage', () => {
+    expect(parseNoiseLevels('5, 25,100')).toEqual([5, 25, 100]);
+    expect(() => parseNoiseLevels('5,,x')).toThrow(/--noise/);
+    expect(() => parseNoiseLevels(undefined)).toThrow(/--noise/);
+  });
+
+  it('needs exactly one feature source', async () => {
+    await expect(probeInline({}, { json: true })).rejects.toThrow(/exactly one of --features pixels or --checkpoint/);
+    await expect(probeInline({ features: 'hog' }, { json: true })).rejects.toThrow(/only "pixels"/);
+    await expect(probeInline({ features: 'pixels', checkpoint: 'x' }, { json: true })).rejects.toThrow(/exactly one/);
+  });
+});

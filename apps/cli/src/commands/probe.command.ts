@@ -1,0 +1,123 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { DATASET_NAMES, DATASET_SHAPES, POOLINGS, decoderBlockNames, protocolKey, tappableBlockNames, type DatasetName, type ProbeProtocol } from '@ddae/contracts';
+import { CliError } from '../api-client';
+import { numberOption, parseBackend } from './pretrain.command';
+
+/** The raw option values of `probe` (strings as typed). */
+export interface ProbeArgs {
+  features?: string;
+  dataset?: string;
+  checkpoint?: string;
+  layers?: string;
+  noise?: string;
+  pooling?: string;
+  epochs?: string;
+  batch?: string;
+  lr?: string;
+  seed?: string;
+  'noise-seed'?: string;
+  'train-size'?: string;
+  'test-size'?: string;
+  standardize?: string;
+  backend?: string;
+}
+
+const EXAMPLES = [
+  'npm run -s ddae -- probe --features pixels --dataset fashion-mnist --json',
+  'npm run -s ddae -- probe --checkpoint tmp/ddpm-small --layers all --noise 5,25,100 --json',
+];
+
+/** The probe protocol from options, with the reference defaults (15 epochs, batch 128, Adam 1e-3). */
+export function protocolFromArgs(a: ProbeArgs, dataset: DatasetName): ProbeProtocol {
+  const shape = DATASET_SHAPES[dataset];
+  const pooling = (a.pooling ?? 'gap').trim();
+  if (!(POOLINGS as readonly string[]).includes(pooling)) throw new CliError(`--pooling must be one of ${POOLINGS.join(', ')}, got "${pooling}"`);
+  const standardize = (a.standardize ?? 'true').trim();
+  if (standardize !== 'true' && standardize !== 'false') throw new CliError(`--standardize must be true or false, got "${standardize}"`);
+  return {
+    pooling: pooling as ProbeProtocol['pooling'],
+    noise: 'fixed',
+    noiseSeed: numberOption('noise-seed', a['noise-seed'], { int: true, min: 0, example: '0' }) ?? 0,
+    epochs: numberOption('epochs', a.epochs, { int: true, positive: true, max: 200, example: '15' }) ?? 15,
+    batchSize: numberOption('batch', a.batch, { int: true, positive: true, max: 4096, example: '128' }) ?? 128,
+    learningRate: numberOption('lr', a.lr, { positive: true, max: 1, example: '1e-3' }) ?? 1e-3,
+    standardize: standardize === 'true',
+    trainSize: numberOption('train-size', a['train-size'], { int: true, positive: true, max: shape.train, example: String(shape.train) }) ?? shape.train,
+    testSize: numberOption('test-size', a['test-size'], { int: true, positive: true, max: shape.test, example: String(shape.test) }) ?? shape.test,
+    probeSeed: numberOption('seed', a.seed, { int: true, min: 0, example: '0' }) ?? 0,
+  };
+}
+
+/** `--noise 5,25,100` -> [5, 25, 100]. */
+export function parseNoiseLevels(raw: string | undefined): number[] {
+  if (!raw) throw new CliError(`probe --checkpoint needs --noise: DDPM timesteps or EDM sigmas, comma-separated (e.g. --noise 5,25,100)`);
+  const levels = raw.split(',').map((s) => s.trim());
+  return levels.map((s) => {
+    const v = Number(s);
+    if (s === '' || !Number.isFinite(v) || v < 0) throw new CliError(`--noise "${raw}": "${s}" is not a non-negative number (e.g. --noise 5,25,100)`);
+    return v;
+  });
+}
+
+/**
+ * `probe`: trains linear probes inline (no API, Redis or Postgres), with the same library code
+ * the workers run. On raw pixels (`--features pixels`) or on a checkpoint's EMA features at each
+ * noise level (one forward pass per level taps every requested layer). The last stdout line with
+ * --json is one JSON object with at least `accuracy` (the best cell).
+ */
+export async function probeInline(a: ProbeArgs, opts: { json: boolean; log?: (line: string) => void }): Promise<string> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const prefer = parseBackend(a.backend);
+  if (a.features !== undefined && a.features !== 'pixels') throw new CliError(`--features "${a.features}": only "pixels" is known; for diffusion features pass --checkpoint <dir>`);
+  if ((a.features === 'pixels') === (a.checkpoint !== undefined)) throw new CliError(`probe needs exactly one of --features pixels or --checkpoint <dir>:\n  ${EXAMPLES.join('\n  ')}`);
+
+  const { selectBackend, runBaselineTask, runProbeTask } = await import('@ddae/compute');
+  if (a.features === 'pixels') {
+    if (!a.dataset || !(DATASET_NAMES as readonly string[]).includes(a.dataset)) throw new CliError(`probe --features pixels needs --dataset ${DATASET_NAMES.join('|')}: ${EXAMPLES[0]}`);
+    const dataset = a.dataset as DatasetName;
+    const protocol = protocolFromArgs(a, dataset);
+    const backend = await selectBackend(prefer);
+    log(`raw pixels of ${dataset}: ${protocol.trainSize} train / ${protocol.testSize} test images, backend ${backend.backend}`);
+    const r = await runBaselineTask({ kind: 'baseline', baselineId: 'cli', baseline: 'pixels', dataset: { name: dataset }, protocol }, {});
+    const result = { features: 'pixels', dataset, accuracy: r.accuracy, featureDim: r.featureDim, seconds: r.seconds, backend: backend.backend, protocol, protocolKey: protocolKey(protocol) };
+    return opts.json ? JSON.stringify(result) : `pixels on ${dataset}: accuracy ${(100 * r.accuracy).toFixed(2)} % (${r.featureDim} features, ${r.seconds.toFixed(1)} s, ${backend.backend})`;
+  }
+
+  const { latestCheckpoint, verifyCheckpoint } = await import('@ddae/diffusion');
+  const dir = a.checkpoint as string;
+  if (!fs.existsSync(dir)) throw new CliError(`--checkpoint ${dir} does not exist: pass the --out directory of a pretrain run (npm run ddae -- pretrain ... --out ${dir})`);
+  const found = fs.existsSync(path.join(dir, 'manifest.json')) ? verifyCheckpoint(dir) : latestCheckpoint(dir);
+  if (!found) throw new CliError(`${dir} holds no valid checkpoint (step-XXXXXXXX directories with a manifest.json)`);
+  const { config, method, step } = found.manifest;
+  const dataset = (a.dataset ?? datasetOfShape(config.imageChannels)) as DatasetName;
+  if (!(DATASET_NAMES as readonly string[]).includes(dataset)) throw new CliError(`--dataset must be one of ${DATASET_NAMES.join(', ')}`);
+  const known = tappableBlockNames(config);
+  const layers = !a.layers || a.layers === 'all' ? decoderBlockNames(config) : a.layers.split(',').map((s) => s.trim());
+  const unknown = layers.filter((l) => !known.includes(l));
+  if (unknown.length) throw new CliError(`unknown layer(s) ${unknown.join(', ')}; this UNet has ${known.join(', ')}`);
+  const levels = parseNoiseLevels(a.noise);
+  const protocol = protocolFromArgs(a, dataset);
+  const backend = await selectBackend(prefer);
+  log(`probing ${found.path} (${method}, step ${step}) on ${dataset}: layers ${layers.join(',')} at ${method === 'ddpm' ? 't' : 'sigma'} = ${levels.join(', ')}; backend ${backend.backend}`);
+  const cells: { layer: string; noiseLevel: number; accuracy: number; trainAccuracy?: number; featureDim: number }[] = [];
+  let seconds = 0;
+  for (const noiseLevel of levels) {
+    const unet = { baseChannels: config.baseChannels, channelMults: config.channelMults, blocksPerLevel: config.blocksPerLevel, attentionResolutions: config.attentionResolutions, dropout: config.dropout, groups: config.groups };
+    const r = await runProbeTask({ kind: 'probe', probeTaskId: 'cli', method, unet, dataset: { name: dataset }, checkpointPath: found.path, noiseLevel, layers, protocol }, {});
+    seconds += r.seconds;
+    for (const l of r.layers) cells.push({ ...l, noiseLevel });
+    const best = [...r.layers].sort((x, y) => y.accuracy - x.accuracy)[0];
+    log(`  ${method === 'ddpm' ? 't' : 'sigma'}=${noiseLevel}: best ${best.layer} ${(100 * best.accuracy).toFixed(2)} % (${r.seconds.toFixed(1)} s)`);
+  }
+  const best = [...cells].sort((x, y) => y.accuracy - x.accuracy)[0];
+  const result = { checkpoint: found.path, method, step, dataset, accuracy: best.accuracy, best, cells, seconds, backend: backend.backend, protocol, protocolKey: protocolKey(protocol) };
+  if (opts.json) return JSON.stringify(result);
+  const lines = cells.map((c) => `${c.layer.padEnd(7)} ${String(c.noiseLevel).padStart(6)}  ${(100 * c.accuracy).toFixed(2)} %`);
+  return [`layer    noise  accuracy`, ...lines, `best: ${best.layer} at ${best.noiseLevel}: ${(100 * best.accuracy).toFixed(2)} %`].join('\n');
+}
+
+/** The data set a checkpoint was most likely trained on, from its channels (say --dataset to be sure). */
+function datasetOfShape(channels: number): DatasetName {
+  return channels === 3 ? 'cifar10' : 'fashion-mnist';
+}
