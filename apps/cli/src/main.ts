@@ -3,8 +3,9 @@ import { ApiClient, CliError } from './api-client';
 import { heatmapPng } from './commands/heatmap.command';
 import { leaderboard, workers } from './commands/leaderboard.command';
 import { pretrainInline } from './commands/pretrain.command';
+import { probeInline } from './commands/probe.command';
 import { sampleInline } from './commands/sample.command';
-import { cancelSweep, listSweeps, renderSweep, submitSweep, sweepStatus, waitForSweep } from './commands/sweep.command';
+import { cancelSweep, listSweeps, pauseSweep, renderSweep, retryFailed, submitSweep, sweepStatus, waitForSweep } from './commands/sweep.command';
 
 const USAGE = `ddae: submit and follow DDAE sweeps, read the leaderboard; pretrain and sample models inline
 
@@ -18,6 +19,9 @@ usage: npm run ddae -- <command> [options]
   sweep watch <id>        follow a sweep until it ends (exit 1 unless it succeeded)
   sweep list              recent sweeps
   sweep cancel <id>       cancel a sweep
+  sweep pause <id>        pause a sweep (nothing new starts; running jobs finish)
+  sweep resume <id>       resume a paused sweep
+  sweep retry-failed <id> rerun exactly the failed runs, probe tasks and baselines
   leaderboard             best probe results beside the baselines
       --dataset D --method ddpm|edm --sweep ID --per cell|run --limit N
   heatmap <id>            render a sweep's layer x noise heatmap to a PNG
@@ -36,6 +40,12 @@ inline commands (TensorFlow.js in this process; no API, Redis or Postgres):
       --n N (64) --steps N (50 DDIM steps for ddpm, 18 Heun steps for edm) --seed S (0)
       --batch N (64 images per network call) --eta X (DDIM only, 0) --out FILE (samples.png)
       --weights ema|raw   EMA weights (default, what features use) or the raw optimiser weights
+  probe                   train linear probes inline on raw pixels or on a checkpoint's features
+      --features pixels --dataset D            the raw-pixel baseline
+      --checkpoint DIR --layers all|out_1,out_2 --noise 5,25,100 [--dataset D]
+      --pooling gap|avg2|avg4 (gap) --epochs N (15) --batch N (128) --lr X (1e-3) --seed S (0)
+      --train-size N (all) --test-size N (all) --noise-seed S (0) --standardize true|false (true)
+      --json: last line is one JSON object with at least "accuracy" (the best cell)
   --backend B             auto, tensorflow-gpu, tensorflow, wasm or cpu (default $DDAE_BACKEND or auto)
 
 common options:
@@ -75,6 +85,14 @@ async function main(argv: string[]): Promise<string> {
       n: { type: 'string' },
       eta: { type: 'string' },
       weights: { type: 'string' },
+      features: { type: 'string' },
+      layers: { type: 'string' },
+      noise: { type: 'string' },
+      pooling: { type: 'string' },
+      epochs: { type: 'string' },
+      'noise-seed': { type: 'string' },
+      'test-size': { type: 'string' },
+      standardize: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -108,8 +126,15 @@ async function main(argv: string[]): Promise<string> {
         case 'cancel':
           if (!arg) throw new CliError('sweep cancel needs a sweep id: npm run ddae -- sweep cancel <id>');
           return cancelSweep(api, arg, { json });
+        case 'pause':
+        case 'resume':
+          if (!arg) throw new CliError(`sweep ${sub} needs a sweep id: npm run ddae -- sweep ${sub} <id>`);
+          return pauseSweep(api, arg, sub, { json });
+        case 'retry-failed':
+          if (!arg) throw new CliError('sweep retry-failed needs a sweep id: npm run ddae -- sweep retry-failed <id>');
+          return retryFailed(api, arg, { json });
         default:
-          throw new CliError(`unknown sweep command "${sub ?? ''}": use submit, status, list or cancel (npm run ddae -- --help)`);
+          throw new CliError(`unknown sweep command "${sub ?? ''}": use submit, status, watch, list, cancel, pause, resume or retry-failed (npm run ddae -- --help)`);
       }
     case 'leaderboard':
       return leaderboard(api, { dataset: values.dataset, method: values.method, sweep: values.sweep, per: values.per, limit: values.limit, json });
@@ -118,6 +143,9 @@ async function main(argv: string[]): Promise<string> {
       return heatmapPng(api, sub, { out: values.out, json });
     case 'workers':
       return workers(api, { json });
+    case 'probe':
+      if (sub !== undefined) throw new CliError(`probe takes options only, got "${sub}" (npm run ddae -- --help lists them)`);
+      return probeInline(values, { json });
     case 'pretrain':
     case 'sample':
       if (sub !== undefined) throw new CliError(`${command} takes options only, got "${sub}" (npm run ddae -- --help lists them)`);

@@ -90,6 +90,16 @@ export async function listSweeps(api: ApiClient, opts: { json: boolean }): Promi
   return table(['id', 'name', 'status', 'dataset', 'created'], r.sweeps.map((s) => [s.id, s.name, s.status, s.dataset, s.createdAt]));
 }
 
+export async function pauseSweep(api: ApiClient, id: string, action: 'pause' | 'resume', opts: { json: boolean }): Promise<string> {
+  const r = await api.request<{ id: string; status: string; paused: boolean }>('POST', `/api/sweeps/${encodeURIComponent(id)}/${action}`);
+  return opts.json ? JSON.stringify(r) : `${r.id} ${r.status}${r.paused ? ' (paused)' : ''}`;
+}
+
+export async function retryFailed(api: ApiClient, id: string, opts: { json: boolean }): Promise<string> {
+  const r = await api.request<{ id: string; status: string; retried: Record<string, number> }>('POST', `/api/sweeps/${encodeURIComponent(id)}/retry-failed`);
+  return opts.json ? JSON.stringify(r) : `${r.id} ${r.status}: retried ${Object.entries(r.retried).map(([k, v]) => `${v} ${k}`).join(', ')}`;
+}
+
 export async function cancelSweep(api: ApiClient, id: string, opts: { json: boolean }): Promise<string> {
   const r = await api.request<{ id: string; status: string }>('POST', `/api/sweeps/${encodeURIComponent(id)}/cancel`);
   return opts.json ? JSON.stringify(r) : `${r.id} ${r.status}`;
