@@ -25,6 +25,8 @@ export interface BenchChildResult {
   iters: number;
   params: number;
   microBatch?: number;
+  /** CPU seconds of the whole process (all threads) per wall second while timed: ~threads when they got their cores. */
+  cpuPerWall: number;
 }
 
 function syntheticImages(count: number, d: number): Float32Array {
@@ -38,11 +40,17 @@ function syntheticImages(count: number, d: number): Float32Array {
   return out;
 }
 
+let cpuPerWall = 0;
+
 function time(warmup: number, iters: number, step: () => void): number {
   for (let i = 0; i < warmup; i++) step();
+  const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < iters; i++) step();
-  return Number(process.hrtime.bigint() - t0) / 1e9;
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
+  cpuPerWall = (cpu.user + cpu.system) / 1e6 / seconds;
+  return seconds;
 }
 
 async function main(): Promise<void> {
@@ -98,6 +106,7 @@ async function main(): Promise<void> {
     iters: cfg.iters,
     params,
     ...(microBatch !== undefined ? { microBatch } : {}),
+    cpuPerWall,
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }

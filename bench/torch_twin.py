@@ -169,12 +169,15 @@ def main():
     for _ in range(cfg['warmup']):
         step()
     t0 = time.perf_counter()
+    c0 = time.process_time()
     for _ in range(cfg['iters']):
         step()
     sec = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     print(json.dumps({
         'imgPerSec': batch * cfg['iters'] / sec,
         'secPerIter': sec / cfg['iters'],
+        'cpuPerWall': cpu / sec,
         'iters': cfg['iters'],
         'params': params,
         'threads': torch.get_num_threads(),

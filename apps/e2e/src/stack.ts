@@ -37,7 +37,7 @@ export async function startStack(options: { workers: number; workerEnv?: Record<
   const apiEnv = { ...common, PORT: String(port), RECONCILE_MS: '2000' };
   let api = startTsProcess('apps/api/src/main.ts', apiEnv);
   const workers = Array.from({ length: options.workers }, (_, i) =>
-    startTsProcess('apps/worker/src/main.ts', { ...common, WORKER_ID: `e2e-worker-${i + 1}`, HEARTBEAT_MS: '1000', DDAE_BACKEND: 'wasm', ...options.workerEnv }, `worker-${i + 1}`),
+    startTsProcess('apps/worker/src/main.ts', { ...common, WORKER_ID: `e2e-worker-${i + 1}`, HEARTBEAT_MS: '1000', DDAE_BACKEND: 'wasm', DDAE_WASM_THREADS: '1', ...options.workerEnv }, `worker-${i + 1}`),
   );
   const logs = () => [api, ...workers].map((p, i) => `--- ${i === 0 ? 'api' : `worker-${i}`}\n${p.output().slice(-2500)}`).join('\n');
   const get = async <T>(url: string) => (await (await fetch(`${base}${url}`)).json()) as T;
