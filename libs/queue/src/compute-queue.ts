@@ -28,10 +28,14 @@ export interface ComputeQueueOptions {
   prefix?: string;
 }
 
-export type EnqueueRequest =
+export type EnqueueRequest = (
   | { name: typeof JOB_NAMES.pretrain; data: PretrainPayload }
   | { name: typeof JOB_NAMES.probe; data: ProbePayload }
-  | { name: typeof JOB_NAMES.baseline; data: BaselinePayload };
+  | { name: typeof JOB_NAMES.baseline; data: BaselinePayload }
+) & {
+  /** Overrides the job name's priority (lower runs first), e.g. for work known to be cheap. */
+  priority?: number;
+};
 
 export function jobIdOf(request: EnqueueRequest): string {
   switch (request.name) {
@@ -65,7 +69,7 @@ export class ComputeQueue {
       requests.map((r) => ({
         name: r.name,
         data: r.data,
-        opts: { jobId: jobIdOf(r), priority: JOB_PRIORITY[r.name] },
+        opts: { jobId: jobIdOf(r), priority: r.priority ?? JOB_PRIORITY[r.name] },
       })),
     );
   }

@@ -1,5 +1,5 @@
 import { QUEUES, sweepSpecSchema } from '@ddae/contracts';
-import { ComputeQueue } from '@ddae/queue';
+import { ComputeQueue, JOB_PRIORITY } from '@ddae/queue';
 import { createTestDatabase, deleteQueueKeys, queuedJobIds, uniqueQueuePrefix, type TestDatabase } from '@ddae/testing';
 import { planSweep } from './plan';
 import { createSweepServices, type SweepServices } from './services';
@@ -73,6 +73,15 @@ describe('SweepOrchestrator (real Postgres and Redis)', () => {
     // Idempotent: a second pass finds nothing to reset and adds no job.
     expect((await services.orchestrator.reconcile({ workerStaleMs: 30_000 })).reset).toBe(0);
     expect(await jobs()).toHaveLength(2);
+  });
+
+  it('runs the cheap untrained-network control as early as a baseline', async () => {
+    const withControl = sweepSpecSchema.parse({ ...spec, baselines: ['pixels', 'untrained'] });
+    await services.orchestrator.submit(withControl, planSweep(withControl));
+    const control = await db.prisma.run.findFirstOrThrow({ where: { untrained: true } });
+    const trained = await db.prisma.run.findFirstOrThrow({ where: { untrained: false } });
+    expect((await queue.queue.getJob(`pretrain-${control.id}`))?.opts.priority).toBe(JOB_PRIORITY.baseline);
+    expect((await queue.queue.getJob(`pretrain-${trained.id}`))?.opts.priority).toBe(JOB_PRIORITY.pretrain);
   });
 
   it('derives the sweep status from its rows', async () => {

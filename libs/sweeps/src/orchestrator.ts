@@ -7,7 +7,7 @@ import type {
   CreatedSweep,
 } from '@ddae/db';
 import type { Prisma, PrismaClient } from '@ddae/db';
-import type { ComputeQueue, EnqueueRequest } from '@ddae/queue';
+import { JOB_PRIORITY, type ComputeQueue, type EnqueueRequest } from '@ddae/queue';
 import type { SweepSpec } from '@ddae/contracts';
 import type { SweepPlan } from './plan';
 
@@ -64,7 +64,12 @@ export class SweepOrchestrator {
     if (!created.created) return created;
     await this.deps.queue.enqueue([
       ...created.pendingBaselineIds.map((baselineId): EnqueueRequest => ({ name: JOB_NAMES.baseline, data: { v: 1, baselineId } })),
-      ...created.runIds.map((runId): EnqueueRequest => ({ name: JOB_NAMES.pretrain, data: { v: 1, runId } })),
+      // An untrained-network control takes seconds (0 steps): run it as early as a baseline.
+      ...created.runIds.map((runId, i): EnqueueRequest => ({
+        name: JOB_NAMES.pretrain,
+        data: { v: 1, runId },
+        ...(plan.runs[i].untrained ? { priority: JOB_PRIORITY.baseline } : {}),
+      })),
     ]);
     // A sweep whose every baseline is already known and that has no runs is done at once.
     await this.deps.sweeps.refreshStatus(created.sweep.id);

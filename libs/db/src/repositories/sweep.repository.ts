@@ -43,6 +43,7 @@ export interface CreatedSweep {
   sweep: Sweep;
   /** false when the idempotency key already named a sweep: nothing was written. */
   created: boolean;
+  /** Ids of the new runs, in the order of `NewSweep.runs`. */
   runIds: string[];
   /** Baselines that still need computing (not already done for this data set and protocol). */
   pendingBaselineIds: string[];
