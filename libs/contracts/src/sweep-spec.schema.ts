@@ -139,6 +139,11 @@ const sweepSpecBase = z
     models: z.array(modelSpecSchema).min(1).max(16),
     pretrain: pretrainSpecSchema,
     probe: probeSpecSchema,
+    /**
+     * 1 (most urgent) .. 9 (background). Within one priority, sweeps share the workers fairly: each
+     * sweep's k-th pretraining run waits behind every other sweep's (k-1)-th. Default 5.
+     */
+    priority: z.number().int().min(1).max(9).default(5),
     /** Baselines to compute on the same data and probe protocol (pixels, untrained). Default [pixels]. */
     baselines: z.array(z.enum(BASELINE_KINDS)).default(['pixels']),
   })

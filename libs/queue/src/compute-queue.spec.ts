@@ -1,5 +1,5 @@
 import { JOB_NAMES } from '@ddae/contracts';
-import { JOB_PRIORITY, jobIdOf } from './compute-queue';
+import { JOB_PRIORITY, jobIdOf, jobPriority } from './compute-queue';
 import { withTimeout } from './connection';
 
 describe('compute queue', () => {
@@ -21,6 +21,14 @@ describe('compute queue', () => {
   it('runs baselines and probes before new pretraining (lower number first)', () => {
     expect(JOB_PRIORITY.baseline).toBeLessThan(JOB_PRIORITY.pretrain);
     expect(JOB_PRIORITY.probe).toBeLessThan(JOB_PRIORITY.pretrain);
+  });
+
+  it('bands priorities by sweep priority, then orders pretraining by run position', () => {
+    expect(jobPriority('pretrain', 1, 500)).toBeLessThan(jobPriority('baseline', 2));
+    expect(jobPriority('pretrain', 5, 0)).toBeLessThan(jobPriority('pretrain', 5, 1));
+    expect(jobPriority('probe', 5)).toBeLessThan(jobPriority('pretrain', 5, 0));
+    // Out-of-range input is clamped into the valid BullMQ range.
+    expect(jobPriority('pretrain', 42, 1e9)).toBe(9000 + 10 + 980);
   });
 
   it('bounds a hanging promise and names it', async () => {

@@ -12,15 +12,26 @@ export const COMPUTE_JOB_DEFAULTS: JobsOptions = {
   removeOnFail: { age: 7 * 24 * 3600, count: 5000 },
 };
 
-/**
- * Priorities (lower runs first): finishing a sweep's probes beats starting new pretraining, so
- * results appear early and artifacts do not pile up.
- */
+/** Offsets within a sweep's priority band (lower runs first). */
 export const JOB_PRIORITY: Record<JobName, number> = {
   [JOB_NAMES.baseline]: 1,
   [JOB_NAMES.probe]: 2,
-  [JOB_NAMES.pretrain]: 3,
+  [JOB_NAMES.pretrain]: 10,
 };
+
+/**
+ * A job's BullMQ priority (lower runs first; BullMQ has no fair groups outside its Pro edition,
+ * so fairness is encoded here). Each sweep priority 1..9 is a band of 1000. Within a band, cheap
+ * work first (baselines, then probes: results appear early), then pretraining ordered by the
+ * run's position in its sweep: a small sweep submitted after a big one starts its first run as
+ * soon as a worker frees up, instead of after the big sweep's last.
+ * @param sweepPriority the sweep's priority, 1..9. Default 5.
+ * @param position the run's index among its sweep's pretraining runs. Default 0.
+ */
+export function jobPriority(name: JobName, sweepPriority = 5, position = 0): number {
+  const band = Math.min(Math.max(Math.round(sweepPriority), 1), 9) * 1000;
+  return band + JOB_PRIORITY[name] + (name === JOB_NAMES.pretrain ? Math.min(Math.max(position, 0), 980) : 0);
+}
 
 export interface ComputeQueueOptions {
   redisUrl: string;
@@ -69,7 +80,7 @@ export class ComputeQueue {
       requests.map((r) => ({
         name: r.name,
         data: r.data,
-        opts: { jobId: jobIdOf(r), priority: r.priority ?? JOB_PRIORITY[r.name] },
+        opts: { jobId: jobIdOf(r), priority: r.priority ?? jobPriority(r.name) },
       })),
     );
   }

@@ -1,5 +1,5 @@
 import { QUEUES, sweepSpecSchema } from '@ddae/contracts';
-import { ComputeQueue, JOB_PRIORITY } from '@ddae/queue';
+import { ComputeQueue, jobPriority } from '@ddae/queue';
 import { createTestDatabase, deleteQueueKeys, queuedJobIds, uniqueQueuePrefix, type TestDatabase } from '@ddae/testing';
 import { planSweep } from './plan';
 import { createSweepServices, type SweepServices } from './services';
@@ -80,8 +80,22 @@ describe('SweepOrchestrator (real Postgres and Redis)', () => {
     await services.orchestrator.submit(withControl, planSweep(withControl));
     const control = await db.prisma.run.findFirstOrThrow({ where: { untrained: true } });
     const trained = await db.prisma.run.findFirstOrThrow({ where: { untrained: false } });
-    expect((await queue.queue.getJob(`pretrain-${control.id}`))?.opts.priority).toBe(JOB_PRIORITY.baseline);
-    expect((await queue.queue.getJob(`pretrain-${trained.id}`))?.opts.priority).toBe(JOB_PRIORITY.pretrain);
+    expect((await queue.queue.getJob(`pretrain-${control.id}`))?.opts.priority).toBe(jobPriority('baseline'));
+    expect((await queue.queue.getJob(`pretrain-${trained.id}`))?.opts.priority).toBe(jobPriority('pretrain'));
+  });
+
+  it('shares the workers fairly: a small sweep submitted after a big one starts right after the current jobs', async () => {
+    const big = sweepSpecSchema.parse({ ...spec, name: 'big', pretrain: { steps: 10, seeds: [0, 1, 2, 3, 4, 5] }, baselines: [] });
+    const small = sweepSpecSchema.parse({ ...spec, name: 'small', pretrain: { steps: 10, seeds: [0] }, baselines: [] });
+    const urgent = sweepSpecSchema.parse({ ...spec, name: 'urgent', priority: 1, pretrain: { steps: 10, seeds: [0] }, baselines: [] });
+    const bigSweep = await services.orchestrator.submit(big, planSweep(big));
+    const smallSweep = await services.orchestrator.submit(small, planSweep(small));
+    const urgentSweep = await services.orchestrator.submit(urgent, planSweep(urgent));
+    // BullMQ takes the lowest priority number first (FIFO among equals).
+    const waiting = (await queue.queue.getJobs(['prioritized'])).sort((a, b) => (a.opts.priority ?? 0) - (b.opts.priority ?? 0) || a.timestamp - b.timestamp);
+    const sweepOf = new Map<string, string>();
+    for (const [name, created] of [['big', bigSweep], ['small', smallSweep], ['urgent', urgentSweep]] as const) for (const id of created.runIds) sweepOf.set(`pretrain-${id}`, name);
+    expect(waiting.map((j) => sweepOf.get(j.id as string))).toEqual(['urgent', 'big', 'small', 'big', 'big', 'big', 'big', 'big']);
   });
 
   it('derives the sweep status from its rows', async () => {

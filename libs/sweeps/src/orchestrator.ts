@@ -7,7 +7,19 @@ import type {
   CreatedSweep,
 } from '@ddae/db';
 import type { Prisma, PrismaClient } from '@ddae/db';
-import { JOB_PRIORITY, type ComputeQueue, type EnqueueRequest } from '@ddae/queue';
+import { jobPriority, type ComputeQueue, type EnqueueRequest } from '@ddae/queue';
+
+/** The job of each kind of row, at its sweep's priority (see jobPriority). */
+const jobs = {
+  baseline: (baselineId: string, sweepPriority?: number): EnqueueRequest => ({ name: JOB_NAMES.baseline, data: { v: 1, baselineId }, priority: jobPriority(JOB_NAMES.baseline, sweepPriority) }),
+  probe: (probeTaskId: string, sweepPriority?: number): EnqueueRequest => ({ name: JOB_NAMES.probe, data: { v: 1, probeTaskId }, priority: jobPriority(JOB_NAMES.probe, sweepPriority) }),
+  /** An untrained-network control takes seconds (0 steps): it runs as early as a baseline. */
+  pretrain: (runId: string, sweepPriority?: number, position = 0, untrained = false): EnqueueRequest => ({
+    name: JOB_NAMES.pretrain,
+    data: { v: 1, runId },
+    priority: untrained ? jobPriority(JOB_NAMES.baseline, sweepPriority) : jobPriority(JOB_NAMES.pretrain, sweepPriority, position),
+  }),
+};
 import type { SweepSpec } from '@ddae/contracts';
 import type { SweepPlan } from './plan';
 
@@ -32,6 +44,7 @@ export class SweepOrchestrator {
   async submit(spec: SweepSpec, plan: SweepPlan, idempotencyKey?: string): Promise<CreatedSweep> {
     const created = await this.deps.sweeps.create({
       name: plan.name,
+      priority: spec.priority,
       dataset: plan.dataset,
       spec: spec as unknown as Prisma.InputJsonValue,
       specHash: plan.specHash,
@@ -62,14 +75,11 @@ export class SweepOrchestrator {
       })),
     });
     if (!created.created) return created;
+    const priority = created.sweep.priority;
+    let position = 0;
     await this.deps.queue.enqueue([
-      ...created.pendingBaselineIds.map((baselineId): EnqueueRequest => ({ name: JOB_NAMES.baseline, data: { v: 1, baselineId } })),
-      // An untrained-network control takes seconds (0 steps): run it as early as a baseline.
-      ...created.runIds.map((runId, i): EnqueueRequest => ({
-        name: JOB_NAMES.pretrain,
-        data: { v: 1, runId },
-        ...(plan.runs[i].untrained ? { priority: JOB_PRIORITY.baseline } : {}),
-      })),
+      ...created.pendingBaselineIds.map((baselineId) => jobs.baseline(baselineId, priority)),
+      ...created.runIds.map((runId, i) => (plan.runs[i].untrained ? jobs.pretrain(runId, priority, 0, true) : jobs.pretrain(runId, priority, position++))),
     ]);
     // A sweep whose every baseline is already known and that has no runs is done at once.
     await this.deps.sweeps.refreshStatus(created.sweep.id);
@@ -80,7 +90,7 @@ export class SweepOrchestrator {
   async runSucceeded(runId: string, sweepId: string): Promise<void> {
     const sweep = await this.deps.sweeps.findById(sweepId);
     const tasks = sweep?.pausedAt ? [] : await this.deps.probes.openTasksOfRun(runId);
-    await this.deps.queue.enqueue(tasks.map((t) => ({ name: JOB_NAMES.probe, data: { v: 1, probeTaskId: t.id } })));
+    await this.deps.queue.enqueue(tasks.map((t) => jobs.probe(t.id, sweep?.priority)));
     await this.deps.sweeps.refreshStatus(sweepId);
   }
 
@@ -110,9 +120,9 @@ export class SweepOrchestrator {
     const retried = await this.deps.sweeps.retryFailed(sweepId);
     if (!retried) return null;
     await this.deps.queue.requeue([
-      ...retried.baselineIds.map((baselineId): EnqueueRequest => ({ name: JOB_NAMES.baseline, data: { v: 1, baselineId } })),
-      ...retried.probeTaskIds.map((probeTaskId): EnqueueRequest => ({ name: JOB_NAMES.probe, data: { v: 1, probeTaskId } })),
-      ...retried.runIds.map((runId): EnqueueRequest => ({ name: JOB_NAMES.pretrain, data: { v: 1, runId } })),
+      ...retried.baselineIds.map((id) => jobs.baseline(id, current.priority)),
+      ...retried.probeTaskIds.map((id) => jobs.probe(id, current.priority)),
+      ...retried.runIds.map((id) => jobs.pretrain(id, current.priority)),
     ]);
     const sweep = (await this.deps.sweeps.refreshStatus(sweepId)) ?? retried.sweep;
     return { sweep, retried: { runs: retried.runIds.length, probeTasks: retried.probeTaskIds.length, baselines: retried.baselineIds.length } };
@@ -134,8 +144,8 @@ export class SweepOrchestrator {
     if (!r) return null;
     // Jobs refused while paused completed as skipped and still hold their ids: requeue replaces them.
     await this.deps.queue.requeue([
-      ...r.probeTaskIds.map((probeTaskId): EnqueueRequest => ({ name: JOB_NAMES.probe, data: { v: 1, probeTaskId } })),
-      ...r.runIds.map((runId): EnqueueRequest => ({ name: JOB_NAMES.pretrain, data: { v: 1, runId } })),
+      ...r.probeTaskIds.map((id) => jobs.probe(id, r.sweep.priority)),
+      ...r.runIds.map((id, i) => jobs.pretrain(id, r.sweep.priority, i)),
     ]);
     return r.sweep;
   }
@@ -170,14 +180,14 @@ export class SweepOrchestrator {
       ),
     )).reduce((a, b) => a + b, 0);
     const [runs, probes, baselines] = await Promise.all([
-      prisma.run.findMany({ where: { status: 'QUEUED', sweep: { pausedAt: null } }, select: { id: true } }),
-      prisma.probeTask.findMany({ where: { status: 'QUEUED', run: { status: 'SUCCEEDED' }, sweep: { pausedAt: null } }, select: { id: true } }),
+      prisma.run.findMany({ where: { status: 'QUEUED', sweep: { pausedAt: null } }, select: { id: true, untrained: true, sweep: { select: { priority: true } } } }),
+      prisma.probeTask.findMany({ where: { status: 'QUEUED', run: { status: 'SUCCEEDED' }, sweep: { pausedAt: null } }, select: { id: true, sweep: { select: { priority: true } } } }),
       prisma.baseline.findMany({ where: { status: 'QUEUED' }, select: { id: true } }),
     ]);
     const requests: EnqueueRequest[] = [
-      ...baselines.map((b): EnqueueRequest => ({ name: JOB_NAMES.baseline, data: { v: 1, baselineId: b.id } })),
-      ...probes.map((p): EnqueueRequest => ({ name: JOB_NAMES.probe, data: { v: 1, probeTaskId: p.id } })),
-      ...runs.map((r): EnqueueRequest => ({ name: JOB_NAMES.pretrain, data: { v: 1, runId: r.id } })),
+      ...baselines.map((b) => jobs.baseline(b.id)),
+      ...probes.map((p) => jobs.probe(p.id, p.sweep.priority)),
+      ...runs.map((r) => jobs.pretrain(r.id, r.sweep.priority, 0, r.untrained)),
     ];
     await this.deps.queue.enqueue(requests);
     return { enqueued: requests.length, reset };

@@ -30,6 +30,7 @@ export interface NewBaseline {
 
 export interface NewSweep {
   name: string;
+  priority: number;
   dataset: string;
   spec: Prisma.InputJsonValue;
   specHash: string;
@@ -77,6 +78,7 @@ export class SweepRepository {
         const sweep = await tx.sweep.create({
           data: {
             name: input.name,
+            priority: input.priority,
             dataset: input.dataset,
             spec: input.spec,
             specHash: input.specHash,

@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "sweeps" ADD COLUMN     "priority" INTEGER NOT NULL DEFAULT 5;
