@@ -144,6 +144,8 @@ const sweepSpecBase = z
      * sweep's k-th pretraining run waits behind every other sweep's (k-1)-th. Default 5.
      */
     priority: z.number().int().min(1).max(9).default(5),
+    /** At most this many of the sweep's runs and probe tasks run at once. Default: no cap. */
+    maxConcurrency: positiveInt.max(10_000).optional(),
     /** Baselines to compute on the same data and probe protocol (pixels, untrained). Default [pixels]. */
     baselines: z.array(z.enum(BASELINE_KINDS)).default(['pixels']),
   })

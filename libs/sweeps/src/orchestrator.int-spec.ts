@@ -1,4 +1,5 @@
 import { QUEUES, sweepSpecSchema } from '@ddae/contracts';
+import { THROTTLED } from '@ddae/db';
 import { ComputeQueue, jobPriority } from '@ddae/queue';
 import { createTestDatabase, deleteQueueKeys, queuedJobIds, uniqueQueuePrefix, type TestDatabase } from '@ddae/testing';
 import { planSweep } from './plan';
@@ -96,6 +97,23 @@ describe('SweepOrchestrator (real Postgres and Redis)', () => {
     const sweepOf = new Map<string, string>();
     for (const [name, created] of [['big', bigSweep], ['small', smallSweep], ['urgent', urgentSweep]] as const) for (const id of created.runIds) sweepOf.set(`pretrain-${id}`, name);
     expect(waiting.map((j) => sweepOf.get(j.id as string))).toEqual(['urgent', 'big', 'small', 'big', 'big', 'big', 'big', 'big']);
+  });
+
+  it('caps how many tasks of a sweep run at once (maxConcurrency)', async () => {
+    const capped = sweepSpecSchema.parse({ ...spec, maxConcurrency: 1 });
+    const created = await services.orchestrator.submit(capped, planSweep(capped));
+    const [first, second] = created.runIds;
+    const by = { workerId: 'w', backend: 'wasm' };
+    expect(await services.runs.claim(first, by)).toMatchObject({ id: first, status: 'RUNNING' });
+    expect(await services.runs.claim(second, by)).toBe(THROTTLED);
+    // Concurrent claims serialise on the sweep row: never two at once.
+    await services.runs.fail(first, 'released', false);
+    const racing = await Promise.all([services.runs.claim(first, by), services.runs.claim(second, by)]);
+    expect(racing.filter((r) => r !== THROTTLED && r !== null)).toHaveLength(1);
+    const winner = racing.find((r) => r !== THROTTLED && r !== null) as { id: string };
+    await services.runs.complete(winner.id, { step: 10, path: 'p', sha256: 's' });
+    const other = winner.id === first ? second : first;
+    expect(await services.runs.claim(other, by)).toMatchObject({ id: other, status: 'RUNNING' });
   });
 
   it('derives the sweep status from its rows', async () => {

@@ -45,6 +45,7 @@ export class SweepOrchestrator {
     const created = await this.deps.sweeps.create({
       name: plan.name,
       priority: spec.priority,
+      maxConcurrency: spec.maxConcurrency,
       dataset: plan.dataset,
       spec: spec as unknown as Prisma.InputJsonValue,
       specHash: plan.specHash,

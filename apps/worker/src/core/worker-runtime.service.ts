@@ -63,7 +63,8 @@ export class WorkerRuntime implements OnApplicationShutdown {
     this.worker.on('failed', (job, error) => {
       this.state = this.shuttingDown ? 'stopping' : 'idle';
       this.activeJobId = null;
-      if (error.name !== 'WaitingError') this.logger.warn(`job ${job?.id} failed: ${error.message}`);
+      // Handed back (shutdown) or put off (concurrency cap): not failures.
+      if (error.name !== 'WaitingError' && error.name !== 'DelayedError') this.logger.warn(`job ${job?.id} failed: ${error.message}`);
     });
     this.worker.on('error', (error) => this.logger.warn(`queue error: ${error.message}`));
     if (this.env.HEALTH_PORT >= 0) this.serveHealth(this.env.HEALTH_PORT);

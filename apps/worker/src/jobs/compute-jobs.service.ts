@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import path from 'node:path';
-import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import { z } from 'zod';
 import {
   JOB_NAMES,
@@ -18,7 +18,7 @@ import {
   type ProbeTask,
 } from '@ddae/contracts';
 import type { WorkerEnv } from '@ddae/config';
-import { BaselineRepository, ProbeRepository, RunRepository } from '@ddae/db';
+import { BaselineRepository, ProbeRepository, RunRepository, THROTTLED } from '@ddae/db';
 import { SweepOrchestrator, type RunHyper } from '@ddae/sweeps';
 import { ComputeProcess, type ComputeCallbacks } from '../compute/compute-process';
 import { NON_RETRYABLE_ERRORS, STOPPED_ERROR } from '../compute/child-protocol';
@@ -33,6 +33,9 @@ interface RowHandle {
   fail(error: string, final: boolean): Promise<void>;
   ended(): Promise<void>;
 }
+
+/** How long a job of a sweep at its concurrency cap waits before it is offered again. */
+const THROTTLE_DELAY_MS = 5_000;
 
 export type JobOutcome = { outcome: 'done' | 'skipped' | 'cancelled'; detail?: string };
 
@@ -75,6 +78,7 @@ export class ComputeJobsService {
   private async pretrain(job: Job, token?: string): Promise<JobOutcome> {
     const { runId } = parsePayload(pretrainPayloadSchema, job);
     const run = await this.write('claim run', () => this.runs.claim(runId, { workerId: this.identity.id, backend: this.identity.backend }));
+    if (run === THROTTLED) return this.throttle(job, token);
     if (!run) return { outcome: 'skipped', detail: `run ${runId} is ${(await this.runs.status(runId)) ?? 'gone'}` };
     await this.write('mark sweep started', () => this.orchestrator.taskStarted(run.sweepId));
     const handle: RowHandle = {
@@ -128,6 +132,7 @@ export class ComputeJobsService {
   private async probe(job: Job, token?: string): Promise<JobOutcome> {
     const { probeTaskId } = parsePayload(probePayloadSchema, job);
     const row = await this.write('claim probe task', () => this.probes.claim(probeTaskId, { workerId: this.identity.id }));
+    if (row === THROTTLED) return this.throttle(job, token);
     if (!row) return { outcome: 'skipped', detail: `probe task ${probeTaskId} is ${(await this.probes.status(probeTaskId)) ?? 'gone'}` };
     await this.write('mark sweep started', () => this.orchestrator.taskStarted(row.sweepId));
     const handle: RowHandle = {
@@ -226,6 +231,16 @@ export class ComputeJobsService {
     } finally {
       this.current.clear();
     }
+  }
+
+  /**
+   * The sweep already runs as many tasks as its maxConcurrency: put the job back for a few seconds
+   * without spending an attempt (another sweep's job can take this worker meanwhile).
+   */
+  private async throttle(job: Job, token?: string): Promise<never> {
+    if (!token) throw new Error(`job ${job.id}: its sweep is at its concurrency cap`);
+    await job.moveToDelayed(Date.now() + THROTTLE_DELAY_MS, token);
+    throw new DelayedError();
   }
 
   /** A Postgres write that outlives a short outage (see retryWrite). */

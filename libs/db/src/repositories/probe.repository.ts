@@ -1,5 +1,5 @@
 import type { Prisma, PrismaClient, ProbeTask } from '../generated/client';
-import type { Claimant } from './types';
+import { THROTTLED, underConcurrencyCap, type Claimant } from './types';
 import { appendEvent } from './event.repository';
 
 export interface LayerResult {
@@ -21,13 +21,23 @@ export class ProbeRepository {
     return this.prisma.probeTask.findMany({ where: { runId, status: { in: ['QUEUED', 'RUNNING'] } }, orderBy: { noiseLevel: 'asc' } });
   }
 
-  async claim(id: string, by: Claimant): Promise<ProbeTask | null> {
-    const { count } = await this.prisma.probeTask.updateMany({
-      // A paused sweep starts nothing new.
-      where: { id, status: { in: ['QUEUED', 'RUNNING'] }, sweep: { pausedAt: null } },
-      data: { status: 'RUNNING', attempts: { increment: 1 }, workerId: by.workerId, startedAt: new Date(), error: null },
+  async claim(id: string, by: Claimant): Promise<ProbeTask | null | typeof THROTTLED> {
+    const claimed = await this.prisma.$transaction(async (tx) => {
+      const row = await tx.probeTask.findUnique({ where: { id }, select: { sweepId: true } });
+      if (!row) return 0;
+      if (!(await underConcurrencyCap(tx, row.sweepId, id))) return THROTTLED;
+      const { count } = await tx.probeTask.updateMany({
+        // A paused sweep starts nothing new.
+        where: { id, status: { in: ['QUEUED', 'RUNNING'] }, sweep: { pausedAt: null } },
+        data: { status: 'RUNNING', attempts: { increment: 1 }, workerId: by.workerId, startedAt: new Date(), error: null },
+      });
+      return count;
     });
-    return count === 1 ? this.findById(id) : null;
+    if (claimed === THROTTLED) return THROTTLED;
+    if (claimed !== 1) return null;
+    const task = await this.findById(id);
+    if (task) await appendEvent(this.prisma, task.sweepId, 'probe.started', { probeTaskId: id, runId: task.runId, noiseLevel: task.noiseLevel, attempt: task.attempts, workerId: by.workerId });
+    return task;
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { Checkpoint, PrismaClient, Run } from '../generated/client';
-import type { Claimant } from './types';
+import { THROTTLED, underConcurrencyCap, type Claimant } from './types';
 import { appendEvent } from './event.repository';
 
 export interface CheckpointRecord {
@@ -21,20 +21,27 @@ export class RunRepository {
    * Claims a run for a worker: QUEUED, or RUNNING left behind by a lost worker, becomes RUNNING.
    * Returns null when the run is finished or cancelled: the job then has nothing to do.
    */
-  async claim(id: string, by: Claimant & { backend: string }): Promise<Run | null> {
-    const { count } = await this.prisma.run.updateMany({
-      // A paused sweep starts nothing new.
-      where: { id, status: { in: ['QUEUED', 'RUNNING'] }, sweep: { pausedAt: null } },
-      data: {
-        status: 'RUNNING',
-        attempts: { increment: 1 },
-        workerId: by.workerId,
-        backend: by.backend,
-        startedAt: new Date(),
-        error: null,
-      },
+  async claim(id: string, by: Claimant & { backend: string }): Promise<Run | null | typeof THROTTLED> {
+    const claimed = await this.prisma.$transaction(async (tx) => {
+      const row = await tx.run.findUnique({ where: { id }, select: { sweepId: true } });
+      if (!row) return 0;
+      if (!(await underConcurrencyCap(tx, row.sweepId, id))) return THROTTLED;
+      const { count } = await tx.run.updateMany({
+        // A paused sweep starts nothing new.
+        where: { id, status: { in: ['QUEUED', 'RUNNING'] }, sweep: { pausedAt: null } },
+        data: {
+          status: 'RUNNING',
+          attempts: { increment: 1 },
+          workerId: by.workerId,
+          backend: by.backend,
+          startedAt: new Date(),
+          error: null,
+        },
+      });
+      return count;
     });
-    if (count !== 1) return null;
+    if (claimed === THROTTLED) return THROTTLED;
+    if (claimed !== 1) return null;
     const run = await this.findById(id);
     if (run) await appendEvent(this.prisma, run.sweepId, 'run.started', { runId: id, run: run.key, attempt: run.attempts, workerId: by.workerId, backend: by.backend });
     return run;

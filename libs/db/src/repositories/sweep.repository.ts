@@ -31,6 +31,7 @@ export interface NewBaseline {
 export interface NewSweep {
   name: string;
   priority: number;
+  maxConcurrency?: number;
   dataset: string;
   spec: Prisma.InputJsonValue;
   specHash: string;
@@ -79,6 +80,7 @@ export class SweepRepository {
           data: {
             name: input.name,
             priority: input.priority,
+            maxConcurrency: input.maxConcurrency ?? null,
             dataset: input.dataset,
             spec: input.spec,
             specHash: input.specHash,

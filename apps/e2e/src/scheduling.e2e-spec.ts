@@ -1,0 +1,41 @@
+import { startStack, type Stack } from './stack';
+
+describe('scheduling: a sweep\'s concurrency cap holds across worker processes', () => {
+  let stack: Stack;
+
+  beforeAll(async () => {
+    stack = await startStack({ workers: 2 });
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('runs at most maxConcurrency tasks of a sweep at once, and still finishes it', async () => {
+    const { status, body } = await stack.post<{ id: string }>('/api/sweeps', {
+      name: 'e2e-capped',
+      dataset: 'fashion-mnist',
+      maxConcurrency: 1,
+      models: [{ method: 'ddpm', unet: 'tiny' }],
+      pretrain: { steps: 8, batchSize: 8, checkpointEvery: 8, trainSize: 128, seeds: [0, 1] },
+      probe: { layers: ['out_4'], timesteps: [10], epochs: 2, batchSize: 64, learningRate: 0.01, trainSize: 128, testSize: 64 },
+      baselines: [],
+    });
+    expect(status).toBe(201);
+    expect((await stack.waitForSweep(body.id, 300_000)).status).toBe('SUCCEEDED');
+
+    // Replay the sweep's story: between a task's start and its end no other task started.
+    const events = [...(await (await fetch(`${stack.base}/api/sweeps/${body.id}/events`)).text()).matchAll(/^event: (.+)$/gm)].map((m) => m[1]);
+    let running = 0;
+    let most = 0;
+    for (const e of events) {
+      if (e === 'run.started' || e === 'probe.started') running += 1;
+      if (e === 'run.succeeded' || e === 'probe.succeeded' || e === 'run.requeued' || e === 'probe.requeued') running -= 1;
+      most = Math.max(most, running);
+    }
+    expect(events.filter((e) => e === 'run.started')).toHaveLength(2);
+    expect(most).toBe(1);
+    // Both workers were there, one of them kept waiting for its turn.
+    expect(stack.workers.every((w) => /backend wasm/.test(w.output()))).toBe(true);
+  });
+});
