@@ -1,5 +1,6 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { AuthGuard } from './core/auth.guard';
 import type { ApiEnv } from '@ddae/config';
 import { CoreModule } from './core/core.module';
 import { ErrorFilter } from './core/error.filter';
@@ -18,7 +19,7 @@ export class AppModule {
       module: AppModule,
       imports: [CoreModule.forRoot(env)],
       controllers: [SweepsController, SweepEventsController, LeaderboardController, WorkersController, HealthController, WebController],
-      providers: [{ provide: APP_FILTER, useClass: ErrorFilter }, ReconcilerService],
+      providers: [{ provide: APP_FILTER, useClass: ErrorFilter }, { provide: APP_GUARD, useClass: AuthGuard }, ReconcilerService],
     };
   }
 }

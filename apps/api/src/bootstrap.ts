@@ -28,6 +28,7 @@ export async function createApiApp(env: ApiEnv): Promise<NestExpressApplication>
       .setTitle('DDAE sweeps')
       .setDescription('Submit sweeps of diffusion pretraining and linear probing; read the leaderboard.')
       .setVersion('1')
+      .addBearerAuth()
       .build(),
   );
   SwaggerModule.setup('api/docs', app, document, { jsonDocumentUrl: 'api/docs/openapi.json' });

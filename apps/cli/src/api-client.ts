@@ -1,6 +1,10 @@
 /** A small client of the REST API; errors carry the API's message and field paths. */
 export class ApiClient {
-  constructor(private readonly base: string) {}
+  /** @param token an API token (sent as a Bearer token), from --token or DDAE_API_TOKEN */
+  constructor(
+    private readonly base: string,
+    private readonly token?: string,
+  ) {}
 
   async request<T>(method: string, path: string, options: { body?: string; contentType?: string; headers?: Record<string, string> } = {}): Promise<T> {
     let response: Response;
@@ -8,7 +12,11 @@ export class ApiClient {
       response = await fetch(new URL(path, this.base), {
         method,
         body: options.body,
-        headers: { ...(options.contentType ? { 'content-type': options.contentType } : {}), ...options.headers },
+        headers: {
+          ...(options.contentType ? { 'content-type': options.contentType } : {}),
+          ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+          ...options.headers,
+        },
       });
     } catch (error) {
       throw new CliError(`cannot reach the API at ${this.base} (${(error as Error).cause ?? (error as Error).message}). Start it with \`npm run api\`, or pass --api <url> / set DDAE_API_URL.`);
@@ -18,6 +26,7 @@ export class ApiClient {
     if (!response.ok) {
       const err = body as { message?: string; issues?: { path: string; message: string }[] } | undefined;
       const issues = err?.issues?.map((i) => `  ${i.path || '(document)'}: ${i.message}`).join('\n');
+      if (response.status === 401 && !this.token) throw new CliError(`${err?.message ?? 'unauthorized'}\nthen pass it with --token <token> or DDAE_API_TOKEN`);
       throw new CliError(`${response.status} ${err?.message ?? response.statusText}${issues ? `\n${issues}` : ''}`);
     }
     return body as T;

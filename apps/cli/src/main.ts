@@ -5,6 +5,7 @@ import { leaderboard, workers } from './commands/leaderboard.command';
 import { pretrainInline } from './commands/pretrain.command';
 import { probeInline } from './commands/probe.command';
 import { sampleInline } from './commands/sample.command';
+import { tokenCommand } from './commands/token.command';
 import { cancelSweep, listSweeps, pauseSweep, renderSweep, retryFailed, submitSweep, sweepStatus, waitForSweep } from './commands/sweep.command';
 
 const USAGE = `ddae: submit and follow DDAE sweeps, read the leaderboard; pretrain and sample models inline
@@ -27,6 +28,9 @@ usage: npm run ddae -- <command> [options]
   heatmap <id>            render a sweep's layer x noise heatmap to a PNG
       --out FILE          where to write it (default heatmap-<id>.png)
   workers                 live workers
+  token create            create an API token (printed once) --name N --scope read|submit|admin (submit)
+  token list | token revoke <id|prefix>
+                          tokens live in Postgres: these use DATABASE_URL, not the API
 
 inline commands (TensorFlow.js in this process; no API, Redis or Postgres):
   pretrain                train a diffusion UNet as a worker would; resumes when --out holds checkpoints
@@ -50,6 +54,7 @@ inline commands (TensorFlow.js in this process; no API, Redis or Postgres):
 
 common options:
   --api URL               API base URL (default $DDAE_API_URL or http://127.0.0.1:3000)
+  --token T               API token (default $DDAE_API_TOKEN); needed for submit, cancel, pause...
   --json                  machine-readable output (one JSON document)
 `;
 
@@ -93,12 +98,15 @@ async function main(argv: string[]): Promise<string> {
       'noise-seed': { type: 'string' },
       'test-size': { type: 'string' },
       standardize: { type: 'string' },
+      token: { type: 'string' },
+      name: { type: 'string' },
+      scope: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   const [command, sub, arg] = positionals;
   if (values.help || !command) return USAGE;
-  const api = new ApiClient(values.api ?? process.env.DDAE_API_URL ?? 'http://127.0.0.1:3000');
+  const api = new ApiClient(values.api ?? process.env.DDAE_API_URL ?? 'http://127.0.0.1:3000', values.token ?? process.env.DDAE_API_TOKEN);
   const json = values.json ?? false;
   switch (command) {
     case 'sweep':
@@ -143,6 +151,8 @@ async function main(argv: string[]): Promise<string> {
       return heatmapPng(api, sub, { out: values.out, json });
     case 'workers':
       return workers(api, { json });
+    case 'token':
+      return tokenCommand(sub, arg, { name: values.name, scope: values.scope, json, databaseUrl: process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/ddae' });
     case 'probe':
       if (sub !== undefined) throw new CliError(`probe takes options only, got "${sub}" (npm run ddae -- --help lists them)`);
       return probeInline(values, { json });

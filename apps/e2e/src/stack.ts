@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { TokenRepository } from '@ddae/db';
 import { createTestDatabase, deleteQueueKeys, freePort, startTsProcess, uniqueQueuePrefix, waitFor, type ManagedProcess, type TestDatabase } from '@ddae/testing';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -29,6 +30,8 @@ export interface Stack {
  */
 export async function startStack(options: { workers: number; workerEnv?: Record<string, string> }): Promise<Stack> {
   const db = await createTestDatabase();
+  // Writes need a token of scope submit (API_AUTH defaults to writes).
+  const { token } = await new TokenRepository(db.prisma).create('e2e', 'submit');
   const artifacts = await mkdtemp(path.join(tmpdir(), 'ddae-e2e-'));
   const prefix = uniqueQueuePrefix('e2e');
   const port = await freePort();
@@ -42,7 +45,7 @@ export async function startStack(options: { workers: number; workerEnv?: Record<
   const logs = () => [api, ...workers].map((p, i) => `--- ${i === 0 ? 'api' : `worker-${i}`}\n${p.output().slice(-2500)}`).join('\n');
   const get = async <T>(url: string) => (await (await fetch(`${base}${url}`)).json()) as T;
   const post = async <T>(url: string, body: unknown, headers: Record<string, string> = {}) => {
-    const res = await fetch(`${base}${url}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    const res = await fetch(`${base}${url}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, ...headers }, body: JSON.stringify(body) });
     return { status: res.status, body: (await res.json()) as T };
   };
   const healthy = () => waitFor('the API to answer /health', async () => ((await fetch(`${base}/health`).catch(() => null))?.ok ? true : undefined), { timeoutMs: 60_000, describe: async () => logs() });

@@ -33,6 +33,11 @@ export const apiEnvSchema = z.object({
   BODY_LIMIT: z.string().default('1mb'),
   /** A worker whose last heartbeat is older than this is not live. Default 30 s. */
   WORKER_STALE_MS: z.coerce.number().int().positive().default(30_000),
+  /**
+   * API tokens: `writes` (default) requires a token of scope submit on every mutating endpoint;
+   * `all` also requires one of scope read on reads; `off` for a trusted local setup only.
+   */
+  API_AUTH: z.enum(['off', 'writes', 'all']).default('writes'),
   /** Period of the reconciler that re-offers queued rows to the queue (0: off). Default 30 s. */
   RECONCILE_MS: z.coerce.number().int().min(0).default(30_000),
 });

@@ -1,6 +1,7 @@
 import {
   BaselineRepository,
   EventRepository,
+  TokenRepository,
   LeaderboardRepository,
   ProbeRepository,
   RunRepository,
@@ -23,6 +24,7 @@ export interface SweepServices {
   workers: WorkerRepository;
   leaderboard: LeaderboardRepository;
   events: EventRepository;
+  tokens: TokenRepository;
   orchestrator: SweepOrchestrator;
 }
 
@@ -41,6 +43,7 @@ export function createSweepServices(prisma: PrismaClient, queue: ComputeQueue): 
     workers: new WorkerRepository(prisma),
     leaderboard: new LeaderboardRepository(prisma),
     events: new EventRepository(prisma),
+    tokens: new TokenRepository(prisma),
     orchestrator: new SweepOrchestrator({ prisma, sweeps, runs, probes, baselines, queue }),
   };
 }
@@ -54,6 +57,7 @@ export const SERVICE_CLASSES = {
   workers: WorkerRepository,
   leaderboard: LeaderboardRepository,
   events: EventRepository,
+  tokens: TokenRepository,
   orchestrator: SweepOrchestrator,
 } as const;
 

@@ -4,8 +4,10 @@ import type { PrismaClient } from '@ddae/db';
 import type { ComputeQueue } from '@ddae/queue';
 import { withTimeout } from '@ddae/queue';
 import { COMPUTE_QUEUE, PRISMA } from '../core/tokens';
+import { RequireScope } from '../core/auth.guard';
 
 @ApiTags('health')
+@RequireScope('public')
 @Controller('health')
 export class HealthController {
   constructor(

@@ -1,5 +1,6 @@
 import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiBody, ApiHeader, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { RequireScope } from '../core/auth.guard';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { sweepSpecSchema } from '@ddae/contracts';
@@ -30,6 +31,8 @@ export class SweepsController {
   ) {}
 
   @Post()
+  @RequireScope('submit')
+  @ApiBearerAuth()
   @HttpCode(201)
   @ApiOperation({ summary: 'Submit a sweep spec (JSON, or YAML with Content-Type: application/yaml)' })
   @ApiBody({ schema: z.toJSONSchema(sweepSpecSchema, { io: 'input', unrepresentable: 'any' }) as object })
@@ -111,6 +114,8 @@ export class SweepsController {
   }
 
   @Post(':id/pause')
+  @RequireScope('submit')
+  @ApiBearerAuth()
   @HttpCode(200)
   @ApiOperation({ summary: 'Pause a sweep: nothing new of it starts, running jobs finish' })
   async pause(@Param('id') id: string) {
@@ -121,6 +126,8 @@ export class SweepsController {
   }
 
   @Post(':id/resume')
+  @RequireScope('submit')
+  @ApiBearerAuth()
   @HttpCode(200)
   @ApiOperation({ summary: 'Resume a paused sweep' })
   async resume(@Param('id') id: string) {
@@ -131,6 +138,8 @@ export class SweepsController {
   }
 
   @Post(':id/retry-failed')
+  @RequireScope('submit')
+  @ApiBearerAuth()
   @HttpCode(200)
   @ApiOperation({ summary: 'Rerun exactly the failed runs, probe tasks and baselines of a sweep' })
   async retryFailed(@Param('id') id: string) {
@@ -142,6 +151,8 @@ export class SweepsController {
   }
 
   @Post(':id/cancel')
+  @RequireScope('submit')
+  @ApiBearerAuth()
   @HttpCode(200)
   @ApiOperation({ summary: 'Cancel a sweep: queued work is dropped, running jobs stop within seconds' })
   async cancel(@Param('id') id: string) {

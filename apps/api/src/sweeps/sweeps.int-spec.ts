@@ -56,7 +56,7 @@ describe('sweeps API (real Postgres and Redis)', () => {
 
   beforeEach(async () => {
     prefix = uniqueQueuePrefix('api');
-    const env = apiEnvSchema.parse({ DATABASE_URL: db.url, REDIS_URL, QUEUE_PREFIX: prefix, RECONCILE_MS: '0', LOG_LEVEL: 'error', BODY_LIMIT: '64kb' });
+    const env = apiEnvSchema.parse({ DATABASE_URL: db.url, REDIS_URL, QUEUE_PREFIX: prefix, RECONCILE_MS: '0', LOG_LEVEL: 'error', BODY_LIMIT: '64kb', API_AUTH: 'off' });
     app = await createApiApp(env);
     await app.init();
     await db.prisma.$executeRawUnsafe('TRUNCATE sweeps, baselines, workers CASCADE');

@@ -6,3 +6,4 @@ export * from './baseline.repository';
 export * from './worker.repository';
 export * from './leaderboard.repository';
 export * from './event.repository';
+export * from './token.repository';
