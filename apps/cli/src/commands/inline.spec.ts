@@ -2,7 +2,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PNG } from 'pngjs';
-import { IDX_FILES, encodeIdx } from '@ddae/datasets';
 import { CliError } from '../api-client';
 import { pretrainInline } from './pretrain.command';
 import { sampleInline } from './sample.command';
@@ -14,7 +13,9 @@ jest.setTimeout(120_000);
 let root: string;
 const quiet = { json: true, log: () => undefined };
 
-beforeAll(() => {
+beforeAll(async () => {
+  // Lazily, as the CLI itself loads the ML libraries.
+  const { IDX_FILES, encodeIdx } = await import('@ddae/datasets');
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'ddae-cli-inline-'));
   const data = path.join(root, 'data');
   fs.mkdirSync(data);
