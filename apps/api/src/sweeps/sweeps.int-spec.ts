@@ -1,4 +1,5 @@
 import type { INestApplication } from '@nestjs/common';
+import fc from 'fast-check';
 import request from 'supertest';
 import { stringify } from 'yaml';
 import { apiEnvSchema } from '@ddae/config';
@@ -222,6 +223,38 @@ describe('sweeps API (real Postgres and Redis)', () => {
     expect(parseSse(resumed.body as string).map((e) => e.id)).toEqual([events[1].id]);
     await request(server).get(`/api/sweeps/${body.id}/events?after=x`).expect(400);
     await request(server).get('/api/sweeps/00000000-0000-4000-8000-000000000000/events').expect(404);
+  });
+
+  it('answers malformed specs of every kind with 4xx, never 5xx, and writes nothing (property test)', async () => {
+    const server = app.getHttpServer();
+    const base = spec() as Record<string, unknown>;
+    // Arbitrary JSON, and the valid spec with one field replaced by an arbitrary value.
+    const field = fc.constantFrom('name', 'dataset', 'models', 'pretrain', 'probe', 'baselines', 'priority', 'maxConcurrency');
+    const mutated = fc.tuple(field, fc.jsonValue()).map(([k, v]) => ({ ...base, [k]: v }));
+    const huge = fc.integer({ min: 2, max: 5000 }).map((n) => ({ ...base, probe: { ...(base.probe as object), timesteps: Array.from({ length: n }, (_, i) => (i % 1000) + 1) } }));
+    const nested = fc.tuple(fc.constantFrom('steps', 'batchSize', 'seeds', 'learningRate', 'trainSize'), fc.jsonValue()).map(([k, v]) => ({ ...base, pretrain: { ...(base.pretrain as object), [k]: v } }));
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.jsonValue(), mutated, huge, nested), async (body) => {
+        const res = await request(server).post('/api/sweeps?dryRun=true').set('content-type', 'application/json').send(JSON.stringify(body));
+        return res.status < 500;
+      }),
+      { numRuns: 150 },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.jsonValue(), mutated, nested), async (body) => {
+        const res = await request(server).post('/api/sweeps').set('content-type', 'application/json').send(JSON.stringify(body));
+        if (res.status >= 500) return false;
+        // A mutation that happens to be valid is stored; drop it so that every 4xx can be checked
+        // to have written nothing.
+        if (res.status === 201) {
+          await db.prisma.$executeRawUnsafe('TRUNCATE sweeps, baselines CASCADE');
+          return true;
+        }
+        return res.status >= 400 && (await db.prisma.sweep.count()) === 0;
+      }),
+      { numRuns: 150 },
+    );
+    expect(await db.prisma.sweep.count()).toBe(0);
   });
 
   it('serves health and the OpenAPI document', async () => {
