@@ -1,4 +1,5 @@
-import { startStack, type Stack } from './stack';
+import { waitFor } from '@ddae/testing';
+import { childPids, startStack, type Stack } from './stack';
 
 describe('scheduling: a sweep\'s concurrency cap holds across worker processes', () => {
   let stack: Stack;
@@ -37,5 +38,30 @@ describe('scheduling: a sweep\'s concurrency cap holds across worker processes',
     expect(most).toBe(1);
     // Both workers were there, one of them kept waiting for its turn.
     expect(stack.workers.every((w) => /backend wasm/.test(w.output()))).toBe(true);
+  });
+
+  it('cancel: the running job notices within a heartbeat, its child stops and frees the device', async () => {
+    const { body } = await stack.post<{ id: string }>('/api/sweeps', {
+      name: 'e2e-cancel',
+      dataset: 'fashion-mnist',
+      models: [{ method: 'ddpm', unet: 'tiny' }],
+      pretrain: { steps: 400, batchSize: 8, checkpointEvery: 50, trainSize: 128, seeds: [0] },
+      probe: { layers: ['out_4'], timesteps: [10] },
+      baselines: [],
+    });
+    const running = await waitFor('the run to be training', async () => {
+      const run = await stack.db.prisma.run.findFirst({ where: { sweepId: body.id, status: 'RUNNING' } });
+      return run && run.stepsDone > 0 ? run : undefined;
+    }, { timeoutMs: 120_000, intervalMs: 200, describe: async () => stack.logs() });
+    const worker = stack.workers[Number(running.workerId?.replace('e2e-worker-', '')) - 1];
+    expect(childPids(worker.child.pid as number)).toHaveLength(1);
+
+    expect((await stack.post<{ status: string }>(`/api/sweeps/${body.id}/cancel`, {})).body.status).toBe('CANCELLED');
+    // Heartbeats every second poll the row; the child checkpoints and exits at its next step.
+    await waitFor('the compute child to exit', async () => (childPids(worker.child.pid as number).length === 0 ? true : undefined), { timeoutMs: 30_000, intervalMs: 200, describe: async () => stack.logs() });
+    const run = await stack.db.prisma.run.findUniqueOrThrow({ where: { id: running.id } });
+    expect(run.status).toBe('CANCELLED');
+    expect(run.stepsDone).toBeLessThan(400);
+    expect(await stack.db.prisma.probeResult.count({ where: { sweepId: body.id } })).toBe(0);
   });
 });
