@@ -11,6 +11,8 @@ export interface Stack {
   base: string;
   /** The deployment's Redis key prefix: deleting its keys is a Redis that came back empty. */
   prefix: string;
+  /** The API token (scope submit) this stack's requests send. */
+  token: string;
   db: TestDatabase;
   api: ManagedProcess;
   workers: ManagedProcess[];
@@ -53,6 +55,7 @@ export async function startStack(options: { workers: number; workerEnv?: Record<
   return {
     base,
     prefix,
+    token,
     db,
     get api() {
       return api;

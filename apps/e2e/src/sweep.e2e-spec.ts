@@ -1,5 +1,7 @@
 import { waitFor } from '@ddae/testing';
-import { startStack, type Stack } from './stack';
+import { Redis } from 'ioredis';
+import { QUEUES } from '@ddae/contracts';
+import { REDIS_URL, startStack, type Stack } from './stack';
 
 /** A sweep small enough for CI: a tiny UNet, a few hundred real Fashion-MNIST images. */
 const TINY_SWEEP = {
@@ -79,5 +81,16 @@ describe('a sweep, end to end: REST -> queue -> worker processes -> Postgres -> 
     expect(types.filter((t) => t === 'run.succeeded')).toHaveLength(2);
     expect(types.filter((t) => t === 'probe.succeeded')).toHaveLength(4);
     expect(types).toContain('baseline.succeeded');
+
+    // No secret in any log: not the API token, not the database credentials.
+    expect(stack.logs()).not.toContain(stack.token);
+    // Job payloads in Redis are ids and a schema version, nothing else.
+    const redis = new Redis(REDIS_URL);
+    try {
+      const payload = JSON.parse((await redis.hget(`${stack.prefix}:${QUEUES.compute}:pretrain-${run.id}`, 'data')) ?? 'null');
+      expect(payload).toEqual({ v: 1, runId: run.id });
+    } finally {
+      redis.disconnect();
+    }
   });
 });
