@@ -50,8 +50,9 @@ for i in $(seq 1 "$nworkers"); do
   pids+=($!)
 done
 say "API on $DDAE_API_URL (web page at $DDAE_API_URL/), $nworkers workers (logs in .demo/)"
-for _ in $(seq 1 120); do curl -fs "$DDAE_API_URL/health" >/dev/null 2>&1 && break; sleep 0.5; done
-curl -fs "$DDAE_API_URL/health" >/dev/null || { say "the API did not come up:"; tail -20 .demo/api.log; exit 1; }
+healthy() { node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$DDAE_API_URL/health"; }
+for _ in $(seq 1 120); do healthy && break; sleep 0.5; done
+healthy || { say "the API did not come up:"; tail -20 .demo/api.log; exit 1; }
 
 say "submitting $spec"
 out=$(npm run -s ddae -- sweep submit "$spec")
