@@ -18,8 +18,15 @@ redis_up() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]; }
 
 # PostgreSQL
 if ! pg_up; then
-  command -v pg_ctlcluster >/dev/null || apt_install postgresql
+  fresh_pg=0
+  command -v pg_ctlcluster >/dev/null || { apt_install postgresql; fresh_pg=1; }
   version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  if [ "$fresh_pg" = 1 ]; then
+    # A development database on loopback only: trust local TCP connections as user postgres,
+    # as the project's machines are set up (DATABASE_URL carries no password).
+    hba=/etc/postgresql/$version/main/pg_hba.conf
+    as_root sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+  fi
   log "starting PostgreSQL $version"
   as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
   for _ in $(seq 1 30); do pg_up && break; sleep 1; done
