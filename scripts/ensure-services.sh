@@ -29,6 +29,7 @@ if ! pg_up; then
   fi
   log "starting PostgreSQL $version"
   as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  [ "$fresh_pg" = 1 ] && { as_root pg_ctlcluster --skip-systemctl-redirect "$version" main reload || true; }
   for _ in $(seq 1 30); do pg_up && break; sleep 1; done
   pg_up || { log "PostgreSQL does not answer on 127.0.0.1:5432"; exit 1; }
 fi
