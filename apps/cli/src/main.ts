@@ -49,6 +49,10 @@ inline commands (TensorFlow.js in this process; no API, Redis or Postgres):
       --checkpoint DIR --layers all|out_1,out_2 --noise 5,25,100 [--dataset D]
       --pooling gap|avg2|avg4 (gap) --epochs N (15) --batch N (128) --lr X (1e-3) --seed S (0)
       --train-size N (all) --test-size N (all) --noise-seed S (0) --standardize true|false (true)
+      --protocol fast|reference (fast: linear probe on cached features; reference: features
+                          recomputed every epoch from augmented images)
+      --noise-protocol fixed|fresh (fixed; fresh: new noise every epoch, needs --protocol reference)
+      --cache DIR|none    feature cache (default $ARTIFACT_DIR/features or ./artifacts/features)
       --json: last line is one JSON object with at least "accuracy" (the best cell)
   --backend B             auto, tensorflow-gpu, tensorflow, wasm or cpu (default $DDAE_BACKEND or auto)
 
@@ -98,6 +102,9 @@ async function main(argv: string[]): Promise<string> {
       'noise-seed': { type: 'string' },
       'test-size': { type: 'string' },
       standardize: { type: 'string' },
+      protocol: { type: 'string' },
+      'noise-protocol': { type: 'string' },
+      cache: { type: 'string' },
       token: { type: 'string' },
       name: { type: 'string' },
       scope: { type: 'string' },

@@ -9,7 +9,7 @@ const task = (over: Partial<BaselineTask['protocol']> = {}, dir?: string): Basel
   baselineId: 'b1',
   baseline: 'pixels',
   dataset: dir ? { name: 'fashion-mnist', dir } : { name: 'fashion-mnist' },
-  protocol: { pooling: 'gap', noise: 'fixed', noiseSeed: 0, epochs: 5, batchSize: 128, learningRate: 1e-3, standardize: true, trainSize: 2000, testSize: 1000, probeSeed: 0, ...over },
+  protocol: { pooling: 'gap', noise: 'fixed', noiseSeed: 0, probe: 'fast', epochs: 5, batchSize: 128, learningRate: 1e-3, standardize: true, trainSize: 2000, testSize: 1000, probeSeed: 0, ...over },
 });
 
 beforeAll(async () => {
@@ -33,6 +33,15 @@ describe('runBaselineTask', () => {
     const a = await runBaselineTask(task({ trainSize: 500, testSize: 200, epochs: 2 }), {});
     const b = await runBaselineTask(task({ trainSize: 500, testSize: 200, epochs: 2 }), {});
     expect(b.accuracy).toBe(a.accuracy);
+  });
+
+  it('augments the training pixels at every epoch under the reference protocol', async () => {
+    const fast = await runBaselineTask(task({ epochs: 2 }), {});
+    const reference = await runBaselineTask(task({ epochs: 2, probe: 'reference' }), {});
+    // Shifted crops are harder for a linear model on pixels (measured: 0.48 against 0.70 here).
+    expect(reference.accuracy).toBeLessThan(fast.accuracy - 0.05);
+    expect(reference.accuracy).toBeGreaterThan(0.35);
+    expect((await runBaselineTask(task({ epochs: 2, probe: 'reference' }), {})).accuracy).toBe(reference.accuracy);
   });
 
   it('stops when asked, rejects oversized protocols and missing data', async () => {

@@ -1,6 +1,7 @@
 import { DATASET_SHAPES, type BaselineResult, type BaselineTask, type ComputeHooks } from '@ddae/contracts';
-import { flattenPixels, loadDataset, seededOrder, selectLabels } from '@ddae/datasets';
-import { trainLinearProbe } from '@ddae/probe';
+import { augmentationFor, createRng, flattenPixels, loadDataset, randomCropFlip, seededOrder, selectLabels } from '@ddae/datasets';
+import { trainLinearProbes } from '@ddae/probe';
+import { freshNoiseSeed } from './probe.task';
 
 /** Thrown when `hooks.shouldStop()` asks a baseline to stop: it has no partial result to keep. */
 export class BaselineStoppedError extends Error {
@@ -12,7 +13,9 @@ export class BaselineStoppedError extends Error {
  * Training rows are the first `protocol.trainSize` images of `seededOrder(train.count, probeSeed)`,
  * test rows the first `protocol.testSize` images of the test split; the probe uses the protocol's
  * epochs, batch size, learning rate, standardisation, and `probeSeed` as its seed. Pooling and noise
- * settings of the protocol do not apply to pixels.
+ * settings of the protocol do not apply to pixels; under the `reference` protocol the training
+ * pixels are augmented anew at every epoch (random crop with pad 4, flip except on digits), as the
+ * diffusion features are.
  *
  * Runs on the TensorFlow.js backend the caller has selected. `hooks.shouldStop` is polled before
  * loading and before training (a stop rejects with {@link BaselineStoppedError}).
@@ -35,9 +38,13 @@ export async function runBaselineTask(task: BaselineTask, hooks: ComputeHooks = 
   const featureDim = train.height * train.width * train.channels;
   stopIfAsked();
   hooks.progress?.(0.05, { message: `pixel probe: ${p.trainSize} train / ${p.testSize} test images, ${featureDim} features` });
-  const result = await trainLinearProbe(
-    { x: flattenPixels(train, trainIdx), y: selectLabels(train, trainIdx), n: p.trainSize, dim: featureDim },
-    { x: flattenPixels(test, testIdx), y: selectLabels(test, testIdx), n: p.testSize, dim: featureDim },
+  const pixels = flattenPixels(train, trainIdx);
+  const augment = { ...augmentationFor(dataset.name), fill: 0 };
+  const epochPixels = (epoch: number): Float32Array[] =>
+    p.probe === 'reference' ? [randomCropFlip(pixels, p.trainSize, train.height, train.channels, augment, createRng(freshNoiseSeed(p.probeSeed, 1000 + epoch)))] : [pixels];
+  const [result] = await trainLinearProbes(
+    { n: p.trainSize, y: selectLabels(train, trainIdx), dims: [featureDim], epoch: epochPixels },
+    [{ x: flattenPixels(test, testIdx), y: selectLabels(test, testIdx), n: p.testSize, dim: featureDim }],
     {
       epochs: p.epochs,
       batchSize: p.batchSize,

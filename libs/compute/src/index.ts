@@ -7,6 +7,7 @@ export * from './backend';
 export { MAX_WASM_THREADS, wasmThreading, wasmThreadsFromEnv, type WasmThreading } from './wasm-threads';
 export * from './pretrain.task';
 export * from './probe.task';
+export * from './feature-cache';
 export * from './baseline.task';
 
 /** Runs any compute task on the backend this process selected (call `selectBackend` first). */

@@ -1,7 +1,11 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { DATASET_SHAPES, paddedImageSize, type ComputeHooks, type ProbeResult, type ProbeTask } from '@ddae/contracts';
-import { loadDataset, seededOrder, toModelInput, type LabeledImages } from '@ddae/datasets';
-import { extractFeatures, loadForInference } from '@ddae/diffusion';
-import { trainLinearProbe } from '@ddae/probe';
+import { augmentationFor, createRng, loadDataset, randomCropFlip, seededOrder, toModelInput, type LabeledImages } from '@ddae/datasets';
+import { extractFeatures, loadForInference, pooledDim } from '@ddae/diffusion';
+import { trainLinearProbes } from '@ddae/probe';
+import { FeatureCache, type FeatureCacheKey } from './feature-cache';
 
 /** Thrown when `hooks.shouldStop()` asks a probe task to stop: it has no partial result to keep. */
 export class ProbeStoppedError extends Error {
@@ -10,6 +14,8 @@ export class ProbeStoppedError extends Error {
 
 /** Images per feature forward pass. */
 const FEATURE_BATCH = 64;
+/** Offset of the test split's noise seed: train image i and test image i never share a noise draw. */
+const TEST_NOISE_OFFSET = 0x7e57;
 
 function labelsOf(data: LabeledImages, indices: ArrayLike<number>): Uint8Array {
   const y = new Uint8Array(indices.length);
@@ -17,16 +23,33 @@ function labelsOf(data: LabeledImages, indices: ArrayLike<number>): Uint8Array {
   return y;
 }
 
+/** Noise seed of epoch `epoch` under fresh noise: a new draw per epoch, still reproducible. */
+export function freshNoiseSeed(noiseSeed: number, epoch: number): number {
+  return (Math.imul(noiseSeed + 1, 0x27d4eb2d) ^ Math.imul(epoch + 1, 0x165667b1)) >>> 0;
+}
+
+/** sha256 of a checkpoint's manifest.json: the checkpoint's identity (it lists every file's sha256). */
+export function checkpointChecksum(checkpointPath: string): string {
+  return createHash('sha256').update(fs.readFileSync(path.join(checkpointPath, 'manifest.json'))).digest('hex');
+}
+
 /**
  * Probes one checkpoint at one noise level: EMA weights from `task.checkpointPath`, features of
- * every requested layer from ONE forward pass per batch (fixed seeded noise per image), then a
- * linear probe per layer under the task's protocol.
- * Train rows: first `protocol.trainSize` of `seededOrder(train.count, probeSeed)`; test rows: the
- * first `protocol.testSize` of the test split.
+ * every requested layer from ONE forward pass per batch, then one linear probe per layer (trained
+ * in lockstep) under the task's protocol.
+ * - Train rows: first `protocol.trainSize` of `seededOrder(train.count, probeSeed)`; test rows: the
+ *   first `protocol.testSize` of the test split. Noise is keyed by the image's index in its split.
+ * - `fast`: training features extracted once (fixed noise) and read from / written to the feature
+ *   cache when `task.featureCacheDir` is set.
+ * - `reference`: training features recomputed every epoch from augmented images (random crop with
+ *   pad 4, flip except on digits), with the fixed noise of each image or, under `fresh` noise, a new
+ *   draw per epoch.
+ * Test features (no augmentation, one noise draw) are cacheable under every protocol.
  */
 export async function runProbeTask(task: ProbeTask, hooks: ComputeHooks = {}): Promise<ProbeResult> {
   const started = Date.now();
   const p = task.protocol;
+  if (p.noise === 'fresh' && p.probe === 'fast') throw new RangeError('fresh noise needs the reference protocol (features recomputed every epoch)');
   const stopIfAsked = (): void => {
     if (hooks.shouldStop?.()) throw new ProbeStoppedError('probe task stopped before finishing');
   };
@@ -35,50 +58,85 @@ export async function runProbeTask(task: ProbeTask, hooks: ComputeHooks = {}): P
   const trainIdx = seededOrder(train.count, p.probeSeed).subarray(0, Math.min(p.trainSize, train.count));
   const testN = Math.min(p.testSize, test.count);
   const testIdx = Uint32Array.from({ length: testN }, (_, i) => i);
-  const size = paddedImageSize(DATASET_SHAPES[task.dataset.name].size);
+  const shape = DATASET_SHAPES[task.dataset.name];
+  const size = paddedImageSize(shape.size);
+  const cache = task.featureCacheDir ? new FeatureCache(task.featureCacheDir) : null;
+  const checkpoint = cache ? checkpointChecksum(task.checkpointPath) : '';
   const { unet, manifest } = loadForInference(task.checkpointPath);
+  let featureMs = 0;
   try {
     if (manifest.method !== task.method) throw new Error(`checkpoint ${task.checkpointPath} is ${manifest.method}, task says ${task.method}`);
-    const featureOpts = { pooling: p.pooling, noiseSeed: p.noiseSeed, batchSize: FEATURE_BATCH };
+    const extract = (images: Float32Array, indices: Uint32Array, noiseSeed: number): Record<string, Float32Array> => {
+      const t0 = Date.now();
+      const out = extractFeatures(unet, task.method, images, indices.length, task.noiseLevel, task.layers, { pooling: p.pooling, noiseSeed, batchSize: FEATURE_BATCH, noiseKeys: indices });
+      featureMs += Date.now() - t0;
+      return out;
+    };
+    const dims = Object.fromEntries(task.layers.map((l) => [l, 0]));
+    /** Features of un-augmented images with one noise draw, through the cache when there is one. */
+    const cachedFeatures = (split: 'train' | 'test', data: LabeledImages, indices: Uint32Array, slice: string, noiseSeed: number): Record<string, Float32Array> => {
+      const keyOf = (layer: string): FeatureCacheKey => ({ checkpoint, method: task.method, noiseLevel: task.noiseLevel, noiseSeed, split, slice, pooling: p.pooling, layer });
+      if (cache) {
+        const found: Record<string, Float32Array> = {};
+        for (const layer of task.layers) {
+          const block = unet.layout.find((b) => b.name === layer);
+          if (!block) throw new Error(`unknown layer "${layer}"`);
+          const dim = pooledDim(p.pooling, block.resolution, block.channels);
+          const hit = cache.get(keyOf(layer), indices.length * dim);
+          if (!hit) break;
+          found[layer] = hit;
+        }
+        if (Object.keys(found).length === task.layers.length) return found;
+      }
+      const out = extract(toModelInput(data, indices, size), indices, noiseSeed);
+      if (cache) for (const layer of task.layers) cache.put(keyOf(layer), out[layer]);
+      return out;
+    };
+
     stopIfAsked();
-    hooks.progress?.(0, { message: 'train features' });
-    // Noise is keyed by the image's index in its split, so an image's features are the same
-    // whatever slice or order asks for them; the test split uses a derived noise seed so that
-    // train image i and test image i do not share a noise draw.
-    const trainX = featuresByIndex(unet, task, train, trainIdx, size, featureOpts);
-    stopIfAsked();
-    hooks.progress?.(0.4, { message: 'test features' });
-    const testX = featuresByIndex(unet, task, test, testIdx, size, { ...featureOpts, noiseSeed: featureOpts.noiseSeed + 0x7e57 });
+    hooks.progress?.(0, { message: 'test features' });
+    const testX = cachedFeatures('test', test, testIdx, `first=${testN}`, p.noiseSeed + TEST_NOISE_OFFSET);
+    for (const l of task.layers) dims[l] = testX[l].length / testN;
     const trainY = labelsOf(train, trainIdx);
     const testY = labelsOf(test, testIdx);
-    const classes = DATASET_SHAPES[task.dataset.name].classes;
-    const layers: ProbeResult['layers'] = [];
-    for (const [i, layer] of task.layers.entries()) {
+
+    let epochFeatures: (epoch: number) => Float32Array[];
+    if (p.probe === 'fast') {
       stopIfAsked();
-      hooks.progress?.(0.5 + (0.5 * i) / task.layers.length, { message: `probe ${layer}` });
-      const dim = trainX[layer].length / trainIdx.length;
-      const r = await trainLinearProbe(
-        { x: trainX[layer], y: trainY, n: trainIdx.length, dim },
-        { x: testX[layer], y: testY, n: testN, dim },
-        { epochs: p.epochs, batchSize: p.batchSize, learningRate: p.learningRate, seed: p.probeSeed, standardize: p.standardize, classes },
-      );
-      layers.push({ layer, accuracy: r.accuracy, trainAccuracy: r.trainAccuracy, featureDim: dim });
+      hooks.progress?.(0.2, { message: 'train features' });
+      const trainX = cachedFeatures('train', train, trainIdx, `order=${p.probeSeed};n=${trainIdx.length}`, p.noiseSeed);
+      const fixed = task.layers.map((l) => trainX[l]);
+      epochFeatures = () => fixed;
+    } else {
+      const clean = toModelInput(train, trainIdx, size);
+      const augment = augmentationFor(task.dataset.name);
+      epochFeatures = (epoch) => {
+        stopIfAsked();
+        hooks.progress?.(0.2 + (0.8 * epoch) / p.epochs, { message: `epoch ${epoch + 1}/${p.epochs}: augmented features` });
+        const images = randomCropFlip(clean, trainIdx.length, size, shape.channels, augment, createRng(freshNoiseSeed(p.probeSeed, 1000 + epoch)));
+        const seed = p.noise === 'fresh' ? freshNoiseSeed(p.noiseSeed, epoch) : p.noiseSeed;
+        const x = extract(images, trainIdx, seed);
+        return task.layers.map((l) => x[l]);
+      };
     }
+    stopIfAsked();
+    const results = await trainLinearProbes(
+      { n: trainIdx.length, y: trainY, dims: task.layers.map((l) => dims[l]), epoch: epochFeatures },
+      task.layers.map((l) => ({ x: testX[l], y: testY, n: testN, dim: dims[l] })),
+      { epochs: p.epochs, batchSize: p.batchSize, learningRate: p.learningRate, seed: p.probeSeed, standardize: p.standardize, classes: shape.classes },
+    );
+    const layers: ProbeResult['layers'] = task.layers.map((layer, i) => ({ layer, accuracy: results[i].accuracy, trainAccuracy: results[i].trainAccuracy, featureDim: dims[layer] }));
     hooks.progress?.(1, { message: 'done' });
-    return { kind: 'probe', layers, seconds: (Date.now() - started) / 1000 };
+    const seconds = (Date.now() - started) / 1000;
+    return {
+      kind: 'probe',
+      layers,
+      seconds,
+      ...(cache ? { featureCache: { ...cache.stats } } : {}),
+      featureSeconds: featureMs / 1000,
+      probeSeconds: Math.max(0, seconds - featureMs / 1000),
+    };
   } finally {
     unet.dispose();
   }
-}
-
-function featuresByIndex(
-  unet: ReturnType<typeof loadForInference>['unet'],
-  task: ProbeTask,
-  data: LabeledImages,
-  indices: Uint32Array,
-  size: number,
-  opts: { pooling: ProbeTask['protocol']['pooling']; noiseSeed: number; batchSize: number },
-): Record<string, Float32Array> {
-  const images = toModelInput(data, indices, size);
-  return extractFeatures(unet, task.method, images, indices.length, task.noiseLevel, task.layers, { ...opts, noiseKeys: indices });
 }

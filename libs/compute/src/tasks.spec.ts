@@ -71,7 +71,7 @@ describe('compute tasks on wasm', () => {
       checkpointPath: r.finalCheckpoint.path,
       noiseLevel: 11,
       layers: ['out_1', 'out_4'],
-      protocol: { pooling: 'avg2', noise: 'fixed', noiseSeed: 0, epochs: 2, batchSize: 16, learningRate: 1e-3, standardize: true, trainSize: 40, testSize: 20, probeSeed: 0 },
+      protocol: { pooling: 'avg2', noise: 'fixed', noiseSeed: 0, probe: 'fast', epochs: 2, batchSize: 16, learningRate: 1e-3, standardize: true, trainSize: 40, testSize: 20, probeSeed: 0 },
     });
     const progress: number[] = [];
     const p = await runProbeTask(probe, { progress: (f) => progress.push(f) });
@@ -85,5 +85,57 @@ describe('compute tasks on wasm', () => {
     expect(progress[progress.length - 1]).toBe(1);
     expect(tf.memory().numTensors).toBe(before);
     await expect(runProbeTask(probe, { shouldStop: () => true })).rejects.toHaveProperty('name', 'StoppedError');
+    checkpointPath = r.finalCheckpoint.path;
+    baseProbe = probe;
+  });
+
+  let checkpointPath = '';
+  let baseProbe: ProbeTask;
+
+  it('caches features: a second probe of the same features hits, another key misses, results agree', async () => {
+    const cacheDir = path.join(root, 'features');
+    const task = { ...baseProbe, checkpointPath, featureCacheDir: cacheDir };
+    const first = await runProbeTask(task);
+    // 2 layers x (train + test): all computed, then all read back.
+    expect(first.featureCache).toEqual({ hits: 0, misses: 2 });
+    const second = await runProbeTask(task);
+    expect(second.featureCache).toEqual({ hits: 4, misses: 0 });
+    expect(second.layers).toEqual(first.layers);
+    // Another linear protocol on the same features: only the linear training is new.
+    const moreEpochs = await runProbeTask({ ...task, protocol: { ...task.protocol, epochs: 3 } });
+    expect(moreEpochs.featureCache).toEqual({ hits: 4, misses: 0 });
+    // Another noise level, noise seed or slice: misses.
+    expect((await runProbeTask({ ...task, noiseLevel: 12 })).featureCache?.hits).toBe(0);
+    expect((await runProbeTask({ ...task, protocol: { ...task.protocol, noiseSeed: 1 } })).featureCache?.hits).toBe(0);
+    const otherSlice = await runProbeTask({ ...task, protocol: { ...task.protocol, trainSize: 30 } });
+    expect(otherSlice.featureCache).toEqual({ hits: 2, misses: 1 }); // the test split is the same slice
+    // A torn entry (data without a valid index) is a miss, then rewritten.
+    const metas: string[] = [];
+    const walk = (d: string): void => fs.readdirSync(d, { withFileTypes: true }).forEach((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : e.name.endsWith('.json') && metas.push(path.join(d, e.name))));
+    walk(cacheDir);
+    for (const m of metas) fs.writeFileSync(m, '{"key":"x"');
+    const torn = await runProbeTask(task);
+    expect(torn.featureCache?.hits).toBe(0);
+    expect(torn.layers).toEqual(first.layers);
+    expect(fs.readdirSync(cacheDir, { recursive: true }).some((f) => String(f).includes('.tmp-'))).toBe(false);
+  });
+
+  it('runs the reference protocol (per-epoch augmented features) with fixed and fresh noise', async () => {
+    const reference = { ...baseProbe, checkpointPath, noiseLevel: 400, featureCacheDir: path.join(root, 'features-ref'), protocol: { ...baseProbe.protocol, probe: 'reference' as const, epochs: 4, learningRate: 0.05 } };
+    const progress: string[] = [];
+    const fixed = await runProbeTask(reference, { progress: (_f, d) => progress.push(d.message ?? '') });
+    expect(progress.filter((m) => m.includes('augmented features'))).toHaveLength(4);
+    // Only the test features are cacheable under the reference protocol.
+    expect(fixed.featureCache).toEqual({ hits: 0, misses: 1 });
+    const fresh = await runProbeTask({ ...reference, protocol: { ...reference.protocol, noise: 'fresh' as const } });
+    expect(fresh.featureCache).toEqual({ hits: 2, misses: 0 });
+    const fast = await runProbeTask({ ...baseProbe, checkpointPath, noiseLevel: 400, protocol: { ...reference.protocol, probe: 'fast' as const } });
+    // Augmentation and fresh noise change the training features, hence the trained probes.
+    const scores = (r: typeof fast) => r.layers.flatMap((l) => [l.accuracy, l.trainAccuracy]);
+    expect(scores(fixed)).not.toEqual(scores(fast));
+    expect(scores(fresh)).not.toEqual(scores(fixed));
+    // Deterministic all the same.
+    expect((await runProbeTask({ ...reference, protocol: { ...reference.protocol, noise: 'fresh' as const } })).layers).toEqual(fresh.layers);
+    await expect(runProbeTask({ ...baseProbe, checkpointPath, protocol: { ...baseProbe.protocol, noise: 'fresh' as const } })).rejects.toThrow(/reference protocol/);
   });
 });

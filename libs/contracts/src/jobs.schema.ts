@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DATASET_NAMES, METHODS, POOLINGS, unetConfigSchema } from './sweep-spec.schema';
+import { DATASET_NAMES, METHODS, NOISE_PROTOCOLS, POOLINGS, PROBE_PROTOCOLS, unetConfigSchema } from './sweep-spec.schema';
 
 /** Queue names. Never rename one: jobs already in Redis would be orphaned. */
 export const QUEUES = {
@@ -72,9 +72,18 @@ export type PretrainTask = z.infer<typeof pretrainTaskSchema>;
 /** How a result was produced, stored with it: the exact probe protocol. */
 export const probeProtocolSchema = z.object({
   pooling: z.enum(POOLINGS),
-  /** `fixed`: one seeded noise draw per image (cacheable features). */
-  noise: z.literal('fixed'),
+  /**
+   * `fixed`: one seeded noise draw per image (features are cacheable); `fresh`: a new draw at every
+   * epoch of the probe's training (the reference protocol; needs `probe: 'reference'`).
+   */
+  noise: z.enum(NOISE_PROTOCOLS),
   noiseSeed: z.number().int().min(0),
+  /**
+   * `reference`: training features recomputed at every epoch from augmented images (random crop,
+   * flip where it applies) and, with fresh noise, new noise; `fast`: features extracted once
+   * (cached) and the linear layer trained on them. Both: Adam, cosine schedule, `epochs`, `batchSize`.
+   */
+  probe: z.enum(PROBE_PROTOCOLS),
   epochs: z.number().int().positive(),
   batchSize: z.number().int().positive(),
   learningRate: z.number().positive(),
@@ -92,6 +101,7 @@ export function protocolKey(p: ProbeProtocol): string {
   return [
     `pool=${p.pooling}`,
     `noise=${p.noise}:${p.noiseSeed}`,
+    `probe=${p.probe}`,
     `ep=${p.epochs}`,
     `bs=${p.batchSize}`,
     `lr=${p.learningRate}`,
@@ -113,6 +123,11 @@ export const probeTaskSchema = z.object({
   noiseLevel: z.number().min(0),
   layers: z.array(z.string()).min(1),
   protocol: probeProtocolSchema,
+  /**
+   * Directory of the feature cache (see compute's FeatureCache); features that the protocol allows
+   * to cache (fixed noise, no augmentation) are read from and written to it. Undefined: no cache.
+   */
+  featureCacheDir: z.string().optional(),
 });
 export type ProbeTask = z.infer<typeof probeTaskSchema>;
 
@@ -154,7 +169,16 @@ export const pretrainResultSchema = z.object({
   /** Trainable parameters of the UNet. */
   parameters: z.number().int().positive().optional(),
 });
-export const probeResultSchema = z.object({ kind: z.literal('probe'), layers: z.array(layerAccuracySchema), seconds: z.number() });
+export const probeResultSchema = z.object({
+  kind: z.literal('probe'),
+  layers: z.array(layerAccuracySchema),
+  seconds: z.number(),
+  /** Feature matrices (one per layer and split) read from the cache, and computed. */
+  featureCache: z.object({ hits: z.number().int().min(0), misses: z.number().int().min(0) }).optional(),
+  /** Seconds spent extracting features, and training the linear probes. */
+  featureSeconds: z.number().optional(),
+  probeSeconds: z.number().optional(),
+});
 export const baselineResultSchema = z.object({ kind: z.literal('baseline'), accuracy: z.number().min(0).max(1), featureDim: z.number().int().positive(), seconds: z.number() });
 export const computeResultSchema = z.discriminatedUnion('kind', [pretrainResultSchema, probeResultSchema, baselineResultSchema]);
 export type PretrainResult = z.infer<typeof pretrainResultSchema>;
@@ -173,5 +197,5 @@ export interface ComputeHooks {
 }
 
 /** The backend that computed a result, recorded with it. */
-export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'native', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];

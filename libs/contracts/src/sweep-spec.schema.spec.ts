@@ -40,8 +40,19 @@ describe('sweep spec schema', () => {
   });
 
   it('keys a probe protocol canonically', () => {
-    const p = { pooling: 'gap', noise: 'fixed', noiseSeed: 0, epochs: 15, batchSize: 128, learningRate: 0.001, standardize: true, trainSize: 100, testSize: 50, probeSeed: 0 } as const;
-    expect(protocolKey(p)).toBe('pool=gap;noise=fixed:0;ep=15;bs=128;lr=0.001;std=1;n=100/50;seed=0');
+    const p = { pooling: 'gap', noise: 'fixed', noiseSeed: 0, probe: 'fast', epochs: 15, batchSize: 128, learningRate: 0.001, standardize: true, trainSize: 100, testSize: 50, probeSeed: 0 } as const;
+    expect(protocolKey(p)).toBe('pool=gap;noise=fixed:0;probe=fast;ep=15;bs=128;lr=0.001;std=1;n=100/50;seed=0');
     expect(protocolKey({ ...p, epochs: 14 })).not.toBe(protocolKey(p));
+    expect(protocolKey({ ...p, probe: 'reference' })).toBe('pool=gap;noise=fixed:0;probe=reference;ep=15;bs=128;lr=0.001;std=1;n=100/50;seed=0');
+    expect(protocolKey({ ...p, noise: 'fresh', probe: 'reference' })).toContain('noise=fresh:0;probe=reference');
+  });
+
+  it('defaults to fixed noise and the fast protocol, and refuses fresh noise on cached features', () => {
+    const base = { name: 'x', dataset: 'fashion-mnist', models: [{ method: 'ddpm', unet: 'tiny' }], pretrain: { steps: 10 }, probe: { timesteps: [5] } };
+    expect(sweepSpecSchema.parse(base).probe).toMatchObject({ noise: 'fixed', protocol: 'fast' });
+    expect(sweepSpecSchema.safeParse({ ...base, probe: { timesteps: [5], noise: 'fresh', protocol: 'reference' } }).success).toBe(true);
+    const bad = sweepSpecSchema.safeParse({ ...base, probe: { timesteps: [5], noise: 'fresh' } });
+    expect(bad.success).toBe(false);
+    expect(bad.error?.issues.map((i) => i.path.join('.'))).toEqual(['probe.noise']);
   });
 });

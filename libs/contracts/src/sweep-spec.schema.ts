@@ -71,6 +71,60 @@ export const modelSpecSchema = z
   .strict();
 export type ModelSpec = z.infer<typeof modelSpecSchema>;
 
+/**
+ * Adaptive noise search: instead of probing every level of the grid (`timesteps` / `sigmas`), each
+ * run's probes start at `coarse` evenly spread levels of the grid, then refine around the best
+ * (accuracy against noise is single-peaked), until the levels on either side of the best are
+ * adjacent in the grid or closer than `minStep`.
+ */
+export const noiseSearchSpecSchema = z
+  .object({
+    /** `adaptive`: coarse-to-fine search over the grid; `grid`: every level (the default without this block). */
+    search: z.enum(['adaptive', 'grid']),
+    /** Levels probed in the first round, evenly spread over the grid (both ends included). Default 4. */
+    coarse: z.number().int().min(2).max(32).default(4),
+    /** Stop refining when both neighbours of the best level are within this distance of it (noise-level units). Default 0: adjacent in the grid. */
+    minStep: z.number().min(0).default(0),
+  })
+  .strict();
+export type NoiseSearchSpec = z.output<typeof noiseSearchSpecSchema>;
+
+/**
+ * Probing during pretraining: every `every` steps the run's checkpoint is probed on a small fixed
+ * grid (fast protocol, fixed noise), inside the pretraining job; accuracy against step is stored.
+ * With `earlyStop`, training stops once the best accuracy has not improved by `minDelta` for
+ * `patience` consecutive probes.
+ */
+export const progressProbeSpecSchema = z
+  .object({
+    /** Probe every N optimiser steps (rounded up to a checkpoint: every checkpoint whose step is a multiple of N). */
+    every: positiveInt,
+    /** DDPM timesteps of the small grid. Default: the smallest of `probe.timesteps`. */
+    timesteps: z.array(z.number().int().min(0).max(1000)).min(1).max(8).optional(),
+    /** EDM sigmas of the small grid. Default: the smallest of `probe.sigmas`. */
+    sigmas: z.array(z.number().min(0).max(80)).min(1).max(8).optional(),
+    /** Blocks to tap: `all` (every decoder block) or names. Default all. */
+    layers: z.union([z.literal('all'), z.array(z.string()).min(1)]).default('all'),
+    /** Probe training images. Default 2000. */
+    trainSize: positiveInt.default(2000),
+    /** Probe test images. Default 1000. */
+    testSize: positiveInt.default(1000),
+    /** Linear-probe epochs. Default 5. */
+    epochs: positiveInt.max(200).default(5),
+    /** Stop pretraining when the probe plateaus. Default: never. */
+    earlyStop: z
+      .object({
+        /** Consecutive probes without an improvement of at least `minDelta` before stopping. */
+        patience: positiveInt.max(1000),
+        /** Smallest accuracy gain that counts as an improvement. Default 0.002. */
+        minDelta: z.number().min(0).max(1).default(0.002),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type ProgressProbeSpec = z.output<typeof progressProbeSpecSchema>;
+
 export const pretrainSpecSchema = z
   .object({
     /** Optimiser steps per run. */
@@ -91,11 +145,21 @@ export const pretrainSpecSchema = z
     seeds: z.array(z.number().int().min(0).max(2 ** 31 - 1)).min(1).max(16).default([0]),
     /** Train on the first N images of the (seeded, shuffled) training split. Default: all. */
     trainSize: positiveInt.optional(),
+    /** Probe checkpoints while training (accuracy against step), optionally stopping at a plateau. Default: off. */
+    progressProbe: progressProbeSpecSchema.optional(),
   })
   .strict();
 
 export const POOLINGS = ['gap', 'avg2', 'avg4'] as const;
 export type Pooling = (typeof POOLINGS)[number];
+
+/** `fixed`: one seeded noise draw per image (cacheable); `fresh`: new noise at every probe epoch (the reference). */
+export const NOISE_PROTOCOLS = ['fixed', 'fresh'] as const;
+export type NoiseProtocol = (typeof NOISE_PROTOCOLS)[number];
+
+/** `reference`: features recomputed every epoch (augmentation, fresh noise); `fast`: the linear layer on cached features. */
+export const PROBE_PROTOCOLS = ['reference', 'fast'] as const;
+export type ProbeProtocolName = (typeof PROBE_PROTOCOLS)[number];
 
 export const probeSpecSchema = z
   .object({
@@ -117,8 +181,21 @@ export const probeSpecSchema = z
     trainSize: positiveInt.default(10000),
     /** Probe test images (first N of the test split). Default: the whole test split. */
     testSize: positiveInt.optional(),
-    /** Seed of the fixed noise drawn for feature extraction (features are cacheable). Default 0. */
+    /** Seed of the noise drawn for feature extraction. Default 0. */
     noiseSeed: z.number().int().min(0).default(0),
+    /**
+     * `fixed`: one seeded noise draw per image, features cacheable; `fresh`: new noise at every
+     * epoch of the probe (the reference; needs `protocol: reference`). Default fixed.
+     */
+    noise: z.enum(NOISE_PROTOCOLS).default('fixed'),
+    /**
+     * `fast`: features extracted once (and cached), the linear probe trained on them; `reference`:
+     * training features recomputed at every epoch from augmented images (random crop with pad 4,
+     * horizontal flip except on digits), with fresh noise when `noise: fresh`. Default fast.
+     */
+    protocol: z.enum(PROBE_PROTOCOLS).default('fast'),
+    /** Noise axis: every level of the grid (default) or an adaptive coarse-to-fine search over it. */
+    noiseSearch: noiseSearchSpecSchema.optional(),
   })
   .strict();
 
@@ -165,6 +242,7 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
   const imageSize = paddedImageSize(shape.size);
   const models = Array.isArray(spec.models) ? spec.models : [];
   const layers = spec.probe && Array.isArray(spec.probe.layers) ? spec.probe.layers : null;
+  const progressLayers = spec.pretrain?.progressProbe && Array.isArray(spec.pretrain.progressProbe.layers) ? spec.pretrain.progressProbe.layers : null;
   models.forEach((model, i) => {
     const unetParsed = modelSpecSchema.shape.unet.safeParse(model?.unet);
     if (!unetParsed.success) return;
@@ -187,7 +265,24 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
         }
       });
     }
+    if (progressLayers) {
+      const known = new Set(tappableBlockNames({ ...unet, imageSize, imageChannels: shape.channels }));
+      progressLayers.forEach((layer, j) => {
+        if (typeof layer === 'string' && !known.has(layer)) {
+          ctx.addIssue({ code: 'custom', path: ['pretrain', 'progressProbe', 'layers', j], message: `unknown layer "${layer}" for model ${i}; known: ${[...known].join(', ')}` });
+        }
+      });
+    }
   });
+  const progress = spec.pretrain?.progressProbe;
+  if (progress && typeof progress === 'object') {
+    for (const key of ['trainSize', 'testSize'] as const) {
+      const limit = key === 'trainSize' ? shape.train : shape.test;
+      if (typeof progress[key] === 'number' && progress[key] > limit) {
+        ctx.addIssue({ code: 'custom', path: ['pretrain', 'progressProbe', key], message: `${spec.dataset} has ${limit} ${key === 'trainSize' ? 'training' : 'test'} images` });
+      }
+    }
+  }
   const methods = new Set(models.map((m) => m?.method));
   if (spec.probe && typeof spec.probe === 'object') {
     if (methods.has('ddpm') && !spec.probe.timesteps) {
@@ -195,6 +290,9 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
     }
     if (methods.has('edm') && !spec.probe.sigmas) {
       ctx.addIssue({ code: 'custom', path: ['probe', 'sigmas'], message: 'required: the sweep has an EDM model' });
+    }
+    if (spec.probe.noise === 'fresh' && spec.probe.protocol === 'fast') {
+      ctx.addIssue({ code: 'custom', path: ['probe', 'noise'], message: 'fresh noise needs features recomputed at every epoch: use protocol: reference (or noise: fixed)' });
     }
     if (typeof spec.probe.trainSize === 'number' && spec.probe.trainSize > shape.train) {
       ctx.addIssue({ code: 'custom', path: ['probe', 'trainSize'], message: `${spec.dataset} has ${shape.train} training images` });

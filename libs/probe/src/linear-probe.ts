@@ -102,6 +102,18 @@ function applyStandardization(x: Float32Array, n: number, dim: number, s: { mean
 }
 
 /**
+ * Training features that may change from epoch to epoch (the reference protocol recomputes them from
+ * augmented images, with fresh noise): one `n x dims[k]` matrix per probe, asked once per epoch in
+ * order. Returning the same arrays every epoch is the fast protocol on cached features.
+ */
+export interface EpochFeatureSource {
+  n: number;
+  y: Uint8Array;
+  dims: number[];
+  epoch(epoch: number): Float32Array[] | Promise<Float32Array[]>;
+}
+
+/**
  * Trains one linear layer (softmax regression, cross-entropy loss) on `train` and reports top-1
  * accuracy on `test` and on `train`. Adam (beta 0.9 / 0.999, eps 1e-8, no weight decay) with the
  * learning rate annealed by a cosine schedule over all epochs x ceil(n / batchSize) steps; weights
@@ -114,100 +126,152 @@ function applyStandardization(x: Float32Array, n: number, dim: number, s: { mean
  * keeps the backend's memory small (the wasm heap holds only the weights and one batch).
  */
 export async function trainLinearProbe(train: ProbeSplit, test: ProbeSplit, opts: LinearProbeOptions): Promise<LinearProbeResult> {
+  checkSplit(train, 'train', Math.max(2, opts.classes));
+  const [result] = await trainLinearProbes({ n: train.n, y: train.y, dims: [train.dim], epoch: () => [train.x] }, [test], opts);
+  return result;
+}
+
+/**
+ * Trains one linear probe per feature matrix of `train` in lockstep, epoch by epoch, so that one
+ * feature pass per epoch (one forward pass tapping every layer) serves every probe. Each probe is
+ * exactly {@link trainLinearProbe} with the same options: its own generator seeded with `seed`,
+ * standardisation statistics from the first epoch's features, training accuracy on the last
+ * epoch's features, test accuracy on `tests[k]`.
+ */
+export async function trainLinearProbes(train: EpochFeatureSource, tests: ProbeSplit[], opts: LinearProbeOptions): Promise<LinearProbeResult[]> {
   const { epochs, batchSize, learningRate, seed, standardize, classes } = opts;
   if (!Number.isInteger(epochs) || epochs <= 0) throw new RangeError(`epochs must be a positive integer, got ${epochs}`);
   if (!Number.isInteger(batchSize) || batchSize <= 0) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
   if (!(learningRate > 0)) throw new RangeError(`learningRate must be positive, got ${learningRate}`);
   if (!Number.isInteger(classes) || classes < 2) throw new RangeError(`classes must be an integer >= 2, got ${classes}`);
-  checkSplit(train, 'train', classes);
-  checkSplit(test, 'test', classes);
-  if (test.dim !== train.dim) throw new RangeError(`test dim ${test.dim} differs from train dim ${train.dim}`);
-  const dim = train.dim;
+  if (tests.length !== train.dims.length) throw new RangeError(`${train.dims.length} training feature sets but ${tests.length} test sets`);
+  tests.forEach((t, k) => {
+    checkSplit(t, `test[${k}]`, classes);
+    if (t.dim !== train.dims[k]) throw new RangeError(`test dim ${t.dim} differs from train dim ${train.dims[k]}`);
+  });
+  const n = train.n;
 
-  const rng = createRng(seed);
   const owned: tf.Tensor[] = [];
   const keep = <T extends tf.Tensor>(t: T): T => {
     owned.push(t);
     return t;
   };
+  // A variable shares its initial tensor's data; dispose the initial tensor so nothing leaks.
+  const variable = (init: tf.Tensor2D): tf.Variable => {
+    const v = tf.variable(init);
+    init.dispose();
+    return keep(v);
+  };
+  interface ProbeState {
+    dim: number;
+    rng: () => number;
+    order: Int32Array;
+    stats?: { mean: Float32Array; invStd: Float32Array };
+    /** The last raw features seen and their standardised copy (reused while the source repeats them). */
+    raw?: Float32Array;
+    x?: Float32Array;
+    w: tf.Variable;
+    b: tf.Variable;
+    mW: tf.Variable;
+    vW: tf.Variable;
+    mB: tf.Variable;
+    vB: tf.Variable;
+  }
   try {
-    const stats = standardize ? standardization(train.x, train.n, dim) : undefined;
-    const xTrain = stats ? applyStandardization(train.x, train.n, dim, stats) : train.x;
-    const xTest = stats ? applyStandardization(test.x, test.n, dim, stats) : test.x;
-
-    const bound = 1 / Math.sqrt(dim);
-    const initSeed = Math.floor(rng() * 2 ** 31);
-    // A variable shares its initial tensor's data; dispose the initial tensor so nothing leaks.
-    const variable = (init: tf.Tensor2D): tf.Variable => {
-      const v = tf.variable(init);
-      init.dispose();
-      return keep(v);
-    };
-    const w = variable(tf.randomUniform([dim, classes], -bound, bound, 'float32', initSeed));
-    const b = variable(tf.randomUniform([1, classes], -bound, bound, 'float32', initSeed + 1));
-    const mW = variable(tf.zeros([dim, classes]));
-    const vW = variable(tf.zeros([dim, classes]));
-    const mB = variable(tf.zeros([1, classes]));
-    const vB = variable(tf.zeros([1, classes]));
-
-    const stepsPerEpoch = Math.ceil(train.n / batchSize);
+    const probes: ProbeState[] = [];
+    const stepsPerEpoch = Math.ceil(n / batchSize);
     const totalSteps = epochs * stepsPerEpoch;
-    const order = Int32Array.from({ length: train.n }, (_, i) => i);
-    let step = 0;
     for (let epoch = 0; epoch < epochs; epoch++) {
-      shuffleInPlace(order, rng);
-      for (let start = 0; start < train.n; start += batchSize) {
-        const idx = order.subarray(start, Math.min(start + batchSize, train.n));
-        const lr = 0.5 * learningRate * (1 + Math.cos((Math.PI * step) / totalSteps));
-        step++;
-        // Adam's bias corrections folded into the step size.
-        const alpha = (lr * Math.sqrt(1 - ADAM_BETA2 ** step)) / (1 - ADAM_BETA1 ** step);
-        const rows = idx.length;
-        const xBatch = new Float32Array(rows * dim);
-        const yBatch = new Float32Array(rows * classes);
-        for (let r = 0; r < rows; r++) {
-          const from = idx[r] * dim;
-          xBatch.set(xTrain.subarray(from, from + dim), r * dim);
-          yBatch[r * classes + train.y[idx[r]]] = 1;
+      const features = await train.epoch(epoch);
+      if (features.length !== train.dims.length) throw new RangeError(`epoch ${epoch}: ${features.length} feature sets, expected ${train.dims.length}`);
+      features.forEach((x, k) => checkSplit({ x, y: train.y, n, dim: train.dims[k] }, `train[${k}]`, classes));
+      if (epoch === 0) {
+        for (const [k, x] of features.entries()) {
+          const dim = train.dims[k];
+          const rng = createRng(seed);
+          const stats = standardize ? standardization(x, n, dim) : undefined;
+          const bound = 1 / Math.sqrt(dim);
+          const initSeed = Math.floor(rng() * 2 ** 31);
+          probes.push({
+            dim,
+            rng,
+            order: Int32Array.from({ length: n }, (_, i) => i),
+            stats,
+            w: variable(tf.randomUniform([dim, classes], -bound, bound, 'float32', initSeed)),
+            b: variable(tf.randomUniform([1, classes], -bound, bound, 'float32', initSeed + 1)),
+            mW: variable(tf.zeros([dim, classes])),
+            vW: variable(tf.zeros([dim, classes])),
+            mB: variable(tf.zeros([1, classes])),
+            vB: variable(tf.zeros([1, classes])),
+          });
         }
-        tf.tidy(() => {
-          const xb = tf.tensor2d(xBatch, [rows, dim]);
-          const yb = tf.tensor2d(yBatch, [rows, classes]);
-          const probs = tf.softmax(tf.add(tf.matMul(xb, w), b));
-          // d(mean cross-entropy)/d(logits) = (softmax - onehot) / batch.
-          const gLogits = tf.div(tf.sub(probs, yb), rows);
-          const gW = tf.matMul(xb, gLogits, true, false);
-          const gB = tf.sum(gLogits, 0, true);
-          for (const [param, m, v, g] of [
-            [w, mW, vW, gW],
-            [b, mB, vB, gB],
-          ] as const) {
-            const m1 = tf.add(tf.mul(m, ADAM_BETA1), tf.mul(g, 1 - ADAM_BETA1));
-            const v1 = tf.add(tf.mul(v, ADAM_BETA2), tf.mul(tf.square(g), 1 - ADAM_BETA2));
-            m.assign(m1);
-            v.assign(v1);
-            param.assign(tf.sub(param, tf.mul(tf.div(m1, tf.add(tf.sqrt(v1), ADAM_EPSILON)), alpha)));
+      }
+      for (const [k, p] of probes.entries()) {
+        const raw = features[k];
+        if (raw !== p.raw) {
+          p.raw = raw;
+          p.x = p.stats ? applyStandardization(raw, n, p.dim, p.stats) : raw;
+        }
+        const xTrain = p.x as Float32Array;
+        const { dim, order, w, b, mW, vW, mB, vB } = p;
+        shuffleInPlace(order, p.rng);
+        let step = epoch * stepsPerEpoch;
+        for (let start = 0; start < n; start += batchSize) {
+          const idx = order.subarray(start, Math.min(start + batchSize, n));
+          const lr = 0.5 * learningRate * (1 + Math.cos((Math.PI * step) / totalSteps));
+          step++;
+          // Adam's bias corrections folded into the step size.
+          const alpha = (lr * Math.sqrt(1 - ADAM_BETA2 ** step)) / (1 - ADAM_BETA1 ** step);
+          const rows = idx.length;
+          const xBatch = new Float32Array(rows * dim);
+          const yBatch = new Float32Array(rows * classes);
+          for (let r = 0; r < rows; r++) {
+            const from = idx[r] * dim;
+            xBatch.set(xTrain.subarray(from, from + dim), r * dim);
+            yBatch[r * classes + train.y[idx[r]]] = 1;
           }
-        });
+          tf.tidy(() => {
+            const xb = tf.tensor2d(xBatch, [rows, dim]);
+            const yb = tf.tensor2d(yBatch, [rows, classes]);
+            const probs = tf.softmax(tf.add(tf.matMul(xb, w), b));
+            // d(mean cross-entropy)/d(logits) = (softmax - onehot) / batch.
+            const gLogits = tf.div(tf.sub(probs, yb), rows);
+            const gW = tf.matMul(xb, gLogits, true, false);
+            const gB = tf.sum(gLogits, 0, true);
+            for (const [param, m, v, g] of [
+              [w, mW, vW, gW],
+              [b, mB, vB, gB],
+            ] as const) {
+              const m1 = tf.add(tf.mul(m, ADAM_BETA1), tf.mul(g, 1 - ADAM_BETA1));
+              const v1 = tf.add(tf.mul(v, ADAM_BETA2), tf.mul(tf.square(g), 1 - ADAM_BETA2));
+              m.assign(m1);
+              v.assign(v1);
+              param.assign(tf.sub(param, tf.mul(tf.div(m1, tf.add(tf.sqrt(v1), ADAM_EPSILON)), alpha)));
+            }
+          });
+        }
       }
       // Let the event loop run (IPC, timers) between epochs.
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
 
-    const evaluate = (x: Float32Array, labels: Uint8Array): number => {
+    const evaluate = (p: ProbeState, x: Float32Array, labels: Uint8Array): number => {
+      const { dim, w, b } = p;
       let correct = 0;
       for (let start = 0; start < labels.length; start += EVAL_CHUNK) {
         const end = Math.min(start + EVAL_CHUNK, labels.length);
         const pred = tf.tidy(() => tf.argMax(tf.add(tf.matMul(tf.tensor2d(x.subarray(start * dim, end * dim), [end - start, dim]), w), b), 1));
-        const p = pred.dataSync();
+        const got = pred.dataSync();
         pred.dispose();
-        for (let i = 0; i < p.length; i++) if (p[i] === labels[start + i]) correct++;
+        for (let i = 0; i < got.length; i++) if (got[i] === labels[start + i]) correct++;
       }
       return correct / labels.length;
     };
-    const trainAccuracy = evaluate(xTrain, train.y);
-    const accuracy = evaluate(xTest, test.y);
-    return { accuracy, trainAccuracy };
+    return probes.map((p, k) => {
+      const test = tests[k];
+      const xTest = p.stats ? applyStandardization(test.x, test.n, p.dim, p.stats) : test.x;
+      return { accuracy: evaluate(p, xTest, test.y), trainAccuracy: evaluate(p, p.x as Float32Array, train.y) };
+    });
   } finally {
     for (const t of owned) t.dispose();
   }

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 // eslint-disable-next-line no-restricted-imports
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { flattenPixels, loadDataset, seededOrder, selectLabels } from '@ddae/datasets';
-import { accuracy, meanAndSpread, poolFeatures, pooledFeatureDim, trainLinearProbe, type ProbeSplit } from './index';
+import { accuracy, meanAndSpread, poolFeatures, pooledFeatureDim, trainLinearProbe, trainLinearProbes, type ProbeSplit } from './index';
 
 const OPTS = { epochs: 15, batchSize: 128, learningRate: 1e-3, seed: 0, standardize: true, classes: 10 };
 
@@ -70,6 +70,23 @@ describe('trainLinearProbe', () => {
     expect(r.trainAccuracy).toBeGreaterThan(r.accuracy - 0.02);
     expect(performance.now() - t0).toBeLessThan(15000);
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('trains several probes in lockstep exactly as one at a time, on per-epoch features too', async () => {
+    const a = blobs(300, 6, 3, 1);
+    const b = blobs(300, 10, 3, 3);
+    const [ta, tb] = [blobs(100, 6, 3, 2), blobs(100, 10, 3, 4)];
+    const opts = { ...OPTS, classes: 3, epochs: 3 };
+    const one = [await trainLinearProbe(a, ta, opts), await trainLinearProbe(b, tb, opts)];
+    const asked: number[] = [];
+    const before = tf.memory().numTensors;
+    const both = await trainLinearProbes({ n: 300, y: a.y, dims: [6, 10], epoch: (e) => (asked.push(e), [a.x, b.x]) }, [ta, tb], opts);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(both).toEqual(one);
+    expect(asked).toEqual([0, 1, 2]);
+    // Features that change every epoch (augmentation, fresh noise) change the result.
+    const noisy = await trainLinearProbes({ n: 300, y: a.y, dims: [6], epoch: (e) => [e === 0 ? a.x : a.x.map((v, i) => v + 0.5 * Math.sin(i * (e + 1)))] }, [ta], opts);
+    expect(noisy[0].trainAccuracy).not.toBe(one[0].trainAccuracy);
   });
 
   it('rejects inconsistent inputs before allocating anything', async () => {

@@ -2,3 +2,4 @@ export * from './plan';
 export * from './validate';
 export * from './orchestrator';
 export * from './services';
+export * from './noise-search';

@@ -33,7 +33,7 @@ describe('planSweep', () => {
 
   it('records the whole probe protocol, test split included', () => {
     const [task] = planSweep(spec()).probeTasks;
-    expect(task.protocol).toEqual({ pooling: 'gap', noise: 'fixed', noiseSeed: 0, epochs: 15, batchSize: 128, learningRate: 1e-3, standardize: true, trainSize: 1000, testSize: 10000, probeSeed: 0 });
+    expect(task.protocol).toEqual({ pooling: 'gap', noise: 'fixed', noiseSeed: 0, probe: 'fast', epochs: 15, batchSize: 128, learningRate: 1e-3, standardize: true, trainSize: 1000, testSize: 10000, probeSeed: 0 });
     expect(task.protocolKey).toContain('n=1000/10000');
   });
 

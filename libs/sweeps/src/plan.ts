@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { coarseLevels } from './noise-search';
 import {
   DATASET_SHAPES,
   decoderBlockNames,
@@ -107,8 +108,9 @@ export function planSweep(spec: SweepSpec): SweepPlan {
   const imageSize = paddedImageSize(shape.size);
   const protocol: ProbeProtocol = {
     pooling: spec.probe.pooling,
-    noise: 'fixed',
+    noise: spec.probe.noise,
     noiseSeed: spec.probe.noiseSeed,
+    probe: spec.probe.protocol,
     epochs: spec.probe.epochs,
     batchSize: spec.probe.batchSize,
     learningRate: spec.probe.learningRate,
@@ -144,7 +146,10 @@ export function planSweep(spec: SweepSpec): SweepPlan {
       spec.probe.layers === 'all'
         ? decoderBlockNames({ ...unet, imageSize, imageChannels: shape.channels })
         : [...spec.probe.layers];
-    const noiseLevels = model.method === 'ddpm' ? (spec.probe.timesteps ?? []) : (spec.probe.sigmas ?? []);
+    const grid = model.method === 'ddpm' ? (spec.probe.timesteps ?? []) : (spec.probe.sigmas ?? []);
+    // An adaptive search starts with its coarse levels; the orchestrator adds the rest as results come.
+    const search = spec.probe.noiseSearch;
+    const noiseLevels = search?.search === 'adaptive' ? coarseLevels(grid, search.coarse) : grid;
     const addRun = (run: PlannedRun) => {
       runs.push(run);
       for (const noiseLevel of [...new Set(noiseLevels)]) {

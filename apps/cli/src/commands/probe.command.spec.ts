@@ -2,9 +2,9 @@ import { CliError } from '../api-client';
 import { parseNoiseLevels, probeInline, protocolFromArgs } from './probe.command';
 
 describe('probe command arguments', () => {
-  it('defaults to the reference protocol on the whole split', () => {
+  it('defaults to the reference optimiser on cached features (fast) of the whole split', () => {
     expect(protocolFromArgs({}, 'fashion-mnist')).toEqual({
-      pooling: 'gap', noise: 'fixed', noiseSeed: 0, epochs: 15, batchSize: 128, learningRate: 1e-3, standardize: true, trainSize: 60000, testSize: 10000, probeSeed: 0,
+      pooling: 'gap', noise: 'fixed', noiseSeed: 0, probe: 'fast', epochs: 15, batchSize: 128, learningRate: 1e-3, standardize: true, trainSize: 60000, testSize: 10000, probeSeed: 0,
     });
   });
 
@@ -12,6 +12,12 @@ describe('probe command arguments', () => {
     expect(() => protocolFromArgs({ epochs: 'ten' }, 'fashion-mnist')).toThrow(/--epochs must be .*\(e\.g\. --epochs 15\)/);
     expect(() => protocolFromArgs({ 'train-size': '70000' }, 'fashion-mnist')).toThrow(CliError);
     expect(() => protocolFromArgs({ pooling: 'max' }, 'fashion-mnist')).toThrow(/gap, avg2, avg4/);
+    expect(() => protocolFromArgs({ protocol: 'slow' }, 'fashion-mnist')).toThrow(/reference, fast/);
+    expect(() => protocolFromArgs({ 'noise-protocol': 'fresh' }, 'fashion-mnist')).toThrow(/--protocol reference/);
+  });
+
+  it('selects the noise and probe protocols', () => {
+    expect(protocolFromArgs({ protocol: 'reference', 'noise-protocol': 'fresh' }, 'fashion-mnist')).toMatchObject({ noise: 'fresh', probe: 'reference' });
   });
 
   it('parses noise levels and refuses garbage', () => {

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { DATASET_NAMES, DATASET_SHAPES, POOLINGS, decoderBlockNames, protocolKey, tappableBlockNames, type DatasetName, type ProbeProtocol } from '@ddae/contracts';
+import { DATASET_NAMES, DATASET_SHAPES, NOISE_PROTOCOLS, POOLINGS, PROBE_PROTOCOLS, decoderBlockNames, protocolKey, tappableBlockNames, type DatasetName, type ProbeProtocol } from '@ddae/contracts';
 import { CliError } from '../api-client';
 import { numberOption, parseBackend } from './pretrain.command';
 
@@ -20,6 +20,9 @@ export interface ProbeArgs {
   'train-size'?: string;
   'test-size'?: string;
   standardize?: string;
+  protocol?: string;
+  'noise-protocol'?: string;
+  cache?: string;
   backend?: string;
 }
 
@@ -35,9 +38,15 @@ export function protocolFromArgs(a: ProbeArgs, dataset: DatasetName): ProbeProto
   if (!(POOLINGS as readonly string[]).includes(pooling)) throw new CliError(`--pooling must be one of ${POOLINGS.join(', ')}, got "${pooling}"`);
   const standardize = (a.standardize ?? 'true').trim();
   if (standardize !== 'true' && standardize !== 'false') throw new CliError(`--standardize must be true or false, got "${standardize}"`);
+  const probe = (a.protocol ?? 'fast').trim();
+  if (!(PROBE_PROTOCOLS as readonly string[]).includes(probe)) throw new CliError(`--protocol must be one of ${PROBE_PROTOCOLS.join(', ')}, got "${probe}"`);
+  const noise = (a['noise-protocol'] ?? 'fixed').trim();
+  if (!(NOISE_PROTOCOLS as readonly string[]).includes(noise)) throw new CliError(`--noise-protocol must be one of ${NOISE_PROTOCOLS.join(', ')}, got "${noise}"`);
+  if (noise === 'fresh' && probe === 'fast') throw new CliError('--noise-protocol fresh draws new noise every epoch, so features cannot be cached: add --protocol reference');
   return {
     pooling: pooling as ProbeProtocol['pooling'],
-    noise: 'fixed',
+    noise: noise as ProbeProtocol['noise'],
+    probe: probe as ProbeProtocol['probe'],
     noiseSeed: numberOption('noise-seed', a['noise-seed'], { int: true, min: 0, example: '0' }) ?? 0,
     epochs: numberOption('epochs', a.epochs, { int: true, positive: true, max: 200, example: '15' }) ?? 15,
     batchSize: numberOption('batch', a.batch, { int: true, positive: true, max: 4096, example: '128' }) ?? 128,
@@ -100,21 +109,35 @@ export async function probeInline(a: ProbeArgs, opts: { json: boolean; log?: (li
   const protocol = protocolFromArgs(a, dataset);
   const backend = await selectBackend(prefer);
   log(`probing ${found.path} (${method}, step ${step}) on ${dataset}: layers ${layers.join(',')} at ${method === 'ddpm' ? 't' : 'sigma'} = ${levels.join(', ')}; backend ${backend.backend}`);
+  const featureCacheDir = featureCacheDirOf(a.cache);
   const cells: { layer: string; noiseLevel: number; accuracy: number; trainAccuracy?: number; featureDim: number }[] = [];
   let seconds = 0;
+  const featureCache = { hits: 0, misses: 0 };
   for (const noiseLevel of levels) {
     const unet = { baseChannels: config.baseChannels, channelMults: config.channelMults, blocksPerLevel: config.blocksPerLevel, attentionResolutions: config.attentionResolutions, dropout: config.dropout, groups: config.groups };
-    const r = await runProbeTask({ kind: 'probe', probeTaskId: 'cli', method, unet, dataset: { name: dataset }, checkpointPath: found.path, noiseLevel, layers, protocol }, {});
+    const r = await runProbeTask({ kind: 'probe', probeTaskId: 'cli', method, unet, dataset: { name: dataset }, checkpointPath: found.path, noiseLevel, layers, protocol, ...(featureCacheDir ? { featureCacheDir } : {}) }, {});
     seconds += r.seconds;
+    featureCache.hits += r.featureCache?.hits ?? 0;
+    featureCache.misses += r.featureCache?.misses ?? 0;
     for (const l of r.layers) cells.push({ ...l, noiseLevel });
     const best = [...r.layers].sort((x, y) => y.accuracy - x.accuracy)[0];
-    log(`  ${method === 'ddpm' ? 't' : 'sigma'}=${noiseLevel}: best ${best.layer} ${(100 * best.accuracy).toFixed(2)} % (${r.seconds.toFixed(1)} s)`);
+    const cached = r.featureCache ? `, cache ${r.featureCache.hits} hit / ${r.featureCache.misses} miss` : '';
+    log(`  ${method === 'ddpm' ? 't' : 'sigma'}=${noiseLevel}: best ${best.layer} ${(100 * best.accuracy).toFixed(2)} % (${r.seconds.toFixed(1)} s${cached})`);
   }
   const best = [...cells].sort((x, y) => y.accuracy - x.accuracy)[0];
-  const result = { checkpoint: found.path, method, step, dataset, accuracy: best.accuracy, best, cells, seconds, backend: backend.backend, protocol, protocolKey: protocolKey(protocol) };
+  const result = {
+    checkpoint: found.path, method, step, dataset, accuracy: best.accuracy, best, cells, seconds, backend: backend.backend, protocol, protocolKey: protocolKey(protocol),
+    ...(featureCacheDir ? { featureCache: { dir: featureCacheDir, ...featureCache } } : {}),
+  };
   if (opts.json) return JSON.stringify(result);
   const lines = cells.map((c) => `${c.layer.padEnd(7)} ${String(c.noiseLevel).padStart(6)}  ${(100 * c.accuracy).toFixed(2)} %`);
   return [`layer    noise  accuracy`, ...lines, `best: ${best.layer} at ${best.noiseLevel}: ${(100 * best.accuracy).toFixed(2)} %`].join('\n');
+}
+
+/** `--cache DIR` (or `none`); default `$ARTIFACT_DIR/features`, else `./artifacts/features`, as the workers use. */
+export function featureCacheDirOf(raw: string | undefined): string | undefined {
+  if (raw === 'none') return undefined;
+  return path.resolve(raw ?? path.join(process.env.ARTIFACT_DIR ?? 'artifacts', 'features'));
 }
 
 /** The data set a checkpoint was most likely trained on, from its channels (say --dataset to be sure). */

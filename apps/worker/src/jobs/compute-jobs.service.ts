@@ -158,6 +158,7 @@ export class ComputeJobsService {
       noiseLevel: row.noiseLevel,
       layers: row.layers,
       protocol: probeProtocolSchema.parse(row.protocol),
+      featureCacheDir: path.join(this.artifactRoot, 'features'),
     };
     const result = await this.execute(job, token, handle, task, {});
     if ('outcome' in result) return result;
@@ -166,7 +167,8 @@ export class ComputeJobsService {
     await this.write('store probe results', () => this.probes.complete(row, context, result.layers));
     await this.write('refresh sweep', () => handle.ended());
     const best = [...result.layers].sort((a, b) => b.accuracy - a.accuracy)[0];
-    this.logger.log(`probe ${run.key} @ ${row.noiseLevel}: best ${best?.layer} ${best?.accuracy.toFixed(4)} (${result.seconds.toFixed(1)} s)`);
+    const cache = result.featureCache ? `, feature cache ${result.featureCache.hits} hit(s) ${result.featureCache.misses} miss(es)` : '';
+    this.logger.log(`probe ${run.key} @ ${row.noiseLevel}: best ${best?.layer} ${best?.accuracy.toFixed(4)} (${result.seconds.toFixed(1)} s${cache})`);
     return { outcome: 'done' };
   }
 

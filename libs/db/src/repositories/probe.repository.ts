@@ -50,8 +50,12 @@ export class ProbeRepository {
     results: LayerResult[],
   ): Promise<void> {
     await this.prisma.$transaction(async (tx) => {
+      const protocol = task.protocol as { noise?: string; probe?: string; pooling?: string };
       for (const r of results) {
         const values = {
+          noiseProtocol: protocol.noise ?? 'fixed',
+          probeProtocol: protocol.probe ?? 'fast',
+          pooling: protocol.pooling ?? 'gap',
           accuracy: r.accuracy,
           trainAccuracy: r.trainAccuracy ?? null,
           featureDim: r.featureDim,
