@@ -24,7 +24,8 @@ usage: npm run ddae -- <command> [options]
   sweep resume <id>       resume a paused sweep
   sweep retry-failed <id> rerun exactly the failed runs, probe tasks and baselines
   leaderboard             best probe results beside the baselines
-      --dataset D --method ddpm|edm --sweep ID --per cell|run --limit N
+      --dataset D --method ddpm|edm --sweep ID --per cell|run|config --limit N
+                          (config: mean ± std over seeds per model, layer, noise and protocol)
   heatmap <id>            render a sweep's layer x noise heatmap to a PNG
       --out FILE          where to write it (default heatmap-<id>.png)
   workers                 live workers

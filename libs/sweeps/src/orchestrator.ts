@@ -21,7 +21,28 @@ const jobs = {
   }),
 };
 import type { SweepSpec } from '@ddae/contracts';
+import type { LayerResult, ProbeTask } from '@ddae/db';
 import type { SweepPlan } from './plan';
+import { nextNoiseLevels, type NoiseSearchOptions } from './noise-search';
+
+/** The adaptive noise search a sweep's spec asks for, for a run of `method` (null: the full grid). */
+export function noiseSearchOf(spec: unknown, method: string): { grid: number[]; options: NoiseSearchOptions } | null {
+  const probe = (spec as Partial<SweepSpec> | null)?.probe;
+  const search = probe?.noiseSearch;
+  if (!probe || !search || search.search !== 'adaptive') return null;
+  const grid = (method === 'ddpm' ? probe.timesteps : probe.sigmas) ?? [];
+  return { grid, options: { coarse: search.coarse, minStep: search.minStep } };
+}
+
+/** Where a probe result was measured, stored with it. */
+export interface ProbeContext {
+  checkpointId: string;
+  dataset: string;
+  method: string;
+  untrained: boolean;
+  backend: string;
+  workerId: string;
+}
 
 export interface OrchestratorDeps {
   prisma: PrismaClient;
@@ -93,6 +114,23 @@ export class SweepOrchestrator {
     const tasks = sweep?.pausedAt ? [] : await this.deps.probes.openTasksOfRun(runId);
     await this.deps.queue.enqueue(tasks.map((t) => jobs.probe(t.id, sweep?.priority)));
     await this.deps.sweeps.refreshStatus(sweepId);
+  }
+
+  /**
+   * A probe task finished: its results are stored and the task marked done in one transaction and,
+   * under an adaptive noise search, when this completes a round of the run's probes, the next
+   * round's tasks are created in that same transaction (so the sweep is never seen finished between
+   * two rounds) and then enqueued. A retried call stores the same rows and creates nothing twice
+   * (natural keys); tasks created but not enqueued (a crash in between) are re-offered by reconcile.
+   */
+  async probeSucceeded(task: ProbeTask, context: ProbeContext, results: LayerResult[]): Promise<{ next: string[] }> {
+    const sweep = await this.deps.sweeps.findById(task.sweepId);
+    const search = sweep ? noiseSearchOf(sweep.spec, context.method) : null;
+    const follow = search && sweep?.status !== 'CANCELLED' ? (probed: ReadonlyMap<number, number>) => nextNoiseLevels(search.grid, probed, search.options) : undefined;
+    const { createdTaskIds } = await this.deps.probes.complete(task, context, results, follow);
+    if (createdTaskIds.length && sweep && !sweep.pausedAt) await this.deps.queue.enqueue(createdTaskIds.map((id) => jobs.probe(id, sweep.priority)));
+    await this.deps.sweeps.refreshStatus(task.sweepId);
+    return { next: createdTaskIds };
   }
 
   /** A task of the sweep was claimed by a worker. */

@@ -9,7 +9,7 @@ const leaderboardQuery = z.object({
   dataset: z.enum(DATASET_NAMES).optional(),
   method: z.enum(METHODS).optional(),
   sweep: z.uuid({ message: 'must be a sweep id (a UUID)' }).optional(),
-  per: z.enum(['cell', 'run']).default('cell'),
+  per: z.enum(['cell', 'run', 'config']).default('cell'),
   limit: z.coerce.number().int().min(1).max(500).default(20),
 });
 
@@ -26,11 +26,12 @@ export class LeaderboardController {
   @ApiQuery({ name: 'dataset', required: false, enum: DATASET_NAMES })
   @ApiQuery({ name: 'method', required: false, enum: METHODS })
   @ApiQuery({ name: 'sweep', required: false, description: 'sweep id' })
-  @ApiQuery({ name: 'per', required: false, enum: ['cell', 'run'], description: 'cell: every result; run: each run\'s best cell' })
+  @ApiQuery({ name: 'per', required: false, enum: ['cell', 'run', 'config'], description: 'cell: every result; run: each run\'s best cell; config: mean and spread over seeds per (model, layer, noise, protocol)' })
   @ApiQuery({ name: 'limit', required: false, description: '1..500, default 20' })
   async get(@Query() query: unknown) {
     const q = parseOr400(leaderboardQuery, query, 'query');
-    const rows = await this.leaderboard.top({ dataset: q.dataset, method: q.method, sweepId: q.sweep, per: q.per, limit: q.limit });
+    const filter = { dataset: q.dataset, method: q.method, sweepId: q.sweep, per: q.per, limit: q.limit };
+    const rows = q.per === 'config' ? await this.leaderboard.topByConfig(filter) : await this.leaderboard.top(filter);
     const datasets = q.dataset ? [q.dataset] : [...new Set(rows.map((r) => r.dataset))];
     const [pixels, untrained] = await Promise.all([
       datasets.length ? this.baselines.forDatasets(datasets) : [],

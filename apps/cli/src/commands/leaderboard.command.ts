@@ -2,7 +2,13 @@ import type { ApiClient } from '../api-client';
 import { pct, table } from '../table';
 
 interface LeaderboardView {
-  rows: { rank: number; accuracy: number; layer: string; noiseLevel: number; method: string; dataset: string; modelName: string; runKey: string; seed: number; parameters: number | null; step: number; sweepName: string }[];
+  filter?: { per?: string };
+  rows: {
+    rank: number; accuracy: number; layer: string; noiseLevel: number; method: string; dataset: string; modelName: string; runKey: string; seed: number; parameters: number | null; step: number; sweepName: string;
+    pooling: string; noiseProtocol: string; probeProtocol: string;
+    // per=config
+    mean?: number; std?: number | null; n?: number; min?: number; max?: number;
+  }[];
   baselines: { dataset: string; kind: string; accuracy: number | null; featureDim: number | null; model?: string; layer?: string; noiseLevel?: number; method?: string }[];
 }
 
@@ -14,10 +20,18 @@ export async function leaderboard(api: ApiClient, opts: { dataset?: string; meth
   }
   const r = await api.request<LeaderboardView>('GET', `/api/leaderboard?${query}`);
   if (opts.json) return JSON.stringify(r);
-  const rows = table(
-    ['#', 'acc %', 'model', 'method', 'layer', 'noise', 'run', 'params', 'step', 'dataset'],
-    r.rows.map((x) => [x.rank, pct(x.accuracy), x.modelName, x.method, x.layer, x.method === 'ddpm' ? `t=${x.noiseLevel}` : `σ=${x.noiseLevel}`, x.runKey, x.parameters, x.step, x.dataset]),
-  );
+  const noise = (x: LeaderboardView['rows'][number]) => (x.method === 'ddpm' ? `t=${x.noiseLevel}` : `σ=${x.noiseLevel}`);
+  const protocol = (x: LeaderboardView['rows'][number]) => `${x.pooling}/${x.noiseProtocol}/${x.probeProtocol}`;
+  const rows =
+    r.filter?.per === 'config'
+      ? table(
+          ['#', 'mean %', '± std', 'seeds', 'min-max %', 'model', 'method', 'layer', 'noise', 'protocol', 'params', 'dataset'],
+          r.rows.map((x) => [x.rank, pct(x.mean ?? null), x.std == null ? '-' : (100 * x.std).toFixed(2), x.n, `${pct(x.min ?? null)}-${pct(x.max ?? null)}`, x.modelName, x.method, x.layer, noise(x), protocol(x), x.parameters, x.dataset]),
+        )
+      : table(
+          ['#', 'acc %', 'model', 'method', 'layer', 'noise', 'protocol', 'run', 'params', 'step', 'dataset'],
+          r.rows.map((x) => [x.rank, pct(x.accuracy), x.modelName, x.method, x.layer, noise(x), protocol(x), x.runKey, x.parameters, x.step, x.dataset]),
+        );
   const baselines = r.baselines.length
     ? `\n\nbaselines\n${table(
         ['dataset', 'kind', 'acc %', 'features', 'best cell'],

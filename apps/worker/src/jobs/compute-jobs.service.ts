@@ -164,8 +164,9 @@ export class ComputeJobsService {
     if ('outcome' in result) return result;
     if (result.kind !== 'probe') throw new Error(`expected a probe result, got ${result.kind}`);
     const context = { checkpointId: checkpoint.id, dataset: run.dataset, method: run.method, untrained: run.untrained, backend: this.identity.backend, workerId: this.identity.id };
-    await this.write('store probe results', () => this.probes.complete(row, context, result.layers));
-    await this.write('refresh sweep', () => handle.ended());
+    // Stores the results and decides what follows (an adaptive noise search's next round) at once.
+    const { next } = await this.write('store probe results', () => this.orchestrator.probeSucceeded(row, context, result.layers));
+    if (next.length) this.logger.log(`probe ${run.key}: noise search continues with ${next.length} more level(s)`);
     const best = [...result.layers].sort((a, b) => b.accuracy - a.accuracy)[0];
     const cache = result.featureCache ? `, feature cache ${result.featureCache.hits} hit(s) ${result.featureCache.misses} miss(es)` : '';
     this.logger.log(`probe ${run.key} @ ${row.noiseLevel}: best ${best?.layer} ${best?.accuracy.toFixed(4)} (${result.seconds.toFixed(1)} s${cache})`);

@@ -13,6 +13,12 @@ export type SweepEventType =
   | 'probe.succeeded'
   | 'probe.requeued'
   | 'probe.failed'
+  /** An adaptive noise search finished a round: the levels it probes next, or done. */
+  | 'probe.search'
+  /** Probing during pretraining measured a checkpoint. */
+  | 'run.progress-probe'
+  /** Probing during pretraining found a plateau: the run stopped early. */
+  | 'run.stopped-early'
   | 'baseline.succeeded'
   | 'baseline.failed';
 

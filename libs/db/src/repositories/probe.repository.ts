@@ -9,6 +9,12 @@ export interface LayerResult {
   featureDim: number;
 }
 
+/**
+ * What follows a complete round of a run's probe tasks (an adaptive noise search): given the best
+ * accuracy of every probed noise level, the levels to probe next (none: the search is done).
+ */
+export type FollowUp = (probed: ReadonlyMap<number, number>) => { next: number[]; best: { noiseLevel: number; accuracy: number } | null };
+
 export class ProbeRepository {
   constructor(private readonly prisma: PrismaClient) {}
 
@@ -48,8 +54,12 @@ export class ProbeRepository {
     task: ProbeTask,
     context: { checkpointId: string; dataset: string; method: string; untrained: boolean; backend: string; workerId: string },
     results: LayerResult[],
-  ): Promise<void> {
-    await this.prisma.$transaction(async (tx) => {
+    follow?: FollowUp,
+  ): Promise<{ createdTaskIds: string[] }> {
+    return this.prisma.$transaction(async (tx) => {
+      // Completions of one run's tasks serialise on the run row, so that exactly one of them sees
+      // its round complete and decides what follows.
+      if (follow) await tx.$queryRaw`SELECT id FROM runs WHERE id = ${task.runId}::uuid FOR UPDATE`;
       const protocol = task.protocol as { noise?: string; probe?: string; pooling?: string };
       for (const r of results) {
         const values = {
@@ -88,12 +98,31 @@ export class ProbeRepository {
           update: values,
         });
       }
-      await tx.probeTask.updateMany({
+      const { count } = await tx.probeTask.updateMany({
         where: { id: task.id, status: 'RUNNING' },
         data: { status: 'SUCCEEDED', finishedAt: new Date(), error: null },
       });
       const best = [...results].sort((a, b) => b.accuracy - a.accuracy)[0];
       await appendEvent(tx, task.sweepId, 'probe.succeeded', { probeTaskId: task.id, runId: task.runId, noiseLevel: task.noiseLevel, best: best ? { layer: best.layer, accuracy: best.accuracy } : null });
+      if (!follow || count !== 1) return { createdTaskIds: [] };
+      // The run's tasks of this protocol: a round is complete when every one has succeeded.
+      const siblings = await tx.probeTask.findMany({ where: { runId: task.runId, protocolKey: task.protocolKey }, select: { status: true } });
+      if (siblings.some((t) => t.status !== 'SUCCEEDED')) return { createdTaskIds: [] };
+      const levels = await tx.$queryRaw<{ noiseLevel: number; accuracy: number }[]>`
+        SELECT noise_level AS "noiseLevel", max(accuracy) AS accuracy FROM probe_results
+        WHERE checkpoint_id = ${context.checkpointId}::uuid AND protocol_key = ${task.protocolKey}
+        GROUP BY noise_level`;
+      const probed = new Map(levels.map((l) => [l.noiseLevel, l.accuracy]));
+      const decision = follow(probed);
+      const next = decision.next.filter((l) => !probed.has(l));
+      await appendEvent(tx, task.sweepId, 'probe.search', { runId: task.runId, probed: probed.size, next, done: next.length === 0, best: decision.best });
+      if (next.length === 0) return { createdTaskIds: [] };
+      await tx.probeTask.createMany({
+        data: next.map((noiseLevel) => ({ sweepId: task.sweepId, runId: task.runId, noiseLevel, layers: task.layers, protocol: task.protocol as Prisma.InputJsonValue, protocolKey: task.protocolKey })),
+        skipDuplicates: true,
+      });
+      const created = await tx.probeTask.findMany({ where: { runId: task.runId, protocolKey: task.protocolKey, noiseLevel: { in: next }, status: 'QUEUED' }, select: { id: true }, orderBy: { noiseLevel: 'asc' } });
+      return { createdTaskIds: created.map((t) => t.id) };
     });
   }
 

@@ -1,0 +1,135 @@
+import { QUEUES, sweepSpecSchema } from '@ddae/contracts';
+import type { ProbeTask } from '@ddae/db';
+import { ComputeQueue } from '@ddae/queue';
+import { createTestDatabase, deleteQueueKeys, queuedJobIds, uniqueQueuePrefix, type TestDatabase } from '@ddae/testing';
+import { planSweep } from './plan';
+import { createSweepServices, type SweepServices } from './services';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const GRID = [1, 2, 3, 5, 8, 11, 15, 20, 25, 30, 40, 50, 65, 80, 100, 125, 150, 200, 250, 300];
+
+/** A single-peaked accuracy against noise level, peaking at t = 11 (a little lower for seed 1). */
+const accuracyAt = (t: number, seed: number) => 0.9 - 0.05 * Math.abs(Math.log(t / 11)) - 0.01 * seed;
+
+describe('adaptive noise search and seed statistics (real Postgres and Redis)', () => {
+  let db: TestDatabase;
+  let prefix: string;
+  let queue: ComputeQueue;
+  let services: SweepServices;
+
+  const spec = sweepSpecSchema.parse({
+    name: 'search',
+    dataset: 'fashion-mnist',
+    models: [{ method: 'ddpm', unet: 'tiny' }],
+    pretrain: { steps: 10, seeds: [0, 1] },
+    probe: { timesteps: GRID, layers: ['out_1', 'out_2'], noiseSearch: { search: 'adaptive', coarse: 4 } },
+    baselines: [],
+  });
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+
+  beforeEach(async () => {
+    prefix = uniqueQueuePrefix('search');
+    queue = new ComputeQueue({ redisUrl: REDIS_URL, prefix });
+    services = createSweepServices(db.prisma, queue);
+    await db.prisma.$executeRawUnsafe('TRUNCATE sweeps, baselines, workers CASCADE');
+  });
+
+  afterEach(async () => {
+    await queue.close();
+    await deleteQueueKeys(REDIS_URL, prefix);
+  });
+
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  const jobs = () => queuedJobIds(REDIS_URL, prefix, QUEUES.compute);
+
+  async function finishRun(runId: string, sweepId: string): Promise<string> {
+    await services.runs.claim(runId, { workerId: 'w', backend: 'wasm' });
+    await services.runs.complete(runId, { step: 10, path: `runs/${runId}/step-10`, sha256: `sha-${runId}` });
+    await services.orchestrator.runSucceeded(runId, sweepId);
+    return (await services.runs.finalCheckpoint(runId))!.id;
+  }
+
+  /** What a worker does with a probe job: claim, measure, store through the orchestrator. */
+  async function probe(task: ProbeTask, checkpointId: string, seed: number): Promise<{ next: string[] }> {
+    const claimed = await services.probes.claim(task.id, { workerId: 'w' });
+    if (!claimed || claimed === 'throttled') throw new Error(`could not claim ${task.id}`);
+    const results = claimed.layers.map((layer, i) => ({ layer, accuracy: accuracyAt(claimed.noiseLevel, seed) - 0.02 * i, featureDim: 8 }));
+    return services.orchestrator.probeSucceeded(claimed, { checkpointId, dataset: 'fashion-mnist', method: 'ddpm', untrained: false, backend: 'wasm', workerId: 'w' }, results);
+  }
+
+  const queuedTasks = (runId: string) => db.prisma.probeTask.findMany({ where: { runId, status: 'QUEUED' }, orderBy: { noiseLevel: 'asc' } });
+
+  it('probes coarse levels first, then refines around the best until adjacent: the grid best with under half the jobs', async () => {
+    const plan = planSweep(spec);
+    expect(plan.probeTasks.filter((t) => t.runKey === 'ddpm-tiny-s0').map((t) => t.noiseLevel)).toEqual([1, 15, 80, 300]);
+    const created = await services.orchestrator.submit(spec, plan);
+    const [runId] = created.runIds;
+    const checkpointId = await finishRun(runId, created.sweep.id);
+    const rounds: number[][] = [];
+    for (let tasks = await queuedTasks(runId); tasks.length; tasks = await queuedTasks(runId)) {
+      rounds.push(tasks.map((t) => t.noiseLevel));
+      // Every task of the round is in the queue before it runs.
+      expect(await jobs()).toEqual(expect.arrayContaining(tasks.map((t) => `probe-${t.id}`)));
+      for (const t of tasks) await probe(t, checkpointId, 0);
+      if ((await queuedTasks(runId)).length) expect((await services.sweeps.findById(created.sweep.id))?.status).toBe('RUNNING');
+    }
+    expect(rounds[0]).toEqual([1, 15, 80, 300]);
+    const probed = await db.prisma.probeTask.findMany({ where: { runId } });
+    expect(probed.length).toBeLessThanOrEqual(GRID.length / 2);
+    const best = await db.prisma.probeResult.findFirstOrThrow({ where: { runId }, orderBy: { accuracy: 'desc' } });
+    expect(best.noiseLevel).toBe(11);
+    // Neighbours of the best in the grid were probed: the peak is bracketed.
+    expect(probed.map((p) => p.noiseLevel)).toEqual(expect.arrayContaining([8, 11, 15]));
+    const events = await db.prisma.sweepEvent.findMany({ where: { sweepId: created.sweep.id, type: 'probe.search' }, orderBy: { id: 'asc' } });
+    expect(events.at(-1)?.data).toMatchObject({ runId, done: true, best: { noiseLevel: 11 } });
+    // Every stored result records its protocols.
+    expect(best).toMatchObject({ noiseProtocol: 'fixed', probeProtocol: 'fast', pooling: 'gap' });
+  });
+
+  it('decides each round once: repeated and concurrent completions, and a lost Redis', async () => {
+    const created = await services.orchestrator.submit(spec, planSweep(spec));
+    const [runId] = created.runIds;
+    const checkpointId = await finishRun(runId, created.sweep.id);
+    const [a, b, c, d] = await queuedTasks(runId);
+    await probe(a, checkpointId, 0);
+    await probe(b, checkpointId, 0);
+    // The last two of the round complete at the same time: exactly one of them opens the next round.
+    const outcomes = await Promise.all([probe(c, checkpointId, 0), probe(d, checkpointId, 0)]);
+    expect(outcomes.map((o) => o.next.length).sort()).toEqual([0, 2]);
+    const second = await queuedTasks(runId);
+    expect(second.map((t) => t.noiseLevel)).toEqual([5, 30]);
+    // A retried store of a finished task changes nothing.
+    const done = await db.prisma.probeTask.findUniqueOrThrow({ where: { id: d.id } });
+    await services.orchestrator.probeSucceeded(done, { checkpointId, dataset: 'fashion-mnist', method: 'ddpm', untrained: false, backend: 'wasm', workerId: 'w' }, [{ layer: 'out_1', accuracy: 0.5, featureDim: 8 }]);
+    expect(await db.prisma.probeTask.count({ where: { runId } })).toBe(6);
+    // Redis lost the new round's jobs: the reconciler offers them again.
+    await deleteQueueKeys(REDIS_URL, prefix);
+    await services.orchestrator.reconcile({ workerStaleMs: 30_000 });
+    expect(await jobs()).toEqual(expect.arrayContaining(second.map((t) => `probe-${t.id}`)));
+  });
+
+  it('ranks mean and spread over seeds per (model, layer, noise level, protocol)', async () => {
+    const fullGrid = sweepSpecSchema.parse({ ...spec, probe: { timesteps: [5, 11], layers: ['out_1'] } });
+    const created = await services.orchestrator.submit(fullGrid, planSweep(fullGrid));
+    for (const [seed, runId] of created.runIds.entries()) {
+      const checkpointId = await finishRun(runId, created.sweep.id);
+      for (const t of await queuedTasks(runId)) await probe(t, checkpointId, seed);
+    }
+    const rows = await services.leaderboard.topByConfig({ sweepId: created.sweep.id });
+    expect(rows).toHaveLength(2);
+    expect(rows[0]).toMatchObject({ layer: 'out_1', noiseLevel: 11, n: 2, seeds: [0, 1], modelName: 'ddpm-tiny', noiseProtocol: 'fixed', probeProtocol: 'fast', pooling: 'gap' });
+    expect(rows[0].mean).toBeCloseTo((accuracyAt(11, 0) + accuracyAt(11, 1)) / 2, 10);
+    expect(rows[0].std).toBeCloseTo(Math.SQRT1_2 * 0.01, 10);
+    expect(rows[0].min).toBeCloseTo(accuracyAt(11, 1), 10);
+    expect(rows[1].noiseLevel).toBe(5);
+    const cells = await services.leaderboard.top({ sweepId: created.sweep.id });
+    expect(cells).toHaveLength(4);
+    expect(cells[0]).toMatchObject({ noiseProtocol: 'fixed', probeProtocol: 'fast', pooling: 'gap' });
+  });
+});
