@@ -3,6 +3,7 @@ import { ApiClient, CliError } from './api-client';
 import { heatmapPng } from './commands/heatmap.command';
 import { leaderboard, workers } from './commands/leaderboard.command';
 import { pretrainInline } from './commands/pretrain.command';
+import { noiseSearchInline } from './commands/noise-search.command';
 import { probeInline } from './commands/probe.command';
 import { sampleInline } from './commands/sample.command';
 import { tokenCommand } from './commands/token.command';
@@ -55,6 +56,10 @@ inline commands (TensorFlow.js in this process; no API, Redis or Postgres):
       --noise-protocol fixed|fresh (fixed; fresh: new noise every epoch, needs --protocol reference)
       --cache DIR|none    feature cache (default $ARTIFACT_DIR/features or ./artifacts/features)
       --json: last line is one JSON object with at least "accuracy" (the best cell)
+  noise-search            measure the adaptive noise search against the full grid on one checkpoint
+      --checkpoint DIR --noise GRID (e.g. 1,2,3,5,8,11,15,20,25,30,40,50) --coarse N (4)
+      --min-step X (0)    and every probe option above (layers, pooling, sizes, protocol, cache)
+      --json: {"grid":{"jobs","best"},"adaptive":{"jobs","rounds","best"},"foundGridBest","accuracyGap",...}
   --backend B             auto, tensorflow-gpu, tensorflow, wasm or cpu (default $DDAE_BACKEND or auto)
 
 common options:
@@ -106,6 +111,8 @@ async function main(argv: string[]): Promise<string> {
       protocol: { type: 'string' },
       'noise-protocol': { type: 'string' },
       cache: { type: 'string' },
+      coarse: { type: 'string' },
+      'min-step': { type: 'string' },
       token: { type: 'string' },
       name: { type: 'string' },
       scope: { type: 'string' },
@@ -164,6 +171,9 @@ async function main(argv: string[]): Promise<string> {
     case 'probe':
       if (sub !== undefined) throw new CliError(`probe takes options only, got "${sub}" (npm run ddae -- --help lists them)`);
       return probeInline(values, { json });
+    case 'noise-search':
+      if (sub !== undefined) throw new CliError(`noise-search takes options only, got "${sub}" (npm run ddae -- --help lists them)`);
+      return noiseSearchInline(values, { json });
     case 'pretrain':
     case 'sample':
       if (sub !== undefined) throw new CliError(`${command} takes options only, got "${sub}" (npm run ddae -- --help lists them)`);

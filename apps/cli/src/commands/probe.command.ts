@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { DATASET_NAMES, DATASET_SHAPES, NOISE_PROTOCOLS, POOLINGS, PROBE_PROTOCOLS, decoderBlockNames, protocolKey, tappableBlockNames, type DatasetName, type ProbeProtocol } from '@ddae/contracts';
+import { DATASET_NAMES, DATASET_SHAPES, NOISE_PROTOCOLS, POOLINGS, PROBE_PROTOCOLS, decoderBlockNames, protocolKey, tappableBlockNames, type DatasetName, type ProbeProtocol, type ProbeTask } from '@ddae/contracts';
 import { CliError } from '../api-client';
 import { numberOption, parseBackend } from './pretrain.command';
 
@@ -23,6 +23,7 @@ export interface ProbeArgs {
   protocol?: string;
   'noise-protocol'?: string;
   cache?: string;
+  'data-dir'?: string;
   backend?: string;
 }
 
@@ -93,20 +94,8 @@ export async function probeInline(a: ProbeArgs, opts: { json: boolean; log?: (li
     return opts.json ? JSON.stringify(result) : `pixels on ${dataset}: accuracy ${(100 * r.accuracy).toFixed(2)} % (${r.featureDim} features, ${r.seconds.toFixed(1)} s, ${backend.backend})`;
   }
 
-  const { latestCheckpoint, verifyCheckpoint } = await import('@ddae/diffusion');
-  const dir = a.checkpoint as string;
-  if (!fs.existsSync(dir)) throw new CliError(`--checkpoint ${dir} does not exist: pass the --out directory of a pretrain run (npm run ddae -- pretrain ... --out ${dir})`);
-  const found = fs.existsSync(path.join(dir, 'manifest.json')) ? verifyCheckpoint(dir) : latestCheckpoint(dir);
-  if (!found) throw new CliError(`${dir} holds no valid checkpoint (step-XXXXXXXX directories with a manifest.json)`);
-  const { config, method, step } = found.manifest;
-  const dataset = (a.dataset ?? datasetOfShape(config.imageChannels)) as DatasetName;
-  if (!(DATASET_NAMES as readonly string[]).includes(dataset)) throw new CliError(`--dataset must be one of ${DATASET_NAMES.join(', ')}`);
-  const known = tappableBlockNames(config);
-  const layers = !a.layers || a.layers === 'all' ? decoderBlockNames(config) : a.layers.split(',').map((s) => s.trim());
-  const unknown = layers.filter((l) => !known.includes(l));
-  if (unknown.length) throw new CliError(`unknown layer(s) ${unknown.join(', ')}; this UNet has ${known.join(', ')}`);
-  const levels = parseNoiseLevels(a.noise);
-  const protocol = protocolFromArgs(a, dataset);
+  const target = await probeTarget(a);
+  const { found, method, step, dataset, layers, levels, protocol } = target;
   const backend = await selectBackend(prefer);
   log(`probing ${found.path} (${method}, step ${step}) on ${dataset}: layers ${layers.join(',')} at ${method === 'ddpm' ? 't' : 'sigma'} = ${levels.join(', ')}; backend ${backend.backend}`);
   const featureCacheDir = featureCacheDirOf(a.cache);
@@ -114,8 +103,7 @@ export async function probeInline(a: ProbeArgs, opts: { json: boolean; log?: (li
   let seconds = 0;
   const featureCache = { hits: 0, misses: 0 };
   for (const noiseLevel of levels) {
-    const unet = { baseChannels: config.baseChannels, channelMults: config.channelMults, blocksPerLevel: config.blocksPerLevel, attentionResolutions: config.attentionResolutions, dropout: config.dropout, groups: config.groups };
-    const r = await runProbeTask({ kind: 'probe', probeTaskId: 'cli', method, unet, dataset: { name: dataset }, checkpointPath: found.path, noiseLevel, layers, protocol, ...(featureCacheDir ? { featureCacheDir } : {}) }, {});
+    const r = await runProbeTask(target.task(noiseLevel, featureCacheDir), {});
     seconds += r.seconds;
     featureCache.hits += r.featureCache?.hits ?? 0;
     featureCache.misses += r.featureCache?.misses ?? 0;
@@ -132,6 +120,31 @@ export async function probeInline(a: ProbeArgs, opts: { json: boolean; log?: (li
   if (opts.json) return JSON.stringify(result);
   const lines = cells.map((c) => `${c.layer.padEnd(7)} ${String(c.noiseLevel).padStart(6)}  ${(100 * c.accuracy).toFixed(2)} %`);
   return [`layer    noise  accuracy`, ...lines, `best: ${best.layer} at ${best.noiseLevel}: ${(100 * best.accuracy).toFixed(2)} %`].join('\n');
+}
+
+/** A checkpoint, its layers, noise levels and protocol, from the options of `probe` (and `noise-search`). */
+export async function probeTarget(a: ProbeArgs) {
+  const { latestCheckpoint, verifyCheckpoint } = await import('@ddae/diffusion');
+  const dir = a.checkpoint as string;
+  if (!fs.existsSync(dir)) throw new CliError(`--checkpoint ${dir} does not exist: pass the --out directory of a pretrain run (npm run ddae -- pretrain ... --out ${dir})`);
+  const found = fs.existsSync(path.join(dir, 'manifest.json')) ? verifyCheckpoint(dir) : latestCheckpoint(dir);
+  if (!found) throw new CliError(`${dir} holds no valid checkpoint (step-XXXXXXXX directories with a manifest.json)`);
+  const { config, method, step } = found.manifest;
+  const dataset = (a.dataset ?? datasetOfShape(config.imageChannels)) as DatasetName;
+  if (!(DATASET_NAMES as readonly string[]).includes(dataset)) throw new CliError(`--dataset must be one of ${DATASET_NAMES.join(', ')}`);
+  const known = tappableBlockNames(config);
+  const layers = !a.layers || a.layers === 'all' ? decoderBlockNames(config) : a.layers.split(',').map((s) => s.trim());
+  const unknown = layers.filter((l) => !known.includes(l));
+  if (unknown.length) throw new CliError(`unknown layer(s) ${unknown.join(', ')}; this UNet has ${known.join(', ')}`);
+  const levels = parseNoiseLevels(a.noise);
+  const protocol = protocolFromArgs(a, dataset);
+  const unet = { baseChannels: config.baseChannels, channelMults: config.channelMults, blocksPerLevel: config.blocksPerLevel, attentionResolutions: config.attentionResolutions, dropout: config.dropout, groups: config.groups };
+  const dataDir = a['data-dir'];
+  const task = (noiseLevel: number, featureCacheDir?: string): ProbeTask => ({
+    kind: 'probe', probeTaskId: 'cli', method, unet, dataset: dataDir ? { name: dataset, dir: dataDir } : { name: dataset }, checkpointPath: found.path, noiseLevel, layers, protocol,
+    ...(featureCacheDir ? { featureCacheDir } : {}),
+  });
+  return { found, method, step, dataset, layers, levels, protocol, task };
 }
 
 /** `--cache DIR` (or `none`); default `$ARTIFACT_DIR/features`, else `./artifacts/features`, as the workers use. */

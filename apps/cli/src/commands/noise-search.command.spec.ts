@@ -1,0 +1,82 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { noiseSearchInline } from './noise-search.command';
+import { pretrainInline } from './pretrain.command';
+import { probeInline } from './probe.command';
+
+// Inline probe (feature cache) and the adaptive-search measurement on wasm: a synthetic
+// Fashion-MNIST (class c bright in row band c), the tiny preset, 2 steps.
+jest.setTimeout(120_000);
+
+let root: string;
+let checkpoint: string;
+const quiet = { json: true, log: () => undefined };
+
+beforeAll(async () => {
+  const { IDX_FILES, encodeIdx } = await import('@ddae/datasets');
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'ddae-cli-search-'));
+  const data = path.join(root, 'data');
+  fs.mkdirSync(data);
+  for (const [split, n] of [['train', 48], ['test', 24]] as const) {
+    const images = new Uint8Array(n * 784);
+    const labels = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      labels[i] = i % 10;
+      for (let k = 0; k < 784; k++) images[i * 784 + k] = Math.floor(Math.floor(k / 28) / 3) === i % 10 ? 220 : (i * 7 + k * 13) % 40;
+    }
+    fs.writeFileSync(path.join(data, IDX_FILES[split].images.replace(/\.gz$/, '')), encodeIdx([n, 28, 28], images));
+    fs.writeFileSync(path.join(data, IDX_FILES[split].labels.replace(/\.gz$/, '')), encodeIdx([n], labels));
+  }
+  checkpoint = path.join(root, 'run');
+  await pretrainInline({ dataset: 'fashion-mnist', method: 'ddpm', unet: 'tiny', steps: '2', batch: '4', 'checkpoint-every': '2', 'data-dir': data, out: checkpoint, backend: 'wasm' }, quiet);
+});
+
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+const probeArgs = () => ({ checkpoint, dataset: 'fashion-mnist', 'data-dir': path.join(root, 'data'), layers: 'out_1,out_2', epochs: '2', batch: '16', 'train-size': '48', 'test-size': '24', cache: path.join(root, 'cache'), backend: 'wasm' });
+
+describe('inline probe with the feature cache', () => {
+  it('hits the cache on a second probe of the same features, also under another linear protocol', async () => {
+    const first = JSON.parse(await probeInline({ ...probeArgs(), noise: '5,50' }, quiet)) as { featureCache: { hits: number; misses: number }; cells: unknown[] };
+    expect(first.featureCache).toMatchObject({ hits: 0, misses: 4 });
+    const again = JSON.parse(await probeInline({ ...probeArgs(), noise: '5,50' }, quiet)) as typeof first;
+    expect(again.featureCache).toMatchObject({ hits: 8, misses: 0 });
+    expect(again.cells).toEqual(first.cells);
+    const reference = JSON.parse(await probeInline({ ...probeArgs(), noise: '5', protocol: 'reference', 'noise-protocol': 'fresh' }, quiet)) as typeof first & { protocolKey: string };
+    expect(reference.featureCache).toMatchObject({ hits: 2, misses: 0 }); // the test split's features
+    expect(reference.protocolKey).toContain('noise=fresh:0;probe=reference');
+  });
+});
+
+describe('noise-search', () => {
+  it('runs the adaptive search round by round, then the rest of the grid, and compares them', async () => {
+    const grid = [1, 3, 5, 10, 20, 50, 100, 200, 400, 700];
+    const r = JSON.parse(await noiseSearchInline({ ...probeArgs(), noise: grid.join(','), coarse: '3' }, quiet)) as {
+      grid: { jobs: number; best: { noiseLevel: number; accuracy: number }; accuracies: { noiseLevel: number; accuracy: number }[] };
+      adaptive: { jobs: number; rounds: number[][]; best: { noiseLevel: number; accuracy: number } };
+      foundGridBest: boolean;
+      accuracyGap: number;
+      accuracy: number;
+    };
+    expect(r.grid.jobs).toBe(grid.length);
+    expect(r.grid.accuracies.map((a) => a.noiseLevel)).toEqual(grid);
+    expect(r.adaptive.rounds[0]).toEqual([1, 50, 700]);
+    const searched = r.adaptive.rounds.flat();
+    expect(new Set(searched).size).toBe(searched.length);
+    expect(r.adaptive.jobs).toBe(searched.length);
+    expect(r.adaptive.jobs).toBeLessThan(grid.length);
+    // The search's best is the best of what it measured, and the grid's best is the overall best.
+    const at = new Map(r.grid.accuracies.map((a) => [a.noiseLevel, a.accuracy]));
+    expect(r.adaptive.best.accuracy).toBe(Math.max(...searched.map((l) => at.get(l) as number)));
+    expect(r.grid.best.accuracy).toBe(Math.max(...at.values()));
+    expect(r.accuracyGap).toBeCloseTo(r.grid.best.accuracy - r.adaptive.best.accuracy, 12);
+    expect(r.foundGridBest).toBe(r.adaptive.best.noiseLevel === r.grid.best.noiseLevel);
+    expect(r.accuracy).toBe(r.adaptive.best.accuracy);
+  });
+
+  it('needs a checkpoint and a grid of at least two levels', async () => {
+    await expect(noiseSearchInline({}, quiet)).rejects.toThrow(/--checkpoint/);
+    await expect(noiseSearchInline({ ...probeArgs(), noise: '5' }, quiet)).rejects.toThrow(/at least 2 levels/);
+  });
+});
