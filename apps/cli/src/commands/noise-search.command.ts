@@ -1,3 +1,4 @@
+import { protocolKey } from '@ddae/contracts';
 import { CliError } from '../api-client';
 import { numberOption, parseBackend } from './pretrain.command';
 import { featureCacheDirOf, probeTarget, type ProbeArgs } from './probe.command';
@@ -71,7 +72,7 @@ export async function noiseSearchInline(a: NoiseSearchArgs, opts: { json: boolea
     step: target.step,
     dataset: target.dataset,
     layers: target.layers,
-    protocolKey: (await import('@ddae/contracts')).protocolKey(target.protocol),
+    protocolKey: protocolKey(target.protocol),
     backend: backend.backend,
     grid: { levels: grid, jobs: grid.length, best: gridBest, seconds: gridSeconds, accuracies: grid.map((l) => ({ noiseLevel: l, accuracy: (measured.get(l) as Measured).accuracy })) },
     adaptive: { coarse, minStep, jobs: searchLevels.length, rounds, best: searchBest, seconds: searchSeconds },
