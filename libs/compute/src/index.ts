@@ -8,6 +8,7 @@ export { MAX_WASM_THREADS, wasmThreading, wasmThreadsFromEnv, type WasmThreading
 export * from './pretrain.task';
 export * from './probe.task';
 export * from './feature-cache';
+export * from './progress-probe';
 export * from './baseline.task';
 
 /** Runs any compute task on the backend this process selected (call `selectBackend` first). */

@@ -1,11 +1,20 @@
-import { DATASET_SHAPES, paddedImageSize, type ComputeHooks, type PretrainResult, type PretrainTask } from '@ddae/contracts';
+import { DATASET_SHAPES, paddedImageSize, type ComputeHooks, type PretrainResult, type PretrainTask, type ProgressPoint } from '@ddae/contracts';
 import { loadDataset, seededOrder, toModelInput } from '@ddae/datasets';
-import { pretrain } from '@ddae/diffusion';
+import { latestCheckpoint, pretrain } from '@ddae/diffusion';
+import { runProbeTask } from './probe.task';
+import { plateaued, readProgressHistory, writeProgressHistory } from './progress-probe';
 
 /**
  * Runs a pretraining task on the backend the process selected: the first `task.trainSize` images
  * of `seededOrder(train.count, task.seed)`, padded to the model size, then `pretrain` (which
  * resumes from `task.checkpointDir`). Throws StoppedError / NonFiniteLossError from `pretrain`.
+ *
+ * With `task.progressProbe`, training runs in segments of `every` steps: each segment ends with a
+ * checkpoint, which is probed (small fixed grid, fast protocol) and reported through
+ * `hooks.progressProbe`; the next segment resumes from it, which is exact (the learning rate
+ * depends only on the step, and resume is bit-identical). With `earlyStop`, training ends at the
+ * first checkpoint where the probe has plateaued; that checkpoint is the run's final one. The
+ * history is kept beside the checkpoints, so a killed and resumed run keeps its patience.
  */
 export async function runPretrainTask(task: PretrainTask, hooks: ComputeHooks = {}): Promise<PretrainResult> {
   const train = await loadDataset(task.dataset.name, 'train', task.dataset.dir !== undefined ? { dir: task.dataset.dir } : {});
@@ -13,6 +22,53 @@ export async function runPretrainTask(task: PretrainTask, hooks: ComputeHooks = 
   const indices = seededOrder(train.count, task.seed).subarray(0, n);
   const size = paddedImageSize(DATASET_SHAPES[task.dataset.name].size);
   const images = toModelInput(train, indices, size);
-  const out = await pretrain(task, images, n, hooks, { imageSize: size, imageChannels: train.channels });
-  return { kind: 'pretrain', finalCheckpoint: out.finalCheckpoint, steps: out.steps, seconds: out.seconds, parameters: out.parameters };
+  const shape = { imageSize: size, imageChannels: train.channels };
+  const pp = task.progressProbe;
+  if (!pp || task.steps === 0) {
+    const out = await pretrain(task, images, n, hooks, shape);
+    return { kind: 'pretrain', finalCheckpoint: out.finalCheckpoint, steps: out.steps, seconds: out.seconds, parameters: out.parameters };
+  }
+
+  const history = readProgressHistory(task.checkpointDir);
+  const scores = () => history.map((p) => p.accuracy);
+  const summary = () => history.map((p) => ({ step: p.step, accuracy: p.accuracy }));
+  const stopNow = () => pp.earlyStop !== undefined && plateaued(scores(), pp.earlyStop.patience, pp.earlyStop.minDelta);
+  // Progress of a segment is reported against the whole run.
+  const segmentHooks: ComputeHooks = { ...hooks, progress: (_f, detail) => hooks.progress?.((detail.step ?? 0) / task.steps, detail) };
+  let seconds = 0;
+  for (;;) {
+    const current = latestCheckpoint(task.checkpointDir);
+    // A run that already stopped at a plateau (then was restarted) ends where it stopped.
+    if (current && stopNow() && history.at(-1)?.step === current.step) {
+      const info = { step: current.step, path: current.path, sha256: current.manifestSha256, ...(current.manifest.loss !== undefined ? { loss: current.manifest.loss } : {}) };
+      return { kind: 'pretrain', finalCheckpoint: info, steps: current.step, seconds, parameters: current.manifest.totalSize, progress: summary(), stoppedEarly: true };
+    }
+    const from = current?.step ?? 0;
+    const segmentEnd = Math.min(task.steps, (Math.floor(from / pp.every) + 1) * pp.every);
+    const out = await pretrain({ ...task, steps: segmentEnd }, images, n, segmentHooks, shape);
+    seconds += out.seconds;
+    if (out.steps % pp.every === 0 && !history.some((p) => p.step === out.steps)) {
+      const point = await probeCheckpoint(task, out.finalCheckpoint.path, out.steps, hooks);
+      history.push(point);
+      writeProgressHistory(task.checkpointDir, history);
+      hooks.progressProbe?.(point);
+      if (out.steps < task.steps && stopNow()) {
+        return { kind: 'pretrain', finalCheckpoint: out.finalCheckpoint, steps: out.steps, seconds, parameters: out.parameters, progress: summary(), stoppedEarly: true };
+      }
+    }
+    if (out.steps >= task.steps) return { kind: 'pretrain', finalCheckpoint: out.finalCheckpoint, steps: out.steps, seconds, parameters: out.parameters, progress: summary(), stoppedEarly: false };
+  }
+}
+
+async function probeCheckpoint(task: PretrainTask, checkpointPath: string, step: number, hooks: ComputeHooks): Promise<ProgressPoint> {
+  const pp = task.progressProbe as NonNullable<PretrainTask['progressProbe']>;
+  const cells: ProgressPoint['cells'] = [];
+  for (const noiseLevel of pp.noiseLevels) {
+    const r = await runProbeTask(
+      { kind: 'probe', probeTaskId: `${task.runId}-progress-${step}`, method: task.method, unet: task.unet, dataset: task.dataset, checkpointPath, noiseLevel, layers: pp.layers, protocol: pp.protocol },
+      { shouldStop: hooks.shouldStop },
+    );
+    for (const l of r.layers) cells.push({ layer: l.layer, noiseLevel, accuracy: l.accuracy, featureDim: l.featureDim });
+  }
+  return { step, accuracy: Math.max(...cells.map((c) => c.accuracy)), cells };
 }

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { probeTaskSchema, pretrainTaskSchema, type PretrainTask, type ProbeTask } from '@ddae/contracts';
 import { encodeIdx } from '@ddae/datasets';
 import { selectBackend } from './backend';
-import { runComputeTask, runPretrainTask, runProbeTask } from './index';
+import { plateaued, runComputeTask, runPretrainTask, runProbeTask } from './index';
 
 jest.setTimeout(60_000);
 
@@ -137,5 +137,43 @@ describe('compute tasks on wasm', () => {
     // Deterministic all the same.
     expect((await runProbeTask({ ...reference, protocol: { ...reference.protocol, noise: 'fresh' as const } })).layers).toEqual(fresh.layers);
     await expect(runProbeTask({ ...baseProbe, checkpointPath, protocol: { ...baseProbe.protocol, noise: 'fresh' as const } })).rejects.toThrow(/reference protocol/);
+  });
+
+  it('probes during pretraining every N steps and stops early at a plateau, also after a restart', async () => {
+    const progressProbe = {
+      every: 1,
+      noiseLevels: [11],
+      layers: ['out_1'],
+      protocol: { ...baseProbe.protocol, epochs: 1, trainSize: 20, testSize: 10 },
+      // No probe can gain a whole point of accuracy: it plateaus as soon as patience allows.
+      earlyStop: { patience: 1, minDelta: 1 },
+    };
+    const task: PretrainTask = { ...pretrainTaskSchema.parse({ kind: 'pretrain', runId: 'run-pp', method: 'ddpm', unet: baseProbe.unet, dataset: baseProbe.dataset, trainSize: 16, steps: 5, batchSize: 4, learningRate: 2e-4, warmupSteps: 1, gradClip: 1, emaDecayCap: 0.9999, checkpointEvery: 5, seed: 0, checkpointDir: path.join(root, 'ckpt-pp') }), progressProbe };
+    const points: number[] = [];
+    const r = await runPretrainTask(task, { progressProbe: (p) => points.push(p.step) });
+    expect(points).toEqual([1, 2]);
+    expect(r).toMatchObject({ kind: 'pretrain', steps: 2, stoppedEarly: true });
+    expect(r.finalCheckpoint.path).toBe(path.join(root, 'ckpt-pp', 'step-00000002'));
+    expect(r.progress?.map((p) => p.step)).toEqual([1, 2]);
+    // Restarted (a retried job): it ends where it stopped, without training or probing again.
+    const again = await runPretrainTask(task, { progressProbe: (p) => points.push(p.step) });
+    expect(again).toMatchObject({ steps: 2, stoppedEarly: true, finalCheckpoint: r.finalCheckpoint });
+    expect(points).toEqual([1, 2]);
+    // Without early stop it trains to the end, probing every 2 steps; the final checkpoint is the
+    // same as training in one go (segments resume exactly).
+    const noStop = { ...task, checkpointDir: path.join(root, 'ckpt-pp2'), steps: 3, progressProbe: { ...progressProbe, every: 2, earlyStop: undefined } };
+    const full = await runPretrainTask(noStop);
+    expect(full).toMatchObject({ steps: 3, stoppedEarly: false });
+    expect(full.progress?.map((p) => p.step)).toEqual([2]);
+    const plain = await runPretrainTask({ ...noStop, checkpointDir: path.join(root, 'ckpt-plain'), checkpointEvery: 2, progressProbe: undefined });
+    expect(fs.readFileSync(path.join(full.finalCheckpoint.path, 'weights.bin'))).toEqual(fs.readFileSync(path.join(plain.finalCheckpoint.path, 'weights.bin')));
+  });
+
+  it('calls a plateau when the last probes do not beat the best before them by min delta', () => {
+    expect(plateaued([0.5], 1, 0)).toBe(false);
+    expect(plateaued([0.5, 0.6], 1, 0.01)).toBe(false);
+    expect(plateaued([0.5, 0.6, 0.605], 1, 0.01)).toBe(true);
+    expect(plateaued([0.5, 0.6, 0.605, 0.62], 2, 0.01)).toBe(false);
+    expect(plateaued([0.5, 0.6, 0.59, 0.6], 2, 0.01)).toBe(true);
   });
 });

@@ -67,7 +67,7 @@ export const pretrainTaskSchema = z.object({
   /** Directory the run's checkpoints go to (created; resumed from when it holds one). */
   checkpointDir: z.string(),
 });
-export type PretrainTask = z.infer<typeof pretrainTaskSchema>;
+export type PretrainTask = z.infer<typeof pretrainTaskSchema> & { progressProbe?: ProgressProbeConfig };
 
 /** How a result was produced, stored with it: the exact probe protocol. */
 export const probeProtocolSchema = z.object({
@@ -111,6 +111,29 @@ export function protocolKey(p: ProbeProtocol): string {
   ].join(';');
 }
 
+/**
+ * Probing during pretraining, resolved: every `every` steps the pretraining task writes a checkpoint,
+ * probes it at `noiseLevels` on `layers` under `protocol` (fast, fixed noise, a small slice), and
+ * with `earlyStop` ends training once the best accuracy has not improved by `minDelta` for
+ * `patience` consecutive probes.
+ */
+export const progressProbeConfigSchema = z.object({
+  every: z.number().int().positive(),
+  noiseLevels: z.array(z.number().min(0)).min(1),
+  layers: z.array(z.string()).min(1),
+  protocol: probeProtocolSchema,
+  earlyStop: z.object({ patience: z.number().int().positive(), minDelta: z.number().min(0) }).optional(),
+});
+export type ProgressProbeConfig = z.infer<typeof progressProbeConfigSchema>;
+
+/** One probed checkpoint during pretraining: the best accuracy over its layers and noise levels, and every cell. */
+export const progressPointSchema = z.object({
+  step: z.number().int().min(0),
+  accuracy: z.number().min(0).max(1),
+  cells: z.array(z.object({ layer: z.string(), noiseLevel: z.number(), accuracy: z.number().min(0).max(1), featureDim: z.number().int().positive() })),
+});
+export type ProgressPoint = z.infer<typeof progressPointSchema>;
+
 export const probeTaskSchema = z.object({
   kind: z.literal('probe'),
   probeTaskId: z.string(),
@@ -140,7 +163,8 @@ export const baselineTaskSchema = z.object({
 });
 export type BaselineTask = z.infer<typeof baselineTaskSchema>;
 
-export const computeTaskSchema = z.discriminatedUnion('kind', [pretrainTaskSchema, probeTaskSchema, baselineTaskSchema]);
+const pretrainTaskWithProgressSchema = pretrainTaskSchema.extend({ progressProbe: progressProbeConfigSchema.optional() });
+export const computeTaskSchema = z.discriminatedUnion('kind', [pretrainTaskWithProgressSchema, probeTaskSchema, baselineTaskSchema]);
 export type ComputeTask = z.infer<typeof computeTaskSchema>;
 
 /** A checkpoint as the compute side reports it. */
@@ -168,6 +192,9 @@ export const pretrainResultSchema = z.object({
   seconds: z.number(),
   /** Trainable parameters of the UNet. */
   parameters: z.number().int().positive().optional(),
+  /** Probing during pretraining: accuracy against step, and whether its plateau stopped training. */
+  progress: z.array(z.object({ step: z.number().int(), accuracy: z.number() })).optional(),
+  stoppedEarly: z.boolean().optional(),
 });
 export const probeResultSchema = z.object({
   kind: z.literal('probe'),
@@ -192,6 +219,8 @@ export interface ComputeHooks {
   progress?(fraction: number, detail: { step?: number; loss?: number; message?: string }): void;
   /** A checkpoint was written atomically and can be resumed from. */
   checkpoint?(info: CheckpointInfo): void;
+  /** Probing during pretraining measured a checkpoint. */
+  progressProbe?(point: ProgressPoint): void;
   /** Polled between steps; true stops the task early with a checkpoint (cancel, shutdown). */
   shouldStop?(): boolean;
 }
