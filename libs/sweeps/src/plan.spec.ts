@@ -37,6 +37,18 @@ describe('planSweep', () => {
     expect(task.protocolKey).toContain('n=1000/10000');
   });
 
+  it('starts an adaptive noise search at its coarse levels, and records the protocols', () => {
+    const plan = planSweep(spec({ probe: { timesteps: [1, 2, 3, 5, 8, 11, 15, 20], sigmas: [0.01, 0.02, 0.06], noiseSearch: { search: 'adaptive', coarse: 3 }, protocol: 'reference', noise: 'fresh' } }));
+    expect(plan.probeTasks.filter((t) => t.runKey === 'ddpm-tiny-s0').map((t) => t.noiseLevel)).toEqual([1, 8, 20]);
+    expect(plan.probeTasks.filter((t) => t.runKey === 'edm-small-s0').map((t) => t.noiseLevel)).toEqual([0.01, 0.02, 0.06]);
+    expect(plan.probeTasks[0].protocol).toMatchObject({ noise: 'fresh', probe: 'reference' });
+    expect(plan.probeTasks[0].protocolKey).toContain('noise=fresh:0;probe=reference');
+  });
+
+  it('refuses probing during pretraining until the workers run it', () => {
+    expect(() => planSweep(spec({ pretrain: { steps: 50, progressProbe: { every: 10 } } }))).toThrow(/not run by the workers yet/);
+  });
+
   it('is deterministic, and equal specs hash equally whatever their key order', () => {
     expect(planSweep(spec())).toEqual(planSweep(spec()));
     expect(canonicalJson({ b: 1, a: [2, { d: 3, c: 4 }] })).toBe('{"a":[2,{"c":4,"d":3}],"b":1}');

@@ -121,6 +121,10 @@ export function planSweep(spec: SweepSpec): SweepPlan {
   };
   const key = protocolKey(protocol);
 
+  if (spec.pretrain.progressProbe) {
+    // The compute task supports it (runPretrainTask); the workers do not yet pass it on nor store its rows.
+    throw new PlanError(['pretrain', 'progressProbe'], 'probing during pretraining is not run by the workers yet; leave it out of sweeps for now');
+  }
   const names = new Set<string>();
   const runs: PlannedRun[] = [];
   const probeTasks: PlannedProbeTask[] = [];
