@@ -30,6 +30,9 @@ export async function runPretrainTask(task: PretrainTask, hooks: ComputeHooks = 
   }
 
   const history = readProgressHistory(task.checkpointDir);
+  // Points measured before a restart: the caller may have missed them (killed between the probe
+  // and its report), so they are reported again; it stores them on their natural key.
+  for (const point of history) hooks.progressProbe?.({ ...point, replayed: true });
   const scores = () => history.map((p) => p.accuracy);
   const summary = () => history.map((p) => ({ step: p.step, accuracy: p.accuracy }));
   const stopNow = () => pp.earlyStop !== undefined && plateaued(scores(), pp.earlyStop.patience, pp.earlyStop.minDelta);
@@ -43,20 +46,32 @@ export async function runPretrainTask(task: PretrainTask, hooks: ComputeHooks = 
       const info = { step: current.step, path: current.path, sha256: current.manifestSha256, ...(current.manifest.loss !== undefined ? { loss: current.manifest.loss } : {}) };
       return { kind: 'pretrain', finalCheckpoint: info, steps: current.step, seconds, parameters: current.manifest.totalSize, progress: summary(), stoppedEarly: true };
     }
+    // Stopped (killed, cancelled, shut down) after a segment's checkpoint but before its probe was
+    // kept: probe it now rather than lose the point (training from it is exact either way).
+    if (current && current.step > 0 && current.step < task.steps && current.step % pp.every === 0 && !history.some((p) => p.step === current.step)) {
+      const info = { step: current.step, path: current.path, sha256: current.manifestSha256, ...(current.manifest.loss !== undefined ? { loss: current.manifest.loss } : {}) };
+      if (await measure(info)) {
+        return { kind: 'pretrain', finalCheckpoint: info, steps: current.step, seconds, parameters: current.manifest.totalSize, progress: summary(), stoppedEarly: true };
+      }
+      continue;
+    }
     const from = current?.step ?? 0;
     const segmentEnd = Math.min(task.steps, (Math.floor(from / pp.every) + 1) * pp.every);
     const out = await pretrain({ ...task, steps: segmentEnd }, images, n, segmentHooks, shape);
     seconds += out.seconds;
-    if (out.steps % pp.every === 0 && !history.some((p) => p.step === out.steps)) {
-      const point = await probeCheckpoint(task, out.finalCheckpoint.path, out.steps, hooks);
-      history.push(point);
-      writeProgressHistory(task.checkpointDir, history);
-      hooks.progressProbe?.(point);
-      if (out.steps < task.steps && stopNow()) {
-        return { kind: 'pretrain', finalCheckpoint: out.finalCheckpoint, steps: out.steps, seconds, parameters: out.parameters, progress: summary(), stoppedEarly: true };
-      }
+    if (out.steps % pp.every === 0 && !history.some((p) => p.step === out.steps) && (await measure(out.finalCheckpoint)) && out.steps < task.steps) {
+      return { kind: 'pretrain', finalCheckpoint: out.finalCheckpoint, steps: out.steps, seconds, parameters: out.parameters, progress: summary(), stoppedEarly: true };
     }
     if (out.steps >= task.steps) return { kind: 'pretrain', finalCheckpoint: out.finalCheckpoint, steps: out.steps, seconds, parameters: out.parameters, progress: summary(), stoppedEarly: false };
+  }
+
+  /** Probes a segment's checkpoint, keeps and reports the point; true when training should stop there. */
+  async function measure(checkpoint: { path: string; step: number }): Promise<boolean> {
+    const point = await probeCheckpoint(task, checkpoint.path, checkpoint.step, hooks);
+    history.push(point);
+    writeProgressHistory(task.checkpointDir, history);
+    hooks.progressProbe?.(point);
+    return stopNow();
   }
 }
 

@@ -155,10 +155,16 @@ describe('compute tasks on wasm', () => {
     expect(r).toMatchObject({ kind: 'pretrain', steps: 2, stoppedEarly: true });
     expect(r.finalCheckpoint.path).toBe(path.join(root, 'ckpt-pp', 'step-00000002'));
     expect(r.progress?.map((p) => p.step)).toEqual([1, 2]);
-    // Restarted (a retried job): it ends where it stopped, without training or probing again.
-    const again = await runPretrainTask(task, { progressProbe: (p) => points.push(p.step) });
-    expect(again).toMatchObject({ steps: 2, stoppedEarly: true, finalCheckpoint: r.finalCheckpoint });
-    expect(points).toEqual([1, 2]);
+    // Restarted (a retried job): it ends where it stopped, without training or probing again; the
+    // points measured before are reported again, marked replayed (the worker upserts them).
+    const replayed: { step: number; replayed?: boolean; accuracy: number }[] = [];
+    const historyFile = path.join(root, 'ckpt-pp', 'progress-probes.json');
+    const written = fs.statSync(historyFile).mtimeMs;
+    const again = await runPretrainTask(task, { progressProbe: (p) => replayed.push(p) });
+    expect(again).toMatchObject({ steps: 2, stoppedEarly: true, finalCheckpoint: r.finalCheckpoint, seconds: 0 });
+    expect(replayed.map((p) => [p.step, p.replayed])).toEqual([[1, true], [2, true]]);
+    expect(replayed.map((p) => p.accuracy)).toEqual(r.progress?.map((p) => p.accuracy));
+    expect(fs.statSync(historyFile).mtimeMs).toBe(written);
     // Without early stop it trains to the end, probing every 2 steps; the final checkpoint is the
     // same as training in one go (segments resume exactly).
     const noStop = { ...task, checkpointDir: path.join(root, 'ckpt-pp2'), steps: 3, progressProbe: { ...progressProbe, every: 2, earlyStop: undefined } };
@@ -167,6 +173,21 @@ describe('compute tasks on wasm', () => {
     expect(full.progress?.map((p) => p.step)).toEqual([2]);
     const plain = await runPretrainTask({ ...noStop, checkpointDir: path.join(root, 'ckpt-plain'), checkpointEvery: 2, progressProbe: undefined });
     expect(fs.readFileSync(path.join(full.finalCheckpoint.path, 'weights.bin'))).toEqual(fs.readFileSync(path.join(plain.finalCheckpoint.path, 'weights.bin')));
+  });
+
+  it('after a kill between a segment\'s checkpoint and its probe, probes that checkpoint first: no point lost', async () => {
+    const progressProbe = { every: 2, noiseLevels: [11], layers: ['out_1'], protocol: { ...baseProbe.protocol, epochs: 1, trainSize: 20, testSize: 10 } };
+    const base = pretrainTaskSchema.parse({ kind: 'pretrain', runId: 'run-kill', method: 'ddpm', unet: baseProbe.unet, dataset: baseProbe.dataset, trainSize: 16, steps: 4, batchSize: 4, learningRate: 2e-4, warmupSteps: 1, gradClip: 1, emaDecayCap: 0.9999, checkpointEvery: 4, seed: 0, checkpointDir: path.join(root, 'ckpt-kill') });
+    // What a kill right after the step-2 checkpoint leaves: the checkpoint, no probe of it.
+    await runPretrainTask({ ...base, steps: 2 });
+    const points: { step: number; replayed?: boolean }[] = [];
+    const r = await runPretrainTask({ ...base, progressProbe }, { progressProbe: (p) => points.push(p) });
+    expect(points.map((p) => [p.step, p.replayed ?? false])).toEqual([[2, false], [4, false]]);
+    expect(r).toMatchObject({ steps: 4, stoppedEarly: false });
+    expect(r.progress?.map((p) => p.step)).toEqual([2, 4]);
+    // Same point as an uninterrupted run's.
+    const straight = await runPretrainTask({ ...base, checkpointDir: path.join(root, 'ckpt-straight'), progressProbe });
+    expect(r.progress).toEqual(straight.progress);
   });
 
   it('calls a plateau when the last probes do not beat the best before them by min delta', () => {

@@ -131,6 +131,8 @@ export const progressPointSchema = z.object({
   step: z.number().int().min(0),
   accuracy: z.number().min(0).max(1),
   cells: z.array(z.object({ layer: z.string(), noiseLevel: z.number(), accuracy: z.number().min(0).max(1), featureDim: z.number().int().positive() })),
+  /** Measured before a restart and reported again so that whoever stores the points has them all (store idempotently). */
+  replayed: z.boolean().optional(),
 });
 export type ProgressPoint = z.infer<typeof progressPointSchema>;
 
@@ -219,7 +221,10 @@ export interface ComputeHooks {
   progress?(fraction: number, detail: { step?: number; loss?: number; message?: string }): void;
   /** A checkpoint was written atomically and can be resumed from. */
   checkpoint?(info: CheckpointInfo): void;
-  /** Probing during pretraining measured a checkpoint. */
+  /**
+   * Probing during pretraining measured a checkpoint. A resumed task first reports again every
+   * point measured before it stopped (`replayed: true`): store them idempotently (natural key).
+   */
   progressProbe?(point: ProgressPoint): void;
   /** Polled between steps; true stops the task early with a checkpoint (cancel, shutdown). */
   shouldStop?(): boolean;
