@@ -2,3 +2,4 @@ export { createTestDatabase, type CreateTestDatabaseOptions, type TestDatabase }
 export { uniqueQueuePrefix, deleteQueueKeys, queuedJobIds } from './queue';
 export { waitFor } from './wait';
 export { startTsProcess, freePort, type ManagedProcess } from './process';
+export { startRedisServer, redisServerHasTls, type RedisServer, type RedisServerOptions } from './redis-server';
