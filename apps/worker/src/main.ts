@@ -19,6 +19,14 @@ async function main(): Promise<void> {
     if (closing) return;
     closing = true;
     new Logger('Worker').log(`received ${signal}`);
+    // The grace period is a promise to the orchestrator (Kubernetes kills at its own deadline):
+    // whatever still hangs then (a close that waits for an unreachable Redis) is cut short. The
+    // job was handed back in Postgres by then; exit 0 only when the runtime says so.
+    const runtime = app.get(WorkerRuntime);
+    setTimeout(() => {
+      new Logger('Worker').warn(`shutdown still busy after ${env.SHUTDOWN_GRACE_MS} ms: exiting (${runtime.released ? 'its job was handed back' : 'its job was NOT handed back'})`);
+      process.exit(runtime.released ? 0 : 1);
+    }, env.SHUTDOWN_GRACE_MS).unref();
     app.close().then(
       () => process.exit(0),
       (error: unknown) => {

@@ -1,7 +1,7 @@
 import { Inject, Module, type DynamicModule, type OnApplicationShutdown, type Provider } from '@nestjs/common';
 import type { WorkerEnv } from '@ddae/config';
 import { createPrismaClient, type PrismaClient } from '@ddae/db';
-import { ComputeQueue } from '@ddae/queue';
+import { ComputeQueue, withTimeout } from '@ddae/queue';
 import { createSweepServices, serviceProviders } from '@ddae/sweeps';
 import { CurrentJob } from './core/current-job';
 import { COMPUTE_QUEUE, PRISMA, WORKER_ENV, WorkerIdentity } from './core/worker-identity';
@@ -34,6 +34,7 @@ export class WorkerModule implements OnApplicationShutdown {
   ) {}
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.allSettled([this.queue.close(), this.prisma.$disconnect()]);
+    // Bounded: with Redis unreachable the queue's close (and even its disconnect) can wait forever.
+    await withTimeout(Promise.allSettled([this.queue.close(1_000), this.prisma.$disconnect()]), 2_000, 'closing connections').catch(() => undefined);
   }
 }

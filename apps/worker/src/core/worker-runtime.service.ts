@@ -33,12 +33,19 @@ export class WorkerRuntime implements OnApplicationShutdown {
     private readonly jobs: ComputeJobsService,
   ) {}
 
+  /** Whether a shutdown got as far as handing back its job (or had none): safe to exit. */
+  get released(): boolean {
+    return this.state === 'stopped';
+  }
+
   async start(): Promise<void> {
     const probe = await ComputeProcess.probeBackend({ backend: this.env.DDAE_BACKEND, env: { CUDA_VISIBLE_DEVICES: this.env.CUDA_VISIBLE_DEVICES } });
     this.identity.backend = probe.backend;
     this.identity.backendDetail = probe.detail;
     this.logger.log(`worker ${this.identity.id}: backend ${probe.backend} (${probe.detail}), device ${this.identity.device}`);
     this.state = 'idle';
+    const released = await this.workers.releaseHeld(this.identity.id);
+    if (released > 0) this.logger.warn(`handed back ${released} task(s) a previous process with id ${this.identity.id} left running`);
     await this.beat();
     this.heartbeat = setInterval(() => void this.tick(), this.env.HEARTBEAT_MS);
     this.worker = new Worker(QUEUES.compute, (job, token) => this.jobs.process(job, token), {
@@ -113,19 +120,24 @@ export class WorkerRuntime implements OnApplicationShutdown {
     this.shuttingDown = true;
     this.state = 'stopping';
     this.logger.log(`stopping${signal ? ` on ${signal}` : ''}`);
+    // Everything below fits in the grace period, Redis reachable or not (close() can hang without it).
+    const deadline = Date.now() + this.env.SHUTDOWN_GRACE_MS;
+    const left = (reserveMs: number) => Math.max(0, deadline - Date.now() - reserveMs);
     const running = this.current.get();
-    // Stop the child first: it checkpoints, the job is handed back, then close() can return.
-    running?.child.stop('worker shutdown', this.env.SHUTDOWN_GRACE_MS);
+    // Stop the child first: it checkpoints, the job is handed back, then close() can return. It gets
+    // the grace period less a margin for the hand-back, the close and the last heartbeat.
+    running?.child.stop('worker shutdown', Math.max(1_000, this.env.SHUTDOWN_GRACE_MS - 3_000));
     if (this.worker) {
-      await withTimeout(this.worker.close(), this.env.SHUTDOWN_GRACE_MS + 5_000, 'worker close').catch((error: Error) => {
+      const worker = this.worker;
+      await withTimeout(worker.close(), left(1_500), 'worker close').catch(async (error: Error) => {
         this.logger.warn(error.message);
         running?.child.kill();
-        return this.worker?.close(true);
+        await withTimeout(worker.close(true), 500, 'forced worker close').catch(() => undefined);
       });
     }
     clearInterval(this.heartbeat);
     this.health?.close();
     this.state = 'stopped';
-    await withTimeout(this.beat(), 3_000, 'last heartbeat').catch(() => undefined);
+    await withTimeout(this.beat(), Math.max(left(0), 250), 'last heartbeat').catch(() => undefined);
   }
 }

@@ -19,6 +19,7 @@ import {
 } from '@ddae/contracts';
 import type { WorkerEnv } from '@ddae/config';
 import { BaselineRepository, ProbeRepository, RunRepository, THROTTLED } from '@ddae/db';
+import { withTimeout } from '@ddae/queue';
 import { SweepOrchestrator, type RunHyper } from '@ddae/sweeps';
 import { ComputeProcess, type ComputeCallbacks } from '../compute/compute-process';
 import { NON_RETRYABLE_ERRORS, STOPPED_ERROR } from '../compute/child-protocol';
@@ -33,6 +34,9 @@ interface RowHandle {
   fail(error: string, final: boolean): Promise<void>;
   ended(): Promise<void>;
 }
+
+/** How long a stopping worker tries to hand its job back to Redis before leaving that to the lock's expiry. */
+const HAND_BACK_TIMEOUT_MS = 2_000;
 
 /** How long a job of a sweep at its concurrency cap waits before it is offered again. */
 const THROTTLE_DELAY_MS = 5_000;
@@ -217,10 +221,13 @@ export class ComputeJobsService {
           this.logger.log(`${row.label}: cancelled`);
           return { outcome: 'cancelled' };
         }
-        // Stopped for a shutdown: hand the job back without spending an attempt.
-        await row.fail('released by a stopping worker', false);
+        // Stopped for a shutdown: hand the job back without spending an attempt. Postgres first:
+        // with the row QUEUED the reconciler offers the work again even if Redis never hears of it.
+        await this.write('release row', () => row.fail('released by a stopping worker', false));
         if (token) {
-          await job.moveToWait(token);
+          // Redis may be unreachable (the worker's commands would wait for it forever): the lock
+          // then expires and the job comes back as stalled, or the reconciler re-enqueues it.
+          await withTimeout(job.moveToWait(token), HAND_BACK_TIMEOUT_MS, 'handing the job back to Redis').catch((error: Error) => this.logger.warn(`${row.label}: ${error.message}`));
           throw new WaitingError();
         }
         throw e;
