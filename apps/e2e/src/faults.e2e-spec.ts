@@ -1,4 +1,4 @@
-import { deleteQueueKeys, waitFor } from '@ddae/testing';
+import { deleteQueueKeys, startRedisServer, waitFor, type RedisServer } from '@ddae/testing';
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { childPids, isAlive, REDIS_URL, startStack, type Stack } from './stack';
@@ -33,10 +33,14 @@ async function expectExactlyOnce(stack: Stack, extraCheckpoints: number[] = []) 
 
 describe('faults, injected for real: nothing lost, nothing counted twice', () => {
   let stack: Stack | undefined;
+  /** A redis-server of the test's own: restarting the machine's shared one would disturb others. */
+  let redis: RedisServer | undefined;
 
   afterEach(async () => {
     await stack?.stop();
+    await redis?.dispose();
     stack = undefined;
+    redis = undefined;
   });
 
   it('kill -9 of the compute child: the attempt fails, is retried with backoff and resumes', async () => {
@@ -96,6 +100,51 @@ describe('faults, injected for real: nothing lost, nothing counted twice', () =>
     expect(s.workers[1 - victimIndex].output()).toContain(`resumed from the checkpoint of step ${stopStep}`);
     const gone = await s.db.prisma.worker.findUniqueOrThrow({ where: { id: `e2e-worker-${victimIndex + 1}` } });
     expect(gone.state).toBe('stopped');
+  });
+
+  it('SIGTERM to a busy worker while Redis is unreachable: it still checkpoints, releases its job and exits within the grace period', async () => {
+    const own = (redis = await startRedisServer());
+    const s = (stack = await startStack({ workers: 2, redisUrl: own.url, workerEnv: { SHUTDOWN_GRACE_MS: '8000' } }));
+    const { body } = await s.post<{ id: string }>('/api/sweeps', SWEEP);
+    const before = await midTraining(s);
+    const victimIndex = Number(before.workerId?.replace('e2e-worker-', '')) - 1;
+    const victim = s.workers[victimIndex];
+    await own.stop('SIGKILL');
+    await waitFor('the victim to notice Redis is gone', async () => (/ECONNREFUSED|Connection is closed/.test(victim.output()) ? true : undefined), { timeoutMs: 15_000, intervalMs: 100, describe: async () => s.logs() });
+
+    const stoppedAt = Date.now();
+    expect(await victim.stop(60_000)).toBe(0);
+    expect(Date.now() - stoppedAt).toBeLessThan(8_000 + 2_000);
+    // Postgres holds what Redis could not be told: the stop step's checkpoint, the run handed back.
+    const stopStep = Math.max(...(await s.db.prisma.checkpoint.findMany()).map((c) => c.step));
+    expect(stopStep).toBeGreaterThanOrEqual(before.stepsDone);
+    expect(await s.db.prisma.run.findUniqueOrThrow({ where: { id: before.id } })).toMatchObject({ status: 'QUEUED', error: 'released by a stopping worker' });
+    expect((await s.db.prisma.worker.findUniqueOrThrow({ where: { id: `e2e-worker-${victimIndex + 1}` } })).state).toBe('stopped');
+
+    // Redis comes back (empty): the reconciler offers the run again and the other worker resumes it.
+    await own.start();
+    expect((await s.waitForSweep(body.id, 300_000)).status).toBe('SUCCEEDED');
+    const run = await expectExactlyOnce(s, [stopStep]);
+    expect(run.workerId).toBe(`e2e-worker-${2 - victimIndex}`);
+    expect(s.workers[1 - victimIndex].output()).toContain(`resumed from the checkpoint of step ${stopStep}`);
+  });
+
+  it('Redis restarts mid-sweep (a real redis-server, down, back empty on the same port): the sweep completes, finished cells are not run again', async () => {
+    const own = (redis = await startRedisServer());
+    const s = (stack = await startStack({ workers: 1, redisUrl: own.url }));
+    const { body } = await s.post<{ id: string }>('/api/sweeps', { ...SWEEP, baselines: ['pixels'] });
+    await midTraining(s);
+    expect((await s.db.prisma.baseline.findFirstOrThrow()).status).toBe('SUCCEEDED');
+    await own.stop('SIGTERM');
+    await waitFor('the worker to notice Redis is gone', async () => (/ECONNREFUSED|Connection is closed/.test(s.workers[0].output()) ? true : undefined), { timeoutMs: 15_000, intervalMs: 100, describe: async () => s.logs() });
+    await own.start();
+
+    expect((await s.waitForSweep(body.id, 300_000)).status).toBe('SUCCEEDED');
+    // The running job went on in its child through the outage; nothing finished ran again.
+    const run = await expectExactlyOnce(s);
+    expect(run.attempts).toBe(1);
+    expect(await s.db.prisma.baseline.findFirstOrThrow()).toMatchObject({ status: 'SUCCEEDED', attempts: 1 });
+    expect(await s.db.prisma.probeTask.findFirstOrThrow()).toMatchObject({ status: 'SUCCEEDED', attempts: 1 });
   });
 
   it('Redis comes back empty mid-sweep: the sweep completes and finished cells are not run again', async () => {

@@ -64,4 +64,40 @@ describe('scheduling: a sweep\'s concurrency cap holds across worker processes',
     expect(run.stepsDone).toBeLessThan(400);
     expect(await stack.db.prisma.probeResult.count({ where: { sweepId: body.id } })).toBe(0);
   });
+
+  it('fairness: a small sweep submitted after a big one starts within about one job\'s duration, not after the big one', async () => {
+    const tiny = (name: string, seeds: number[]) => ({
+      name,
+      dataset: 'fashion-mnist',
+      models: [{ method: 'ddpm', unet: 'tiny' }],
+      pretrain: { steps: 16, batchSize: 8, checkpointEvery: 16, trainSize: 128, seeds },
+      probe: { layers: ['out_4'], timesteps: [10], epochs: 2, batchSize: 64, learningRate: 0.01, trainSize: 128, testSize: 64 },
+      baselines: [],
+    });
+    const big = (await stack.post<{ id: string }>('/api/sweeps', tiny('e2e-big', [0, 1, 2, 3, 4, 5]))).body;
+    // Both workers busy with the big sweep's first runs; four more of its runs wait in the queue.
+    await waitFor('both workers on the big sweep', async () => ((await stack.db.prisma.run.count({ where: { sweepId: big.id, status: 'RUNNING' } })) === 2 ? true : undefined), {
+      timeoutMs: 120_000,
+      intervalMs: 100,
+      describe: async () => stack.logs(),
+    });
+    const submittedAt = new Date();
+    const small = (await stack.post<{ id: string }>('/api/sweeps', tiny('e2e-small', [0]))).body;
+    expect((await stack.waitForSweep(small.id, 300_000)).status).toBe('SUCCEEDED');
+    await stack.post(`/api/sweeps/${big.id}/cancel`, {});
+
+    const smallRun = await stack.db.prisma.run.findFirstOrThrow({ where: { sweepId: small.id } });
+    const bigRuns = await stack.db.prisma.run.findMany({ where: { sweepId: big.id } });
+    // Only the two runs already running when it arrived started before it (FIFO: all six would).
+    const startedBefore = bigRuns.filter((r) => r.startedAt && r.startedAt < (smallRun.startedAt as Date));
+    expect(startedBefore).toHaveLength(2);
+    // It waited about one job: what was left of a big run, then that run's probe (cheap work goes
+    // first by design), plus a little slack for the claim.
+    const took = (t: { status: string; startedAt: Date | null; finishedAt: Date | null }) => (t.status === 'SUCCEEDED' && t.startedAt && t.finishedAt ? t.finishedAt.getTime() - t.startedAt.getTime() : 0);
+    const longestRun = Math.max(...bigRuns.map(took));
+    const longestProbe = Math.max(0, ...(await stack.db.prisma.probeTask.findMany({ where: { sweepId: big.id } })).map(took));
+    expect(longestRun).toBeGreaterThan(0);
+    const waitedMs = (smallRun.startedAt as Date).getTime() - submittedAt.getTime();
+    expect(waitedMs).toBeLessThan(longestRun + longestProbe + 5_000);
+  });
 });

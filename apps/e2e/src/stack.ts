@@ -30,7 +30,15 @@ export interface Stack {
  * A whole deployment as real processes: the API and `workers` worker processes over a fresh
  * database, a unique queue prefix and a temporary artifact directory.
  */
-export async function startStack(options: { workers: number; workerEnv?: Record<string, string> }): Promise<Stack> {
+export async function startStack(options: {
+  workers: number;
+  workerEnv?: Record<string, string>;
+  /** Environment of every process, the API's included (e.g. NODE_EXTRA_CA_CERTS). */
+  env?: Record<string, string>;
+  /** The deployment's Redis. Default REDIS_URL, the machine's shared one. */
+  redisUrl?: string;
+}): Promise<Stack> {
+  const redisUrl = options.redisUrl ?? REDIS_URL;
   const db = await createTestDatabase();
   // Writes need a token of scope submit (API_AUTH defaults to writes).
   const { token } = await new TokenRepository(db.prisma).create('e2e', 'submit');
@@ -38,7 +46,7 @@ export async function startStack(options: { workers: number; workerEnv?: Record<
   const prefix = uniqueQueuePrefix('e2e');
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const common = { DATABASE_URL: db.url, REDIS_URL, QUEUE_PREFIX: prefix, ARTIFACT_DIR: artifacts, LOG_LEVEL: 'log' };
+  const common = { DATABASE_URL: db.url, REDIS_URL: redisUrl, QUEUE_PREFIX: prefix, ARTIFACT_DIR: artifacts, LOG_LEVEL: 'log', ...options.env };
   const apiEnv = { ...common, PORT: String(port), RECONCILE_MS: '2000' };
   let api = startTsProcess('apps/api/src/main.ts', apiEnv);
   const workers = Array.from({ length: options.workers }, (_, i) =>
@@ -76,7 +84,8 @@ export async function startStack(options: { workers: number; workerEnv?: Record<
     },
     async stop() {
       await Promise.all([api, ...workers].map((p) => p.stop()));
-      await deleteQueueKeys(REDIS_URL, prefix);
+      // A test's own Redis may be down or gone by now: nothing of the shared one to clean then.
+      if (redisUrl === REDIS_URL) await deleteQueueKeys(REDIS_URL, prefix);
       await db.drop();
       await rm(artifacts, { recursive: true, force: true });
     },
