@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { tappableBlockNames, unetLayout } from './unet-layout';
+import { decoderBlockNames, tappableBlockNames, unetLayout } from './unet-layout';
 
 /**
  * The sweep spec: what a researcher writes, keeps in git and submits (JSON or YAML).
@@ -24,6 +24,8 @@ export const SPEC_LIMITS = {
   maxRuns: 64,
   maxSteps: 1_000_000,
   maxProbeCells: 4096,
+  /** Probing during pretraining is a small grid: layers x noise levels per probed checkpoint. */
+  maxProgressProbeCells: 64,
   maxBaseChannels: 256,
 } as const;
 
@@ -273,6 +275,19 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
         }
       });
     }
+    const pp = spec.pretrain?.progressProbe;
+    if (pp && typeof pp === 'object') {
+      const layerCount = pp.layers === 'all' ? decoderBlockNames({ ...unet, imageSize, imageChannels: shape.channels }).length : Array.isArray(pp.layers) ? pp.layers.length : 0;
+      const own = model.method === 'ddpm' ? pp.timesteps : pp.sigmas;
+      const levelCount = Array.isArray(own) ? new Set(own).size : 1;
+      if (layerCount * levelCount > SPEC_LIMITS.maxProgressProbeCells) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['pretrain', 'progressProbe', pp.layers === 'all' ? 'layers' : model.method === 'ddpm' ? 'timesteps' : 'sigmas'],
+          message: `model ${i}: ${layerCount} layers x ${levelCount} noise levels = ${layerCount * levelCount} cells per probe exceed the small grid's limit of ${SPEC_LIMITS.maxProgressProbeCells}`,
+        });
+      }
+    }
   });
   const progress = spec.pretrain?.progressProbe;
   if (progress && typeof progress === 'object') {
@@ -281,6 +296,9 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
       if (typeof progress[key] === 'number' && progress[key] > limit) {
         ctx.addIssue({ code: 'custom', path: ['pretrain', 'progressProbe', key], message: `${spec.dataset} has ${limit} ${key === 'trainSize' ? 'training' : 'test'} images` });
       }
+    }
+    if (typeof progress.every === 'number' && typeof spec.pretrain.steps === 'number' && progress.every > spec.pretrain.steps) {
+      ctx.addIssue({ code: 'custom', path: ['pretrain', 'progressProbe', 'every'], message: `probing every ${progress.every} steps never probes a run of ${spec.pretrain.steps} steps: use at most ${spec.pretrain.steps}` });
     }
   }
   const methods = new Set(models.map((m) => m?.method));

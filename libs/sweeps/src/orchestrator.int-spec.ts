@@ -116,6 +116,41 @@ describe('SweepOrchestrator (real Postgres and Redis)', () => {
     expect(await services.runs.claim(other, by)).toMatchObject({ id: other, status: 'RUNNING' });
   });
 
+  it('stores probes during pretraining once per natural key, however often and concurrently they are reported, then probes the plateau\'s checkpoint', async () => {
+    const withProgress = sweepSpecSchema.parse({ ...spec, pretrain: { ...spec.pretrain, progressProbe: { every: 5, earlyStop: { patience: 1 } } } });
+    const created = await services.orchestrator.submit(withProgress, planSweep(withProgress));
+    const [runId, otherRun] = created.runIds;
+    const context = { protocol: { probe: 'fast' }, protocolKey: 'fast-key', backend: 'wasm', workerId: 'w' };
+    const point = { step: 5, cells: [{ layer: 'out_1', noiseLevel: 5, accuracy: 0.42, featureDim: 8 }] };
+    await services.runs.claim(runId, { workerId: 'w', backend: 'wasm' });
+    // A resumed job replays its points while the first report may still be in flight.
+    const reports = await Promise.all([1, 2, 3].map(() => services.orchestrator.progressProbed(runId, point, context)));
+    expect(reports.filter((r) => r.isNew)).toHaveLength(1);
+    // Another protocol or another run is another row.
+    await services.orchestrator.progressProbed(runId, point, { ...context, protocolKey: 'other-key' });
+    await services.orchestrator.progressProbed(otherRun, point, context);
+    // A re-measured point (another backend) updates its row rather than adding one.
+    await services.orchestrator.progressProbed(runId, { step: 5, cells: [{ ...point.cells[0], accuracy: 0.43 }] }, { ...context, backend: 'cpu' });
+    const rows = await db.prisma.progressProbe.findMany({ where: { runId }, orderBy: { protocolKey: 'asc' } });
+    expect(rows.map((r) => [r.step, r.layer, r.noiseLevel, r.protocolKey, r.accuracy, r.backend, r.sweepId])).toEqual([
+      [5, 'out_1', 5, 'fast-key', 0.43, 'cpu', created.sweep.id],
+      [5, 'out_1', 5, 'other-key', 0.42, 'wasm', created.sweep.id],
+    ]);
+    expect(await db.prisma.sweepEvent.count({ where: { sweepId: created.sweep.id, type: 'run.progress-probe' } })).toBe(3);
+    // An unknown run stores nothing.
+    expect(await services.orchestrator.progressProbed('00000000-0000-4000-8000-000000000000', point, context)).toEqual({ isNew: false });
+
+    // The plateau at step 5 ended the task: the run completes there, and its probe tasks follow.
+    expect(await services.runs.complete(runId, { step: 5, path: 'runs/x/step-5', sha256: 'abc' }, { stoppedEarly: true })).toBe(true);
+    await services.orchestrator.runSucceeded(runId, created.sweep.id);
+    expect(await db.prisma.run.findUniqueOrThrow({ where: { id: runId } })).toMatchObject({ status: 'SUCCEEDED', stepsDone: 5, steps: 10, stoppedEarlyAt: 5 });
+    expect((await services.runs.finalCheckpoint(runId))?.step).toBe(5);
+    const probes = await db.prisma.probeTask.findMany({ where: { runId } });
+    expect((await jobs()).filter((id) => id.startsWith('probe-')).sort()).toEqual(probes.map((p) => `probe-${p.id}`).sort());
+    const [view] = (await services.progressProbes.ofSweep(created.sweep.id)).filter((r) => r.runId === runId);
+    expect(view).toMatchObject({ every: 5, stoppedEarlyAt: 5, points: [{ step: 5, accuracy: 0.43 }] });
+  });
+
   it('derives the sweep status from its rows', async () => {
     const created = await services.orchestrator.submit(spec, planSweep(spec));
     expect((await services.sweeps.findById(created.sweep.id))?.status).toBe('QUEUED');

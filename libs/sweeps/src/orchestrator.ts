@@ -2,6 +2,9 @@ import { JOB_NAMES, jobIds } from '@ddae/contracts';
 import type {
   BaselineRepository,
   ProbeRepository,
+  ProgressPointRecord,
+  ProgressProbeContext,
+  ProgressProbeRepository,
   RunRepository,
   SweepRepository,
   CreatedSweep,
@@ -49,6 +52,7 @@ export interface OrchestratorDeps {
   sweeps: SweepRepository;
   runs: RunRepository;
   probes: ProbeRepository;
+  progressProbes: ProgressProbeRepository;
   baselines: BaselineRepository;
   queue: ComputeQueue;
 }
@@ -106,6 +110,16 @@ export class SweepOrchestrator {
     // A sweep whose every baseline is already known and that has no runs is done at once.
     await this.deps.sweeps.refreshStatus(created.sweep.id);
     return created;
+  }
+
+  /**
+   * Probing during pretraining measured one of the run's checkpoints: its cells are stored on their
+   * natural key (a point reported again after a restart changes nothing). Nothing follows from it
+   * here: a plateau ends the pretraining task itself, whose final checkpoint (the plateau's) then
+   * completes the run as usual (`RunRepository.complete` with `stoppedEarly`, then `runSucceeded`).
+   */
+  async progressProbed(runId: string, point: ProgressPointRecord, context: ProgressProbeContext): Promise<{ isNew: boolean }> {
+    return this.deps.progressProbes.record(runId, point, context);
   }
 
   /** A run reached its final checkpoint: its probe tasks can start (when the sweep resumes, if paused). */

@@ -45,8 +45,23 @@ describe('planSweep', () => {
     expect(plan.probeTasks[0].protocolKey).toContain('noise=fresh:0;probe=reference');
   });
 
-  it('refuses probing during pretraining until the workers run it', () => {
-    expect(() => planSweep(spec({ pretrain: { steps: 50, progressProbe: { every: 10 } } }))).toThrow(/not run by the workers yet/);
+  it('plans probing during pretraining into each trained run: its layers, noise levels and small protocol', () => {
+    const plan = planSweep(spec({ baselines: ['untrained'], pretrain: { steps: 50, progressProbe: { every: 10, sigmas: [0.5, 0.5, 2], trainSize: 500, testSize: 200, epochs: 3, earlyStop: { patience: 2 } } } }));
+    const ddpm = plan.runs.find((r) => r.key === 'ddpm-tiny-s0')?.hyper.progressProbe;
+    const edm = plan.runs.find((r) => r.key === 'edm-small-s0')?.hyper.progressProbe;
+    // DDPM: the smallest level of the probe grid by default; `all`: the run's decoder blocks.
+    expect(ddpm).toEqual({
+      every: 10,
+      noiseLevels: [5],
+      layers: ['out_1', 'out_2', 'out_3', 'out_4'],
+      protocol: { pooling: 'gap', noise: 'fixed', noiseSeed: 0, probe: 'fast', epochs: 3, batchSize: 128, learningRate: 1e-3, standardize: true, trainSize: 500, testSize: 200, probeSeed: 0 },
+      earlyStop: { patience: 2, minDelta: 0.002 },
+    });
+    expect(edm).toMatchObject({ noiseLevels: [0.5, 2], layers: expect.arrayContaining(['out_9']) });
+    // The 0-step control has nothing to probe during pretraining.
+    expect(plan.runs.filter((r) => r.untrained).map((r) => r.hyper.progressProbe)).toEqual([undefined, undefined]);
+    // Off unless asked for.
+    expect(planSweep(spec()).runs.every((r) => r.hyper.progressProbe === undefined)).toBe(true);
   });
 
   it('is deterministic, and equal specs hash equally whatever their key order', () => {
@@ -80,5 +95,24 @@ describe('validateSweepSpec', () => {
   it('refuses duplicate model names with the path of the second', () => {
     const r = validateSweepSpec({ ...spec(), models: [{ method: 'ddpm', unet: 'tiny' }, { method: 'ddpm', unet: 'tiny' }] });
     expect(r.ok ? [] : r.issues.map((i) => i.path)).toEqual(['models.1.name']);
+  });
+
+  it('refuses a bad progressProbe with the path of each bad field', () => {
+    const issues = (progressProbe: unknown, steps = 50) => {
+      const r = validateSweepSpec({ ...spec(), pretrain: { steps, progressProbe } });
+      return r.ok ? [] : r.issues.map((i) => i.path);
+    };
+    expect(issues({ every: 10 })).toEqual([]);
+    expect(issues({ every: 0 })).toEqual(['pretrain.progressProbe.every']);
+    expect(issues({ every: 60 })).toEqual(['pretrain.progressProbe.every']);
+    expect(issues({ every: 10, layers: ['out_1', 'nope'] })).toEqual(['pretrain.progressProbe.layers.1', 'pretrain.progressProbe.layers.1']);
+    expect(issues({ every: 10, timesteps: [5, 2000] })).toEqual(['pretrain.progressProbe.timesteps.1']);
+    expect(issues({ every: 10, timesteps: [1, 2, 3, 4, 5, 6, 7, 8, 9] })).toEqual(['pretrain.progressProbe.timesteps']);
+    // The small grid: 9 decoder blocks of edm-small x 8 sigmas = 72 cells per probe.
+    expect(issues({ every: 10, sigmas: [1, 2, 3, 4, 5, 6, 7, 8] })).toEqual(['pretrain.progressProbe.layers']);
+    expect(issues({ every: 10, earlyStop: { patience: 0 } })).toEqual(['pretrain.progressProbe.earlyStop.patience']);
+    expect(issues({ every: 10, earlyStop: { patience: 2, minDelta: -0.1 } })).toEqual(['pretrain.progressProbe.earlyStop.minDelta']);
+    expect(issues({ every: 10, trainSize: 70000, epochs: 0 })).toEqual(expect.arrayContaining(['pretrain.progressProbe.epochs']));
+    expect(issues({ every: 10, typo: 1 })).toEqual(['pretrain.progressProbe']);
   });
 });

@@ -10,6 +10,7 @@ import {
   type DatasetName,
   type Method,
   type ProbeProtocol,
+  type ProgressProbeConfig,
   type SweepSpec,
   type UNetConfig,
 } from '@ddae/contracts';
@@ -24,6 +25,11 @@ export interface RunHyper {
   emaDecayCap: number;
   checkpointEvery: number;
   trainSize: number | null;
+  /**
+   * Probing during pretraining, resolved for this run's model (its layers and noise levels), or
+   * absent: off. The worker passes it to the pretraining task as is.
+   */
+  progressProbe?: ProgressProbeConfig;
 }
 
 export interface PlannedRun {
@@ -121,10 +127,6 @@ export function planSweep(spec: SweepSpec): SweepPlan {
   };
   const key = protocolKey(protocol);
 
-  if (spec.pretrain.progressProbe) {
-    // The compute task supports it (runPretrainTask); the workers do not yet pass it on nor store its rows.
-    throw new PlanError(['pretrain', 'progressProbe'], 'probing during pretraining is not run by the workers yet; leave it out of sweeps for now');
-  }
   const names = new Set<string>();
   const runs: PlannedRun[] = [];
   const probeTasks: PlannedProbeTask[] = [];
@@ -146,6 +148,8 @@ export function planSweep(spec: SweepSpec): SweepPlan {
       checkpointEvery: Math.min(spec.pretrain.checkpointEvery, steps),
       trainSize: spec.pretrain.trainSize ?? null,
     };
+    const progressProbe = resolveProgressProbe(spec, model.method, { ...unet, imageSize, imageChannels: shape.channels });
+    if (progressProbe) hyper.progressProbe = progressProbe;
     const layers =
       spec.probe.layers === 'all'
         ? decoderBlockNames({ ...unet, imageSize, imageChannels: shape.channels })
@@ -165,7 +169,9 @@ export function planSweep(spec: SweepSpec): SweepPlan {
     }
     if (spec.baselines.includes('untrained')) {
       const seed = spec.pretrain.seeds[0];
-      const untrained: RunHyper = { ...hyper, steps: 0, warmupSteps: 0, checkpointEvery: 1 };
+      // 0 steps: nothing to probe during pretraining.
+      const { progressProbe: _none, ...trained } = hyper;
+      const untrained: RunHyper = { ...trained, steps: 0, warmupSteps: 0, checkpointEvery: 1 };
       addRun({ key: `${modelName}-untrained-s${seed}`, modelName, untrained: true, method: model.method, unet, dataset: spec.dataset, seed, hyper: untrained });
     }
   });
@@ -191,5 +197,39 @@ export function planSweep(spec: SweepSpec): SweepPlan {
       baselines: baselines.length,
       pretrainSteps: runs.reduce((n, r) => n + r.hyper.steps, 0),
     },
+  };
+}
+
+/**
+ * The spec's `pretrain.progressProbe` for a run of `method` on `unet`: its layers (`all`: every
+ * decoder block), its noise levels (default: the smallest level of the probe grid), and the small
+ * fixed protocol (fast, fixed noise, the probe's pooling and optimiser, its own sizes and epochs).
+ * Null when the spec does not ask for it.
+ */
+export function resolveProgressProbe(spec: SweepSpec, method: Method, unet: UNetConfig & { imageSize: number; imageChannels: number }): ProgressProbeConfig | null {
+  const pp = spec.pretrain.progressProbe;
+  if (!pp) return null;
+  const grid = method === 'ddpm' ? spec.probe.timesteps : spec.probe.sigmas;
+  const own = method === 'ddpm' ? pp.timesteps : pp.sigmas;
+  const noiseLevels = own ? [...new Set(own)] : grid?.length ? [Math.min(...grid)] : [];
+  if (!noiseLevels.length) throw new PlanError(['pretrain', 'progressProbe', method === 'ddpm' ? 'timesteps' : 'sigmas'], `give the ${method === 'ddpm' ? 'timesteps' : 'sigmas'} to probe during pretraining`);
+  return {
+    every: pp.every,
+    noiseLevels,
+    layers: pp.layers === 'all' ? decoderBlockNames(unet) : [...pp.layers],
+    protocol: {
+      pooling: spec.probe.pooling,
+      noise: 'fixed',
+      noiseSeed: spec.probe.noiseSeed,
+      probe: 'fast',
+      epochs: pp.epochs,
+      batchSize: spec.probe.batchSize,
+      learningRate: spec.probe.learningRate,
+      standardize: true,
+      trainSize: pp.trainSize,
+      testSize: pp.testSize,
+      probeSeed: 0,
+    },
+    ...(pp.earlyStop ? { earlyStop: { patience: pp.earlyStop.patience, minDelta: pp.earlyStop.minDelta } } : {}),
   };
 }

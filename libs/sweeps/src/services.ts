@@ -4,6 +4,7 @@ import {
   TokenRepository,
   LeaderboardRepository,
   ProbeRepository,
+  ProgressProbeRepository,
   RunRepository,
   SweepRepository,
   WorkerRepository,
@@ -20,6 +21,7 @@ export interface SweepServices {
   sweeps: SweepRepository;
   runs: RunRepository;
   probes: ProbeRepository;
+  progressProbes: ProgressProbeRepository;
   baselines: BaselineRepository;
   workers: WorkerRepository;
   leaderboard: LeaderboardRepository;
@@ -32,6 +34,7 @@ export function createSweepServices(prisma: PrismaClient, queue: ComputeQueue): 
   const sweeps = new SweepRepository(prisma);
   const runs = new RunRepository(prisma);
   const probes = new ProbeRepository(prisma);
+  const progressProbes = new ProgressProbeRepository(prisma);
   const baselines = new BaselineRepository(prisma);
   return {
     prisma,
@@ -39,12 +42,13 @@ export function createSweepServices(prisma: PrismaClient, queue: ComputeQueue): 
     sweeps,
     runs,
     probes,
+    progressProbes,
     baselines,
     workers: new WorkerRepository(prisma),
     leaderboard: new LeaderboardRepository(prisma),
     events: new EventRepository(prisma),
     tokens: new TokenRepository(prisma),
-    orchestrator: new SweepOrchestrator({ prisma, sweeps, runs, probes, baselines, queue }),
+    orchestrator: new SweepOrchestrator({ prisma, sweeps, runs, probes, progressProbes, baselines, queue }),
   };
 }
 
@@ -53,6 +57,7 @@ export const SERVICE_CLASSES = {
   sweeps: SweepRepository,
   runs: RunRepository,
   probes: ProbeRepository,
+  progressProbes: ProgressProbeRepository,
   baselines: BaselineRepository,
   workers: WorkerRepository,
   leaderboard: LeaderboardRepository,

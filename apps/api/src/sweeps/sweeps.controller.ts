@@ -4,7 +4,7 @@ import { RequireScope } from '../core/auth.guard';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { sweepSpecSchema } from '@ddae/contracts';
-import { LeaderboardRepository, SweepRepository, type PrismaClient } from '@ddae/db';
+import { LeaderboardRepository, ProgressProbeRepository, SweepRepository, type PrismaClient } from '@ddae/db';
 import { parseSpecText, SweepOrchestrator, validateSweepSpec } from '@ddae/sweeps';
 import { ApiError } from '../core/api-error';
 import { PRISMA } from '../core/tokens';
@@ -27,6 +27,7 @@ export class SweepsController {
     private readonly orchestrator: SweepOrchestrator,
     private readonly sweeps: SweepRepository,
     private readonly leaderboard: LeaderboardRepository,
+    private readonly progressProbes: ProgressProbeRepository,
     @Inject(PRISMA) private readonly prisma: PrismaClient,
   ) {}
 
@@ -96,7 +97,7 @@ export class SweepsController {
       runs: runs.map((r) => ({
         id: r.id, key: r.key, method: r.method, model: r.modelName, untrained: r.untrained, seed: r.seed, status: r.status, steps: r.steps,
         stepsDone: r.stepsDone, lastLoss: r.lastLoss, parameters: r.parameters, attempts: r.attempts, error: r.error,
-        workerId: r.workerId, backend: r.backend, startedAt: r.startedAt, finishedAt: r.finishedAt,
+        workerId: r.workerId, backend: r.backend, stoppedEarlyAt: r.stoppedEarlyAt, startedAt: r.startedAt, finishedAt: r.finishedAt,
       })),
       probeTasks: probeTasks.map((t) => ({
         id: t.id, run: runKey.get(t.runId), noiseLevel: t.noiseLevel, layers: t.layers, status: t.status,
@@ -111,6 +112,16 @@ export class SweepsController {
     const sweepId = parseOr400(idParam, id, 'path.id');
     if (!(await this.sweeps.findById(sweepId))) throw new ApiError('not_found', `no sweep ${sweepId}`);
     return { sweepId, cells: await this.leaderboard.heatmap(sweepId) };
+  }
+
+  @Get(':id/progress')
+  @ApiOperation({
+    summary: 'Probing during pretraining: accuracy against step per run (each probed step: its best and every cell), and where a plateau stopped it',
+  })
+  async progress(@Param('id') id: string) {
+    const sweepId = parseOr400(idParam, id, 'path.id');
+    if (!(await this.sweeps.findById(sweepId))) throw new ApiError('not_found', `no sweep ${sweepId}`);
+    return { sweepId, runs: await this.progressProbes.ofSweep(sweepId) };
   }
 
   @Post(':id/pause')

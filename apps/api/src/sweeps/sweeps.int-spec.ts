@@ -4,7 +4,7 @@ import request from 'supertest';
 import { stringify } from 'yaml';
 import { apiEnvSchema } from '@ddae/config';
 import { QUEUES, type SweepSpecInput } from '@ddae/contracts';
-import { RunRepository } from '@ddae/db';
+import { ProgressProbeRepository, RunRepository } from '@ddae/db';
 import { createTestDatabase, deleteQueueKeys, queuedJobIds, uniqueQueuePrefix, type TestDatabase } from '@ddae/testing';
 import { createApiApp } from '../bootstrap';
 
@@ -122,6 +122,12 @@ describe('sweeps API (real Postgres and Redis)', () => {
     ['an unknown field', (s) => (s.pretrain.stepz = 3), 'pretrain'],
     ['a missing section', (s) => delete s.pretrain, 'pretrain'],
     ['duplicate model names', (s) => s.models.push({ ...s.models[0] }), 'models.1.name'],
+    ['probing during pretraining every 0 steps', (s) => (s.pretrain.progressProbe = { every: 0 }), 'pretrain.progressProbe.every'],
+    ['probing during pretraining less often than the run is long', (s) => (s.pretrain.progressProbe = { every: 11 }), 'pretrain.progressProbe.every'],
+    ['an unknown layer to probe during pretraining', (s) => (s.pretrain.progressProbe = { every: 5, layers: ['out_99'] }), 'pretrain.progressProbe.layers.0'],
+    ['a progress-probe grid that is not small', (s) => (s.pretrain.progressProbe = { every: 5, timesteps: Array.from({ length: 9 }, (_, i) => i + 1) }), 'pretrain.progressProbe.timesteps'],
+    ['an early stop without patience', (s) => (s.pretrain.progressProbe = { every: 5, earlyStop: { patience: 0 } }), 'pretrain.progressProbe.earlyStop.patience'],
+    ['a negative early-stop min delta', (s) => (s.pretrain.progressProbe = { every: 5, earlyStop: { patience: 2, minDelta: -1 } }), 'pretrain.progressProbe.earlyStop.minDelta'],
     ['a grid over the limit', (s) => (s.probe.timesteps = Array.from({ length: 64 }, (_, i) => i + 1)) && (s.pretrain.seeds = Array.from({ length: 16 }, (_, i) => i)) && (s.models[0].unet = 'base'), 'probe'],
   ];
 
@@ -164,6 +170,46 @@ describe('sweeps API (real Postgres and Redis)', () => {
     expect(await db.prisma.run.count({ where: { status: 'CANCELLED' } })).toBe(2);
     // Queued pretraining jobs are gone; the shared baseline stays for other sweeps.
     expect((await jobs()).filter((id) => id.startsWith('pretrain-'))).toEqual([]);
+  });
+
+  it('plans probing during pretraining into the runs, and serves accuracy against step with the early stop', async () => {
+    const server = app.getHttpServer();
+    const withProgress = { ...spec(), pretrain: { ...spec().pretrain, progressProbe: { every: 5, layers: ['out_1', 'out_2'], earlyStop: { patience: 1 } } } };
+    const { body } = await request(server).post('/api/sweeps').send(withProgress).expect(201);
+    const [stopped, other] = await db.prisma.run.findMany({ orderBy: { key: 'asc' } });
+    expect(stopped.hyper).toMatchObject({ progressProbe: { every: 5, noiseLevels: [5], layers: ['out_1', 'out_2'], earlyStop: { patience: 1, minDelta: 0.002 }, protocol: { probe: 'fast', noise: 'fixed', trainSize: 2000, testSize: 1000, epochs: 5 } } });
+    const progressProbes = new ProgressProbeRepository(db.prisma);
+    const context = { protocol: { probe: 'fast' }, protocolKey: 'k', backend: 'wasm', workerId: 'w' };
+    const cells = (a: number, b: number) => [{ layer: 'out_1', noiseLevel: 5, accuracy: a, featureDim: 16 }, { layer: 'out_2', noiseLevel: 5, accuracy: b, featureDim: 8 }];
+    await progressProbes.record(stopped.id, { step: 5, cells: cells(0.3, 0.4) }, context);
+    // A resumed job reports step 5 again: same rows.
+    await progressProbes.record(stopped.id, { step: 5, cells: cells(0.3, 0.4) }, context);
+    await progressProbes.record(stopped.id, { step: 10, cells: cells(0.35, 0.38) }, context);
+    const runs = new RunRepository(db.prisma);
+    await runs.claim(stopped.id, { workerId: 'w', backend: 'wasm' });
+    expect(await runs.complete(stopped.id, { step: 10, path: 'runs/x/step-10', sha256: 'abc' }, { stoppedEarly: true })).toBe(true);
+
+    const res = await request(server).get(`/api/sweeps/${body.id}/progress`).expect(200);
+    expect(res.body).toEqual({
+      sweepId: body.id,
+      runs: [
+        {
+          runId: stopped.id, run: 'ddpm-tiny-s0', model: 'ddpm-tiny', method: 'ddpm', seed: 0, status: 'SUCCEEDED', steps: 10, stepsDone: 10, every: 5, stoppedEarlyAt: 10,
+          points: [
+            { step: 5, accuracy: 0.4, cells: cells(0.3, 0.4) },
+            { step: 10, accuracy: 0.38, cells: cells(0.35, 0.38) },
+          ],
+        },
+        { runId: other.id, run: 'ddpm-tiny-s1', model: 'ddpm-tiny', method: 'ddpm', seed: 1, status: 'QUEUED', steps: 10, stepsDone: 0, every: 5, stoppedEarlyAt: null, points: [] },
+      ],
+    });
+    expect((await request(server).get(`/api/sweeps/${body.id}`).expect(200)).body.runs[0]).toMatchObject({ stoppedEarlyAt: 10 });
+    await request(server).get('/api/sweeps/not-a-uuid/progress').expect(400);
+    await request(server).get('/api/sweeps/00000000-0000-4000-8000-000000000000/progress').expect(404);
+    // The story as events: one per new probed step, and the early stop before the run's success.
+    const events = await db.prisma.sweepEvent.findMany({ where: { sweepId: body.id, type: { startsWith: 'run.' } }, orderBy: { id: 'asc' } });
+    expect(events.map((e) => e.type)).toEqual(['run.progress-probe', 'run.progress-probe', 'run.started', 'run.stopped-early', 'run.succeeded']);
+    expect(events[0].data).toMatchObject({ run: 'ddpm-tiny-s0', step: 5, accuracy: 0.4, layer: 'out_2' });
   });
 
   it('pauses a sweep (its queued work leaves the queue, claims are refused) and resumes it', async () => {

@@ -48,6 +48,7 @@ async function run(raw: unknown): Promise<void> {
         send({ type: 'progress', fraction, ...detail });
       },
       checkpoint: (info) => send({ type: 'checkpoint', info }),
+      progressProbe: (point) => send({ type: 'progress-probe', point }),
       shouldStop: () => stopRequested,
     });
     sendAndExit({ type: 'done', result }, 0);

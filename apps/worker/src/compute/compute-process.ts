@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type { BackendName, CheckpointInfo, ComputeResult, ComputeTask } from '@ddae/contracts';
+import type { BackendName, CheckpointInfo, ComputeResult, ComputeTask, ProgressPoint } from '@ddae/contracts';
 import type { FromChild, SerializedError, ToChild } from './child-protocol';
 
 export interface ComputeProcessOptions {
@@ -15,6 +15,8 @@ export interface ComputeCallbacks {
   onProgress?(message: Extract<FromChild, { type: 'progress' }>): void;
   /** Awaited in order: the job does not finish before every checkpoint is recorded. */
   onCheckpoint?(info: CheckpointInfo): Promise<void>;
+  /** Probing during pretraining measured a checkpoint; awaited in order with the checkpoints. */
+  onProgressProbe?(point: ProgressPoint): Promise<void>;
 }
 
 /** The compute child failed; `name` is the child's error name (retry policy keys on it). */
@@ -70,6 +72,18 @@ export class ComputeProcess {
           reject(error);
         });
       };
+      /** Bookkeeping of a message, in arrival order; a failed write ends the attempt at once rather than when the child finishes. */
+      const record = (write: () => Promise<void> | undefined) => {
+        chain = chain.then(async () => {
+          await write();
+        });
+        chain.catch((error: unknown) => {
+          if (settled) return;
+          settled = true;
+          child.kill('SIGKILL');
+          reject(error);
+        });
+      };
       child.on('message', (message: FromChild) => {
         switch (message.type) {
           case 'ready':
@@ -83,14 +97,13 @@ export class ComputeProcess {
           case 'checkpoint':
             if (callbacks.onCheckpoint) {
               const info = message.info;
-              chain = chain.then(() => callbacks.onCheckpoint?.(info));
-              // A failed write ends the attempt at once rather than when the child finishes.
-              chain.catch((error: unknown) => {
-                if (settled) return;
-                settled = true;
-                child.kill('SIGKILL');
-                reject(error);
-              });
+              record(() => callbacks.onCheckpoint?.(info));
+            }
+            break;
+          case 'progress-probe':
+            if (callbacks.onProgressProbe) {
+              const point = message.point;
+              record(() => callbacks.onProgressProbe?.(point));
             }
             break;
           case 'done':

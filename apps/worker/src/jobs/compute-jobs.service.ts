@@ -8,6 +8,8 @@ import {
   pretrainPayloadSchema,
   probePayloadSchema,
   probeProtocolSchema,
+  progressProbeConfigSchema,
+  protocolKey,
   unetConfigSchema,
   type BaselineTask,
   type ComputeResult,
@@ -109,10 +111,24 @@ export class ComputeJobsService {
       seed: run.seed,
       checkpointDir: path.join(this.artifactRoot, 'runs', runId),
     };
+    // Probing during pretraining, as planned into the run's settings (Postgres is a boundary too).
+    const progressProbe = hyper.progressProbe === undefined ? undefined : progressProbeConfigSchema.parse(hyper.progressProbe);
+    if (progressProbe) task.progressProbe = progressProbe;
+    const progressContext = progressProbe && {
+      protocol: progressProbe.protocol,
+      protocolKey: protocolKey(progressProbe.protocol),
+      backend: this.identity.backend,
+      workerId: this.identity.id,
+    };
     let lastWrite = 0;
     const result = await this.execute(job, token, handle, task, {
       onCheckpoint: async (info) => {
         await this.write('record checkpoint', () => this.runs.recordCheckpoint(runId, { step: info.step, path: this.relative(info.path), sha256: info.sha256, loss: info.loss }));
+      },
+      onProgressProbe: async (point) => {
+        if (!progressContext) return;
+        const { isNew } = await this.write('record progress probe', () => this.orchestrator.progressProbed(runId, point, progressContext));
+        if (isNew) this.logger.log(`run ${run.key} @ step ${point.step}: probe ${point.accuracy.toFixed(4)}`);
       },
       onProgress: (p) => {
         if (p.message?.startsWith('resumed')) this.logger.log(`run ${run.key}: ${p.message}`);
@@ -127,9 +143,10 @@ export class ComputeJobsService {
     if (result.kind !== 'pretrain') throw new Error(`expected a pretrain result, got ${result.kind}`);
     const { parameters, finalCheckpoint: final } = result;
     if (parameters) await this.write('record parameters', () => this.runs.setParameters(runId, parameters));
-    const completed = await this.write('complete run', () => this.runs.complete(runId, { step: final.step, path: this.relative(final.path), sha256: final.sha256, loss: final.loss }));
+    const stoppedEarly = result.stoppedEarly === true;
+    const completed = await this.write('complete run', () => this.runs.complete(runId, { step: final.step, path: this.relative(final.path), sha256: final.sha256, loss: final.loss }, { stoppedEarly }));
     if (completed) await this.write('enqueue probes', () => this.orchestrator.runSucceeded(runId, run.sweepId));
-    this.logger.log(`run ${run.key}: ${result.steps} steps in ${result.seconds.toFixed(1)} s`);
+    this.logger.log(`run ${run.key}: ${result.steps} steps in ${result.seconds.toFixed(1)} s${stoppedEarly ? ` (stopped early: the probe plateaued; planned ${hyper.steps})` : ''}`);
     return { outcome: 'done' };
   }
 

@@ -2,6 +2,7 @@ export * from './types';
 export * from './sweep.repository';
 export * from './run.repository';
 export * from './probe.repository';
+export * from './progress-probe.repository';
 export * from './baseline.repository';
 export * from './worker.repository';
 export * from './leaderboard.repository';

@@ -78,9 +78,11 @@ export class RunRepository {
 
   /**
    * Marks the run SUCCEEDED with its final checkpoint, in one transaction. Returns false when the
-   * run was cancelled meanwhile (its result is kept, but no follow-up work starts).
+   * run was cancelled meanwhile (its result is kept, but no follow-up work starts). With
+   * `stoppedEarly`, probing during pretraining found a plateau at the final checkpoint's step:
+   * recorded as `stoppedEarlyAt` and a `run.stopped-early` event.
    */
-  async complete(id: string, final: CheckpointRecord): Promise<boolean> {
+  async complete(id: string, final: CheckpointRecord, options: { stoppedEarly?: boolean } = {}): Promise<boolean> {
     return this.prisma.$transaction(async (tx) => {
       await tx.checkpoint.upsert({
         where: { runId_step: { runId: id, step: final.step } },
@@ -89,10 +91,11 @@ export class RunRepository {
       });
       const { count } = await tx.run.updateMany({
         where: { id, status: 'RUNNING' },
-        data: { status: 'SUCCEEDED', stepsDone: final.step, finishedAt: new Date(), error: null },
+        data: { status: 'SUCCEEDED', stepsDone: final.step, finishedAt: new Date(), error: null, stoppedEarlyAt: options.stoppedEarly ? final.step : null },
       });
       if (count === 1) {
-        const run = await tx.run.findUniqueOrThrow({ where: { id }, select: { sweepId: true, key: true } });
+        const run = await tx.run.findUniqueOrThrow({ where: { id }, select: { sweepId: true, key: true, steps: true } });
+        if (options.stoppedEarly) await appendEvent(tx, run.sweepId, 'run.stopped-early', { runId: id, run: run.key, step: final.step, steps: run.steps });
         await appendEvent(tx, run.sweepId, 'run.succeeded', { runId: id, run: run.key, step: final.step, loss: final.loss ?? null });
       }
       return count === 1;
