@@ -5,6 +5,7 @@ import { leaderboard, workers } from './commands/leaderboard.command';
 import { pretrainInline } from './commands/pretrain.command';
 import { noiseSearchInline } from './commands/noise-search.command';
 import { probeInline } from './commands/probe.command';
+import { sweepProgress } from './commands/progress.command';
 import { sampleInline } from './commands/sample.command';
 import { tokenCommand } from './commands/token.command';
 import { cancelSweep, listSweeps, pauseSweep, renderSweep, retryFailed, submitSweep, sweepStatus, waitForSweep } from './commands/sweep.command';
@@ -24,6 +25,8 @@ usage: npm run ddae -- <command> [options]
   sweep pause <id>        pause a sweep (nothing new starts; running jobs finish)
   sweep resume <id>       resume a paused sweep
   sweep retry-failed <id> rerun exactly the failed runs, probe tasks and baselines
+  progress <id>           probing during pretraining: accuracy against step per run (best and every
+                          cell of the small grid), and where a plateau stopped a run early
   leaderboard             best probe results beside the baselines
       --dataset D --method ddpm|edm --sweep ID --per cell|run|config --limit N
                           (config: mean ± std over seeds per model, layer, noise and protocol)
@@ -40,7 +43,13 @@ inline commands (TensorFlow.js in this process; no API, Redis or Postgres):
       --unet tiny|small|base|reference|'{"baseChannels":16,"channelMults":[1,2,2],"blocksPerLevel":1}'
       --batch N (64) --lr X (2e-4) --warmup N (steps/10, max 1000) --ema-cap X (0.9999 ddpm, 0.9993 edm)
       --seed S (0) --train-size N (all) --checkpoint-every N (500) --data-dir DIR
+      --probe-every N     probe the checkpoint every N steps on a small grid (fast protocol, fixed noise, gap):
+        --probe-noise L   t (ddpm) or sigma (edm) levels, e.g. 11 or 5,50 (required with --probe-every)
+        --probe-layers all|out_2,out_4 (all decoder blocks) --probe-train-size N (2000)
+        --probe-test-size N (1000) --probe-epochs N (5)
+        --patience N      stop once N probes in a row gain less than --min-delta X (0.002); off by default
       prints progress to stderr; --json: {"checkpoint","steps","seconds","parameters","backend"}
+                          (+ "progress": [{"step","accuracy"}], "stoppedEarly" with --probe-every)
   sample                  generate images from a checkpoint's EMA weights into a PNG grid
       --checkpoint DIR    a pretrain --out directory (newest checkpoint) or one step-XXXXXXXX directory
       --n N (64) --steps N (50 DDIM steps for ddpm, 18 Heun steps for edm) --seed S (0)
@@ -94,6 +103,14 @@ async function main(argv: string[]): Promise<string> {
       seed: { type: 'string' },
       'train-size': { type: 'string' },
       'checkpoint-every': { type: 'string' },
+      'probe-every': { type: 'string' },
+      'probe-noise': { type: 'string' },
+      'probe-layers': { type: 'string' },
+      'probe-train-size': { type: 'string' },
+      'probe-test-size': { type: 'string' },
+      'probe-epochs': { type: 'string' },
+      patience: { type: 'string' },
+      'min-delta': { type: 'string' },
       'data-dir': { type: 'string' },
       backend: { type: 'string' },
       checkpoint: { type: 'string' },
@@ -159,6 +176,9 @@ async function main(argv: string[]): Promise<string> {
         default:
           throw new CliError(`unknown sweep command "${sub ?? ''}": use submit, status, watch, list, cancel, pause, resume or retry-failed (npm run ddae -- --help)`);
       }
+    case 'progress':
+      if (!sub) throw new CliError('progress needs a sweep id: npm run ddae -- progress <id>');
+      return sweepProgress(api, sub, { json });
     case 'leaderboard':
       return leaderboard(api, { dataset: values.dataset, method: values.method, sweep: values.sweep, per: values.per, limit: values.limit, json });
     case 'heatmap':

@@ -23,6 +23,9 @@ beforeAll(async () => {
   // Uncompressed IDX files under the names without .gz (the loader accepts both).
   fs.writeFileSync(path.join(data, IDX_FILES.train.images.replace(/\.gz$/, '')), encodeIdx([8, 28, 28], pixels));
   fs.writeFileSync(path.join(data, IDX_FILES.train.labels.replace(/\.gz$/, '')), encodeIdx([8], new Uint8Array(8).map((_, i) => i)));
+  // A test split too, for probing during pretraining.
+  fs.writeFileSync(path.join(data, IDX_FILES.test.images.replace(/\.gz$/, '')), encodeIdx([8, 28, 28], pixels.map((v) => 255 - v)));
+  fs.writeFileSync(path.join(data, IDX_FILES.test.labels.replace(/\.gz$/, '')), encodeIdx([8], new Uint8Array(8).map((_, i) => i)));
 });
 
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -46,6 +49,26 @@ describe('inline pretrain and sample', () => {
     const decoded = PNG.sync.read(fs.readFileSync(png));
     // 2x2 grid of 32x32 images at scale 2 with 2-pixel padding.
     expect([decoded.width, decoded.height]).toEqual([2 * 64 + 3 * 2, 2 * 64 + 3 * 2]);
+  });
+
+  it('probes during pretraining with --probe-every and stops at the plateau with --patience', async () => {
+    const out = path.join(root, 'run-probed');
+    // No probe can gain a whole point of accuracy (--min-delta 1): the second probe is a plateau.
+    const args = {
+      dataset: 'fashion-mnist', method: 'ddpm', unet: 'tiny', steps: '4', batch: '2', 'data-dir': path.join(root, 'data'), out, backend: 'wasm',
+      'probe-every': '1', 'probe-noise': '11', 'probe-layers': 'out_1', 'probe-train-size': '8', 'probe-test-size': '8', 'probe-epochs': '1', patience: '1', 'min-delta': '1',
+    };
+    const lines: string[] = [];
+    const r = JSON.parse(await pretrainInline(args, { json: true, log: (l) => lines.push(l) })) as { steps: number; stoppedEarly: boolean; progress: { step: number; accuracy: number }[]; checkpoint: string };
+    expect(r).toMatchObject({ steps: 2, stoppedEarly: true, checkpoint: path.join(out, 'step-00000002') });
+    expect(r.progress.map((p) => p.step)).toEqual([1, 2]);
+    expect(lines.filter((l) => l.startsWith('probe at step')).map((l) => l.split(':')[0])).toEqual(['probe at step 1', 'probe at step 2']);
+    // Run again: it ends where it stopped, and shows the points it had.
+    lines.length = 0;
+    const text = await pretrainInline(args, { json: false, log: (l) => lines.push(l) });
+    expect(text).toMatch(/^trained 2 steps .*stopped early: the probe plateaued before --steps 4/);
+    expect(text).toMatch(/probe accuracy by step: 1: [\d.]+ %, 2: [\d.]+ %/);
+    expect(lines.filter((l) => l.includes('(measured before the restart)'))).toHaveLength(2);
   });
 
   it('names the fix when the checkpoint directory holds no checkpoint', async () => {

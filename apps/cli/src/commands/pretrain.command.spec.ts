@@ -38,6 +38,35 @@ describe('pretrain arguments', () => {
     expect(() => pretrainTaskFromArgs(args)).toThrow(message);
   });
 
+  it('resolves probing during pretraining from --probe-every and its companions', () => {
+    expect(pretrainTaskFromArgs(base).progressProbe).toBeUndefined();
+    const t = pretrainTaskFromArgs({ ...base, 'probe-every': '25', 'probe-noise': '11,5,11', patience: '2' });
+    expect(t.progressProbe).toEqual({
+      every: 25,
+      noiseLevels: [11, 5],
+      layers: ['out_1', 'out_2', 'out_3', 'out_4'],
+      protocol: { pooling: 'gap', noise: 'fixed', noiseSeed: 0, probe: 'fast', epochs: 5, batchSize: 128, learningRate: 1e-3, standardize: true, trainSize: 2000, testSize: 1000, probeSeed: 0 },
+      earlyStop: { patience: 2, minDelta: 0.002 },
+    });
+    const e = pretrainTaskFromArgs({ ...base, method: 'edm', 'probe-every': '10', 'probe-noise': '0.06', 'probe-layers': 'out_2,mid_1', 'probe-train-size': '500', 'probe-test-size': '200', 'probe-epochs': '2', patience: '1', 'min-delta': '0.01' });
+    expect(e.progressProbe).toMatchObject({ noiseLevels: [0.06], layers: ['out_2', 'mid_1'], protocol: { trainSize: 500, testSize: 200, epochs: 2 }, earlyStop: { patience: 1, minDelta: 0.01 } });
+  });
+
+  it.each([
+    [{ ...base, 'probe-every': '0', 'probe-noise': '5' }, /--probe-every must be a positive integer/],
+    [{ ...base, 'probe-every': '101', 'probe-noise': '5' }, /never probes a run of --steps 100/],
+    [{ ...base, 'probe-every': '10' }, /needs --probe-noise/],
+    [{ ...base, 'probe-every': '10', 'probe-noise': '5,2000' }, /--probe-noise must be an integer in \[0, 1000\]/],
+    [{ ...base, 'probe-every': '10', 'probe-noise': '5', 'probe-layers': 'out_9' }, /unknown layer "out_9"/],
+    [{ ...base, 'probe-every': '10', 'probe-noise': Array.from({ length: 17 }, (_, i) => i + 1).join(',') }, /exceed the small grid's limit of 64/],
+    [{ ...base, 'probe-every': '10', 'probe-noise': '5', patience: '0' }, /--patience must be a positive integer/],
+    [{ ...base, 'probe-every': '10', 'probe-noise': '5', 'min-delta': '0.01' }, /--min-delta needs --patience/],
+    [{ ...base, patience: '3' }, /--patience needs --probe-every/],
+  ])('refuses bad probing-during-pretraining arguments with a CliError naming the fix (%#)', (args, message) => {
+    expect(() => pretrainTaskFromArgs(args)).toThrow(CliError);
+    expect(() => pretrainTaskFromArgs(args)).toThrow(message);
+  });
+
   it('reads the backend from --backend, then DDAE_BACKEND', () => {
     expect(parseBackend(undefined, {})).toBe('auto');
     expect(parseBackend(undefined, { DDAE_BACKEND: 'cpu' })).toBe('cpu');

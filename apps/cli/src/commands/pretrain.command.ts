@@ -1,5 +1,23 @@
 import path from 'node:path';
-import { BACKENDS, DATASET_NAMES, METHODS, UNET_PRESETS, pretrainTaskSchema, resolveUNet, unetConfigSchema, type BackendName, type PretrainTask, type UNetConfig } from '@ddae/contracts';
+import {
+  BACKENDS,
+  DATASET_NAMES,
+  DATASET_SHAPES,
+  METHODS,
+  SPEC_LIMITS,
+  UNET_PRESETS,
+  decoderBlockNames,
+  paddedImageSize,
+  pretrainTaskSchema,
+  progressProbeConfigSchema,
+  resolveUNet,
+  tappableBlockNames,
+  unetConfigSchema,
+  type BackendName,
+  type PretrainTask,
+  type ProgressProbeConfig,
+  type UNetConfig,
+} from '@ddae/contracts';
 import { CliError } from '../api-client';
 
 /**
@@ -23,6 +41,15 @@ export interface PretrainArgs {
   'checkpoint-every'?: string;
   'data-dir'?: string;
   out?: string;
+  /** Probing during pretraining (off without --probe-every). */
+  'probe-every'?: string;
+  'probe-noise'?: string;
+  'probe-layers'?: string;
+  'probe-train-size'?: string;
+  'probe-test-size'?: string;
+  'probe-epochs'?: string;
+  patience?: string;
+  'min-delta'?: string;
 }
 
 const EXAMPLE = 'npm run ddae -- pretrain --dataset fashion-mnist --method ddpm --unet small --steps 2000 --out tmp/ddpm-small';
@@ -36,7 +63,7 @@ export function numberOption(name: string, raw: string | undefined, kind: { int?
   const ok = raw.trim() !== '' && Number.isFinite(v) && (!kind.int || Number.isInteger(v)) && (!kind.positive || v > 0) && (kind.min === undefined || v >= kind.min) && (kind.max === undefined || v <= kind.max);
   if (!ok) {
     const range = kind.min !== undefined && kind.max !== undefined ? ` in [${kind.min}, ${kind.max}]` : `${kind.min !== undefined ? ` >= ${kind.min}` : ''}${kind.max !== undefined ? ` <= ${kind.max}` : ''}`;
-    const what = `${kind.positive ? 'a positive ' : 'a '}${kind.int ? 'integer' : 'number'}${range}`;
+    const what = `${kind.positive ? 'a positive ' : kind.int ? 'an ' : 'a '}${kind.int ? 'integer' : 'number'}${range}`;
     throw new CliError(`--${name} must be ${what}, got "${raw}" (e.g. --${name} ${kind.example})`);
   }
   return v;
@@ -99,7 +126,66 @@ export function pretrainTaskFromArgs(a: PretrainArgs): PretrainTask {
   if (task.trainSize === undefined) delete task.trainSize;
   const r = pretrainTaskSchema.safeParse(task);
   if (!r.success) throw new CliError(`pretrain: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  return r.data;
+  const progressProbe = progressProbeFromArgs(a, r.data);
+  return progressProbe ? { ...r.data, progressProbe } : r.data;
+}
+
+const PROBE_EXAMPLE = '--probe-every 200 --probe-noise 11 --probe-layers out_2,out_4 --patience 3';
+
+/**
+ * Probing during pretraining from `--probe-every N` and its companions, resolved as a sweep's plan
+ * would: the small grid (`--probe-noise`, `--probe-layers`, default every decoder block), the fast
+ * fixed-noise protocol with gap pooling, and an early stop when `--patience` is given. Null without
+ * `--probe-every`.
+ */
+export function progressProbeFromArgs(a: PretrainArgs, task: PretrainTask): ProgressProbeConfig | null {
+  const every = numberOption('probe-every', a['probe-every'], { int: true, positive: true, example: '200' });
+  if (every === undefined) {
+    const stray = (['probe-noise', 'probe-layers', 'probe-train-size', 'probe-test-size', 'probe-epochs', 'patience', 'min-delta'] as const).find((k) => a[k] !== undefined);
+    if (stray) throw new CliError(`--${stray} needs --probe-every N (probe every N steps): ${PROBE_EXAMPLE}`);
+    return null;
+  }
+  if (every > task.steps) throw new CliError(`--probe-every ${every} never probes a run of --steps ${task.steps}: use at most ${task.steps}`);
+  const ddpm = task.method === 'ddpm';
+  if (a['probe-noise'] === undefined) throw new CliError(`--probe-every needs --probe-noise: the ${ddpm ? 'DDPM timesteps t' : 'EDM sigmas'} to probe at, e.g. ${ddpm ? '--probe-noise 11' : '--probe-noise 0.06'}`);
+  const noiseLevels = [
+    ...new Set(
+      a['probe-noise'].split(',').map((v) => numberOption('probe-noise', v, ddpm ? { int: true, min: 0, max: 1000, example: '5,50' } : { min: 0, max: 80, example: '0.06,0.5' }) as number),
+    ),
+  ];
+  const shape = DATASET_SHAPES[task.dataset.name];
+  const layout = { ...task.unet, imageSize: paddedImageSize(shape.size), imageChannels: shape.channels };
+  const known = tappableBlockNames(layout);
+  const rawLayers = (a['probe-layers'] ?? 'all').trim();
+  const layers = rawLayers === 'all' ? decoderBlockNames(layout) : rawLayers.split(',').map((l) => l.trim());
+  const unknown = layers.find((l) => !known.includes(l));
+  if (unknown !== undefined) throw new CliError(`--probe-layers: unknown layer "${unknown}" for this UNet; known: ${known.join(', ')}`);
+  if (layers.length * noiseLevels.length > SPEC_LIMITS.maxProgressProbeCells) {
+    throw new CliError(`--probe-layers x --probe-noise: ${layers.length} x ${noiseLevels.length} cells per probe exceed the small grid's limit of ${SPEC_LIMITS.maxProgressProbeCells}`);
+  }
+  const patience = numberOption('patience', a.patience, { int: true, positive: true, max: 1000, example: '3' });
+  const minDelta = numberOption('min-delta', a['min-delta'], { min: 0, max: 1, example: '0.002' });
+  if (minDelta !== undefined && patience === undefined) throw new CliError(`--min-delta needs --patience N (stop after N probes without a gain of --min-delta): ${PROBE_EXAMPLE}`);
+  const config = {
+    every,
+    noiseLevels,
+    layers,
+    protocol: {
+      pooling: 'gap' as const,
+      noise: 'fixed' as const,
+      noiseSeed: 0,
+      probe: 'fast' as const,
+      epochs: numberOption('probe-epochs', a['probe-epochs'], { int: true, positive: true, max: 200, example: '5' }) ?? 5,
+      batchSize: 128,
+      learningRate: 1e-3,
+      standardize: true,
+      trainSize: Math.min(numberOption('probe-train-size', a['probe-train-size'], { int: true, positive: true, example: '2000' }) ?? 2000, shape.train),
+      testSize: Math.min(numberOption('probe-test-size', a['probe-test-size'], { int: true, positive: true, example: '1000' }) ?? 1000, shape.test),
+      probeSeed: 0,
+    },
+    ...(patience !== undefined ? { earlyStop: { patience, minDelta: minDelta ?? 0.002 } } : {}),
+  };
+  return progressProbeConfigSchema.parse(config);
 }
 
 /** `ddae pretrain`: trains inline with the library the workers use (resuming from --out), prints progress to stderr. */
@@ -125,6 +211,11 @@ export async function pretrainInline(a: PretrainArgs & { backend?: string }, opt
       ? `resuming from step ${found.step} of ${task.steps} (${found.path})`
       : `${task.method} on ${task.dataset.name}: ${task.steps} steps of batch ${task.batchSize}, lr ${task.learningRate} (warm-up ${task.warmupSteps}), seed ${task.seed}, checkpoints every ${task.checkpointEvery} to ${task.checkpointDir}`,
   );
+  const pp = task.progressProbe;
+  if (pp) {
+    const stop = pp.earlyStop ? `; stops when ${pp.earlyStop.patience} probe(s) in a row gain less than ${pp.earlyStop.minDelta}` : '';
+    log(`probing every ${pp.every} steps: ${pp.layers.join(',')} at ${task.method === 'ddpm' ? 't' : 'sigma'}=${pp.noiseLevels.join(',')} (${pp.protocol.trainSize}/${pp.protocol.testSize} images, ${pp.protocol.epochs} epochs)${stop}`);
+  }
 
   let stop = false;
   const onSignal = (sig: string) => {
@@ -145,6 +236,10 @@ export async function pretrainInline(a: PretrainArgs & { backend?: string }, opt
     const r = await runPretrainTask(task, {
       shouldStop: () => stop,
       checkpoint: (c) => log(`checkpoint step ${c.step}${c.loss !== undefined ? ` (loss ${c.loss.toFixed(4)})` : ''}: ${c.path}`),
+      progressProbe: (p) => {
+        const best = p.cells.reduce((a, b) => (b.accuracy > a.accuracy ? b : a));
+        log(`probe at step ${p.step}${p.replayed ? ' (measured before the restart)' : ''}: best ${(100 * p.accuracy).toFixed(2)} % (${best.layer} at ${best.noiseLevel})`);
+      },
       progress: (_f, d) => {
         if (d.message && !d.message.startsWith('resumed')) log(d.message);
         if (d.step === undefined || d.loss === undefined) return;
@@ -162,8 +257,19 @@ export async function pretrainInline(a: PretrainArgs & { backend?: string }, opt
         count = 0;
       },
     });
-    const out = { checkpoint: r.finalCheckpoint.path, steps: r.steps, seconds: Math.round(r.seconds * 10) / 10, parameters: r.parameters, backend: backend.backend, ...(r.finalCheckpoint.loss !== undefined ? { loss: r.finalCheckpoint.loss } : {}) };
-    return opts.json ? JSON.stringify(out) : `trained ${out.steps} steps in ${out.seconds} s (${out.parameters} parameters, ${out.backend}); checkpoint ${out.checkpoint}`;
+    const out = {
+      checkpoint: r.finalCheckpoint.path,
+      steps: r.steps,
+      seconds: Math.round(r.seconds * 10) / 10,
+      parameters: r.parameters,
+      backend: backend.backend,
+      ...(r.finalCheckpoint.loss !== undefined ? { loss: r.finalCheckpoint.loss } : {}),
+      ...(r.progress ? { progress: r.progress, stoppedEarly: r.stoppedEarly ?? false } : {}),
+    };
+    if (opts.json) return JSON.stringify(out);
+    const stopped = r.stoppedEarly ? ` (stopped early: the probe plateaued before --steps ${task.steps})` : '';
+    const curve = r.progress?.length ? `\nprobe accuracy by step: ${r.progress.map((p) => `${p.step}: ${(100 * p.accuracy).toFixed(2)} %`).join(', ')}` : '';
+    return `trained ${out.steps} steps in ${out.seconds} s (${out.parameters} parameters, ${out.backend})${stopped}; checkpoint ${out.checkpoint}${curve}`;
   } catch (error) {
     if (error instanceof StoppedError) throw new CliError(`${error.message}; rerun the same command to resume`);
     if (error instanceof NonFiniteLossError) throw new CliError(`training diverged (${error.message}): lower --lr or raise --warmup, and use a fresh --out`);
