@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure what the project needs on this machine is there: PostgreSQL, Redis, the
+# Makes sure what the project needs on this machine is there: PostgreSQL, Redis, OpenBLAS, the
 # Fashion-MNIST package. Starts a service that is installed but down; installs what is missing
 # (Debian packages, as root). Idempotent; quiet when everything already answers.
 set -euo pipefail
@@ -46,4 +46,10 @@ fi
 # Fashion-MNIST (Debian's dataset-fashion-mnist)
 if [ -z "${DDAE_DATA_DIR:-}" ] && [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then
   apt_install dataset-fashion-mnist
+fi
+
+# OpenBLAS, which the native kernels (libs/native-kernels) load at run time; without it workers
+# fall back to the wasm backend. Installed before npm ci, which builds the addon.
+if ! ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0'; then
+  apt_install libopenblas0-pthread
 fi
