@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 
 /**
- * A 2-D convolution (NHWC input, HWIO kernel, square odd kernel, symmetric zero padding) whose
- * gradients are computed as forward convolutions / matMuls, so it trains on the wasm backend
- * (which lacks Conv2DBackpropFilter) and skips its slow built-in input-gradient kernel.
+ * A 2-D convolution (NHWC input, HWIO kernel, square odd kernel, symmetric zero padding). On a
+ * backend without a Conv2DBackpropFilter kernel (wasm) its gradients are computed as forward
+ * convolutions / matMuls, so it trains there (and skips wasm's slow input-gradient kernel).
  *
  * @param x input [N, H, W, Cin]
  * @param w kernel [k, k, Cin, Cout]
@@ -11,6 +11,21 @@ import * as tf from '@tensorflow/tfjs';
  * @param pad zero padding on each side (1 for 3x3 "same" and the stride-2 downsample, 0 for 1x1)
  */
 export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: 1 | 2, pad: number): tf.Tensor4D {
+  // Backends with both gradient kernels (our native one, tfjs-node, cpu) use them directly.
+  if (tf.getKernel('Conv2DBackpropFilter', tf.getBackend()) !== undefined) return tf.conv2d(x, w, stride, pad === 0 ? 'valid' : padSpec(pad, pad, pad, pad));
+  return conv2dWithCustomGradients(x, w, stride, pad);
+}
+
+/** conv2d plus a per-channel bias: one fused kernel (bias added inside the GEMM) where the backend has both gradient kernels. */
+export function conv2dBias(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D, stride: 1 | 2, pad: number): tf.Tensor4D {
+  if (tf.getKernel('Conv2DBackpropFilter', tf.getBackend()) !== undefined) {
+    return tf.fused.conv2d({ x, filter: w, bias: b, strides: stride, pad: pad === 0 ? 'valid' : padSpec(pad, pad, pad, pad) });
+  }
+  return tf.add(conv2dWithCustomGradients(x, w, stride, pad), b);
+}
+
+/** The same convolution, always with the gradients below (what the wasm backend runs). */
+export function conv2dWithCustomGradients(x: tf.Tensor4D, w: tf.Tensor4D, stride: 1 | 2, pad: number): tf.Tensor4D {
   return customConv(stride, pad)(x, w) as tf.Tensor4D;
 }
 

@@ -6,3 +6,4 @@ export * from './checkpoint';
 export * from './train';
 export * from './features';
 export * from './sampling';
+export * from './fused';

@@ -52,6 +52,34 @@ export class Rng {
     return this.nextUint32() / 4294967296;
   }
 
+  /**
+   * An inverted-dropout mask: 1/keep where uniform() < keep, else 0, drawing exactly the numbers
+   * `size` calls of uniform() would (same masks, same state after), with the state in locals.
+   */
+  dropoutMask(size: number, keep: number): Float32Array {
+    const mask = new Float32Array(size);
+    const on = 1 / keep;
+    const threshold = keep * 4294967296;
+    let a = this.a;
+    let b = this.b;
+    let c = this.c;
+    let d = this.d;
+    for (let i = 0; i < size; i++) {
+      const t = (((a + b) >>> 0) + d) >>> 0;
+      d = (d + 1) >>> 0;
+      a = b ^ (b >>> 9);
+      b = (c + (c << 3)) >>> 0;
+      c = ((c << 21) | (c >>> 11)) >>> 0;
+      c = (c + t) >>> 0;
+      if (t < threshold) mask[i] = on;
+    }
+    this.a = a;
+    this.b = b;
+    this.c = c;
+    this.d = d;
+    return mask;
+  }
+
   /** Uniform integer in [lo, hi] inclusive. */
   uniformInt(lo: number, hi: number): number {
     return lo + Math.floor(this.uniform() * (hi - lo + 1));

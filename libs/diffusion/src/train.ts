@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { DATASET_SHAPES, paddedImageSize, unetLayout, type CheckpointInfo, type ComputeHooks, type PretrainTask } from '@ddae/contracts';
 import { assignParams, latestCheckpoint, readCheckpointData, writeCheckpoint, type FoundCheckpoint, type ParamEntry } from './checkpoint';
+import { fusedAdamEma, hasFusedAdamEma } from './fused';
 import { Rng } from './rng';
 import { DDPM_T, EDM_P_MEAN, EDM_P_STD, ddpmNoise, edmPrecond } from './schedules';
 import { UNet, type UNetModelConfig } from './unet';
@@ -371,6 +372,27 @@ function trainStep(task: PretrainTask, s: TrainState, images: Float32Array, coun
   const decay = emaDecay(s.step, task.emaDecayCap);
   const bc1 = 1 - ADAM_B1 ** stepNo;
   const bc2 = 1 - ADAM_B2 ** stepNo;
+  if (hasFusedAdamEma()) {
+    tf.tidy(() => {
+      const names = [...unet.params.keys()];
+      const norm = tf.sqrt(tf.addN(names.map((name) => tf.sum(tf.square(grads[(unet.params.get(name) as tf.Variable).name]))))).dataSync()[0];
+      const gradScale = Math.min(1, task.gradClip / (norm + 1e-6));
+      const attrs = { gradScale, lr, b1: ADAM_B1, b2: ADAM_B2, eps: ADAM_EPS, bc1, bc2, decay };
+      for (const name of names) {
+        const p = unet.params.get(name) as tf.Variable;
+        const m = s.m.get(name) as tf.Variable;
+        const v = s.v.get(name) as tf.Variable;
+        const e = s.ema.get(name) as tf.Variable;
+        const [np, nm, nv, ne] = fusedAdamEma(p, grads[p.name], m, v, e, attrs);
+        p.assign(np);
+        m.assign(nm);
+        v.assign(nv);
+        e.assign(ne);
+      }
+    });
+    tf.dispose(grads);
+    return loss;
+  }
   tf.tidy(() => {
     const names = [...unet.params.keys()];
     const sq = names.map((name) => tf.sum(tf.square(grads[(unet.params.get(name) as tf.Variable).name])));

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { unetLayout, type BlockInfo, type UNetConfig } from '@ddae/contracts';
-import { conv2d } from './conv';
+import { conv2dBias } from './conv';
+import { fusedGroupNorm, hasFusedGroupNorm } from './fused';
 import { Rng } from './rng';
 
 /** A UNet's full configuration: the spec's UNet plus the (padded) input shape. */
@@ -180,7 +181,7 @@ export class UNet {
       if (wanted.has(b.name)) taps[b.name] = h;
       if (b.kind === 'decoder' && this.upsampleAfter(b)) h = this.conv(`${b.name}.up`, upsample2x(h), 1, 1);
     }
-    const out = this.conv('head.conv', silu(this.groupNorm('head.norm', h)), 1, 1);
+    const out = this.conv('head.conv', this.normAct('head.norm', h, true), 1, 1);
     return { output: out, taps };
   }
 
@@ -202,7 +203,14 @@ export class UNet {
   }
 
   private conv(name: string, x: tf.Tensor4D, stride: 1 | 2, pad: number): tf.Tensor4D {
-    return tf.add(conv2d(x, this.p(`${name}.w`) as tf.Tensor4D, stride, pad), this.p(`${name}.b`));
+    return conv2dBias(x, this.p(`${name}.w`) as tf.Tensor4D, this.p(`${name}.b`) as tf.Tensor1D, stride, pad);
+  }
+
+  /** GroupNorm, then SiLU when `act`: one fused kernel where the backend has it, composite ops elsewhere. */
+  private normAct(name: string, x: tf.Tensor4D, act: boolean): tf.Tensor4D {
+    if (hasFusedGroupNorm()) return fusedGroupNorm(x, this.p(`${name}.g`), this.p(`${name}.b`), { groups: this.config.groups, eps: 1e-5, silu: act });
+    const y = this.groupNorm(name, x);
+    return act ? silu(y) : y;
   }
 
   private groupNorm(name: string, x: tf.Tensor4D): tf.Tensor4D {
@@ -215,11 +223,11 @@ export class UNet {
   }
 
   private resBlock(name: string, x: tf.Tensor4D, emb: tf.Tensor2D, attention: boolean, dropout: number, rng: Rng | undefined): tf.Tensor4D {
-    let h = this.conv(`${name}.conv1`, silu(this.groupNorm(`${name}.norm1`, x)), 1, 1);
+    let h = this.conv(`${name}.conv1`, this.normAct(`${name}.norm1`, x, true), 1, 1);
     const cout = h.shape[3];
     const t = this.dense(`${name}.temb`, silu(emb));
     h = tf.add(h, tf.reshape(t, [-1, 1, 1, cout]));
-    h = silu(this.groupNorm(`${name}.norm2`, h));
+    h = this.normAct(`${name}.norm2`, h, true);
     if (dropout > 0 && rng) h = applyDropout(h, dropout, rng);
     h = this.conv(`${name}.conv2`, h, 1, 1);
     const shortcut = this.params.has(`${name}.skip.w`) ? this.conv(`${name}.skip`, x, 1, 0) : x;
@@ -231,7 +239,7 @@ export class UNet {
   private attention(name: string, x: tf.Tensor4D): tf.Tensor4D {
     const [n, hh, ww, c] = x.shape;
     const l = hh * ww;
-    const hn = tf.reshape(this.groupNorm(`${name}.norm`, x), [n * l, c]) as tf.Tensor2D;
+    const hn = tf.reshape(this.normAct(`${name}.norm`, x, false), [n * l, c]) as tf.Tensor2D;
     const qkv = tf.reshape(this.dense(`${name}.qkv`, hn), [n, l, 3 * c]);
     const [q, k, v] = tf.split(qkv, 3, 2) as tf.Tensor3D[];
     // Explicit transpose: faster than matMul(transposeB) on wasm.
@@ -257,9 +265,5 @@ function upsample2x(x: tf.Tensor4D): tf.Tensor4D {
 
 /** Inverted dropout with a mask drawn from the seeded rng (never from tf's own RNG). */
 function applyDropout(x: tf.Tensor4D, rate: number, rng: Rng): tf.Tensor4D {
-  const size = x.size;
-  const keep = 1 - rate;
-  const mask = new Float32Array(size);
-  for (let i = 0; i < size; i++) mask[i] = rng.uniform() < keep ? 1 / keep : 0;
-  return tf.mul(x, tf.tensor4d(mask, x.shape));
+  return tf.mul(x, tf.tensor4d(rng.dropoutMask(x.size, 1 - rate), x.shape));
 }
