@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { BACKENDS, type BackendName } from '@ddae/contracts';
+import { NATIVE_BACKEND, registerNativeBackend, type NativeInfo } from '@ddae/native-kernels';
 import { installWasmBackend, wasmThreading, wasmThreadsFromEnv, type WasmThreading } from './wasm-threads';
 
 /** The backend this process computes with, once chosen. */
@@ -10,6 +11,8 @@ export interface SelectedBackend {
   detail: string;
   /** On wasm: its threads (1 = single-threaded) and SIMD; a fallback reason when threads failed. */
   wasm?: WasmThreading;
+  /** On native: the BLAS library and threads. */
+  native?: NativeInfo;
 }
 
 let selected: Promise<SelectedBackend> | undefined;
@@ -76,6 +79,18 @@ async function doSelect(prefer: BackendName | 'auto'): Promise<SelectedBackend> 
     }
     if (prefer !== 'auto') throw new Error(`backend ${prefer} requested but ${reasons.join(', ')}`);
   }
+  if (prefer === 'auto' || prefer === 'native') {
+    try {
+      const info = registerNativeBackend();
+      if (!(await tf.setBackend(NATIVE_BACKEND))) throw new Error(`tf.setBackend("${NATIVE_BACKEND}") failed`);
+      await tf.ready();
+      const detail = `ddae native kernels on ${info.library}, ${info.threads} threads${reasons.length ? `; ${reasons.join(', ')}` : ''}`;
+      return { backend: 'native', detail, native: info };
+    } catch (err) {
+      if (prefer === 'native') throw err;
+      reasons.push(`native kernels unavailable: ${(err as Error).message}`);
+    }
+  }
   if (prefer === 'auto' || prefer === 'wasm') {
     try {
       const w = await useWasm();
@@ -92,7 +107,8 @@ async function doSelect(prefer: BackendName | 'auto'): Promise<SelectedBackend> 
 }
 
 /**
- * Chooses the TensorFlow.js backend ONCE per process: tfjs-node-gpu, tfjs-node, wasm, cpu.
+ * Chooses the TensorFlow.js backend ONCE per process: tfjs-node-gpu, tfjs-node, our native kernels
+ * (libs/native-kernels: N-API on OpenBLAS), wasm, cpu.
  * Later calls return the first choice whatever they prefer, since kernels cannot be
  * re-registered safely within one process.
  * @param prefer A specific backend (e.g. from `DDAE_BACKEND`), or `auto` (default).
@@ -107,7 +123,7 @@ export function selectBackend(prefer: BackendName | 'auto' = 'auto'): Promise<Se
 }
 
 /**
- * The preference named by the env var `DDAE_BACKEND` (`tensorflow-gpu`, `tensorflow`, `wasm`,
+ * The preference named by the env var `DDAE_BACKEND` (`tensorflow-gpu`, `tensorflow`, `native`, `wasm`,
  * `cpu` or `auto`); `auto` when unset. Throws on an unknown name rather than silently falling back.
  */
 export function backendFromEnv(env: NodeJS.ProcessEnv = process.env): BackendName | 'auto' {

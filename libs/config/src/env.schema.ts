@@ -47,8 +47,8 @@ export const workerEnvSchema = z.object({
   ...shared,
   /** Stable id of this worker; default `<hostname>-<pid>`. */
   WORKER_ID: z.string().regex(/^[A-Za-z0-9_.-]+$/).optional(),
-  /** Backend: auto picks tfjs-node-gpu, tfjs-node, wasm, cpu in that order. Default auto. */
-  DDAE_BACKEND: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  /** Backend: auto picks tfjs-node-gpu, tfjs-node, native (our N-API kernels on OpenBLAS), wasm, cpu in that order. Default auto. */
+  DDAE_BACKEND: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'native', 'wasm', 'cpu']).default('auto'),
   /** Device label reported to the API (e.g. `gpu0`); default from CUDA_VISIBLE_DEVICES or `cpu`. */
   DEVICE: z.string().optional(),
   /** Passed to the compute child so one process owns one GPU. */
