@@ -1,7 +1,7 @@
 /**
  * Benchmarks of our TensorFlow.js UNet against its PyTorch twin, same architecture, same task,
  * measured in one run:
- *   npm run -s bench -- train    [--json] [--backend wasm|cpu] [--threads N] [--batch N] [--iters N] [--compare-threads] [--no-torch]
+ *   npm run -s bench -- train    [--json] [--backend native|wasm|cpu] [--threads N] [--batch N] [--iters N] [--compare-threads] [--no-torch]
  *   npm run -s bench -- features [...same]
  * train: one full optimiser step of libs/diffusion (noise, forward, backward, clipping, Adam, EMA).
  * features: extractFeatures with a tap on every decoder block (one forward pass per batch).
@@ -18,11 +18,13 @@ import { forwardFlopsPerImage, TRAIN_FLOPS_FACTOR } from './flops';
 import type { BenchChildConfig, BenchChildResult } from './ours';
 
 type Task = 'train' | 'features';
+type BenchBackend = 'native' | 'wasm' | 'cpu';
+const BENCH_BACKENDS: BenchBackend[] = ['native', 'wasm', 'cpu'];
 
 interface Options {
   task: Task;
   json: boolean;
-  backend: 'wasm' | 'cpu';
+  backend: BenchBackend;
   threads: number;
   batch: number;
   iters: number;
@@ -51,17 +53,18 @@ const MODEL: UNetModelConfig = {
 };
 
 /** Iterations that keep each benchmark at about 1-2 minutes on 2 cores. */
-function defaultIters(task: Task, backend: 'wasm' | 'cpu'): number {
+function defaultIters(task: Task, backend: BenchBackend): number {
   if (backend === 'cpu') return 1;
+  if (backend === 'native') return task === 'train' ? 10 : 20;
   return task === 'train' ? 4 : 10;
 }
 
-const USAGE = 'usage: npm run -s bench -- train|features [--json] [--backend wasm|cpu] [--threads N] [--batch N] [--iters N] [--warmup N] [--compare-threads] [--no-torch] [--torch-threads N] [--rounds N]';
+const USAGE = 'usage: npm run -s bench -- train|features [--json] [--backend native|wasm|cpu] [--threads N] [--batch N] [--iters N] [--warmup N] [--compare-threads] [--no-torch] [--torch-threads N] [--rounds N]';
 
 function parseArgs(argv: string[]): Options {
   const task = argv[0];
   if (task !== 'train' && task !== 'features') throw new Error(USAGE);
-  const o: Partial<Options> & { task: Task } = { task, json: false, compareThreads: false, torch: true, backend: 'wasm' };
+  const o: Partial<Options> & { task: Task } = { task, json: false, compareThreads: false, torch: true, backend: 'native' };
   const int = (name: string, v: string | undefined): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < (name === '--warmup' ? 0 : 1)) throw new Error(`${name} needs a positive integer, got ${v}\n${USAGE}`);
@@ -73,8 +76,8 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--compare-threads') o.compareThreads = true;
     else if (a === '--no-torch') o.torch = false;
     else if (a === '--backend') {
-      const b = argv[++i];
-      if (b !== 'wasm' && b !== 'cpu') throw new Error(`--backend wasm|cpu, got ${b}`);
+      const b = argv[++i] as BenchBackend;
+      if (!BENCH_BACKENDS.includes(b)) throw new Error(`--backend ${BENCH_BACKENDS.join('|')}, got ${b}`);
       o.backend = b;
     } else if (a === '--threads') o.threads = int(a, argv[++i]);
     else if (a === '--batch') o.batch = int(a, argv[++i]);
@@ -85,7 +88,7 @@ function parseArgs(argv: string[]): Options {
     else throw new Error(`unknown option ${a}\n${USAGE}`);
   }
   if (o.compareThreads && o.backend !== 'wasm') throw new Error('--compare-threads compares wasm thread counts: use it with --backend wasm');
-  const backend = o.backend as 'wasm' | 'cpu';
+  const backend = o.backend as BenchBackend;
   return {
     task,
     json: !!o.json,
@@ -113,7 +116,7 @@ function runChild<T>(cmd: string, args: string[], env: NodeJS.ProcessEnv, what: 
 
 function runOurs(o: Options, threads: number): BenchChildResult {
   const cfg: BenchChildConfig = { task: o.task, backend: o.backend, model: MODEL, batch: o.batch, iters: o.iters, warmup: o.warmup };
-  const env = { ...process.env, DDAE_WASM_THREADS: String(threads) };
+  const env = { ...process.env, DDAE_WASM_THREADS: String(threads), DDAE_NATIVE_THREADS: String(threads) };
   return runChild<BenchChildResult>(process.execPath, ['-r', '@swc-node/register', path.join(__dirname, 'ours.ts'), JSON.stringify(cfg)], env, `ours (${o.backend}, ${threads} threads)`);
 }
 
@@ -187,9 +190,9 @@ function main(): void {
       singles.push(runOurs(o, 1));
       say(`ours, wasm 1 thread:    ${describe(singles[singles.length - 1])}`);
     }
-    multis.push(runOurs(o, o.backend === 'wasm' ? o.threads : 1));
+    multis.push(runOurs(o, o.backend === 'cpu' ? 1 : o.threads));
     const m = multis[multis.length - 1];
-    say(`ours, ${o.backend}${o.backend === 'wasm' ? ` ${m.threads} threads` : ''}:  ${describe(m)}`);
+    say(`ours, ${o.backend}${o.backend === 'cpu' ? '' : ` ${m.threads} threads`}:  ${describe(m)}`);
   }
   const best = (runs: BenchChildResult[]): BenchChildResult => runs.reduce((a, b) => (b.imgPerSec > a.imgPerSec ? b : a));
   const single = singles.length ? best(singles) : undefined;

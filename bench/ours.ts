@@ -10,7 +10,7 @@ import { UNet, createTrainer, extractFeatures, type UNetModelConfig } from '@dda
 
 export interface BenchChildConfig {
   task: 'train' | 'features';
-  backend: 'wasm' | 'cpu';
+  backend: 'native' | 'wasm' | 'cpu';
   model: UNetModelConfig;
   batch: number;
   iters: number;
@@ -100,7 +100,7 @@ async function main(): Promise<void> {
   }
   const result: BenchChildResult = {
     backend: selected.detail,
-    threads: selected.wasm?.threads ?? 1,
+    threads: selected.wasm?.threads ?? selected.native?.threads ?? 1,
     imgPerSec: (batch * cfg.iters) / seconds,
     secPerIter: seconds / cfg.iters,
     iters: cfg.iters,
