@@ -104,10 +104,14 @@ export class ComputeQueue {
    * for inspection): such a job would swallow a plain add with the same id, so it is removed first.
    */
   async requeue(requests: EnqueueRequest[]): Promise<void> {
-    for (const request of requests) {
-      const job = await this.queue.getJob(jobIdOf(request));
-      if (job && ['failed', 'completed'].includes(await job.getState())) await job.remove();
-    }
+    // States are looked up concurrently: the reconciler calls this for every queued row.
+    const ended = await Promise.all(
+      requests.map(async (request) => {
+        const job = await this.queue.getJob(jobIdOf(request));
+        return job && ['failed', 'completed'].includes(await job.getState()) ? job : null;
+      }),
+    );
+    await Promise.all(ended.map((job) => job?.remove()));
     await this.enqueue(requests);
   }
 

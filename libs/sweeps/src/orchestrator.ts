@@ -218,7 +218,8 @@ export class SweepOrchestrator {
    * 1. rows RUNNING on a worker that stopped heartbeating (dead, or never registered) go back to
    *    QUEUED: nobody is working on them;
    * 2. every QUEUED row is offered to the queue again (deterministic ids make this a no-op for jobs
-   *    still in Redis), which recovers lost enqueues and a flushed Redis.
+   *    still waiting or running in Redis; a job Redis holds as failed or completed is replaced),
+   *    which recovers lost enqueues, a flushed Redis and jobs BullMQ gave up on.
    */
   async reconcile(options: { workerStaleMs: number } = { workerStaleMs: 30_000 }): Promise<{ enqueued: number; reset: number }> {
     const { prisma } = this.deps;
@@ -242,7 +243,9 @@ export class SweepOrchestrator {
       ...probes.map((p) => jobs.probe(p.id, p.sweep.priority)),
       ...runs.map((r) => jobs.pretrain(r.id, r.sweep.priority, 0, r.untrained)),
     ];
-    await this.deps.queue.enqueue(requests);
+    // requeue, not enqueue: a job BullMQ ended (failed for stalling too often while its worker was
+    // killed again and again) still holds its id and would swallow a plain add: the row would wait forever.
+    await this.deps.queue.requeue(requests);
     return { enqueued: requests.length, reset };
   }
 }

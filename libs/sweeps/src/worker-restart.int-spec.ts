@@ -1,13 +1,14 @@
-import { sweepSpecSchema } from '@ddae/contracts';
+import { UnrecoverableError, Worker } from 'bullmq';
+import { QUEUES, sweepSpecSchema } from '@ddae/contracts';
 import { WorkerRepository } from '@ddae/db';
-import { ComputeQueue } from '@ddae/queue';
+import { ComputeQueue, redisConnection } from '@ddae/queue';
 import { createTestDatabase, deleteQueueKeys, uniqueQueuePrefix, type TestDatabase } from '@ddae/testing';
 import { planSweep } from './plan';
 import { createSweepServices } from './services';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-describe('a worker restarted under the same id (real Postgres)', () => {
+describe('recovery from a crash loop (real Postgres and Redis)', () => {
   let db: TestDatabase;
   const prefix = uniqueQueuePrefix('restart');
 
@@ -38,6 +39,34 @@ describe('a worker restarted under the same id (real Postgres)', () => {
       expect(await workers.releaseHeld('w-1')).toBe(0);
     } finally {
       await queue.close();
+    }
+  });
+
+  it('the reconciler replaces a job BullMQ failed for stalling too often once its row is QUEUED again', async () => {
+    const own = `${prefix}-stalled`;
+    const queue = new ComputeQueue({ redisUrl: REDIS_URL, prefix: own });
+    const worker = new Worker(QUEUES.compute, null, { connection: redisConnection(REDIS_URL, 'worker'), prefix: own, autorun: false });
+    try {
+      const services = createSweepServices(db.prisma, queue);
+      const spec = sweepSpecSchema.parse({ name: 'stalled', dataset: 'fashion-mnist', models: [{ method: 'ddpm', unet: 'tiny' }], pretrain: { steps: 10, seeds: [0] }, probe: { timesteps: [5], layers: ['out_1'] }, baselines: [] });
+      const created = await services.orchestrator.submit(spec, planSweep(spec));
+      const [runId] = created.runIds;
+      // What BullMQ does to a job whose workers keep dying: it fails it for good ("job stalled more
+      // than allowable limit") and keeps it, under its id, for inspection.
+      const job = await worker.getNextJob('token');
+      expect(job?.id).toBe(`pretrain-${runId}`);
+      await job?.moveToFailed(new UnrecoverableError('job stalled more than allowable limit'), 'token');
+      expect(await queue.queue.getJobState(`pretrain-${runId}`)).toBe('failed');
+      await services.runs.claim(runId, { workerId: 'dead', backend: 'wasm' });
+
+      // Its worker stopped heartbeating: the row goes back to QUEUED and a live job replaces the failed one.
+      await services.orchestrator.reconcile({ workerStaleMs: 1_000 });
+      expect(await services.runs.status(runId)).toBe('QUEUED');
+      expect(['prioritized', 'waiting']).toContain(await queue.queue.getJobState(`pretrain-${runId}`));
+    } finally {
+      await worker.close();
+      await queue.close();
+      await deleteQueueKeys(REDIS_URL, own);
     }
   });
 });
