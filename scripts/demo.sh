@@ -21,9 +21,12 @@ export ARTIFACT_DIR=$PWD/.demo/artifacts
 export PORT=${DEMO_PORT:-3300}
 export DDAE_API_URL=http://127.0.0.1:$PORT
 export LOG_LEVEL=log
-# One wasm thread per core shared out among the workers: 2 workers on 2 cores run 1 thread each
-# (two single-threaded processes side by side beat two threaded ones fighting for the cores).
-export DDAE_WASM_THREADS=${DDAE_WASM_THREADS:-$(( $(nproc) / nworkers > 0 ? $(nproc) / nworkers : 1 ))}
+# The cores shared out among the workers (native kernels or wasm threads): 2 workers on 2 cores
+# run 1 thread each (two single-threaded processes side by side beat two threaded ones fighting
+# for the cores).
+per_worker=$(( $(nproc) / nworkers > 0 ? $(nproc) / nworkers : 1 ))
+export DDAE_NATIVE_THREADS=${DDAE_NATIVE_THREADS:-$per_worker}
+export DDAE_WASM_THREADS=${DDAE_WASM_THREADS:-$per_worker}
 mkdir -p .demo
 rm -rf "$ARTIFACT_DIR"
 

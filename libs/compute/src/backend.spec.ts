@@ -1,14 +1,20 @@
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { Rng, conv2d } from '@ddae/diffusion';
 import { backendFromEnv, currentBackend, selectBackend } from './backend';
 
 describe('backend selection', () => {
-  it('falls back to wasm here (no tfjs-node) and keeps its first choice', async () => {
+  // CI installs OpenBLAS and npm ci builds the addon: auto must then find our native kernels
+  // (tfjs-node cannot install here), and a missing addon fails this test rather than hiding.
+  it('picks the native kernels here (no tfjs-node) and keeps its first choice', async () => {
     const first = await selectBackend('auto');
-    expect(first.backend).toBe('wasm');
-    expect(tf.getBackend()).toBe('wasm');
-    expect((await selectBackend('cpu')).backend).toBe('wasm');
-    expect((await currentBackend())?.backend).toBe('wasm');
+    expect(first.backend).toBe('native');
+    expect(first.detail).toMatch(/libopenblas/);
+    expect(first.detail).toMatch(/@tensorflow\/tfjs-node-gpu absent, @tensorflow\/tfjs-node absent/);
+    expect(tf.getBackend()).toBe('native');
+    expect((await selectBackend('cpu')).backend).toBe('native');
+    expect((await currentBackend())?.backend).toBe('native');
   });
 
   it('reads DDAE_BACKEND', () => {
@@ -24,7 +30,8 @@ describe('backend selection', () => {
     { k: 3, stride: 2 as const, pad: 1 },
     { k: 1, stride: 1 as const, pad: 0 },
   ])('conv2d gradients on wasm match native cpu gradients: k=$k stride=$stride', async ({ k, stride, pad }) => {
-    await selectBackend('wasm');
+    setWasmPaths(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm')) + path.sep);
+    expect(await tf.setBackend('wasm')).toBe(true);
     const rng = new Rng(3);
     const xs = rng.normal(2 * 8 * 8 * 4);
     const ws = rng.normal(k * k * 4 * 6);
