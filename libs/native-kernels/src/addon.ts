@@ -40,6 +40,10 @@ export function loadAddon(file = ADDON_PATH): KernelsAddon {
   if (!fs.existsSync(file)) {
     throw new Error(`native kernels not built (${path.relative(process.cwd(), file)} is missing): they build at npm ci with g++ and Node's headers; run "npm run build:native" to see why they did not`);
   }
+  // OpenMP threads that spin between parallel regions steal cores from other processes on a
+  // shared machine (two workers on two cores); sleeping costs microseconds per region here.
+  // Read by libgomp when the addon loads, so set before; an explicit setting wins.
+  process.env['OMP_WAIT_POLICY'] ??= 'PASSIVE';
   // A compiled module is loaded with require: there is no other way to load N-API code.
   return require(file) as KernelsAddon;
 }
