@@ -40,6 +40,7 @@ usage: npm run ddae -- <command> [options]
 inline commands (TensorFlow.js in this process; no API, Redis or Postgres):
   pretrain                train a diffusion UNet as a worker would; resumes when --out holds checkpoints
       --dataset fashion-mnist|mnist|cifar10 --method ddpm|edm --steps N --out DIR (required)
+                          (--steps 0 writes the initial weights: the untrained network, to probe as a control)
       --unet tiny|small|base|reference|'{"baseChannels":16,"channelMults":[1,2,2],"blocksPerLevel":1}'
       --batch N (64) --lr X (2e-4) --warmup N (steps/10, max 1000) --ema-cap X (0.9999 ddpm, 0.9993 edm)
       --seed S (0) --train-size N (all) --checkpoint-every N (500) --data-dir DIR
@@ -69,7 +70,7 @@ inline commands (TensorFlow.js in this process; no API, Redis or Postgres):
       --checkpoint DIR --noise GRID (e.g. 1,2,3,5,8,11,15,20,25,30,40,50) --coarse N (4)
       --min-step X (0)    and every probe option above (layers, pooling, sizes, protocol, cache)
       --json: {"grid":{"jobs","best"},"adaptive":{"jobs","rounds","best"},"foundGridBest","accuracyGap",...}
-  --backend B             auto, tensorflow-gpu, tensorflow, wasm or cpu (default $DDAE_BACKEND or auto)
+  --backend B             auto, tensorflow-gpu, tensorflow, native, wasm or cpu (default $DDAE_BACKEND or auto)
 
 common options:
   --api URL               API base URL (default $DDAE_API_URL or http://127.0.0.1:3000)

@@ -103,7 +103,8 @@ export function pretrainTaskFromArgs(a: PretrainArgs): PretrainTask {
   if (!a.method || !(METHODS as readonly string[]).includes(a.method)) throw new CliError(`pretrain needs --method ${METHODS.join('|')}${a.method ? ` (got "${a.method}")` : ''}: ${EXAMPLE}`);
   const method = a.method as PretrainTask['method'];
   const unet = parseUNet(a.unet);
-  const steps = numberOption('steps', a.steps, { int: true, positive: true, max: 1_000_000, example: '2000' });
+  // 0 writes the initial weights as the only checkpoint: the untrained network, to probe as a control.
+  const steps = numberOption('steps', a.steps, { int: true, min: 0, max: 1_000_000, example: '2000' });
   if (steps === undefined) throw new CliError(`pretrain needs --steps N (optimiser steps): ${EXAMPLE}`);
   if (!a.out) throw new CliError(`pretrain needs --out <dir> for the checkpoints (a directory that already holds some is resumed): ${EXAMPLE}`);
   const task = {
@@ -119,7 +120,7 @@ export function pretrainTaskFromArgs(a: PretrainArgs): PretrainTask {
     warmupSteps: numberOption('warmup', a.warmup, { int: true, min: 0, example: '100' }) ?? Math.min(1000, Math.floor(steps / 10)),
     gradClip: 1,
     emaDecayCap: numberOption('ema-cap', a['ema-cap'], { min: 0, max: 1, example: '0.9999' }) ?? EMA_CAP[method],
-    checkpointEvery: numberOption('checkpoint-every', a['checkpoint-every'], { int: true, positive: true, example: '100' }) ?? Math.min(500, steps),
+    checkpointEvery: numberOption('checkpoint-every', a['checkpoint-every'], { int: true, positive: true, example: '100' }) ?? Math.max(1, Math.min(500, steps)),
     seed: numberOption('seed', a.seed, { int: true, min: 0, example: '0' }) ?? 0,
     checkpointDir: path.resolve(a.out),
   };
