@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ApiClient, CliError } from './api-client';
-import { heatmapPng } from './commands/heatmap.command';
+import { heatmapFromProbeFiles, heatmapPng } from './commands/heatmap.command';
 import { leaderboard, workers } from './commands/leaderboard.command';
 import { pretrainInline } from './commands/pretrain.command';
 import { noiseSearchInline } from './commands/noise-search.command';
@@ -32,6 +32,8 @@ usage: npm run ddae -- <command> [options]
                           (config: mean ± std over seeds per model, layer, noise and protocol)
   heatmap <id>            render a sweep's layer x noise heatmap to a PNG
       --out FILE          where to write it (default heatmap-<id>.png)
+  heatmap --from A.json,B.json [--labels a,b] [--baseline pixels=0.8451] [--title T] --out FILE
+                          the same from files written by inline "probe ... --json" (no service)
   workers                 live workers
   token create            create an API token (printed once) --name N --scope read|submit|admin (submit)
   token list | token revoke <id|prefix>
@@ -131,6 +133,10 @@ async function main(argv: string[]): Promise<string> {
       cache: { type: 'string' },
       coarse: { type: 'string' },
       'min-step': { type: 'string' },
+      from: { type: 'string' },
+      labels: { type: 'string' },
+      baseline: { type: 'string' },
+      title: { type: 'string' },
       token: { type: 'string' },
       name: { type: 'string' },
       scope: { type: 'string' },
@@ -183,6 +189,9 @@ async function main(argv: string[]): Promise<string> {
     case 'leaderboard':
       return leaderboard(api, { dataset: values.dataset, method: values.method, sweep: values.sweep, per: values.per, limit: values.limit, json });
     case 'heatmap':
+      if (values.from !== undefined) {
+        return heatmapFromProbeFiles(values.from.split(',').map((f) => f.trim()).filter(Boolean), { labels: values.labels, baseline: values.baseline, title: values.title, out: values.out, json });
+      }
       if (!sub) throw new CliError('heatmap needs a sweep id: npm run ddae -- heatmap <id> --out docs/heatmap.png');
       return heatmapPng(api, sub, { out: values.out, json });
     case 'workers':
