@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { waitFor } from '@ddae/testing';
 import { childPids, startStack, type Stack } from './stack';
 
@@ -83,8 +83,15 @@ describe('probing during pretraining, end to end', () => {
     expect(types.indexOf('run.stopped-early')).toBeLessThan(types.indexOf('run.succeeded'));
 
     // The CLI reads the same view.
-    const cli = (args: string[]) => execFileSync(process.execPath, ['-r', '@swc-node/register', 'apps/cli/src/main.ts', 'progress', id, '--api', s.base, ...args], { encoding: 'utf8' });
+    const cli = (args: string[]) => {
+      const r = spawnSync(process.execPath, ['-r', '@swc-node/register', 'apps/cli/src/main.ts', 'progress', id, '--api', s.base, ...args], { encoding: 'utf8' });
+      // Its stderr is the failure message when it fails.
+      expect(r.status === 0 ? 0 : `exit ${r.status}: ${r.stderr}`).toBe(0);
+      return r.stdout;
+    };
     expect(JSON.parse(cli(['--json']))).toEqual(progress);
-    expect(cli([])).toContain('stopped early at step 12 of 16');
+    const text = cli([]);
+    expect(text).toContain('ddpm-tiny-s0  [SUCCEEDED]  steps 12/16  probed every 4 steps  stopped early at step 12 of 16');
+    expect(text).toMatch(/^ {2}12 {2}\d+\.\d\d/m);
   });
 });

@@ -175,6 +175,8 @@ describe('sweeps API (real Postgres and Redis)', () => {
   it('plans probing during pretraining into the runs, and serves accuracy against step with the early stop', async () => {
     const server = app.getHttpServer();
     const withProgress = { ...spec(), pretrain: { ...spec().pretrain, progressProbe: { every: 5, layers: ['out_1', 'out_2'], earlyStop: { patience: 1 } } } };
+    const dry = await request(server).post('/api/sweeps?dryRun=true').send(withProgress).expect(200);
+    expect(dry.body.plan.runs[0].progressProbe).toMatchObject({ every: 5, noiseLevels: [5], layers: ['out_1', 'out_2'] });
     const { body } = await request(server).post('/api/sweeps').send(withProgress).expect(201);
     const [stopped, other] = await db.prisma.run.findMany({ orderBy: { key: 'asc' } });
     expect(stopped.hyper).toMatchObject({ progressProbe: { every: 5, noiseLevels: [5], layers: ['out_1', 'out_2'], earlyStop: { patience: 1, minDelta: 0.002 }, protocol: { probe: 'fast', noise: 'fixed', trainSize: 2000, testSize: 1000, epochs: 5 } } });
