@@ -33,6 +33,8 @@ export interface Stack {
 export async function startStack(options: {
   workers: number;
   workerEnv?: Record<string, string>;
+  /** Per-worker additions to workerEnv (index i for worker i + 1), e.g. a different backend. */
+  workerEnvs?: Record<string, string>[];
   /** Environment of every process, the API's included (e.g. NODE_EXTRA_CA_CERTS). */
   env?: Record<string, string>;
   /** The deployment's Redis. Default REDIS_URL, the machine's shared one. */
@@ -50,7 +52,7 @@ export async function startStack(options: {
   const apiEnv = { ...common, PORT: String(port), RECONCILE_MS: '2000' };
   let api = startTsProcess('apps/api/src/main.ts', apiEnv);
   const workers = Array.from({ length: options.workers }, (_, i) =>
-    startTsProcess('apps/worker/src/main.ts', { ...common, WORKER_ID: `e2e-worker-${i + 1}`, HEARTBEAT_MS: '1000', DDAE_BACKEND: 'wasm', DDAE_WASM_THREADS: '1', ...options.workerEnv }, `worker-${i + 1}`),
+    startTsProcess('apps/worker/src/main.ts', { ...common, WORKER_ID: `e2e-worker-${i + 1}`, HEARTBEAT_MS: '1000', DDAE_BACKEND: 'wasm', DDAE_WASM_THREADS: '1', DDAE_NATIVE_THREADS: '1', ...options.workerEnv, ...options.workerEnvs?.[i] }, `worker-${i + 1}`),
   );
   const logs = () => [api, ...workers].map((p, i) => `--- ${i === 0 ? 'api' : `worker-${i}`}\n${p.output().slice(-2500)}`).join('\n');
   const get = async <T>(url: string) => (await (await fetch(`${base}${url}`)).json()) as T;
