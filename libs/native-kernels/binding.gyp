@@ -3,7 +3,7 @@
     {
       "target_name": "ddae_kernels",
       "sources": ["native/kernels.cc"],
-      "cflags_cc": ["-O3", "-fopenmp", "-std=c++17", "-Wall"],
+      "cflags_cc": ["-O3", "-fno-trapping-math", "-fopenmp", "-std=c++20", "-Wall"],
       "ldflags": ["-fopenmp"],
       "libraries": ["-ldl"],
       "conditions": [

@@ -11,6 +11,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <bit>
 #include <memory>
 #include <cmath>
 #include <cstdint>
@@ -381,13 +382,22 @@ napi_value Conv2dBackpropFilter(napi_env env, napi_callback_info info) {
 }
 
 // ---- GroupNorm (+ SiLU) -----------------------------------------------------------------------
+// The elementwise loops are compiled twice on x86-64: for the build's baseline and for AVX2+FMA,
+// chosen at load time by the CPU (GCC function multi-versioning).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DDAE_SIMD_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define DDAE_SIMD_CLONES
+#endif
 // Per image: per-channel sums over H*W (contiguous channel vectors, so the loops vectorise), then
 // group statistics from channel sums. Images run in parallel.
 
 // exp(x) to ~2e-7 relative error, written so that loops over it vectorise (std::exp does not).
 inline float ExpApprox(float x) {
-  x = std::min(88.0f, std::max(-87.0f, x));
-  const float n = std::nearbyint(x * 1.44269504088896341f);
+  x = x > 88.0f ? 88.0f : (x < -87.0f ? -87.0f : x);
+  const float t = x * 1.44269504088896341f;
+  const int32_t ni = static_cast<int32_t>(t + std::copysign(0.5f, t));
+  const float n = static_cast<float>(ni);
   const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
   float p = 1.f / 720.f;
   p = p * r + 1.f / 120.f;
@@ -396,10 +406,7 @@ inline float ExpApprox(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.f;
   p = p * r + 1.f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
+  return p * std::bit_cast<float>((ni + 127) << 23);
 }
 inline float Sigmoid(float z) { return 1.f / (1.f + ExpApprox(-z)); }
 
@@ -423,6 +430,59 @@ void ChannelStats(const NormShape& s, const float* mean, const float* rstd, floa
   }
 }
 
+// One image of the forward pass (cloned for AVX2+FMA where the CPU has it).
+DDAE_SIMD_CLONES void GnForwardImage(const float* x, float* y, int64_t n, int64_t HW, int64_t C, int64_t G, int64_t Cg, double count, double eps,
+                                     const float* gamma, const float* beta, float* mean, float* rstd, bool silu) {
+  const float* xn = x + n * HW * C;
+  float* yn = y + n * HW * C;
+  std::vector<double> acc(C, 0.0);
+  std::vector<float> mc(C), ac(C), bc(C);
+  for (int64_t p = 0; p < HW; p++) {
+    const float* row = xn + p * C;
+    for (int64_t c = 0; c < C; c++) acc[c] += row[c];
+  }
+  for (int64_t g = 0; g < G; g++) {
+    double t = 0;
+    for (int64_t k = 0; k < Cg; k++) t += acc[g * Cg + k];
+    mean[n * G + g] = static_cast<float>(t / count);
+  }
+  for (int64_t c = 0; c < C; c++) {
+    mc[c] = mean[n * G + c / Cg];
+    acc[c] = 0.0;
+  }
+  for (int64_t p = 0; p < HW; p++) {
+    const float* row = xn + p * C;
+    for (int64_t c = 0; c < C; c++) {
+      const float d = row[c] - mc[c];
+      acc[c] += d * d;
+    }
+  }
+  for (int64_t g = 0; g < G; g++) {
+    double t = 0;
+    for (int64_t k = 0; k < Cg; k++) t += acc[g * Cg + k];
+    rstd[n * G + g] = static_cast<float>(1.0 / std::sqrt(t / count + eps));
+  }
+  // y = x * a + b with a = rstd * gamma, b = beta - mean * a (per channel).
+  for (int64_t c = 0; c < C; c++) {
+    ac[c] = rstd[n * G + c / Cg] * gamma[c];
+    bc[c] = beta[c] - mc[c] * ac[c];
+  }
+  for (int64_t p = 0; p < HW; p++) {
+    const float* row = xn + p * C;
+    float* out = yn + p * C;
+    if (silu) {
+#pragma omp simd
+      for (int64_t c = 0; c < C; c++) {
+        const float z = row[c] * ac[c] + bc[c];
+        out[c] = z * Sigmoid(z);
+      }
+    } else {
+#pragma omp simd
+      for (int64_t c = 0; c < C; c++) out[c] = row[c] * ac[c] + bc[c];
+    }
+  }
+}
+
 // groupNormForward(x, gamma, beta, y, mean, rstd, dims[n, hw, c, groups], eps, silu)
 napi_value GroupNormForward(napi_env env, napi_callback_info info) {
   Args a;
@@ -438,57 +498,69 @@ napi_value GroupNormForward(napi_env env, napi_callback_info info) {
     return nullptr;
   const double count = static_cast<double>(HW * Cg);
 #pragma omp parallel for schedule(static) if (N * HW * C > 32768)
-  for (int64_t n = 0; n < N; n++) {
-    const float* xn = x + n * HW * C;
-    float* yn = y + n * HW * C;
-    std::vector<double> acc(C, 0.0);
-    std::vector<float> mc(C), ac(C), bc(C);
-    for (int64_t p = 0; p < HW; p++) {
-      const float* row = xn + p * C;
-      for (int64_t c = 0; c < C; c++) acc[c] += row[c];
-    }
-    for (int64_t g = 0; g < G; g++) {
-      double t = 0;
-      for (int64_t k = 0; k < Cg; k++) t += acc[g * Cg + k];
-      mean[n * G + g] = static_cast<float>(t / count);
-    }
+  for (int64_t n = 0; n < N; n++) GnForwardImage(x, y, n, HW, C, G, Cg, count, eps, gamma, beta, mean, rstd, silu);
+  return Undefined(env);
+}
+
+// One image of the backward pass; its dgamma/dbeta partial sums go to pg/pb (row n).
+DDAE_SIMD_CLONES void GnBackwardImage(const float* dy, const float* x, int64_t n, const NormShape& s, double count, const float* gamma, const float* beta,
+                                      const float* mean, const float* rstd, float* dx, double* pgAll, double* pbAll, bool silu) {
+  const int64_t HW = s.HW, C = s.C, G = s.G, Cg = s.Cg;
+  const int64_t base = n * HW * C;
+  std::vector<float> mc(C), rc(C), sdz(C, 0.f), sdzx(C, 0.f), k1(C), k2(C);
+  ChannelStats(s, mean + n * G, rstd + n * G, mc.data(), rc.data());
+  // Pass 1: dz (the gradient at the affine output, through SiLU) into dx; per-channel sums of
+  // dz and dz * xhat, per output row in float, added into double per-channel totals.
+  std::vector<double> tdz(C, 0.0), tdzx(C, 0.0);
+  for (int64_t p = 0; p < HW; p++) {
+    const float* xr = x + base + p * C;
+    const float* dyr = dy + base + p * C;
+    float* dxr = dx + base + p * C;
+#pragma omp simd
     for (int64_t c = 0; c < C; c++) {
-      mc[c] = mean[n * G + c / Cg];
-      acc[c] = 0.0;
-    }
-    for (int64_t p = 0; p < HW; p++) {
-      const float* row = xn + p * C;
-      for (int64_t c = 0; c < C; c++) {
-        const float d = row[c] - mc[c];
-        acc[c] += d * d;
-      }
-    }
-    for (int64_t g = 0; g < G; g++) {
-      double t = 0;
-      for (int64_t k = 0; k < Cg; k++) t += acc[g * Cg + k];
-      rstd[n * G + g] = static_cast<float>(1.0 / std::sqrt(t / count + eps));
-    }
-    // y = x * a + b with a = rstd * gamma, b = beta - mean * a (per channel).
-    for (int64_t c = 0; c < C; c++) {
-      ac[c] = rstd[n * G + c / Cg] * gamma[c];
-      bc[c] = beta[c] - mc[c] * ac[c];
-    }
-    for (int64_t p = 0; p < HW; p++) {
-      const float* row = xn + p * C;
-      float* out = yn + p * C;
+      const float xh = (xr[c] - mc[c]) * rc[c];
+      float dz = dyr[c];
       if (silu) {
-#pragma omp simd
-        for (int64_t c = 0; c < C; c++) {
-          const float z = row[c] * ac[c] + bc[c];
-          out[c] = z * Sigmoid(z);
-        }
-      } else {
-#pragma omp simd
-        for (int64_t c = 0; c < C; c++) out[c] = row[c] * ac[c] + bc[c];
+        const float z = xh * gamma[c] + beta[c];
+        const float sg = Sigmoid(z);
+        dz *= sg * (1.f + z * (1.f - sg));
       }
+      dxr[c] = dz;
+      sdz[c] = dz;
+      sdzx[c] = dz * xh;
+    }
+    for (int64_t c = 0; c < C; c++) {
+      tdz[c] += sdz[c];
+      tdzx[c] += sdzx[c];
     }
   }
-  return Undefined(env);
+  for (int64_t c = 0; c < C; c++) {
+    pgAll[n * C + c] = tdzx[c];
+    pbAll[n * C + c] = tdz[c];
+  }
+  // sum(dxhat) and sum(dxhat * xhat) per group, with dxhat = dz * gamma.
+  for (int64_t g = 0; g < G; g++) {
+    double s1 = 0, s2 = 0;
+    for (int64_t k = 0; k < Cg; k++) {
+      const int64_t c = g * Cg + k;
+      s1 += gamma[c] * tdz[c];
+      s2 += gamma[c] * tdzx[c];
+    }
+    for (int64_t k = 0; k < Cg; k++) {
+      k1[g * Cg + k] = static_cast<float>(s1 / count);
+      k2[g * Cg + k] = static_cast<float>(s2 / count);
+    }
+  }
+  // Pass 2: dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)).
+  for (int64_t p = 0; p < HW; p++) {
+    const float* xr = x + base + p * C;
+    float* dxr = dx + base + p * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) {
+      const float xh = (xr[c] - mc[c]) * rc[c];
+      dxr[c] = rc[c] * (dxr[c] * gamma[c] - k1[c] - xh * k2[c]);
+    }
+  }
 }
 
 // groupNormBackward(dy, x, gamma, beta, mean, rstd, dx, dgamma, dbeta, dims[n, hw, c, groups], silu)
@@ -508,63 +580,7 @@ napi_value GroupNormBackward(napi_env env, napi_callback_info info) {
   // Per-image partial sums for dgamma/dbeta, reduced in a fixed order afterwards (deterministic).
   std::vector<double> pg(static_cast<size_t>(N * C), 0.0), pb(static_cast<size_t>(N * C), 0.0);
 #pragma omp parallel for schedule(static) if (N * HW * C > 32768)
-  for (int64_t n = 0; n < N; n++) {
-    const int64_t base = n * HW * C;
-    std::vector<float> mc(C), rc(C), sdz(C, 0.f), sdzx(C, 0.f), k1(C), k2(C);
-    ChannelStats(s, mean + n * G, rstd + n * G, mc.data(), rc.data());
-    // Pass 1: dz (the gradient at the affine output, through SiLU) into dx; per-channel sums of
-    // dz and dz * xhat, per output row in float, added into double per-channel totals.
-    std::vector<double> tdz(C, 0.0), tdzx(C, 0.0);
-    for (int64_t p = 0; p < HW; p++) {
-      const float* xr = x + base + p * C;
-      const float* dyr = dy + base + p * C;
-      float* dxr = dx + base + p * C;
-#pragma omp simd
-      for (int64_t c = 0; c < C; c++) {
-        const float xh = (xr[c] - mc[c]) * rc[c];
-        float dz = dyr[c];
-        if (silu) {
-          const float z = xh * gamma[c] + beta[c];
-          const float sg = Sigmoid(z);
-          dz *= sg * (1.f + z * (1.f - sg));
-        }
-        dxr[c] = dz;
-        sdz[c] = dz;
-        sdzx[c] = dz * xh;
-      }
-      for (int64_t c = 0; c < C; c++) {
-        tdz[c] += sdz[c];
-        tdzx[c] += sdzx[c];
-      }
-    }
-    for (int64_t c = 0; c < C; c++) {
-      pg[n * C + c] = tdzx[c];
-      pb[n * C + c] = tdz[c];
-    }
-    // sum(dxhat) and sum(dxhat * xhat) per group, with dxhat = dz * gamma.
-    for (int64_t g = 0; g < G; g++) {
-      double s1 = 0, s2 = 0;
-      for (int64_t k = 0; k < Cg; k++) {
-        const int64_t c = g * Cg + k;
-        s1 += gamma[c] * tdz[c];
-        s2 += gamma[c] * tdzx[c];
-      }
-      for (int64_t k = 0; k < Cg; k++) {
-        k1[g * Cg + k] = static_cast<float>(s1 / count);
-        k2[g * Cg + k] = static_cast<float>(s2 / count);
-      }
-    }
-    // Pass 2: dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)).
-    for (int64_t p = 0; p < HW; p++) {
-      const float* xr = x + base + p * C;
-      float* dxr = dx + base + p * C;
-#pragma omp simd
-      for (int64_t c = 0; c < C; c++) {
-        const float xh = (xr[c] - mc[c]) * rc[c];
-        dxr[c] = rc[c] * (dxr[c] * gamma[c] - k1[c] - xh * k2[c]);
-      }
-    }
-  }
+  for (int64_t n = 0; n < N; n++) GnBackwardImage(dy, x, n, s, count, gamma, beta, mean, rstd, dx, pg.data(), pb.data(), silu);
   for (int64_t c = 0; c < C; c++) {
     double sg = 0, sb = 0;
     for (int64_t n = 0; n < N; n++) {
