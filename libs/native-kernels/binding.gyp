@@ -3,6 +3,8 @@
     {
       "target_name": "ddae_kernels",
       "sources": ["native/kernels.cc"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-O3", "-fno-trapping-math", "-fopenmp", "-std=c++20", "-Wall"],
       "ldflags": ["-fopenmp"],
       "libraries": ["-ldl"],
