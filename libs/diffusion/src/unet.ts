@@ -164,7 +164,8 @@ export class UNet {
     const dropout = opts.training ? this.config.dropout : 0;
     if (dropout > 0 && !opts.rng) throw new Error('forward: training with dropout needs an rng');
     const taps: Record<string, tf.Tensor4D> = {};
-    const emb = this.timeEmbedding(tInput);
+    // Every block's time projection reads SiLU(embedding): computed once per pass.
+    const emb = silu(this.timeEmbedding(tInput));
     let h = this.conv('stem', x, 1, 1);
     const skips: tf.Tensor4D[] = [h];
     for (const b of this.layout) {
@@ -222,10 +223,11 @@ export class UNet {
     return tf.add(tf.mul(xn, this.p(`${name}.g`)), this.p(`${name}.b`));
   }
 
-  private resBlock(name: string, x: tf.Tensor4D, emb: tf.Tensor2D, attention: boolean, dropout: number, rng: Rng | undefined): tf.Tensor4D {
+  /** `embAct` is SiLU of the time embedding. */
+  private resBlock(name: string, x: tf.Tensor4D, embAct: tf.Tensor2D, attention: boolean, dropout: number, rng: Rng | undefined): tf.Tensor4D {
     let h = this.conv(`${name}.conv1`, this.normAct(`${name}.norm1`, x, true), 1, 1);
     const cout = h.shape[3];
-    const t = this.dense(`${name}.temb`, silu(emb));
+    const t = this.dense(`${name}.temb`, embAct);
     h = tf.add(h, tf.reshape(t, [-1, 1, 1, cout]));
     h = this.normAct(`${name}.norm2`, h, true);
     if (dropout > 0 && rng) h = applyDropout(h, dropout, rng);

@@ -26,6 +26,7 @@ export interface KernelsAddon {
   binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
   reduceSum(x: Float32Array, out: Float32Array, shape: Int32Array, outStrides: Int32Array): void;
   adamEma(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, ema: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, emaOut: Float32Array, hyper: Float32Array): void;
+  softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   copyRows(src: Float32Array, srcOffset: number, srcStride: number, dst: Float32Array, dstOffset: number, dstStride: number, rowLength: number, rows: number): void;
 }
 

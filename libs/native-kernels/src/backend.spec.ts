@@ -93,6 +93,13 @@ describe('native backend', () => {
     expectClose(native, cpu);
   });
 
+  it('softmax over the last axis, and its gradient', () => {
+    const x = tf.mul(data([3, 4, 7], 31), 5);
+    const probe = data([3, 4, 7], 32);
+    const { cpu, native } = both(() => [tf.softmax(x), tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.softmax(a), probe)))(x)]);
+    expectClose(native, cpu, 1e-5);
+  });
+
   it('mean over spatial axes (the feature pooling)', () => {
     const { cpu, native } = both(() => [tf.mean(data([2, 4, 4, 3], 28), [1, 2]), tf.mean(data([3, 5], 29)), tf.mean(data([2, 4, 4, 3], 30), 3, true)]);
     expectClose(native, cpu);
