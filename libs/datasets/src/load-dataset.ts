@@ -115,10 +115,16 @@ async function readIdx(name: DatasetName, dir: string, gzName: string, expectedD
 
 async function loadIdxSplit(name: DatasetName, split: DatasetSplit, dir: string): Promise<LabeledImages> {
   const shape = DATASET_SHAPES[name];
-  const [images, labels] = await Promise.all([
+  // Read both at once, but report a failure in a fixed order (images first): with Promise.all the
+  // error named whichever file failed first, which varied from run to run.
+  const [imagesRead, labelsRead] = await Promise.allSettled([
     readIdx(name, dir, IDX_FILES[split].images, 3),
     readIdx(name, dir, IDX_FILES[split].labels, 1),
   ]);
+  if (imagesRead.status === 'rejected') throw imagesRead.reason;
+  if (labelsRead.status === 'rejected') throw labelsRead.reason;
+  const images = imagesRead.value;
+  const labels = labelsRead.value;
   const [count, height, width] = images.dims;
   if (height !== shape.size || width !== shape.size) {
     throw new IdxFormatError(`${images.file}: images are ${height}x${width}, ${name} images are ${shape.size}x${shape.size}`);
