@@ -151,7 +151,19 @@ function convDims(info: tf.backend_util.Conv2DInfo): Int32Array {
   ]);
 }
 
-const convSupported = (info: tf.backend_util.Conv2DInfo) => info.dataFormat === 'channelsLast' && info.dilationHeight === 1 && info.dilationWidth === 1;
+/** The geometry of an NHWC, undilated convolution, or undefined for what the addon does not cover. */
+function nhwcConv(
+  xShape: number[],
+  filterShape: number[],
+  strides: number | [number, number],
+  dilations: number | [number, number],
+  pad: tf.Conv2DAttrs['pad'],
+  dimRoundingMode: tf.Conv2DAttrs['dimRoundingMode'],
+  dataFormat: 'NHWC' | 'NCHW',
+): tf.backend_util.Conv2DInfo | undefined {
+  const info = tf.backend_util.computeConv2DInfo(xShape as Shape4, filterShape as Shape4, strides, dilations, pad, dimRoundingMode, false, tf.backend_util.convertConv2DDataFormat(dataFormat));
+  return info.dataFormat === 'channelsLast' && info.dilationHeight === 1 && info.dilationWidth === 1 ? info : undefined;
+}
 
 type Shape4 = [number, number, number, number];
 
@@ -162,8 +174,8 @@ function nativeKernels(addon: KernelsAddon): Map<string, NativeKernel> {
     const { x, filter } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
     const { strides, pad, dataFormat, dilations, dimRoundingMode } = args.attrs as unknown as tf.Conv2DAttrs;
     if (!allF32(x, filter)) return undefined;
-    const info = tf.backend_util.computeConv2DInfo(x.shape as Shape4, filter.shape as Shape4, strides, dilations, pad, dimRoundingMode, false, tf.backend_util.convertConv2DDataFormat(dataFormat));
-    if (!convSupported(info)) return undefined;
+    const info = nhwcConv(x.shape, filter.shape, strides, dilations, pad, dimRoundingMode, dataFormat);
+    if (!info) return undefined;
     const be = storage(args);
     const y = new Float32Array(tf.util.sizeFromShape(info.outShape));
     addon.conv2dForward(f32(be, x), f32(be, filter), y, convDims(info), undefined);
@@ -174,8 +186,8 @@ function nativeKernels(addon: KernelsAddon): Map<string, NativeKernel> {
     const { x, filter, bias, preluActivationWeights } = args.inputs as unknown as tf.FusedConv2DInputs;
     const { strides, pad, dataFormat, dilations, dimRoundingMode, activation } = args.attrs as unknown as tf.FusedConv2DAttrs;
     if (!bias || preluActivationWeights || activation !== 'linear' || !allF32(x, filter, bias) || bias.shape.length !== 1) return undefined;
-    const info = tf.backend_util.computeConv2DInfo(x.shape as Shape4, filter.shape as Shape4, strides, dilations, pad, dimRoundingMode, false, tf.backend_util.convertConv2DDataFormat(dataFormat));
-    if (!convSupported(info) || bias.shape[0] !== info.outChannels) return undefined;
+    const info = nhwcConv(x.shape, filter.shape, strides, dilations, pad, dimRoundingMode, dataFormat);
+    if (!info || bias.shape[0] !== info.outChannels) return undefined;
     const be = storage(args);
     const y = new Float32Array(tf.util.sizeFromShape(info.outShape));
     addon.conv2dForward(f32(be, x), f32(be, filter), y, convDims(info), f32(be, bias));
@@ -201,8 +213,8 @@ function nativeKernels(addon: KernelsAddon): Map<string, NativeKernel> {
     const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
     const { strides, pad, dataFormat, dimRoundingMode, inputShape } = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
     if (!allF32(dy, filter)) return undefined;
-    const info = tf.backend_util.computeConv2DInfo(inputShape, filter.shape as Shape4, strides, 1, pad, dimRoundingMode, false, tf.backend_util.convertConv2DDataFormat(dataFormat));
-    if (!convSupported(info)) return undefined;
+    const info = nhwcConv(inputShape, filter.shape, strides, 1, pad, dimRoundingMode, dataFormat);
+    if (!info) return undefined;
     const be = storage(args);
     const dx = new Float32Array(tf.util.sizeFromShape(inputShape));
     addon.conv2dBackpropInput(f32(be, dy), f32(be, filter), dx, convDims(info));
@@ -213,8 +225,8 @@ function nativeKernels(addon: KernelsAddon): Map<string, NativeKernel> {
     const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
     const { strides, pad, dataFormat, dimRoundingMode, filterShape } = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
     if (!allF32(x, dy)) return undefined;
-    const info = tf.backend_util.computeConv2DInfo(x.shape as Shape4, filterShape, strides, 1, pad, dimRoundingMode, false, tf.backend_util.convertConv2DDataFormat(dataFormat));
-    if (!convSupported(info)) return undefined;
+    const info = nhwcConv(x.shape, filterShape, strides, 1, pad, dimRoundingMode, dataFormat);
+    if (!info) return undefined;
     const be = storage(args);
     const dw = new Float32Array(tf.util.sizeFromShape(filterShape));
     addon.conv2dBackpropFilter(f32(be, x), f32(be, dy), dw, convDims(info));
