@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { fusedConvAdd, hasFusedConvAdd } from './fused';
 
 /**
  * A 2-D convolution (NHWC input, HWIO kernel, square odd kernel, symmetric zero padding). On a
@@ -22,6 +23,16 @@ export function conv2dBias(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D, strid
     return tf.fused.conv2d({ x, filter: w, bias: b, strides: stride, pad: pad === 0 ? 'valid' : padSpec(pad, pad, pad, pad) });
   }
   return tf.add(conv2dWithCustomGradients(x, w, stride, pad), b);
+}
+
+/**
+ * conv2d + bias + an addend: per image ([N,1,1,Cout], a time embedding) or the full output (a
+ * residual). One kernel where the backend fuses it (the GEMM accumulates onto bias + addend),
+ * else conv2dBias then an add (the same maths; the rounding order differs).
+ */
+export function conv2dBiasAdd(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D, addend: tf.Tensor4D, stride: 1 | 2, pad: number): tf.Tensor4D {
+  if (hasFusedConvAdd()) return fusedConvAdd(x, w, b, addend, { stride, pad });
+  return tf.add(conv2dBias(x, w, b, stride, pad), addend);
 }
 
 /** The same convolution, always with the gradients below (what the wasm backend runs). */

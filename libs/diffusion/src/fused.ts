@@ -12,7 +12,55 @@ export const FUSED_KERNELS = {
   groupNormGrad: 'DdaeGroupNormGrad',
   /** inputs {p, g, m, v, ema}; attrs AdamEmaAttrs; outputs [p, m, v, ema] after one step. */
   adamEma: 'DdaeAdamEma',
+  /** inputs {x, filter, bias [Cout], addend [N,1,1,Cout] or [N,Ho,Wo,Cout]}; attrs ConvAddAttrs; output conv + bias + addend. */
+  convAdd: 'DdaeConv2DAdd',
 } as const;
+
+/** A square convolution's stride and symmetric zero padding. */
+export interface ConvAddAttrs {
+  stride: 1 | 2;
+  pad: number;
+}
+
+/** Whether the active backend has the fused convolution + bias + addend kernel. */
+export function hasFusedConvAdd(): boolean {
+  return tf.getKernel(FUSED_KERNELS.convAdd, tf.getBackend()) !== undefined;
+}
+
+const convAddFns = new Map<string, (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, addend: tf.Tensor) => tf.Tensor>();
+
+/**
+ * conv2d(x, w) + b + addend as ONE kernel (the GEMM accumulates onto bias + addend), where the
+ * addend is per image ([N,1,1,Cout]: a time embedding) or the whole output (a residual). Saves a
+ * full pass over the activations per use. Gradients: the backend's two convolution gradient
+ * kernels, the bias's sum, and dy (summed over H and W for a per-image addend).
+ */
+export function fusedConvAdd(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor, addend: tf.Tensor4D, attrs: ConvAddAttrs): tf.Tensor4D {
+  const key = `${attrs.stride}:${attrs.pad}`;
+  let fn = convAddFns.get(key);
+  if (!fn) {
+    const kernelAttrs = { ...attrs } as unknown as tf.NamedAttrMap;
+    const pad = attrs.pad === 0 ? 'valid' : [[0, 0], [attrs.pad, attrs.pad], [attrs.pad, attrs.pad], [0, 0]];
+    fn = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [xi, wi, bi, ai] = args as tf.Tensor[];
+      const save = args[4] as tf.GradSaveFunc;
+      const y = tf.engine().runKernel(FUSED_KERNELS.convAdd, { x: xi, filter: wi, bias: bi, addend: ai }, kernelAttrs) as tf.Tensor;
+      save([xi, wi]);
+      const perImage = ai.shape[1] === 1 && ai.shape[2] === 1 && (y.shape[1] !== 1 || y.shape[2] !== 1);
+      const gradFunc = (dyIn: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]): tf.Tensor[] => {
+        const dy = dyIn as tf.Tensor4D;
+        const [sx, sw] = saved;
+        const convAttrs = { strides: attrs.stride, pad, dataFormat: 'NHWC', dimRoundingMode: undefined } as unknown as tf.NamedAttrMap;
+        const dx = tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: sw }, { ...convAttrs, inputShape: sx.shape } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x: sx, dy }, { ...convAttrs, filterShape: sw.shape } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        return [dx, dw, tf.sum(dy, [0, 1, 2]), perImage ? tf.sum(dy, [1, 2], true) : tf.reshape(dy, dy.shape)];
+      };
+      return { value: y, gradFunc };
+    }) as unknown as (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, addend: tf.Tensor) => tf.Tensor;
+    convAddFns.set(key, fn);
+  }
+  return fn(x, w, b, addend) as tf.Tensor4D;
+}
 
 /** One Adam step on a parameter (gradient times `gradScale`, bias-corrected) then its EMA update. */
 export interface AdamEmaAttrs {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { unetLayout, type BlockInfo, type UNetConfig } from '@ddae/contracts';
-import { conv2dBias } from './conv';
+import { conv2dBias, conv2dBiasAdd } from './conv';
 import { fusedGroupNorm, hasFusedGroupNorm } from './fused';
 import { Rng } from './rng';
 
@@ -207,6 +207,11 @@ export class UNet {
     return conv2dBias(x, this.p(`${name}.w`) as tf.Tensor4D, this.p(`${name}.b`) as tf.Tensor1D, stride, pad);
   }
 
+  /** conv(x) + bias + addend (per image or the full output shape). */
+  private convAdd(name: string, x: tf.Tensor4D, addend: tf.Tensor4D, stride: 1 | 2, pad: number): tf.Tensor4D {
+    return conv2dBiasAdd(x, this.p(`${name}.w`) as tf.Tensor4D, this.p(`${name}.b`) as tf.Tensor1D, addend, stride, pad);
+  }
+
   /** GroupNorm, then SiLU when `act`: one fused kernel where the backend has it, composite ops elsewhere. */
   private normAct(name: string, x: tf.Tensor4D, act: boolean): tf.Tensor4D {
     if (hasFusedGroupNorm()) return fusedGroupNorm(x, this.p(`${name}.g`), this.p(`${name}.b`), { groups: this.config.groups, eps: 1e-5, silu: act });
@@ -225,15 +230,15 @@ export class UNet {
 
   /** `embAct` is SiLU of the time embedding. */
   private resBlock(name: string, x: tf.Tensor4D, embAct: tf.Tensor2D, attention: boolean, dropout: number, rng: Rng | undefined): tf.Tensor4D {
-    let h = this.conv(`${name}.conv1`, this.normAct(`${name}.norm1`, x, true), 1, 1);
-    const cout = h.shape[3];
-    const t = this.dense(`${name}.temb`, embAct);
-    h = tf.add(h, tf.reshape(t, [-1, 1, 1, cout]));
+    // The time projection (per image) and the shortcut (the whole output) are added inside the
+    // convolutions, where the backend fuses them: no separate pass over the activations.
+    const cout = this.p(`${name}.conv1.w`).shape[3];
+    const t = tf.reshape(this.dense(`${name}.temb`, embAct), [-1, 1, 1, cout]) as tf.Tensor4D;
+    let h = this.convAdd(`${name}.conv1`, this.normAct(`${name}.norm1`, x, true), t, 1, 1);
     h = this.normAct(`${name}.norm2`, h, true);
     if (dropout > 0 && rng) h = applyDropout(h, dropout, rng);
-    h = this.conv(`${name}.conv2`, h, 1, 1);
     const shortcut = this.params.has(`${name}.skip.w`) ? this.conv(`${name}.skip`, x, 1, 0) : x;
-    let out: tf.Tensor4D = tf.add(shortcut, h);
+    let out = this.convAdd(`${name}.conv2`, h, shortcut, 1, 1);
     if (attention) out = this.attention(`${name}.attn`, out);
     return out;
   }

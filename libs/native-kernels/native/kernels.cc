@@ -276,39 +276,95 @@ void Col2im(const Conv& c, const float* col, int64_t n, int64_t r0, int64_t rows
   }
 }
 
-// Fills rows of y with the bias (the GEMM then accumulates onto it).
-void FillBias(float* y, int64_t rows, int64_t cout, const float* bias) {
-  for (int64_t r = 0; r < rows; r++) std::memcpy(y + r * cout, bias, sizeof(float) * cout);
+// What the GEMM accumulates onto: bias[c] + addend, where the addend is per image ([n, cout],
+// e.g. a time embedding) or the full output ([n, ho, wo, cout], e.g. a residual), or nothing.
+struct ConvInit {
+  const float* bias = nullptr;
+  const float* perImage = nullptr;
+  const float* full = nullptr;
+  bool any() const { return bias || perImage || full; }
+};
+
+// Rows [r0, r0 + rows) of image n's output set to the initial value (the GEMM then adds onto it).
+void FillInit(const ConvInit& init, float* out, int64_t n, int64_t hw, int64_t r0, int64_t rows, int64_t cout, float* rowScratch) {
+  const float* row = init.bias;
+  if (init.perImage) {
+    const float* pi = init.perImage + n * cout;
+    if (init.bias)
+      for (int64_t c = 0; c < cout; c++) rowScratch[c] = init.bias[c] + pi[c];
+    else
+      std::memcpy(rowScratch, pi, sizeof(float) * cout);
+    row = rowScratch;
+  }
+  if (init.full) {
+    const float* src = init.full + (n * hw + r0) * cout;
+    for (int64_t r = 0; r < rows; r++) {
+      float* o = out + r * cout;
+      const float* a = src + r * cout;
+      if (row)
+        for (int64_t c = 0; c < cout; c++) o[c] = a[c] + row[c];
+      else
+        std::memcpy(o, a, sizeof(float) * cout);
+    }
+    return;
+  }
+  for (int64_t r = 0; r < rows; r++) std::memcpy(out + r * cout, row, sizeof(float) * cout);
 }
 
-// conv2dForward(x, w, y, dims[n,h,w,cin,kh,kw,cout,sh,sw,padTop,padLeft,ho,wo], bias?)
+bool OptionalF32(napi_env env, napi_value value, float** data, size_t need, const char* what) {
+  napi_valuetype t;
+  napi_typeof(env, value, &t);
+  if (t == napi_undefined || t == napi_null) return true;
+  return F32(env, value, data, need, what);
+}
+
+// conv2dForward(x, w, y, dims[n,h,w,cin,kh,kw,cout,sh,sw,padTop,padLeft,ho,wo], bias?, addend?):
+// y = conv(x, w) + bias + addend; the addend is [n, cout] (per image) or y's full shape.
 napi_value Conv2dForward(napi_env env, napi_callback_info info) {
   Args a;
   Conv c;
-  if (!GetArgs(env, info, 5, &a) || !RequireBlas(env) || !ReadConv(env, a.v[3], &c)) return nullptr;
-  float *x, *w, *y, *bias = nullptr;
+  if (!GetArgs(env, info, 6, &a) || !RequireBlas(env) || !ReadConv(env, a.v[3], &c)) return nullptr;
+  float *x, *w, *y, *bias = nullptr, *addend = nullptr;
+  const int64_t hw = c.ho * c.wo;
   if (!F32(env, a.v[0], &x, c.n * c.h * c.w * c.cin, "x") || !F32(env, a.v[1], &w, c.K() * c.cout, "w") ||
-      !F32(env, a.v[2], &y, c.n * c.ho * c.wo * c.cout, "y"))
+      !F32(env, a.v[2], &y, c.n * hw * c.cout, "y") || !OptionalF32(env, a.v[4], &bias, c.cout, "bias") ||
+      !OptionalF32(env, a.v[5], &addend, c.n * c.cout, "addend"))
     return nullptr;
-  napi_valuetype bt;
-  napi_typeof(env, a.v[4], &bt);
-  if (bt != napi_undefined && bt != napi_null && !F32(env, a.v[4], &bias, c.cout, "bias")) return nullptr;
-  const float beta = bias ? 1.f : 0.f;
+  ConvInit init;
+  init.bias = bias;
+  if (addend) {
+    size_t length = 0;
+    GetTyped(env, a.v[5], napi_float32_array, &addend, &length, "addend");
+    if (length == static_cast<size_t>(c.n * hw * c.cout))
+      init.full = addend;
+    else if (length == static_cast<size_t>(c.n * c.cout))
+      init.perImage = addend;
+    else
+      return Fail(env, "addend: " + std::to_string(length) + " elements, need n*cout or n*ho*wo*cout"), nullptr;
+  }
+  const float beta = init.any() ? 1.f : 0.f;
   if (c.pointwise()) {
-    if (bias) FillBias(y, c.n * c.h * c.w, c.cout, bias);
+    if (init.any()) {
+#pragma omp parallel for schedule(static) if (c.n * hw * c.cout > 65536)
+      for (int64_t n = 0; n < c.n; n++) {
+        std::vector<float> row(c.cout);
+        FillInit(init, y + n * hw * c.cout, n, hw, 0, hw, c.cout, row.data());
+      }
+    }
     Gemm(false, false, c.n * c.h * c.w, c.cout, c.cin, x, c.cin, w, c.cout, beta, y, c.cout);
     return Undefined(env);
   }
-  const int64_t K = c.K(), hw = c.ho * c.wo, block = c.blockRows();
+  const int64_t K = c.K(), block = c.blockRows();
   SerialBlas serial;
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < c.n; n++) {
-    float* col = Scratch(static_cast<size_t>(block * K));
+    float* col = Scratch(static_cast<size_t>(block * K + c.cout));
+    float* row = col + block * K;
     for (int64_t r0 = 0; r0 < hw; r0 += block) {
       const int64_t rows = std::min(block, hw - r0);
       float* out = y + (n * hw + r0) * c.cout;
       Im2col(c, x, n, r0, rows, col);
-      if (bias) FillBias(out, rows, c.cout, bias);
+      if (init.any()) FillInit(init, out, n, hw, r0, rows, c.cout, row);
       Gemm(false, false, rows, c.cout, K, col, K, w, c.cout, beta, out, c.cout);
     }
   }

@@ -5,7 +5,8 @@ import * as path from 'node:path';
 export interface KernelsAddon {
   init(candidates: string[], threads: number): { library: string; blasConfig: string; threads: number };
   gemm(transA: boolean, transB: boolean, m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array, beta: number): void;
-  conv2dForward(x: Float32Array, w: Float32Array, y: Float32Array, dims: Int32Array, bias: Float32Array | undefined): void;
+  /** y = conv(x, w) + bias + addend; the addend is per image ([n, cout]) or y's full shape. */
+  conv2dForward(x: Float32Array, w: Float32Array, y: Float32Array, dims: Int32Array, bias: Float32Array | undefined, addend: Float32Array | undefined): void;
   stridedCopy(src: Float32Array, out: Float32Array, shape: Int32Array, srcStrides: Int32Array): void;
   conv2dBackpropInput(dy: Float32Array, w: Float32Array, dx: Float32Array, dims: Int32Array): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, dims: Int32Array): void;

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, fusedAdamEma, fusedGroupNorm, hasFusedAdamEma, hasFusedGroupNorm, Rng } from '@ddae/diffusion';
+import { conv2dBias, FUSED_KERNELS, fusedAdamEma, fusedConvAdd, fusedGroupNorm, hasFusedAdamEma, hasFusedConvAdd, hasFusedGroupNorm, Rng } from '@ddae/diffusion';
 import { NATIVE_BACKEND, registerNativeBackend } from './backend';
 
 /**
@@ -185,6 +185,38 @@ describe('native backend', () => {
     tf.setBackend('cpu');
     const reference = tf.tidy(() => [composite(x, gamma, beta), ...tf.grads(loss(composite))([x, gamma, beta])].map((t) => t.dataSync() as Float32Array));
     expectClose(fused, reference, 1e-4);
+  });
+
+  it.each([
+    { what: 'per-image addend (time embedding)', k: 3, stride: 1 as const, pad: 1, addend: 'image' },
+    { what: 'full addend (residual)', k: 3, stride: 1 as const, pad: 1, addend: 'full' },
+    { what: 'full addend, stride 2', k: 3, stride: 2 as const, pad: 1, addend: 'full' },
+    { what: 'per-image addend, 1x1', k: 1, stride: 1 as const, pad: 0, addend: 'image' },
+  ])('the fused conv + bias + addend equals conv2dBias then add, values and gradients: $what', ({ k, stride, pad, addend }) => {
+    const x = data([3, 7, 6, 4], 40);
+    const w = data([k, k, 4, 5], 41);
+    const b = data([5], 42);
+    const [ho, wo] = [Math.floor((7 + 2 * pad - k) / stride) + 1, Math.floor((6 + 2 * pad - k) / stride) + 1];
+    const a = data(addend === 'image' ? [3, 1, 1, 5] : [3, ho, wo, 5], 43);
+    const probe = data([3, ho, wo, 5], 44);
+    const loss = (f: (...t: tf.Tensor[]) => tf.Tensor) => (...t: tf.Tensor[]) => tf.sum(tf.mul(f(...t), probe));
+    const composite = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor, ai: tf.Tensor) => tf.add(conv2dBias(xi as tf.Tensor4D, wi as tf.Tensor4D, bi as tf.Tensor1D, stride, pad), ai);
+    tf.setBackend(NATIVE_BACKEND);
+    expect(hasFusedConvAdd()).toBe(true);
+    const fused = tf.tidy(() => {
+      const f = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor, ai: tf.Tensor) => fusedConvAdd(xi as tf.Tensor4D, wi as tf.Tensor4D, bi, ai as tf.Tensor4D, { stride, pad });
+      return [f(x, w, b, a), ...tf.grads(loss(f))([x, w, b, a])].map((t) => t.dataSync() as Float32Array);
+    });
+    tf.setBackend('cpu');
+    const reference = tf.tidy(() => [composite(x, w, b, a), ...tf.grads(loss(composite))([x, w, b, a])].map((t) => t.dataSync() as Float32Array));
+    expectClose(fused, reference, 1e-4);
+  });
+
+  it('the fused conv + addend refuses an addend of any other shape', () => {
+    tf.setBackend(NATIVE_BACKEND);
+    const x = data([2, 5, 5, 3], 45);
+    const w = data([3, 3, 3, 4], 46);
+    expect(() => fusedConvAdd(x as tf.Tensor4D, w as tf.Tensor4D, data([4], 47), data([2, 5, 1, 4], 48) as tf.Tensor4D, { stride: 1, pad: 1 })).toThrow(/unsupported shapes.*addend \[2,5,1,4\]/);
   });
 
   it('the fused Adam + EMA step equals the composite update', () => {

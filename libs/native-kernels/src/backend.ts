@@ -1,7 +1,7 @@
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import { FUSED_KERNELS, type AdamEmaAttrs, type GroupNormAttrs } from '@ddae/diffusion';
+import { FUSED_KERNELS, type AdamEmaAttrs, type ConvAddAttrs, type GroupNormAttrs } from '@ddae/diffusion';
 import { DEFAULT_BLAS_CANDIDATES, loadAddon, type KernelsAddon } from './addon';
 
 /** The tf backend name under which the native kernels register. */
@@ -178,7 +178,7 @@ function nativeKernels(addon: KernelsAddon): Map<string, NativeKernel> {
     if (!info) return undefined;
     const be = storage(args);
     const y = new Float32Array(tf.util.sizeFromShape(info.outShape));
-    addon.conv2dForward(f32(be, x), f32(be, filter), y, convDims(info), undefined);
+    addon.conv2dForward(f32(be, x), f32(be, filter), y, convDims(info), undefined, undefined);
     return be.makeTensorInfo(info.outShape, 'float32', y);
   });
 
@@ -190,7 +190,22 @@ function nativeKernels(addon: KernelsAddon): Map<string, NativeKernel> {
     if (!info || bias.shape[0] !== info.outChannels) return undefined;
     const be = storage(args);
     const y = new Float32Array(tf.util.sizeFromShape(info.outShape));
-    addon.conv2dForward(f32(be, x), f32(be, filter), y, convDims(info), f32(be, bias));
+    addon.conv2dForward(f32(be, x), f32(be, filter), y, convDims(info), f32(be, bias), undefined);
+    return be.makeTensorInfo(info.outShape, 'float32', y);
+  });
+
+  k.set(FUSED_KERNELS.convAdd, (args) => {
+    const { x, filter, bias, addend } = args.inputs as Record<'x' | 'filter' | 'bias' | 'addend', tf.TensorInfo>;
+    const { stride, pad } = args.attrs as unknown as ConvAddAttrs;
+    const info = nhwcConv(x.shape, filter.shape, stride, 1, pad === 0 ? 'valid' : [[0, 0], [pad, pad], [pad, pad], [0, 0]], undefined, 'NHWC');
+    const [n, ho, wo, cout] = info?.outShape ?? [];
+    const perImage = addend.shape.join() === [n, 1, 1, cout].join();
+    if (!info || !allF32(x, filter, bias, addend) || bias.shape.join() !== `${cout}` || (!perImage && addend.shape.join() !== [n, ho, wo, cout].join())) {
+      throw new Error(`${FUSED_KERNELS.convAdd}: unsupported shapes x [${x.shape}] filter [${filter.shape}] bias [${bias.shape}] addend [${addend.shape}]`);
+    }
+    const be = storage(args);
+    const y = new Float32Array(tf.util.sizeFromShape(info.outShape));
+    addon.conv2dForward(f32(be, x), f32(be, filter), y, convDims(info), f32(be, bias), f32(be, addend));
     return be.makeTensorInfo(info.outShape, 'float32', y);
   });
 
