@@ -84,7 +84,7 @@ async function doSelect(prefer: BackendName | 'auto'): Promise<SelectedBackend> 
       const info = registerNativeBackend();
       if (!(await tf.setBackend(NATIVE_BACKEND))) throw new Error(`tf.setBackend("${NATIVE_BACKEND}") failed`);
       await tf.ready();
-      const detail = `ddae native kernels on ${info.library}, ${info.threads} threads${reasons.length ? `; ${reasons.join(', ')}` : ''}`;
+      const detail = `ddae native kernels on ${info.library}, ${info.threads} threads, direct conv ${info.directConv}${reasons.length ? `; ${reasons.join(', ')}` : ''}`;
       return { backend: 'native', detail, native: info };
     } catch (err) {
       if (prefer === 'native') throw err;

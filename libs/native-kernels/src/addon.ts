@@ -3,7 +3,8 @@ import * as path from 'node:path';
 
 /** The compiled addon's functions (native/kernels.cc). Arrays are written in place. */
 export interface KernelsAddon {
-  init(candidates: string[], threads: number): { library: string; blasConfig: string; threads: number };
+  /** directConv: the instruction set of the direct 3x3 convolution kernel (avx512, avx2, baseline) or off (DDAE_DIRECT_CONV=0). */
+  init(candidates: string[], threads: number): { library: string; blasConfig: string; threads: number; directConv: string };
   gemm(transA: boolean, transB: boolean, m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array, beta: number): void;
   /** y = conv(x, w) + bias + addend; the addend is per image ([n, cout]) or y's full shape. */
   conv2dForward(x: Float32Array, w: Float32Array, y: Float32Array, dims: Int32Array, bias: Float32Array | undefined, addend: Float32Array | undefined): void;

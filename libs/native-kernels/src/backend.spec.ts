@@ -9,7 +9,9 @@ import { NATIVE_BACKEND, registerNativeBackend } from './backend';
  */
 describe('native backend', () => {
   beforeAll(async () => {
-    registerNativeBackend({ threads: 2 });
+    const info = registerNativeBackend({ threads: 2 });
+    // The direct convolution is on unless DDAE_DIRECT_CONV=0, so the tests below exercise it.
+    expect(info.directConv).toMatch(process.env['DDAE_DIRECT_CONV'] === '0' ? /^off$/ : /^(avx512|avx2|baseline)$/);
     expect(await tf.setBackend(NATIVE_BACKEND)).toBe(true);
   });
   afterAll(async () => {
@@ -53,6 +55,12 @@ describe('native backend', () => {
     { k: 3, stride: 2, pad: 1, cin: 4, cout: 6 },
     { k: 1, stride: 1, pad: 0, cin: 7, cout: 2 },
     { k: 3, stride: 1, pad: 0, cin: 1, cout: 4 },
+    // Multiples of 16 output channels take the direct kernel (register tiles of 8 px x 16 ch and
+    // 4 px x 32 ch; width 7 leaves a partial tile).
+    { k: 3, stride: 1, pad: 1, cin: 3, cout: 32 },
+    { k: 3, stride: 2, pad: 1, cin: 5, cout: 16 },
+    { k: 3, stride: 1, pad: 0, cin: 2, cout: 48 },
+    { k: 3, stride: 1, pad: 1, cin: 17, cout: 64 },
   ])('conv2d and both gradients match the cpu backend: k=$k stride=$stride pad=$pad', ({ k, stride, pad, cin, cout }) => {
     const x = data([3, 9, 7, cin], 1);
     const w = data([k, k, cin, cout], 2);
@@ -192,13 +200,15 @@ describe('native backend', () => {
     { what: 'full addend (residual)', k: 3, stride: 1 as const, pad: 1, addend: 'full' },
     { what: 'full addend, stride 2', k: 3, stride: 2 as const, pad: 1, addend: 'full' },
     { what: 'per-image addend, 1x1', k: 1, stride: 1 as const, pad: 0, addend: 'image' },
-  ])('the fused conv + bias + addend equals conv2dBias then add, values and gradients: $what', ({ k, stride, pad, addend }) => {
+    { what: 'per-image addend, direct kernel', k: 3, stride: 1 as const, pad: 1, addend: 'image', cout: 32 },
+    { what: 'full addend, direct kernel', k: 3, stride: 1 as const, pad: 1, addend: 'full', cout: 16 },
+  ])('the fused conv + bias + addend equals conv2dBias then add, values and gradients: $what', ({ k, stride, pad, addend, cout = 5 }) => {
     const x = data([3, 7, 6, 4], 40);
-    const w = data([k, k, 4, 5], 41);
-    const b = data([5], 42);
+    const w = data([k, k, 4, cout], 41);
+    const b = data([cout], 42);
     const [ho, wo] = [Math.floor((7 + 2 * pad - k) / stride) + 1, Math.floor((6 + 2 * pad - k) / stride) + 1];
-    const a = data(addend === 'image' ? [3, 1, 1, 5] : [3, ho, wo, 5], 43);
-    const probe = data([3, ho, wo, 5], 44);
+    const a = data(addend === 'image' ? [3, 1, 1, cout] : [3, ho, wo, cout], 43);
+    const probe = data([3, ho, wo, cout], 44);
     const loss = (f: (...t: tf.Tensor[]) => tf.Tensor) => (...t: tf.Tensor[]) => tf.sum(tf.mul(f(...t), probe));
     const composite = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor, ai: tf.Tensor) => tf.add(conv2dBias(xi as tf.Tensor4D, wi as tf.Tensor4D, bi as tf.Tensor1D, stride, pad), ai);
     tf.setBackend(NATIVE_BACKEND);

@@ -21,6 +21,8 @@ export interface NativeInfo {
   blasConfig: string;
   /** Threads of BLAS and of the addon's OpenMP loops. */
   threads: number;
+  /** The direct convolution kernel's instruction set (avx512, avx2, baseline), or off (DDAE_DIRECT_CONV=0). */
+  directConv: string;
 }
 
 export interface NativeOptions {
