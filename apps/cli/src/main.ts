@@ -71,7 +71,8 @@ inline commands (TensorFlow.js in this process; no API, Redis or Postgres):
   noise-search            measure the adaptive noise search against the full grid on one checkpoint
       --checkpoint DIR --noise GRID (e.g. 1,2,3,5,8,11,15,20,25,30,40,50) --coarse N (4)
       --min-step X (0)    and every probe option above (layers, pooling, sizes, protocol, cache)
-      --json: {"grid":{"jobs","best"},"adaptive":{"jobs","rounds","best"},"foundGridBest","accuracyGap",...}
+      --json: {"grid":{"jobs","best"},"adaptive":{"jobs","rounds","best"},"foundGridBest","accuracyGap",
+                          "cells",...}: every (layer, level) cell, so heatmap --from reads the file too
   --backend B             auto, tensorflow-gpu, tensorflow, native, wasm or cpu (default $DDAE_BACKEND or auto)
 
 common options:

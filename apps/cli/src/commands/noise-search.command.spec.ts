@@ -58,6 +58,8 @@ describe('noise-search', () => {
       foundGridBest: boolean;
       accuracyGap: number;
       accuracy: number;
+      layers: string[];
+      cells: { layer: string; noiseLevel: number; accuracy: number }[];
     };
     expect(r.grid.jobs).toBe(grid.length);
     expect(r.grid.accuracies.map((a) => a.noiseLevel)).toEqual(grid);
@@ -73,6 +75,9 @@ describe('noise-search', () => {
     expect(r.accuracyGap).toBeCloseTo(r.grid.best.accuracy - r.adaptive.best.accuracy, 12);
     expect(r.foundGridBest).toBe(r.adaptive.best.noiseLevel === r.grid.best.noiseLevel);
     expect(r.accuracy).toBe(r.adaptive.best.accuracy);
+    // Every layer at every grid level, in probe --json's shape (what heatmap --from reads).
+    expect(r.cells).toHaveLength(grid.length * r.layers.length);
+    for (const level of grid) expect(Math.max(...r.cells.filter((c) => c.noiseLevel === level).map((c) => c.accuracy))).toBe(at.get(level));
   });
 
   it('needs a checkpoint and a grid of at least two levels', async () => {

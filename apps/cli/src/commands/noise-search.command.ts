@@ -14,6 +14,8 @@ interface Measured {
   accuracy: number;
   layer: string;
   seconds: number;
+  /** Every probed layer at this level (the heatmap's cells). */
+  cells: { layer: string; noiseLevel: number; accuracy: number; featureDim: number }[];
 }
 
 /**
@@ -43,7 +45,8 @@ export async function noiseSearchInline(a: NoiseSearchArgs, opts: { json: boolea
   const measure = async (noiseLevel: number): Promise<Measured> => {
     const r = await runProbeTask(target.task(noiseLevel, featureCacheDir), {});
     const best = [...r.layers].sort((x, y) => y.accuracy - x.accuracy)[0];
-    const m = { noiseLevel, accuracy: best.accuracy, layer: best.layer, seconds: r.seconds };
+    const cells = r.layers.map((l) => ({ layer: l.layer, noiseLevel, accuracy: l.accuracy, featureDim: l.featureDim }));
+    const m = { noiseLevel, accuracy: best.accuracy, layer: best.layer, seconds: r.seconds, cells };
     measured.set(noiseLevel, m);
     log(`  ${noise}=${noiseLevel}: ${(100 * m.accuracy).toFixed(2)} % (${m.layer}, ${r.seconds.toFixed(1)} s)`);
     return m;
@@ -66,6 +69,7 @@ export async function noiseSearchInline(a: NoiseSearchArgs, opts: { json: boolea
   const gridBest = bestOf(grid.map((l) => measured.get(l) as Measured));
   const gridSeconds = grid.reduce((s, l) => s + (measured.get(l) as Measured).seconds, 0);
   const gap = gridBest.accuracy - searchBest.accuracy;
+  const summary = ({ cells: _cells, ...m }: Measured) => m;
   const result = {
     checkpoint: target.found.path,
     method: target.method,
@@ -74,13 +78,15 @@ export async function noiseSearchInline(a: NoiseSearchArgs, opts: { json: boolea
     layers: target.layers,
     protocolKey: protocolKey(target.protocol),
     backend: backend.backend,
-    grid: { levels: grid, jobs: grid.length, best: gridBest, seconds: gridSeconds, accuracies: grid.map((l) => ({ noiseLevel: l, accuracy: (measured.get(l) as Measured).accuracy })) },
-    adaptive: { coarse, minStep, jobs: searchLevels.length, rounds, best: searchBest, seconds: searchSeconds },
+    grid: { levels: grid, jobs: grid.length, best: summary(gridBest), seconds: gridSeconds, accuracies: grid.map((l) => ({ noiseLevel: l, accuracy: (measured.get(l) as Measured).accuracy })) },
+    adaptive: { coarse, minStep, jobs: searchLevels.length, rounds, best: summary(searchBest), seconds: searchSeconds },
     jobRatio: searchLevels.length / grid.length,
     foundGridBest: searchBest.noiseLevel === gridBest.noiseLevel,
     accuracyGap: gap,
     withinHalfPoint: gap <= 0.005,
     reused: searchLevels.length,
+    // Every (layer, level) of the grid, as `probe --json` prints them: `heatmap --from` reads this file too.
+    cells: grid.flatMap((l) => (measured.get(l) as Measured).cells),
     // The last line's `accuracy` is the search's best, as for `probe`.
     accuracy: searchBest.accuracy,
   };
