@@ -243,9 +243,23 @@ function main(): void {
   }
   out['flopsPerImage'] = perImage;
   out['load'] = { before: loadBefore, after: loadAfter, cpus: os.availableParallelism() };
+  out['machine'] = machine();
   out['notes'] = notes;
   if (!o.json) for (const n of notes) say(`note: ${n}`);
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
 
 main();
+
+/** The CPU the figures belong to: its model name and the vector extensions that decide the kernels' speed. */
+function machine(): { cpu: string; simd: string[] } {
+  let flags: string[] = [];
+  try {
+    const line = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    flags = line ? line.split(':')[1].trim().split(/\s+/) : [];
+  } catch {
+    // not Linux: the model name alone
+  }
+  const simd = ['avx512f', 'avx2', 'fma'].filter((f) => flags.includes(f));
+  return { cpu: os.cpus()[0]?.model ?? 'unknown', simd };
+}
