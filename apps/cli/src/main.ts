@@ -46,10 +46,11 @@ inline commands (TensorFlow.js in this process; no API, Redis or Postgres):
       --unet tiny|small|base|reference|'{"baseChannels":16,"channelMults":[1,2,2],"blocksPerLevel":1}'
       --batch N (64) --lr X (2e-4) --warmup N (steps/10, max 1000) --ema-cap X (0.9999 ddpm, 0.9993 edm)
       --seed S (0) --train-size N (all) --checkpoint-every N (500) --data-dir DIR
-      --probe-every N     probe the checkpoint every N steps on a small grid (fast protocol, fixed noise, gap):
+      --probe-every N     probe the checkpoint every N steps on a small grid (fast protocol, fixed noise):
         --probe-noise L   t (ddpm) or sigma (edm) levels, e.g. 11 or 5,50 (required with --probe-every)
         --probe-layers all|out_2,out_4 (all decoder blocks) --probe-train-size N (2000)
         --probe-test-size N (1000) --probe-epochs N (5)
+        --probe-pooling gap|avg2|avg4 (gap; on small models avg4 separates the steps far better)
         --patience N      stop once N probes in a row gain less than --min-delta X (0.002); off by default
       prints progress to stderr; --json: {"checkpoint","steps","seconds","parameters","backend"}
                           (+ "progress": [{"step","accuracy"}], "stoppedEarly" with --probe-every)
@@ -113,6 +114,7 @@ async function main(argv: string[]): Promise<string> {
       'probe-train-size': { type: 'string' },
       'probe-test-size': { type: 'string' },
       'probe-epochs': { type: 'string' },
+      'probe-pooling': { type: 'string' },
       patience: { type: 'string' },
       'min-delta': { type: 'string' },
       'data-dir': { type: 'string' },

@@ -49,8 +49,8 @@ describe('pretrain arguments', () => {
       protocol: { pooling: 'gap', noise: 'fixed', noiseSeed: 0, probe: 'fast', epochs: 5, batchSize: 128, learningRate: 1e-3, standardize: true, trainSize: 2000, testSize: 1000, probeSeed: 0 },
       earlyStop: { patience: 2, minDelta: 0.002 },
     });
-    const e = pretrainTaskFromArgs({ ...base, method: 'edm', 'probe-every': '10', 'probe-noise': '0.06', 'probe-layers': 'out_2,mid_1', 'probe-train-size': '500', 'probe-test-size': '200', 'probe-epochs': '2', patience: '1', 'min-delta': '0.01' });
-    expect(e.progressProbe).toMatchObject({ noiseLevels: [0.06], layers: ['out_2', 'mid_1'], protocol: { trainSize: 500, testSize: 200, epochs: 2 }, earlyStop: { patience: 1, minDelta: 0.01 } });
+    const e = pretrainTaskFromArgs({ ...base, method: 'edm', 'probe-every': '10', 'probe-noise': '0.06', 'probe-layers': 'out_2,mid_1', 'probe-train-size': '500', 'probe-test-size': '200', 'probe-epochs': '2', 'probe-pooling': 'avg4', patience: '1', 'min-delta': '0.01' });
+    expect(e.progressProbe).toMatchObject({ noiseLevels: [0.06], layers: ['out_2', 'mid_1'], protocol: { trainSize: 500, testSize: 200, epochs: 2, pooling: 'avg4' }, earlyStop: { patience: 1, minDelta: 0.01 } });
   });
 
   it.each([
@@ -63,6 +63,8 @@ describe('pretrain arguments', () => {
     [{ ...base, 'probe-every': '10', 'probe-noise': '5', patience: '0' }, /--patience must be a positive integer/],
     [{ ...base, 'probe-every': '10', 'probe-noise': '5', 'min-delta': '0.01' }, /--min-delta needs --patience/],
     [{ ...base, patience: '3' }, /--patience needs --probe-every/],
+    [{ ...base, 'probe-every': '10', 'probe-noise': '5', 'probe-pooling': 'max' }, /--probe-pooling must be one of gap, avg2, avg4/],
+    [{ ...base, 'probe-pooling': 'avg4' }, /--probe-pooling needs --probe-every/],
   ])('refuses bad probing-during-pretraining arguments with a CliError naming the fix (%#)', (args, message) => {
     expect(() => pretrainTaskFromArgs(args)).toThrow(CliError);
     expect(() => pretrainTaskFromArgs(args)).toThrow(message);

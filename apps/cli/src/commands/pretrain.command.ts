@@ -4,6 +4,7 @@ import {
   DATASET_NAMES,
   DATASET_SHAPES,
   METHODS,
+  POOLINGS,
   SPEC_LIMITS,
   UNET_PRESETS,
   decoderBlockNames,
@@ -48,6 +49,7 @@ export interface PretrainArgs {
   'probe-train-size'?: string;
   'probe-test-size'?: string;
   'probe-epochs'?: string;
+  'probe-pooling'?: string;
   patience?: string;
   'min-delta'?: string;
 }
@@ -136,13 +138,13 @@ const PROBE_EXAMPLE = '--probe-every 200 --probe-noise 11 --probe-layers out_2,o
 /**
  * Probing during pretraining from `--probe-every N` and its companions, resolved as a sweep's plan
  * would: the small grid (`--probe-noise`, `--probe-layers`, default every decoder block), the fast
- * fixed-noise protocol with gap pooling, and an early stop when `--patience` is given. Null without
+ * fixed-noise protocol with `--probe-pooling` (default gap), and an early stop when `--patience` is given. Null without
  * `--probe-every`.
  */
 export function progressProbeFromArgs(a: PretrainArgs, task: PretrainTask): ProgressProbeConfig | null {
   const every = numberOption('probe-every', a['probe-every'], { int: true, positive: true, example: '200' });
   if (every === undefined) {
-    const stray = (['probe-noise', 'probe-layers', 'probe-train-size', 'probe-test-size', 'probe-epochs', 'patience', 'min-delta'] as const).find((k) => a[k] !== undefined);
+    const stray = (['probe-noise', 'probe-layers', 'probe-train-size', 'probe-test-size', 'probe-epochs', 'probe-pooling', 'patience', 'min-delta'] as const).find((k) => a[k] !== undefined);
     if (stray) throw new CliError(`--${stray} needs --probe-every N (probe every N steps): ${PROBE_EXAMPLE}`);
     return null;
   }
@@ -167,12 +169,14 @@ export function progressProbeFromArgs(a: PretrainArgs, task: PretrainTask): Prog
   const patience = numberOption('patience', a.patience, { int: true, positive: true, max: 1000, example: '3' });
   const minDelta = numberOption('min-delta', a['min-delta'], { min: 0, max: 1, example: '0.002' });
   if (minDelta !== undefined && patience === undefined) throw new CliError(`--min-delta needs --patience N (stop after N probes without a gain of --min-delta): ${PROBE_EXAMPLE}`);
+  const pooling = (a['probe-pooling'] ?? 'gap').trim();
+  if (!(POOLINGS as readonly string[]).includes(pooling)) throw new CliError(`--probe-pooling must be one of ${POOLINGS.join(', ')} (global average, 2x2 or 4x4 grid), got "${pooling}"`);
   const config = {
     every,
     noiseLevels,
     layers,
     protocol: {
-      pooling: 'gap' as const,
+      pooling: pooling as (typeof POOLINGS)[number],
       noise: 'fixed' as const,
       noiseSeed: 0,
       probe: 'fast' as const,
