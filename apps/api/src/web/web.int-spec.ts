@@ -31,7 +31,7 @@ describe('web page (real Postgres and Redis)', () => {
     const res = await request(app.getHttpServer()).get('/').expect(200);
     expect(res.headers['content-type']).toMatch(/^text\/html/);
     const html = res.text;
-    for (const marker of ['data-page="ddae-web"', 'id="leaderboard"', 'id="sweeps"', 'id="heatmaps"', '/api/leaderboard', '/api/sweeps', '/heatmap']) {
+    for (const marker of ['data-page="ddae-web"', 'id="leaderboard"', 'id="sweeps"', 'id="heatmaps"', 'id="progress"', '/api/leaderboard', '/api/sweeps', '/heatmap', '/progress']) {
       expect(html).toContain(marker);
     }
     // The data sets and methods of the contracts fill the filters; nothing is left to substitute.
