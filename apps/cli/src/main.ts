@@ -3,6 +3,7 @@ import { ApiClient, CliError } from './api-client';
 import { heatmapFromProbeFiles, heatmapPng } from './commands/heatmap.command';
 import { leaderboard, workers } from './commands/leaderboard.command';
 import { pretrainInline } from './commands/pretrain.command';
+import { cacheCommand } from './commands/cache.command';
 import { noiseSearchInline } from './commands/noise-search.command';
 import { probeInline } from './commands/probe.command';
 import { sweepProgress } from './commands/progress.command';
@@ -74,6 +75,9 @@ inline commands (TensorFlow.js in this process; no API, Redis or Postgres):
       --min-step X (0)    and every probe option above (layers, pooling, sizes, protocol, cache)
       --json: {"grid":{"jobs","best"},"adaptive":{"jobs","rounds","best"},"foundGridBest","accuracyGap",
                           "cells",...}: every (layer, level) cell, so heatmap --from reads the file too
+  cache list              the feature cache (--cache DIR, default $ARTIFACT_DIR/features): size per checkpoint
+  cache prune             delete entries unused for --older-than 14d|12h|30m|0 (optionally only --checkpoint DIR's),
+                          plus leftovers of interrupted writes; --dry-run shows what would go; safe beside workers
   --backend B             auto, tensorflow-gpu, tensorflow, native, wasm or cpu (default $DDAE_BACKEND or auto)
 
 common options:
@@ -115,6 +119,7 @@ async function main(argv: string[]): Promise<string> {
       'probe-test-size': { type: 'string' },
       'probe-epochs': { type: 'string' },
       'probe-pooling': { type: 'string' },
+      'older-than': { type: 'string' },
       patience: { type: 'string' },
       'min-delta': { type: 'string' },
       'data-dir': { type: 'string' },
@@ -204,6 +209,8 @@ async function main(argv: string[]): Promise<string> {
     case 'probe':
       if (sub !== undefined) throw new CliError(`probe takes options only, got "${sub}" (npm run ddae -- --help lists them)`);
       return probeInline(values, { json });
+    case 'cache':
+      return cacheCommand(sub, { cache: values.cache, checkpoint: values.checkpoint, 'older-than': values['older-than'], 'dry-run': values['dry-run'] }, { json });
     case 'noise-search':
       if (sub !== undefined) throw new CliError(`noise-search takes options only, got "${sub}" (npm run ddae -- --help lists them)`);
       return noiseSearchInline(values, { json });

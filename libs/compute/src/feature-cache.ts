@@ -22,6 +22,22 @@ export interface FeatureCacheKey {
   layer: string;
 }
 
+/** One cached matrix as `FeatureCache.entries` lists it. */
+export interface FeatureCacheEntry {
+  /** The canonical key (version, checkpoint, method, noise, seed, split, slice, pooling, layer). */
+  key: string;
+  /** sha256 of the checkpoint's manifest. */
+  checkpoint: string;
+  noiseLevel: number;
+  pooling: string;
+  layer: string;
+  /** Data and metadata together. */
+  bytes: number;
+  /** Last hit, else when it was written. */
+  lastUsed: Date;
+  files: string[];
+}
+
 export interface FeatureCacheStats {
   hits: number;
   misses: number;
@@ -83,6 +99,13 @@ export class FeatureCache {
       const out = new Float32Array(length);
       Buffer.from(out.buffer).set(buf);
       this.stats.hits++;
+      // The metadata file's mtime is the entry's last use: what `prune` ages entries by.
+      try {
+        const now = new Date();
+        fs.utimesSync(meta, now, now);
+      } catch {
+        // read-only mount or pruned meanwhile: the hit stands
+      }
       return out;
     } catch {
       return this.miss();
@@ -95,6 +118,94 @@ export class FeatureCache {
     const buf = Buffer.from(values.buffer, values.byteOffset, values.byteLength);
     writeAtomic(data, buf);
     writeAtomic(meta, JSON.stringify({ key: canonical, length: values.length, sha256: createHash('sha256').update(buf).digest('hex') }));
+  }
+
+  /** Every complete entry on disk (unreadable or foreign files are skipped), with its size and last use. */
+  entries(): FeatureCacheEntry[] {
+    const out: FeatureCacheEntry[] = [];
+    for (const file of this.walk()) {
+      if (!file.endsWith('.json')) continue;
+      try {
+        const info = JSON.parse(fs.readFileSync(file, 'utf8')) as { key: string; length: number };
+        const data = `${file.slice(0, -'.json'.length)}.f32`;
+        const fields = Object.fromEntries(info.key.split(';').map((kv) => kv.split('=') as [string, string]));
+        out.push({
+          key: info.key,
+          checkpoint: fields['ckpt'] ?? '',
+          noiseLevel: Number(fields['noise']),
+          pooling: fields['pool'] ?? '',
+          layer: fields['layer'] ?? '',
+          bytes: fs.statSync(data).size + fs.statSync(file).size,
+          lastUsed: fs.statSync(file).mtime,
+          files: [file, data],
+        });
+      } catch {
+        // torn or foreign: prune's leftovers pass handles it
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Deletes the entries last used (or written) before `olderThan`, optionally only those of one
+   * checkpoint (a prefix of its manifest's sha256), plus leftovers of interrupted writes older than
+   * an hour. Safe beside running workers: the metadata file goes first, so a reader meanwhile sees
+   * a miss and recomputes. With `dryRun` nothing is deleted.
+   */
+  prune(opts: { olderThan: Date; checkpoint?: string; dryRun?: boolean }): { entries: number; bytes: number; leftovers: number } {
+    let entries = 0;
+    let bytes = 0;
+    let leftovers = 0;
+    const remove = (file: string) => {
+      if (opts.dryRun) return;
+      try {
+        fs.rmSync(file, { force: true });
+      } catch {
+        // gone already
+      }
+    };
+    for (const e of this.entries()) {
+      if (e.lastUsed >= opts.olderThan || (opts.checkpoint && !e.checkpoint.startsWith(opts.checkpoint))) continue;
+      e.files.forEach(remove);
+      entries++;
+      bytes += e.bytes;
+    }
+    // Leftovers: data without metadata, and temporary files of writers killed half-way.
+    const hourAgo = Date.now() - 3600_000;
+    for (const file of this.walk()) {
+      const isTmp = /\.tmp-\d+-[0-9a-f]+$/.test(file);
+      const orphan = file.endsWith('.f32') && !fs.existsSync(`${file.slice(0, -'.f32'.length)}.json`);
+      if (!isTmp && !orphan) continue;
+      try {
+        const st = fs.statSync(file);
+        if (st.mtimeMs > hourAgo) continue;
+        bytes += st.size;
+      } catch {
+        continue;
+      }
+      remove(file);
+      leftovers++;
+    }
+    return { entries, bytes, leftovers };
+  }
+
+  private *walk(): Generator<string> {
+    let shards: string[];
+    try {
+      shards = fs.readdirSync(this.dir);
+    } catch {
+      return;
+    }
+    for (const shard of shards) {
+      const sub = path.join(this.dir, shard);
+      let names: string[];
+      try {
+        names = fs.readdirSync(sub);
+      } catch {
+        continue;
+      }
+      for (const name of names) yield path.join(sub, name);
+    }
   }
 
   private miss(): null {

@@ -232,7 +232,7 @@ export class UNet {
   private resBlock(name: string, x: tf.Tensor4D, embAct: tf.Tensor2D, attention: boolean, dropout: number, rng: Rng | undefined): tf.Tensor4D {
     // The time projection (per image) and the shortcut (the whole output) are added inside the
     // convolutions, where the backend fuses them: no separate pass over the activations.
-    const cout = this.p(`${name}.conv1.w`).shape[3];
+    const cout = (this.p(`${name}.conv1.w`) as tf.Tensor4D).shape[3];
     const t = tf.reshape(this.dense(`${name}.temb`, embAct), [-1, 1, 1, cout]) as tf.Tensor4D;
     let h = this.convAdd(`${name}.conv1`, this.normAct(`${name}.norm1`, x, true), t, 1, 1);
     h = this.normAct(`${name}.norm2`, h, true);

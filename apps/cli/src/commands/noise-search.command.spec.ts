@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { cacheCommand, parseAge } from './cache.command';
 import { noiseSearchInline } from './noise-search.command';
 import { pretrainInline } from './pretrain.command';
 import { probeInline } from './probe.command';
@@ -85,3 +86,40 @@ describe('noise-search', () => {
     await expect(noiseSearchInline({ ...probeArgs(), noise: '5' }, quiet)).rejects.toThrow(/at least 2 levels/);
   });
 });
+
+describe('cache list / cache prune (the feature cache the probes above fill)', () => {
+  it('lists what a probe cached, by checkpoint, and prunes one checkpoint\'s entries (dry run first)', async () => {
+    const cache = path.join(root, 'cache-prune');
+    await probeInline({ ...probeArgs(), noise: '5,100', cache }, quiet);
+    const list = JSON.parse(await cacheCommand('list', { cache }, { json: true })) as { entries: number; checkpoints: { checkpoint: string; entries: number; noiseLevels: number[]; poolings: string[] }[] };
+    // 2 layers x 2 levels x (train, test)
+    expect(list.entries).toBe(8);
+    expect(list.checkpoints).toHaveLength(1);
+    expect(list.checkpoints[0]).toMatchObject({ entries: 8, noiseLevels: [5, 100], poolings: ['gap'] });
+    expect(await cacheCommand('list', { cache }, { json: false })).toMatch(/1 checkpoint\(s\)[\s\S]*levels 5,100/);
+
+    // Nothing is older than a day; a dry run of "everything of this checkpoint" deletes nothing.
+    expect(JSON.parse(await cacheCommand('prune', { cache, 'older-than': '1d' }, { json: true }))).toMatchObject({ entries: 0 });
+    expect(JSON.parse(await cacheCommand('prune', { cache, 'older-than': '0', checkpoint, 'dry-run': true }, { json: true }))).toMatchObject({ entries: 8, dryRun: true });
+    expect(JSON.parse(await cacheCommand('list', { cache }, { json: true })).entries).toBe(8);
+    const pruned = JSON.parse(await cacheCommand('prune', { cache, 'older-than': '0', checkpoint }, { json: true })) as { entries: number; checkpoint: string };
+    expect(pruned.entries).toBe(8);
+    expect(pruned.checkpoint).toBe(list.checkpoints[0].checkpoint);
+    expect(await cacheCommand('list', { cache }, { json: false })).toMatch(/: empty$/);
+    // The next probe recomputes (misses) and gives the same numbers.
+    const again = JSON.parse(await probeInline({ ...probeArgs(), noise: '5', cache }, quiet)) as { featureCache: { hits: number; misses: number } };
+    expect(again.featureCache.hits).toBe(0);
+    expect(again.featureCache.misses).toBeGreaterThan(0);
+  });
+
+  it('names the fix for a bad sub-command or age', async () => {
+    await expect(cacheCommand(undefined, {}, { json: false })).rejects.toThrow(/cache needs list or prune/);
+    await expect(cacheCommand('prune', { cache: path.join(root, 'c') }, { json: false })).rejects.toThrow(/needs --older-than AGE/);
+    expect(() => parseAge('14')).toThrow(/with a unit \(m, h, d\)/);
+    expect(() => parseAge('two weeks')).toThrow(/--older-than must be/);
+    expect(parseAge('14d')).toBe(14 * 86_400_000);
+    expect(parseAge('0')).toBe(0);
+    await expect(cacheCommand('prune', { cache: path.join(root, 'c'), 'older-than': '1d', checkpoint: path.join(root, 'nowhere') }, { json: false })).rejects.toThrow(/holds no valid checkpoint/);
+  });
+});
+
