@@ -331,6 +331,9 @@ bool OptionalF32(napi_env env, napi_value value, float** data, size_t need, cons
 // pixel. On small channel counts (16-64) this beats im2col + sgemm, whose packing of the im2col
 // block costs as much as the arithmetic there. Summation order is fixed per output (deterministic,
 // independent of the thread count).
+// V16 values never cross a non-inlined call between differently compiled functions, so GCC's note
+// about the AVX-512 vector ABI does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
 typedef float V16 __attribute__((vector_size(64)));
 
 inline V16 LoadV(const float* p) {
@@ -808,6 +811,16 @@ inline float Apply(float a, float b) {
   return a / b;
 }
 
+// Offset, through `strides`, of row r of a row-major `shape` (rows: every axis but the last).
+inline int64_t RowOffset(int64_t r, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
+  int64_t off = 0;
+  for (size_t k = shape.size() - 1; k-- > 0;) {
+    off += (r % shape[k]) * strides[k];
+    r /= shape[k];
+  }
+  return off;
+}
+
 template <int OP>
 void BinaryLoop(const float* a, const float* b, float* out, const std::vector<int64_t>& shape, const std::vector<int64_t>& sa,
                 const std::vector<int64_t>& sb) {
@@ -823,16 +836,9 @@ void BinaryLoop(const float* a, const float* b, float* out, const std::vector<in
   }
 #pragma omp parallel for schedule(static) if (total > 65536)
   for (int64_t r = 0; r < rows; r++) {
-    int64_t rem = r, oa = 0, ob = 0;
-    for (size_t k = R - 1; k-- > 0;) {
-      const int64_t idx = rem % shape[k];
-      rem /= shape[k];
-      oa += idx * sa[k];
-      ob += idx * sb[k];
-    }
     float* o = out + r * D;
-    const float* pa = a + oa;
-    const float* pb = b + ob;
+    const float* pa = a + RowOffset(r, shape, sa);
+    const float* pb = b + RowOffset(r, shape, sb);
     if (isa == 1 && isb == 1)
       for (int64_t i = 0; i < D; i++) o[i] = Apply<OP>(pa[i], pb[i]);
     else if (isa == 1 && isb == 0)
@@ -985,12 +991,7 @@ napi_value StridedCopy(napi_env env, napi_callback_info info) {
   const int64_t D = shape[R - 1], is = ss[R - 1], rows = total / D;
 #pragma omp parallel for schedule(static) if (total > 65536)
   for (int64_t r = 0; r < rows; r++) {
-    int64_t rem = r, off = 0;
-    for (size_t k = R - 1; k-- > 0;) {
-      off += (rem % shape[k]) * ss[k];
-      rem /= shape[k];
-    }
-    const float* p = src + off;
+    const float* p = src + RowOffset(r, shape, ss);
     float* o = out + r * D;
     for (int64_t i = 0; i < D; i++) o[i] = p[i * is];
   }
