@@ -74,9 +74,9 @@ describe('native backend', () => {
     expectClose(native, cpu);
   });
 
-  it('conv2d with "same" padding and stride 2 on even sizes (asymmetric padding)', () => {
+  it.each([4, 16])('conv2d with "same" padding and stride 2 on even sizes (asymmetric padding), %i output channels', (cout) => {
     const x = data([2, 8, 6, 3], 4);
-    const w = data([3, 3, 3, 4], 5);
+    const w = data([3, 3, 3, cout], 5);
     const { cpu, native } = both(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same'))))([x, w]));
     expectClose(native, cpu);
   });
