@@ -291,17 +291,19 @@ struct ConvInit {
   bool any() const { return bias || perImage || full; }
 };
 
-// Rows [r0, r0 + rows) of image n's output set to the initial value (the GEMM then adds onto it).
-void FillInit(const ConvInit& init, float* out, int64_t n, int64_t hw, int64_t r0, int64_t rows, int64_t cout, float* rowScratch) {
-  const float* row = init.bias;
-  if (init.perImage) {
-    const float* pi = init.perImage + n * cout;
-    if (init.bias)
-      for (int64_t c = 0; c < cout; c++) rowScratch[c] = init.bias[c] + pi[c];
-    else
-      std::memcpy(rowScratch, pi, sizeof(float) * cout);
-    row = rowScratch;
-  }
+// Image n's per-channel part of the initial value: bias + per-image addend (written into `scratch`
+// when both are present), the bias alone, or null. Computed once per image.
+const float* ImageInitRow(const ConvInit& init, int64_t n, int64_t cout, float* scratch) {
+  if (!init.perImage) return init.bias;
+  const float* pi = init.perImage + n * cout;
+  if (!init.bias) return pi;
+  for (int64_t c = 0; c < cout; c++) scratch[c] = init.bias[c] + pi[c];
+  return scratch;
+}
+
+// Rows [r0, r0 + rows) of image n's output set to the initial value (the GEMM then adds onto it);
+// `row` is ImageInitRow's result for image n.
+void FillInit(const ConvInit& init, const float* row, float* out, int64_t n, int64_t hw, int64_t r0, int64_t rows, int64_t cout) {
   if (init.full) {
     const float* src = init.full + (n * hw + r0) * cout;
     for (int64_t r = 0; r < rows; r++) {
@@ -361,12 +363,7 @@ __attribute__((always_inline)) inline void DirectConvImage(const Conv& c, const 
     const int64_t cols = std::min<int64_t>(c.w, g.wp - c.pl);
     if (cols > 0) std::memcpy(xp + (py * g.wp + c.pl) * cin, xn + iy * c.w * cin, sizeof(float) * cols * cin);
   }
-  // Per-image part of the initial value (bias + per-image addend), or nothing.
-  const float* rowInit = init.bias;
-  if (init.perImage) {
-    for (int64_t k = 0; k < cout; k++) row[k] = (init.bias ? init.bias[k] : 0.f) + init.perImage[n * cout + k];
-    rowInit = row;
-  }
+  const float* rowInit = ImageInitRow(init, n, cout, row);
   float* yn = y + n * hw * cout;
   const float* full = init.full ? init.full + n * hw * cout : nullptr;
   for (int64_t oy = 0; oy < c.ho; oy++) {
@@ -479,14 +476,15 @@ napi_value Conv2dForward(napi_env env, napi_callback_info info) {
   float *x, *w, *y, *bias = nullptr, *addend = nullptr;
   const int64_t hw = c.ho * c.wo;
   if (!F32(env, a.v[0], &x, c.n * c.h * c.w * c.cin, "x") || !F32(env, a.v[1], &w, c.K() * c.cout, "w") ||
-      !F32(env, a.v[2], &y, c.n * hw * c.cout, "y") || !OptionalF32(env, a.v[4], &bias, c.cout, "bias") ||
-      !OptionalF32(env, a.v[5], &addend, c.n * c.cout, "addend"))
+      !F32(env, a.v[2], &y, c.n * hw * c.cout, "y") || !OptionalF32(env, a.v[4], &bias, c.cout, "bias"))
     return nullptr;
   ConvInit init;
   init.bias = bias;
-  if (addend) {
+  napi_valuetype addendType;
+  napi_typeof(env, a.v[5], &addendType);
+  if (addendType != napi_undefined && addendType != napi_null) {
     size_t length = 0;
-    GetTyped(env, a.v[5], napi_float32_array, &addend, &length, "addend");
+    if (!GetTyped(env, a.v[5], napi_float32_array, &addend, &length, "addend")) return nullptr;
     if (length == static_cast<size_t>(c.n * hw * c.cout))
       init.full = addend;
     else if (length == static_cast<size_t>(c.n * c.cout))
@@ -499,8 +497,8 @@ napi_value Conv2dForward(napi_env env, napi_callback_info info) {
     if (init.any()) {
 #pragma omp parallel for schedule(static) if (c.n * hw * c.cout > 65536)
       for (int64_t n = 0; n < c.n; n++) {
-        std::vector<float> row(c.cout);
-        FillInit(init, y + n * hw * c.cout, n, hw, 0, hw, c.cout, row.data());
+        std::vector<float> scratch(c.cout);
+        FillInit(init, ImageInitRow(init, n, c.cout, scratch.data()), y + n * hw * c.cout, n, hw, 0, hw, c.cout);
       }
     }
     Gemm(false, false, c.n * c.h * c.w, c.cout, c.cin, x, c.cin, w, c.cout, beta, y, c.cout);
@@ -512,12 +510,12 @@ napi_value Conv2dForward(napi_env env, napi_callback_info info) {
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < c.n; n++) {
     float* col = Scratch(static_cast<size_t>(block * K + c.cout));
-    float* row = col + block * K;
+    const float* row = ImageInitRow(init, n, c.cout, col + block * K);
     for (int64_t r0 = 0; r0 < hw; r0 += block) {
       const int64_t rows = std::min(block, hw - r0);
       float* out = y + (n * hw + r0) * c.cout;
       Im2col(c, x, n, r0, rows, col);
-      if (init.any()) FillInit(init, out, n, hw, r0, rows, c.cout, row);
+      if (init.any()) FillInit(init, row, out, n, hw, r0, rows, c.cout);
       Gemm(false, false, rows, c.cout, K, col, K, w, c.cout, beta, out, c.cout);
     }
   }
