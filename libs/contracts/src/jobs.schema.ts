@@ -215,6 +215,14 @@ export type ProbeResult = z.infer<typeof probeResultSchema>;
 export type BaselineResult = z.infer<typeof baselineResultSchema>;
 export type ComputeResult = z.infer<typeof computeResultSchema>;
 
+/** One point of a run's training-loss curve. */
+export interface TrainLossPoint {
+  /** Optimiser step that ends the window. */
+  step: number;
+  /** Mean loss over the window's steps. */
+  loss: number;
+}
+
 /** Hooks a compute task reports through (the child process turns them into IPC messages). */
 export interface ComputeHooks {
   /** Progress in [0, 1] with a short message; called at most a few times a second. */
@@ -226,6 +234,12 @@ export interface ComputeHooks {
    * point measured before it stopped (`replayed: true`): store them idempotently (natural key).
    */
   progressProbe?(point: ProgressPoint): void;
+  /**
+   * The mean training loss over the steps of one window of `lossEvery` optimiser steps, reported
+   * at the window's last step (deterministic: same seed, same points). After a resume the first
+   * window holds only the steps taken since: store points on (run, step).
+   */
+  trainLoss?(point: TrainLossPoint): void;
   /** Polled between steps; true stops the task early with a checkpoint (cancel, shutdown). */
   shouldStop?(): boolean;
 }

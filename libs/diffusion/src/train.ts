@@ -41,7 +41,12 @@ export interface PretrainOptions {
   imageSize?: number;
   /** Channels of each image. Default: the data set's channels. */
   imageChannels?: number;
+  /** Steps per point of the training-loss curve (`hooks.trainLoss`). Default 50. */
+  lossEvery?: number;
 }
+
+/** Default of `PretrainOptions.lossEvery`. */
+export const DEFAULT_LOSS_EVERY = 50;
 
 const ADAM_B1 = 0.9;
 const ADAM_B2 = 0.999;
@@ -169,6 +174,9 @@ export async function pretrain(task: PretrainTask, images: Float32Array, count: 
     let lastInfo: CheckpointInfo | undefined = found ? toInfo(found) : undefined;
     let lastLoss: number | undefined = found?.manifest.loss;
     let lastProgress = 0;
+    const lossEvery = Math.max(1, Math.floor(shape.lossEvery ?? DEFAULT_LOSS_EVERY));
+    let windowSum = 0;
+    let windowSteps = 0;
 
     const save = (): CheckpointInfo => {
       const weights = flatten(entries, unet.params, total);
@@ -194,6 +202,13 @@ export async function pretrain(task: PretrainTask, images: Float32Array, count: 
       }
       lastLoss = trainStep(task, state, images, count, d, order, micro);
       state.step += 1;
+      windowSum += lastLoss;
+      windowSteps += 1;
+      if (state.step % lossEvery === 0 || state.step === task.steps) {
+        hooks.trainLoss?.({ step: state.step, loss: windowSum / windowSteps });
+        windowSum = 0;
+        windowSteps = 0;
+      }
       const now = Date.now();
       if (now - lastProgress >= PROGRESS_INTERVAL_MS || state.step === task.steps) {
         lastProgress = now;
