@@ -13,9 +13,11 @@ const depConstraints = (testOnly) => {
     only('type:ml', ['type:ml', 'type:contracts']),
     only('type:compute', ['type:ml', 'type:contracts']),
     only('type:data-access', ['type:contracts', 'type:config']),
+    // Offline migrations: the database URL helpers of libs/db, nothing of the domain.
+    only('type:migrations', ['type:contracts', 'type:config', 'type:data-access']),
     only('type:config', ['type:contracts']),
     only('type:domain', ['type:contracts', 'type:data-access', 'type:config']),
-    only('type:testing', ['type:contracts', 'type:config', 'type:data-access', 'type:domain']),
+    only('type:testing', ['type:contracts', 'type:config', 'type:data-access', 'type:migrations', 'type:domain']),
     // The API never imports TensorFlow.js code.
     { sourceTag: 'scope:api', notDependOnLibsWithTags: ['type:ml', 'type:compute'] },
     only('type:app', ['type:contracts', 'type:config', 'type:data-access', 'type:domain', 'type:ml', 'type:compute', 'type:testing']),

@@ -1,6 +1,7 @@
 import { defineConfig } from 'prisma/config';
 
-// The datasource URL lives here (Prisma 7); migrations are applied offline by prisma/migrate.ts.
+// The datasource URL lives here (Prisma 7); migrations are applied offline by libs/migrations
+// (`npm run -s migrate -- deploy|dev|status|diff`), which also lints and typechecks this file.
 export default defineConfig({
   schema: 'prisma/schema.prisma',
   migrations: { path: 'prisma/migrations' },

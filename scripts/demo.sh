@@ -33,7 +33,7 @@ rm -rf "$ARTIFACT_DIR"
 say "fresh demo database and queue"
 psql "${DATABASE_URL%/*}/postgres" -qc "DROP DATABASE IF EXISTS ${DATABASE_URL##*/} WITH (FORCE)" >/dev/null
 redis-cli -u "$REDIS_URL" --scan --pattern "$QUEUE_PREFIX:*" | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null
-node -r @swc-node/register prisma/migrate.ts deploy
+npm run -s db:migrate
 # The API wants a token of scope submit for every write; the CLI sends DDAE_API_TOKEN.
 DDAE_API_TOKEN=$(node -r @swc-node/register apps/cli/src/main.ts token create --name demo --scope submit 2>/dev/null)
 export DDAE_API_TOKEN

@@ -1,6 +1,6 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from './generated/client';
-import { parseDatabaseUrl } from './migrations/database-url';
+import { parseDatabaseUrl } from './database-url';
 
 export interface CreatePrismaClientOptions {
   /** Pool size per client (pg's default is 10). */

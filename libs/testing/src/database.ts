@@ -1,15 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
-import {
-  createPrismaClient,
-  DEFAULT_DATABASE_URL,
-  formatDatabaseUrl,
-  migrateDeploy,
-  parseDatabaseUrl,
-  quoteIdent,
-  withDatabase,
-  type PrismaClient,
-} from '@ddae/db';
+import { createPrismaClient, DEFAULT_DATABASE_URL, formatDatabaseUrl, parseDatabaseUrl, quoteIdent, withDatabase, type PrismaClient } from '@ddae/db';
+import { migrateDeploy } from '@ddae/migrations';
 
 export interface TestDatabase {
   /** postgresql:// URL of the new database. */

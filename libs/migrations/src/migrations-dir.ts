@@ -39,7 +39,7 @@ export function defaultMigrationsDir(): string {
   const fromEnv = process.env['DDAE_MIGRATIONS_DIR'];
   if (fromEnv) return path.resolve(fromEnv);
   const candidates = [
-    path.resolve(__dirname, '../../../../prisma/migrations'),
+    path.resolve(__dirname, '../../../prisma/migrations'),
     path.resolve(process.cwd(), 'prisma/migrations'),
   ];
   return candidates.find((dir) => existsSync(dir)) ?? candidates[candidates.length - 1];

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Client, type ClientConfig } from 'pg';
-import { parseDatabaseUrl, quoteIdent, withDatabase, type PgConnectionFields } from './database-url';
+import { parseDatabaseUrl, quoteIdent, withDatabase, type PgConnectionFields } from '@ddae/db';
 import { defaultMigrationsDir, readMigrations, scriptMatchesChecksum, type MigrationFile } from './migrations-dir';
 
 /** The advisory lock key of Prisma's schema engine: this runner and `prisma migrate` exclude each other. */

@@ -1,5 +1,6 @@
 /**
- * Offline `prisma migrate`: node -r @swc-node/register prisma/migrate.ts <command>
+ * Offline `prisma migrate`: npm run -s migrate -- <command>
+ * (node -r @swc-node/register libs/migrations/src/main.ts <command>)
  *
  *   dev --name NAME [--create-only]  applies pending migrations, diffs the migration history (replayed
  *                                    in a shadow database of our own) against prisma/schema.prisma,
@@ -17,27 +18,16 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import {
-  DEFAULT_DATABASE_URL,
-  formatDatabaseUrl,
-  MIGRATION_LOCK_CONTENT,
-  MIGRATION_LOCK_FILE,
-  MigrationError,
-  migrateDeploy,
-  migrationStatus,
-  parseDatabaseUrl,
-  readMigrationLock,
-  readMigrations,
-  redactUrl,
-  withDatabase,
-} from '../libs/db/src/migrate';
+import { DEFAULT_DATABASE_URL, formatDatabaseUrl, parseDatabaseUrl, redactUrl, withDatabase } from '@ddae/db';
+import { MigrationError, migrateDeploy, migrationStatus } from './deploy';
+import { MIGRATION_LOCK_CONTENT, MIGRATION_LOCK_FILE, readMigrationLock, readMigrations } from './migrations-dir';
 import { openSchemaEngine, schemaEngineVersion } from './schema-engine';
 
-const ROOT = path.resolve(__dirname, '..');
+const ROOT = path.resolve(__dirname, '../../..');
 const SCHEMA_PATH = path.join(ROOT, 'prisma/schema.prisma');
 const MIGRATIONS_DIR = process.env['DDAE_MIGRATIONS_DIR'] ? path.resolve(process.env['DDAE_MIGRATIONS_DIR']) : path.join(ROOT, 'prisma/migrations');
 
-const USAGE = 'usage: prisma/migrate.ts <dev --name NAME [--create-only] | deploy | status | diff [--from-db | --drift] [--exit-code]> [--verbose]';
+const USAGE = 'usage: npm run -s migrate -- <dev --name NAME [--create-only] | deploy | status | diff [--from-db | --drift] [--exit-code]> [--verbose]';
 
 function timestamp(date: Date): string {
   const pad = (n: number) => String(n).padStart(2, '0');

@@ -21,15 +21,8 @@ import {
 } from '@prisma/driver-adapter-utils';
 import type { DiffTarget, MigrationList, SchemaEngine, SchemaFilter } from '@prisma/schema-engine-wasm';
 import { Client } from 'pg';
-import {
-  MIGRATION_LOCK_CONTENT,
-  MIGRATION_LOCK_FILE,
-  quoteIdent,
-  readMigrationLock,
-  readMigrations,
-  withDatabase,
-  type PgConnectionFields,
-} from '../libs/db/src/migrate';
+import { quoteIdent, withDatabase, type PgConnectionFields } from '@ddae/db';
+import { MIGRATION_LOCK_CONTENT, MIGRATION_LOCK_FILE, readMigrationLock, readMigrations } from './migrations-dir';
 
 type WasmBindings = typeof import('@prisma/schema-engine-wasm') & {
   __wbg_set_wasm(exports: Record<string, unknown>): void;

@@ -1,15 +1,6 @@
 import { PrismaClient, Prisma, SweepStatus, TaskStatus } from './generated/client';
 import { createPrismaClient } from './client';
-import {
-  defaultMigrationsDir,
-  formatDatabaseUrl,
-  MIGRATION_LOCK_CONTENT,
-  parseDatabaseUrl,
-  readMigrationLock,
-  readMigrations,
-  scriptMatchesChecksum,
-  sha256Hex,
-} from './migrate';
+import { formatDatabaseUrl, parseDatabaseUrl } from './database-url';
 
 describe('parseDatabaseUrl', () => {
   it('gives discrete fields, decoding credentials', () => {
@@ -26,25 +17,6 @@ describe('parseDatabaseUrl', () => {
     expect(() => parseDatabaseUrl('mysql://h/d')).toThrow(/postgresql/);
     expect(() => parseDatabaseUrl('postgresql://h:5432')).toThrow(/no database/);
     expect(() => parseDatabaseUrl('nonsense')).toThrow(/Invalid DATABASE_URL/);
-  });
-});
-
-describe('the committed migrations', () => {
-  it('are in Prisma layout with a standard lock file', () => {
-    const dir = defaultMigrationsDir();
-    const migrations = readMigrations(dir);
-    expect(migrations.length).toBeGreaterThan(0);
-    for (const m of migrations) {
-      expect(m.name).toMatch(/^\d{14}_[A-Za-z0-9_]+$/);
-      expect(m.checksum).toBe(sha256Hex(m.script));
-    }
-    expect(readMigrationLock(dir)).toBe(MIGRATION_LOCK_CONTENT);
-  });
-
-  it('match checksums across line-ending changes only', () => {
-    const checksum = sha256Hex('a;\nb;\n');
-    expect(scriptMatchesChecksum('a;\r\nb;\r\n', checksum)).toBe(true);
-    expect(scriptMatchesChecksum('a;\nb;\nc;\n', checksum)).toBe(false);
   });
 });
 
