@@ -2,7 +2,10 @@ import nx from '@nx/eslint-plugin';
 
 /**
  * Which libraries each kind of project may import. `testOnly` tags are added for test files
- * (a domain library's integration test may use @ddae/testing; its code may not).
+ * (a domain library's integration test may use @ddae/testing; its code may not). Production code
+ * (the API, worker and CLI apps, every library but testing, the tools) never imports
+ * @ddae/testing: only spec files, libs/testing itself and the test harnesses (type:test-app:
+ * apps/e2e, apps/chaos) do.
  */
 const depConstraints = (testOnly) => {
   const only = (sourceTag, tags) => ({ sourceTag, onlyDependOnLibsWithTags: [...tags, ...testOnly] });
@@ -20,7 +23,10 @@ const depConstraints = (testOnly) => {
     only('type:testing', ['type:contracts', 'type:config', 'type:data-access', 'type:migrations', 'type:domain']),
     // The API never imports TensorFlow.js code.
     { sourceTag: 'scope:api', notDependOnLibsWithTags: ['type:ml', 'type:compute'] },
-    only('type:app', ['type:contracts', 'type:config', 'type:data-access', 'type:domain', 'type:ml', 'type:compute', 'type:testing']),
+    only('type:app', ['type:contracts', 'type:config', 'type:data-access', 'type:domain', 'type:ml', 'type:compute']),
+    only('type:test-app', ['type:contracts', 'type:config', 'type:data-access', 'type:migrations', 'type:domain', 'type:ml', 'type:compute', 'type:testing']),
+    // bench/ and scripts/: the libraries they measure or build, never test support.
+    only('type:tool', ['type:contracts', 'type:config', 'type:ml', 'type:compute']),
   ];
 };
 
