@@ -9,7 +9,7 @@ import type {
   SweepRepository,
   CreatedSweep,
 } from '@ddae/db';
-import type { Prisma, PrismaClient } from '@ddae/db';
+import { WorkerRepository, type Prisma, type PrismaClient } from '@ddae/db';
 import { jobPriority, type ComputeQueue, type EnqueueRequest } from '@ddae/queue';
 
 /** The job of each kind of row, at its sweep's priority (see jobPriority). */
@@ -224,15 +224,7 @@ export class SweepOrchestrator {
   async reconcile(options: { workerStaleMs: number } = { workerStaleMs: 30_000 }): Promise<{ enqueued: number; reset: number }> {
     const { prisma } = this.deps;
     const cutoff = new Date(Date.now() - options.workerStaleMs);
-    const reset = (await Promise.all(
-      (['runs', 'probe_tasks', 'baselines'] as const).map((table) =>
-        prisma.$executeRawUnsafe(
-          `UPDATE ${table} SET status = 'QUEUED', error = 'its worker stopped heartbeating', updated_at = now()
-           WHERE status = 'RUNNING' AND (worker_id IS NULL OR worker_id NOT IN (SELECT id FROM workers WHERE last_heartbeat_at >= $1 AND state <> 'stopped'))`,
-          cutoff,
-        ),
-      ),
-    )).reduce((a, b) => a + b, 0);
+    const reset = await new WorkerRepository(prisma).releaseStale(cutoff);
     const [runs, probes, baselines] = await Promise.all([
       prisma.run.findMany({ where: { status: 'QUEUED', sweep: { pausedAt: null } }, select: { id: true, untrained: true, sweep: { select: { priority: true } } } }),
       prisma.probeTask.findMany({ where: { status: 'QUEUED', run: { status: 'SUCCEEDED' }, sweep: { pausedAt: null } }, select: { id: true, sweep: { select: { priority: true } } } }),

@@ -79,15 +79,16 @@ export class SweepsController {
   }
 
   @Get(':id')
-  @ApiOperation({ summary: 'A sweep: status, progress, its runs and probe tasks' })
+  @ApiOperation({ summary: 'A sweep: status, progress, its runs, probe tasks and baselines (with the reason of each failure)' })
   async get(@Param('id') id: string) {
     const sweepId = parseOr400(idParam, id, 'path.id');
     const sweep = await this.sweeps.findById(sweepId);
     if (!sweep) throw new ApiError('not_found', `no sweep ${sweepId}`);
-    const [progress, runs, probeTasks] = await Promise.all([
+    const [progress, runs, probeTasks, baselines] = await Promise.all([
       this.sweeps.progress(sweepId),
       this.prisma.run.findMany({ where: { sweepId }, orderBy: { key: 'asc' } }),
       this.prisma.probeTask.findMany({ where: { sweepId }, orderBy: [{ runId: 'asc' }, { noiseLevel: 'asc' }] }),
+      this.prisma.baseline.findMany({ where: { sweeps: { some: { sweepId } } }, orderBy: [{ dataset: 'asc' }, { kind: 'asc' }] }),
     ]);
     const runKey = new Map(runs.map((r) => [r.id, r.key]));
     return {
@@ -102,6 +103,10 @@ export class SweepsController {
       probeTasks: probeTasks.map((t) => ({
         id: t.id, run: runKey.get(t.runId), noiseLevel: t.noiseLevel, layers: t.layers, status: t.status,
         attempts: t.attempts, error: t.error, workerId: t.workerId, finishedAt: t.finishedAt,
+      })),
+      baselines: baselines.map((b) => ({
+        id: b.id, kind: b.kind, dataset: b.dataset, protocolKey: b.protocolKey, status: b.status, accuracy: b.accuracy,
+        attempts: b.attempts, error: b.error, workerId: b.workerId, finishedAt: b.finishedAt,
       })),
     };
   }

@@ -1,6 +1,7 @@
 import type { Baseline, PrismaClient } from '../generated/client';
 import type { Claimant } from './types';
 import { appendEvent } from './event.repository';
+import { sweepsWaitingOn } from './requeue';
 
 export class BaselineRepository {
   constructor(private readonly prisma: PrismaClient) {}
@@ -24,17 +25,25 @@ export class BaselineRepository {
         data: { status: 'SUCCEEDED', accuracy: result.accuracy, featureDim: result.featureDim, finishedAt: new Date(), error: null },
       });
       if (count !== 1) return;
-      const baseline = await tx.baseline.findUniqueOrThrow({ where: { id }, include: { sweeps: { select: { sweepId: true } } } });
-      for (const { sweepId } of baseline.sweeps) {
+      const baseline = await tx.baseline.findUniqueOrThrow({ where: { id } });
+      for (const sweepId of await sweepsWaitingOn(tx, id)) {
         await appendEvent(tx, sweepId, 'baseline.succeeded', { baselineId: id, kind: baseline.kind, dataset: baseline.dataset, accuracy: result.accuracy });
       }
     });
   }
 
+  /** A failure: FAILED when final, else back to QUEUED; either way an event to the sweeps waiting on it. */
   async fail(id: string, error: string, final: boolean): Promise<void> {
-    await this.prisma.baseline.updateMany({
-      where: { id, status: { in: ['QUEUED', 'RUNNING'] } },
-      data: final ? { status: 'FAILED', error, finishedAt: new Date() } : { status: 'QUEUED', error },
+    await this.prisma.$transaction(async (tx) => {
+      const { count } = await tx.baseline.updateMany({
+        where: { id, status: { in: ['QUEUED', 'RUNNING'] } },
+        data: final ? { status: 'FAILED', error, finishedAt: new Date() } : { status: 'QUEUED', error },
+      });
+      if (count !== 1) return;
+      const baseline = await tx.baseline.findUniqueOrThrow({ where: { id } });
+      for (const sweepId of await sweepsWaitingOn(tx, id)) {
+        await appendEvent(tx, sweepId, final ? 'baseline.failed' : 'baseline.requeued', { baselineId: id, kind: baseline.kind, dataset: baseline.dataset, error });
+      }
     });
   }
 

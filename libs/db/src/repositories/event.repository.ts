@@ -20,6 +20,8 @@ export type SweepEventType =
   /** Probing during pretraining found a plateau: the run stopped early. */
   | 'run.stopped-early'
   | 'baseline.succeeded'
+  /** A shared baseline's events go to the sweeps still waiting on it (not to ended ones). */
+  | 'baseline.requeued'
   | 'baseline.failed';
 
 export interface SweepEventRow {

@@ -127,11 +127,15 @@ export class ProbeRepository {
   }
 
   async fail(id: string, error: string, final: boolean): Promise<void> {
-    const task = await this.prisma.probeTask.findUnique({ where: { id }, select: { sweepId: true, runId: true, noiseLevel: true } });
-    if (task) await appendEvent(this.prisma, task.sweepId, final ? 'probe.failed' : 'probe.requeued', { probeTaskId: id, runId: task.runId, noiseLevel: task.noiseLevel, error });
-    await this.prisma.probeTask.updateMany({
-      where: { id, status: { in: ['QUEUED', 'RUNNING'] } },
-      data: final ? { status: 'FAILED', error, finishedAt: new Date() } : { status: 'QUEUED', error },
+    await this.prisma.$transaction(async (tx) => {
+      const { count } = await tx.probeTask.updateMany({
+        where: { id, status: { in: ['QUEUED', 'RUNNING'] } },
+        data: final ? { status: 'FAILED', error, finishedAt: new Date() } : { status: 'QUEUED', error },
+      });
+      // A task that was cancelled (or had ended) meanwhile changes nothing and tells nothing.
+      if (count !== 1) return;
+      const task = await tx.probeTask.findUniqueOrThrow({ where: { id }, select: { sweepId: true, runId: true, noiseLevel: true } });
+      await appendEvent(tx, task.sweepId, final ? 'probe.failed' : 'probe.requeued', { probeTaskId: id, runId: task.runId, noiseLevel: task.noiseLevel, error });
     });
   }
 

@@ -104,18 +104,22 @@ export class RunRepository {
 
   /** A failure: FAILED when final (no retry left or not retryable), else back to QUEUED. */
   async fail(id: string, error: string, final: boolean): Promise<void> {
-    const run = await this.prisma.run.findUnique({ where: { id }, select: { sweepId: true, key: true } });
-    if (run) await appendEvent(this.prisma, run.sweepId, final ? 'run.failed' : 'run.requeued', { runId: id, run: run.key, error });
-    await this.prisma.run.updateMany({
-      where: { id, status: { in: ['QUEUED', 'RUNNING'] } },
-      data: final ? { status: 'FAILED', error, finishedAt: new Date() } : { status: 'QUEUED', error },
-    });
-    if (final) {
-      await this.prisma.probeTask.updateMany({
-        where: { runId: id, status: { in: ['QUEUED', 'RUNNING'] } },
-        data: { status: 'FAILED', error: 'pretraining run failed', finishedAt: new Date() },
+    await this.prisma.$transaction(async (tx) => {
+      const { count } = await tx.run.updateMany({
+        where: { id, status: { in: ['QUEUED', 'RUNNING'] } },
+        data: final ? { status: 'FAILED', error, finishedAt: new Date() } : { status: 'QUEUED', error },
       });
-    }
+      // A run that was cancelled (or had ended) meanwhile changes nothing and tells nothing.
+      if (count !== 1) return;
+      const run = await tx.run.findUniqueOrThrow({ where: { id }, select: { sweepId: true, key: true } });
+      await appendEvent(tx, run.sweepId, final ? 'run.failed' : 'run.requeued', { runId: id, run: run.key, error });
+      if (final) {
+        await tx.probeTask.updateMany({
+          where: { runId: id, status: { in: ['QUEUED', 'RUNNING'] } },
+          data: { status: 'FAILED', error: 'pretraining run failed', finishedAt: new Date() },
+        });
+      }
+    });
   }
 
   finalCheckpoint(runId: string): Promise<Checkpoint | null> {

@@ -1,4 +1,5 @@
-import type { PrismaClient, Worker } from '../generated/client';
+import { Prisma, type PrismaClient, type Worker } from '../generated/client';
+import { requeueHeld } from './requeue';
 
 export interface WorkerBeat {
   id: string;
@@ -26,15 +27,24 @@ export class WorkerRepository {
    * Hands back the rows a previous process with this worker id left RUNNING (it was killed and
    * restarted under the same id, as a StatefulSet or a unit with WORKER_ID does). A process that is
    * only starting runs nothing, and its heartbeats would otherwise keep the reconciler off them.
+   * Each row gets its `*.requeued` event.
    * @returns how many rows went back to QUEUED.
    */
   async releaseHeld(workerId: string): Promise<number> {
-    const counts = await Promise.all(
-      (['runs', 'probe_tasks', 'baselines'] as const).map((table) =>
-        this.prisma.$executeRawUnsafe(`UPDATE ${table} SET status = 'QUEUED', error = 'its worker restarted', updated_at = now() WHERE status = 'RUNNING' AND worker_id = $1`, workerId),
-      ),
+    return requeueHeld(this.prisma, Prisma.sql`worker_id = ${workerId}`, 'its worker restarted');
+  }
+
+  /**
+   * Hands back the rows of workers not heard from since `cutoff` (or stopped), and rows RUNNING
+   * without a worker: the reconciler's recovery from a worker that died.
+   * @returns how many rows went back to QUEUED.
+   */
+  async releaseStale(cutoff: Date): Promise<number> {
+    return requeueHeld(
+      this.prisma,
+      Prisma.sql`(worker_id IS NULL OR worker_id NOT IN (SELECT id FROM workers WHERE last_heartbeat_at >= ${cutoff} AND state <> 'stopped'))`,
+      'its worker stopped heartbeating',
     );
-    return counts.reduce((a, b) => a + b, 0);
   }
 
   /** Workers heard from within `staleMs`. */
