@@ -10,7 +10,7 @@ import type {
   CreatedSweep,
 } from '@ddae/db';
 import { WorkerRepository, type Prisma, type PrismaClient } from '@ddae/db';
-import { jobPriority, type ComputeQueue, type EnqueueRequest } from '@ddae/queue';
+import { jobPriority, withTimeout, type ComputeQueue, type EnqueueRequest } from '@ddae/queue';
 
 /** The job of each kind of row, at its sweep's priority (see jobPriority). */
 const jobs = {
@@ -57,6 +57,15 @@ export interface OrchestratorDeps {
   queue: ComputeQueue;
 }
 
+/** How long a submission waits for Redis to take its first jobs before leaving them to the reconciler. */
+export const SUBMIT_ENQUEUE_TIMEOUT_MS = 5_000;
+
+/**
+ * A stored sweep and, when this submission created it, whether its first jobs reached the queue
+ * (false: the reconciler offers them). A replay of an earlier submission enqueues nothing: undefined.
+ */
+export type SubmittedSweep = CreatedSweep & { queued?: boolean };
+
 /**
  * Decides what work follows what, in ONE place: a sweep's submission enqueues its pretraining
  * runs and baselines; a finished run enqueues its probe tasks; any terminal task refreshes the
@@ -66,7 +75,12 @@ export interface OrchestratorDeps {
 export class SweepOrchestrator {
   constructor(private readonly deps: OrchestratorDeps) {}
 
-  async submit(spec: SweepSpec, plan: SweepPlan, idempotencyKey?: string): Promise<CreatedSweep> {
+  /**
+   * Stores the sweep (one transaction), then offers its first jobs to the queue. Postgres is the
+   * record: when Redis cannot take the jobs the sweep stays stored and `queued` is false; the
+   * reconciler offers them once Redis answers. Nothing is ever half-refused.
+   */
+  async submit(spec: SweepSpec, plan: SweepPlan, idempotencyKey?: string): Promise<SubmittedSweep> {
     const created = await this.deps.sweeps.create({
       name: plan.name,
       priority: spec.priority,
@@ -103,13 +117,18 @@ export class SweepOrchestrator {
     if (!created.created) return created;
     const priority = created.sweep.priority;
     let position = 0;
-    await this.deps.queue.enqueue([
+    const requests = [
       ...created.pendingBaselineIds.map((baselineId) => jobs.baseline(baselineId, priority)),
       ...created.runIds.map((runId, i) => (plan.runs[i].untrained ? jobs.pretrain(runId, priority, 0, true) : jobs.pretrain(runId, priority, position++))),
-    ]);
+    ];
+    // A late success after the timeout is harmless: the reconciler's offer of the same ids is a no-op.
+    const queued = await withTimeout(this.deps.queue.enqueue(requests), SUBMIT_ENQUEUE_TIMEOUT_MS, 'enqueue').then(
+      () => true,
+      () => false,
+    );
     // A sweep whose every baseline is already known and that has no runs is done at once.
     await this.deps.sweeps.refreshStatus(created.sweep.id);
-    return created;
+    return { ...created, queued };
   }
 
   /**

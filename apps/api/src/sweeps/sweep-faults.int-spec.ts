@@ -1,9 +1,9 @@
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { apiEnvSchema } from '@ddae/config';
-import type { SweepSpecInput } from '@ddae/contracts';
+import { QUEUES, type SweepSpecInput } from '@ddae/contracts';
 import { BaselineRepository } from '@ddae/db';
-import { createTestDatabase, deleteQueueKeys, startRedisServer, uniqueQueuePrefix, type RedisServer, type TestDatabase } from '@ddae/testing';
+import { createTestDatabase, deleteQueueKeys, queuedJobIds, startRedisServer, uniqueQueuePrefix, waitFor, type RedisServer, type TestDatabase } from '@ddae/testing';
 import { createApiApp } from '../bootstrap';
 
 const spec: SweepSpecInput = {
@@ -25,6 +25,7 @@ describe('sweeps API under faults (real Postgres, a Redis of its own)', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     redis = await startRedisServer();
+    // The reconciler every 300 ms: it must queue what a submission could not.
     const env = apiEnvSchema.parse({ DATABASE_URL: db.url, REDIS_URL: redis.url, QUEUE_PREFIX: prefix, RECONCILE_MS: '300', LOG_LEVEL: 'error', API_AUTH: 'off' });
     app = await createApiApp(env);
     await app.init();
@@ -39,6 +40,39 @@ describe('sweeps API under faults (real Postgres, a Redis of its own)', () => {
 
   beforeEach(async () => {
     await db.prisma.$executeRawUnsafe('TRUNCATE sweeps, baselines, workers CASCADE');
+  });
+
+  it('with Redis down, a submission is accepted (202, stored, queued: false), a retry with its key is the same sweep, and the reconciler queues it once Redis is back', async () => {
+    const server = app.getHttpServer();
+    await redis.stop('SIGKILL');
+    try {
+      const first = await request(server).post('/api/sweeps').set('idempotency-key', 'redis-down-1').send(spec).expect(202);
+      expect(first.body).toMatchObject({ created: true, queued: false, status: 'QUEUED' });
+      expect(first.body.note).toMatch(/reconciler/);
+      // The client retries (it cannot know whether the first attempt counted): the same sweep.
+      const retry = await request(server).post('/api/sweeps').set('idempotency-key', 'redis-down-1').send(spec).expect(200);
+      expect(retry.body).toMatchObject({ id: first.body.id, created: false });
+      expect(await db.prisma.sweep.count()).toBe(1);
+    } finally {
+      await redis.start();
+    }
+    const run = await db.prisma.run.findFirstOrThrow({ where: { sweepId: (await db.prisma.sweep.findFirstOrThrow()).id } });
+    const baseline = await db.prisma.baseline.findFirstOrThrow();
+    const expected = [`baseline-${baseline.id}`, `pretrain-${run.id}`].sort();
+    await waitFor(
+      'the reconciler to queue the sweep submitted while Redis was down',
+      async () => {
+        const ids = (await queuedJobIds(redis.url, prefix, QUEUES.compute)).sort();
+        return expected.every((id) => ids.includes(id)) ? ids : undefined;
+      },
+      { timeoutMs: 30_000, describe: async () => (await queuedJobIds(redis.url, prefix, QUEUES.compute)).join(', ') },
+    );
+    await request(server).get('/health').expect(200);
+  });
+
+  it('with Redis up, a submission is created and queued (201, queued: true)', async () => {
+    const res = await request(app.getHttpServer()).post('/api/sweeps').send(spec).expect(201);
+    expect(res.body).toMatchObject({ created: true, queued: true });
   });
 
   it('shows each baseline of a sweep with the reason it failed', async () => {

@@ -65,9 +65,16 @@ export class SweepsController {
     if (!created.created && created.sweep.specHash !== plan.specHash) {
       throw new ApiError('conflict', `Idempotency-Key "${idemKey}" was already used for a different spec (sweep ${created.sweep.id})`);
     }
+    const view = { id: created.sweep.id, name: created.sweep.name, status: created.sweep.status, created: created.created, counts: plan.counts };
     // A replay of an earlier submission: 200 with the stored sweep, nothing new enqueued.
-    if (!created.created) res.status(200);
-    return { id: created.sweep.id, name: created.sweep.name, status: created.sweep.status, created: created.created, counts: plan.counts };
+    if (!created.created) {
+      res.status(200);
+      return view;
+    }
+    if (created.queued) return { ...view, queued: true };
+    // Stored, but Redis did not take its jobs: accepted, and the reconciler queues them.
+    res.status(202);
+    return { ...view, queued: false, note: 'stored; the queue (Redis) is unreachable: the reconciler queues its jobs as soon as it answers' };
   }
 
   @Get()
