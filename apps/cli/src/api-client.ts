@@ -19,7 +19,7 @@ export class ApiClient {
         },
       });
     } catch (error) {
-      throw new CliError(`cannot reach the API at ${this.base} (${(error as Error).cause ?? (error as Error).message}). Start it with \`npm run api\`, or pass --api <url> / set DDAE_API_URL.`);
+      throw new CliError(`cannot reach the API at ${this.base} (${(error as Error).cause ?? (error as Error).message}). Start it with \`npm run api\`, or pass --api <url> / set DDAE_API_URL.`, 0);
     }
     const text = await response.text();
     const body = text ? (JSON.parse(text) as unknown) : undefined;
@@ -27,7 +27,7 @@ export class ApiClient {
       const err = body as { message?: string; issues?: { path: string; message: string }[] } | undefined;
       const issues = err?.issues?.map((i) => `  ${i.path || '(document)'}: ${i.message}`).join('\n');
       if (response.status === 401 && !this.token) throw new CliError(`${err?.message ?? 'unauthorized'}\nthen pass it with --token <token> or DDAE_API_TOKEN`);
-      throw new CliError(`${response.status} ${err?.message ?? response.statusText}${issues ? `\n${issues}` : ''}`);
+      throw new CliError(`${response.status} ${err?.message ?? response.statusText}${issues ? `\n${issues}` : ''}`, response.status);
     }
     return body as T;
   }
@@ -36,4 +36,11 @@ export class ApiClient {
 /** An error for people: printed without a stack trace, exit code 1. */
 export class CliError extends Error {
   override readonly name = 'CliError';
+  /** @param status the API's HTTP status; 0 when no answer came back; undefined for the CLI's own errors */
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ApiClient } from '../api-client';
@@ -26,7 +27,12 @@ const STATUSES = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'];
 /** Rows of a status count, whatever else the object carries. */
 const total = (c: Record<string, number>): number => STATUSES.reduce((n, s) => n + (c[s] ?? 0), 0);
 
-export async function submitSweep(api: ApiClient, file: string, opts: { dryRun: boolean; idempotencyKey?: string; json: boolean }): Promise<string> {
+/**
+ * POSTs a spec file. Every submit carries an Idempotency-Key (`--idempotency-key`, else a fresh
+ * one) and is retried with it while its outcome is unknown (`retryDelaysMs`, default
+ * SUBMIT_RETRY_DELAYS_MS).
+ */
+export async function submitSweep(api: ApiClient, file: string, opts: { dryRun: boolean; idempotencyKey?: string; json: boolean; retryDelaysMs?: number[] }): Promise<string> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -34,15 +40,44 @@ export async function submitSweep(api: ApiClient, file: string, opts: { dryRun: 
     throw new CliError(`cannot read the spec file "${file}": check the path (examples/fashion-mnist.yaml is a starting point)`);
   }
   const isJson = path.extname(file).toLowerCase() === '.json';
-  const result = await api.request<{ id?: string; created?: boolean; counts: Record<string, number> }>('POST', `/api/sweeps${opts.dryRun ? '?dryRun=true' : ''}`, {
-    body: text,
-    contentType: isJson ? 'application/json' : 'application/yaml',
-    headers: opts.idempotencyKey ? { 'idempotency-key': opts.idempotencyKey } : {},
-  });
+  // A key of our own on every submit: a retry after a lost answer returns the same sweep.
+  const key = opts.idempotencyKey ?? `cli-${randomUUID()}`;
+  const post = () =>
+    api.request<{ id?: string; created?: boolean; queued?: boolean; note?: string; counts: Record<string, number> }>('POST', `/api/sweeps${opts.dryRun ? '?dryRun=true' : ''}`, {
+      body: text,
+      contentType: isJson ? 'application/json' : 'application/yaml',
+      headers: { 'idempotency-key': key },
+    });
+  const result = await withRetries(post, key, opts.retryDelaysMs ?? SUBMIT_RETRY_DELAYS_MS);
   if (opts.json) return JSON.stringify(result);
   const counts = Object.entries(result.counts).map(([k, v]) => `${k} ${v}`).join(', ');
   if (opts.dryRun) return `valid; would plan ${counts}`;
-  return result.created === false ? `${result.id} (already submitted with this idempotency key)` : `${result.id}\nplanned ${counts}`;
+  if (result.created === false) return `${result.id} (already submitted with this idempotency key)`;
+  return `${result.id}\nplanned ${counts}${result.queued === false ? `\n${result.note ?? 'stored; not queued yet'}` : ''}`;
+}
+
+/** Waits before each retry of a submit whose answer was lost (no answer, or a 5xx). */
+export const SUBMIT_RETRY_DELAYS_MS = [1_000, 3_000];
+
+/**
+ * Sends the submit again, with the same idempotency key, when no answer came back or the API
+ * failed (5xx): the outcome of the attempt is unknown, and the key makes the retry safe. When every
+ * attempt fails, the error names the key to retry with by hand.
+ */
+async function withRetries<T>(post: () => Promise<T>, key: string, delaysMs: number[]): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await post();
+    } catch (error) {
+      const status = error instanceof CliError ? error.status : undefined;
+      const unknownOutcome = status === 0 || (status !== undefined && status >= 500);
+      if (!unknownOutcome) throw error;
+      if (attempt >= delaysMs.length) {
+        throw new CliError(`${(error as Error).message}\nthe sweep may or may not be stored: submit again with --idempotency-key ${key} (the same key never makes a second sweep)`, status);
+      }
+      await new Promise((resolve) => setTimeout(resolve, delaysMs[attempt]));
+    }
+  }
 }
 
 export function renderSweep(s: SweepView): string {
