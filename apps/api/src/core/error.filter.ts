@@ -49,6 +49,6 @@ export function toErrorBody(exception: unknown, logger: Logger): ErrorBody {
 }
 
 function httpErrorName(status: number): string {
-  const names: Record<number, string> = { 400: 'invalid_request', 404: 'not_found', 405: 'method_not_allowed', 409: 'conflict', 413: 'payload_too_large', 415: 'unsupported_media_type' };
+  const names: Record<number, string> = { 400: 'invalid_request', 404: 'not_found', 405: 'method_not_allowed', 409: 'conflict', 413: 'payload_too_large', 415: 'unsupported_media_type', 503: 'service_unavailable' };
   return names[status] ?? (status >= 500 ? 'internal_error' : 'error');
 }

@@ -1,5 +1,6 @@
-import { Controller, Get, HttpException, Inject } from '@nestjs/common';
+import { Controller, Get, Inject, Res } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
 import type { PrismaClient } from '@ddae/db';
 import type { ComputeQueue } from '@ddae/queue';
 import { withTimeout } from '@ddae/queue';
@@ -16,14 +17,16 @@ export class HealthController {
   ) {}
 
   @Get()
-  @ApiOperation({ summary: 'Liveness and dependencies: 200 when Postgres and Redis answer, else 503' })
-  async check() {
+  @ApiOperation({ summary: 'Liveness and dependencies: 200 when Postgres and Redis answer, else 503 naming what is down' })
+  async check(@Res({ passthrough: true }) res: Response) {
     const [db, redis] = await Promise.all([
       withTimeout(this.prisma.$queryRaw`SELECT 1`, 2_000, 'postgres').then(() => 'up' as const, () => 'down' as const),
       withTimeout(this.queue.ping(), 2_000, 'redis').then(() => 'up' as const, () => 'down' as const),
     ]);
-    const body = { status: db === 'up' && redis === 'up' ? 'ok' : 'degraded', postgres: db, redis };
-    if (body.status !== 'ok') throw new HttpException(body, 503);
-    return body;
+    const down = [...(db === 'down' ? ['postgres'] : []), ...(redis === 'down' ? ['redis'] : [])];
+    if (down.length === 0) return { status: 'ok', postgres: db, redis };
+    // The error shape of every other 4xx/5xx, with each dependency's state beside it.
+    res.status(503);
+    return { statusCode: 503, error: 'service_unavailable', message: `${down.join(' and ')} ${down.length > 1 ? 'are' : 'is'} down`, status: 'degraded', postgres: db, redis };
   }
 }

@@ -70,6 +70,18 @@ describe('sweeps API under faults (real Postgres, a Redis of its own)', () => {
     await request(server).get('/health').expect(200);
   });
 
+  it('/health answers 503 naming what is down, and 200 once it is back', async () => {
+    const server = app.getHttpServer();
+    await redis.stop('SIGKILL');
+    try {
+      const health = await request(server).get('/health').expect(503);
+      expect(health.body).toEqual({ statusCode: 503, error: 'service_unavailable', message: 'redis is down', status: 'degraded', postgres: 'up', redis: 'down' });
+    } finally {
+      await redis.start();
+    }
+    await waitFor('the API to see Redis again', async () => ((await request(server).get('/health')).status === 200 ? true : undefined), { timeoutMs: 30_000 });
+  });
+
   it('with Redis up, a submission is created and queued (201, queued: true)', async () => {
     const res = await request(app.getHttpServer()).post('/api/sweeps').send(spec).expect(201);
     expect(res.body).toMatchObject({ created: true, queued: true });
