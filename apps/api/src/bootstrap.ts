@@ -6,6 +6,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { ApiEnv } from '@ddae/config';
 import { AppModule } from './app.module';
 import { installBodyParsers } from './core/body-parsers';
+import { installHttpPolicy } from './core/http-policy';
 
 const LEVELS: LogLevel[] = ['error', 'warn', 'log', 'debug', 'verbose'];
 
@@ -15,6 +16,7 @@ export async function createApiApp(env: ApiEnv): Promise<NestExpressApplication>
     bodyParser: false,
     logger: LEVELS.slice(0, LEVELS.indexOf(env.LOG_LEVEL) + 1),
   });
+  installHttpPolicy(app, env);
   installBodyParsers(app.getHttpAdapter().getInstance(), env.BODY_LIMIT);
   app.setGlobalPrefix('api', {
     exclude: [

@@ -7,6 +7,16 @@ describe('loadEnv', () => {
     expect(loadEnv(workerEnvSchema, {})).toMatchObject({ DDAE_BACKEND: 'auto', HEARTBEAT_MS: 5_000, WORKER_AUTORUN: true });
   });
 
+  it('reads the API\'s CORS origins and host names as lists; none given: no CORS, the default hosts', () => {
+    const defaults = loadEnv(apiEnvSchema, {});
+    expect(defaults.CORS_ORIGINS).toEqual([]);
+    expect(defaults.ALLOWED_HOSTS).toBeUndefined();
+    expect(loadEnv(apiEnvSchema, { CORS_ORIGINS: 'https://a.example, https://b.example:8443,', ALLOWED_HOSTS: 'api.example' })).toMatchObject({
+      CORS_ORIGINS: ['https://a.example', 'https://b.example:8443'],
+      ALLOWED_HOSTS: ['api.example'],
+    });
+  });
+
   it('coerces numbers and booleans from strings', () => {
     expect(loadEnv(workerEnvSchema, { HEARTBEAT_MS: '250', WORKER_AUTORUN: 'false' })).toMatchObject({ HEARTBEAT_MS: 250, WORKER_AUTORUN: false });
   });

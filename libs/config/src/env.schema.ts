@@ -6,6 +6,8 @@ import { z } from 'zod';
  */
 
 const port = z.coerce.number().int().min(0).max(65535);
+/** A comma-separated list (spaces ignored, empty entries dropped). */
+const list = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
@@ -40,6 +42,19 @@ export const apiEnvSchema = z.object({
   API_AUTH: z.enum(['off', 'writes', 'all']).default('writes'),
   /** Period of the reconciler that re-offers queued rows to the queue (0: off). Default 30 s. */
   RECONCILE_MS: z.coerce.number().int().min(0).default(30_000),
+  /**
+   * Origins (`https://lab.example:8443`, comma-separated) whose pages may call the API from a
+   * browser (CORS); `*` for any. Default none: only the API's own web page, which is same-origin.
+   */
+  CORS_ORIGINS: list.default([]),
+  /**
+   * Host names (no port, comma-separated) the API answers to: a request whose Host header names
+   * another is refused with 403, so a page elsewhere cannot reach the API through DNS rebinding.
+   * `*` turns the check off. Default (also when empty) `localhost`, `127.0.0.1`, `::1`, and HOST
+   * when it is a specific address (not 0.0.0.0 or ::); behind a proxy or under another name, list
+   * that name. `GET /health` is exempt (orchestrators' probes name the pod's address).
+   */
+  ALLOWED_HOSTS: list.optional(),
 });
 export type ApiEnv = z.infer<typeof apiEnvSchema>;
 
