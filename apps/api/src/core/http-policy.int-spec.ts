@@ -40,17 +40,17 @@ describe('HTTP policy (real Postgres and Redis)', () => {
 
   it('sends nosniff and no X-Powered-By on every kind of response', async () => {
     const server = await start();
-    const responses = await Promise.all([
-      request(server).get('/api/sweeps').expect(200),
-      request(server).get('/'),
-      request(server).get('/health'),
-      request(server).get('/api/nothing-here').expect(404),
-      request(server).get('/api/sweeps/not-a-uuid').expect(400),
-      request(server).post('/api/sweeps').set('content-type', 'application/json').send('{broken').expect(400),
-      request(server).get('/api/docs/openapi.json').expect(200),
-    ]);
-    for (const res of responses) {
-      expect({ url: res.req.path, nosniff: res.headers['x-content-type-options'], poweredBy: res.headers['x-powered-by'] }).toEqual({ url: res.req.path, nosniff: 'nosniff', poweredBy: undefined });
+    const responses = {
+      'a read': await request(server).get('/api/sweeps').expect(200),
+      'the web page': await request(server).get('/'),
+      health: await request(server).get('/health'),
+      'an unknown route': await request(server).get('/api/nothing-here').expect(404),
+      'a bad id': await request(server).get('/api/sweeps/not-a-uuid').expect(400),
+      'a malformed body': await request(server).post('/api/sweeps').set('content-type', 'application/json').send('{broken').expect(400),
+      'the OpenAPI document': await request(server).get('/api/docs/openapi.json').expect(200),
+    };
+    for (const [what, res] of Object.entries(responses)) {
+      expect({ what, nosniff: res.headers['x-content-type-options'], poweredBy: res.headers['x-powered-by'] }).toEqual({ what, nosniff: 'nosniff', poweredBy: undefined });
     }
   });
 
