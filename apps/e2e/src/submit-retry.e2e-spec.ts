@@ -86,5 +86,19 @@ describe('sweep submit over a connection that loses the answer (real API process
     } finally {
       await proxy.close();
     }
+
+    // Tables (no --json): the id on the first line, as for a first-time answer; a new key, a new sweep.
+    const again = await lossyProxy(stack.base, 1);
+    try {
+      const cli = await runCli(['sweep', 'submit', file, '--api', again.url], { DDAE_API_TOKEN: stack.token });
+      expect({ code: cli.code, stderr: cli.stderr }).toEqual({ code: 0, stderr: '' });
+      const [firstLine, secondLine] = cli.stdout.trim().split('\n');
+      const sweeps = await stack.db.prisma.sweep.findMany({ where: { name: 'lost-answer' }, orderBy: { createdAt: 'asc' } });
+      expect(sweeps).toHaveLength(2);
+      expect(firstLine).toBe(sweeps[1].id);
+      expect(secondLine).toMatch(/^planned /);
+    } finally {
+      await again.close();
+    }
   });
 });

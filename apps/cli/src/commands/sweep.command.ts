@@ -52,7 +52,8 @@ export async function submitSweep(api: ApiClient, file: string, opts: { dryRun: 
   if (opts.json) return JSON.stringify(result);
   const counts = Object.entries(result.counts).map(([k, v]) => `${k} ${v}`).join(', ');
   if (opts.dryRun) return `valid; would plan ${counts}`;
-  if (result.created === false) return `${result.id} (already submitted with this idempotency key)`;
+  // A replay answers our own retry too: only a key the user chose was "already submitted" by them.
+  if (result.created === false && opts.idempotencyKey) return `${result.id} (already submitted with this idempotency key)`;
   return `${result.id}\nplanned ${counts}${result.queued === false ? `\n${result.note ?? 'stored; not queued yet'}` : ''}`;
 }
 
