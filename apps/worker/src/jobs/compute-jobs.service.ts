@@ -227,7 +227,7 @@ export class ComputeJobsService {
    * Returns the result, or an outcome when the task was cancelled.
    */
   private async execute(job: Job, token: string | undefined, row: RowHandle, task: ComputeTask, callbacks: ComputeCallbacks): Promise<ComputeResult | JobOutcome> {
-    const child = new ComputeProcess({ backend: this.identity.backend, env: { CUDA_VISIBLE_DEVICES: this.env.CUDA_VISIBLE_DEVICES } });
+    const child = new ComputeProcess({ backend: this.identity.backend, env: this.identity.childEnv() });
     this.current.start({ jobId: job.id ?? '?', label: row.label, child, status: row.status });
     try {
       return await child.run(task, callbacks);
