@@ -34,6 +34,9 @@ describe('webgpu device faults', () => {
     expect((err as Error).message).toMatch(/DDAE_GPU=1: there is no adapter 1\. Dawn offers:\n {2}0: "llvmpipe[^"]*" \(vulkan, software adapter\)/);
     const named = await selectBackend('webgpu', { gpu: { kind: 'name', name: 'H200' } }).catch((e: unknown) => e);
     expect((named as Error).message).toMatch(/DDAE_GPU=H200: no adapter's name contains it/);
+    // A PCI address is checked against the list of Mesa's device-select layer (with the PCI address of each GPU).
+    const pci = await selectBackend('webgpu', { gpu: { kind: 'pci', tag: 'pci-0000_3b_00_0' } }).catch((e: unknown) => e);
+    expect((pci as Error).message).toMatch(/DDAE_GPU=pci-0000_3b_00_0: no GPU at that PCI address\. Vulkan sees:\n {2}\(no PCI address\) "llvmpipe[^"]*" CPU/);
   });
 
   it('fails the read after a dropped GPU command, and every read after it', async () => {
