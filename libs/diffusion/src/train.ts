@@ -336,7 +336,8 @@ export interface Trainer {
   readonly steps: number;
   /**
    * One optimiser step exactly as `pretrain` takes it (noise, forward, backward, clipping, Adam,
-   * EMA); resolves with its loss once read (on a GPU that waits for the step to finish).
+   * EMA); resolves with its loss once read. On a GPU that read waits for the step to finish
+   * (`pretrain` reads every `lossReadEvery` steps instead), which a benchmark should know.
    */
   step(): Promise<number>;
   /** Disposes the model, its EMA and the optimiser state. */
