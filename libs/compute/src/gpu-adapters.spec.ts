@@ -1,4 +1,4 @@
-import { dawnDeviceSlug, parseDawnAdapterList, parseDeviceSelectList, planAdapter, type ListedAdapter } from './gpu-adapters';
+import { NO_VULKAN, dawnDeviceSlug, parseDawnAdapterList, parseDeviceSelectList, planAdapter, type ListedAdapter } from './gpu-adapters';
 
 /** The adapter choice on hosts CI does not have (several GPUs, identical GPUs), from the lists Dawn and Mesa print. */
 const h200 = (index: number): ListedAdapter => ({ index, name: 'NVIDIA H200', api: 'vulkan', fallback: false });
@@ -21,7 +21,8 @@ describe('choosing a GPU adapter', () => {
     expect(planAdapter({ kind: 'auto' }, [h200(0), lavapipe(1)], false)).toEqual({ index: 0, nameFilter: 'NVIDIA H200' });
     expect(planAdapter({ kind: 'auto' }, [lavapipe(0)], false)).toEqual({ skip: expect.stringMatching(/no hardware adapter \(only software/) });
     expect(planAdapter({ kind: 'auto' }, [lavapipe(0)], true)).toEqual({ index: 0, nameFilter: lavapipe(0).name });
-    expect(planAdapter({ kind: 'auto' }, [], true)).toEqual({ skip: 'no Vulkan adapter' });
+    expect(planAdapter({ kind: 'auto' }, [], true)).toEqual({ skip: NO_VULKAN });
+    expect(() => planAdapter({ kind: 'index', index: 0 }, [], true)).toThrow(/there is no adapter 0\. Dawn offers:\n {2}\(none: no Vulkan adapter \(a GPU needs libvulkan1/);
   });
 
   it('auto with several GPUs is an error: workers must not share the first one by default', () => {

@@ -43,9 +43,12 @@ export function dawnDeviceSlug(name: string): string {
   return name.toLowerCase().replace(/[^a-z0-9]+/g, '-');
 }
 
+/** Why there is no adapter at all, with the fix. */
+export const NO_VULKAN = 'no Vulkan adapter (a GPU needs libvulkan1 and its Vulkan driver, e.g. the NVIDIA driver; software Vulkan: mesa-vulkan-drivers)';
+
 /** `0 "NVIDIA H200"`, `1 "llvmpipe (...)" (software)` one per line, for error messages. */
 export function describeList(adapters: ListedAdapter[]): string {
-  if (adapters.length === 0) return '  (none: no Vulkan driver answered; is libvulkan1 and a driver such as the NVIDIA driver or mesa-vulkan-drivers installed?)';
+  if (adapters.length === 0) return `  (none: ${NO_VULKAN})`;
   return adapters.map((a) => `  ${a.index}: "${a.name}" (${a.api}${a.fallback ? ', software adapter' : ''})`).join('\n');
 }
 
@@ -98,7 +101,7 @@ export function planAdapter(selector: GpuSelector, adapters: ListedAdapter[], al
       if (hardware.length === 1) return take(hardware[0]);
       const software = adapters.find((a) => a.fallback);
       if (allowSoftware && software) return take(software);
-      return { skip: adapters.length === 0 ? 'no Vulkan adapter' : `no hardware adapter (only software: ${adapters.map((a) => `"${a.name}"`).join(', ')}; DDAE_BACKEND=webgpu would use it)` };
+      return { skip: adapters.length === 0 ? NO_VULKAN : `no hardware adapter (only software: ${adapters.map((a) => `"${a.name}"`).join(', ')}; DDAE_BACKEND=webgpu would use it)` };
     }
   }
 }
