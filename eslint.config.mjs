@@ -63,7 +63,7 @@ export default [
         {
           patterns: [
             { group: ['@nestjs/*', '@prisma/*', 'bullmq', 'ioredis', 'pg'], message: 'ML libraries stay pure: TensorFlow.js only.' },
-            { group: ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-backend-wasm'], message: 'Backends are chosen once, in @ddae/compute.' },
+            { group: ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-backend-webgpu', 'webgpu'], message: 'Backends are chosen once, in @ddae/compute.' },
           ],
         },
       ],

@@ -42,11 +42,11 @@ function syntheticImages(count: number, d: number): Float32Array {
 
 let cpuPerWall = 0;
 
-function time(warmup: number, iters: number, step: () => void): number {
-  for (let i = 0; i < warmup; i++) step();
+async function time(warmup: number, iters: number, step: () => Promise<void>): Promise<number> {
+  for (let i = 0; i < warmup; i++) await step();
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
-  for (let i = 0; i < iters; i++) step();
+  for (let i = 0; i < iters; i++) await step();
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = process.cpuUsage(cpu0);
   cpuPerWall = (cpu.user + cpu.system) / 1e6 / seconds;
@@ -84,8 +84,8 @@ async function main(): Promise<void> {
     const trainer = createTrainer(task, images, count, { imageSize, imageChannels });
     params = trainer.unet.parameterCount();
     microBatch = trainer.microBatch;
-    seconds = time(cfg.warmup, cfg.iters, () => {
-      if (!Number.isFinite(trainer.step())) throw new Error('non-finite loss');
+    seconds = await time(cfg.warmup, cfg.iters, async () => {
+      if (!Number.isFinite(await trainer.step())) throw new Error('non-finite loss');
     });
     trainer.dispose();
   } else {
@@ -93,8 +93,8 @@ async function main(): Promise<void> {
     params = unet.parameterCount();
     const layers = decoderBlockNames(model);
     const x = images.subarray(0, batch * d);
-    seconds = time(cfg.warmup, cfg.iters, () => {
-      extractFeatures(unet, 'ddpm', x, batch, 100, layers, { batchSize: batch });
+    seconds = await time(cfg.warmup, cfg.iters, async () => {
+      await extractFeatures(unet, 'ddpm', x, batch, 100, layers, { batchSize: batch });
     });
     unet.dispose();
   }

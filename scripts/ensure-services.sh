@@ -53,3 +53,27 @@ fi
 if ! ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0'; then
   apt_install libopenblas0-pthread
 fi
+
+# Software Vulkan for the webgpu backend's tests (Dawn on Mesa's lavapipe; CI has no GPU): the
+# Vulkan loader and a Mesa recent enough for Dawn. Debian 12's own Mesa 22.3 is refused by Dawn
+# ("shaderUniform*ArrayDynamicIndexing required"); the one in bookworm-backports (25.x) works.
+mesa_ok() {
+  local v
+  v=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null) || return 1
+  dpkg --compare-versions "$v" ge 24 && ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'
+}
+if ! mesa_ok; then
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  if [ "$codename" = bookworm ]; then
+    if ! grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      log "adding the bookworm-backports suite to apt's sources"
+      printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: bookworm-backports' 'Components: main' \
+        'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' | as_root tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null
+      apt_updated=0
+    fi
+    apt_install -t bookworm-backports mesa-vulkan-drivers libvulkan1
+  else
+    apt_install mesa-vulkan-drivers libvulkan1
+  fi
+  mesa_ok || log "warning: mesa-vulkan-drivers >= 24 and libvulkan1 are still missing: the webgpu tests will fail"
+fi

@@ -42,7 +42,7 @@ usage: npm run ddae -- <command> [options]
 
 inline commands (TensorFlow.js in this process; no API, Redis or Postgres):
   pretrain                train a diffusion UNet as a worker would; resumes when --out holds checkpoints
-      --dataset fashion-mnist|mnist|cifar10 --method ddpm|edm --steps N --out DIR (required)
+      --dataset fashion-mnist|mnist|cifar10 --steps N --out DIR (required) --method ddpm|edm (ddpm)
                           (--steps 0 writes the initial weights: the untrained network, to probe as a control)
       --unet tiny|small|base|reference|'{"baseChannels":16,"channelMults":[1,2,2],"blocksPerLevel":1}'
       --batch N (64) --lr X (2e-4) --warmup N (steps/10, max 1000) --ema-cap X (0.9999 ddpm, 0.9993 edm)
@@ -53,7 +53,7 @@ inline commands (TensorFlow.js in this process; no API, Redis or Postgres):
         --probe-test-size N (1000) --probe-epochs N (5)
         --probe-pooling gap|avg2|avg4 (gap; on small models avg4 separates the steps far better)
         --patience N      stop once N probes in a row gain less than --min-delta X (0.002); off by default
-      prints progress to stderr; --json: {"checkpoint","steps","seconds","parameters","backend"}
+      prints progress to stderr; --json: {"checkpoint","steps","seconds","parameters","backend"} (+ "gpu" on webgpu)
                           (+ "progress": [{"step","accuracy"}], "stoppedEarly" with --probe-every)
   sample                  generate images from a checkpoint's EMA weights into a PNG grid
       --checkpoint DIR    a pretrain --out directory (newest checkpoint) or one step-XXXXXXXX directory
@@ -78,7 +78,10 @@ inline commands (TensorFlow.js in this process; no API, Redis or Postgres):
   cache list              the feature cache (--cache DIR, default $ARTIFACT_DIR/features): size per checkpoint
   cache prune             delete entries unused for --older-than 14d|12h|30m|0 (optionally only --checkpoint DIR's),
                           plus leftovers of interrupted writes; --dry-run shows what would go; safe beside workers
-  --backend B             auto, tensorflow-gpu, tensorflow, native, wasm or cpu (default $DDAE_BACKEND or auto)
+  --backend B             auto, tensorflow-gpu, webgpu, tensorflow, native, wasm or cpu (default $DDAE_BACKEND or auto;
+                          auto takes webgpu on a hardware GPU only, --backend webgpu also on a software adapter)
+  --gpu G                 the webgpu backend's GPU: auto, an adapter index, pci-DDDD_BB_DD_F or part of its name
+                          (default $DDAE_GPU or auto: the one hardware adapter)
 
 common options:
   --api URL               API base URL (default $DDAE_API_URL or http://127.0.0.1:3000)
@@ -124,6 +127,7 @@ async function main(argv: string[]): Promise<string> {
       'min-delta': { type: 'string' },
       'data-dir': { type: 'string' },
       backend: { type: 'string' },
+      gpu: { type: 'string' },
       checkpoint: { type: 'string' },
       n: { type: 'string' },
       eta: { type: 'string' },

@@ -20,7 +20,7 @@ export class WorkerModule implements OnApplicationShutdown {
       { provide: COMPUTE_QUEUE, useFactory: () => new ComputeQueue({ redisUrl: env.REDIS_URL, prefix: env.QUEUE_PREFIX }) },
       { provide: SERVICES, useFactory: createSweepServices, inject: [PRISMA, COMPUTE_QUEUE] },
       ...serviceProviders(SERVICES),
-      { provide: WorkerIdentity, useValue: new WorkerIdentity({ id: env.WORKER_ID, device: env.DEVICE, cudaVisibleDevices: env.CUDA_VISIBLE_DEVICES }) },
+      { provide: WorkerIdentity, useValue: new WorkerIdentity({ id: env.WORKER_ID, device: env.DEVICE, cudaVisibleDevices: env.CUDA_VISIBLE_DEVICES, gpu: env.DDAE_GPU }) },
       CurrentJob,
       ComputeJobsService,
       WorkerRuntime,

@@ -7,11 +7,13 @@ import { backendFromEnv, currentBackend, selectBackend } from './backend';
 describe('backend selection', () => {
   // CI installs OpenBLAS and npm ci builds the addon: auto must then find our native kernels
   // (tfjs-node cannot install here), and a missing addon fails this test rather than hiding.
-  it('picks the native kernels here (no tfjs-node) and keeps its first choice', async () => {
+  // CI also has software Vulkan (lavapipe) for the webgpu tests: auto must pass it by, saying why.
+  it('picks the native kernels here (no tfjs-node, no hardware GPU) and keeps its first choice', async () => {
     const first = await selectBackend('auto');
     expect(first.backend).toBe('native');
     expect(first.detail).toMatch(/libopenblas/);
-    expect(first.detail).toMatch(/@tensorflow\/tfjs-node-gpu absent, @tensorflow\/tfjs-node absent/);
+    expect(first.detail).toMatch(/@tensorflow\/tfjs-node-gpu absent, webgpu: no hardware adapter \(only software: "llvmpipe[^"]*"; DDAE_BACKEND=webgpu would use it\), @tensorflow\/tfjs-node absent/);
+    expect(first.gpu).toBeUndefined();
     expect(tf.getBackend()).toBe('native');
     expect((await selectBackend('cpu')).backend).toBe('native');
     expect((await currentBackend())?.backend).toBe('native');
@@ -20,6 +22,7 @@ describe('backend selection', () => {
   it('reads DDAE_BACKEND', () => {
     expect(backendFromEnv({})).toBe('auto');
     expect(backendFromEnv({ DDAE_BACKEND: 'cpu' })).toBe('cpu');
+    expect(backendFromEnv({ DDAE_BACKEND: 'webgpu' })).toBe('webgpu');
     expect(() => backendFromEnv({ DDAE_BACKEND: 'tpu' })).toThrow(/DDAE_BACKEND/);
   });
 

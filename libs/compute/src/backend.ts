@@ -1,8 +1,10 @@
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { BACKENDS, type BackendName } from '@ddae/contracts';
+import { BACKENDS, type BackendName, type ComputeDevice, type GpuAdapter, type GpuSelector } from '@ddae/contracts';
 import { NATIVE_BACKEND, registerNativeBackend, type NativeInfo } from '@ddae/native-kernels';
 import { installWasmBackend, wasmThreading, wasmThreadsFromEnv, type WasmThreading } from './wasm-threads';
+import { GpuSelectionError } from './gpu-adapters';
+import { releaseWebGpu, useWebGpu } from './webgpu';
 
 /** The backend this process computes with, once chosen. */
 export interface SelectedBackend {
@@ -13,6 +15,14 @@ export interface SelectedBackend {
   wasm?: WasmThreading;
   /** On native: the BLAS library and threads. */
   native?: NativeInfo;
+  /** On webgpu: the adapter (vendor, architecture, fallback or not, limits). */
+  gpu?: GpuAdapter;
+}
+
+/** Options of `selectBackend`. */
+export interface BackendOptions {
+  /** The GPU of the webgpu backend (`DDAE_GPU`, see `gpuFromEnv`). Default auto: the one hardware adapter. */
+  gpu?: GpuSelector;
 }
 
 let selected: Promise<SelectedBackend> | undefined;
@@ -67,18 +77,43 @@ function describeWasm(w: WasmThreading): string {
   return `@tensorflow/tfjs-backend-wasm, ${how}${w.simd ? ', simd' : ''}${w.fallbackReason ? ` (${w.fallbackReason})` : ''}`;
 }
 
-async function doSelect(prefer: BackendName | 'auto'): Promise<SelectedBackend> {
+/**
+ * webgpu on the adapter `gpu` names. Under `auto` only a hardware adapter counts and a missing
+ * Vulkan driver is a reason to go on; a GPU configuration that names nothing (or several GPUs
+ * under `auto`) stops the choice, since falling back to the CPU would hide it.
+ */
+async function tryWebGpu(prefer: BackendName | 'auto', gpu: GpuSelector, reasons: string[]): Promise<SelectedBackend | undefined> {
+  try {
+    const r = await useWebGpu(gpu, prefer === 'webgpu');
+    if ('skip' in r) {
+      if (prefer === 'webgpu') throw new GpuSelectionError(`backend webgpu requested but ${r.skip}`);
+      reasons.push(`webgpu: ${r.skip}`);
+      return undefined;
+    }
+    return { backend: 'webgpu', detail: `${r.detail}${reasons.length ? `; ${reasons.join(', ')}` : ''}`, gpu: r.adapter };
+  } catch (err) {
+    if (prefer === 'webgpu' || err instanceof GpuSelectionError) throw err;
+    reasons.push(`webgpu unavailable: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+async function doSelect(prefer: BackendName | 'auto', options: BackendOptions): Promise<SelectedBackend> {
   tf.enableProdMode();
   const reasons: string[] = [];
-  if (prefer === 'auto' || prefer === 'tensorflow-gpu' || prefer === 'tensorflow') {
-    const candidates = prefer === 'auto' ? NATIVE : NATIVE.filter((n) => n.name === prefer);
-    for (const c of candidates) {
-      const r = await tryNative(c.pkg);
-      if (r === 'ok') return { backend: c.name, detail: `${c.pkg} (tf backend "${tf.getBackend()}")` };
-      reasons.push(`${c.pkg} absent`);
+  const gpu = options.gpu ?? { kind: 'auto' };
+  for (const c of NATIVE) {
+    if (prefer === 'auto' && c.name === 'tensorflow') {
+      const w = await tryWebGpu(prefer, gpu, reasons);
+      if (w) return w;
     }
+    if (prefer !== 'auto' && prefer !== c.name) continue;
+    const r = await tryNative(c.pkg);
+    if (r === 'ok') return { backend: c.name, detail: `${c.pkg} (tf backend "${tf.getBackend()}")` };
+    reasons.push(`${c.pkg} absent`);
     if (prefer !== 'auto') throw new Error(`backend ${prefer} requested but ${reasons.join(', ')}`);
   }
+  if (prefer === 'webgpu') return (await tryWebGpu(prefer, gpu, reasons)) as SelectedBackend;
   if (prefer === 'auto' || prefer === 'native') {
     try {
       const info = registerNativeBackend();
@@ -107,15 +142,16 @@ async function doSelect(prefer: BackendName | 'auto'): Promise<SelectedBackend> 
 }
 
 /**
- * Chooses the TensorFlow.js backend ONCE per process: tfjs-node-gpu, tfjs-node, our native kernels
- * (libs/native-kernels: N-API on OpenBLAS), wasm, cpu.
- * Later calls return the first choice whatever they prefer, since kernels cannot be
+ * Chooses the TensorFlow.js backend ONCE per process: tfjs-node-gpu, webgpu on a hardware adapter
+ * (Dawn; see webgpu.ts), tfjs-node, our native kernels (libs/native-kernels: N-API on OpenBLAS),
+ * wasm, cpu. Later calls return the first choice whatever they prefer, since kernels cannot be
  * re-registered safely within one process.
- * @param prefer A specific backend (e.g. from `DDAE_BACKEND`), or `auto` (default).
+ * @param prefer A specific backend (e.g. from `DDAE_BACKEND`), or `auto` (default). `webgpu` may
+ *   use a software adapter (Mesa's lavapipe), which `auto` never does.
  */
-export function selectBackend(prefer: BackendName | 'auto' = 'auto'): Promise<SelectedBackend> {
+export function selectBackend(prefer: BackendName | 'auto' = 'auto', options: BackendOptions = {}): Promise<SelectedBackend> {
   if (!selected) {
-    selected = doSelect(prefer);
+    selected = doSelect(prefer, options);
     // A failed choice may be retried with another preference.
     selected.catch(() => (selected = undefined));
   }
@@ -123,8 +159,9 @@ export function selectBackend(prefer: BackendName | 'auto' = 'auto'): Promise<Se
 }
 
 /**
- * The preference named by the env var `DDAE_BACKEND` (`tensorflow-gpu`, `tensorflow`, `native`, `wasm`,
- * `cpu` or `auto`); `auto` when unset. Throws on an unknown name rather than silently falling back.
+ * The preference named by the env var `DDAE_BACKEND` (`tensorflow-gpu`, `webgpu`, `tensorflow`,
+ * `native`, `wasm`, `cpu` or `auto`); `auto` when unset. Throws on an unknown name rather than
+ * silently falling back.
  */
 export function backendFromEnv(env: NodeJS.ProcessEnv = process.env): BackendName | 'auto' {
   const v = env['DDAE_BACKEND']?.trim();
@@ -133,7 +170,40 @@ export function backendFromEnv(env: NodeJS.ProcessEnv = process.env): BackendNam
   throw new Error(`DDAE_BACKEND=${v} is not one of auto, ${BACKENDS.join(', ')}`);
 }
 
+/**
+ * Releases the backend at the end of a process's work: on webgpu the device is destroyed and
+ * navigator.gpu dropped (a process holding a Dawn device may not exit), and the next
+ * `selectBackend` chooses afresh; on other backends nothing happens (their choice stays).
+ */
+export async function releaseBackend(): Promise<void> {
+  const b = await currentBackend();
+  if (b?.backend !== 'webgpu') return;
+  releaseWebGpu();
+  selected = undefined;
+}
+
 /** The backend chosen by `selectBackend`, or undefined before it resolved. */
 export async function currentBackend(): Promise<SelectedBackend | undefined> {
   return selected ? selected.catch(() => undefined) : undefined;
+}
+
+/**
+ * The backend of this process as a result records it: name, description, adapter, and memory now
+ * (tf.memory(); on webgpu the GPU buffer bytes in use and allocated by tfjs's buffer pool).
+ */
+export async function computeDevice(): Promise<ComputeDevice | undefined> {
+  const b = await currentBackend();
+  if (!b) return undefined;
+  const m = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number; numBytesAllocatedInGPU?: number };
+  return {
+    backend: b.backend,
+    detail: b.detail,
+    ...(b.gpu ? { gpu: b.gpu } : {}),
+    memory: {
+      numTensors: m.numTensors,
+      numBytes: m.numBytes,
+      ...(m.numBytesInGPU !== undefined ? { gpuBytesUsed: m.numBytesInGPU } : {}),
+      ...(m.numBytesAllocatedInGPU !== undefined ? { gpuBytesAllocated: m.numBytesAllocatedInGPU } : {}),
+    },
+  };
 }

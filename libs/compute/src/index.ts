@@ -2,8 +2,11 @@ import type { ComputeHooks, ComputeResult, ComputeTask } from '@ddae/contracts';
 import { runBaselineTask } from './baseline.task';
 import { runPretrainTask } from './pretrain.task';
 import { runProbeTask } from './probe.task';
+import { computeDevice } from './backend';
 
 export * from './backend';
+export { GpuDeviceError, GpuDeviceLostError, gpuFromEnv, listAdapters, releaseWebGpu, webGpuFault, webGpuMessages } from './webgpu';
+export { GpuSelectionError } from './gpu-adapters';
 export { MAX_WASM_THREADS, wasmThreading, wasmThreadsFromEnv, type WasmThreading } from './wasm-threads';
 export * from './pretrain.task';
 export * from './probe.task';
@@ -11,8 +14,17 @@ export * from './feature-cache';
 export * from './progress-probe';
 export * from './baseline.task';
 
-/** Runs any compute task on the backend this process selected (call `selectBackend` first). */
-export function runComputeTask(task: ComputeTask, hooks: ComputeHooks = {}): Promise<ComputeResult> {
+/**
+ * Runs any compute task on the backend this process selected (call `selectBackend` first); the
+ * result says which backend (and GPU adapter) computed it.
+ */
+export async function runComputeTask(task: ComputeTask, hooks: ComputeHooks = {}): Promise<ComputeResult> {
+  const result = await runTask(task, hooks);
+  const device = await computeDevice();
+  return device ? { ...result, device } : result;
+}
+
+function runTask(task: ComputeTask, hooks: ComputeHooks): Promise<ComputeResult> {
   switch (task.kind) {
     case 'pretrain':
       return runPretrainTask(task, hooks);

@@ -120,8 +120,8 @@ describe('training that learns (native kernels, real Fashion-MNIST, 16x16)', () 
         const layers = unet.layout.filter((b) => b.kind === 'decoder').map((b) => b.name);
         const out: number[] = [];
         for (const t of NOISE) {
-          const a = extractFeatures(unet, 'ddpm', trainX, PROBE_TRAIN, t, layers, { pooling: 'avg4', noiseKeys: trainIdx });
-          const b = extractFeatures(unet, 'ddpm', testX, PROBE_TEST, t, layers, { pooling: 'avg4', noiseSeed: 1, noiseKeys: testIdx });
+          const a = await extractFeatures(unet, 'ddpm', trainX, PROBE_TRAIN, t, layers, { pooling: 'avg4', noiseKeys: trainIdx });
+          const b = await extractFeatures(unet, 'ddpm', testX, PROBE_TEST, t, layers, { pooling: 'avg4', noiseSeed: 1, noiseKeys: testIdx });
           const dims = layers.map((l) => a[l].length / PROBE_TRAIN);
           const r = await trainLinearProbes(
             { n: PROBE_TRAIN, y: trainY, dims, epoch: () => layers.map((l) => a[l]) },

@@ -66,15 +66,15 @@ export async function runProbeTask(task: ProbeTask, hooks: ComputeHooks = {}): P
   let featureMs = 0;
   try {
     if (manifest.method !== task.method) throw new Error(`checkpoint ${task.checkpointPath} is ${manifest.method}, task says ${task.method}`);
-    const extract = (images: Float32Array, indices: Uint32Array, noiseSeed: number): Record<string, Float32Array> => {
+    const extract = async (images: Float32Array, indices: Uint32Array, noiseSeed: number): Promise<Record<string, Float32Array>> => {
       const t0 = Date.now();
-      const out = extractFeatures(unet, task.method, images, indices.length, task.noiseLevel, task.layers, { pooling: p.pooling, noiseSeed, batchSize: FEATURE_BATCH, noiseKeys: indices });
+      const out = await extractFeatures(unet, task.method, images, indices.length, task.noiseLevel, task.layers, { pooling: p.pooling, noiseSeed, batchSize: FEATURE_BATCH, noiseKeys: indices });
       featureMs += Date.now() - t0;
       return out;
     };
     const dims = Object.fromEntries(task.layers.map((l) => [l, 0]));
     /** Features of un-augmented images with one noise draw, through the cache when there is one. */
-    const cachedFeatures = (split: 'train' | 'test', data: LabeledImages, indices: Uint32Array, slice: string, noiseSeed: number): Record<string, Float32Array> => {
+    const cachedFeatures = async (split: 'train' | 'test', data: LabeledImages, indices: Uint32Array, slice: string, noiseSeed: number): Promise<Record<string, Float32Array>> => {
       const keyOf = (layer: string): FeatureCacheKey => ({ checkpoint, method: task.method, noiseLevel: task.noiseLevel, noiseSeed, split, slice, pooling: p.pooling, layer });
       if (cache) {
         const found: Record<string, Float32Array> = {};
@@ -88,34 +88,34 @@ export async function runProbeTask(task: ProbeTask, hooks: ComputeHooks = {}): P
         }
         if (Object.keys(found).length === task.layers.length) return found;
       }
-      const out = extract(toModelInput(data, indices, size), indices, noiseSeed);
+      const out = await extract(toModelInput(data, indices, size), indices, noiseSeed);
       if (cache) for (const layer of task.layers) cache.put(keyOf(layer), out[layer]);
       return out;
     };
 
     stopIfAsked();
     hooks.progress?.(0, { message: 'test features' });
-    const testX = cachedFeatures('test', test, testIdx, `first=${testN}`, p.noiseSeed + TEST_NOISE_OFFSET);
+    const testX = await cachedFeatures('test', test, testIdx, `first=${testN}`, p.noiseSeed + TEST_NOISE_OFFSET);
     for (const l of task.layers) dims[l] = testX[l].length / testN;
     const trainY = labelsOf(train, trainIdx);
     const testY = labelsOf(test, testIdx);
 
-    let epochFeatures: (epoch: number) => Float32Array[];
+    let epochFeatures: (epoch: number) => Float32Array[] | Promise<Float32Array[]>;
     if (p.probe === 'fast') {
       stopIfAsked();
       hooks.progress?.(0.2, { message: 'train features' });
-      const trainX = cachedFeatures('train', train, trainIdx, `order=${p.probeSeed};n=${trainIdx.length}`, p.noiseSeed);
+      const trainX = await cachedFeatures('train', train, trainIdx, `order=${p.probeSeed};n=${trainIdx.length}`, p.noiseSeed);
       const fixed = task.layers.map((l) => trainX[l]);
       epochFeatures = () => fixed;
     } else {
       const clean = toModelInput(train, trainIdx, size);
       const augment = augmentationFor(task.dataset.name);
-      epochFeatures = (epoch) => {
+      epochFeatures = async (epoch) => {
         stopIfAsked();
         hooks.progress?.(0.2 + (0.8 * epoch) / p.epochs, { message: `epoch ${epoch + 1}/${p.epochs}: augmented features` });
         const images = randomCropFlip(clean, trainIdx.length, size, shape.channels, augment, createRng(freshNoiseSeed(p.probeSeed, 1000 + epoch)));
         const seed = p.noise === 'fresh' ? freshNoiseSeed(p.noiseSeed, epoch) : p.noiseSeed;
-        const x = extract(images, trainIdx, seed);
+        const x = await extract(images, trainIdx, seed);
         return task.layers.map((l) => x[l]);
       };
     }

@@ -113,13 +113,13 @@ describe(`pretrain on ${backend}`, () => {
     expect(Array.from(got)).toEqual(Array.from(data.ema.subarray(e.offset, e.offset + e.size)));
     // Features: one pass, per-layer dims, and slices agree (noise keyed by image index).
     const layers = ['out_1', 'out_4', 'in_1'];
-    const all = extractFeatures(unet, 'ddpm', images, N, 10, layers, { pooling: 'avg2', batchSize: 5, noiseSeed: 3 });
+    const all = await extractFeatures(unet, 'ddpm', images, N, 10, layers, { pooling: 'avg2', batchSize: 5, noiseSeed: 3 });
     expect(all.out_1.length).toBe(N * 2 * 2 * 16);
     expect(all.out_4.length).toBe(N * 2 * 2 * 8);
-    const part = extractFeatures(unet, 'ddpm', images.subarray(4 * 64), N - 4, 10, ['out_4'], { pooling: 'avg2', noiseSeed: 3, indexOffset: 4 });
+    const part = await extractFeatures(unet, 'ddpm', images.subarray(4 * 64), N - 4, 10, ['out_4'], { pooling: 'avg2', noiseSeed: 3, indexOffset: 4 });
     const full4 = all.out_4.subarray(4 * 32);
     for (let i = 0; i < part.out_4.length; i++) expect(part.out_4[i]).toBeCloseTo(full4[i], 4);
-    const gap = extractFeatures(unet, 'ddpm', images, N, 0, ['out_4'], { pooling: 'gap' });
+    const gap = await extractFeatures(unet, 'ddpm', images, N, 0, ['out_4'], { pooling: 'gap' });
     expect(gap.out_4.length).toBe(N * 8);
     expect(Array.from(fixedNoise(3, 5, 4))).toEqual(Array.from(fixedNoise(3, 5, 4)));
     unet.dispose();

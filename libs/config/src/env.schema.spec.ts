@@ -17,6 +17,15 @@ describe('loadEnv', () => {
     });
   });
 
+  it('validates the backend and the GPU a worker uses', () => {
+    expect(loadEnv(workerEnvSchema, {})).toMatchObject({ DDAE_GPU: 'auto' });
+    expect(loadEnv(workerEnvSchema, { DDAE_BACKEND: 'webgpu', DDAE_GPU: '1' })).toMatchObject({ DDAE_BACKEND: 'webgpu', DDAE_GPU: '1' });
+    expect(loadEnv(workerEnvSchema, { DDAE_GPU: 'pci-0000_3b_00_0' })).toMatchObject({ DDAE_GPU: 'pci-0000_3b_00_0' });
+    expect(() => loadEnv(workerEnvSchema, { DDAE_GPU: 'pci-3b:00.0' })).toThrow(/DDAE_GPU: .*pci-DDDD_BB_DD_F/);
+    expect(() => loadEnv(workerEnvSchema, { DDAE_GPU: '-1' })).toThrow(/DDAE_GPU/);
+    expect(() => loadEnv(workerEnvSchema, { DDAE_BACKEND: 'cuda' })).toThrow(/DDAE_BACKEND/);
+  });
+
   it('coerces numbers and booleans from strings', () => {
     expect(loadEnv(workerEnvSchema, { HEARTBEAT_MS: '250', WORKER_AUTORUN: 'false' })).toMatchObject({ HEARTBEAT_MS: 250, WORKER_AUTORUN: false });
   });

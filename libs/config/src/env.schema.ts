@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { BACKENDS, parseGpuSelector } from '@ddae/contracts';
 
 /**
  * Configuration from the environment, one schema per app, validated before Nest starts.
@@ -62,9 +63,29 @@ export const workerEnvSchema = z.object({
   ...shared,
   /** Stable id of this worker; default `<hostname>-<pid>`. */
   WORKER_ID: z.string().regex(/^[A-Za-z0-9_.-]+$/).optional(),
-  /** Backend: auto picks tfjs-node-gpu, tfjs-node, native (our N-API kernels on OpenBLAS), wasm, cpu in that order. Default auto. */
-  DDAE_BACKEND: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'native', 'wasm', 'cpu']).default('auto'),
-  /** Device label reported to the API (e.g. `gpu0`); default from CUDA_VISIBLE_DEVICES or `cpu`. */
+  /**
+   * Backend: auto picks tfjs-node-gpu, webgpu (a hardware GPU adapter only), tfjs-node, native (our
+   * N-API kernels on OpenBLAS), wasm, cpu in that order. `webgpu` forces WebGPU and then accepts a
+   * software adapter too (how CI tests it). Default auto.
+   */
+  DDAE_BACKEND: z.enum(['auto', ...BACKENDS]).default('auto'),
+  /**
+   * The GPU of this worker's webgpu backend: `auto` (default: the one hardware adapter visible; an
+   * error when there are several), an adapter index (`0`, `1`, ... in Dawn's list), a PCI address
+   * (`pci-0000_3b_00_0`, for identical GPUs) or part of an adapter name. One worker per GPU: a
+   * second worker started on a GPU that a live worker on this host holds refuses to start.
+   */
+  DDAE_GPU: z
+    .string()
+    .default('auto')
+    .superRefine((v, ctx) => {
+      try {
+        parseGpuSelector(v);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+    }),
+  /** Device label reported to the API (e.g. `gpu0`); default: the adapter (webgpu), `gpu<CUDA_VISIBLE_DEVICES>` or `cpu`. */
   DEVICE: z.string().optional(),
   /** Passed to the compute child so one process owns one GPU. */
   CUDA_VISIBLE_DEVICES: z.string().optional(),

@@ -169,6 +169,83 @@ const pretrainTaskWithProgressSchema = pretrainTaskSchema.extend({ progressProbe
 export const computeTaskSchema = z.discriminatedUnion('kind', [pretrainTaskWithProgressSchema, probeTaskSchema, baselineTaskSchema]);
 export type ComputeTask = z.infer<typeof computeTaskSchema>;
 
+/**
+ * The backend that computed a result, recorded with it. The order is a worker's order of preference
+ * (`auto`): tfjs-node-gpu, WebGPU on a hardware adapter, tfjs-node, our native kernels, wasm, cpu.
+ */
+export const BACKENDS = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'native', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+/** The WebGPU adapter a `webgpu` backend computes on: what WebGPU's GPUAdapterInfo says, and the limits that size work. */
+export const gpuAdapterSchema = z.object({
+  /** Position in the list of adapters Dawn offers for its backend (what `DDAE_GPU` indexes). */
+  index: z.number().int().min(0),
+  /** The driver's device name (e.g. `NVIDIA H200`, `llvmpipe (LLVM 15.0.6, 256 bits)`). */
+  name: z.string(),
+  /** Dawn's backend: `vulkan` on Linux. */
+  api: z.string(),
+  vendor: z.string(),
+  architecture: z.string(),
+  /** Driver description (driver name and version). */
+  description: z.string(),
+  /** A software adapter (a CPU rasteriser such as Mesa's lavapipe): never chosen unless asked for. */
+  fallback: z.boolean(),
+  /** The PCI address the adapter was isolated by (`DDAE_GPU=pci-…`), when it was. */
+  pci: z.string().optional(),
+  limits: z.object({
+    /** Largest GPU buffer, in bytes. */
+    maxBufferSize: z.number(),
+    /** Largest buffer a shader may bind, in bytes: the largest tensor the backend can compute on. */
+    maxStorageBufferBindingSize: z.number(),
+    /** Storage buffers one shader may bind: a kernel with more inputs + outputs fails. */
+    maxStorageBuffersPerShaderStage: z.number(),
+    maxComputeWorkgroupStorageSize: z.number(),
+    maxComputeInvocationsPerWorkgroup: z.number(),
+  }),
+});
+export type GpuAdapter = z.infer<typeof gpuAdapterSchema>;
+
+/** A byte count as MiB (or GiB beyond 4 GiB), for messages. */
+function formatBytes(bytes: number): string {
+  return bytes >= 4 * 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${Math.round(bytes / 2 ** 20)} MiB`;
+}
+
+/**
+ * One line naming an adapter and its key limits, e.g.
+ * `GPU 0 "NVIDIA H200" (nvidia hopper, vulkan; max buffer 4.0 GiB, max binding 2.0 GiB, 8 storage buffers/shader)`.
+ */
+export function describeGpuAdapter(a: GpuAdapter): string {
+  const kind = a.fallback ? 'software adapter, ' : '';
+  const arch = [a.vendor, a.architecture].filter(Boolean).join(' ');
+  return (
+    `GPU ${a.index}${a.pci ? ` [${a.pci}]` : ''} "${a.name}" (${kind}${arch ? `${arch}, ` : ''}${a.api}; ${a.description}; ` +
+    `max buffer ${formatBytes(a.limits.maxBufferSize)}, max binding ${formatBytes(a.limits.maxStorageBufferBindingSize)}, ` +
+    `${a.limits.maxStorageBuffersPerShaderStage} storage buffers/shader)`
+  );
+}
+
+/** The backend a result was computed on, as the compute side reports it with the result. */
+export const computeDeviceSchema = z.object({
+  backend: z.enum(BACKENDS),
+  /** Human-readable how/why (package, threads, adapter, fallback reasons). */
+  detail: z.string(),
+  /** On webgpu: the adapter. */
+  gpu: gpuAdapterSchema.optional(),
+  /**
+   * Backend memory when the task ended (tf.memory()): live tensors and their bytes; on webgpu also
+   * the bytes of GPU buffers in use and allocated (the buffer pool keeps freed buffers for reuse).
+   */
+  memory: z
+    .object({
+      numTensors: z.number().int(),
+      numBytes: z.number(),
+      gpuBytesUsed: z.number().optional(),
+      gpuBytesAllocated: z.number().optional(),
+    })
+    .optional(),
+});
+export type ComputeDevice = z.infer<typeof computeDeviceSchema>;
+
 /** A checkpoint as the compute side reports it. */
 export const checkpointInfoSchema = z.object({
   step: z.number().int().min(0),
@@ -197,6 +274,8 @@ export const pretrainResultSchema = z.object({
   /** Probing during pretraining: accuracy against step, and whether its plateau stopped training. */
   progress: z.array(z.object({ step: z.number().int(), accuracy: z.number() })).optional(),
   stoppedEarly: z.boolean().optional(),
+  /** The backend (and adapter) that computed it. */
+  device: computeDeviceSchema.optional(),
 });
 export const probeResultSchema = z.object({
   kind: z.literal('probe'),
@@ -207,8 +286,17 @@ export const probeResultSchema = z.object({
   /** Seconds spent extracting features, and training the linear probes. */
   featureSeconds: z.number().optional(),
   probeSeconds: z.number().optional(),
+  /** The backend (and adapter) that computed it. */
+  device: computeDeviceSchema.optional(),
 });
-export const baselineResultSchema = z.object({ kind: z.literal('baseline'), accuracy: z.number().min(0).max(1), featureDim: z.number().int().positive(), seconds: z.number() });
+export const baselineResultSchema = z.object({
+  kind: z.literal('baseline'),
+  accuracy: z.number().min(0).max(1),
+  featureDim: z.number().int().positive(),
+  seconds: z.number(),
+  /** The backend (and adapter) that computed it. */
+  device: computeDeviceSchema.optional(),
+});
 export const computeResultSchema = z.discriminatedUnion('kind', [pretrainResultSchema, probeResultSchema, baselineResultSchema]);
 export type PretrainResult = z.infer<typeof pretrainResultSchema>;
 export type ProbeResult = z.infer<typeof probeResultSchema>;
@@ -243,7 +331,3 @@ export interface ComputeHooks {
   /** Polled between steps; true stops the task early with a checkpoint (cancel, shutdown). */
   shouldStop?(): boolean;
 }
-
-/** The backend that computed a result, recorded with it. */
-export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'native', 'wasm', 'cpu'] as const;
-export type BackendName = (typeof BACKENDS)[number];

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Method, Pooling } from '@ddae/contracts';
+import { imagesPerPass } from './device-limits';
 import { Rng } from './rng';
 import { ddpmCoefficients, ddpmTimeInput, edmPrecond } from './schedules';
 import type { UNet } from './unet';
@@ -9,7 +10,7 @@ export interface FeatureOptions {
   pooling?: Pooling;
   /** Seed of the fixed per-image noise. Default 0. */
   noiseSeed?: number;
-  /** Images per forward pass. Default 64. */
+  /** Images per forward pass. Default 64 (fewer on webgpu where the adapter's buffer limit requires). */
   batchSize?: number;
   /** Index of `images[0]` in the data set the noise is keyed on (image i gets noise of index offset + i). Default 0. */
   indexOffset?: number;
@@ -40,15 +41,16 @@ function pool(x: tf.Tensor4D, pooling: Pooling): tf.Tensor2D {
 
 /**
  * Features of `count` images at one noise level, for every requested layer from ONE forward pass
- * per batch (EMA weights are whatever `unet` holds; dropout off).
+ * per batch (EMA weights are whatever `unet` holds; dropout off). Each batch's features are read
+ * from the backend before the next batch starts (`await`: GPU backends have no synchronous read).
  * @param images NHWC in [-1, 1], padded to the model size
  * @param noiseLevel DDPM: integer t in 0..1000 (0: clean); EDM: sigma (0: clean)
  * @returns layer -> count x dim, row-major
  */
-export function extractFeatures(unet: UNet, method: Method, images: Float32Array, count: number, noiseLevel: number, layers: string[], opts: FeatureOptions = {}): Record<string, Float32Array> {
+export async function extractFeatures(unet: UNet, method: Method, images: Float32Array, count: number, noiseLevel: number, layers: string[], opts: FeatureOptions = {}): Promise<Record<string, Float32Array>> {
   const pooling = opts.pooling ?? 'gap';
   const noiseSeed = opts.noiseSeed ?? 0;
-  const batchSize = opts.batchSize ?? 64;
+  const batchSize = imagesPerPass(unet.config, opts.batchSize ?? 64);
   const offset = opts.indexOffset ?? 0;
   const { imageSize: s, imageChannels: c } = unet.config;
   const d = s * s * c;
@@ -93,10 +95,12 @@ export function extractFeatures(unet: UNet, method: Method, images: Float32Array
       const { taps } = unet.forward(tf.tensor4d(x, [n, s, s, c]), tf.fill([n], tIn) as tf.Tensor1D, { training: false, taps: layers });
       return layers.map((l) => pool(taps[l], pooling));
     });
-    layers.forEach((l, k) => {
-      out[l].set(pooled[k].dataSync() as Float32Array, start * dims[l]);
-      pooled[k].dispose();
-    });
+    try {
+      const values = await Promise.all(pooled.map((t) => t.data() as Promise<Float32Array>));
+      layers.forEach((l, k) => out[l].set(values[k], start * dims[l]));
+    } finally {
+      tf.dispose(pooled);
+    }
   }
   return out;
 }

@@ -3,7 +3,10 @@ import * as tf from '@tensorflow/tfjs';
 /**
  * Fused kernels a backend MAY provide (our native backend does). The model asks for them by name
  * and falls back to composite tf ops where the active backend lacks them, so this library never
- * depends on a native package.
+ * depends on a native package. The lookup is `tf.getKernel(name, tf.getBackend())`: WGSL kernels
+ * registered for `webgpu` under these names (tf.registerKernel) are used with no change here.
+ * On a GPU, `adamEma`'s `gradScale` attribute would cost a read of the gradient norm every step
+ * (see train.ts): a GPU kernel should take the norm as a tensor input instead.
  */
 export const FUSED_KERNELS = {
   /** inputs {x [N,H,W,C], gamma [C], beta [C]}; attrs {groups, eps, silu}; outputs [y, mean [N,G], rstd [N,G]]. */

@@ -7,3 +7,4 @@ export * from './train';
 export * from './features';
 export * from './sampling';
 export * from './fused';
+export * from './device-limits';

@@ -46,22 +46,22 @@ describe('sampling', () => {
     expect(() => ddimTimesteps(0)).toThrow(RangeError);
   });
 
-  it('DDIM with the oracle eps reconstructs x0, deterministic, no leaked tensors', () => {
+  it('DDIM with the oracle eps reconstructs x0, deterministic, no leaked tensors', async () => {
     const before = tf.memory().numTensors;
-    const a = ddimSample(oracleEps(X0), SHAPE, { n: N, steps: 10, seed: 1 });
+    const a = await ddimSample(oracleEps(X0), SHAPE, { n: N, steps: 10, seed: 1 });
     expect(tf.memory().numTensors).toBe(before);
     expect(a).toHaveLength(N * D);
     expect(maxAbsDiff(a, X0)).toBeLessThan(1e-4);
     // eta = 1 (stochastic) also lands on x0 with the oracle.
-    const b = ddimSample(oracleEps(X0), SHAPE, { n: N, steps: 7, seed: 2, eta: 1 });
+    const b = await ddimSample(oracleEps(X0), SHAPE, { n: N, steps: 7, seed: 2, eta: 1 });
     expect(maxAbsDiff(b, X0)).toBeLessThan(1e-4);
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('Heun with the oracle D(x) = x0 lands on x0 on the Karras grid (2N - 1 calls)', () => {
+  it('Heun with the oracle D(x) = x0 lands on x0 on the Karras grid (2N - 1 calls)', async () => {
     const before = tf.memory().numTensors;
     const calls: number[] = [];
-    const out = heunSample(oracleDenoiser(X0, calls), SHAPE, { n: N, steps: 18, seed: 0 });
+    const out = await heunSample(oracleDenoiser(X0, calls), SHAPE, { n: N, steps: 18, seed: 0 });
     expect(tf.memory().numTensors).toBe(before);
     expect(maxAbsDiff(out, X0)).toBeLessThan(1e-4);
     expect(calls).toHaveLength(35);
@@ -71,7 +71,7 @@ describe('sampling', () => {
     expect(grid[17]).toBeCloseTo(0.002, 9);
   });
 
-  it('starts from seeded noise of the right scale, independent of the batch size', () => {
+  it('starts from seeded noise of the right scale, independent of the batch size', async () => {
     // D(x) = 0: the Heun ODE scales x_T linearly to 0; one step of Euler to sigma = 0 gives exactly 0,
     // so read the start noise through a denoiser that records its first input.
     let first: Float32Array | undefined;
@@ -79,26 +79,26 @@ describe('sampling', () => {
       if (!first) first = x.dataSync() as Float32Array;
       return tf.zerosLike(x);
     };
-    heunSample(recorder, SHAPE, { n: 64, steps: 2, seed: 4 });
+    await heunSample(recorder, SHAPE, { n: 64, steps: 2, seed: 4 });
     const xs = first as Float32Array;
     const std = Math.sqrt(xs.reduce((s, v) => s + v * v, 0) / xs.length);
     expect(std).toBeGreaterThan(70);
     expect(std).toBeLessThan(90);
 
     const eps: EpsPredictor = (x) => tf.mul(x, 0.9);
-    const whole = ddimSample(eps, SHAPE, { n: 6, steps: 5, seed: 9, batchSize: 6 });
-    const split = ddimSample(eps, SHAPE, { n: 6, steps: 5, seed: 9, batchSize: 4 });
+    const whole = await ddimSample(eps, SHAPE, { n: 6, steps: 5, seed: 9, batchSize: 6 });
+    const split = await ddimSample(eps, SHAPE, { n: 6, steps: 5, seed: 9, batchSize: 4 });
     expect(maxAbsDiff(whole, split)).toBeLessThan(1e-5);
-    const other = ddimSample(eps, SHAPE, { n: 6, steps: 5, seed: 10, batchSize: 6 });
+    const other = await ddimSample(eps, SHAPE, { n: 6, steps: 5, seed: 10, batchSize: 6 });
     expect(maxAbsDiff(whole, other)).toBeGreaterThan(1e-3);
   });
 
-  it('samples a UNet (DDIM and Heun): shape, range [-1, 1], determinism, no leaked tensors', () => {
+  it('samples a UNet (DDIM and Heun): shape, range [-1, 1], determinism, no leaked tensors', async () => {
     const unet = new UNet(tinyCfg, 0);
     const before = tf.memory().numTensors;
     for (const method of ['ddpm', 'edm'] as const) {
-      const a = sampleUNet(unet, method, { n: 3, steps: 3, seed: 5, batchSize: 2 });
-      const b = sampleUNet(unet, method, { n: 3, steps: 3, seed: 5, batchSize: 2 });
+      const a = await sampleUNet(unet, method, { n: 3, steps: 3, seed: 5, batchSize: 2 });
+      const b = await sampleUNet(unet, method, { n: 3, steps: 3, seed: 5, batchSize: 2 });
       expect(a).toHaveLength(3 * 64);
       expect(Array.from(a).every((v) => Number.isFinite(v) && v >= -1 && v <= 1)).toBe(true);
       expect(Array.from(a)).toEqual(Array.from(b));
@@ -107,10 +107,10 @@ describe('sampling', () => {
     unet.dispose();
   });
 
-  it('rejects bad options', () => {
+  it('rejects bad options', async () => {
     const eps: EpsPredictor = (x) => tf.zerosLike(x);
-    expect(() => ddimSample(eps, SHAPE, { n: 0 })).toThrow(/n must be/);
-    expect(() => ddimSample(eps, SHAPE, { n: 1, eta: 2 })).toThrow(/eta/);
-    expect(() => heunSample(oracleDenoiser(X0), SHAPE, { n: 1, steps: 1 })).toThrow(/at least 2/);
+    await expect(ddimSample(eps, SHAPE, { n: 0 })).rejects.toThrow(/n must be/);
+    await expect(ddimSample(eps, SHAPE, { n: 1, eta: 2 })).rejects.toThrow(/eta/);
+    await expect(heunSample(oracleDenoiser(X0), SHAPE, { n: 1, steps: 1 })).rejects.toThrow(/at least 2/);
   });
 });

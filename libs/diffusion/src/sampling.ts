@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Method } from '@ddae/contracts';
+import { imagesPerPass } from './device-limits';
 import { Rng } from './rng';
 import { DDPM_T, ddpmAlphaBar, ddpmTimeInput, edmPrecond, karrasSigmas } from './schedules';
 import type { UNet } from './unet';
@@ -79,7 +80,7 @@ function checkOptions(opts: SampleOptions, defaultSteps: number): { n: number; s
  * The last step lands on t' = 0, i.e. returns x0_hat.
  * @returns n images NHWC in [-1, 1]
  */
-export function ddimSample(eps: EpsPredictor, shape: SampleShape, opts: SampleOptions): Float32Array {
+export async function ddimSample(eps: EpsPredictor, shape: SampleShape, opts: SampleOptions): Promise<Float32Array> {
   const { n, steps, seed, batch } = checkOptions(opts, 50);
   const eta = opts.eta ?? 0;
   if (!(eta >= 0 && eta <= 1)) throw new RangeError(`eta must be in [0, 1], got ${eta}`);
@@ -115,8 +116,11 @@ export function ddimSample(eps: EpsPredictor, shape: SampleShape, opts: SampleOp
       x = next;
       opts.onProgress?.(++done, total);
     }
-    out.set(x.dataSync() as Float32Array, start * d);
-    x.dispose();
+    try {
+      out.set((await x.data()) as Float32Array, start * d);
+    } finally {
+      x.dispose();
+    }
   }
   return out;
 }
@@ -127,7 +131,7 @@ export function ddimSample(eps: EpsPredictor, shape: SampleShape, opts: SampleOp
  * d = (x - D(x; s_i)) / s_i, x' = x + (s_{i+1} - s_i) d, corrected by the slope at x' unless s_{i+1} = 0.
  * @returns n images NHWC, clipped to [-1, 1]
  */
-export function heunSample(denoise: Denoiser, shape: SampleShape, opts: SampleOptions & { sigmaMin?: number; sigmaMax?: number; rho?: number }): Float32Array {
+export async function heunSample(denoise: Denoiser, shape: SampleShape, opts: SampleOptions & { sigmaMin?: number; sigmaMax?: number; rho?: number }): Promise<Float32Array> {
   const { n, steps, seed, batch } = checkOptions(opts, 18);
   if (steps < 2) throw new RangeError(`Heun needs at least 2 steps on the Karras grid, got ${steps}`);
   const grid = karrasSigmas(steps, opts.sigmaMin, opts.sigmaMax, opts.rho);
@@ -156,9 +160,12 @@ export function heunSample(denoise: Denoiser, shape: SampleShape, opts: SampleOp
       opts.onProgress?.(++done, total);
     }
     const clipped = tf.tidy(() => tf.clipByValue(x, -1, 1));
-    out.set(clipped.dataSync() as Float32Array, start * d);
-    clipped.dispose();
     x.dispose();
+    try {
+      out.set((await clipped.data()) as Float32Array, start * d);
+    } finally {
+      clipped.dispose();
+    }
   }
   return out;
 }
@@ -179,12 +186,14 @@ export function unetDenoiser(unet: UNet): Denoiser {
 
 /**
  * Samples a trained UNet (load its EMA weights with `loadForInference`): DDIM for DDPM models,
- * Heun for EDM models.
- * @returns n images NHWC in [-1, 1] of the model's size
+ * Heun for EDM models, on whatever backend is active (each batch is read back once, at its end).
+ * Image i depends only on (seed, i): the same seed gives the same images whatever `batchSize`.
+ * @returns n images NHWC in [-1, 1] of the model's size, row-major (image i at i * size^2 * channels)
  */
-export function sampleUNet(unet: UNet, method: Method, opts: SampleOptions): Float32Array {
+export function sampleUNet(unet: UNet, method: Method, opts: SampleOptions): Promise<Float32Array> {
   const shape = { imageSize: unet.config.imageSize, imageChannels: unet.config.imageChannels };
-  return method === 'ddpm' ? ddimSample(unetEpsPredictor(unet), shape, opts) : heunSample(unetDenoiser(unet), shape, opts);
+  const batched = { ...opts, batchSize: imagesPerPass(unet.config, opts.batchSize ?? 64) };
+  return method === 'ddpm' ? ddimSample(unetEpsPredictor(unet), shape, batched) : heunSample(unetDenoiser(unet), shape, batched);
 }
 
 /** Default sampler steps of a method: 50 DDIM steps, 18 Heun steps (35 network calls). */

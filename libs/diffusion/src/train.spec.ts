@@ -96,7 +96,7 @@ describe('pretrain (cpu backend)', () => {
     const before = tf.memory().numTensors;
     const trainer = createTrainer(t, images, N, SHAPE);
     expect(trainer.microBatch).toBe(4);
-    const mine = [trainer.step(), trainer.step()];
+    const mine = [await trainer.step(), await trainer.step()];
     expect(trainer.steps).toBe(2);
     expect(mine[1]).toBe(losses[losses.length - 1]);
     const flat = Float32Array.from([...trainer.unet.params.values()].flatMap((v) => [...(v.dataSync() as Float32Array)]));

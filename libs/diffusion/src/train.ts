@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { DATASET_SHAPES, paddedImageSize, unetLayout, type CheckpointInfo, type ComputeHooks, type PretrainTask } from '@ddae/contracts';
 import { assignParams, latestCheckpoint, readCheckpointData, writeCheckpoint, type FoundCheckpoint, type ParamEntry } from './checkpoint';
+import { imagesPerPass } from './device-limits';
 import { fusedAdamEma, hasFusedAdamEma } from './fused';
 import { Rng } from './rng';
 import { DDPM_T, EDM_P_MEAN, EDM_P_STD, ddpmNoise, edmPrecond } from './schedules';
@@ -43,10 +44,25 @@ export interface PretrainOptions {
   imageChannels?: number;
   /** Steps per point of the training-loss curve (`hooks.trainLoss`). Default 50. */
   lossEvery?: number;
+  /**
+   * Steps whose losses stay on the device before they are read (and checked for NaN) in one go.
+   * Reading a loss waits for the GPU to finish its step, which stalls a GPU's pipeline, so on
+   * webgpu they are read every `GPU_LOSS_READ_EVERY` (10) steps; elsewhere reading costs nothing
+   * and happens every step. Losses are always read before a checkpoint, a stop and the end, and at
+   * every `lossEvery` window: a non-finite loss fails the run within this many steps and never
+   * reaches a checkpoint. Default: 10 on webgpu, 1 elsewhere.
+   */
+  lossReadEvery?: number;
 }
 
 /** Default of `PretrainOptions.lossEvery`. */
 export const DEFAULT_LOSS_EVERY = 50;
+
+/** Default of `PretrainOptions.lossReadEvery` on webgpu. */
+export const GPU_LOSS_READ_EVERY = 10;
+
+/** How many scalars one addN sums: a kernel binds its inputs and output as storage buffers, and WebGPU guarantees only 8 per shader. */
+const ADDN_CHUNK = 4;
 
 const ADAM_B1 = 0.9;
 const ADAM_B2 = 0.999;
@@ -59,10 +75,12 @@ const WASM_BYTES_PER_ACTIVATION = 320;
 const WASM_ACTIVATION_BUDGET = 1.5e9;
 
 /**
- * The micro-batch size that keeps a step's activations within the wasm heap; `batch` itself on
- * other backends (native and GPU memory is the operator's to size).
+ * The micro-batch size that keeps a step's activations within the wasm heap, or on webgpu every
+ * tensor within the adapter's buffer limit (see `imagesPerPass`, which throws when one image does
+ * not fit); `batch` itself on other backends (native memory is the operator's to size).
  */
 export function autoMicroBatch(config: UNetModelConfig, batch: number, backend = tf.getBackend()): number {
+  if (backend === 'webgpu') return imagesPerPass(config, batch);
   if (backend !== 'wasm') return batch;
   const layout = unetLayout(config);
   let floats = config.imageSize * config.imageSize * config.baseChannels;
@@ -118,9 +136,30 @@ function paramEntries(unet: UNet): { entries: ParamEntry[]; total: number } {
   return { entries, total: offset };
 }
 
-function flatten(order: ParamEntry[], vars: Map<string, tf.Variable>, total: number, out = new Float32Array(total), base = 0): Float32Array {
-  for (const e of order) out.set((vars.get(e.name) as tf.Variable).dataSync() as Float32Array, base + e.offset);
+/** Reads every variable into one flat array (all reads issued at once: one wait for the device). */
+async function flatten(order: ParamEntry[], vars: Map<string, tf.Variable>, total: number, out: Float32Array = new Float32Array(total), base = 0): Promise<Float32Array> {
+  const values = await Promise.all(order.map((e) => (vars.get(e.name) as tf.Variable).data() as Promise<Float32Array>));
+  order.forEach((e, i) => out.set(values[i], base + e.offset));
   return out;
+}
+
+/**
+ * The sum of many scalars in chunks of `ADDN_CHUNK`: one addN over every parameter's squared norm
+ * (111-215 inputs) exceeds the storage buffers a WebGPU shader may bind, and tfjs-webgpu does not
+ * throw: the device drops the command and training goes on with wrong updates (GPU.md).
+ */
+export function sumScalars(xs: tf.Tensor[]): tf.Tensor {
+  if (xs.length === 0) return tf.scalar(0);
+  let level = xs;
+  while (level.length > 1) {
+    const next: tf.Tensor[] = [];
+    for (let i = 0; i < level.length; i += ADDN_CHUNK) {
+      const chunk = level.slice(i, i + ADDN_CHUNK);
+      next.push(chunk.length === 1 ? chunk[0] : tf.addN(chunk));
+    }
+    level = next;
+  }
+  return level[0];
 }
 
 function zerosLike(unet: UNet, tag: string): Map<string, tf.Variable> {
@@ -139,6 +178,8 @@ function zerosLike(unet: UNet, tag: string): Map<string, tf.Variable> {
 export async function pretrain(task: PretrainTask, images: Float32Array, count: number, hooks: ComputeHooks = {}, shape: PretrainOptions = {}): Promise<PretrainOutcome> {
   const started = Date.now();
   const { config, d } = checkedConfig(task, images, count, shape);
+  // Before any allocation: a model that cannot fit the device fails here, naming the limit.
+  const micro = microBatchOf(task, config, count, shape);
 
   const found = latestCheckpoint(task.checkpointDir);
   const toInfo = (f: FoundCheckpoint): CheckpointInfo => ({ step: f.step, path: f.path, sha256: f.manifestSha256, ...(f.manifest.loss !== undefined ? { loss: f.manifest.loss } : {}) });
@@ -170,20 +211,45 @@ export async function pretrain(task: PretrainTask, images: Float32Array, count: 
     }
 
     const order = new BatchOrder(task.seed, count);
-    const micro = microBatchOf(task, config, count, shape);
     let lastInfo: CheckpointInfo | undefined = found ? toInfo(found) : undefined;
     let lastLoss: number | undefined = found?.manifest.loss;
     let lastProgress = 0;
     const lossEvery = Math.max(1, Math.floor(shape.lossEvery ?? DEFAULT_LOSS_EVERY));
+    const readEvery = Math.max(1, Math.floor(shape.lossReadEvery ?? (tf.getBackend() === 'webgpu' ? GPU_LOSS_READ_EVERY : 1)));
     let windowSum = 0;
     let windowSteps = 0;
+    /** Losses of steps taken but not read yet, in step order (on the device). */
+    const unread: { step: number; loss: tf.Scalar }[] = [];
 
-    const save = (): CheckpointInfo => {
-      const weights = flatten(entries, unet.params, total);
-      const ema = flatten(entries, state.ema, total);
+    /** Reads the pending losses in one wait: NaN check, loss curve, last loss. */
+    const readLosses = async (): Promise<void> => {
+      if (unread.length === 0) return;
+      const batch = unread.splice(0, unread.length);
+      let values: number[];
+      try {
+        values = (await Promise.all(batch.map((u) => u.loss.data()))).map((v) => v[0]);
+      } finally {
+        for (const u of batch) u.loss.dispose();
+      }
+      batch.forEach(({ step }, i) => {
+        const loss = values[i];
+        if (!Number.isFinite(loss)) throw new NonFiniteLossError(`loss is ${loss} at step ${step}`);
+        lastLoss = loss;
+        windowSum += loss;
+        windowSteps += 1;
+        if (step % lossEvery === 0 || step === task.steps) {
+          hooks.trainLoss?.({ step, loss: windowSum / windowSteps });
+          windowSum = 0;
+          windowSteps = 0;
+        }
+      });
+    };
+
+    const save = async (): Promise<CheckpointInfo> => {
+      // A checkpoint never holds weights updated after a non-finite loss.
+      await readLosses();
       const opt = new Float32Array(2 * total);
-      flatten(entries, state.m, total, opt, 0);
-      flatten(entries, state.v, total, opt, total);
+      const [weights, ema] = await Promise.all([flatten(entries, unet.params, total), flatten(entries, state.ema, total), flatten(entries, state.m, total, opt, 0), flatten(entries, state.v, total, opt, total)]);
       const f = writeCheckpoint(task.checkpointDir, { step: state.step, method: task.method, config, params: entries, totalSize: total, rngState: state.rng.getState(), ...(lastLoss !== undefined ? { loss: lastLoss } : {}) }, { weights, ema, optimizer: opt });
       const info = toInfo(f);
       lastInfo = info;
@@ -191,35 +257,35 @@ export async function pretrain(task: PretrainTask, images: Float32Array, count: 
       return info;
     };
 
-    // 0 steps: the initial weights are the result (the untrained-network baseline).
-    if (task.steps === 0) return { finalCheckpoint: save(), steps: 0, seconds: (Date.now() - started) / 1000, parameters: total };
+    try {
+      // 0 steps: the initial weights are the result (the untrained-network baseline).
+      if (task.steps === 0) return { finalCheckpoint: await save(), steps: 0, seconds: (Date.now() - started) / 1000, parameters: total };
 
-    while (state.step < task.steps) {
-      if (hooks.shouldStop?.()) {
-        // Reuse a checkpoint of this very step (just written, or resumed from) instead of rewriting it.
-        const info = lastInfo && lastInfo.step === state.step ? lastInfo : save();
-        throw new StoppedError(info);
+      while (state.step < task.steps) {
+        if (hooks.shouldStop?.()) {
+          // Reuse a checkpoint of this very step (just written, or resumed from) instead of rewriting it.
+          const info = lastInfo && lastInfo.step === state.step ? lastInfo : await save();
+          throw new StoppedError(info);
+        }
+        const loss = await trainStep(task, state, images, count, d, order, micro);
+        state.step += 1;
+        unread.push({ step: state.step, loss });
+        const checkpointNow = state.step % task.checkpointEvery === 0 || state.step === task.steps;
+        if (checkpointNow || state.step % readEvery === 0 || state.step % lossEvery === 0) await readLosses();
+        const now = Date.now();
+        if (now - lastProgress >= PROGRESS_INTERVAL_MS || state.step === task.steps) {
+          lastProgress = now;
+          hooks.progress?.(state.step / task.steps, { step: state.step, ...(lastLoss !== undefined ? { loss: lastLoss } : {}) });
+        }
+        if (checkpointNow) {
+          const info = await save();
+          if (state.step === task.steps) return { finalCheckpoint: info, steps: state.step, seconds: (Date.now() - started) / 1000, parameters: total };
+        }
+        // Yield to the event loop so IPC/stop signals are delivered between steps.
+        await new Promise<void>((r) => setImmediate(r));
       }
-      lastLoss = trainStep(task, state, images, count, d, order, micro);
-      state.step += 1;
-      windowSum += lastLoss;
-      windowSteps += 1;
-      if (state.step % lossEvery === 0 || state.step === task.steps) {
-        hooks.trainLoss?.({ step: state.step, loss: windowSum / windowSteps });
-        windowSum = 0;
-        windowSteps = 0;
-      }
-      const now = Date.now();
-      if (now - lastProgress >= PROGRESS_INTERVAL_MS || state.step === task.steps) {
-        lastProgress = now;
-        hooks.progress?.(state.step / task.steps, { step: state.step, loss: lastLoss });
-      }
-      if (state.step % task.checkpointEvery === 0 || state.step === task.steps) {
-        const info = save();
-        if (state.step === task.steps) return { finalCheckpoint: info, steps: state.step, seconds: (Date.now() - started) / 1000, parameters: total };
-      }
-      // Yield to the event loop so IPC/stop signals are delivered between synchronous steps.
-      await new Promise<void>((r) => setImmediate(r));
+    } finally {
+      for (const u of unread) u.loss.dispose();
     }
     throw new Error('unreachable: training loop ended without a final checkpoint');
   } finally {
@@ -240,8 +306,10 @@ function checkedConfig(task: PretrainTask, images: Float32Array, count: number, 
   return { config, d };
 }
 
+/** Images per forward/backward pass; on webgpu never more than the adapter's buffer limit allows (throws when one image does not fit). */
 function microBatchOf(task: PretrainTask, config: UNetModelConfig, count: number, shape: PretrainOptions): number {
-  return Math.max(1, Math.floor(shape.microBatchSize ?? autoMicroBatch(config, Math.min(task.batchSize, count))));
+  const wanted = Math.max(1, Math.floor(shape.microBatchSize ?? autoMicroBatch(config, Math.min(task.batchSize, count))));
+  return imagesPerPass(config, wanted);
 }
 
 /** A fresh model with zero Adam moments; the EMA starts at the initial weights (decay is 0 at step 0 anyway). */
@@ -266,8 +334,12 @@ export interface Trainer {
   readonly microBatch: number;
   /** Optimiser steps taken so far. */
   readonly steps: number;
-  /** One optimiser step exactly as `pretrain` takes it (noise, forward, backward, clipping, Adam, EMA); returns the loss. */
-  step(): number;
+  /**
+   * One optimiser step exactly as `pretrain` takes it (noise, forward, backward, clipping, Adam,
+   * EMA); resolves with its loss once read. On a GPU that read waits for the step to finish
+   * (`pretrain` reads every `lossReadEvery` steps instead), which a benchmark should know.
+   */
+  step(): Promise<number>;
   /** Disposes the model, its EMA and the optimiser state. */
   dispose(): void;
 }
@@ -288,10 +360,14 @@ export function createTrainer(task: PretrainTask, images: Float32Array, count: n
     get steps() {
       return state.step;
     },
-    step: () => {
-      const loss = trainStep(task, state, images, count, d, order, micro);
+    step: async () => {
+      const loss = await trainStep(task, state, images, count, d, order, micro);
       state.step += 1;
-      return loss;
+      try {
+        return (await loss.data())[0];
+      } finally {
+        loss.dispose();
+      }
     },
     dispose: () => disposeState(state),
   };
@@ -309,8 +385,8 @@ function canonical(v: unknown): string {
   return JSON.stringify(v);
 }
 
-/** One optimiser step; returns the loss. */
-function trainStep(task: PretrainTask, s: TrainState, images: Float32Array, count: number, d: number, order: BatchOrder, micro: number): number {
+/** One optimiser step; resolves with its loss, still on the device (the caller reads and disposes it). */
+async function trainStep(task: PretrainTask, s: TrainState, images: Float32Array, count: number, d: number, order: BatchOrder, micro: number): Promise<tf.Scalar> {
   const { unet, rng } = s;
   const cfg = unet.config;
   const b = Math.min(task.batchSize, count);
@@ -364,58 +440,79 @@ function trainStep(task: PretrainTask, s: TrainState, images: Float32Array, coun
   }
 
   let grads: tf.NamedTensorMap = {};
-  let loss = 0;
-  for (let lo = 0; lo < b; lo += micro) {
-    const hi = Math.min(b, lo + micro);
-    const r = tf.variableGrads(() => lossFn(lo, hi), vars);
-    loss += r.value.dataSync()[0];
-    r.value.dispose();
-    if (lo === 0) grads = r.grads;
-    else {
-      const prev = grads;
-      grads = tf.tidy(() => Object.fromEntries(Object.keys(prev).map((k) => [k, tf.add(prev[k], r.grads[k])])));
-      tf.dispose(prev);
-      tf.dispose(r.grads);
+  let loss: tf.Scalar | undefined;
+  try {
+    for (let lo = 0; lo < b; lo += micro) {
+      const hi = Math.min(b, lo + micro);
+      const r = tf.variableGrads(() => lossFn(lo, hi), vars);
+      if (lo === 0) {
+        grads = r.grads;
+        loss = r.value;
+      } else {
+        const prev = grads;
+        const prevLoss = loss as tf.Scalar;
+        grads = tf.tidy(() => Object.fromEntries(Object.keys(prev).map((k) => [k, tf.add(prev[k], r.grads[k])])));
+        loss = tf.tidy(() => tf.add(prevLoss, r.value));
+        tf.dispose([prev, r.grads, prevLoss, r.value]);
+      }
     }
-  }
-  if (!Number.isFinite(loss)) {
+    await applyUpdate(task, s, grads);
+    return loss as tf.Scalar;
+  } catch (error) {
+    loss?.dispose();
+    throw error;
+  } finally {
+    // Also after a failed step (an error mid-backward, a device fault): 111+ gradient tensors.
     tf.dispose(grads);
-    throw new NonFiniteLossError(`loss is ${loss} at step ${s.step}`);
   }
+}
+
+/**
+ * Global-norm clipping, Adam and EMA on every parameter. The loss is not read here: the update
+ * is queued whatever it is, and `pretrain` fails the run when it reads a non-finite loss.
+ */
+async function applyUpdate(task: PretrainTask, s: TrainState, grads: tf.NamedTensorMap): Promise<void> {
+  const { unet } = s;
+  const names = [...unet.params.keys()];
+  const gradOf = (name: string): tf.Tensor => grads[(unet.params.get(name) as tf.Variable).name];
   const stepNo = s.step + 1;
   const lr = task.learningRate * (task.warmupSteps > 0 ? Math.min(1, stepNo / task.warmupSteps) : 1);
   const decay = emaDecay(s.step, task.emaDecayCap);
   const bc1 = 1 - ADAM_B1 ** stepNo;
   const bc2 = 1 - ADAM_B2 ** stepNo;
   if (hasFusedAdamEma()) {
+    // The fused kernel takes the clipping scale as an attribute, i.e. read on the host: cheap on
+    // the CPU backends that have it (a GPU kernel should take it as a tensor input instead).
+    const normT = tf.tidy(() => tf.sqrt(sumScalars(names.map((name) => tf.sum(tf.square(gradOf(name)))))));
+    let norm: number;
+    try {
+      norm = (await normT.data())[0];
+    } finally {
+      normT.dispose();
+    }
+    const gradScale = Math.min(1, task.gradClip / (norm + 1e-6));
+    const attrs = { gradScale, lr, b1: ADAM_B1, b2: ADAM_B2, eps: ADAM_EPS, bc1, bc2, decay };
     tf.tidy(() => {
-      const names = [...unet.params.keys()];
-      const norm = tf.sqrt(tf.addN(names.map((name) => tf.sum(tf.square(grads[(unet.params.get(name) as tf.Variable).name]))))).dataSync()[0];
-      const gradScale = Math.min(1, task.gradClip / (norm + 1e-6));
-      const attrs = { gradScale, lr, b1: ADAM_B1, b2: ADAM_B2, eps: ADAM_EPS, bc1, bc2, decay };
       for (const name of names) {
         const p = unet.params.get(name) as tf.Variable;
         const m = s.m.get(name) as tf.Variable;
         const v = s.v.get(name) as tf.Variable;
         const e = s.ema.get(name) as tf.Variable;
-        const [np, nm, nv, ne] = fusedAdamEma(p, grads[p.name], m, v, e, attrs);
+        const [np, nm, nv, ne] = fusedAdamEma(p, gradOf(name), m, v, e, attrs);
         p.assign(np);
         m.assign(nm);
         v.assign(nv);
         e.assign(ne);
       }
     });
-    tf.dispose(grads);
-    return loss;
+    return;
   }
   tf.tidy(() => {
-    const names = [...unet.params.keys()];
-    const sq = names.map((name) => tf.sum(tf.square(grads[(unet.params.get(name) as tf.Variable).name])));
-    const norm = tf.sqrt(tf.addN(sq));
+    const norm = tf.sqrt(sumScalars(names.map((name) => tf.sum(tf.square(gradOf(name))))));
     const scale = tf.minimum(1, tf.div(task.gradClip, tf.add(norm, 1e-6)));
     for (const name of names) {
       const p = unet.params.get(name) as tf.Variable;
-      const g = tf.mul(grads[p.name], scale);
+      const g = tf.mul(gradOf(name), scale);
       const m = s.m.get(name) as tf.Variable;
       const v = s.v.get(name) as tf.Variable;
       m.assign(tf.add(tf.mul(m, ADAM_B1), tf.mul(g, 1 - ADAM_B1)));
@@ -426,6 +523,4 @@ function trainStep(task: PretrainTask, s: TrainState, images: Float32Array, coun
       e.assign(tf.add(tf.mul(e, decay), tf.mul(p, 1 - decay)));
     }
   });
-  tf.dispose(grads);
-  return loss;
 }

@@ -255,23 +255,29 @@ export async function trainLinearProbes(train: EpochFeatureSource, tests: ProbeS
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
 
-    const evaluate = (p: ProbeState, x: Float32Array, labels: Uint8Array): number => {
+    const evaluate = async (p: ProbeState, x: Float32Array, labels: Uint8Array): Promise<number> => {
       const { dim, w, b } = p;
       let correct = 0;
       for (let start = 0; start < labels.length; start += EVAL_CHUNK) {
         const end = Math.min(start + EVAL_CHUNK, labels.length);
         const pred = tf.tidy(() => tf.argMax(tf.add(tf.matMul(tf.tensor2d(x.subarray(start * dim, end * dim), [end - start, dim]), w), b), 1));
-        const got = pred.dataSync();
-        pred.dispose();
+        let got: ArrayLike<number>;
+        try {
+          got = (await pred.data()) as ArrayLike<number>;
+        } finally {
+          pred.dispose();
+        }
         for (let i = 0; i < got.length; i++) if (got[i] === labels[start + i]) correct++;
       }
       return correct / labels.length;
     };
-    return probes.map((p, k) => {
+    const results: LinearProbeResult[] = [];
+    for (const [k, p] of probes.entries()) {
       const test = tests[k];
       const xTest = p.stats ? applyStandardization(test.x, test.n, p.dim, p.stats) : test.x;
-      return { accuracy: evaluate(p, xTest, test.y), trainAccuracy: evaluate(p, p.x as Float32Array, train.y) };
-    });
+      results.push({ accuracy: await evaluate(p, xTest, test.y), trainAccuracy: await evaluate(p, p.x as Float32Array, train.y) });
+    }
+    return results;
   } finally {
     for (const t of owned) t.dispose();
   }

@@ -3,13 +3,17 @@ import * as tf from '@tensorflow/tfjs';
 /**
  * Top-1 accuracy. `predictions` is either logits / scores [N, classes] (a tensor; argmax per row)
  * or predicted class indices (a 1-D tensor or an array). Tensors passed in are not disposed.
+ * Async: a tensor is read with `data()` (GPU backends have no synchronous read).
  */
-export function accuracy(predictions: tf.Tensor1D | tf.Tensor2D | ArrayLike<number>, labels: ArrayLike<number>): number {
+export async function accuracy(predictions: tf.Tensor1D | tf.Tensor2D | ArrayLike<number>, labels: ArrayLike<number>): Promise<number> {
   let predicted: ArrayLike<number>;
   if (predictions instanceof tf.Tensor) {
     const classes = predictions.rank === 2 ? tf.tidy(() => tf.argMax(predictions, 1)) : predictions;
-    predicted = classes.dataSync();
-    if (classes !== predictions) classes.dispose();
+    try {
+      predicted = (await classes.data()) as ArrayLike<number>;
+    } finally {
+      if (classes !== predictions) classes.dispose();
+    }
   } else {
     predicted = predictions;
   }

@@ -172,17 +172,17 @@ describe('poolFeatures', () => {
 });
 
 describe('metrics', () => {
-  it('accuracy takes logits, class tensors or arrays', () => {
+  it('accuracy takes logits, class tensors or arrays', async () => {
     const logits = tf.tensor2d([
       [0, 1],
       [2, 0],
       [0, 3],
     ]);
-    expect(accuracy(logits, [1, 0, 0])).toBeCloseTo(2 / 3);
+    expect(await accuracy(logits, [1, 0, 0])).toBeCloseTo(2 / 3);
     const classes = tf.tensor1d([1, 1, 0], 'int32');
-    expect(accuracy(classes, Uint8Array.from([1, 0, 0]))).toBeCloseTo(2 / 3);
-    expect(accuracy([3, 2], [3, 2])).toBe(1);
-    expect(() => accuracy([1], [1, 2])).toThrow(RangeError);
+    expect(await accuracy(classes, Uint8Array.from([1, 0, 0]))).toBeCloseTo(2 / 3);
+    expect(await accuracy([3, 2], [3, 2])).toBe(1);
+    await expect(accuracy([1], [1, 2])).rejects.toThrow(RangeError);
     tf.dispose([logits, classes]);
   });
 

@@ -12,6 +12,7 @@ describe('pretrain arguments', () => {
     expect(t.unet).toEqual({ baseChannels: 8, channelMults: [1, 2], blocksPerLevel: 1, attentionResolutions: [], dropout: 0.1, groups: 4 });
     expect(t.checkpointDir).toBe(path.resolve('tmp/run'));
     expect(t.trainSize).toBeUndefined();
+    expect(pretrainTaskFromArgs({ ...base, method: undefined }).method).toBe('ddpm');
     const e = pretrainTaskFromArgs({ ...base, method: 'edm', batch: '32', lr: '1e-3', warmup: '50', seed: '3', 'train-size': '2000', 'checkpoint-every': '25', 'data-dir': '/data' });
     expect(e).toMatchObject({ emaDecayCap: 0.9993, batchSize: 32, learningRate: 1e-3, warmupSteps: 50, seed: 3, trainSize: 2000, checkpointEvery: 25, dataset: { name: 'fashion-mnist', dir: '/data' } });
   });
@@ -23,7 +24,7 @@ describe('pretrain arguments', () => {
   it.each([
     [{ ...base, dataset: undefined }, /needs --dataset fashion-mnist\|mnist\|cifar10/],
     [{ ...base, dataset: 'imagenet' }, /got "imagenet"/],
-    [{ ...base, method: 'vp' }, /--method ddpm\|edm/],
+    [{ ...base, method: 'vp' }, /--method must be one of ddpm\|edm/],
     [{ ...base, unet: undefined }, /needs --unet/],
     [{ ...base, unet: 'huge' }, /neither a preset/],
     [{ ...base, unet: '{baseChannels:16}' }, /not valid JSON/],

@@ -14,11 +14,14 @@ import {
   resolveUNet,
   tappableBlockNames,
   unetConfigSchema,
+  parseGpuSelector,
   type BackendName,
+  type GpuSelector,
   type PretrainTask,
   type ProgressProbeConfig,
   type UNetConfig,
 } from '@ddae/contracts';
+import type { SelectedBackend } from '@ddae/compute';
 import { CliError } from '../api-client';
 
 /**
@@ -91,6 +94,37 @@ export function parseUNet(raw: string | undefined): UNetConfig {
   return r.data;
 }
 
+/** The GPU of the webgpu backend named by --gpu (or DDAE_GPU when absent); `auto` by default. */
+export function parseGpu(raw: string | undefined, env: NodeJS.ProcessEnv = process.env): GpuSelector {
+  try {
+    return parseGpuSelector(raw ?? env['DDAE_GPU']);
+  } catch (error) {
+    throw new CliError(`${raw !== undefined ? '--gpu' : 'DDAE_GPU'}: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Selects the backend of an inline command (--backend, --gpu) and runs `work` on it; on webgpu the
+ * device is released afterwards, so the process can end and a later command selects afresh.
+ */
+export async function withInlineBackend<T>(a: { backend?: string; gpu?: string }, work: (backend: SelectedBackend) => Promise<T>): Promise<T> {
+  const prefer = parseBackend(a.backend);
+  const gpu = parseGpu(a.gpu);
+  const { selectBackend, releaseBackend, GpuSelectionError } = await import('@ddae/compute');
+  let backend: SelectedBackend;
+  try {
+    backend = await selectBackend(prefer, { gpu });
+  } catch (error) {
+    if (error instanceof GpuSelectionError) throw new CliError(`${error.message}\n(--gpu or DDAE_GPU chooses the GPU; --backend or DDAE_BACKEND the backend)`);
+    throw error;
+  }
+  try {
+    return await work(backend);
+  } finally {
+    await releaseBackend();
+  }
+}
+
 /** The backend named by --backend (or DDAE_BACKEND when absent); `auto` by default. */
 export function parseBackend(raw: string | undefined, env: NodeJS.ProcessEnv = process.env): BackendName | 'auto' {
   const v = (raw ?? env['DDAE_BACKEND'] ?? 'auto').trim();
@@ -102,8 +136,9 @@ export function parseBackend(raw: string | undefined, env: NodeJS.ProcessEnv = p
 /** Builds the compute task of `pretrain` from its options; every mistake is a CliError with the fix. */
 export function pretrainTaskFromArgs(a: PretrainArgs): PretrainTask {
   if (!a.dataset || !(DATASET_NAMES as readonly string[]).includes(a.dataset)) throw new CliError(`pretrain needs --dataset ${DATASET_NAMES.join('|')}${a.dataset ? ` (got "${a.dataset}")` : ''}: ${EXAMPLE}`);
-  if (!a.method || !(METHODS as readonly string[]).includes(a.method)) throw new CliError(`pretrain needs --method ${METHODS.join('|')}${a.method ? ` (got "${a.method}")` : ''}: ${EXAMPLE}`);
-  const method = a.method as PretrainTask['method'];
+  // --method defaults to ddpm (the reference's main method).
+  if (a.method !== undefined && !(METHODS as readonly string[]).includes(a.method)) throw new CliError(`--method must be one of ${METHODS.join('|')} (got "${a.method}"): ${EXAMPLE}`);
+  const method = (a.method ?? 'ddpm') as PretrainTask['method'];
   const unet = parseUNet(a.unet);
   // 0 writes the initial weights as the only checkpoint: the untrained network, to probe as a control.
   const steps = numberOption('steps', a.steps, { int: true, min: 0, max: 1_000_000, example: '2000' });
@@ -194,14 +229,18 @@ export function progressProbeFromArgs(a: PretrainArgs, task: PretrainTask): Prog
 }
 
 /** `ddae pretrain`: trains inline with the library the workers use (resuming from --out), prints progress to stderr. */
-export async function pretrainInline(a: PretrainArgs & { backend?: string }, opts: { json: boolean; log?: (line: string) => void }): Promise<string> {
+export async function pretrainInline(a: PretrainArgs & { backend?: string; gpu?: string }, opts: { json: boolean; log?: (line: string) => void }): Promise<string> {
   const task = pretrainTaskFromArgs(a);
-  const prefer = parseBackend(a.backend);
+  parseBackend(a.backend);
+  parseGpu(a.gpu);
+  return withInlineBackend(a, (backend) => pretrainOn(backend, task, opts));
+}
+
+async function pretrainOn(backend: SelectedBackend, task: PretrainTask, opts: { json: boolean; log?: (line: string) => void }): Promise<string> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const { selectBackend, runPretrainTask } = await import('@ddae/compute');
-  const { latestCheckpoint, NonFiniteLossError, StoppedError } = await import('@ddae/diffusion');
+  const { runPretrainTask } = await import('@ddae/compute');
+  const { latestCheckpoint, NonFiniteLossError, StoppedError, DeviceLimitError } = await import('@ddae/diffusion');
   const { DatasetMissingError } = await import('@ddae/datasets');
-  const backend = await selectBackend(prefer);
   log(`backend: ${backend.backend} (${backend.detail})`);
   const found = latestCheckpoint(task.checkpointDir);
   if (found) {
@@ -268,6 +307,7 @@ export async function pretrainInline(a: PretrainArgs & { backend?: string }, opt
       seconds: Math.round(r.seconds * 10) / 10,
       parameters: r.parameters,
       backend: backend.backend,
+      ...(backend.gpu ? { gpu: backend.gpu } : {}),
       ...(r.finalCheckpoint.loss !== undefined ? { loss: r.finalCheckpoint.loss } : {}),
       ...(r.progress ? { progress: r.progress, stoppedEarly: r.stoppedEarly ?? false } : {}),
     };
@@ -279,6 +319,7 @@ export async function pretrainInline(a: PretrainArgs & { backend?: string }, opt
     if (error instanceof StoppedError) throw new CliError(`${error.message}; rerun the same command to resume`);
     if (error instanceof NonFiniteLossError) throw new CliError(`training diverged (${error.message}): lower --lr or raise --warmup, and use a fresh --out`);
     if (error instanceof DatasetMissingError) throw new CliError(`${error.message} (or pass --data-dir)`);
+    if (error instanceof DeviceLimitError) throw new CliError(error.message);
     if (error instanceof Error && /holds another model/.test(error.message)) throw new CliError(`${error.message}: pass another --out`);
     throw error;
   } finally {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DATASET_NAMES, DATASET_SHAPES, NOISE_PROTOCOLS, POOLINGS, PROBE_PROTOCOLS, decoderBlockNames, protocolKey, tappableBlockNames, type DatasetName, type ProbeProtocol, type ProbeTask } from '@ddae/contracts';
 import { CliError } from '../api-client';
-import { numberOption, parseBackend } from './pretrain.command';
+import { numberOption, parseBackend, parseGpu, withInlineBackend } from './pretrain.command';
 
 /** The raw option values of `probe` (strings as typed). */
 export interface ProbeArgs {
@@ -25,6 +25,7 @@ export interface ProbeArgs {
   cache?: string;
   'data-dir'?: string;
   backend?: string;
+  gpu?: string;
 }
 
 const EXAMPLES = [
@@ -78,48 +79,51 @@ export function parseNoiseLevels(raw: string | undefined): number[] {
  */
 export async function probeInline(a: ProbeArgs, opts: { json: boolean; log?: (line: string) => void }): Promise<string> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const prefer = parseBackend(a.backend);
+  parseBackend(a.backend);
+  parseGpu(a.gpu);
   if (a.features !== undefined && a.features !== 'pixels') throw new CliError(`--features "${a.features}": only "pixels" is known; for diffusion features pass --checkpoint <dir>`);
   if ((a.features === 'pixels') === (a.checkpoint !== undefined)) throw new CliError(`probe needs exactly one of --features pixels or --checkpoint <dir>:\n  ${EXAMPLES.join('\n  ')}`);
 
-  const { selectBackend, runBaselineTask, runProbeTask } = await import('@ddae/compute');
+  const { runBaselineTask, runProbeTask } = await import('@ddae/compute');
   if (a.features === 'pixels') {
     if (!a.dataset || !(DATASET_NAMES as readonly string[]).includes(a.dataset)) throw new CliError(`probe --features pixels needs --dataset ${DATASET_NAMES.join('|')}: ${EXAMPLES[0]}`);
     const dataset = a.dataset as DatasetName;
     const protocol = protocolFromArgs(a, dataset);
-    const backend = await selectBackend(prefer);
-    log(`raw pixels of ${dataset}: ${protocol.trainSize} train / ${protocol.testSize} test images, backend ${backend.backend}`);
-    const r = await runBaselineTask({ kind: 'baseline', baselineId: 'cli', baseline: 'pixels', dataset: { name: dataset }, protocol }, {});
-    const result = { features: 'pixels', dataset, accuracy: r.accuracy, featureDim: r.featureDim, seconds: r.seconds, backend: backend.backend, protocol, protocolKey: protocolKey(protocol) };
-    return opts.json ? JSON.stringify(result) : `pixels on ${dataset}: accuracy ${(100 * r.accuracy).toFixed(2)} % (${r.featureDim} features, ${r.seconds.toFixed(1)} s, ${backend.backend})`;
+    return withInlineBackend(a, async (backend) => {
+      log(`raw pixels of ${dataset}: ${protocol.trainSize} train / ${protocol.testSize} test images, backend ${backend.backend}`);
+      const r = await runBaselineTask({ kind: 'baseline', baselineId: 'cli', baseline: 'pixels', dataset: { name: dataset }, protocol }, {});
+      const result = { features: 'pixels', dataset, accuracy: r.accuracy, featureDim: r.featureDim, seconds: r.seconds, backend: backend.backend, protocol, protocolKey: protocolKey(protocol) };
+      return opts.json ? JSON.stringify(result) : `pixels on ${dataset}: accuracy ${(100 * r.accuracy).toFixed(2)} % (${r.featureDim} features, ${r.seconds.toFixed(1)} s, ${backend.backend})`;
+    });
   }
 
   const target = await probeTarget(a);
   const { found, method, step, dataset, layers, levels, protocol } = target;
-  const backend = await selectBackend(prefer);
-  log(`probing ${found.path} (${method}, step ${step}) on ${dataset}: layers ${layers.join(',')} at ${method === 'ddpm' ? 't' : 'sigma'} = ${levels.join(', ')}; backend ${backend.backend}`);
-  const featureCacheDir = featureCacheDirOf(a.cache);
-  const cells: { layer: string; noiseLevel: number; accuracy: number; trainAccuracy?: number; featureDim: number }[] = [];
-  let seconds = 0;
-  const featureCache = { hits: 0, misses: 0 };
-  for (const noiseLevel of levels) {
-    const r = await runProbeTask(target.task(noiseLevel, featureCacheDir), {});
-    seconds += r.seconds;
-    featureCache.hits += r.featureCache?.hits ?? 0;
-    featureCache.misses += r.featureCache?.misses ?? 0;
-    for (const l of r.layers) cells.push({ ...l, noiseLevel });
-    const best = [...r.layers].sort((x, y) => y.accuracy - x.accuracy)[0];
-    const cached = r.featureCache ? `, cache ${r.featureCache.hits} hit / ${r.featureCache.misses} miss` : '';
-    log(`  ${method === 'ddpm' ? 't' : 'sigma'}=${noiseLevel}: best ${best.layer} ${(100 * best.accuracy).toFixed(2)} % (${r.seconds.toFixed(1)} s${cached})`);
-  }
-  const best = [...cells].sort((x, y) => y.accuracy - x.accuracy)[0];
-  const result = {
-    checkpoint: found.path, method, step, dataset, accuracy: best.accuracy, best, cells, seconds, backend: backend.backend, protocol, protocolKey: protocolKey(protocol),
-    ...(featureCacheDir ? { featureCache: { dir: featureCacheDir, ...featureCache } } : {}),
-  };
-  if (opts.json) return JSON.stringify(result);
-  const lines = cells.map((c) => `${c.layer.padEnd(7)} ${String(c.noiseLevel).padStart(6)}  ${(100 * c.accuracy).toFixed(2)} %`);
-  return [`layer    noise  accuracy`, ...lines, `best: ${best.layer} at ${best.noiseLevel}: ${(100 * best.accuracy).toFixed(2)} %`].join('\n');
+  return withInlineBackend(a, async (backend) => {
+    log(`probing ${found.path} (${method}, step ${step}) on ${dataset}: layers ${layers.join(',')} at ${method === 'ddpm' ? 't' : 'sigma'} = ${levels.join(', ')}; backend ${backend.backend}`);
+    const featureCacheDir = featureCacheDirOf(a.cache);
+    const cells: { layer: string; noiseLevel: number; accuracy: number; trainAccuracy?: number; featureDim: number }[] = [];
+    let seconds = 0;
+    const featureCache = { hits: 0, misses: 0 };
+    for (const noiseLevel of levels) {
+      const r = await runProbeTask(target.task(noiseLevel, featureCacheDir), {});
+      seconds += r.seconds;
+      featureCache.hits += r.featureCache?.hits ?? 0;
+      featureCache.misses += r.featureCache?.misses ?? 0;
+      for (const l of r.layers) cells.push({ ...l, noiseLevel });
+      const best = [...r.layers].sort((x, y) => y.accuracy - x.accuracy)[0];
+      const cached = r.featureCache ? `, cache ${r.featureCache.hits} hit / ${r.featureCache.misses} miss` : '';
+      log(`  ${method === 'ddpm' ? 't' : 'sigma'}=${noiseLevel}: best ${best.layer} ${(100 * best.accuracy).toFixed(2)} % (${r.seconds.toFixed(1)} s${cached})`);
+    }
+    const best = [...cells].sort((x, y) => y.accuracy - x.accuracy)[0];
+    const result = {
+      checkpoint: found.path, method, step, dataset, accuracy: best.accuracy, best, cells, seconds, backend: backend.backend, protocol, protocolKey: protocolKey(protocol),
+      ...(featureCacheDir ? { featureCache: { dir: featureCacheDir, ...featureCache } } : {}),
+    };
+    if (opts.json) return JSON.stringify(result);
+    const lines = cells.map((c) => `${c.layer.padEnd(7)} ${String(c.noiseLevel).padStart(6)}  ${(100 * c.accuracy).toFixed(2)} %`);
+    return [`layer    noise  accuracy`, ...lines, `best: ${best.layer} at ${best.noiseLevel}: ${(100 * best.accuracy).toFixed(2)} %`].join('\n');
+  });
 }
 
 /** A checkpoint, its layers, noise levels and protocol, from the options of `probe` (and `noise-search`). */

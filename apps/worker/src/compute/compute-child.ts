@@ -4,7 +4,7 @@
  * it runs here, one fresh process per job (no tensor memory carried across jobs).
  */
 import { computeTaskSchema, type BackendName } from '@ddae/contracts';
-import { runComputeTask, selectBackend } from '@ddae/compute';
+import { backendFromEnv, gpuFromEnv, runComputeTask, selectBackend } from '@ddae/compute';
 import type { FromChild, ToChild } from './child-protocol';
 
 const send = (message: FromChild): void => {
@@ -23,13 +23,15 @@ async function main(): Promise<void> {
   if (!process.send) throw new Error('compute-child must be started by the worker (with an IPC channel)');
   // The worker died: nobody would hear the result; stop at once (the job will be retried).
   process.on('disconnect', () => process.exit(70));
-  const prefer = (process.env.DDAE_BACKEND ?? 'auto') as BackendName | 'auto';
-  const selected = await selectBackend(prefer);
+  // The worker validated DDAE_BACKEND and DDAE_GPU (libs/config) and passes them on.
+  const prefer: BackendName | 'auto' = backendFromEnv();
+  const selected = await selectBackend(prefer, { gpu: gpuFromEnv() });
+  const ready: FromChild = { type: 'ready', backend: selected.backend, detail: selected.detail, ...(selected.gpu ? { gpu: selected.gpu } : {}) };
   if (process.env.DDAE_PROBE_ONLY === '1') {
-    sendAndExit({ type: 'ready', backend: selected.backend, detail: selected.detail }, 0);
+    sendAndExit(ready, 0);
     return;
   }
-  send({ type: 'ready', backend: selected.backend, detail: selected.detail });
+  send(ready);
   process.on('message', (raw: ToChild) => {
     if (raw.type === 'stop') stopRequested = true;
     if (raw.type === 'run') void run(raw.task);

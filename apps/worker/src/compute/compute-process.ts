@@ -1,12 +1,12 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type { BackendName, CheckpointInfo, ComputeResult, ComputeTask, ProgressPoint } from '@ddae/contracts';
+import type { BackendName, CheckpointInfo, ComputeResult, ComputeTask, GpuAdapter, ProgressPoint } from '@ddae/contracts';
 import type { FromChild, SerializedError, ToChild } from './child-protocol';
 
 export interface ComputeProcessOptions {
   /** Backend the child loads (chosen once when the worker starts). */
   backend: BackendName | 'auto';
-  /** Environment additions for the child (CUDA_VISIBLE_DEVICES, DDAE_DATA_DIR). */
+  /** Environment additions for the child (CUDA_VISIBLE_DEVICES, DDAE_GPU, DDAE_DATA_DIR). */
   env?: Record<string, string | undefined>;
 }
 
@@ -137,7 +137,7 @@ export class ComputeProcess {
   }
 
   /** Starts a child only to learn which backend it gets: done once, when the worker starts. */
-  static probeBackend(options: ComputeProcessOptions): Promise<{ backend: BackendName; detail: string }> {
+  static probeBackend(options: ComputeProcessOptions): Promise<{ backend: BackendName; detail: string; gpu?: GpuAdapter }> {
     const entry = childEntry();
     const child = fork(entry.file, [], {
       execArgv: entry.execArgv,
@@ -147,7 +147,7 @@ export class ComputeProcess {
     });
     return new Promise((resolve, reject) => {
       child.on('message', (message: FromChild) => {
-        if (message.type === 'ready') resolve({ backend: message.backend, detail: message.detail });
+        if (message.type === 'ready') resolve({ backend: message.backend, detail: message.detail, ...(message.gpu ? { gpu: message.gpu } : {}) });
         if (message.type === 'error') reject(new ComputeError(message.error));
       });
       child.on('error', reject);

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import os from 'node:os';
-import type { BackendName } from '@ddae/contracts';
+import { describeGpuAdapter, type BackendName, type GpuAdapter } from '@ddae/contracts';
 
 export const WORKER_ENV = Symbol('WORKER_ENV');
 export const PRISMA = Symbol('PRISMA');
@@ -12,12 +12,34 @@ export class WorkerIdentity {
   readonly hostname = os.hostname();
   readonly pid = process.pid;
   id: string;
+  /** What the heartbeat reports as the device: DEVICE, else the webgpu adapter, `gpu<CUDA_VISIBLE_DEVICES>` or `cpu`. */
   device: string;
   backend: BackendName | 'auto' = 'auto';
   backendDetail = '';
+  /** On webgpu: the adapter the probe chose; every job's child is pinned to it. */
+  gpu?: GpuAdapter;
+  private readonly deviceOverride?: string;
 
-  constructor(options: { id?: string; device?: string; cudaVisibleDevices?: string }) {
+  constructor(private readonly options: { id?: string; device?: string; cudaVisibleDevices?: string; gpu?: string }) {
     this.id = options.id ?? `${this.hostname}-${this.pid}`;
+    this.deviceOverride = options.device;
     this.device = options.device ?? (options.cudaVisibleDevices ? `gpu${options.cudaVisibleDevices}` : 'cpu');
+  }
+
+  /** Records the backend (and adapter) the compute child's probe chose. */
+  chose(probe: { backend: BackendName; detail: string; gpu?: GpuAdapter }): void {
+    this.backend = probe.backend;
+    this.backendDetail = probe.detail;
+    this.gpu = probe.gpu;
+    if (probe.gpu && this.deviceOverride === undefined) this.device = describeGpuAdapter(probe.gpu);
+  }
+
+  /**
+   * Environment of a compute child: the configured GPU for the probe; once chosen, the adapter
+   * itself (its PCI address or its index), so every job computes on the GPU the worker holds.
+   */
+  childEnv(): Record<string, string | undefined> {
+    const gpu = this.gpu ? (this.gpu.pci ?? String(this.gpu.index)) : this.options.gpu;
+    return { CUDA_VISIBLE_DEVICES: this.options.cudaVisibleDevices, DDAE_GPU: gpu };
   }
 }

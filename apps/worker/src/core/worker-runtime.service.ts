@@ -8,6 +8,7 @@ import { redisConnection, withTimeout } from '@ddae/queue';
 import { ComputeProcess } from '../compute/compute-process';
 import { ComputeJobsService } from '../jobs/compute-jobs.service';
 import { CurrentJob } from './current-job';
+import { lockGpu } from './gpu-lock';
 import { WORKER_ENV, WorkerIdentity } from './worker-identity';
 
 /**
@@ -24,6 +25,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
   private shuttingDown = false;
   private activeJobId: string | null = null;
   private health?: Server;
+  private gpuLock?: { release(): void };
 
   constructor(
     @Inject(WORKER_ENV) private readonly env: WorkerEnv,
@@ -39,9 +41,10 @@ export class WorkerRuntime implements OnApplicationShutdown {
   }
 
   async start(): Promise<void> {
-    const probe = await ComputeProcess.probeBackend({ backend: this.env.DDAE_BACKEND, env: { CUDA_VISIBLE_DEVICES: this.env.CUDA_VISIBLE_DEVICES } });
-    this.identity.backend = probe.backend;
-    this.identity.backendDetail = probe.detail;
+    const probe = await ComputeProcess.probeBackend({ backend: this.env.DDAE_BACKEND, env: this.identity.childEnv() });
+    this.identity.chose(probe);
+    // One worker per GPU: a second worker on this GPU stops here, naming the one that holds it.
+    if (probe.gpu) this.gpuLock = lockGpu(probe.gpu, this.identity.id);
     this.logger.log(`worker ${this.identity.id}: backend ${probe.backend} (${probe.detail}), device ${this.identity.device}`);
     this.state = 'idle';
     const released = await this.workers.releaseHeld(this.identity.id);
@@ -137,6 +140,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
     }
     clearInterval(this.heartbeat);
     this.health?.close();
+    this.gpuLock?.release();
     this.state = 'stopped';
     await withTimeout(this.beat(), Math.max(left(0), 250), 'last heartbeat').catch(() => undefined);
   }

@@ -146,7 +146,7 @@ export class ComputeJobsService {
     const stoppedEarly = result.stoppedEarly === true;
     const completed = await this.write('complete run', () => this.runs.complete(runId, { step: final.step, path: this.relative(final.path), sha256: final.sha256, loss: final.loss }, { stoppedEarly }));
     if (completed) await this.write('enqueue probes', () => this.orchestrator.runSucceeded(runId, run.sweepId));
-    this.logger.log(`run ${run.key}: ${result.steps} steps in ${result.seconds.toFixed(1)} s${stoppedEarly ? ` (stopped early: the probe plateaued; planned ${hyper.steps})` : ''}`);
+    this.logger.log(`run ${run.key}: ${result.steps} steps in ${result.seconds.toFixed(1)} s${stoppedEarly ? ` (stopped early: the probe plateaued; planned ${hyper.steps})` : ''}${onDevice(result)}`);
     return { outcome: 'done' };
   }
 
@@ -190,7 +190,7 @@ export class ComputeJobsService {
     if (next.length) this.logger.log(`probe ${run.key}: noise search continues with ${next.length} more level(s)`);
     const best = [...result.layers].sort((a, b) => b.accuracy - a.accuracy)[0];
     const cache = result.featureCache ? `, feature cache ${result.featureCache.hits} hit(s) ${result.featureCache.misses} miss(es)` : '';
-    this.logger.log(`probe ${run.key} @ ${row.noiseLevel}: best ${best?.layer} ${best?.accuracy.toFixed(4)} (${result.seconds.toFixed(1)} s${cache})`);
+    this.logger.log(`probe ${run.key} @ ${row.noiseLevel}: best ${best?.layer} ${best?.accuracy.toFixed(4)} (${result.seconds.toFixed(1)} s${cache})${onDevice(result)}`);
     return { outcome: 'done' };
   }
 
@@ -218,7 +218,7 @@ export class ComputeJobsService {
     const { accuracy, featureDim } = result;
     await this.write('store baseline', () => this.baselines.complete(baselineId, { accuracy, featureDim }));
     await this.write('refresh sweeps', () => handle.ended());
-    this.logger.log(`baseline ${row.kind}/${row.dataset}: ${result.accuracy.toFixed(4)}`);
+    this.logger.log(`baseline ${row.kind}/${row.dataset}: ${result.accuracy.toFixed(4)}${onDevice(result)}`);
     return { outcome: 'done' };
   }
 
@@ -227,7 +227,7 @@ export class ComputeJobsService {
    * Returns the result, or an outcome when the task was cancelled.
    */
   private async execute(job: Job, token: string | undefined, row: RowHandle, task: ComputeTask, callbacks: ComputeCallbacks): Promise<ComputeResult | JobOutcome> {
-    const child = new ComputeProcess({ backend: this.identity.backend, env: { CUDA_VISIBLE_DEVICES: this.env.CUDA_VISIBLE_DEVICES } });
+    const child = new ComputeProcess({ backend: this.identity.backend, env: this.identity.childEnv() });
     this.current.start({ jobId: job.id ?? '?', label: row.label, child, status: row.status });
     try {
       return await child.run(task, callbacks);
@@ -278,6 +278,14 @@ export class ComputeJobsService {
   private relative(p: string): string {
     return path.isAbsolute(p) ? path.relative(this.artifactRoot, p) : p;
   }
+}
+
+/** On a GPU: which one computed the result and the GPU memory tfjs held at its end. */
+function onDevice(result: ComputeResult): string {
+  const d = result.device;
+  if (!d?.gpu) return '';
+  const mib = (b: number | undefined) => (b === undefined ? '?' : `${Math.round(b / 2 ** 20)} MiB`);
+  return ` on GPU ${d.gpu.index} "${d.gpu.name}" (GPU memory ${mib(d.memory?.gpuBytesUsed)} in use, ${mib(d.memory?.gpuBytesAllocated)} allocated)`;
 }
 
 /** Redis is a boundary too: a payload that does not parse can never succeed. */

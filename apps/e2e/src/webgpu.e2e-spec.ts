@@ -1,0 +1,66 @@
+import { waitFor } from '@ddae/testing';
+import { startStack, type Stack } from './stack';
+
+/**
+ * A GPU worker beside a CPU worker: one worker on the webgpu backend (Dawn on Mesa's lavapipe, the
+ * software Vulkan every CI machine has; DDAE_BACKEND=webgpu asks for it, as `auto` never takes a
+ * software adapter) and one on our native kernels share a tiny sweep. Every result records the
+ * backend that made it, and the webgpu worker's heartbeat names its adapter.
+ */
+const SWEEP = {
+  name: 'e2e-webgpu',
+  dataset: 'fashion-mnist',
+  models: [{ method: 'ddpm', unet: 'tiny' }],
+  // Two runs, so that each worker takes one: lavapipe is slow, so 2 steps of batch 8.
+  pretrain: { steps: 2, batchSize: 8, checkpointEvery: 2, trainSize: 64, seeds: [0, 1] },
+  probe: { layers: ['out_2', 'out_4'], timesteps: [10], epochs: 2, batchSize: 32, learningRate: 0.01, trainSize: 32, testSize: 32 },
+  baselines: [],
+};
+
+interface WorkerRow {
+  id: string;
+  backend: string;
+  device: string;
+}
+
+describe('a webgpu worker beside a CPU worker finishes a tiny sweep', () => {
+  let stack: Stack;
+
+  beforeAll(async () => {
+    stack = await startStack({ workers: 2, workerEnvs: [{ DDAE_BACKEND: 'webgpu' }, { DDAE_BACKEND: 'native' }] });
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('records which backend made every result', async () => {
+    // Both registered (so both wait on the queue) before the work arrives.
+    const workers = await waitFor('both workers to register', async () => {
+      const body = await stack.get<{ workers: WorkerRow[] }>('/api/workers');
+      return body.workers.length === 2 ? body.workers : undefined;
+    }, { timeoutMs: 120_000, describe: async () => stack.logs() });
+    const byId = new Map(workers.map((w) => [w.id, w]));
+    const gpuWorker = workers.find((w) => w.backend === 'webgpu');
+    expect(workers.map((w) => w.backend).sort()).toEqual(['native', 'webgpu']);
+    // The heartbeat names the adapter: which GPU, that it is a software one, and its limits.
+    expect(gpuWorker?.device).toMatch(/^GPU 0 "llvmpipe[^"]*" \(software adapter, .*vulkan.*max binding \d+ MiB/);
+    expect(workers.find((w) => w.backend === 'native')?.device).toBe('cpu');
+
+    const submitted = await stack.post<{ id: string }>('/api/sweeps', SWEEP);
+    expect(submitted.status).toBe(201);
+    const sweep = await stack.waitForSweep(submitted.body.id, 480_000);
+    expect(sweep.status).toBe('SUCCEEDED');
+
+    const runs = await stack.db.prisma.run.findMany({ where: { sweepId: submitted.body.id } });
+    const results = await stack.db.prisma.probeResult.findMany({ where: { sweepId: submitted.body.id } });
+    expect(runs).toHaveLength(2);
+    expect(results).toHaveLength(4);
+    const made = [...runs.map((r) => ({ backend: r.backend, workerId: r.workerId })), ...results.map((r) => ({ backend: r.backend, workerId: r.workerId }))];
+    for (const m of made) expect(m.backend).toBe(byId.get(m.workerId ?? '')?.backend);
+    // The GPU worker did its share (each worker took one of the two runs from the queue).
+    expect(new Set(runs.map((r) => r.backend))).toEqual(new Set(['native', 'webgpu']));
+    for (const r of results) expect(r.accuracy).toBeGreaterThan(0);
+    expect(stack.workers[0].output()).toMatch(/backend webgpu \(@tensorflow\/tfjs-backend-webgpu on Dawn/);
+  });
+});

@@ -1,0 +1,36 @@
+import type { GpuAdapter } from '@ddae/contracts';
+import { WorkerIdentity } from './worker-identity';
+
+const gpu: GpuAdapter = {
+  index: 2,
+  name: 'NVIDIA H200',
+  api: 'vulkan',
+  vendor: 'nvidia',
+  architecture: 'hopper',
+  description: 'NVIDIA 580.65',
+  fallback: false,
+  limits: { maxBufferSize: 2 ** 32, maxStorageBufferBindingSize: 2 ** 31, maxStorageBuffersPerShaderStage: 8, maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 1024 },
+};
+
+describe('WorkerIdentity', () => {
+  it('reports the webgpu adapter as its device and pins every job to it', () => {
+    const w = new WorkerIdentity({ id: 'w1', gpu: 'auto' });
+    expect(w.device).toBe('cpu');
+    expect(w.childEnv()).toEqual({ CUDA_VISIBLE_DEVICES: undefined, DDAE_GPU: 'auto' });
+    w.chose({ backend: 'webgpu', detail: 'tfjs-backend-webgpu on Dawn', gpu });
+    expect(w.backend).toBe('webgpu');
+    expect(w.device).toBe('GPU 2 "NVIDIA H200" (nvidia hopper, vulkan; NVIDIA 580.65; max buffer 4.0 GiB, max binding 2048 MiB, 8 storage buffers/shader)');
+    expect(w.childEnv()).toEqual({ CUDA_VISIBLE_DEVICES: undefined, DDAE_GPU: '2' });
+    w.chose({ backend: 'webgpu', detail: '', gpu: { ...gpu, index: 0, pci: 'pci-0000_3b_00_0' } });
+    expect(w.childEnv().DDAE_GPU).toBe('pci-0000_3b_00_0');
+  });
+
+  it('keeps DEVICE when set, and the CUDA label without a GPU adapter', () => {
+    const named = new WorkerIdentity({ device: 'rack4-gpu2' });
+    named.chose({ backend: 'webgpu', detail: '', gpu });
+    expect(named.device).toBe('rack4-gpu2');
+    const cuda = new WorkerIdentity({ cudaVisibleDevices: '1' });
+    cuda.chose({ backend: 'native', detail: '' });
+    expect(cuda.device).toBe('gpu1');
+  });
+});

@@ -1,0 +1,267 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { Method, PretrainTask, TrainLossPoint } from '@ddae/contracts';
+import { loadDataset, seededOrder, toModelInput, type LabeledImages } from '@ddae/datasets';
+import { DeviceLimitError, NonFiniteLossError, StoppedError, createTrainer, extractFeatures, loadForInference, pretrain, readCheckpointData, sampleUNet, sumScalars } from '@ddae/diffusion';
+import { NATIVE_BACKEND, registerNativeBackend } from '@ddae/native-kernels';
+import { trainLinearProbes } from '@ddae/probe';
+import { releaseBackend, selectBackend, type SelectedBackend } from './backend';
+import { runBaselineTask } from './baseline.task';
+
+/**
+ * The webgpu backend on every clean clone: Dawn on Mesa's lavapipe (software Vulkan, installed by
+ * scripts/ensure-services.sh), asked for with DDAE_BACKEND=webgpu as CI does. Lavapipe is slow,
+ * so shapes are tiny: the tiny UNet on 16x16 Fashion-MNIST (the 32x32 input averaged 2x2), batch
+ * 8, at most 3 steps, at most 64 feature images.
+ *
+ * What is deterministic: one adapter and driver give the same results run after run (tfjs-webgpu's
+ * kernels reduce in a fixed order; no atomics), so a run killed and resumed ends exactly where the
+ * uninterrupted one does (asserted within 1e-6; measured bit-identical). Across backends the order of float operations
+ * differs: webgpu matches the CPU within the tolerances below, and another GPU or driver may round
+ * differently within the same tolerances. The CPU reference is our native backend (tfjs's pure-JS
+ * cpu backend gives the same steps within 1e-5 but takes minutes for them on CI's 2 cores).
+ */
+jest.setTimeout(600_000);
+
+const SIZE = 16;
+const SHAPE = { imageSize: SIZE, imageChannels: 1 };
+const TRAIN = 64;
+const FEATURES = 32;
+/** Adam's learning rate here: its first steps move a weight by about this much each. */
+const LR = 2e-3;
+/** Largest difference of a loss between webgpu and the CPU, step for step (measured 1.2e-6 DDPM, 1.9e-6 EDM). */
+const LOSS_TOL = 1e-4;
+/**
+ * Largest difference of a weight or EMA weight after the steps: a quarter of one Adam step (Adam
+ * divides by sqrt(v), so a weight whose gradient is near zero amplifies rounding; measured 8.2e-5
+ * DDPM after 3 steps, 2.7e-5 EDM after 2).
+ */
+const WEIGHT_TOL = LR / 4;
+/** Largest difference of a pooled feature between webgpu and the CPU (features are O(1); measured 1.2e-6). */
+const FEATURE_TOL = 1e-4;
+
+function imagesAt16(data: LabeledImages, indices: ArrayLike<number>): Float32Array {
+  const full = toModelInput(data, indices, 32);
+  const out = new Float32Array(indices.length * SIZE * SIZE);
+  for (let i = 0; i < indices.length; i++) {
+    for (let y = 0; y < SIZE; y++) {
+      for (let x = 0; x < SIZE; x++) {
+        const b = i * 1024 + 2 * y * 32 + 2 * x;
+        out[i * SIZE * SIZE + y * SIZE + x] = (full[b] + full[b + 1] + full[b + 32] + full[b + 33]) / 4;
+      }
+    }
+  }
+  return out;
+}
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** Runs `fn` on the CPU (our native backend), then returns to webgpu. */
+async function onCpu<T>(fn: () => Promise<T>): Promise<T> {
+  registerNativeBackend();
+  expect(await tf.setBackend(NATIVE_BACKEND)).toBe(true);
+  try {
+    return await fn();
+  } finally {
+    expect(await tf.setBackend('webgpu')).toBe(true);
+  }
+}
+
+describe('webgpu backend (Dawn on lavapipe)', () => {
+  let root: string;
+  let selected: SelectedBackend;
+  let images: Float32Array;
+  let train: LabeledImages;
+  let test: LabeledImages;
+  let counter = 0;
+  /** The DDPM runs of 3 steps of the first training test, on each backend (reused by later tests). */
+  const ddpm: { webgpu?: string; cpu?: string } = {};
+
+  const task = (over: Partial<PretrainTask> = {}): PretrainTask => ({
+    kind: 'pretrain',
+    runId: 'webgpu',
+    method: 'ddpm',
+    unet: { baseChannels: 8, channelMults: [1, 2], blocksPerLevel: 1, attentionResolutions: [], dropout: 0.1, groups: 4 },
+    dataset: { name: 'fashion-mnist' },
+    steps: 3,
+    batchSize: 8,
+    learningRate: LR,
+    warmupSteps: 0,
+    gradClip: 1,
+    emaDecayCap: 0.9999,
+    checkpointEvery: 3,
+    seed: 0,
+    checkpointDir: path.join(root, `run-${counter++}`),
+    ...over,
+  });
+
+  const run = async (t: PretrainTask): Promise<{ losses: number[]; checkpoint: string }> => {
+    const points: TrainLossPoint[] = [];
+    const out = await pretrain(t, images, TRAIN, { trainLoss: (p) => points.push(p) }, { ...SHAPE, lossEvery: 1 });
+    expect(points.map((p) => p.step)).toEqual(Array.from({ length: t.steps }, (_, i) => i + 1));
+    return { losses: points.map((p) => p.loss), checkpoint: out.finalCheckpoint.path };
+  };
+
+  beforeAll(async () => {
+    selected = await selectBackend('webgpu');
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'ddae-webgpu-'));
+    [train, test] = await Promise.all([loadDataset('fashion-mnist', 'train'), loadDataset('fashion-mnist', 'test')]);
+    images = imagesAt16(train, seededOrder(train.count, 0).subarray(0, TRAIN));
+  });
+
+  afterAll(async () => {
+    await releaseBackend();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it('is chosen when asked for, on the software adapter, which it names with its limits', () => {
+    expect(selected.backend).toBe('webgpu');
+    expect(tf.getBackend()).toBe('webgpu');
+    expect(selected.gpu).toMatchObject({ index: 0, api: 'vulkan', fallback: true });
+    expect(selected.gpu?.name).toMatch(/llvmpipe/);
+    expect(selected.gpu?.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
+    expect(selected.detail).toMatch(/GPU 0 "llvmpipe.*software adapter.*max binding \d+ MiB/);
+    // One tfjs-core: the webgpu backend registered its kernels in the engine our code uses.
+    const core = (from: string) => require.resolve('@tensorflow/tfjs-core', { paths: [path.dirname(require.resolve(from))] });
+    expect(core('@tensorflow/tfjs-backend-webgpu')).toBe(core('@tensorflow/tfjs'));
+    expect(tf.getKernel('Conv2DBackpropFilter', 'webgpu')).toBeDefined();
+  });
+
+  it('sums every parameter norm in chunks (one addN over them would be dropped by the device)', async () => {
+    const xs = Array.from({ length: 150 }, (_, i) => tf.scalar(i + 1));
+    const s = sumScalars(xs);
+    expect((await s.data())[0]).toBe((150 * 151) / 2);
+    tf.dispose([s, ...xs]);
+  });
+
+  it('trains DDPM and EDM step for step like the CPU (native) backend', async () => {
+    for (const method of ['ddpm', 'edm'] as Method[]) {
+      const steps = method === 'ddpm' ? 3 : 2;
+      const before = tf.memory().numTensors;
+      const gpu = await run(task({ method, steps, checkpointEvery: steps }));
+      expect(tf.memory().numTensors).toBe(before);
+      const cpu = await onCpu(() => run(task({ method, steps, checkpointEvery: steps })));
+      if (method === 'ddpm') Object.assign(ddpm, { webgpu: gpu.checkpoint, cpu: cpu.checkpoint });
+      expect(maxDiff(gpu.losses, cpu.losses)).toBeLessThan(LOSS_TOL);
+      const [g, c] = [readCheckpointData(gpu.checkpoint), readCheckpointData(cpu.checkpoint)];
+      expect(maxDiff(g.weights, c.weights)).toBeLessThan(WEIGHT_TOL);
+      expect(maxDiff(g.ema, c.ema)).toBeLessThan(WEIGHT_TOL);
+      // The steps moved the weights: the comparison is not between two copies of the initialisation.
+      const init = readCheckpointData((await onCpu(() => pretrain(task({ method, steps: 0 }), images, TRAIN, {}, SHAPE))).finalCheckpoint.path);
+      expect(maxDiff(g.weights, init.weights)).toBeGreaterThan(LR);
+    }
+  });
+
+  it('resumes a killed run exactly where the uninterrupted one ends', async () => {
+    const t = task({ checkpointEvery: 1 });
+    let stop = false;
+    // Stopped after its first checkpoint (as a cancelled or shut-down worker is), then resumed.
+    const stopped = await pretrain(t, images, TRAIN, { checkpoint: () => (stop = true), shouldStop: () => stop }, SHAPE).catch((e: unknown) => e);
+    expect(stopped).toBeInstanceOf(StoppedError);
+    expect((stopped as StoppedError).checkpoint.step).toBe(1);
+    const resumed = await pretrain(t, images, TRAIN, {}, SHAPE);
+    const [a, b] = [readCheckpointData(ddpm.webgpu as string), readCheckpointData(resumed.finalCheckpoint.path)];
+    // Measured bit-identical on lavapipe: same adapter, same kernels, same order.
+    expect(maxDiff(a.weights, b.weights)).toBeLessThanOrEqual(1e-6);
+    expect(maxDiff(a.ema, b.ema)).toBeLessThanOrEqual(1e-6);
+    expect(maxDiff(a.optimizer, b.optimizer)).toBeLessThanOrEqual(1e-6);
+  });
+
+  it('extracts features that match the CPU, from checkpoints trained on either backend, and probes them alike', async () => {
+    const trainIdx = seededOrder(train.count, 7).subarray(0, FEATURES);
+    const testIdx = Uint32Array.from({ length: FEATURES }, (_, i) => i);
+    const [trainX, testX] = [imagesAt16(train, trainIdx), imagesAt16(test, testIdx)];
+    const layers = ['out_1', 'out_4'];
+    // Trained on webgpu, probed on cpu; trained on cpu, probed on webgpu (and each on its own).
+    for (const checkpoint of [ddpm.webgpu as string, ddpm.cpu as string]) {
+      const features = async () => {
+        const { unet } = loadForInference(checkpoint);
+        try {
+          const a = await extractFeatures(unet, 'ddpm', trainX, FEATURES, 100, layers, { pooling: 'avg2', noiseKeys: trainIdx, batchSize: 16 });
+          const b = await extractFeatures(unet, 'ddpm', testX, FEATURES, 100, layers, { pooling: 'avg2', noiseSeed: 1, noiseKeys: testIdx, batchSize: 16 });
+          const dims = layers.map((l) => a[l].length / FEATURES);
+          const probe = await trainLinearProbes(
+            { n: FEATURES, y: Uint8Array.from(trainIdx, (i) => train.labels[i]), dims, epoch: () => layers.map((l) => a[l]) },
+            layers.map((l, k) => ({ x: b[l], y: Uint8Array.from(testIdx, (i) => test.labels[i]), n: FEATURES, dim: dims[k] })),
+            { epochs: 3, batchSize: 16, learningRate: 3e-3, seed: 0, standardize: true, classes: 10 },
+          );
+          return { a, probe };
+        } finally {
+          unet.dispose();
+        }
+      };
+      const gpu = await features();
+      const cpu = await onCpu(features);
+      for (const l of layers) expect(maxDiff(gpu.a[l], cpu.a[l])).toBeLessThan(FEATURE_TOL);
+      // The same features give the same probe up to a prediction or two of rounding.
+      gpu.probe.forEach((r, k) => expect(Math.abs(r.accuracy - cpu.probe[k].accuracy)).toBeLessThanOrEqual(2 / FEATURES));
+    }
+  });
+
+  it('runs the pixel baseline, the untrained network and both samplers', async () => {
+    const protocol = { pooling: 'gap' as const, noise: 'fixed' as const, noiseSeed: 0, probe: 'fast' as const, epochs: 2, batchSize: 32, learningRate: 1e-3, standardize: true, trainSize: 64, testSize: 64, probeSeed: 0 };
+    const baseline = () => runBaselineTask({ kind: 'baseline', baselineId: 'b', baseline: 'pixels', dataset: { name: 'fashion-mnist' }, protocol });
+    const [gpu, cpu] = [await baseline(), await onCpu(baseline)];
+    expect(Math.abs(gpu.accuracy - cpu.accuracy)).toBeLessThanOrEqual(2 / 64);
+    const untrained = await pretrain(task({ steps: 0 }), images, TRAIN, {}, SHAPE);
+    expect(untrained.steps).toBe(0);
+    for (const method of ['ddpm', 'edm'] as Method[]) {
+      // The model is loaded on the backend that samples (moving tensors between backends would need a synchronous read).
+      const sample = async () => {
+        const { unet } = loadForInference(untrained.finalCheckpoint.path);
+        try {
+          return await sampleUNet(unet, method, { n: 4, steps: 2, seed: 3, batchSize: 4 });
+        } finally {
+          unet.dispose();
+        }
+      };
+      const [g, c] = [await sample(), await onCpu(sample)];
+      expect(g).toHaveLength(4 * SIZE * SIZE);
+      expect(maxDiff(g, c)).toBeLessThan(1e-3);
+    }
+  });
+
+  it('leaks no tensor per step and keeps GPU memory bounded', async () => {
+    const trainer = createTrainer(task(), images, TRAIN, SHAPE);
+    const seen: { tensors: number; allocated: number }[] = [];
+    for (let i = 0; i < 3; i++) {
+      expect(Number.isFinite(await trainer.step())).toBe(true);
+      const m = tf.memory() as tf.MemoryInfo & { numBytesAllocatedInGPU: number; numBytesInGPU: number };
+      seen.push({ tensors: m.numTensors, allocated: m.numBytesAllocatedInGPU });
+      expect(m.numBytesInGPU).toBeLessThanOrEqual(m.numBytesAllocatedInGPU);
+    }
+    // Every step leaves the same tensors (model, EMA, Adam moments) and reuses the buffer pool.
+    expect(seen[1].tensors).toBe(seen[0].tensors);
+    expect(seen[2].tensors).toBe(seen[0].tensors);
+    expect(seen[2].allocated).toBe(seen[1].allocated);
+    trainer.dispose();
+  });
+
+  it('fails a diverged run within lossReadEvery steps, before any checkpoint', async () => {
+    const bad = images.slice().fill(Number.NaN);
+    const t = task({ steps: 3, checkpointEvery: 3 });
+    let last = 0;
+    const err = await pretrain(t, bad, TRAIN, { progress: (_f, d) => (last = d.step ?? last) }, { ...SHAPE, lossReadEvery: 2 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NonFiniteLossError);
+    expect((err as Error).message).toMatch(/at step 1/);
+    expect(last).toBeLessThanOrEqual(2);
+    expect(fs.existsSync(t.checkpointDir)).toBe(false);
+  });
+
+  it('refuses a model whose tensors exceed the adapter, naming the limit, before allocating', async () => {
+    const before = tf.memory().numTensors;
+    // Attention at 64x64: a 4096 x 4096 score matrix per image, 64 MiB... times 3 for a 96x96 input.
+    const big = task({ unet: { baseChannels: 8, channelMults: [1], blocksPerLevel: 1, attentionResolutions: [96], dropout: 0, groups: 4 } });
+    const err = await pretrain(big, new Float32Array(96 * 96), 1, {}, { imageSize: 96, imageChannels: 1 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DeviceLimitError);
+    expect((err as Error).message).toMatch(/in_1 attention scores.*maxStorageBufferBindingSize of 128\.0 MiB/);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
