@@ -11,14 +11,16 @@ const depConstraints = (testOnly) => {
     only('type:contracts', []),
     // Pure TensorFlow.js libraries: never Nest, Prisma, BullMQ or a tfjs-node package.
     only('type:ml', ['type:ml', 'type:contracts']),
-    only('type:compute', ['type:ml', 'type:contracts']),
+    only('type:compute', ['type:ml', 'type:contracts', 'type:render']),
+    // PNG rendering (pngjs only): no other library.
+    only('type:render', []),
     only('type:data-access', ['type:contracts', 'type:config']),
     only('type:config', ['type:contracts']),
     only('type:domain', ['type:contracts', 'type:data-access', 'type:config']),
-    only('type:testing', ['type:contracts', 'type:config', 'type:data-access', 'type:domain']),
+    only('type:testing', ['type:contracts', 'type:config', 'type:data-access', 'type:domain', 'type:render']),
     // The API never imports TensorFlow.js code.
     { sourceTag: 'scope:api', notDependOnLibsWithTags: ['type:ml', 'type:compute'] },
-    only('type:app', ['type:contracts', 'type:config', 'type:data-access', 'type:domain', 'type:ml', 'type:compute', 'type:testing']),
+    only('type:app', ['type:contracts', 'type:config', 'type:data-access', 'type:domain', 'type:ml', 'type:compute', 'type:render', 'type:testing']),
   ];
 };
 

@@ -4,6 +4,9 @@ import * as path from 'node:path';
 import { PNG } from 'pngjs';
 import { heatmapFromProbeFiles } from './heatmap.command';
 
+// Rendering and PNG encoding take a few hundred ms; a loaded CI machine can take several seconds.
+jest.setTimeout(30_000);
+
 describe('heatmap --from (offline, from probe --json files)', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddae-heatmap-'));
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CliError, type ApiClient } from '../api-client';
-import { renderHeatmapPng, type HeatmapCell } from '../heatmap-png';
+import { renderHeatmapPng, type HeatmapCell } from '@ddae/render';
 
 interface SweepHead {
   id: string;

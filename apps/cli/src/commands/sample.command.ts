@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import path from 'node:path';
 import { CliError } from '../api-client';
-import { imageGridPng } from '../image-grid';
+import { imageGridPng } from '@ddae/render';
 import { numberOption, parseBackend } from './pretrain.command';
 
 export interface SampleArgs {
