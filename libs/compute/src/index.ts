@@ -2,6 +2,7 @@ import type { ComputeHooks, ComputeResult, ComputeTask } from '@ddae/contracts';
 import { runBaselineTask } from './baseline.task';
 import { runPretrainTask } from './pretrain.task';
 import { runProbeTask } from './probe.task';
+import { withSampleGrid } from './sample-grid';
 
 export * from './backend';
 export { MAX_WASM_THREADS, wasmThreading, wasmThreadsFromEnv, type WasmThreading } from './wasm-threads';
@@ -10,12 +11,13 @@ export * from './probe.task';
 export * from './feature-cache';
 export * from './progress-probe';
 export * from './baseline.task';
+export * from './sample-grid';
 
 /** Runs any compute task on the backend this process selected (call `selectBackend` first). */
 export function runComputeTask(task: ComputeTask, hooks: ComputeHooks = {}): Promise<ComputeResult> {
   switch (task.kind) {
     case 'pretrain':
-      return runPretrainTask(task, hooks);
+      return runPretrainTask(task, hooks).then((result) => withSampleGrid(task, result));
     case 'probe':
       return runProbeTask(task, hooks);
     case 'baseline':
