@@ -53,3 +53,9 @@ fi
 if ! ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0'; then
   apt_install libopenblas0-pthread
 fi
+
+# Headless Chromium and the fonts the web page names, for the page's browser test
+# (apps/api/src/web/web-page.int-spec.ts drives Debian's chromium over its DevTools pipe).
+if [ -z "${CHROME_PATH:-}" ] && [ ! -x /usr/lib/chromium/chromium ]; then
+  apt_install chromium fonts-dejavu-core fonts-liberation
+fi
