@@ -14,17 +14,19 @@ const depConstraints = (testOnly) => {
     only('type:contracts', []),
     // Pure TensorFlow.js libraries: never Nest, Prisma, BullMQ or a tfjs-node package.
     only('type:ml', ['type:ml', 'type:contracts']),
-    only('type:compute', ['type:ml', 'type:contracts']),
+    only('type:compute', ['type:ml', 'type:contracts', 'type:render']),
+    // PNG rendering (pngjs only): no other library.
+    only('type:render', []),
     only('type:data-access', ['type:contracts', 'type:config']),
     // Offline migrations: the database URL helpers of libs/db, nothing of the domain.
     only('type:migrations', ['type:contracts', 'type:config', 'type:data-access']),
     only('type:config', ['type:contracts']),
     only('type:domain', ['type:contracts', 'type:data-access', 'type:config']),
-    only('type:testing', ['type:contracts', 'type:config', 'type:data-access', 'type:migrations', 'type:domain']),
+    only('type:testing', ['type:contracts', 'type:config', 'type:data-access', 'type:migrations', 'type:domain', 'type:render']),
     // The API never imports TensorFlow.js code.
     { sourceTag: 'scope:api', notDependOnLibsWithTags: ['type:ml', 'type:compute'] },
-    only('type:app', ['type:contracts', 'type:config', 'type:data-access', 'type:domain', 'type:ml', 'type:compute']),
-    only('type:test-app', ['type:contracts', 'type:config', 'type:data-access', 'type:migrations', 'type:domain', 'type:ml', 'type:compute', 'type:testing']),
+    only('type:app', ['type:contracts', 'type:config', 'type:data-access', 'type:domain', 'type:ml', 'type:compute', 'type:render']),
+    only('type:test-app', ['type:contracts', 'type:config', 'type:data-access', 'type:migrations', 'type:domain', 'type:ml', 'type:compute', 'type:render', 'type:testing']),
     // bench/ and scripts/: the libraries they measure or build, never test support.
     only('type:tool', ['type:contracts', 'type:config', 'type:ml', 'type:compute']),
   ];

@@ -77,3 +77,9 @@ if ! mesa_ok; then
   fi
   mesa_ok || log "warning: mesa-vulkan-drivers >= 24 and libvulkan1 are still missing: the webgpu tests will fail"
 fi
+
+# Headless Chromium and the fonts the web page names, for the page's browser test
+# (apps/api/src/web/web-page.int-spec.ts drives Debian's chromium over its DevTools pipe).
+if [ -z "${CHROME_PATH:-}" ] && [ ! -x /usr/lib/chromium/chromium ]; then
+  apt_install chromium fonts-dejavu-core fonts-liberation
+fi

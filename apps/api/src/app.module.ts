@@ -8,6 +8,8 @@ import { ReconcilerService } from './core/reconciler.service';
 import { HealthController } from './health/health.controller';
 import { LeaderboardController } from './leaderboard/leaderboard.controller';
 import { SweepEventsController } from './sweeps/sweep-events.controller';
+import { SweepIdResolver } from './sweeps/sweep-id';
+import { SweepResultsController } from './sweeps/sweep-results.controller';
 import { SweepsController } from './sweeps/sweeps.controller';
 import { WebController } from './web/web.controller';
 import { WorkersController } from './workers/workers.controller';
@@ -18,8 +20,8 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [CoreModule.forRoot(env)],
-      controllers: [SweepsController, SweepEventsController, LeaderboardController, WorkersController, HealthController, WebController],
-      providers: [{ provide: APP_FILTER, useClass: ErrorFilter }, { provide: APP_GUARD, useClass: AuthGuard }, ReconcilerService],
+      controllers: [SweepsController, SweepResultsController, SweepEventsController, LeaderboardController, WorkersController, HealthController, WebController],
+      providers: [{ provide: APP_FILTER, useClass: ErrorFilter }, { provide: APP_GUARD, useClass: AuthGuard }, ReconcilerService, SweepIdResolver],
     };
   }
 }

@@ -7,6 +7,28 @@ export class ApiClient {
   ) {}
 
   async request<T>(method: string, path: string, options: { body?: string; contentType?: string; headers?: Record<string, string> } = {}): Promise<T> {
+    const response = await this.send(method, path, options);
+    const text = await response.text();
+    const body = text ? (JSON.parse(text) as unknown) : undefined;
+    if (!response.ok) throw this.failure(response, body);
+    return body as T;
+  }
+
+  /** A GET whose body the caller streams (exports); a failure is read and thrown like `request`'s. */
+  async stream(path: string): Promise<Response> {
+    const response = await this.send('GET', path, {});
+    if (response.ok) return response;
+    const text = await response.text();
+    let body: unknown;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      body = { message: text.slice(0, 200) };
+    }
+    throw this.failure(response, body);
+  }
+
+  private async send(method: string, path: string, options: { body?: string; contentType?: string; headers?: Record<string, string> }): Promise<Response> {
     let response: Response;
     try {
       response = await fetch(new URL(path, this.base), {
@@ -21,21 +43,25 @@ export class ApiClient {
     } catch (error) {
       throw new CliError(`cannot reach the API at ${this.base} (${(error as Error).cause ?? (error as Error).message}). Start it with \`npm run api\`, or pass --api <url> / set DDAE_API_URL.`, 0);
     }
-    const text = await response.text();
-    const body = text ? (JSON.parse(text) as unknown) : undefined;
-    if (!response.ok) {
-      const err = body as { message?: string; issues?: { path: string; message: string }[] } | undefined;
-      const issues = err?.issues?.map((i) => `  ${i.path || '(document)'}: ${i.message}`).join('\n');
-      if (response.status === 401 && !this.token) throw new CliError(`${err?.message ?? 'unauthorized'}\nthen pass it with --token <token> or DDAE_API_TOKEN`);
-      throw new CliError(`${response.status} ${err?.message ?? response.statusText}${issues ? `\n${issues}` : ''}`, response.status);
-    }
-    return body as T;
+    return response;
+  }
+
+  private failure(response: Response, body: unknown): CliError {
+    const err = body as { message?: string; issues?: { path: string; message: string }[]; candidates?: { id: string; name: string; status: string; createdAt: string }[] } | undefined;
+    const issues = err?.issues?.map((i) => `  ${i.path || '(document)'}: ${i.message}`).join('\n');
+    if (response.status === 401 && !this.token) return new CliError(`${err?.message ?? 'unauthorized'}\nthen pass it with --token <token> or DDAE_API_TOKEN`, response.status);
+    // An ambiguous short id: one candidate per line, to pick from.
+    const candidates = err?.candidates?.length
+      ? `\n${err.candidates.map((c) => `  ${c.id}  ${c.name}  ${c.status}  ${c.createdAt}`).join('\n')}`
+      : '';
+    const message = err?.candidates?.length ? `the id matches ${err.candidates.length} sweeps; give more of it:` : (err?.message ?? response.statusText);
+    return new CliError(`${response.status} ${message}${issues ? `\n${issues}` : ''}${candidates}`, response.status);
   }
 }
 
 /** An error for people: printed without a stack trace, exit code 1. */
 export class CliError extends Error {
-  override readonly name = 'CliError';
+  override readonly name: string = 'CliError';
   /** @param status the API's HTTP status; 0 when no answer came back; undefined for the CLI's own errors */
   constructor(
     message: string,
@@ -43,4 +69,9 @@ export class CliError extends Error {
   ) {
     super(message);
   }
+}
+
+/** The command line itself is wrong (no command, unknown command, missing argument): exit code 2. */
+export class UsageError extends CliError {
+  override readonly name = 'UsageError';
 }

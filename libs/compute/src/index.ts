@@ -3,6 +3,7 @@ import { runBaselineTask } from './baseline.task';
 import { runPretrainTask } from './pretrain.task';
 import { runProbeTask } from './probe.task';
 import { computeDevice } from './backend';
+import { withSampleGrid } from './sample-grid';
 
 export * from './backend';
 export { GpuDeviceError, GpuDeviceLostError, gpuFromEnv, listAdapters, releaseWebGpu, webGpuFault, webGpuMessages } from './webgpu';
@@ -13,6 +14,7 @@ export * from './probe.task';
 export * from './feature-cache';
 export * from './progress-probe';
 export * from './baseline.task';
+export * from './sample-grid';
 
 /**
  * Runs any compute task on the backend this process selected (call `selectBackend` first); the
@@ -27,7 +29,7 @@ export async function runComputeTask(task: ComputeTask, hooks: ComputeHooks = {}
 function runTask(task: ComputeTask, hooks: ComputeHooks): Promise<ComputeResult> {
   switch (task.kind) {
     case 'pretrain':
-      return runPretrainTask(task, hooks);
+      return runPretrainTask(task, hooks).then((result) => withSampleGrid(task, result));
     case 'probe':
       return runProbeTask(task, hooks);
     case 'baseline':

@@ -22,7 +22,7 @@ export async function runPretrainTask(task: PretrainTask, hooks: ComputeHooks = 
   const indices = seededOrder(train.count, task.seed).subarray(0, n);
   const size = paddedImageSize(DATASET_SHAPES[task.dataset.name].size);
   const images = toModelInput(train, indices, size);
-  const shape = { imageSize: size, imageChannels: train.channels };
+  const shape = { imageSize: size, imageChannels: train.channels, ...(task.lossEvery !== undefined ? { lossEvery: task.lossEvery } : {}) };
   const pp = task.progressProbe;
   if (!pp || task.steps === 0) {
     const out = await pretrain(task, images, n, hooks, shape);

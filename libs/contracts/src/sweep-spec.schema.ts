@@ -149,6 +149,8 @@ export const pretrainSpecSchema = z
     trainSize: positiveInt.optional(),
     /** Probe checkpoints while training (accuracy against step), optionally stopping at a plateau. Default: off. */
     progressProbe: progressProbeSpecSchema.optional(),
+    /** Steps per point of the stored training-loss curve (each point: the mean loss over its steps). Default 50. */
+    lossEvery: positiveInt.max(SPEC_LIMITS.maxSteps).optional(),
   })
   .strict();
 

@@ -30,6 +30,8 @@ export interface RunHyper {
    * absent: off. The worker passes it to the pretraining task as is.
    */
   progressProbe?: ProgressProbeConfig;
+  /** Steps per point of the training-loss curve; absent: the default (50). */
+  lossEvery?: number;
 }
 
 export interface PlannedRun {
@@ -147,6 +149,7 @@ export function planSweep(spec: SweepSpec): SweepPlan {
       emaDecayCap: spec.pretrain.emaDecayCap ?? EMA_CAP[model.method],
       checkpointEvery: Math.min(spec.pretrain.checkpointEvery, steps),
       trainSize: spec.pretrain.trainSize ?? null,
+      ...(spec.pretrain.lossEvery !== undefined ? { lossEvery: spec.pretrain.lossEvery } : {}),
     };
     const progressProbe = resolveProgressProbe(spec, model.method, { ...unet, imageSize, imageChannels: shape.channels });
     if (progressProbe) hyper.progressProbe = progressProbe;

@@ -5,8 +5,11 @@ import {
   LeaderboardRepository,
   ProbeRepository,
   ProgressProbeRepository,
+  ResultsRepository,
   RunRepository,
+  RunSampleRepository,
   SweepRepository,
+  TrainLossRepository,
   WorkerRepository,
   type PrismaClient,
 } from '@ddae/db';
@@ -22,6 +25,9 @@ export interface SweepServices {
   runs: RunRepository;
   probes: ProbeRepository;
   progressProbes: ProgressProbeRepository;
+  trainLosses: TrainLossRepository;
+  samples: RunSampleRepository;
+  results: ResultsRepository;
   baselines: BaselineRepository;
   workers: WorkerRepository;
   leaderboard: LeaderboardRepository;
@@ -43,6 +49,9 @@ export function createSweepServices(prisma: PrismaClient, queue: ComputeQueue): 
     runs,
     probes,
     progressProbes,
+    trainLosses: new TrainLossRepository(prisma),
+    samples: new RunSampleRepository(prisma),
+    results: new ResultsRepository(prisma),
     baselines,
     workers: new WorkerRepository(prisma),
     leaderboard: new LeaderboardRepository(prisma),
@@ -58,6 +67,9 @@ export const SERVICE_CLASSES = {
   runs: RunRepository,
   probes: ProbeRepository,
   progressProbes: ProgressProbeRepository,
+  trainLosses: TrainLossRepository,
+  samples: RunSampleRepository,
+  results: ResultsRepository,
   baselines: BaselineRepository,
   workers: WorkerRepository,
   leaderboard: LeaderboardRepository,

@@ -21,6 +21,8 @@ export class ApiError extends Error {
     readonly code: ApiErrorCode,
     message: string,
     readonly issues?: SpecIssue[],
+    /** Machine-readable details added to the error body (e.g. the candidates of an ambiguous id). */
+    readonly details?: Record<string, unknown>,
   ) {
     super(message);
   }

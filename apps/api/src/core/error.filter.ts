@@ -9,6 +9,8 @@ export interface ErrorBody {
   message: string;
   issues?: { path: string; message: string }[];
   errorId?: string;
+  /** The sweeps an ambiguous short id matches. */
+  candidates?: unknown[];
 }
 
 /**
@@ -29,7 +31,13 @@ export class ErrorFilter implements ExceptionFilter {
 
 export function toErrorBody(exception: unknown, logger: Logger): ErrorBody {
   if (exception instanceof ApiError) {
-    return { statusCode: STATUS_OF[exception.code], error: exception.code, message: exception.message, ...(exception.issues ? { issues: exception.issues } : {}) };
+    return {
+      ...exception.details,
+      statusCode: STATUS_OF[exception.code],
+      error: exception.code,
+      message: exception.message,
+      ...(exception.issues ? { issues: exception.issues } : {}),
+    };
   }
   if (exception instanceof HttpException) {
     const status = exception.getStatus();

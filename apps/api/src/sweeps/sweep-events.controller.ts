@@ -5,8 +5,8 @@ import { z } from 'zod';
 import { EventRepository, SweepRepository } from '@ddae/db';
 import { ApiError } from '../core/api-error';
 import { parseOr400 } from '../core/zod-query';
+import { SweepIdResolver } from './sweep-id';
 
-const idParam = z.uuid({ message: 'must be a sweep id (a UUID)' });
 const cursor = z.string().regex(/^\d{1,18}$/, 'an event id (digits)');
 const TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
 /** How often a live stream looks for new events in Postgres. */
@@ -20,6 +20,7 @@ export class SweepEventsController {
   constructor(
     private readonly sweeps: SweepRepository,
     private readonly events: EventRepository,
+    private readonly ids: SweepIdResolver,
   ) {}
 
   /**
@@ -32,7 +33,7 @@ export class SweepEventsController {
   @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Resume after this event id' })
   @ApiQuery({ name: 'after', required: false, description: 'Same as Last-Event-ID, for clients that cannot set headers' })
   async stream(@Param('id') id: string, @Headers('last-event-id') lastEventId: string | undefined, @Query('after') after: string | undefined, @Req() req: Request, @Res() res: Response) {
-    const sweepId = parseOr400(idParam, id, 'path.id');
+    const sweepId = await this.ids.resolve(id);
     const from = parseOr400(cursor.optional(), lastEventId ?? after, lastEventId !== undefined ? 'header.Last-Event-ID' : 'query.after');
     if (!(await this.sweeps.findById(sweepId))) throw new ApiError('not_found', `no sweep ${sweepId}`);
 

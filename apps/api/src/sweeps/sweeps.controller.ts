@@ -1,23 +1,24 @@
 import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { RequireScope } from '../core/auth.guard';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { sweepSpecSchema } from '@ddae/contracts';
-import { LeaderboardRepository, ProgressProbeRepository, SweepRepository, type PrismaClient } from '@ddae/db';
+import { LeaderboardRepository, ProgressProbeRepository, RunSampleRepository, SweepRepository, TrainLossRepository, type PrismaClient } from '@ddae/db';
 import { parseSpecText, SweepOrchestrator, validateSweepSpec } from '@ddae/sweeps';
 import { ApiError } from '../core/api-error';
 import { PRISMA } from '../core/tokens';
 import { parseOr400 } from '../core/zod-query';
 import { YAML_TYPES } from '../core/body-parsers';
+import { SweepIdResolver } from './sweep-id';
 
-const idParam = z.uuid({ message: 'must be a sweep id (a UUID)' });
 const submitQuery = z.object({ dryRun: z.enum(['true', 'false']).optional() });
 const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),
   status: z.enum(['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED']).optional(),
   before: z.iso.datetime().optional(),
 });
+const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const idempotencyKey = z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').optional();
 
 @ApiTags('sweeps')
@@ -28,6 +29,9 @@ export class SweepsController {
     private readonly sweeps: SweepRepository,
     private readonly leaderboard: LeaderboardRepository,
     private readonly progressProbes: ProgressProbeRepository,
+    private readonly trainLosses: TrainLossRepository,
+    private readonly samples: RunSampleRepository,
+    private readonly ids: SweepIdResolver,
     @Inject(PRISMA) private readonly prisma: PrismaClient,
   ) {}
 
@@ -78,7 +82,7 @@ export class SweepsController {
   }
 
   @Get()
-  @ApiOperation({ summary: 'List sweeps, newest first' })
+  @ApiOperation({ summary: 'List sweeps, newest first (?status, ?limit, ?before)' })
   async list(@Query() query: unknown) {
     const q = parseOr400(listQuery, query, 'query');
     const rows = await this.sweeps.list({ limit: q.limit, status: q.status, before: q.before ? new Date(q.before) : undefined });
@@ -88,7 +92,7 @@ export class SweepsController {
   @Get(':id')
   @ApiOperation({ summary: 'A sweep: status, progress, its runs, probe tasks and baselines (with the reason of each failure)' })
   async get(@Param('id') id: string) {
-    const sweepId = parseOr400(idParam, id, 'path.id');
+    const sweepId = await this.ids.resolve(id);
     const sweep = await this.sweeps.findById(sweepId);
     if (!sweep) throw new ApiError('not_found', `no sweep ${sweepId}`);
     const [progress, runs, probeTasks, baselines] = await Promise.all([
@@ -121,9 +125,58 @@ export class SweepsController {
   @Get(':id/heatmap')
   @ApiOperation({ summary: 'Mean accuracy per (model, layer, noise level) of a sweep, over seeds' })
   async heatmap(@Param('id') id: string) {
-    const sweepId = parseOr400(idParam, id, 'path.id');
+    const sweepId = await this.ids.resolve(id);
     if (!(await this.sweeps.findById(sweepId))) throw new ApiError('not_found', `no sweep ${sweepId}`);
     return { sweepId, cells: await this.leaderboard.heatmap(sweepId) };
+  }
+
+  @Get(':id/verdict')
+  @ApiOperation({
+    summary:
+      "The trained models' best cell (mean over seeds) beside the raw-pixel baseline and the untrained network's best cell, under the same probe protocol, with both margins",
+  })
+  async verdict(@Param('id') id: string) {
+    const sweepId = await this.ids.resolve(id);
+    if (!(await this.sweeps.findById(sweepId))) throw new ApiError('not_found', `no sweep ${sweepId}`);
+    return { sweepId, ...(await this.leaderboard.verdict(sweepId)) };
+  }
+
+  @Get(':id/loss')
+  @ApiOperation({ summary: 'Training loss against step per trained run: each point the mean loss over the window of steps ending there' })
+  async loss(@Param('id') id: string) {
+    const sweepId = await this.ids.resolve(id);
+    const sweep = await this.sweeps.findById(sweepId);
+    if (!sweep) throw new ApiError('not_found', `no sweep ${sweepId}`);
+    const lossEvery = (sweep.spec as { pretrain?: { lossEvery?: number } }).pretrain?.lossEvery ?? 50;
+    return { sweepId, lossEvery, runs: await this.trainLosses.ofSweep(sweepId) };
+  }
+
+  @Get(':id/samples')
+  @ApiOperation({ summary: "Sample grids of the sweep's trained runs (one per final checkpoint); each PNG at its url" })
+  async sampleList(@Param('id') id: string) {
+    const sweepId = await this.ids.resolve(id);
+    if (!(await this.sweeps.findById(sweepId))) throw new ApiError('not_found', `no sweep ${sweepId}`);
+    const rows = await this.samples.ofSweep(sweepId);
+    return { sweepId, samples: rows.map((r) => ({ ...r, url: `/api/sweeps/${sweepId}/runs/${r.runId}/samples.png` })) };
+  }
+
+  @Get(':id/runs/:run/samples.png')
+  @ApiOperation({ summary: "A run's sample grid (PNG) of its final checkpoint; :run is the run's id or key" })
+  @ApiProduces('image/png')
+  async samplePng(@Param('id') id: string, @Param('run') run: string, @Res() res: Response) {
+    const sweepId = await this.ids.resolve(id);
+    const key = parseOr400(z.string().min(1).max(200), run, 'path.run');
+    const row = await this.prisma.run.findFirst({ where: { sweepId, ...(RUN_ID.test(key) ? { id: key.toLowerCase() } : { key }) }, select: { id: true, key: true } });
+    if (!row) throw new ApiError('not_found', `sweep ${sweepId} has no run "${key}"`);
+    const sample = await this.samples.latest(row.id);
+    if (!sample) throw new ApiError('not_found', `run ${row.key} has no sample grid (yet): it is written after pretraining`);
+    const etag = `"${row.id}-${sample.step}-${sample.updatedAt.getTime()}"`;
+    res.set({ 'content-type': 'image/png', 'cache-control': 'no-cache', etag, 'x-content-type-options': 'nosniff' });
+    if (res.req.headers['if-none-match'] === etag) {
+      res.status(304).end();
+      return;
+    }
+    res.status(200).end(Buffer.from(sample.png));
   }
 
   @Get(':id/progress')
@@ -131,7 +184,7 @@ export class SweepsController {
     summary: 'Probing during pretraining: accuracy against step per run (each probed step: its best and every cell), and where a plateau stopped it',
   })
   async progress(@Param('id') id: string) {
-    const sweepId = parseOr400(idParam, id, 'path.id');
+    const sweepId = await this.ids.resolve(id);
     if (!(await this.sweeps.findById(sweepId))) throw new ApiError('not_found', `no sweep ${sweepId}`);
     return { sweepId, runs: await this.progressProbes.ofSweep(sweepId) };
   }
@@ -142,7 +195,7 @@ export class SweepsController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Pause a sweep: nothing new of it starts, running jobs finish' })
   async pause(@Param('id') id: string) {
-    const sweepId = parseOr400(idParam, id, 'path.id');
+    const sweepId = await this.ids.resolve(id);
     const sweep = await this.orchestrator.pause(sweepId);
     if (!sweep) throw new ApiError('not_found', `no sweep ${sweepId}`);
     return { id: sweep.id, status: sweep.status, paused: sweep.pausedAt !== null };
@@ -154,7 +207,7 @@ export class SweepsController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Resume a paused sweep' })
   async resume(@Param('id') id: string) {
-    const sweepId = parseOr400(idParam, id, 'path.id');
+    const sweepId = await this.ids.resolve(id);
     const sweep = await this.orchestrator.resume(sweepId);
     if (!sweep) throw new ApiError('not_found', `no sweep ${sweepId}`);
     return { id: sweep.id, status: sweep.status, paused: sweep.pausedAt !== null };
@@ -166,7 +219,7 @@ export class SweepsController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Rerun exactly the failed runs, probe tasks and baselines of a sweep' })
   async retryFailed(@Param('id') id: string) {
-    const sweepId = parseOr400(idParam, id, 'path.id');
+    const sweepId = await this.ids.resolve(id);
     const result = await this.orchestrator.retryFailed(sweepId);
     if (!result) throw new ApiError('not_found', `no sweep ${sweepId}`);
     if (result === 'cancelled') throw new ApiError('conflict', `sweep ${sweepId} was cancelled: submit it again instead`);
@@ -179,7 +232,7 @@ export class SweepsController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Cancel a sweep: queued work is dropped, running jobs stop within seconds' })
   async cancel(@Param('id') id: string) {
-    const sweepId = parseOr400(idParam, id, 'path.id');
+    const sweepId = await this.ids.resolve(id);
     const sweep = await this.orchestrator.cancel(sweepId);
     if (!sweep) throw new ApiError('not_found', `no sweep ${sweepId}`);
     return { id: sweep.id, status: sweep.status };

@@ -37,8 +37,9 @@ async function checkpointId(dir: string): Promise<string> {
  * safe beside running workers (a reader meanwhile sees a miss and recomputes).
  */
 export async function cacheCommand(sub: string | undefined, a: CacheArgs, opts: { json: boolean }): Promise<string> {
+  if (sub !== 'list' && sub !== 'prune') throw new CliError(`cache needs list or prune: npm run ddae -- cache list | cache prune --older-than 14d [--checkpoint DIR] [--dry-run]`);
   const dir = featureCacheDirOf(a.cache);
-  if (!dir) throw new CliError('--cache none names no cache: give --cache DIR or leave it out for $ARTIFACT_DIR/features');
+  if (!dir) throw new CliError('which cache? give --cache DIR, or set ARTIFACT_DIR to use $ARTIFACT_DIR/features (the workers\' cache)');
   const { FeatureCache } = await import('@ddae/compute');
   const cache = new FeatureCache(dir);
   if (sub === 'list') {

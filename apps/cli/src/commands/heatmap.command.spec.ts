@@ -4,6 +4,9 @@ import * as path from 'node:path';
 import { PNG } from 'pngjs';
 import { heatmapFromProbeFiles } from './heatmap.command';
 
+// Rendering and PNG encoding take a few hundred ms; a loaded CI machine can take several seconds.
+jest.setTimeout(30_000);
+
 describe('heatmap --from (offline, from probe --json files)', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddae-heatmap-'));
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -22,12 +25,19 @@ describe('heatmap --from (offline, from probe --json files)', () => {
     ]);
     const b = write('untrained.json', [{ layer: 'out_1', noiseLevel: 5, accuracy: 0.8 }]);
     const out = path.join(dir, 'h.png');
-    const summary = JSON.parse(await heatmapFromProbeFiles([a, b], { labels: 'ddpm,untrained', baseline: 'pixels=0.8451', out, json: true })) as { cells: number; grids: string[] };
+    const summary = JSON.parse((await heatmapFromProbeFiles([a, b], { labels: 'ddpm,untrained', baseline: 'pixels=0.8451', out, json: true })) ?? '') as { cells: number; grids: string[] };
     expect(summary.cells).toBe(5);
     expect(summary.grids).toEqual(['ddpm', 'untrained']);
     const png = PNG.sync.read(fs.readFileSync(out));
     expect(png.width).toBeGreaterThan(100);
     expect(png.height).toBeGreaterThan(100);
+  });
+
+  it('writes no file it was not told to: --out is required', async () => {
+    const a = write('one-more.json', [{ layer: 'out_1', noiseLevel: 5, accuracy: 0.85 }]);
+    const before = fs.readdirSync(process.cwd());
+    await expect(heatmapFromProbeFiles([a], { json: true })).rejects.toThrow(/needs --out FILE/);
+    expect(fs.readdirSync(process.cwd())).toEqual(before);
   });
 
   it('names the fix for bad input', async () => {

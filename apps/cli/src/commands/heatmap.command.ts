@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { CliError, type ApiClient } from '../api-client';
-import { renderHeatmapPng, type HeatmapCell } from '../heatmap-png';
+import { CliError, UsageError, type ApiClient } from '../api-client';
+import { renderHeatmapPng, type HeatmapCell } from '@ddae/render';
 
 interface SweepHead {
   id: string;
@@ -9,31 +9,43 @@ interface SweepHead {
   dataset: string;
   status: string;
 }
-interface BoardView {
-  rows: { protocolKey: string }[];
-  baselines: { kind: string; accuracy: number | null; protocolKey: string }[];
+interface VerdictView {
+  pixels: { accuracy: number; protocolKey: string } | null;
 }
 
-/** Renders a sweep's layer x noise heatmap (and its data set's pixel baseline) to a PNG file. */
-export async function heatmapPng(api: ApiClient, id: string, opts: { out?: string; json: boolean }): Promise<string> {
+/** Writes a PNG to `out` (parent directories created), or to stdout for "-"; refuses to guess a file name. */
+async function writePng(png: Buffer, out: string | undefined, example: string): Promise<string> {
+  if (out === undefined) throw new UsageError(`heatmap needs --out FILE (or --out - for stdout): ${example}`);
+  if (out === '-') {
+    process.stdout.write(png);
+    return out;
+  }
+  await mkdir(path.dirname(path.resolve(out)), { recursive: true });
+  await writeFile(out, png);
+  return out;
+}
+
+/**
+ * Renders a sweep's layer x noise heatmap to a PNG: the trained models' grids, then the untrained
+ * network's (a control, never outlined), and a legend comparing the best trained cell with the
+ * pixel baseline of the same protocol and the untrained network's best cell.
+ */
+export async function heatmapPng(api: ApiClient, id: string, opts: { out?: string; json: boolean }): Promise<string | undefined> {
+  if (opts.out === undefined) await writePng(Buffer.alloc(0), undefined, `npm run ddae -- heatmap ${id} --out heatmap.png`);
   const sweepPath = `/api/sweeps/${encodeURIComponent(id)}`;
   const sweep = await api.request<SweepHead>('GET', sweepPath);
-  const [{ cells }, board] = await Promise.all([
-    api.request<{ cells: HeatmapCell[] }>('GET', `${sweepPath}/heatmap`),
-    api.request<BoardView>('GET', `/api/leaderboard?${new URLSearchParams({ dataset: sweep.dataset, sweep: sweep.id, limit: '1' })}`),
+  const [{ cells }, verdict] = await Promise.all([
+    api.request<{ cells: HeatmapCell[] }>('GET', `/api/sweeps/${sweep.id}/heatmap`),
+    api.request<VerdictView>('GET', `/api/sweeps/${sweep.id}/verdict`),
   ]);
-  // The pixel baseline of the sweep's protocol if there is one, else the data set's best.
-  const pixels = board.baselines.filter((b) => b.kind === 'pixels' && b.accuracy !== null);
-  const baseline = pixels.find((b) => b.protocolKey === board.rows[0]?.protocolKey) ?? pixels[0];
   const rendered = renderHeatmapPng({
     title: `${sweep.name} - ${sweep.dataset}`,
     subtitle: `linear-probe test accuracy, mean ± std over seeds (${sweep.status.toLowerCase()})`,
     cells,
-    baseline: baseline ? { kind: baseline.kind, accuracy: baseline.accuracy as number } : null,
+    baseline: verdict.pixels ? { kind: 'pixels', accuracy: verdict.pixels.accuracy } : null,
   });
-  const out = opts.out ?? `heatmap-${sweep.id.slice(0, 8)}.png`;
-  await mkdir(path.dirname(path.resolve(out)), { recursive: true });
-  await writeFile(out, rendered.png);
+  const out = await writePng(rendered.png, opts.out, '');
+  if (out === '-') return undefined;
   const summary = { out, width: rendered.width, height: rendered.height, cells: cells.length, sweep: sweep.id };
   return opts.json ? JSON.stringify(summary) : `wrote ${out} (${rendered.width}x${rendered.height} px, ${cells.length} cells)`;
 }
@@ -50,7 +62,7 @@ interface ProbeJson {
  * last line counts), without any service: one grid per file, labelled by `--labels` (comma-
  * separated, default the file names), beside an optional `--baseline pixels=0.8451`.
  */
-export async function heatmapFromProbeFiles(files: string[], opts: { labels?: string; baseline?: string; title?: string; out?: string; json: boolean }): Promise<string> {
+export async function heatmapFromProbeFiles(files: string[], opts: { labels?: string; baseline?: string; title?: string; out?: string; json: boolean }): Promise<string | undefined> {
   const { readFile } = await import('node:fs/promises');
   if (files.length === 0) throw new CliError('heatmap --from needs at least one file written by `ddae probe ... --json`');
   const labels = opts.labels ? opts.labels.split(',').map((s) => s.trim()) : files.map((f) => path.basename(f, path.extname(f)));
@@ -70,7 +82,9 @@ export async function heatmapFromProbeFiles(files: string[], opts: { labels?: st
     }
     if (!Array.isArray(parsed.cells) || parsed.cells.length === 0) throw new CliError(`${file}: no "cells" (is it the output of ddae probe --checkpoint ... --json?)`);
     dataset ||= parsed.dataset ?? '';
-    for (const c of parsed.cells) cells.push({ modelName: labels[i], method: parsed.method ?? 'ddpm', layer: c.layer, noiseLevel: c.noiseLevel, mean: c.accuracy, std: null, n: 1 });
+    // A checkpoint of step 0 is the initial weights: the untrained-network control.
+    const untrained = parsed.step === 0;
+    for (const c of parsed.cells) cells.push({ modelName: labels[i], untrained, method: parsed.method ?? 'ddpm', layer: c.layer, noiseLevel: c.noiseLevel, mean: c.accuracy, std: null, n: 1 });
   }
   let baseline: { kind: string; accuracy: number } | null = null;
   if (opts.baseline) {
@@ -79,9 +93,8 @@ export async function heatmapFromProbeFiles(files: string[], opts: { labels?: st
     baseline = { kind: m[1], accuracy: Number(m[2]) };
   }
   const rendered = renderHeatmapPng({ title: opts.title ?? `layer x noise${dataset ? ` - ${dataset}` : ''}`, subtitle: 'linear-probe test accuracy', cells, baseline });
-  const out = opts.out ?? 'heatmap.png';
-  await mkdir(path.dirname(path.resolve(out)), { recursive: true });
-  await writeFile(out, rendered.png);
+  const out = await writePng(rendered.png, opts.out, 'npm run ddae -- heatmap --from a.json --out heatmap.png');
+  if (out === '-') return undefined;
   const summary = { out, width: rendered.width, height: rendered.height, cells: cells.length, grids: labels };
   return opts.json ? JSON.stringify(summary) : `wrote ${out} (${rendered.width}x${rendered.height} px, ${cells.length} cells)`;
 }

@@ -74,7 +74,9 @@ describe('inline pretrain and sample', () => {
   it('names the fix when the checkpoint directory holds no checkpoint', async () => {
     const empty = path.join(root, 'empty');
     fs.mkdirSync(empty);
-    await expect(sampleInline({ checkpoint: empty, backend: 'wasm' }, quiet)).rejects.toThrow(CliError);
-    await expect(sampleInline({ checkpoint: empty, backend: 'wasm' }, quiet)).rejects.toThrow(/holds no valid checkpoint.*pretrain/);
+    const out = path.join(root, 'never.png');
+    await expect(sampleInline({ checkpoint: empty, out, backend: 'wasm' }, quiet)).rejects.toThrow(CliError);
+    await expect(sampleInline({ checkpoint: empty, out, backend: 'wasm' }, quiet)).rejects.toThrow(/holds no valid checkpoint.*pretrain/);
+    expect(fs.existsSync(out)).toBe(false);
   });
 });

@@ -3,6 +3,7 @@ import { pct, table } from '../table';
 
 interface LeaderboardView {
   filter?: { per?: string };
+  nextCursor?: string | null;
   rows: {
     rank: number; accuracy: number; layer: string; noiseLevel: number; method: string; dataset: string; modelName: string; runKey: string; seed: number; parameters: number | null; step: number; sweepName: string;
     pooling: string; noiseProtocol: string; probeProtocol: string;
@@ -12,9 +13,9 @@ interface LeaderboardView {
   baselines: { dataset: string; kind: string; accuracy: number | null; featureDim: number | null; model?: string; layer?: string; noiseLevel?: number; method?: string }[];
 }
 
-export async function leaderboard(api: ApiClient, opts: { dataset?: string; method?: string; sweep?: string; per?: string; limit?: string; json: boolean }): Promise<string> {
+export async function leaderboard(api: ApiClient, opts: { dataset?: string; method?: string; sweep?: string; per?: string; limit?: string; cursor?: string; json: boolean }): Promise<string> {
   const query = new URLSearchParams();
-  for (const key of ['dataset', 'method', 'sweep', 'per', 'limit'] as const) {
+  for (const key of ['dataset', 'method', 'sweep', 'per', 'limit', 'cursor'] as const) {
     const value = opts[key];
     if (value) query.set(key, value);
   }
@@ -33,12 +34,13 @@ export async function leaderboard(api: ApiClient, opts: { dataset?: string; meth
           r.rows.map((x) => [x.rank, pct(x.accuracy), x.modelName, x.method, x.layer, noise(x), protocol(x), x.runKey, x.parameters, x.step, x.dataset]),
         );
   const baselines = r.baselines.length
-    ? `\n\nbaselines\n${table(
-        ['dataset', 'kind', 'acc %', 'features', 'best cell'],
-        r.baselines.map((b) => [b.dataset, b.kind, pct(b.accuracy), b.featureDim, b.layer ? `${b.model} ${b.layer} ${b.method === 'edm' ? 'σ' : 't'}=${b.noiseLevel}` : null]),
+    ? `\n\nbaselines (beside the ranking, never in it)\n${table(
+        ['dataset', 'kind', 'acc %', 'features', 'cell'],
+        r.baselines.map((b) => [b.dataset, b.kind === 'untrained' ? 'untrained network' : b.kind, pct(b.accuracy), b.featureDim, b.layer ? `${b.model} ${b.layer} ${b.method === 'edm' ? 'σ' : 't'}=${b.noiseLevel}` : null]),
       )}`
     : '\n\n(no baselines computed yet)';
-  return (r.rows.length ? rows : '(no probe results yet)') + baselines;
+  const more = r.nextCursor ? `\n\nmore rows: add --cursor ${r.nextCursor}` : '';
+  return (r.rows.length ? rows : '(no probe results yet)') + more + baselines;
 }
 
 export async function workers(api: ApiClient, opts: { json: boolean }): Promise<string> {

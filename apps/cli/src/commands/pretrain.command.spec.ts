@@ -82,11 +82,13 @@ describe('pretrain arguments', () => {
 
 describe('sample arguments', () => {
   it('has defaults and refuses bad values', () => {
-    expect(sampleOptionsFromArgs({ checkpoint: 'tmp/run' })).toEqual({ checkpoint: 'tmp/run', n: 64, steps: undefined, seed: 0, batch: 64, eta: undefined, out: 'samples.png', weights: 'ema' });
-    expect(sampleOptionsFromArgs({ checkpoint: 'x', weights: 'raw' }).weights).toBe('raw');
-    expect(() => sampleOptionsFromArgs({ checkpoint: 'x', weights: 'last' })).toThrow(/--weights must be ema/);
+    expect(sampleOptionsFromArgs({ checkpoint: 'tmp/run', out: 'grid.png' })).toEqual({ checkpoint: 'tmp/run', n: 64, steps: undefined, seed: 0, batch: 64, eta: undefined, out: 'grid.png', weights: 'ema' });
+    expect(sampleOptionsFromArgs({ checkpoint: 'x', out: 'g.png', weights: 'raw' }).weights).toBe('raw');
+    expect(() => sampleOptionsFromArgs({ checkpoint: 'x', out: 'g.png', weights: 'last' })).toThrow(/--weights must be ema/);
     expect(() => sampleOptionsFromArgs({})).toThrow(/needs --checkpoint/);
-    expect(() => sampleOptionsFromArgs({ checkpoint: 'x', n: '0' })).toThrow(/--n must be a positive integer/);
-    expect(() => sampleOptionsFromArgs({ checkpoint: 'x', eta: '3' })).toThrow(/--eta/);
+    // No file name is made up: a PNG goes only where --out says.
+    expect(() => sampleOptionsFromArgs({ checkpoint: 'x' })).toThrow(/needs --out FILE/);
+    expect(() => sampleOptionsFromArgs({ checkpoint: 'x', out: 'g.png', n: '0' })).toThrow(/--n must be a positive integer/);
+    expect(() => sampleOptionsFromArgs({ checkpoint: 'x', out: 'g.png', eta: '3' })).toThrow(/--eta/);
   });
 });

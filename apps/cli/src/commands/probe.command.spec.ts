@@ -1,5 +1,24 @@
 import { CliError } from '../api-client';
-import { parseNoiseLevels, probeInline, protocolFromArgs } from './probe.command';
+import * as path from 'node:path';
+import { featureCacheDirOf, parseNoiseLevels, probeInline, protocolFromArgs } from './probe.command';
+
+describe('the feature cache a probe writes to', () => {
+  const saved = process.env.ARTIFACT_DIR;
+  afterEach(() => {
+    if (saved === undefined) delete process.env.ARTIFACT_DIR;
+    else process.env.ARTIFACT_DIR = saved;
+  });
+
+  it('is --cache DIR, else the workers\' $ARTIFACT_DIR/features, else none (never a directory nobody named)', () => {
+    delete process.env.ARTIFACT_DIR;
+    expect(featureCacheDirOf(undefined)).toBeUndefined();
+    expect(featureCacheDirOf('none')).toBeUndefined();
+    expect(featureCacheDirOf('c')).toBe(path.resolve('c'));
+    process.env.ARTIFACT_DIR = '/srv/artifacts';
+    expect(featureCacheDirOf(undefined)).toBe('/srv/artifacts/features');
+    expect(featureCacheDirOf('none')).toBeUndefined();
+  });
+});
 
 describe('probe command arguments', () => {
   it('defaults to the reference optimiser on cached features (fast) of the whole split', () => {

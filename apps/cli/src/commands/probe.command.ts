@@ -151,10 +151,14 @@ export async function probeTarget(a: ProbeArgs) {
   return { found, method, step, dataset, layers, levels, protocol, task };
 }
 
-/** `--cache DIR` (or `none`); default `$ARTIFACT_DIR/features`, else `./artifacts/features`, as the workers use. */
+/**
+ * `--cache DIR` (or `none`); default `$ARTIFACT_DIR/features` (the workers' cache) when ARTIFACT_DIR
+ * is set, else no cache: a command never writes where it was not told to.
+ */
 export function featureCacheDirOf(raw: string | undefined): string | undefined {
   if (raw === 'none') return undefined;
-  return path.resolve(raw ?? path.join(process.env.ARTIFACT_DIR ?? 'artifacts', 'features'));
+  if (raw !== undefined) return path.resolve(raw);
+  return process.env.ARTIFACT_DIR ? path.resolve(process.env.ARTIFACT_DIR, 'features') : undefined;
 }
 
 /** The data set a checkpoint was most likely trained on, from its channels (say --dataset to be sure). */

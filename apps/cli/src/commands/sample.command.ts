@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import path from 'node:path';
 import { CliError } from '../api-client';
-import { imageGridPng } from '../image-grid';
+import { imageGridPng } from '@ddae/render';
 import { numberOption, parseBackend, parseGpu, withInlineBackend } from './pretrain.command';
 
 export interface SampleArgs {
@@ -25,6 +25,12 @@ function weightsOption(raw: string | undefined): 'ema' | 'raw' {
   throw new CliError(`--weights must be ema (the default, what features use) or raw (the optimiser's current weights), got "${raw}"`);
 }
 
+/** The PNG to write: never a file name the user did not give. */
+function requiredOut(out: string | undefined): string {
+  if (out === undefined) throw new CliError(`sample needs --out FILE, the PNG to write: ${EXAMPLE}`);
+  return out;
+}
+
 export function sampleOptionsFromArgs(a: SampleArgs): { checkpoint: string; n: number; steps?: number; seed: number; batch: number; eta?: number; out: string; weights: 'ema' | 'raw' } {
   if (!a.checkpoint) throw new CliError(`sample needs --checkpoint <dir>: a run's checkpoint directory (its newest checkpoint is used) or one step-XXXXXXXX directory: ${EXAMPLE}`);
   return {
@@ -34,7 +40,7 @@ export function sampleOptionsFromArgs(a: SampleArgs): { checkpoint: string; n: n
     seed: numberOption('seed', a.seed, { int: true, min: 0, example: '0' }) ?? 0,
     batch: numberOption('batch', a.batch, { int: true, positive: true, example: '64' }) ?? 64,
     eta: numberOption('eta', a.eta, { min: 0, max: 1, example: '0' }),
-    out: a.out ?? 'samples.png',
+    out: requiredOut(a.out),
     weights: weightsOption(a.weights),
   };
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ApiClient } from '../api-client';
-import { CliError } from '../api-client';
+import { CliError, UsageError } from '../api-client';
 import { table } from '../table';
 
 interface SweepView {
@@ -120,10 +120,19 @@ export async function waitForSweep(api: ApiClient, id: string, opts: { intervalM
   }
 }
 
-export async function listSweeps(api: ApiClient, opts: { json: boolean }): Promise<string> {
-  const r = await api.request<{ sweeps: { id: string; name: string; status: string; dataset: string; createdAt: string }[] }>('GET', '/api/sweeps');
+/** `sweep list [--status S] [--limit N]`: newest first; the table shows short ids (any command takes them). */
+export async function listSweeps(api: ApiClient, opts: { status?: string; limit?: string; json: boolean }): Promise<string> {
+  const query = new URLSearchParams();
+  if (opts.status !== undefined) {
+    const status = opts.status.toUpperCase();
+    if (!STATUSES.includes(status)) throw new UsageError(`--status must be one of ${STATUSES.join(', ')} (any case), got "${opts.status}"`);
+    query.set('status', status);
+  }
+  if (opts.limit !== undefined) query.set('limit', opts.limit);
+  const r = await api.request<{ sweeps: { id: string; name: string; status: string; dataset: string; createdAt: string }[] }>('GET', `/api/sweeps${query.size ? `?${query}` : ''}`);
   if (opts.json) return JSON.stringify(r);
-  return table(['id', 'name', 'status', 'dataset', 'created'], r.sweeps.map((s) => [s.id, s.name, s.status, s.dataset, s.createdAt]));
+  if (!r.sweeps.length) return opts.status ? `(no ${opts.status.toUpperCase()} sweeps)` : '(no sweeps yet)';
+  return table(['id', 'name', 'status', 'dataset', 'created'], r.sweeps.map((s) => [s.id.slice(0, 8), s.name, s.status, s.dataset, s.createdAt]));
 }
 
 export async function pauseSweep(api: ApiClient, id: string, action: 'pause' | 'resume', opts: { json: boolean }): Promise<string> {

@@ -1,4 +1,4 @@
-import type { BackendName, CheckpointInfo, ComputeResult, ComputeTask, GpuAdapter, ProgressPoint } from '@ddae/contracts';
+import type { BackendName, CheckpointInfo, ComputeResult, ComputeTask, GpuAdapter, ProgressPoint, TrainLossPoint } from '@ddae/contracts';
 
 /** Messages from the worker to its compute child. */
 export type ToChild = { type: 'run'; task: ComputeTask } | { type: 'stop'; reason: string };
@@ -9,6 +9,7 @@ export type FromChild =
   | { type: 'progress'; fraction: number; step?: number; loss?: number; message?: string }
   | { type: 'checkpoint'; info: CheckpointInfo }
   | { type: 'progress-probe'; point: ProgressPoint }
+  | { type: 'train-loss'; point: TrainLossPoint }
   | { type: 'done'; result: ComputeResult }
   | { type: 'error'; error: SerializedError };
 

@@ -51,6 +51,7 @@ async function run(raw: unknown): Promise<void> {
       },
       checkpoint: (info) => send({ type: 'checkpoint', info }),
       progressProbe: (point) => send({ type: 'progress-probe', point }),
+      trainLoss: (point) => send({ type: 'train-loss', point }),
       shouldStop: () => stopRequested,
     });
     sendAndExit({ type: 'done', result }, 0);

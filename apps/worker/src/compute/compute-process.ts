@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type { BackendName, CheckpointInfo, ComputeResult, ComputeTask, GpuAdapter, ProgressPoint } from '@ddae/contracts';
+import type { BackendName, CheckpointInfo, ComputeResult, ComputeTask, GpuAdapter, ProgressPoint, TrainLossPoint } from '@ddae/contracts';
 import type { FromChild, SerializedError, ToChild } from './child-protocol';
 
 export interface ComputeProcessOptions {
@@ -17,6 +17,8 @@ export interface ComputeCallbacks {
   onCheckpoint?(info: CheckpointInfo): Promise<void>;
   /** Probing during pretraining measured a checkpoint; awaited in order with the checkpoints. */
   onProgressProbe?(point: ProgressPoint): Promise<void>;
+  /** A point of the training-loss curve; awaited in order with the checkpoints. */
+  onTrainLoss?(point: TrainLossPoint): Promise<void>;
 }
 
 /** The compute child failed; `name` is the child's error name (retry policy keys on it). */
@@ -104,6 +106,12 @@ export class ComputeProcess {
             if (callbacks.onProgressProbe) {
               const point = message.point;
               record(() => callbacks.onProgressProbe?.(point));
+            }
+            break;
+          case 'train-loss':
+            if (callbacks.onTrainLoss) {
+              const point = message.point;
+              record(() => callbacks.onTrainLoss?.(point));
             }
             break;
           case 'done':

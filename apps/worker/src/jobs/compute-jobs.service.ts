@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import { z } from 'zod';
@@ -11,6 +12,7 @@ import {
   progressProbeConfigSchema,
   protocolKey,
   unetConfigSchema,
+  workerSampleSpec,
   type BaselineTask,
   type ComputeResult,
   type ComputeTask,
@@ -18,9 +20,10 @@ import {
   type Method,
   type PretrainTask,
   type ProbeTask,
+  type SampleGridInfo,
 } from '@ddae/contracts';
 import type { WorkerEnv } from '@ddae/config';
-import { BaselineRepository, ProbeRepository, RunRepository, THROTTLED } from '@ddae/db';
+import { BaselineRepository, ProbeRepository, RunRepository, RunSampleRepository, THROTTLED, TrainLossRepository } from '@ddae/db';
 import { withTimeout } from '@ddae/queue';
 import { SweepOrchestrator, type RunHyper } from '@ddae/sweeps';
 import { ComputeProcess, type ComputeCallbacks } from '../compute/compute-process';
@@ -61,6 +64,8 @@ export class ComputeJobsService {
     private readonly runs: RunRepository,
     private readonly probes: ProbeRepository,
     private readonly baselines: BaselineRepository,
+    private readonly trainLosses: TrainLossRepository,
+    private readonly samples: RunSampleRepository,
     private readonly orchestrator: SweepOrchestrator,
   ) {}
 
@@ -110,6 +115,9 @@ export class ComputeJobsService {
       checkpointEvery: hyper.checkpointEvery,
       seed: run.seed,
       checkpointDir: path.join(this.artifactRoot, 'runs', runId),
+      ...(hyper.lossEvery !== undefined ? { lossEvery: hyper.lossEvery } : {}),
+      // A trained run's final checkpoint is sampled (a small grid, beside it); the untrained control's is noise.
+      ...(run.untrained ? {} : { samples: workerSampleSpec(run.method as Method) }),
     };
     // Probing during pretraining, as planned into the run's settings (Postgres is a boundary too).
     const progressProbe = hyper.progressProbe === undefined ? undefined : progressProbeConfigSchema.parse(hyper.progressProbe);
@@ -130,6 +138,10 @@ export class ComputeJobsService {
         const { isNew } = await this.write('record progress probe', () => this.orchestrator.progressProbed(runId, point, progressContext));
         if (isNew) this.logger.log(`run ${run.key} @ step ${point.step}: probe ${point.accuracy.toFixed(4)}`);
       },
+      // One upsert on (run, step) per point: a retried or resumed attempt that reports it again converges.
+      onTrainLoss: async (point) => {
+        await this.write('record training loss', () => this.trainLosses.record(runId, [point]));
+      },
       onProgress: (p) => {
         if (p.message?.startsWith('resumed')) this.logger.log(`run ${run.key}: ${p.message}`);
         void job.updateProgress({ fraction: p.fraction, step: p.step, loss: p.loss }).catch(() => undefined);
@@ -143,6 +155,8 @@ export class ComputeJobsService {
     if (result.kind !== 'pretrain') throw new Error(`expected a pretrain result, got ${result.kind}`);
     const { parameters, finalCheckpoint: final } = result;
     if (parameters) await this.write('record parameters', () => this.runs.setParameters(runId, parameters));
+    if (result.samples) await this.recordSamples(runId, run.key, result.samples);
+    else if (result.samplesError) this.logger.warn(`run ${run.key}: no sample grid (${result.samplesError})`);
     const stoppedEarly = result.stoppedEarly === true;
     const completed = await this.write('complete run', () => this.runs.complete(runId, { step: final.step, path: this.relative(final.path), sha256: final.sha256, loss: final.loss }, { stoppedEarly }));
     if (completed) await this.write('enqueue probes', () => this.orchestrator.runSucceeded(runId, run.sweepId));
@@ -258,6 +272,21 @@ export class ComputeJobsService {
     } finally {
       this.current.clear();
     }
+  }
+
+  /**
+   * Copies the run's sample grid (a PNG of a few KB beside its final checkpoint) into Postgres, so
+   * the API serves it without access to the artifact store. Upserted on (run, step).
+   */
+  private async recordSamples(runId: string, key: string, s: SampleGridInfo): Promise<void> {
+    const png = await readFile(path.resolve(this.artifactRoot, s.path));
+    await this.write('record sample grid', () =>
+      this.samples.record(runId, {
+        step: s.step, path: this.relative(s.path), png, n: s.n, sampler: s.sampler, samplerSteps: s.steps, seed: s.seed,
+        width: s.width, height: s.height, seconds: s.seconds, backend: this.identity.backend, workerId: this.identity.id,
+      }),
+    );
+    this.logger.log(`run ${key}: ${s.n} samples of step ${s.step} (${s.sampler}, ${s.steps} steps, ${s.seconds.toFixed(1)} s)`);
   }
 
   /**

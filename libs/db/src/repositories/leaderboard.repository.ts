@@ -11,9 +11,19 @@ export interface LeaderboardFilter {
   per?: 'cell' | 'run' | 'config';
   /** Rows returned, 1..500. Default 20. */
   limit?: number;
+  /** Continue after the page that returned this `nextCursor` (same filter). Default: the first page. */
+  cursor?: string;
+}
+
+/** One page of the leaderboard: ranks continue across pages; `nextCursor` is null on the last page. */
+export interface LeaderboardPage<Row> {
+  rows: (Row & { rank: number })[];
+  nextCursor: string | null;
 }
 
 export interface LeaderboardRow {
+  /** The probe result's id (the tie-breaker of the ranking). */
+  resultId: string;
   accuracy: number;
   layer: string;
   noiseLevel: number;
@@ -74,7 +84,10 @@ export interface UntrainedBaselineRow {
 }
 
 export interface HeatmapCell {
+  /** The model's name; an untrained-network control's grid is named `<model> (untrained)`. */
   modelName: string;
+  /** The cell belongs to the untrained-network control (a baseline, never the best). */
+  untrained: boolean;
   method: string;
   layer: string;
   noiseLevel: number;
@@ -85,33 +98,133 @@ export interface HeatmapCell {
   n: number;
 }
 
+/** The best trained cell of a sweep beside its baselines, under the same probe protocol. */
+export interface SweepVerdict {
+  /** The trained models' best (model, layer, noise level) cell, by mean over seeds; null before any result. */
+  best: LeaderboardConfigRow | null;
+  /** The untrained network's best cell (mean over its seeds) under the best's protocol; null when not part of the sweep or not probed yet. */
+  untrained: LeaderboardConfigRow | null;
+  /** The raw-pixel baseline of the sweep's data set under the best's protocol; null when not part of the sweep or not finished. */
+  pixels: { accuracy: number; featureDim: number | null; protocolKey: string } | null;
+  /** best.mean minus each baseline's accuracy (fractions); null where either side is missing. */
+  margins: { pixels: number | null; untrained: number | null };
+}
+
+/** Rows of a page, 1..500. */
+const pageSize = (limit?: number): number => Math.min(Math.max(limit ?? 20, 1), 500);
+
+/** Where the previous page ended: the sort key of its last row and that row's rank. */
+interface CellCursor {
+  k: 'cell' | 'run';
+  a: number;
+  c: string;
+  i: string;
+  r: number;
+}
+interface ConfigCursor {
+  k: 'config';
+  m: number;
+  n: number;
+  name: string;
+  layer: string;
+  noise: number;
+  p: string;
+  s: string;
+  r: number;
+}
+
+/** A cursor that does not decode, or belongs to another `per`: the caller answers 400. */
+export class InvalidCursorError extends Error {
+  override readonly name = 'InvalidCursorError';
+}
+
+const encodeCursor = (c: CellCursor | ConfigCursor): string => Buffer.from(JSON.stringify(c), 'utf8').toString('base64url');
+
+function decodeCursor<K extends 'cell' | 'run' | 'config'>(raw: string, kind: K): K extends 'config' ? ConfigCursor : CellCursor {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'));
+  } catch {
+    throw new InvalidCursorError('not a cursor of this leaderboard: pass the nextCursor of the previous page unchanged');
+  }
+  const c = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as Record<string, unknown>;
+  const ok =
+    c.k === kind &&
+    Number.isInteger(c.r) &&
+    (kind === 'config'
+      ? typeof c.m === 'number' && Number.isInteger(c.n) && typeof c.name === 'string' && typeof c.layer === 'string' && typeof c.noise === 'number' && typeof c.p === 'string' && /^[0-9a-f-]{36}$/.test(String(c.s))
+      : typeof c.a === 'number' && !Number.isNaN(Date.parse(String(c.c))) && /^[0-9a-f-]{36}$/.test(String(c.i)));
+  if (!ok) throw new InvalidCursorError(`not a cursor of the per=${kind} leaderboard: pass the nextCursor of the previous page, with the same filter`);
+  return c as unknown as K extends 'config' ? ConfigCursor : CellCursor;
+}
+
 /**
  * The leaderboard as reviewed SQL. Sorting and every filter run on probe_results alone, whose
  * (filter, accuracy DESC) indexes turn "top N" into an index scan at any table size; the joins then
- * touch only the N rows returned.
+ * touch only the N rows returned. Pages continue with a keyset cursor (the last row's sort key), so
+ * page k costs what page 1 does and no row is skipped or repeated when results arrive meanwhile
+ * above the cursor.
  */
 export class LeaderboardRepository {
   constructor(private readonly prisma: PrismaClient) {}
 
-  async top(filter: LeaderboardFilter): Promise<LeaderboardRow[]> {
-    const limit = Math.min(Math.max(filter.limit ?? 20, 1), 500);
+  private filters(filter: LeaderboardFilter, untrained = false, protocolKey?: string): Prisma.Sql[] {
     // Untrained-network controls are baselines, listed beside the ranking, never in it.
-    const where: Prisma.Sql[] = [Prisma.sql`pr.untrained = false`];
+    const where: Prisma.Sql[] = [untrained ? Prisma.sql`pr.untrained = true` : Prisma.sql`pr.untrained = false`];
     if (filter.dataset) where.push(Prisma.sql`pr.dataset = ${filter.dataset}`);
     if (filter.method) where.push(Prisma.sql`pr.method = ${filter.method}`);
     if (filter.sweepId) where.push(Prisma.sql`pr.sweep_id = ${filter.sweepId}::uuid`);
+    if (protocolKey !== undefined) where.push(Prisma.sql`pr.protocol_key = ${protocolKey}`);
+    return where;
+  }
+
+  /** The first `limit` rows of the `cell` or `run` ranking (after `cursor`). */
+  async top(filter: LeaderboardFilter): Promise<LeaderboardRow[]> {
+    return (await this.cells(filter, pageSize(filter.limit))).rows;
+  }
+
+  /** The first `limit` rows of the `config` ranking (after `cursor`). */
+  async topByConfig(filter: LeaderboardFilter): Promise<LeaderboardConfigRow[]> {
+    return (await this.configs(filter, pageSize(filter.limit))).rows;
+  }
+
+  /** One page of the ranking `filter.per` asks for, with the cursor of the next page. */
+  async page(filter: LeaderboardFilter): Promise<LeaderboardPage<LeaderboardRow> | LeaderboardPage<LeaderboardConfigRow>> {
+    const limit = pageSize(filter.limit);
+    const { rows, rank0, more } = filter.per === 'config' ? await this.configs(filter, limit) : await this.cells(filter, limit);
+    const ranked = (rows as (LeaderboardRow | LeaderboardConfigRow)[]).map((r, i) => ({ ...r, rank: rank0 + i + 1 }));
+    const last = ranked.at(-1);
+    let nextCursor: string | null = null;
+    if (more && last) {
+      nextCursor =
+        'mean' in last
+          ? encodeCursor({ k: 'config', m: last.mean, n: last.n, name: last.modelName, layer: last.layer, noise: last.noiseLevel, p: last.protocolKey, s: last.sweepId, r: last.rank })
+          : encodeCursor({ k: filter.per === 'run' ? 'run' : 'cell', a: last.accuracy, c: last.createdAt.toISOString(), i: last.resultId, r: last.rank });
+    }
+    return { rows: ranked, nextCursor } as LeaderboardPage<LeaderboardRow> | LeaderboardPage<LeaderboardConfigRow>;
+  }
+
+  private async cells(filter: LeaderboardFilter, limit: number): Promise<{ rows: LeaderboardRow[]; rank0: number; more: boolean }> {
+    const kind = filter.per === 'run' ? 'run' : 'cell';
+    const after = filter.cursor ? decodeCursor(filter.cursor, kind) : null;
+    const where = this.filters(filter);
     const whereSql = Prisma.sql`WHERE ${Prisma.join(where, ' AND ')}`;
+    // Strictly after the cursor in (accuracy DESC, created_at ASC, id ASC).
+    const afterSql = (t: string) =>
+      after
+        ? Prisma.sql`AND (${Prisma.raw(t)}.accuracy < ${after.a}::float8 OR (${Prisma.raw(t)}.accuracy = ${after.a}::float8 AND (${Prisma.raw(t)}.created_at, ${Prisma.raw(t)}.id) > (${new Date(after.c)}::timestamptz, ${after.i}::uuid)))`
+        : Prisma.empty;
     const top =
-      filter.per === 'run'
+      kind === 'run'
         ? Prisma.sql`
           SELECT * FROM (
             SELECT DISTINCT ON (pr.run_id) pr.* FROM probe_results pr ${whereSql}
-            ORDER BY pr.run_id, pr.accuracy DESC, pr.created_at ASC
-          ) best ORDER BY best.accuracy DESC, best.created_at ASC LIMIT ${limit}`
-        : Prisma.sql`SELECT pr.* FROM probe_results pr ${whereSql} ORDER BY pr.accuracy DESC, pr.created_at ASC LIMIT ${limit}`;
-    return this.prisma.$queryRaw<LeaderboardRow[]>`
+            ORDER BY pr.run_id, pr.accuracy DESC, pr.created_at ASC, pr.id ASC
+          ) best WHERE true ${afterSql('best')} ORDER BY best.accuracy DESC, best.created_at ASC, best.id ASC LIMIT ${limit + 1}`
+        : Prisma.sql`SELECT pr.* FROM probe_results pr ${whereSql} ${afterSql('pr')} ORDER BY pr.accuracy DESC, pr.created_at ASC, pr.id ASC LIMIT ${limit + 1}`;
+    const rows = await this.prisma.$queryRaw<LeaderboardRow[]>`
       WITH top AS (${top})
-      SELECT top.accuracy, top.layer, top.noise_level AS "noiseLevel", top.method, top.dataset,
+      SELECT top.id AS "resultId", top.accuracy, top.layer, top.noise_level AS "noiseLevel", top.method, top.dataset,
              r.model_name AS "modelName", r.key AS "runKey", r.seed, r.parameters,
              c.step, top.sweep_id AS "sweepId", s.name AS "sweepName", top.run_id AS "runId",
              top.checkpoint_id AS "checkpointId", top.protocol_key AS "protocolKey",
@@ -121,34 +234,41 @@ export class LeaderboardRepository {
       JOIN runs r ON r.id = top.run_id
       JOIN checkpoints c ON c.id = top.checkpoint_id
       JOIN sweeps s ON s.id = top.sweep_id
-      ORDER BY top.accuracy DESC, top.created_at ASC`;
+      ORDER BY top.accuracy DESC, top.created_at ASC, top.id ASC`;
+    return { rows: rows.slice(0, limit), rank0: after?.r ?? 0, more: rows.length > limit };
   }
 
   /**
    * Mean and spread over seeds: the runs of one sweep that share a model (same name, hence same
    * config and hyper-parameters) are grouped per (layer, noise level, protocol), ranked by mean.
+   * `untrained`: the untrained-network control's cells instead of the trained models'; `protocolKey`:
+   * only results of that probe protocol.
    */
-  async topByConfig(filter: LeaderboardFilter): Promise<LeaderboardConfigRow[]> {
-    const limit = Math.min(Math.max(filter.limit ?? 20, 1), 500);
-    const where: Prisma.Sql[] = [Prisma.sql`pr.untrained = false`];
-    if (filter.dataset) where.push(Prisma.sql`pr.dataset = ${filter.dataset}`);
-    if (filter.method) where.push(Prisma.sql`pr.method = ${filter.method}`);
-    if (filter.sweepId) where.push(Prisma.sql`pr.sweep_id = ${filter.sweepId}::uuid`);
+  private async configs(filter: LeaderboardFilter, limit: number, untrained = false, protocolKey?: string): Promise<{ rows: LeaderboardConfigRow[]; rank0: number; more: boolean }> {
+    const after = filter.cursor ? decodeCursor(filter.cursor, 'config') : null;
+    const where = this.filters(filter, untrained, protocolKey);
+    // Strictly after the cursor in (mean DESC, n DESC, model, layer, noise, protocol, sweep).
+    const afterSql = after
+      ? Prisma.sql`WHERE g.mean < ${after.m}::float8 OR (g.mean = ${after.m}::float8 AND (g.n < ${after.n} OR (g.n = ${after.n} AND
+          (g."modelName", g.layer, g."noiseLevel", g."protocolKey", g."sweepId") > (${after.name}, ${after.layer}, ${after.noise}::float8, ${after.p}, ${after.s}::uuid))))`
+      : Prisma.empty;
     const rows = await this.prisma.$queryRaw<(Omit<LeaderboardConfigRow, 'n'> & { n: bigint })[]>`
-      SELECT avg(pr.accuracy) AS mean, stddev_samp(pr.accuracy) AS std, min(pr.accuracy) AS min, max(pr.accuracy) AS max,
-             count(*) AS n, array_agg(r.seed ORDER BY r.seed) AS seeds,
-             pr.layer, pr.noise_level AS "noiseLevel", pr.method, pr.dataset, r.model_name AS "modelName",
-             max(r.parameters) AS parameters, pr.sweep_id AS "sweepId", s.name AS "sweepName",
-             pr.protocol_key AS "protocolKey", pr.noise_protocol AS "noiseProtocol", pr.probe_protocol AS "probeProtocol", pr.pooling
-      FROM probe_results pr
-      JOIN runs r ON r.id = pr.run_id
-      JOIN sweeps s ON s.id = pr.sweep_id
-      WHERE ${Prisma.join(where, ' AND ')}
-      GROUP BY pr.sweep_id, s.name, r.model_name, pr.method, pr.dataset, pr.layer, pr.noise_level,
-               pr.protocol_key, pr.noise_protocol, pr.probe_protocol, pr.pooling
-      ORDER BY mean DESC, count(*) DESC, r.model_name, pr.layer, pr.noise_level
-      LIMIT ${limit}`;
-    return rows.map((r) => ({ ...r, n: Number(r.n) }));
+      SELECT * FROM (
+        SELECT avg(pr.accuracy) AS mean, stddev_samp(pr.accuracy) AS std, min(pr.accuracy) AS min, max(pr.accuracy) AS max,
+               count(*) AS n, array_agg(r.seed ORDER BY r.seed) AS seeds,
+               pr.layer, pr.noise_level AS "noiseLevel", pr.method, pr.dataset, r.model_name AS "modelName",
+               max(r.parameters) AS parameters, pr.sweep_id AS "sweepId", s.name AS "sweepName",
+               pr.protocol_key AS "protocolKey", pr.noise_protocol AS "noiseProtocol", pr.probe_protocol AS "probeProtocol", pr.pooling
+        FROM probe_results pr
+        JOIN runs r ON r.id = pr.run_id
+        JOIN sweeps s ON s.id = pr.sweep_id
+        WHERE ${Prisma.join(where, ' AND ')}
+        GROUP BY pr.sweep_id, s.name, r.model_name, pr.method, pr.dataset, pr.layer, pr.noise_level,
+                 pr.protocol_key, pr.noise_protocol, pr.probe_protocol, pr.pooling
+      ) g ${afterSql}
+      ORDER BY g.mean DESC, g.n DESC, g."modelName", g.layer, g."noiseLevel", g."protocolKey", g."sweepId"
+      LIMIT ${limit + 1}`;
+    return { rows: rows.slice(0, limit).map((r) => ({ ...r, n: Number(r.n) })), rank0: after?.r ?? 0, more: rows.length > limit };
   }
 
   /**
@@ -167,10 +287,36 @@ export class LeaderboardRepository {
       ORDER BY pr.dataset, pr.method, pr.accuracy DESC, pr.created_at ASC`;
   }
 
-  /** Mean and spread over seeds of every (model, layer, noise level) cell of one sweep. */
+  /**
+   * The verdict of one sweep: the trained models' best cell (mean over seeds) beside the raw-pixel
+   * baseline and the untrained network's best cell, all under the best cell's probe protocol. A
+   * control is never the best: untrained cells are ranked apart.
+   */
+  async verdict(sweepId: string): Promise<SweepVerdict> {
+    const [best] = (await this.configs({ sweepId }, 1)).rows;
+    // The control's best cell under the best's protocol: under another one it would not compare.
+    const [untrained] = (await this.configs({ sweepId }, 1, true, best?.protocolKey)).rows;
+    const baselines = await this.prisma.$queryRaw<{ accuracy: number; featureDim: number | null; protocolKey: string }[]>`
+      SELECT b.accuracy, b.feature_dim AS "featureDim", b.protocol_key AS "protocolKey"
+      FROM sweep_baselines sb JOIN baselines b ON b.id = sb.baseline_id
+      WHERE sb.sweep_id = ${sweepId}::uuid AND b.kind = 'pixels' AND b.status = 'SUCCEEDED' AND b.accuracy IS NOT NULL
+      ORDER BY b.created_at ASC`;
+    const pixels = (best ? baselines.find((b) => b.protocolKey === best.protocolKey) : baselines[0]) ?? null;
+    return {
+      best: best ?? null,
+      untrained: untrained ?? null,
+      pixels,
+      margins: {
+        pixels: best && pixels ? best.mean - pixels.accuracy : null,
+        untrained: best && untrained ? best.mean - untrained.mean : null,
+      },
+    };
+  }
+
+  /** Mean and spread over seeds of every (model, layer, noise level) cell of one sweep; untrained-network cells flagged. */
   async heatmap(sweepId: string): Promise<HeatmapCell[]> {
     const rows = await this.prisma.$queryRaw<(Omit<HeatmapCell, 'n'> & { n: bigint })[]>`
-      SELECT r.model_name || CASE WHEN r.untrained THEN ' (untrained)' ELSE '' END AS "modelName",
+      SELECT r.model_name || CASE WHEN r.untrained THEN ' (untrained)' ELSE '' END AS "modelName", r.untrained,
              pr.method, pr.layer, pr.noise_level AS "noiseLevel",
              avg(pr.accuracy) AS mean, stddev_samp(pr.accuracy) AS std,
              min(pr.accuracy) AS min, max(pr.accuracy) AS max, count(*) AS n

@@ -135,6 +135,23 @@ export class SweepRepository {
     return this.prisma.sweep.findUnique({ where: { id } });
   }
 
+  /**
+   * Sweeps whose id starts with `prefix` (8 to 32 hex digits, hyphens anywhere or nowhere, any
+   * case), at most `limit`, newest first. One range scan of the primary key: a UUID's order is its
+   * hex digits' order, so the ids with a prefix lie between the prefix padded with 0s and with fs.
+   */
+  async findByIdPrefix(prefix: string, limit = 10): Promise<Pick<Sweep, 'id' | 'name' | 'status' | 'dataset' | 'createdAt'>[]> {
+    const hex = prefix.replace(/-/g, '').toLowerCase();
+    if (!/^[0-9a-f]{8,32}$/.test(hex)) throw new RangeError(`a sweep id prefix is 8 to 32 hex digits, got "${prefix}"`);
+    const uuid = (h: string) => `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+    return this.prisma.sweep.findMany({
+      where: { id: { gte: uuid(hex.padEnd(32, '0')), lte: uuid(hex.padEnd(32, 'f')) } },
+      select: { id: true, name: true, status: true, dataset: true, createdAt: true },
+      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+      take: limit,
+    });
+  }
+
   /** Newest first, keyset-paginated by (createdAt, id). */
   list(options: { limit: number; status?: string; before?: Date }): Promise<Sweep[]> {
     return this.prisma.sweep.findMany({

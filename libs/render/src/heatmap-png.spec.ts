@@ -1,5 +1,5 @@
 import { PNG } from 'pngjs';
-import { compareLayers, renderHeatmapPng, textWidth, type HeatmapCell } from './heatmap-png';
+import { compareLayers, heatmapVerdict, renderHeatmapPng, textWidth, type HeatmapCell } from './heatmap-png';
 
 const cell = (layer: string, noiseLevel: number, mean: number, n = 2): HeatmapCell => ({
   modelName: 'ddpm-b16', method: 'ddpm', layer, noiseLevel, mean, std: n > 1 ? 0.004 : null, min: mean - 0.003, max: mean + 0.003, n,
@@ -50,6 +50,33 @@ describe('renderHeatmapPng', () => {
     expect(PNG.sync.read(empty.png).width).toBe(empty.width);
     const one = renderHeatmapPng({ title: 'one', cells: [cell('out_1', 5, 0.5, 1)] });
     expect(one.cells).toHaveLength(1);
+  });
+});
+
+describe('a control is never the best', () => {
+  const trained = [cell('out_1', 5, 0.8), cell('out_2', 5, 0.83)];
+  const control = [
+    { ...cell('out_1', 5, 0.86, 1), modelName: 'ddpm-b16 (untrained)', untrained: true },
+    { ...cell('out_2', 5, 0.84, 1), modelName: 'ddpm-b16 (untrained)', untrained: true },
+  ];
+
+  it('outlines only the trained best cell, draws the control grid after the trained one, and names both in the verdict', () => {
+    const r = renderHeatmapPng({ title: 't', cells: [...control, ...trained], baseline: { kind: 'pixels', accuracy: 0.82 } });
+    const best = r.cells.filter((c) => c.best);
+    expect(best).toHaveLength(1);
+    expect(best[0]).toMatchObject({ untrained: false, layer: 'out_2', mean: 0.83 });
+    const png = PNG.sync.read(r.png);
+    const ink = (x: number, y: number) => {
+      const i = (y * png.width + x) * 4;
+      return [png.data[i], png.data[i + 1], png.data[i + 2]];
+    };
+    // The outline (dark ink) on the trained best's corner; the control's best cell keeps its fill colour there.
+    expect(ink(best[0].x, best[0].y)).toEqual([29, 35, 48]);
+    const controlBest = find(r.cells, (c) => c.untrained && c.mean === 0.86);
+    expect(ink(controlBest.x, controlBest.y)).toEqual([253, 231, 37]);
+    expect(Math.min(...r.cells.filter((c) => c.untrained).map((c) => c.y))).toBeGreaterThan(Math.max(...r.cells.filter((c) => !c.untrained).map((c) => c.y)));
+    expect(heatmapVerdict([...control, ...trained])).toEqual({ best: trained[1], untrained: control[0] });
+    expect(heatmapVerdict(control).best).toBeNull();
   });
 });
 

@@ -9,6 +9,8 @@ export interface ImageGridOptions {
   scale?: number;
   /** Grey level (0..255) of the padding. Default 128. */
   background?: number;
+  /** Keep only the central `crop` x `crop` pixels of each image (e.g. 28 of a 32x32 model input padded from 28x28). Default: the whole image. */
+  crop?: number;
 }
 
 export interface ImageGrid {
@@ -32,7 +34,10 @@ export function imageGridPng(images: Float32Array, n: number, size: number, chan
   const pad = opts.pad ?? 2;
   const scale = Math.max(1, Math.floor(opts.scale ?? 1));
   const bg = opts.background ?? 128;
-  const cell = size * scale;
+  const crop = opts.crop ?? size;
+  if (!Number.isInteger(crop) || crop < 1 || crop > size) throw new Error(`imageGridPng: crop must be an integer in 1..${size}, got ${crop}`);
+  const offset = Math.floor((size - crop) / 2);
+  const cell = crop * scale;
   const width = cols * cell + (cols + 1) * pad;
   const height = rows * cell + (rows + 1) * pad;
   const png = new PNG({ width, height, colorType: 2, inputColorType: 6 });
@@ -44,7 +49,7 @@ export function imageGridPng(images: Float32Array, n: number, size: number, chan
     const base = k * size * size * channels;
     for (let y = 0; y < cell; y++) {
       for (let x = 0; x < cell; x++) {
-        const src = base + (Math.floor(y / scale) * size + Math.floor(x / scale)) * channels;
+        const src = base + ((offset + Math.floor(y / scale)) * size + offset + Math.floor(x / scale)) * channels;
         const o = ((y0 + y) * width + x0 + x) * 4;
         for (let ch = 0; ch < 3; ch++) png.data[o + ch] = toByte(images[src + (channels === 3 ? ch : 0)]);
       }

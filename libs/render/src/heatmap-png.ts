@@ -3,6 +3,8 @@ import { PNG } from 'pngjs';
 /** One (model, layer, noise level) cell of `GET /api/sweeps/:id/heatmap`. */
 export interface HeatmapCell {
   modelName: string;
+  /** A cell of the untrained-network control: drawn in its own grid, never outlined as the best. Default false. */
+  untrained?: boolean;
   method: string;
   layer: string;
   noiseLevel: number;
@@ -23,6 +25,20 @@ export interface HeatmapPngInput {
   baseline?: { kind: string; accuracy: number } | null;
 }
 
+/** The trained models' best cell and the untrained network's best cell, by mean over seeds. */
+export interface HeatmapVerdict {
+  best: HeatmapCell | null;
+  untrained: HeatmapCell | null;
+}
+
+/** Splits cells into trained and control ones and finds the best of each: a control is never the best. */
+export function heatmapVerdict(cells: readonly HeatmapCell[]): HeatmapVerdict {
+  const bestOf = (xs: readonly HeatmapCell[]) => xs.reduce<HeatmapCell | null>((a, c) => (a === null || c.mean > a.mean ? c : a), null);
+  return { best: bestOf(cells.filter((c) => !c.untrained)), untrained: bestOf(cells.filter((c) => c.untrained === true)) };
+}
+
+const signed = (x: number): string => `${x >= 0 ? '+' : '-'}${pct(Math.abs(x), 2)}`;
+
 export interface Rect {
   x: number;
   y: number;
@@ -35,7 +51,7 @@ export interface RenderedHeatmap {
   width: number;
   height: number;
   /** Where each cell was drawn, for tests and image maps. */
-  cells: (Rect & { modelName: string; layer: string; noiseLevel: number; mean: number })[];
+  cells: (Rect & { modelName: string; untrained: boolean; best: boolean; layer: string; noiseLevel: number; mean: number })[];
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -227,6 +243,7 @@ const BLOCK_GAP = 24;
 
 interface Grid {
   modelName: string;
+  untrained: boolean;
   method: string;
   layers: string[];
   levels: number[];
@@ -237,9 +254,9 @@ interface Grid {
 function groupGrids(cells: HeatmapCell[]): Grid[] {
   const grids = new Map<string, Grid>();
   for (const c of cells) {
-    const key = `${c.modelName}\u0000${c.method}`;
+    const key = `${c.modelName}\u0000${c.method}\u0000${c.untrained === true}`;
     let g = grids.get(key);
-    if (!g) grids.set(key, (g = { modelName: c.modelName, method: c.method, layers: [], levels: [], cells: new Map(), seeds: 0 }));
+    if (!g) grids.set(key, (g = { modelName: c.modelName, untrained: c.untrained === true, method: c.method, layers: [], levels: [], cells: new Map(), seeds: 0 }));
     if (!g.layers.includes(c.layer)) g.layers.push(c.layer);
     if (!g.levels.includes(c.noiseLevel)) g.levels.push(c.noiseLevel);
     g.cells.set(`${c.layer}@${c.noiseLevel}`, c);
@@ -249,13 +266,16 @@ function groupGrids(cells: HeatmapCell[]): Grid[] {
     g.layers.sort(compareLayers);
     g.levels.sort((a, b) => a - b);
   }
-  return [...grids.values()];
+  // Trained grids first, then the controls.
+  return [...grids.values()].sort((a, b) => Number(a.untrained) - Number(b.untrained));
 }
 
 /**
  * Renders a sweep's layer x noise heatmaps to a PNG: one grid per model (rows out_1..out_N, deepest
- * first; columns noise levels ascending), cells coloured from the worst to the best mean accuracy of
- * the sweep and labelled with the mean in % (and ± std over seeds), a legend with the pixel baseline.
+ * first; columns noise levels ascending), the trained models' grids first and labelled as such, the
+ * untrained-network control's after them, labelled as a control. Cells are coloured on one scale from
+ * the worst to the best mean accuracy shown and labelled with the mean in % (and ± std over seeds).
+ * Only the trained models' best cell is outlined; the legend compares it with each baseline.
  */
 export function renderHeatmapPng(input: HeatmapPngInput): RenderedHeatmap {
   const grids = groupGrids(input.cells);
@@ -264,6 +284,8 @@ export function renderHeatmapPng(input: HeatmapPngInput): RenderedHeatmap {
   const hi = means.length ? Math.max(...means) : 1;
   const scaleOf = (x: number): number => (hi > lo ? (x - lo) / (hi - lo) : 1);
   const anySpread = input.cells.some((c) => c.n > 1 && c.std !== null);
+  const verdict = heatmapVerdict(input.cells);
+  const best = verdict.best;
 
   // Sizes: every cell fits its longest label; row labels fit the longest layer name.
   const valueLabels = input.cells.flatMap((c) => [`${pct(c.mean, 1)}%`, c.n > 1 && c.std !== null ? `±${pct(c.std, 1)}` : '']);
@@ -277,23 +299,37 @@ export function renderHeatmapPng(input: HeatmapPngInput): RenderedHeatmap {
     w: rowLabelW + g.levels.length * (cellW + GAP),
     h: LINE /* model name */ + LINE /* noise labels */ + g.layers.length * (cellH + GAP),
   });
-  const legendText = {
-    worst: `worst ${pct(lo, 1)}%`,
-    best: `best ${pct(hi, 1)}%`,
-    baseline: input.baseline
-      ? `${input.baseline.kind} baseline ${pct(input.baseline.accuracy, 2)}%` +
-        (means.length ? ` (best cell ${hi >= input.baseline.accuracy ? '+' : '-'}${pct(Math.abs(hi - input.baseline.accuracy), 2)} points)` : '')
-      : 'no pixel baseline yet',
-  };
+  const seedsOf = (c: HeatmapCell) => `${c.n} ${c.n === 1 ? 'seed' : 'seeds'}`;
+  const bestText = best
+    ? `best trained cell: ${best.modelName} ${best.layer} ${noiseLabel(best.method, best.noiseLevel)} ${pct(best.mean, 2)}% (mean of ${seedsOf(best)})`
+    : 'no trained model probed yet';
+  const pixels = input.baseline ?? null;
+  const baselineLines: { text: string; marker: boolean }[] = [
+    {
+      text: pixels ? `${pixels.kind} baseline ${pct(pixels.accuracy, 2)}%${best ? `: best trained cell ${signed(best.mean - pixels.accuracy)} points` : ''}` : 'no pixel baseline yet',
+      marker: pixels !== null,
+    },
+  ];
+  if (verdict.untrained) {
+    const u = verdict.untrained;
+    baselineLines.push({
+      text: `untrained network ${u.layer} ${noiseLabel(u.method, u.noiseLevel)} ${pct(u.mean, 2)}%${best ? `: best trained cell ${signed(best.mean - u.mean)} points` : ''}`,
+      marker: false,
+    });
+  }
+  const legendText = { worst: `worst ${pct(lo, 1)}%`, best: `best ${pct(hi, 1)}%` };
   const barW = 240;
   const legendW = textWidth(legendText.worst, S) + 10 + barW + 10 + textWidth(legendText.best, S);
-  const legendH = 2 * LINE + 8;
+  const legendH = (2 + baselineLines.length) * LINE + 12;
+  const gridTitle = (g: Grid) =>
+    g.untrained ? `${g.modelName} - untrained network, a control (not ranked)` : `${g.modelName} - trained (${g.method}, ${g.seeds} ${g.seeds === 1 ? 'seed' : 'seeds'})`;
   const contentW = Math.max(
     textWidth(input.title, S),
     input.subtitle ? textWidth(input.subtitle, S) : 0,
     legendW,
-    textWidth(legendText.baseline, S) + 10,
-    ...grids.map((g) => gridSize(g).w),
+    textWidth(bestText, S) + 10,
+    ...baselineLines.map((l) => textWidth(l.text, S) + 10),
+    ...grids.map((g) => Math.max(gridSize(g).w, textWidth(gridTitle(g), S))),
     textWidth('no probe results yet', S),
   );
   const gridsH = grids.length ? grids.reduce((h, g) => h + gridSize(g).h, 0) + BLOCK_GAP * (grids.length - 1) : LINE;
@@ -311,24 +347,30 @@ export function renderHeatmapPng(input: HeatmapPngInput): RenderedHeatmap {
   }
   y += 8;
 
-  // Legend: worst [colour bar with the baseline's marker] best; then the baseline's accuracy.
+  // Legend: worst [colour bar with the pixel baseline's marker] best; the best trained cell; each baseline.
   let x = MARGIN;
   canvas.text(x, y + 2, legendText.worst, INK, S);
   x += textWidth(legendText.worst, S) + 10;
   for (let i = 0; i < barW; i++) canvas.rect(x + i, y, 1, GLYPH_H * S + 4, colourAt(i / (barW - 1)));
-  const b = input.baseline?.accuracy;
-  if (b !== undefined && b !== null && hi > lo && b >= lo && b <= hi) canvas.rect(x + Math.round(scaleOf(b) * (barW - 1)) - 1, y - 4, 3, GLYPH_H * S + 12, BASELINE);
+  const b = pixels?.accuracy;
+  if (b !== undefined && hi > lo && b >= lo && b <= hi) canvas.rect(x + Math.round(scaleOf(b) * (barW - 1)) - 1, y - 4, 3, GLYPH_H * S + 12, BASELINE);
   x += barW + 10;
   canvas.text(x, y + 2, legendText.best, INK, S);
   y += LINE + 4;
-  if (input.baseline) canvas.rect(MARGIN, y, 3, GLYPH_H * S, BASELINE);
-  canvas.text(MARGIN + (input.baseline ? 10 : 0), y, legendText.baseline, input.baseline ? INK : GREY, S);
-  y += LINE + 4 + BLOCK_GAP;
+  if (best) canvas.outline({ x: MARGIN, y: y - 2, w: 6, h: GLYPH_H * S + 4 }, 2, INK);
+  canvas.text(MARGIN + (best ? 12 : 0), y, bestText, best ? INK : GREY, S);
+  y += LINE;
+  for (const line of baselineLines) {
+    if (line.marker) canvas.rect(MARGIN, y, 3, GLYPH_H * S, BASELINE);
+    canvas.text(MARGIN + 12, y, line.text, line.marker || line.text.startsWith('untrained') ? INK : GREY, S);
+    y += LINE;
+  }
+  y += 8 + BLOCK_GAP;
 
   const drawn: RenderedHeatmap['cells'] = [];
   if (!grids.length) canvas.text(MARGIN, y, 'no probe results yet', GREY, S);
   for (const g of grids) {
-    canvas.text(MARGIN, y, `${g.modelName} (${g.method}, ${g.seeds} ${g.seeds === 1 ? 'seed' : 'seeds'})`, INK, S);
+    canvas.text(MARGIN, y, gridTitle(g), g.untrained ? GREY : INK, S);
     y += LINE;
     canvas.text(MARGIN + rowLabelW - 12 - textWidth('layer', S), y, 'layer', GREY, S);
     g.levels.forEach((level, j) => {
@@ -348,13 +390,13 @@ export function renderHeatmapPng(input: HeatmapPngInput): RenderedHeatmap {
         }
         const fill = colourAt(scaleOf(c.mean));
         canvas.rect(r.x, r.y, r.w, r.h, fill);
-        if (c.mean === hi) canvas.outline(r, 3, INK);
+        if (c === best) canvas.outline(r, 3, INK);
         const lines = [`${pct(c.mean, 1)}%`, ...(c.n > 1 && c.std !== null ? [`±${pct(c.std, 1)}`] : [])];
         const textH = lines.length * GLYPH_H * S + (lines.length - 1) * 6;
         lines.forEach((line, k) => {
           canvas.text(r.x + Math.floor((cellW - textWidth(line, S)) / 2), r.y + Math.floor((cellH - textH) / 2) + k * (GLYPH_H * S + 6), line, textOn(fill), S);
         });
-        drawn.push({ ...r, modelName: g.modelName, layer, noiseLevel: level, mean: c.mean });
+        drawn.push({ ...r, modelName: g.modelName, untrained: g.untrained, best: c === best, layer, noiseLevel: level, mean: c.mean });
       });
       y += cellH + GAP;
     }

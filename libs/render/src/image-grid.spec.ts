@@ -48,3 +48,15 @@ describe('imageGridPng', () => {
     expect(() => imageGridPng(new Float32Array(8), 2, 2, 2)).toThrow(/1 or 3 channels/);
   });
 });
+
+describe('imageGridPng crop', () => {
+  it('keeps the central crop x crop pixels of each image', () => {
+    // One 4x4 image whose pixel (x, y) is -1 on the border and 1 inside: crop 2 keeps the inside.
+    const img = new Float32Array(16).fill(-1);
+    for (const [x, y] of [[1, 1], [2, 1], [1, 2], [2, 2]]) img[y * 4 + x] = 1;
+    const png = PNG.sync.read(imageGridPng(img, 1, 4, 1, { pad: 0, crop: 2 }).png);
+    expect([png.width, png.height]).toEqual([2, 2]);
+    for (const [x, y] of [[0, 0], [1, 0], [0, 1], [1, 1]]) expect(pixel(png, x, y)).toEqual([255, 255, 255]);
+    expect(() => imageGridPng(img, 1, 4, 1, { crop: 5 })).toThrow(/crop must be an integer in 1..4/);
+  });
+});

@@ -1,0 +1,222 @@
+import type { INestApplication } from '@nestjs/common';
+import request from 'supertest';
+import { apiEnvSchema } from '@ddae/config';
+import { ResultsRepository } from '@ddae/db';
+import { createTestDatabase, deleteQueueKeys, seedFinishedSweep, uniqueQueuePrefix, type FinishedSweep, type TestDatabase } from '@ddae/testing';
+import { createApiApp } from '../bootstrap';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** A minimal RFC 4180 reader (quoted fields, doubled quotes), enough to check what the API writes. */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted && ch === '"' && text[i + 1] === '"') {
+      field += '"';
+      i++;
+    } else if (quoted && ch === '"') {
+      quoted = false;
+    } else if (quoted) {
+      field += ch;
+    } else if (ch === '"') {
+      quoted = true;
+    } else if (ch === ',') {
+      row.push(field);
+      field = '';
+    } else if (ch === '\n') {
+      row.push(field.replace(/\r$/, ''));
+      rows.push(row);
+      row = [];
+      field = '';
+    } else {
+      field += ch;
+    }
+  }
+  return rows;
+}
+
+describe('results, verdict, loss, samples and short ids (real Postgres)', () => {
+  let db: TestDatabase;
+  let app: INestApplication;
+  let prefix: string;
+  let sweep: FinishedSweep;
+  const http = () => request(app.getHttpServer());
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    prefix = uniqueQueuePrefix('results');
+    const env = apiEnvSchema.parse({ DATABASE_URL: db.url, REDIS_URL, QUEUE_PREFIX: prefix, RECONCILE_MS: '0', LOG_LEVEL: 'error', API_AUTH: 'off' });
+    app = await createApiApp(env);
+    await app.init();
+    sweep = await seedFinishedSweep(db.prisma, { name: 'results-fixture' });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await deleteQueueKeys(REDIS_URL, prefix);
+    await db?.drop();
+  });
+
+  it('streams every result of a sweep as CSV with its hyper-parameters, the untrained control included', async () => {
+    const res = await http().get(`/api/sweeps/${sweep.sweepId}/results.csv`).buffer(true).parse((r, done) => {
+      let text = '';
+      r.setEncoding('utf8');
+      r.on('data', (c: string) => (text += c));
+      r.on('end', () => done(null, text));
+    }).expect(200);
+    expect(res.headers['content-type']).toMatch(/^text\/csv/);
+    expect(res.headers['content-disposition']).toContain(`sweep-${sweep.sweepId.slice(0, 8)}-results.csv`);
+    const [header, ...rows] = parseCsv(res.body as string);
+    for (const column of ['model', 'method', 'unet', 'steps', 'batch_size', 'learning_rate', 'seed', 'layer', 'noise_level', 'pooling', 'protocol_key', 'accuracy', 'checkpoint_step', 'backend', 'worker']) {
+      expect(header).toContain(column);
+    }
+    const total = await db.prisma.probeResult.count({ where: { sweepId: sweep.sweepId } });
+    expect(rows).toHaveLength(total);
+    const at = (r: string[], c: string) => r[header.indexOf(c)];
+    const untrained = rows.filter((r) => at(r, 'untrained') === 'true');
+    expect(untrained.length).toBeGreaterThan(0);
+    expect(untrained.every((r) => at(r, 'steps') === '0' && at(r, 'checkpoint_step') === '0')).toBe(true);
+    // Every row is the stored result, with the run's hyper-parameters.
+    for (const r of rows) {
+      expect(Number(at(r, 'accuracy'))).toBe(sweep.accuracy(at(r, 'run'), at(r, 'layer'), Number(at(r, 'noise_level'))));
+      expect(JSON.parse(at(r, 'unet'))).toMatchObject({ baseChannels: 16, channelMults: [1, 2, 2] });
+      expect([at(r, 'batch_size'), at(r, 'learning_rate'), at(r, 'pooling'), at(r, 'backend'), at(r, 'worker')]).toEqual(['64', '0.001', 'avg4', 'native', 'fixture-worker']);
+    }
+    expect(rows.filter((r) => at(r, 'untrained') === 'false').map((r) => at(r, 'checkpoint_step'))).toEqual(rows.filter((r) => at(r, 'untrained') === 'false').map(() => '400'));
+    // JSON lines: the same rows, the UNet as an object.
+    const jsonl = await http().get(`/api/sweeps/${sweep.sweepId.slice(0, 8)}/results.jsonl`).buffer(true).parse((r, done) => {
+      let text = '';
+      r.setEncoding('utf8');
+      r.on('data', (c: string) => (text += c));
+      r.on('end', () => done(null, text));
+    }).expect(200);
+    const objects = (jsonl.body as string).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(objects.map((o) => o.result_id)).toEqual(rows.map((r) => at(r, 'result_id')));
+    expect(objects[0].unet).toMatchObject({ baseChannels: 16 });
+  });
+
+  it('reads the export in keyset batches: any batch size gives the same rows, each once', async () => {
+    const results = new ResultsRepository(db.prisma);
+    const collect = async (size: number) => {
+      const out: string[] = [];
+      let batches = 0;
+      for await (const batch of results.batches(sweep.sweepId, size)) {
+        expect(batch.length).toBeLessThanOrEqual(size);
+        batches++;
+        out.push(...batch.map((r) => r.resultId));
+      }
+      return { out, batches };
+    };
+    const whole = await collect(10_000);
+    const small = await collect(7);
+    expect(small.out).toEqual(whole.out);
+    expect(new Set(small.out).size).toBe(small.out.length);
+    expect(small.batches).toBe(Math.ceil(whole.out.length / 7));
+  });
+
+  it('pages the leaderboard with a cursor: every row once, ranks continuing, for each ranking', async () => {
+    for (const per of ['cell', 'run', 'config'] as const) {
+      const all = (await http().get('/api/leaderboard').query({ per, limit: 500, sweep: sweep.sweepId }).expect(200)).body;
+      expect(all.nextCursor).toBeNull();
+      const seen: unknown[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = (await http().get('/api/leaderboard').query({ per, limit: 4, sweep: sweep.sweepId, ...(cursor ? { cursor } : {}) }).expect(200)).body;
+        seen.push(...page.rows);
+        cursor = page.nextCursor ?? undefined;
+        pages++;
+      } while (cursor);
+      expect(seen).toEqual(all.rows);
+      expect((seen as { rank: number }[]).map((r) => r.rank)).toEqual(all.rows.map((_: unknown, i: number) => i + 1));
+      expect(pages).toBe(Math.ceil(all.rows.length / 4));
+      // Controls are never ranked.
+      expect(JSON.stringify(all.rows)).not.toContain('untrained');
+    }
+    const bad = await http().get('/api/leaderboard').query({ cursor: 'not-a-cursor' }).expect(400);
+    expect(bad.body.issues[0].path).toBe('query.cursor');
+    const cellCursor = (await http().get('/api/leaderboard').query({ limit: 1 }).expect(200)).body.nextCursor;
+    await http().get('/api/leaderboard').query({ per: 'config', cursor: cellCursor }).expect(400);
+  });
+
+  it('names the untrained baseline\'s cell beside the ranking', async () => {
+    const board = (await http().get('/api/leaderboard').query({ sweep: sweep.sweepId.slice(0, 12) }).expect(200)).body;
+    const untrained = board.baselines.find((b: { kind: string }) => b.kind === 'untrained');
+    expect(untrained).toMatchObject({ layer: 'out_2', noiseLevel: 4, accuracy: sweep.accuracy('ddpm-small-untrained-s0', 'out_2', 4) });
+    expect(board.filter.sweep).toBe(sweep.sweepId);
+  });
+
+  it("gives the verdict: the trained models' best cell (mean over seeds) against each baseline", async () => {
+    const v = (await http().get(`/api/sweeps/${sweep.sweepId}/verdict`).expect(200)).body;
+    const mean = (sweep.accuracy('ddpm-small-s0', 'out_2', 4) + sweep.accuracy('ddpm-small-s1', 'out_2', 4)) / 2;
+    expect(v.best).toMatchObject({ modelName: 'ddpm-small', layer: 'out_2', noiseLevel: 4, n: 2, seeds: [0, 1] });
+    expect(v.best.mean).toBeCloseTo(mean, 12);
+    expect(v.untrained).toMatchObject({ modelName: 'ddpm-small', layer: 'out_2', noiseLevel: 4, n: 1 });
+    expect(v.pixels).toMatchObject({ accuracy: 0.826, protocolKey: v.best.protocolKey });
+    expect(v.margins.pixels).toBeCloseTo(mean - 0.826, 12);
+    expect(v.margins.untrained).toBeCloseTo(mean - v.untrained.mean, 12);
+
+    // A control that scores higher is still not the best: the margin goes negative.
+    const losing = await seedFinishedSweep(db.prisma, { name: 'control-wins', untrainedWins: true });
+    const w = (await http().get(`/api/sweeps/${losing.sweepId}/verdict`).expect(200)).body;
+    expect(w.best.modelName).toBe('ddpm-small');
+    expect(w.untrained.mean).toBeGreaterThan(w.best.mean);
+    expect(w.margins.untrained).toBeLessThan(0);
+    const cells = (await http().get(`/api/sweeps/${losing.sweepId}/heatmap`).expect(200)).body.cells as { modelName: string; untrained: boolean }[];
+    expect(cells.filter((c) => c.untrained).every((c) => c.modelName === 'ddpm-small (untrained)')).toBe(true);
+    expect(cells.filter((c) => !c.untrained).every((c) => c.modelName === 'ddpm-small')).toBe(true);
+  });
+
+  it('serves the training-loss curve and the sample grid of every trained run', async () => {
+    const loss = (await http().get(`/api/sweeps/${sweep.sweepId}/loss`).expect(200)).body;
+    expect(loss.lossEvery).toBe(50);
+    expect(loss.runs.map((r: { run: string }) => r.run)).toEqual(['ddpm-small-s0', 'ddpm-small-s1']);
+    expect(loss.runs[0].points.map((p: { step: number }) => p.step)).toEqual([50, 100, 150, 200, 250, 300, 350, 400]);
+
+    const list = (await http().get(`/api/sweeps/${sweep.sweepId}/samples`).expect(200)).body;
+    expect(list.samples.map((s: { run: string; step: number; n: number; sampler: string }) => [s.run, s.step, s.n, s.sampler])).toEqual([
+      ['ddpm-small-s0', 400, 16, 'ddim'],
+      ['ddpm-small-s1', 400, 16, 'ddim'],
+    ]);
+    const png = await http().get(list.samples[0].url).buffer(true).parse((r, done) => {
+      const chunks: Buffer[] = [];
+      r.on('data', (c: Buffer) => chunks.push(c));
+      r.on('end', () => done(null, Buffer.concat(chunks)));
+    }).expect(200);
+    expect(png.headers['content-type']).toBe('image/png');
+    expect((png.body as Buffer).subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+    await http().get(list.samples[0].url).set('if-none-match', png.headers.etag).expect(304);
+    // By run key too; the untrained control has none.
+    await http().get(`/api/sweeps/${sweep.sweepId}/runs/ddpm-small-s1/samples.png`).expect(200);
+    const none = await http().get(`/api/sweeps/${sweep.sweepId}/runs/ddpm-small-untrained-s0/samples.png`).expect(404);
+    expect(none.body.message).toContain('no sample grid');
+  });
+
+  it('takes the short ids the page and tables show, and lists the candidates of an ambiguous one', async () => {
+    const short = sweep.sweepId.slice(0, 8);
+    expect((await http().get(`/api/sweeps/${short}`).expect(200)).body.id).toBe(sweep.sweepId);
+    expect((await http().get(`/api/sweeps/${short.toUpperCase()}/heatmap`).expect(200)).body.sweepId).toBe(sweep.sweepId);
+    const tooShort = await http().get(`/api/sweeps/${sweep.sweepId.slice(0, 7)}`).expect(400);
+    expect(tooShort.body.issues[0]).toMatchObject({ path: 'path.id' });
+    expect(tooShort.body.issues[0].message).toContain('at least 8 hex digits');
+    await http().get('/api/sweeps/0000000f').expect(404);
+    await http().get('/api/sweeps/not-hex!').expect(400);
+
+    // Two sweeps that share their first 8 digits: the short id is ambiguous, a longer one is not.
+    const base = { name: 'twin', dataset: 'fashion-mnist', spec: {}, specHash: 'x' };
+    await db.prisma.sweep.create({ data: { ...base, id: 'abcdef12-0000-4000-8000-000000000001' } });
+    await db.prisma.sweep.create({ data: { ...base, id: 'abcdef12-0000-4000-8000-000000000002' } });
+    const ambiguous = await http().get('/api/sweeps/abcdef12').expect(409);
+    expect(ambiguous.body.message).toContain('abcdef12-0000-4000-8000-000000000001');
+    expect(ambiguous.body.candidates.map((c: { id: string }) => c.id).sort()).toEqual(['abcdef12-0000-4000-8000-000000000001', 'abcdef12-0000-4000-8000-000000000002']);
+    expect((await http().get('/api/sweeps/abcdef12-0000-4000-8000-00000000003').expect(404)).body.message).toContain('no sweep id starts with');
+    expect((await http().get('/api/sweeps/abcdef12-0000-4000-8000-00000000000').expect(409)).body.candidates).toHaveLength(2);
+    // Hyphens are optional in a prefix.
+    expect((await http().get('/api/sweeps/abcdef1200004000800000000000000').expect(409)).body.candidates).toHaveLength(2);
+    expect((await http().get('/api/sweeps/abcdef12-0000-4000-8000-000000000002').expect(200)).body.id).toBe('abcdef12-0000-4000-8000-000000000002');
+  });
+});

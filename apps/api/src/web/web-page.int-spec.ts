@@ -1,0 +1,195 @@
+import * as fs from 'node:fs';
+import path from 'node:path';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { PNG } from 'pngjs';
+import { apiEnvSchema } from '@ddae/config';
+import { Chromium, createTestDatabase, deleteQueueKeys, seedFinishedSweep, uniqueQueuePrefix, type BrowserPage, type FinishedSweep, type TestDatabase } from '@ddae/testing';
+import { createApiApp } from '../bootstrap';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** Set it to keep the screenshots (desktop.png, phone.png) for a person to look at. */
+const SHOTS = process.env.DDAE_SCREENSHOT_DIR;
+
+jest.setTimeout(120_000);
+
+/** A DOMRect as JSON. */
+interface Box {
+  left: number;
+  right: number;
+  top: number;
+  height: number;
+}
+
+/**
+ * The web page in headless Chromium at desktop (1400 px) and phone (390 px) sizes, against the real
+ * API on a real database holding two finished sweeps: one where the trained model beats both
+ * baselines, one where the untrained control scores higher (which the page must not crown).
+ */
+describe('the web page in headless Chromium (real API, real Postgres)', () => {
+  let db: TestDatabase;
+  let app: NestExpressApplication;
+  let prefix: string;
+  let base: string;
+  let browser: Chromium;
+  let wins: FinishedSweep;
+  let loses: FinishedSweep;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    wins = await seedFinishedSweep(db.prisma, { name: 'trained-wins' });
+    loses = await seedFinishedSweep(db.prisma, { name: 'control-wins', untrainedWins: true });
+    prefix = uniqueQueuePrefix('web-page');
+    const env = apiEnvSchema.parse({ DATABASE_URL: db.url, REDIS_URL, QUEUE_PREFIX: prefix, RECONCILE_MS: '0', LOG_LEVEL: 'error', API_AUTH: 'off' });
+    app = await createApiApp(env);
+    await app.listen(0, '127.0.0.1');
+    const address = app.getHttpServer().address() as { port: number };
+    base = `http://127.0.0.1:${address.port}`;
+    browser = await Chromium.launch();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+    await deleteQueueKeys(REDIS_URL, prefix);
+    await db?.drop();
+  });
+
+  async function open(url: string, viewport: { width: number; height: number; mobile?: boolean }): Promise<BrowserPage> {
+    const page = await browser.newPage(viewport);
+    await page.goto(`${base}${url}`);
+    await page.waitFor('the page to load its data', "document.body.getAttribute('data-loaded') === 'true' && document.querySelectorAll('#samples img').length === 2");
+    await page.waitFor('the sample grids to decode', "[...document.querySelectorAll('#samples img')].every((i) => i.complete && i.naturalWidth > 0)");
+    return page;
+  }
+
+  async function keep(page: BrowserPage, name: string): Promise<void> {
+    const png = await page.screenshot();
+    const decoded = PNG.sync.read(png);
+    expect(decoded.width).toBeGreaterThan(0);
+    if (SHOTS) {
+      fs.mkdirSync(SHOTS, { recursive: true });
+      fs.writeFileSync(path.join(SHOTS, `${name}.png`), png);
+    }
+  }
+
+  const text = (page: BrowserPage, selector: string) => page.evaluate<string>(`document.querySelector(${JSON.stringify(selector)})?.innerText ?? ''`);
+
+  it('at 1400 px: the headline compares the best trained cell with both baselines, and never crowns the control', async () => {
+    const page = await open(`/?sweep=${loses.sweepId}`, { width: 1400, height: 900 });
+    const verdict = await text(page, '#verdict');
+    // Trained best: out_2, t=4, seeds 0 and 1: (0.838 + 0.840) / 2.
+    expect(verdict).toContain('Best trained cell: ddpm-small, out_2, t=4: 83.90 %');
+    expect(verdict).toContain('mean over 2 seeds');
+    expect(verdict).toContain('raw pixels (logistic regression, same protocol): 82.60 %: the best trained cell is +1.30 points');
+    expect(verdict).toContain('untrained network: best cell out_2, t=4 86.00 %: the best trained cell is −2.10 points (below the control)');
+    // One outlined cell, in the trained grid; the control's grid is labelled as such.
+    const grids = await page.evaluate<{ untrained: string; title: string; best: number }[]>(
+      "[...document.querySelectorAll('#heatmaps .heatmap')].map((g) => ({ untrained: g.dataset.untrained, title: g.querySelector('h3').innerText, best: g.querySelectorAll('td.cell.best').length }))",
+    );
+    expect(grids.map((g) => [g.untrained, g.best])).toEqual([['false', 1], ['true', 0]]);
+    expect(grids[0].title).toContain('trained');
+    expect(grids[1].title).toContain('untrained network · control, not ranked');
+    expect(await page.evaluate('document.querySelector("td.cell.best").dataset.layer + "@" + document.querySelector("td.cell.best").dataset.noise')).toBe('out_2@4');
+    // Axis titles, and what t and "deepest first" mean, said once.
+    const body = await page.evaluate<string>('document.body.innerText');
+    expect(body.match(/t is the DDPM timestep/g)).toHaveLength(1);
+    expect(body.match(/deepest first/g)).toHaveLength(1);
+    for (const axis of ['noise level t →', 'layer ↓']) expect(body).toContain(axis);
+    const chartTitles = await page.evaluate<string[]>("[...document.querySelectorAll('svg.chart text.title')].map((t) => t.textContent)");
+    expect(chartTitles).toEqual(['optimiser step', 'training loss', 'optimiser step', 'probe accuracy (%)']);
+    // The loss curve and the accuracy curve side by side, one line per run; the samples served by REST.
+    expect(await page.evaluate('document.querySelectorAll("#loss polyline").length')).toBe(2);
+    expect(await page.evaluate('document.querySelectorAll("#progress polyline").length')).toBe(2);
+    const [lossBox, progressBox] = await page.evaluate<{ top: number; left: number }[]>("['#loss-box', '#progress-box'].map((s) => document.querySelector(s).getBoundingClientRect()).map((r) => ({ top: r.top, left: r.left }))");
+    expect(lossBox.top).toBe(progressBox.top);
+    expect(lossBox.left).toBeLessThan(progressBox.left);
+    expect(await page.evaluate("[...document.querySelectorAll('#samples img')].map((i) => new URL(i.src).pathname)")).toEqual([
+      `/api/sweeps/${loses.sweepId}/runs/${loses.runs['ddpm-small-s0']}/samples.png`,
+      `/api/sweeps/${loses.sweepId}/runs/${loses.runs['ddpm-small-s1']}/samples.png`,
+    ]);
+    expect(await page.evaluate('document.documentElement.scrollWidth')).toBe(1400);
+    // Nothing behind hover: no tooltips anywhere.
+    expect(await page.evaluate('document.querySelectorAll("body [title], body title").length')).toBe(0);
+    await keep(page, 'desktop');
+    expect(page.problems).toEqual([]);
+    await page.close();
+  });
+
+  it('keeps the filters, the sort and the selected sweep in the URL (a permalink), sorts columns and pages with "more"', async () => {
+    const page = await open(`/?sweep=${wins.sweepId.slice(0, 8)}`, { width: 1400, height: 900 });
+    // A short id in the link selects the sweep and the URL is rewritten to the whole id.
+    expect(await page.evaluate('document.getElementById("sweep-select").value')).toBe(wins.sweepId);
+    expect(await page.evaluate('location.search')).toBe(`?sweep=${wins.sweepId}`);
+    expect(await text(page, '#verdict')).toContain('untrained network: best cell out_2, t=4 81.20 %: the best trained cell is +2.70 points');
+
+    // Every cell, both sweeps: 2 x 27 trained cells each; 20 per page, then "more".
+    expect(await page.evaluate('document.querySelectorAll("#leaderboard tbody tr").length')).toBe(20);
+    await page.click('#leaderboard-more button');
+    await page.waitFor('the second page', 'document.querySelectorAll("#leaderboard tbody tr").length === 40');
+    const ranks = await page.evaluate<number[]>('[...document.querySelectorAll("#leaderboard td[data-key=rank]")].map((t) => Number(t.innerText))');
+    expect(ranks).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+
+    // Sort by layer (a real click on its header), then by accuracy ascending.
+    await page.click('#leaderboard th button[data-key=layer]');
+    const layers = await page.evaluate<string[]>('[...document.querySelectorAll("#leaderboard td[data-key=layer]")].map((t) => t.innerText)');
+    const order = (l: string) => Number(l.slice(4));
+    expect(layers.map(order)).toEqual([...layers.map(order)].sort((a, b) => a - b));
+    expect(await page.evaluate('document.querySelector("#leaderboard th[aria-sort=ascending] button").dataset.key')).toBe('layer');
+    await page.click('#leaderboard th button[data-key=accuracy]');
+    const accuracies = await page.evaluate<number[]>('[...document.querySelectorAll("#leaderboard td[data-key=accuracy]")].map((t) => Number(t.innerText))');
+    expect(accuracies).toEqual([...accuracies].sort((a, b) => b - a));
+
+    // Filters go into the URL; the link restores them.
+    await page.evaluate(`(() => { const s = document.getElementById('f-per'); s.value = 'config'; s.dispatchEvent(new Event('change')); const b = document.getElementById('f-sweep'); b.value = ${JSON.stringify(loses.sweepId)}; b.dispatchEvent(new Event('change')); })()`);
+    await page.waitFor('the config ranking', 'document.querySelector("#leaderboard td[data-key=mean]") !== null && document.querySelectorAll("#leaderboard tbody tr").length === 20');
+    await page.click('#leaderboard th button[data-key=seeds]');
+    const link = await page.evaluate<string>('location.href');
+    const params = new URL(link).searchParams;
+    expect(Object.fromEntries(params)).toEqual({ sweep: wins.sweepId, board: loses.sweepId, per: 'config', sort: 'seeds-desc' });
+    await page.close();
+
+    const again = await open(new URL(link).pathname + new URL(link).search, { width: 1400, height: 900 });
+    expect(await again.evaluate('["sweep-select", "f-per", "f-sweep"].map((id) => document.getElementById(id).value)')).toEqual([wins.sweepId, 'config', loses.sweepId]);
+    expect(await again.evaluate('document.querySelector("#leaderboard th[aria-sort=descending] button").dataset.key')).toBe('seeds');
+    expect(await again.evaluate('[...document.querySelectorAll("#leaderboard td[data-key=sweep]")].every((t) => t.innerText.startsWith("control-wins"))')).toBe(true);
+    expect(again.problems).toEqual([]);
+    await again.close();
+  });
+
+  it('at 390 px: fits the screen, shows layer and noise of every leaderboard row, charts that fit, details on tap', async () => {
+    const page = await open(`/?sweep=${loses.sweepId}`, { width: 390, height: 844, mobile: true });
+    // Nothing is wider than the phone (wide heatmaps scroll inside their own box).
+    expect(await page.evaluate('document.documentElement.scrollWidth')).toBe(390);
+    const rows = await page.evaluate<{ layer: Box; noise: Box; label: string }[]>(`[...document.querySelectorAll('#leaderboard tbody tr')].map((tr) => ({
+      layer: tr.querySelector('td[data-key=layer]').getBoundingClientRect().toJSON(),
+      noise: tr.querySelector('td[data-key=noise]').getBoundingClientRect().toJSON(),
+      label: getComputedStyle(tr.querySelector('td[data-key=layer]'), '::before').content,
+    }))`);
+    expect(rows).toHaveLength(20);
+    for (const r of rows) {
+      for (const box of [r.layer, r.noise]) {
+        expect(box.left).toBeGreaterThanOrEqual(0);
+        expect(box.right).toBeLessThanOrEqual(390);
+        expect(box.height).toBeGreaterThan(0);
+      }
+      expect(r.label).toBe('"layer"');
+    }
+    const charts = await page.evaluate<{ width: number; right: number }[]>("[...document.querySelectorAll('svg.chart')].map((s) => s.getBoundingClientRect()).map((r) => ({ width: r.width, right: r.right }))");
+    expect(charts).toHaveLength(2);
+    for (const c of charts) expect(c.right).toBeLessThanOrEqual(390);
+    const heatmaps = await page.evaluate<number[]>("[...document.querySelectorAll('#heatmaps table')].map((t) => t.getBoundingClientRect().right)");
+    for (const right of heatmaps) expect(right).toBeLessThanOrEqual(390);
+    // What a desktop tooltip used to hide (min and max over seeds) is a tap away.
+    await page.click('#heatmaps .heatmap[data-untrained=false] td.cell[data-layer=out_3][data-noise="8"]');
+    expect(await text(page, '#cell-detail')).toBe(`ddpm-small, out_3, t=8: mean ${(100 * (loses.accuracy('ddpm-small-s0', 'out_3', 8) + loses.accuracy('ddpm-small-s1', 'out_3', 8)) / 2).toFixed(2)} % over 2 runs (min 82.90 %, max 83.10 %, ± 0.14)`);
+    // The sort is a select on a phone (the header row is hidden).
+    await page.evaluate("(() => { const s = document.getElementById('f-sort'); s.value = 'noise-asc'; s.dispatchEvent(new Event('change')); })()");
+    const noises = await page.evaluate<number[]>('[...document.querySelectorAll("#leaderboard td[data-key=noise]")].map((t) => Number(t.innerText.slice(2)))');
+    expect(noises).toEqual([...noises].sort((a, b) => a - b));
+    expect(await page.evaluate('location.search')).toContain('sort=noise-asc');
+    await page.evaluate("(() => { const s = document.getElementById('f-sort'); s.value = ''; s.dispatchEvent(new Event('change')); })()");
+    await keep(page, 'phone');
+    expect(page.problems).toEqual([]);
+    await page.close();
+  });
+});

@@ -1,0 +1,164 @@
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PNG } from 'pngjs';
+import { createTestDatabase, deleteQueueKeys, freePort, seedFinishedSweep, startTsProcess, uniqueQueuePrefix, waitFor, type FinishedSweep, type ManagedProcess, type TestDatabase } from '@ddae/testing';
+
+const ROOT = path.resolve(__dirname, '../../..');
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * The CLI against a real API process on a real database (a finished sweep written through the
+ * repositories): each command is a real `ddae` process, run from an empty directory so that any
+ * file it writes unasked would show.
+ */
+describe('ddae against a real API', () => {
+  let db: TestDatabase;
+  let api: ManagedProcess;
+  let base: string;
+  let prefix: string;
+  let cwd: string;
+  let sweep: FinishedSweep;
+
+  const ddae = (...args: string[]): Promise<Ran> =>
+    new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, ['-r', require.resolve('@swc-node/register'), path.join(ROOT, 'apps/cli/src/main.ts'), ...args], {
+        cwd,
+        env: { ...process.env, DDAE_API_URL: base, SWC_NODE_PROJECT: path.join(ROOT, 'tsconfig.json'), ARTIFACT_DIR: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    sweep = await seedFinishedSweep(db.prisma, { name: 'cli-fixture' });
+    prefix = uniqueQueuePrefix('cli');
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    api = startTsProcess('apps/api/src/main.ts', { DATABASE_URL: db.url, REDIS_URL, QUEUE_PREFIX: prefix, PORT: String(port), RECONCILE_MS: '0', LOG_LEVEL: 'warn' }, 'api');
+    await waitFor('the API to answer /health', async () => ((await fetch(`${base}/health`).catch(() => null))?.ok ? true : undefined), { timeoutMs: 60_000, describe: async () => api.output() });
+    cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'ddae-cli-int-'));
+  }, 120_000);
+
+  afterAll(async () => {
+    await api?.stop();
+    await deleteQueueKeys(REDIS_URL, prefix);
+    await db?.drop();
+    if (cwd) fs.rmSync(cwd, { recursive: true, force: true });
+  });
+
+  afterEach(() => {
+    // Nothing lands in the working directory unless a test names a file there.
+    expect(fs.readdirSync(cwd).filter((f) => !f.startsWith('told-'))).toEqual([]);
+  });
+
+  it('exits 2 with the usage when given no command; has help per command', async () => {
+    const none = await ddae();
+    expect(none.code).toBe(2);
+    expect(none.stdout).toBe('');
+    expect(none.stderr).toContain('no command given');
+    expect(none.stderr).toContain('usage: npm run ddae -- <command>');
+    const [a, b] = await Promise.all([ddae('help', 'export'), ddae('export', '--help')]);
+    expect(a).toMatchObject({ code: 0, stderr: '' });
+    expect(b.stdout).toBe(a.stdout);
+    expect(a.stdout).toContain('--format csv|jsonl');
+    const overview = await ddae('--help');
+    expect(overview.code).toBe(0);
+    for (const command of ['sweep', 'leaderboard', 'heatmap', 'export', 'pretrain', 'sample', 'probe']) expect(overview.stdout).toContain(`  ${command}`);
+    expect((await ddae('help', 'nope')).code).toBe(2);
+    const unknown = await ddae('frobnicate');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown command "frobnicate"');
+  });
+
+  it('lists sweeps by status with the short ids every command takes', async () => {
+    const done = await ddae('sweep', 'list', '--status', 'succeeded');
+    expect(done.code).toBe(0);
+    const short = sweep.sweepId.slice(0, 8);
+    expect(done.stdout).toContain(short);
+    expect(done.stdout).not.toContain(sweep.sweepId);
+    expect((await ddae('sweep', 'list', '--status', 'running')).stdout).toContain('(no RUNNING sweeps)');
+    const bad = await ddae('sweep', 'list', '--status', 'sleeping');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--status must be one of QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED');
+    const status = await ddae('sweep', 'status', short);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain(`sweep ${sweep.sweepId}  cli-fixture  [SUCCEEDED]`);
+  });
+
+  it('lists the candidates of an ambiguous short id and refuses one that is too short', async () => {
+    const base = { name: 'twin', dataset: 'fashion-mnist', spec: {}, specHash: 'x' };
+    await db.prisma.sweep.createMany({ data: [{ ...base, id: 'feedbeef-0000-4000-8000-000000000001' }, { ...base, id: 'feedbeef-0000-4000-8000-000000000002' }] });
+    const ambiguous = await ddae('sweep', 'status', 'feedbeef');
+    expect(ambiguous.code).toBe(1);
+    expect(ambiguous.stderr).toContain('409 the id matches 2 sweeps; give more of it:');
+    expect(ambiguous.stderr).toContain('feedbeef-0000-4000-8000-000000000001  twin');
+    expect(ambiguous.stderr).toContain('feedbeef-0000-4000-8000-000000000002  twin');
+    expect((await ddae('sweep', 'status', 'feedbeef-0000-4000-8000-000000000002')).code).toBe(0);
+    const short = await ddae('sweep', 'status', 'feedbee');
+    expect(short.code).toBe(1);
+    expect(short.stderr).toContain('at least 8 hex digits');
+  });
+
+  it('exports every result with its hyper-parameters as CSV to stdout and as JSON lines to --out', async () => {
+    const total = await db.prisma.probeResult.count({ where: { sweepId: sweep.sweepId } });
+    const csv = await ddae('export', sweep.sweepId.slice(0, 8));
+    expect(csv.code).toBe(0);
+    const lines = csv.stdout.trimEnd().split('\r\n');
+    expect(lines[0]).toMatch(/^sweep_id,sweep,dataset,run,model,method,untrained,unet,/);
+    expect(lines).toHaveLength(total + 1);
+    expect(lines.filter((l) => l.includes(',ddpm-small-untrained-s0,')).length).toBeGreaterThan(0);
+
+    const jsonl = await ddae('export', sweep.sweepId, '--format', 'jsonl', '--out', 'told-results.jsonl');
+    expect(jsonl).toMatchObject({ code: 0, stdout: '' });
+    expect(jsonl.stderr).toContain('wrote told-results.jsonl');
+    const rows = fs.readFileSync(path.join(cwd, 'told-results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { accuracy: number; run: string; layer: string; noise_level: number });
+    expect(rows).toHaveLength(total);
+    for (const r of rows) expect(r.accuracy).toBe(sweep.accuracy(r.run, r.layer, r.noise_level));
+    fs.rmSync(path.join(cwd, 'told-results.jsonl'));
+
+    expect((await ddae('export', sweep.sweepId, '--format', 'xml')).code).toBe(2);
+    const missing = await ddae('export', '0000000000000000', '--out', 'told-missing.csv');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('404');
+    expect(fs.existsSync(path.join(cwd, 'told-missing.csv'))).toBe(false);
+  });
+
+  it('writes the heatmap only where --out says', async () => {
+    const refused = await ddae('heatmap', sweep.sweepId.slice(0, 8));
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('needs --out FILE');
+    const ok = await ddae('heatmap', sweep.sweepId.slice(0, 8), '--out', 'told-heatmap.png', '--json');
+    expect(ok.code).toBe(0);
+    const summary = JSON.parse(ok.stdout) as { width: number; height: number; cells: number };
+    const png = PNG.sync.read(fs.readFileSync(path.join(cwd, 'told-heatmap.png')));
+    expect([png.width, png.height]).toEqual([summary.width, summary.height]);
+    fs.rmSync(path.join(cwd, 'told-heatmap.png'));
+  });
+
+  it('pages the leaderboard with --cursor and names the untrained baseline\'s cell', async () => {
+    const first = await ddae('leaderboard', '--sweep', sweep.sweepId.slice(0, 8), '--per', 'config', '--limit', '2');
+    expect(first.code).toBe(0);
+    const cursor = /more rows: add --cursor (\S+)/.exec(first.stdout)?.[1];
+    expect(cursor).toBeDefined();
+    expect(first.stdout).toMatch(/untrained network .* ddpm-small out_2 t=4/);
+    const second = await ddae('leaderboard', '--sweep', sweep.sweepId.slice(0, 8), '--per', 'config', '--limit', '2', '--cursor', cursor ?? '');
+    expect(second.code).toBe(0);
+    const ranks = (text: string) => [...text.matchAll(/^\s*(\d+)\s+\d+\.\d\d\s/gm)].map((m) => Number(m[1]));
+    expect(ranks(first.stdout)).toEqual([1, 2]);
+    expect(ranks(second.stdout)).toEqual([3, 4]);
+  });
+});

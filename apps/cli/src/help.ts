@@ -1,0 +1,181 @@
+/** The CLI's help: an overview (`ddae --help`) and one page per command (`ddae <command> --help`, `ddae help <command>`). */
+
+const COMMON = `common options:
+  --api URL               API base URL (default $DDAE_API_URL or http://127.0.0.1:3000)
+  --token T               API token (default $DDAE_API_TOKEN); needed for submit, cancel, pause...
+  --json                  machine-readable output (one JSON document)
+  -h, --help              this command's help`;
+
+const ID = `<id> is a sweep id, or the short id the web page and tables show: a unique prefix of at least
+8 hex digits (an ambiguous prefix lists the sweeps it matches).`;
+
+export const COMMAND_HELP: Record<string, string> = {
+  sweep: `usage: npm run ddae -- sweep <submit|status|watch|list|cancel|pause|resume|retry-failed> ...
+
+  sweep submit <file>     submit a sweep spec (YAML or JSON); prints the sweep id
+      --dry-run           validate and plan only, store nothing
+      --idempotency-key K a retried submit with the same key returns the same sweep
+      --wait              follow the sweep until it ends, then print its status
+  sweep status <id>       status, progress, runs and probe tasks of a sweep
+  sweep watch <id>        follow a sweep until it ends (exit 1 unless it succeeded)
+  sweep list              recent sweeps, newest first
+      --status S          only QUEUED, RUNNING, SUCCEEDED, FAILED or CANCELLED ones
+      --limit N           at most N (1..200, default 50)
+  sweep cancel <id>       cancel a sweep
+  sweep pause <id>        pause a sweep (nothing new starts; running jobs finish)
+  sweep resume <id>       resume a paused sweep
+  sweep retry-failed <id> rerun exactly the failed runs, probe tasks and baselines
+
+${ID}
+
+${COMMON}`,
+  progress: `usage: npm run ddae -- progress <id>
+
+Probing during pretraining: accuracy against step per run (best and every cell of the small grid),
+and where a plateau stopped a run early.
+
+${ID}
+
+${COMMON}`,
+  leaderboard: `usage: npm run ddae -- leaderboard [options]
+
+Best probe results beside the baselines (the raw-pixel probe and the untrained network's best cell,
+which are never ranked).
+  --dataset D             fashion-mnist, mnist or cifar10
+  --method M              ddpm or edm
+  --sweep ID              one sweep (its id or a unique prefix of at least 8 hex digits)
+  --per cell|run|config   every cell (default), each run's best cell, or mean ± std over seeds per
+                          model, layer, noise level and protocol
+  --limit N               rows per page (1..500, default 20)
+  --cursor C              the next page: the cursor a previous page printed
+
+${COMMON}`,
+  heatmap: `usage: npm run ddae -- heatmap <id> --out FILE
+       npm run ddae -- heatmap --from A.json,B.json [--labels a,b] [--baseline pixels=0.8451] [--title T] --out FILE
+
+Renders a sweep's layer x noise heatmap to a PNG: the trained models' grids, then the untrained
+network's (a control, never outlined); the legend compares the best trained cell (mean over seeds)
+with each baseline. Rows are decoder blocks out_1..out_N, deepest first; columns the noise levels.
+  --out FILE              where to write the PNG (required; "-" writes it to stdout)
+  --from FILES            the same from files written by inline "probe ... --json" (no service)
+
+${ID}
+
+${COMMON}`,
+  export: `usage: npm run ddae -- export <id> [--format csv|jsonl] [--out FILE]
+
+Every probe result of a sweep with its hyper-parameters (model, method, UNet, steps, batch size,
+learning rate, seed, layer, noise level, pooling, protocol, accuracy, checkpoint step, backend,
+worker), the untrained network's cells included; streamed from the API.
+  --format csv|jsonl      CSV with a header row (default), or one JSON object per line
+  --out FILE              write to FILE (written whole or not at all) instead of stdout
+
+${ID}
+
+${COMMON}`,
+  workers: `usage: npm run ddae -- workers
+
+Workers with a recent heartbeat.
+
+${COMMON}`,
+  token: `usage: npm run ddae -- token <create|list|revoke>
+
+  token create            create an API token (printed once) --name N --scope read|submit|admin (submit)
+  token list              every token (never the secret)
+  token revoke <id|prefix>
+Tokens live in Postgres: these use DATABASE_URL, not the API.
+
+${COMMON}`,
+  pretrain: `usage: npm run ddae -- pretrain --dataset D --method ddpm|edm --steps N --out DIR [options]
+
+Trains a diffusion UNet inline (TensorFlow.js in this process; no API, Redis or Postgres) as a worker
+would; resumes when --out holds checkpoints; writes only under --out.
+  --dataset fashion-mnist|mnist|cifar10 --steps N --out DIR (required) --method ddpm|edm (ddpm)
+                          (--steps 0 writes the initial weights: the untrained network, to probe as a control)
+  --unet tiny|small|base|reference|'{"baseChannels":16,"channelMults":[1,2,2],"blocksPerLevel":1}'
+  --batch N (64) --lr X (2e-4) --warmup N (steps/10, max 1000) --ema-cap X (0.9999 ddpm, 0.9993 edm)
+  --seed S (0) --train-size N (all) --checkpoint-every N (500) --data-dir DIR
+  --probe-every N         probe the checkpoint every N steps on a small grid (fast protocol, fixed noise):
+    --probe-noise L       t (ddpm) or sigma (edm) levels, e.g. 11 or 5,50 (required with --probe-every)
+    --probe-layers all|out_2,out_4 (all decoder blocks) --probe-train-size N (2000)
+    --probe-test-size N (1000) --probe-epochs N (5)
+    --probe-pooling gap|avg2|avg4 (gap; on small models avg4 separates the steps far better)
+    --patience N          stop once N probes in a row gain less than --min-delta X (0.002); off by default
+  --backend B             auto, tensorflow-gpu, webgpu, tensorflow, native, wasm or cpu (default $DDAE_BACKEND or auto;
+                          auto takes webgpu on a hardware GPU only, --backend webgpu also on a software adapter)
+  --gpu G                 the webgpu backend's GPU: auto, an adapter index, pci-DDDD_BB_DD_F or part of its name
+                          (default $DDAE_GPU or auto: the one hardware adapter)
+Prints progress to stderr; --json: {"checkpoint","steps","seconds","parameters","backend"} (+ "gpu" on webgpu)
+(+ "progress": [{"step","accuracy"}], "stoppedEarly" with --probe-every).`,
+  sample: `usage: npm run ddae -- sample --checkpoint DIR --out FILE [options]
+
+Generates images from a checkpoint's EMA weights into a PNG grid (inline, no service).
+  --checkpoint DIR        a pretrain --out directory (newest checkpoint) or one step-XXXXXXXX directory
+  --out FILE              the PNG to write (required)
+  --n N (64) --steps N (50 DDIM steps for ddpm, 18 Heun steps for edm) --seed S (0)
+  --batch N (64 images per network call) --eta X (DDIM only, 0)
+  --weights ema|raw       EMA weights (default, what features use) or the raw optimiser weights
+  --backend B, --gpu G    as for pretrain`,
+  probe: `usage: npm run ddae -- probe (--features pixels --dataset D | --checkpoint DIR --layers L --noise N) [options]
+
+Trains linear probes inline on raw pixels or on a checkpoint's features (the workers' code, no service).
+  --features pixels --dataset D            the raw-pixel baseline
+  --checkpoint DIR --layers all|out_1,out_2 --noise 5,25,100 [--dataset D]
+  --pooling gap|avg2|avg4 (gap) --epochs N (15) --batch N (128) --lr X (1e-3) --seed S (0)
+  --train-size N (all) --test-size N (all) --noise-seed S (0) --standardize true|false (true)
+  --protocol fast|reference (fast: linear probe on cached features; reference: features
+                          recomputed every epoch from augmented images)
+  --noise-protocol fixed|fresh (fixed; fresh: new noise every epoch, needs --protocol reference)
+  --cache DIR|none        feature cache; default $ARTIFACT_DIR/features when ARTIFACT_DIR is set, else none
+  --backend B, --gpu G    as for pretrain
+  --json: last line is one JSON object with at least "accuracy" (the best cell)`,
+  'noise-search': `usage: npm run ddae -- noise-search --checkpoint DIR --noise GRID [options]
+
+Measures the adaptive noise search against the full grid on one checkpoint (inline).
+  --checkpoint DIR --noise GRID (e.g. 1,2,3,5,8,11,15,20,25,30,40,50) --coarse N (4)
+  --min-step X (0)        and every probe option (layers, pooling, sizes, protocol, --cache)
+  --json: {"grid":{"jobs","best"},"adaptive":{"jobs","rounds","best"},"foundGridBest","accuracyGap",
+          "cells",...}: every (layer, level) cell, so heatmap --from reads the file too`,
+  cache: `usage: npm run ddae -- cache <list|prune> --cache DIR
+
+The feature cache the workers and the inline probes share (--cache DIR, default $ARTIFACT_DIR/features).
+  cache list              size per checkpoint
+  cache prune             delete entries unused for --older-than 14d|12h|30m|0 (optionally only
+                          --checkpoint DIR's), plus leftovers of interrupted writes; --dry-run shows
+                          what would go; safe beside workers`,
+  help: `usage: npm run ddae -- help [command]
+
+The overview, or one command's help (the same as npm run ddae -- <command> --help).`,
+};
+
+export const USAGE = `ddae: submit and follow DDAE sweeps, read the leaderboard; pretrain and sample models inline
+
+usage: npm run ddae -- <command> [options]        (npm run ddae -- help <command> for its options)
+
+service commands (talk to the API):
+  sweep submit|status|watch|list|cancel|pause|resume|retry-failed
+                          submit a spec, follow and steer sweeps
+  progress <id>           accuracy against pretraining step per run (probing during pretraining)
+  leaderboard             best probe results beside the baselines (pixels, untrained network)
+  heatmap <id> --out F    a sweep's layer x noise heatmap as a PNG
+  export <id>             every result with its hyper-parameters, as CSV or JSON lines
+  workers                 live workers
+  token create|list|revoke
+                          API tokens (straight in Postgres, DATABASE_URL)
+
+inline commands (TensorFlow.js in this process; no API, Redis or Postgres):
+  pretrain                train a diffusion UNet as a worker would
+  sample                  generate images from a checkpoint into a PNG grid
+  probe                   linear probes on pixels or on a checkpoint's features
+  noise-search            the adaptive noise search against the full grid
+  cache list|prune        the feature cache
+
+Sweep ids: the whole UUID, or a unique prefix of at least 8 hex digits (what the tables show).
+No command writes a file it was not told to write (--out, --cache, ARTIFACT_DIR).
+
+${COMMON}`;
+
+/** The help of `command`, or null when there is no such command. */
+export function helpOf(command: string): string | null {
+  return Object.prototype.hasOwnProperty.call(COMMAND_HELP, command) ? COMMAND_HELP[command] : null;
+}
