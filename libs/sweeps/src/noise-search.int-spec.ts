@@ -34,7 +34,7 @@ describe('adaptive noise search and seed statistics (real Postgres and Redis)', 
     prefix = uniqueQueuePrefix('search');
     queue = new ComputeQueue({ redisUrl: REDIS_URL, prefix });
     services = createSweepServices(db.prisma, queue);
-    await db.prisma.$executeRawUnsafe('TRUNCATE sweeps, baselines, workers CASCADE');
+    await db.truncate('sweeps', 'baselines', 'workers');
   });
 
   afterEach(async () => {

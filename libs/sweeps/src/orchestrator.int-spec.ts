@@ -29,7 +29,7 @@ describe('SweepOrchestrator (real Postgres and Redis)', () => {
     prefix = uniqueQueuePrefix('orch');
     queue = new ComputeQueue({ redisUrl: REDIS_URL, prefix });
     services = createSweepServices(db.prisma, queue);
-    await db.prisma.$executeRawUnsafe('TRUNCATE sweeps, baselines, workers CASCADE');
+    await db.truncate('sweeps', 'baselines', 'workers');
   });
 
   afterEach(async () => {

@@ -36,7 +36,7 @@ describe('sweep events (real Postgres and Redis)', () => {
     prefix = uniqueQueuePrefix('events');
     queue = new ComputeQueue({ redisUrl: REDIS_URL, prefix });
     services = createSweepServices(db.prisma, queue);
-    await db.prisma.$executeRawUnsafe('TRUNCATE sweeps, baselines, workers CASCADE');
+    await db.truncate('sweeps', 'baselines', 'workers');
   });
 
   afterEach(async () => {

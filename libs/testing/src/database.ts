@@ -9,6 +9,12 @@ export interface TestDatabase {
   /** Name of the new database (`ddae_test_<random>`). */
   name: string;
   prisma: PrismaClient;
+  /**
+   * TRUNCATE ... CASCADE of these tables. A live app (a reconciler, a worker) may hold row locks
+   * on them in another order: Postgres then breaks the deadlock (40P01) or the lock wait times out
+   * (55P03) and this tries again, up to 10 times.
+   */
+  truncate(...tables: string[]): Promise<void>;
   /** Disconnects the client and drops the database (WITH (FORCE)). Idempotent. */
   drop(): Promise<void>;
 }
@@ -28,6 +34,12 @@ async function adminQuery(serverUrl: string, sql: string): Promise<void> {
   } finally {
     await admin.end();
   }
+}
+
+/** A deadlock (40P01) or a lock wait that timed out (55P03). */
+function isLockConflict(error: unknown): boolean {
+  const text = error instanceof Error ? error.message : String(error);
+  return /40P01|55P03|deadlock detected|lock timeout/.test(text);
 }
 
 /**
@@ -51,6 +63,18 @@ export async function createTestDatabase(options: CreateTestDatabaseOptions = {}
     url,
     name,
     prisma,
+    async truncate(...tables: string[]) {
+      const sql = `TRUNCATE ${tables.map(quoteIdent).join(', ')} CASCADE`;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await prisma.$transaction([prisma.$executeRawUnsafe("SET LOCAL lock_timeout = '2s'"), prisma.$executeRawUnsafe(sql)]);
+          return;
+        } catch (error) {
+          if (attempt >= 10 || !isLockConflict(error)) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+        }
+      }
+    },
     async drop() {
       if (dropped) return;
       dropped = true;

@@ -39,7 +39,7 @@ describe('sweeps API under faults (real Postgres, a Redis of its own)', () => {
   });
 
   beforeEach(async () => {
-    await db.prisma.$executeRawUnsafe('TRUNCATE sweeps, baselines, workers CASCADE');
+    await db.truncate('sweeps', 'baselines', 'workers');
   });
 
   it('with Redis down, a submission is accepted (202, stored, queued: false), a retry with its key is the same sweep, and the reconciler queues it once Redis is back', async () => {

@@ -60,7 +60,7 @@ describe('sweeps API (real Postgres and Redis)', () => {
     const env = apiEnvSchema.parse({ DATABASE_URL: db.url, REDIS_URL, QUEUE_PREFIX: prefix, RECONCILE_MS: '0', LOG_LEVEL: 'error', BODY_LIMIT: '64kb', API_AUTH: 'off' });
     app = await createApiApp(env);
     await app.init();
-    await db.prisma.$executeRawUnsafe('TRUNCATE sweeps, baselines, workers CASCADE');
+    await db.truncate('sweeps', 'baselines', 'workers');
   });
 
   afterEach(async () => {
@@ -295,7 +295,7 @@ describe('sweeps API (real Postgres and Redis)', () => {
         // A mutation that happens to be valid is stored; drop it so that every 4xx can be checked
         // to have written nothing.
         if (res.status === 201) {
-          await db.prisma.$executeRawUnsafe('TRUNCATE sweeps, baselines CASCADE');
+          await db.truncate('sweeps', 'baselines');
           return true;
         }
         return res.status >= 400 && (await db.prisma.sweep.count()) === 0;
