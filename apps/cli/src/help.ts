@@ -95,6 +95,8 @@ would; resumes when --out holds checkpoints; writes only under --out.
   --unet tiny|small|base|reference|'{"baseChannels":16,"channelMults":[1,2,2],"blocksPerLevel":1}'
   --batch N (64) --lr X (2e-4) --warmup N (steps/10, max 1000) --ema-cap X (0.9999 ddpm, 0.9993 edm)
   --seed S (0) --train-size N (all) --checkpoint-every N (500) --data-dir DIR
+  --image-size N          side of the model input, images centred (default: padded to a power of two, 28 -> 32;
+                          28 trains Fashion-MNIST unpadded: every UNet level must halve it, e.g. 28, 14, 7)
   --probe-every N         probe the checkpoint every N steps on a small grid (fast protocol, fixed noise):
     --probe-noise L       t (ddpm) or sigma (edm) levels, e.g. 11 or 5,50 (required with --probe-every)
     --probe-layers all|out_2,out_4 (all decoder blocks) --probe-train-size N (2000)

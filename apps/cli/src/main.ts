@@ -42,6 +42,7 @@ async function main(argv: string[]): Promise<string | undefined> {
       'ema-cap': { type: 'string' },
       seed: { type: 'string' },
       'train-size': { type: 'string' },
+      'image-size': { type: 'string' },
       'checkpoint-every': { type: 'string' },
       'probe-every': { type: 'string' },
       'probe-noise': { type: 'string' },

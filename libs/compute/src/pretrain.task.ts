@@ -6,7 +6,7 @@ import { plateaued, readProgressHistory, writeProgressHistory } from './progress
 
 /**
  * Runs a pretraining task on the backend the process selected: the first `task.trainSize` images
- * of `seededOrder(train.count, task.seed)`, padded to the model size, then `pretrain` (which
+ * of `seededOrder(train.count, task.seed)`, centred on `task.imageSize` (default: padded to a power of two), then `pretrain` (which
  * resumes from `task.checkpointDir`). Throws StoppedError / NonFiniteLossError from `pretrain`.
  *
  * With `task.progressProbe`, training runs in segments of `every` steps: each segment ends with a
@@ -20,7 +20,7 @@ export async function runPretrainTask(task: PretrainTask, hooks: ComputeHooks = 
   const train = await loadDataset(task.dataset.name, 'train', task.dataset.dir !== undefined ? { dir: task.dataset.dir } : {});
   const n = Math.min(task.trainSize ?? train.count, train.count);
   const indices = seededOrder(train.count, task.seed).subarray(0, n);
-  const size = paddedImageSize(DATASET_SHAPES[task.dataset.name].size);
+  const size = task.imageSize ?? paddedImageSize(DATASET_SHAPES[task.dataset.name].size);
   const images = toModelInput(train, indices, size);
   const shape = { imageSize: size, imageChannels: train.channels, ...(task.lossEvery !== undefined ? { lossEvery: task.lossEvery } : {}) };
   const pp = task.progressProbe;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DATASET_SHAPES, paddedImageSize, type ComputeHooks, type ProbeResult, type ProbeTask } from '@ddae/contracts';
+import { DATASET_SHAPES, type ComputeHooks, type ProbeResult, type ProbeTask } from '@ddae/contracts';
 import { augmentationFor, createRng, loadDataset, randomCropFlip, seededOrder, toModelInput, type LabeledImages } from '@ddae/datasets';
 import { extractFeatures, loadForInference, pooledDim } from '@ddae/diffusion';
 import { trainLinearProbes } from '@ddae/probe';
@@ -59,10 +59,11 @@ export async function runProbeTask(task: ProbeTask, hooks: ComputeHooks = {}): P
   const testN = Math.min(p.testSize, test.count);
   const testIdx = Uint32Array.from({ length: testN }, (_, i) => i);
   const shape = DATASET_SHAPES[task.dataset.name];
-  const size = paddedImageSize(shape.size);
   const cache = task.featureCacheDir ? new FeatureCache(task.featureCacheDir) : null;
   const checkpoint = cache ? checkpointChecksum(task.checkpointPath) : '';
   const { unet, manifest } = loadForInference(task.checkpointPath);
+  // The images go in at the size the model was trained on (its manifest says; e.g. 28 unpadded, or 32).
+  const size = manifest.config.imageSize;
   let featureMs = 0;
   try {
     if (manifest.method !== task.method) throw new Error(`checkpoint ${task.checkpointPath} is ${manifest.method}, task says ${task.method}`);

@@ -55,6 +55,8 @@ export const pretrainTaskSchema = z.object({
   dataset: datasetSliceSchema,
   /** Train on the first N images of the seeded training order; undefined: all. */
   trainSize: z.number().int().positive().optional(),
+  /** Side of the square model input (images centred, padded black); undefined: the data set's padded size (28 -> 32). */
+  imageSize: z.number().int().min(8).max(256).optional(),
   /** 0: write the initial weights as the only checkpoint (the untrained-network baseline). */
   steps: z.number().int().min(0),
   batchSize: z.number().int().positive(),

@@ -1,4 +1,4 @@
-import { paddedImageSize, resolveUNet, sweepSpecSchema, UNET_PRESETS } from './sweep-spec.schema';
+import { modelImageSize, paddedImageSize, resolveUNet, sweepSpecSchema, UNET_PRESETS } from './sweep-spec.schema';
 import { protocolKey } from './jobs.schema';
 
 describe('sweep spec schema', () => {
@@ -31,6 +31,20 @@ describe('sweep spec schema', () => {
   it('pads 28-pixel images to 32 and leaves 32 alone', () => {
     expect(paddedImageSize(28)).toBe(32);
     expect(paddedImageSize(32)).toBe(32);
+  });
+
+  it('takes a model imageSize that every level halves (28 with 3 levels: 28, 14, 7) and knows its layers', () => {
+    const spec = sweepSpecSchema.parse({ ...minimal, models: [{ method: 'ddpm', unet: 'small', imageSize: 28 }], probe: { timesteps: [5], layers: ['out_1', 'out_9'] } });
+    expect(modelImageSize(spec.dataset, spec.models[0])).toBe(28);
+    expect(modelImageSize('fashion-mnist', { method: 'ddpm', unet: 'small' })).toBe(32);
+  });
+
+  it('refuses an imageSize the levels cannot halve, or smaller than the images, naming models.i.imageSize and the sizes that would do', () => {
+    const odd = sweepSpecSchema.safeParse({ ...minimal, models: [{ method: 'ddpm', unet: 'tiny' }, { method: 'ddpm', unet: 'reference', imageSize: 28 }] });
+    expect(odd.error?.issues.map((i) => i.path.join('.'))).toEqual(['models.1.imageSize']);
+    expect(odd.error?.issues[0].message).toMatch(/4 levels do not divide 28x28 .*28, 14, 7, 3\.5.*imageSize 32 or 40/);
+    const small = sweepSpecSchema.safeParse({ ...minimal, models: [{ method: 'ddpm', unet: 'tiny', imageSize: 24 }] });
+    expect(small.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([['models.0.imageSize', 'fashion-mnist images are 28x28: imageSize must be at least 28']]);
   });
 
   it('resolves presets into copies (mutating one never changes the preset)', () => {

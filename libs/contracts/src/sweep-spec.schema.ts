@@ -69,6 +69,12 @@ export const modelSpecSchema = z
     method: z.enum(METHODS),
     /** A preset name (tiny, small, base, reference) or a full UNet configuration. */
     unet: z.union([z.enum(Object.keys(UNET_PRESETS) as [UNetPreset, ...UNetPreset[]]), unetConfigSchema]),
+    /**
+     * Side of the square images the UNet trains and probes on: the data set's images are centred
+     * on a canvas this size (padding black). At least the images' own size, and every level must
+     * halve it exactly (28 with 3 levels: 28, 14, 7). Default: the next power of two (28 -> 32).
+     */
+    imageSize: z.number().int().min(8).max(256).optional(),
   })
   .strict();
 export type ModelSpec = z.infer<typeof modelSpecSchema>;
@@ -243,7 +249,6 @@ type RefineContext = Parameters<Parameters<z.ZodObject['superRefine']>[0]>[1];
 function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext): void {
   const shape = DATASET_SHAPES[spec.dataset];
   if (!shape) return;
-  const imageSize = paddedImageSize(shape.size);
   const models = Array.isArray(spec.models) ? spec.models : [];
   const layers = spec.probe && Array.isArray(spec.probe.layers) ? spec.probe.layers : null;
   const progressLayers = spec.pretrain?.progressProbe && Array.isArray(spec.pretrain.progressProbe.layers) ? spec.pretrain.progressProbe.layers : null;
@@ -252,8 +257,19 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
     if (!unetParsed.success) return;
     const unet = resolveUNet(unetParsed.data);
     const levels = unet.channelMults.length;
+    const own = typeof model.imageSize === 'number' ? model.imageSize : undefined;
+    if (own !== undefined && own < shape.size) {
+      ctx.addIssue({ code: 'custom', path: ['models', i, 'imageSize'], message: `${spec.dataset} images are ${shape.size}x${shape.size}: imageSize must be at least ${shape.size}` });
+      return;
+    }
+    const imageSize = own ?? paddedImageSize(shape.size);
     if (imageSize % 2 ** (levels - 1) !== 0) {
-      ctx.addIssue({ code: 'custom', path: ['models', i, 'unet', 'channelMults'], message: `${levels} levels do not divide ${imageSize}x${imageSize} images` });
+      const sizes = divisibleSizes(shape.size, levels);
+      ctx.addIssue({
+        code: 'custom',
+        path: own !== undefined ? ['models', i, 'imageSize'] : ['models', i, 'unet', 'channelMults'],
+        message: `${levels} levels do not divide ${imageSize}x${imageSize} images (each level halves the size: ${levelSizes(imageSize, levels).join(', ')}); imageSize ${sizes.join(' or ')} would`,
+      });
       return;
     }
     const layout = unetLayout({ ...unet, imageSize, imageChannels: shape.channels });
@@ -340,6 +356,23 @@ export type SweepSpec = z.output<typeof sweepSpecSchema>;
 /** Images are zero-padded (in [-1, 1]: to -1) up to a size each level can halve: 28 -> 32. */
 export function paddedImageSize(size: number): number {
   return 2 ** Math.ceil(Math.log2(size));
+}
+
+/** The image side a model trains and probes on: its `imageSize`, else the data set's padded size. */
+export function modelImageSize(dataset: DatasetName, model: { imageSize?: number | undefined }): number {
+  return model.imageSize ?? paddedImageSize(DATASET_SHAPES[dataset].size);
+}
+
+/** The resolution of each of `levels` UNet levels on `size`-pixel images (30, 3 levels: 30, 15, 7.5: the last is not whole). */
+function levelSizes(size: number, levels: number): number[] {
+  return Array.from({ length: levels }, (_, k) => size / 2 ** k);
+}
+
+/** The two smallest image sizes >= `min` that `levels` levels halve exactly (for the error message). */
+function divisibleSizes(min: number, levels: number): number[] {
+  const step = 2 ** (levels - 1);
+  const first = Math.ceil(min / step) * step;
+  return [first, first + step];
 }
 
 export function resolveUNet(unet: ModelSpec['unet']): UNetConfig {

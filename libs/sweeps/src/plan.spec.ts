@@ -25,6 +25,24 @@ describe('planSweep', () => {
     expect(plan.counts).toEqual({ runs: 6, probeTasks: 9, probeCells: 6 * 4 + 3 * 9, baselines: 1, pretrainSteps: 300 });
   });
 
+  it("carries a model's imageSize into its runs (the untrained control's too), absent otherwise", () => {
+    const plan = planSweep(
+      spec({ models: [{ method: 'ddpm', unet: 'small', imageSize: 28 }, { name: 'padded', method: 'ddpm', unet: 'tiny' }], baselines: ['untrained'], probe: { timesteps: [5], layers: 'all' } }),
+    );
+    expect(plan.runs.map((r) => [r.key, r.hyper.imageSize])).toEqual([
+      ['ddpm-small-s0', 28],
+      ['ddpm-small-s1', 28],
+      ['ddpm-small-s2', 28],
+      ['ddpm-small-untrained-s0', 28],
+      ['padded-s0', undefined],
+      ['padded-s1', undefined],
+      ['padded-s2', undefined],
+      ['padded-untrained-s0', undefined],
+    ]);
+    // 28, 14, 7: the same 9 decoder blocks as at 32.
+    expect(plan.probeTasks[0].layers).toHaveLength(9);
+  });
+
   it('resolves every default into the run: warm-up, EMA cap per method, checkpoint interval', () => {
     const plan = planSweep(spec());
     expect(plan.runs[0].hyper).toEqual({ steps: 50, batchSize: 64, learningRate: 2e-4, warmupSteps: 5, gradClip: 1, emaDecayCap: 0.9999, checkpointEvery: 50, trainSize: null });

@@ -3,7 +3,7 @@ import { coarseLevels } from './noise-search';
 import {
   DATASET_SHAPES,
   decoderBlockNames,
-  paddedImageSize,
+  modelImageSize,
   protocolKey,
   resolveUNet,
   type BaselineKind,
@@ -32,6 +32,8 @@ export interface RunHyper {
   progressProbe?: ProgressProbeConfig;
   /** Steps per point of the training-loss curve; absent: the default (50). */
   lossEvery?: number;
+  /** Side of the model input (the spec's `models[].imageSize`); absent: the data set's padded size (28 -> 32). */
+  imageSize?: number;
 }
 
 export interface PlannedRun {
@@ -113,7 +115,6 @@ export class PlanError extends Error {
  */
 export function planSweep(spec: SweepSpec): SweepPlan {
   const shape = DATASET_SHAPES[spec.dataset];
-  const imageSize = paddedImageSize(shape.size);
   const protocol: ProbeProtocol = {
     pooling: spec.probe.pooling,
     noise: spec.probe.noise,
@@ -139,6 +140,7 @@ export function planSweep(spec: SweepSpec): SweepPlan {
     }
     names.add(modelName);
     const unet = resolveUNet(model.unet);
+    const imageSize = modelImageSize(spec.dataset, model);
     const steps = spec.pretrain.steps;
     const hyper: RunHyper = {
       steps,
@@ -150,6 +152,8 @@ export function planSweep(spec: SweepSpec): SweepPlan {
       checkpointEvery: Math.min(spec.pretrain.checkpointEvery, steps),
       trainSize: spec.pretrain.trainSize ?? null,
       ...(spec.pretrain.lossEvery !== undefined ? { lossEvery: spec.pretrain.lossEvery } : {}),
+      // Only when the spec names it: the rows of earlier sweeps (no imageSize) mean the padded size.
+      ...(model.imageSize !== undefined ? { imageSize: model.imageSize } : {}),
     };
     const progressProbe = resolveProgressProbe(spec, model.method, { ...unet, imageSize, imageChannels: shape.channels });
     if (progressProbe) hyper.progressProbe = progressProbe;

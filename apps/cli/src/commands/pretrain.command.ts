@@ -42,6 +42,7 @@ export interface PretrainArgs {
   'ema-cap'?: string;
   seed?: string;
   'train-size'?: string;
+  'image-size'?: string;
   'checkpoint-every'?: string;
   'data-dir'?: string;
   out?: string;
@@ -151,6 +152,7 @@ export function pretrainTaskFromArgs(a: PretrainArgs): PretrainTask {
     unet: { ...unet, attentionResolutions: unet.attentionResolutions ?? [], dropout: unet.dropout ?? 0.1, groups: unet.groups ?? 8 },
     dataset: { name: a.dataset as PretrainTask['dataset']['name'], ...(a['data-dir'] ? { dir: a['data-dir'] } : {}) },
     trainSize: numberOption('train-size', a['train-size'], { int: true, positive: true, example: '20000' }),
+    imageSize: imageSizeOption(a['image-size'], a.dataset as PretrainTask['dataset']['name'], unet.channelMults.length),
     steps,
     batchSize: numberOption('batch', a.batch, { int: true, positive: true, max: 4096, example: '32' }) ?? 64,
     learningRate: numberOption('lr', a.lr, { positive: true, example: '2e-4' }) ?? 2e-4,
@@ -162,10 +164,27 @@ export function pretrainTaskFromArgs(a: PretrainArgs): PretrainTask {
     checkpointDir: path.resolve(a.out),
   };
   if (task.trainSize === undefined) delete task.trainSize;
+  if (task.imageSize === undefined) delete task.imageSize;
   const r = pretrainTaskSchema.safeParse(task);
   if (!r.success) throw new CliError(`pretrain: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   const progressProbe = progressProbeFromArgs(a, r.data);
   return progressProbe ? { ...r.data, progressProbe } : r.data;
+}
+
+/**
+ * `--image-size N`: the side of the model input (images centred, padded black); absent: the data
+ * set's padded size (28 -> 32). At least the images' size, and halved exactly by every UNet level.
+ */
+export function imageSizeOption(raw: string | undefined, dataset: PretrainTask['dataset']['name'], levels: number): number | undefined {
+  const shape = DATASET_SHAPES[dataset];
+  const size = numberOption('image-size', raw, { int: true, min: shape.size, max: 256, example: String(shape.size) });
+  if (size === undefined) return undefined;
+  const step = 2 ** (levels - 1);
+  if (size % step !== 0) {
+    const first = Math.ceil(shape.size / step) * step;
+    throw new CliError(`--image-size ${size}: the UNet's ${levels} levels must halve it exactly (a multiple of ${step}): use ${first} or ${first + step}`);
+  }
+  return size;
 }
 
 const PROBE_EXAMPLE = '--probe-every 200 --probe-noise 11 --probe-layers out_2,out_4 --patience 3';
@@ -192,7 +211,7 @@ export function progressProbeFromArgs(a: PretrainArgs, task: PretrainTask): Prog
     ),
   ];
   const shape = DATASET_SHAPES[task.dataset.name];
-  const layout = { ...task.unet, imageSize: paddedImageSize(shape.size), imageChannels: shape.channels };
+  const layout = { ...task.unet, imageSize: task.imageSize ?? paddedImageSize(shape.size), imageChannels: shape.channels };
   const known = tappableBlockNames(layout);
   const rawLayers = (a['probe-layers'] ?? 'all').trim();
   const layers = rawLayers === 'all' ? decoderBlockNames(layout) : rawLayers.split(',').map((l) => l.trim());
@@ -245,8 +264,12 @@ async function pretrainOn(backend: SelectedBackend, task: PretrainTask, opts: { 
   const found = latestCheckpoint(task.checkpointDir);
   if (found) {
     const held = found.manifest.config as unknown as Record<string, unknown>;
-    const same = found.manifest.method === task.method && (Object.keys(task.unet) as (keyof typeof task.unet)[]).every((k) => JSON.stringify(held[k]) === JSON.stringify(task.unet[k]));
-    if (!same) throw new CliError(`${task.checkpointDir} holds checkpoints of another model (${found.manifest.method}, ${JSON.stringify(found.manifest.config)}): pass another --out, or the same --method and --unet to resume it`);
+    const size = task.imageSize ?? paddedImageSize(DATASET_SHAPES[task.dataset.name].size);
+    const same =
+      found.manifest.method === task.method &&
+      held['imageSize'] === size &&
+      (Object.keys(task.unet) as (keyof typeof task.unet)[]).every((k) => JSON.stringify(held[k]) === JSON.stringify(task.unet[k]));
+    if (!same) throw new CliError(`${task.checkpointDir} holds checkpoints of another model (${found.manifest.method}, ${JSON.stringify(found.manifest.config)}): pass another --out, or the same --method, --unet and --image-size to resume it`);
   }
   log(
     found && found.step >= task.steps

@@ -106,6 +106,7 @@ export class ComputeJobsService {
       unet: unetConfigSchema.required().parse(run.unet),
       dataset: { name: run.dataset as DatasetName },
       trainSize: hyper.trainSize ?? undefined,
+      ...(hyper.imageSize !== undefined ? { imageSize: hyper.imageSize } : {}),
       steps: hyper.steps,
       batchSize: hyper.batchSize,
       learningRate: hyper.learningRate,
