@@ -29,10 +29,13 @@ export const COMMAND_HELP: Record<string, string> = {
 ${ID}
 
 ${COMMON}`,
-  progress: `usage: npm run ddae -- progress <id>
+  progress: `usage: npm run ddae -- progress <id> [--out FILE]
 
 Probing during pretraining: accuracy against step per run (best and every cell of the small grid),
 and where a plateau stopped a run early.
+  --out FILE              instead, write the progress chart as a PNG: the training loss against step
+                          of every trained run and, when the sweep probes during pretraining, the best
+                          probe accuracy against step ("-" writes it to stdout)
 
 ${ID}
 
@@ -48,6 +51,21 @@ which are never ranked).
                           model, layer, noise level and protocol
   --limit N               rows per page (1..500, default 20)
   --cursor C              the next page: the cursor a previous page printed
+
+${COMMON}`,
+  verdict: `usage: npm run ddae -- verdict <id> [--summary FILE [--seconds N]]
+
+One sentence: the trained models' best cell (layer, noise level, mean ± std over seeds) against the
+raw-pixel baseline and the untrained network's best cell under the same probe protocol, with both
+margins; says when a margin is under 1 point or not above twice the spread over seeds. A control is
+never the best cell. --json prints the API's verdict instead.
+  --summary FILE          also write the summary as JSON (what npm run demo writes to .demo/summary.json):
+                          {"seconds","sweepId","best":{"model","layer","noise","accuracy","std","seeds"},
+                           "baselines":{"pixels":{"accuracy"},"untrained":{"accuracy","layer","noise"}},
+                           "margins":{"pixels","untrained"}}  (accuracies and margins as fractions)
+  --seconds N             the "seconds" of the summary (default 0)
+
+${ID}
 
 ${COMMON}`,
   heatmap: `usage: npm run ddae -- heatmap <id> --out FILE
@@ -157,7 +175,8 @@ usage: npm run ddae -- <command> [options]        (npm run ddae -- help <command
 service commands (talk to the API):
   sweep submit|status|watch|list|cancel|pause|resume|retry-failed
                           submit a spec, follow and steer sweeps
-  progress <id>           accuracy against pretraining step per run (probing during pretraining)
+  progress <id>           accuracy against pretraining step per run (--out F: loss and accuracy chart, PNG)
+  verdict <id>            the best trained cell against both baselines, in one sentence
   leaderboard             best probe results beside the baselines (pixels, untrained network)
   heatmap <id> --out F    a sweep's layer x noise heatmap as a PNG
   export <id>             every result with its hyper-parameters, as CSV or JSON lines

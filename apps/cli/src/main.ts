@@ -8,7 +8,8 @@ import { pretrainInline } from './commands/pretrain.command';
 import { cacheCommand } from './commands/cache.command';
 import { noiseSearchInline } from './commands/noise-search.command';
 import { probeInline } from './commands/probe.command';
-import { sweepProgress } from './commands/progress.command';
+import { sweepProgress, sweepProgressPng } from './commands/progress.command';
+import { sweepVerdict } from './commands/verdict.command';
 import { sampleInline } from './commands/sample.command';
 import { tokenCommand } from './commands/token.command';
 import { cancelSweep, listSweeps, pauseSweep, renderSweep, retryFailed, submitSweep, sweepStatus, waitForSweep } from './commands/sweep.command';
@@ -81,6 +82,8 @@ async function main(argv: string[]): Promise<string | undefined> {
       token: { type: 'string' },
       name: { type: 'string' },
       scope: { type: 'string' },
+      summary: { type: 'string' },
+      seconds: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -134,7 +137,11 @@ async function main(argv: string[]): Promise<string | undefined> {
       }
     case 'progress':
       if (!sub) throw new UsageError('progress needs a sweep id: npm run ddae -- progress <id>');
+      if (values.out !== undefined) return sweepProgressPng(api, sub, { out: values.out, json });
       return sweepProgress(api, sub, { json });
+    case 'verdict':
+      if (!sub) throw new UsageError('verdict needs a sweep id: npm run ddae -- verdict <id>');
+      return sweepVerdict(api, sub, { json, summary: values.summary, seconds: values.seconds });
     case 'leaderboard':
       return leaderboard(api, { dataset: values.dataset, method: values.method, sweep: values.sweep, per: values.per, limit: values.limit, cursor: values.cursor, json });
     case 'heatmap':

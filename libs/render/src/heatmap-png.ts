@@ -151,7 +151,7 @@ const UNKNOWN = FONT.get('?') as boolean[][];
 const GLYPH_W = 5;
 const GLYPH_ADVANCE = 6;
 /** Rows above the baseline; descenders use two more. */
-const GLYPH_H = 7;
+export const GLYPH_H = 7;
 
 /** Width in pixels of `text` at `scale`. */
 export function textWidth(text: string, scale: number): number {
@@ -160,7 +160,7 @@ export function textWidth(text: string, scale: number): number {
 }
 
 // ------------------------------------------------------------------------------------------------
-type RGB = readonly [number, number, number];
+export type RGB = readonly [number, number, number];
 
 /** Viridis, sampled: the worst cell dark purple, the best yellow (the web page uses the same stops). */
 const VIRIDIS: RGB[] = [[68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142], [31, 158, 137], [53, 183, 121], [110, 206, 88], [181, 222, 43], [253, 231, 37]];
@@ -175,8 +175,8 @@ export function colourAt(t: number): RGB {
 
 const textOn = (c: RGB): RGB => (0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2] > 140 ? INK : WHITE);
 const WHITE: RGB = [255, 255, 255];
-const INK: RGB = [29, 35, 48];
-const GREY: RGB = [102, 112, 133];
+export const INK: RGB = [29, 35, 48];
+export const GREY: RGB = [102, 112, 133];
 const MISSING: RGB = [238, 241, 245];
 const BASELINE: RGB = [208, 69, 58];
 
@@ -195,7 +195,8 @@ export function compareLayers(a: string, b: string): number {
 export const noiseLabel = (method: string, level: number): string => `${method === 'edm' ? 'σ' : 't'}=${Number(level.toPrecision(6))}`;
 const pct = (x: number, digits: number): string => (100 * x).toFixed(digits);
 
-class Canvas {
+/** An RGB PNG canvas with filled rectangles and the 5x7 bitmap font. */
+export class Canvas {
   readonly png: PNG;
   constructor(readonly width: number, readonly height: number) {
     this.png = new PNG({ width, height, colorType: 2 });

@@ -2,3 +2,4 @@
 // shared by the CLI and the compute workers.
 export * from './image-grid';
 export * from './heatmap-png';
+export * from './line-chart-png';

@@ -1,3 +1,6 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { renderLineChartPng, type ChartPanel } from '@ddae/render';
 import type { ApiClient } from '../api-client';
 import { pct, table } from '../table';
 
@@ -41,4 +44,55 @@ export function renderProgress(view: ProgressView): string {
 export async function sweepProgress(api: ApiClient, id: string, opts: { json: boolean }): Promise<string> {
   const view = await api.request<ProgressView>('GET', `/api/sweeps/${encodeURIComponent(id)}/progress`);
   return opts.json ? JSON.stringify(view) : renderProgress(view);
+}
+
+/** GET /api/sweeps/:id/loss: the training loss against step per trained run. */
+interface LossView {
+  sweepId: string;
+  lossEvery: number;
+  runs: { run: string; points: { step: number; loss: number }[] }[];
+}
+
+/**
+ * The progress chart of a sweep as a PNG: the training loss against step of every trained run
+ * and, when the sweep probes during pretraining, the best probe accuracy against step.
+ */
+export function progressChart(sweep: { id: string; name: string; dataset: string }, loss: LossView, progress: ProgressView): ReturnType<typeof renderLineChartPng> {
+  const probed = progress.runs.filter((r) => r.points.length > 0);
+  const panels: ChartPanel[] = [
+    {
+      title: `training loss (mean over each window of ${loss.lossEvery} steps)`,
+      xLabel: 'optimiser step',
+      yLabel: 'loss',
+      series: loss.runs.map((r) => ({ name: r.run, points: r.points.map((p) => ({ x: p.step, y: p.loss })) })),
+      empty: 'no loss recorded yet',
+    },
+  ];
+  if (probed.length) {
+    panels.push({
+      title: 'probe accuracy during pretraining (best cell of the small grid)',
+      xLabel: 'optimiser step',
+      yLabel: 'test accuracy %',
+      series: probed.map((r) => ({ name: r.run, points: r.points.map((p) => ({ x: p.step, y: 100 * p.accuracy })) })),
+    });
+  }
+  return renderLineChartPng({ title: `${sweep.name} - ${sweep.dataset}`, subtitle: `sweep ${sweep.id.slice(0, 8)}: trained runs against step`, panels });
+}
+
+/** `ddae progress <id> --out FILE`: writes the progress chart (loss, and probe accuracy when probed) as a PNG. */
+export async function sweepProgressPng(api: ApiClient, id: string, opts: { out: string; json: boolean }): Promise<string | undefined> {
+  const sweep = await api.request<{ id: string; name: string; dataset: string }>('GET', `/api/sweeps/${encodeURIComponent(id)}`);
+  const [loss, progress] = await Promise.all([
+    api.request<LossView>('GET', `/api/sweeps/${sweep.id}/loss`),
+    api.request<ProgressView>('GET', `/api/sweeps/${sweep.id}/progress`),
+  ]);
+  const chart = progressChart(sweep, loss, progress);
+  if (opts.out === '-') {
+    process.stdout.write(chart.png);
+    return undefined;
+  }
+  await mkdir(path.dirname(path.resolve(opts.out)), { recursive: true });
+  await writeFile(opts.out, chart.png);
+  const summary = { out: opts.out, width: chart.width, height: chart.height, panels: chart.panels.length, sweep: sweep.id };
+  return opts.json ? JSON.stringify(summary) : `wrote ${opts.out} (${chart.width}x${chart.height} px: ${chart.panels.length === 2 ? 'loss and probe accuracy' : 'loss'} against step)`;
 }

@@ -1,0 +1,103 @@
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { UsageError, type ApiClient } from '../api-client';
+
+/** One (model, layer, noise level) cell of the verdict: mean and spread over its seeds. */
+export interface VerdictCell {
+  mean: number;
+  /** Sample standard deviation over the seeds; null with one seed. */
+  std: number | null;
+  n: number;
+  seeds: number[];
+  layer: string;
+  noiseLevel: number;
+  method: string;
+  modelName: string;
+  protocolKey: string;
+}
+
+/** `GET /api/sweeps/:id/verdict`: the trained models' best cell beside both baselines, under one protocol. */
+export interface VerdictView {
+  sweepId: string;
+  best: VerdictCell | null;
+  untrained: VerdictCell | null;
+  pixels: { accuracy: number; featureDim: number | null; protocolKey: string } | null;
+  margins: { pixels: number | null; untrained: number | null };
+}
+
+/** `.demo/summary.json`: what the demo found, for scripts (accuracies and margins as fractions). */
+export interface DemoSummary {
+  seconds: number;
+  sweepId: string;
+  best: { model: string; layer: string; noise: number; accuracy: number; std: number | null; seeds: number[] } | null;
+  baselines: {
+    pixels: { accuracy: number } | null;
+    untrained: { accuracy: number; layer: string; noise: number } | null;
+  };
+  margins: { pixels: number | null; untrained: number | null };
+}
+
+/**
+ * The summary the demo writes, built from the sweep's verdict: the trained best cell (mean over its
+ * seeds, never the control), the raw-pixel baseline, the untrained network's best cell, and both
+ * margins exactly as the API computed them.
+ */
+export function demoSummary(verdict: VerdictView, seconds: number): DemoSummary {
+  const { best, untrained, pixels } = verdict;
+  return {
+    seconds: Math.round(seconds),
+    sweepId: verdict.sweepId,
+    best: best && { model: best.modelName, layer: best.layer, noise: best.noiseLevel, accuracy: best.mean, std: best.std, seeds: [...best.seeds] },
+    baselines: {
+      pixels: pixels && { accuracy: pixels.accuracy },
+      untrained: untrained && { accuracy: untrained.mean, layer: untrained.layer, noise: untrained.noiseLevel },
+    },
+    margins: { pixels: verdict.margins.pixels, untrained: verdict.margins.untrained },
+  };
+}
+
+const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
+const points = (x: number): string => `${x >= 0 ? '+' : '-'}${(100 * Math.abs(x)).toFixed(2)} points`;
+const noise = (c: { method: string; noiseLevel: number }): string => `${c.method === 'edm' ? 'σ' : 't'}=${c.noiseLevel}`;
+
+/**
+ * One sentence: the best trained cell (layer, noise level, mean ± spread over seeds) against raw
+ * pixels and the untrained network's best cell, with both margins, and whether each margin is at
+ * least one point and more than twice the spread. A cell that does not beat a baseline is said so.
+ */
+export function verdictSentence(v: VerdictView): string {
+  const { best } = v;
+  if (!best) return `Sweep ${v.sweepId.slice(0, 8)}: no trained model has a probe result yet, so there is no verdict.`;
+  const spread = best.std ?? 0;
+  const seeds = `${best.n} ${best.n === 1 ? 'seed' : 'seeds'}`;
+  const head = `Best trained cell: ${best.modelName} ${best.layer} ${noise(best)}, ${pct(best.mean)}${best.std !== null ? ` ± ${(100 * best.std).toFixed(2)}` : ''} (mean of ${seeds})`;
+  const against = (name: string, accuracy: number, margin: number): string => {
+    const clear = margin >= 0.01 && margin > 2 * spread;
+    const verb = margin > 0 ? 'beats' : 'does not beat';
+    return `${verb} ${name} (${pct(accuracy)}) by ${points(margin)}${margin > 0 && !clear ? (best.std === null ? ' (one seed: no spread to compare with)' : ' (less than 1 point or not above twice the spread)') : ''}`;
+  };
+  const parts: string[] = [];
+  if (v.pixels && v.margins.pixels !== null) parts.push(against('raw pixels', v.pixels.accuracy, v.margins.pixels));
+  else parts.push('has no raw-pixel baseline to compare with');
+  if (v.untrained && v.margins.untrained !== null) parts.push(against(`the untrained network (${v.untrained.layer} ${noise(v.untrained)})`, v.untrained.mean, v.margins.untrained));
+  else parts.push('has no untrained-network control to compare with');
+  return `${head} ${parts.join(' and ')}; same probe protocol.`;
+}
+
+/** `ddae verdict <id>`: the verdict sentence (or its JSON); with --summary FILE also writes the demo's summary (atomically). */
+export async function sweepVerdict(api: ApiClient, id: string, opts: { json: boolean; summary?: string; seconds?: string }): Promise<string> {
+  if (opts.seconds !== undefined && opts.summary === undefined) throw new UsageError('--seconds goes with --summary FILE: npm run ddae -- verdict <id> --summary .demo/summary.json --seconds 600');
+  let seconds = 0;
+  if (opts.seconds !== undefined) {
+    seconds = Number(opts.seconds);
+    if (!Number.isFinite(seconds) || seconds < 0) throw new UsageError(`--seconds must be a number of seconds >= 0, got "${opts.seconds}"`);
+  }
+  const verdict = await api.request<VerdictView>('GET', `/api/sweeps/${encodeURIComponent(id)}/verdict`);
+  if (opts.summary !== undefined) {
+    const file = path.resolve(opts.summary);
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(`${file}.tmp`, `${JSON.stringify(demoSummary(verdict, seconds), null, 2)}\n`);
+    await rename(`${file}.tmp`, file);
+  }
+  return opts.json ? JSON.stringify(verdict) : verdictSentence(verdict);
+}
