@@ -30,13 +30,36 @@ export function pooledDim(pooling: Pooling, resolution: number, channels: number
   return g * g * channels;
 }
 
+/** [cells, length] averaging matrix of PyTorch's AdaptiveAvgPool1d: cell i averages [floor(i*L/g), ceil((i+1)*L/g)). */
+function adaptiveMatrix(length: number, cells: number): Float32Array {
+  const m = new Float32Array(cells * length);
+  for (let i = 0; i < cells; i++) {
+    const from = Math.floor((i * length) / cells);
+    const to = Math.ceil(((i + 1) * length) / cells);
+    for (let j = from; j < to; j++) m[i * length + j] = 1 / (to - from);
+  }
+  return m;
+}
+
+/**
+ * Pools a tap to a g x g grid of cell means, flattened cell-major ((row * g + col) * C + channel).
+ * A tap smaller than the grid keeps its own resolution. Sizes the grid does not divide (a 7x7 or
+ * 14x14 tap of a 28x28 model under avg4) take PyTorch's adaptive cells, as `poolFeatures` does.
+ */
 function pool(x: tf.Tensor4D, pooling: Pooling): tf.Tensor2D {
   const [n, h, w, c] = x.shape;
   if (pooling === 'gap') return tf.mean(x, [1, 2]) as tf.Tensor2D;
-  // A tap smaller than the grid keeps its own resolution.
   const g = Math.min(pooling === 'avg2' ? 2 : 4, h);
-  const r = tf.reshape(x, [n, g, h / g, g, w / g, c]);
-  return tf.reshape(tf.mean(r, [2, 4]), [n, g * g * c]);
+  if (h % g === 0 && w % g === 0) {
+    const r = tf.reshape(x, [n, g, h / g, g, w / g, c]);
+    return tf.reshape(tf.mean(r, [2, 4]), [n, g * g * c]);
+  }
+  const rows = tf.tensor2d(adaptiveMatrix(h, g), [g, h]);
+  const cols = tf.tensor2d(adaptiveMatrix(w, g), [g, w]);
+  // [N, H, W, C] -> [H, N*W*C], pool rows -> [g, N, W, C]; then [W, g*N*C], pool columns -> [g(col), g(row), N, C].
+  const byRow = tf.reshape(tf.matMul(rows, tf.reshape(tf.transpose(x, [1, 0, 2, 3]), [h, n * w * c])), [g, n, w, c]);
+  const byCol = tf.matMul(cols, tf.reshape(tf.transpose(byRow, [2, 0, 1, 3]), [w, g * n * c]));
+  return tf.reshape(tf.transpose(tf.reshape(byCol, [g, g, n, c]), [2, 1, 0, 3]), [n, g * g * c]);
 }
 
 /**
