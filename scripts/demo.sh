@@ -2,7 +2,8 @@
 # The demo: a real sweep on Fashion-MNIST, end to end, on this machine.
 # Installs what is missing (node_modules, the data package, PostgreSQL/Redis when none answers),
 # migrates a fresh demo database, starts the API and two workers, submits
-# examples/fashion-mnist.yaml, follows it, prints the leaderboard, and stops what it started.
+# examples/fashion-mnist.yaml, follows it, prints the leaderboard and the verdict, writes
+# .demo/summary.json, .demo/heatmap.png and .demo/progress.png, and stops what it started.
 # Options: DEMO_SPEC=<file> to run another spec; DEMO_WORKERS=<n> (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,7 +68,17 @@ npm run -s ddae -- sweep watch "$id" || { say "the sweep did not succeed"; npm r
 echo
 npm run -s ddae -- sweep status "$id"
 echo
-echo "Leaderboard (sweep $id, accuracy on the Fashion-MNIST test split):"
-npm run -s ddae -- leaderboard --sweep "$id" --limit 50
+echo "Leaderboard (sweep $id, mean over seeds, accuracy on the Fashion-MNIST test split):"
+npm run -s ddae -- leaderboard --sweep "$id" --per config --limit 50
 echo
-say "done in $(($(date +%s) - started)) s"
+npm run -s ddae -- heatmap "$id" --out .demo/heatmap.png
+npm run -s ddae -- progress "$id" --out .demo/progress.png
+# The verdict, from the API's GET /api/sweeps/:id/verdict; the summary's seconds: wall time from
+# the start of this script (npm ci included when it ran) to here.
+seconds=$(($(date +%s) - started))
+echo
+npm run -s ddae -- verdict "$id" --summary .demo/summary.json --seconds "$seconds"
+echo
+say "done in ${seconds} s: .demo/summary.json, .demo/heatmap.png (layer x noise), .demo/progress.png (loss against step)"
+echo "To browse it on the web page afterwards (the demo's database stays):" >&2
+echo "  DATABASE_URL=$DATABASE_URL QUEUE_PREFIX=$QUEUE_PREFIX PORT=$PORT npm run api   # then open $DDAE_API_URL/?sweep=$id" >&2
