@@ -41,6 +41,11 @@ describe('demoSummary', () => {
     expect(JSON.parse(JSON.stringify(s))).toEqual(s);
   });
 
+  it('rounds the float noise of means and differences to 6 decimals', () => {
+    const s = demoSummary(verdict({ best: cell({ mean: 0.7250000000000001, std: 0.002357022603955056 }), margins: { pixels: -0.004999999999999893, untrained: null } }), 0);
+    expect([s.best?.accuracy, s.best?.std, s.margins.pixels]).toEqual([0.725, 0.002357, -0.005]);
+  });
+
   it('keeps missing parts null (no trained result, no baselines) rather than inventing them', () => {
     const s = demoSummary(verdict({ best: null, untrained: null, pixels: null, margins: { pixels: null, untrained: null } }), 3);
     expect(s).toEqual({ seconds: 3, sweepId: verdict().sweepId, best: null, baselines: { pixels: null, untrained: null }, margins: { pixels: null, untrained: null } });
@@ -50,13 +55,13 @@ describe('demoSummary', () => {
 describe('verdictSentence', () => {
   it('names the best trained cell, both baselines with the control\'s cell, and both margins', () => {
     expect(verdictSentence(verdict())).toBe(
-      'Best trained cell: ddpm-b16 out_2 t=4, 85.00 % ± 0.20 (mean of 2 seeds) beats raw pixels (83.50 %) by +1.50 points and beats the untrained network (out_5 t=4) (83.00 %) by +2.00 points; same probe protocol.',
+      "Best trained cell: ddpm-b16 out_2 t=4, 85.00 % ± 0.20 (mean of 2 seeds) beats raw pixels (83.50 %) by +1.50 points and beats the untrained network's best cell out_5 t=4 (83.00 %) by +2.00 points; same probe protocol.",
     );
   });
 
   it('says when the trained cell loses, or wins by less than a point or within twice the spread', () => {
     const lost = verdictSentence(verdict({ margins: { pixels: -0.004, untrained: 0.005 }, pixels: { accuracy: 0.854, featureDim: 784, protocolKey: '' } }));
-    expect(lost).toContain('does not beat raw pixels (85.40 %) by -0.40 points');
+    expect(lost).toContain('does not beat raw pixels (85.40 %): -0.40 points');
     expect(lost).toContain('by +0.50 points (less than 1 point or not above twice the spread)');
     const noisy = verdictSentence(verdict({ best: cell({ std: 0.01 }) }));
     expect(noisy).toContain('raw pixels (83.50 %) by +1.50 points (less than 1 point or not above twice the spread)');

@@ -44,15 +44,17 @@ export interface DemoSummary {
  */
 export function demoSummary(verdict: VerdictView, seconds: number): DemoSummary {
   const { best, untrained, pixels } = verdict;
+  // Means over seeds and their differences carry float noise (0.7250000000000001): 6 decimals are exact for test splits up to 10^6 images.
+  const r = (x: number | null): number | null => (x === null ? null : Math.round(x * 1e6) / 1e6);
   return {
     seconds: Math.round(seconds),
     sweepId: verdict.sweepId,
-    best: best && { model: best.modelName, layer: best.layer, noise: best.noiseLevel, accuracy: best.mean, std: best.std, seeds: [...best.seeds] },
+    best: best && { model: best.modelName, layer: best.layer, noise: best.noiseLevel, accuracy: r(best.mean) as number, std: r(best.std), seeds: [...best.seeds] },
     baselines: {
-      pixels: pixels && { accuracy: pixels.accuracy },
-      untrained: untrained && { accuracy: untrained.mean, layer: untrained.layer, noise: untrained.noiseLevel },
+      pixels: pixels && { accuracy: r(pixels.accuracy) as number },
+      untrained: untrained && { accuracy: r(untrained.mean) as number, layer: untrained.layer, noise: untrained.noiseLevel },
     },
-    margins: { pixels: verdict.margins.pixels, untrained: verdict.margins.untrained },
+    margins: { pixels: r(verdict.margins.pixels), untrained: r(verdict.margins.untrained) },
   };
 }
 
@@ -72,14 +74,14 @@ export function verdictSentence(v: VerdictView): string {
   const seeds = `${best.n} ${best.n === 1 ? 'seed' : 'seeds'}`;
   const head = `Best trained cell: ${best.modelName} ${best.layer} ${noise(best)}, ${pct(best.mean)}${best.std !== null ? ` ± ${(100 * best.std).toFixed(2)}` : ''} (mean of ${seeds})`;
   const against = (name: string, accuracy: number, margin: number): string => {
+    if (margin <= 0) return `does not beat ${name} (${pct(accuracy)}): ${points(margin)}`;
     const clear = margin >= 0.01 && margin > 2 * spread;
-    const verb = margin > 0 ? 'beats' : 'does not beat';
-    return `${verb} ${name} (${pct(accuracy)}) by ${points(margin)}${margin > 0 && !clear ? (best.std === null ? ' (one seed: no spread to compare with)' : ' (less than 1 point or not above twice the spread)') : ''}`;
+    return `beats ${name} (${pct(accuracy)}) by ${points(margin)}${clear ? '' : best.std === null ? ' (one seed: no spread to compare with)' : ' (less than 1 point or not above twice the spread)'}`;
   };
   const parts: string[] = [];
   if (v.pixels && v.margins.pixels !== null) parts.push(against('raw pixels', v.pixels.accuracy, v.margins.pixels));
   else parts.push('has no raw-pixel baseline to compare with');
-  if (v.untrained && v.margins.untrained !== null) parts.push(against(`the untrained network (${v.untrained.layer} ${noise(v.untrained)})`, v.untrained.mean, v.margins.untrained));
+  if (v.untrained && v.margins.untrained !== null) parts.push(against(`the untrained network's best cell ${v.untrained.layer} ${noise(v.untrained)}`, v.untrained.mean, v.margins.untrained));
   else parts.push('has no untrained-network control to compare with');
   return `${head} ${parts.join(' and ')}; same probe protocol.`;
 }
