@@ -77,8 +77,13 @@ async function allPages<Row>(leaderboard: LeaderboardRepository, filter: Paramet
   return rows;
 }
 
-async function expectSummariesMatchRawRows(prisma: PrismaClient, sweepIds: string[]): Promise<void> {
+async function expectSummariesMatchRawRows(prisma: PrismaClient, sweepIds: string[], options: { cells?: boolean } = {}): Promise<void> {
   const leaderboard = new LeaderboardRepository(prisma);
+  if (options.cells) {
+    // The cell ranking pages through probe_results itself (two index range scans per page after the first).
+    const rawCells = await prisma.$queryRawUnsafe<{ id: string }[]>(`SELECT id FROM probe_results WHERE untrained = false ORDER BY accuracy DESC, created_at ASC, id ASC`);
+    expect((await allPages<LeaderboardRow>(leaderboard, { per: 'cell' })).map((r) => r.resultId)).toEqual(rawCells.map((r) => r.id));
+  }
   expect((await allPages<LeaderboardRow>(leaderboard, { per: 'run' })).map((r) => r.resultId)).toEqual(await rawRunRanking(prisma));
   expect((await allPages<LeaderboardRow>(leaderboard, { per: 'run', method: 'ddpm', dataset: 'fashion-mnist' })).map((r) => r.resultId)).toEqual(
     await rawRunRanking(prisma, `pr.method = 'ddpm' AND pr.dataset = 'fashion-mnist'`),
@@ -115,7 +120,7 @@ describe('leaderboard summaries kept on write (real Postgres)', () => {
   it('equal the raw rows after sweeps, a retried job (which changes no summary row), a changed rewrite, concurrent seeds and the backfill', async () => {
     const a = await seedFinishedSweep(db.prisma, { name: 'three-seeds', seeds: [0, 1, 2], timesteps: [4, 25] });
     const b = await seedFinishedSweep(db.prisma, { name: 'control-wins', seeds: [3, 5], timesteps: [8], untrainedWins: true });
-    await expectSummariesMatchRawRows(db.prisma, [a.sweepId, b.sweepId]);
+    await expectSummariesMatchRawRows(db.prisma, [a.sweepId, b.sweepId], { cells: true });
 
     // A retried job writes the same results again: no summary row changes (not even updated_at).
     const snapshot = async () =>
@@ -162,7 +167,7 @@ describe('leaderboard summaries kept on write (real Postgres)', () => {
     await db.prisma.$executeRawUnsafe('TRUNCATE leaderboard_runs, leaderboard_configs, heatmap_cells');
     const backfill = readFileSync(path.resolve(__dirname, '../../../prisma/migrations/20261130175158_leaderboard_summaries_backfill/migration.sql'), 'utf8');
     for (const statement of backfill.split(/;\s*$/m).map((s) => s.replace(/^--.*$/gm, '').trim()).filter(Boolean)) await db.prisma.$executeRawUnsafe(statement);
-    await expectSummariesMatchRawRows(db.prisma, [a.sweepId, b.sweepId]);
+    await expectSummariesMatchRawRows(db.prisma, [a.sweepId, b.sweepId], { cells: true });
     const strip = (json: string) => json.replace(/"updatedAt":"[^"]+"/g, '');
     expect(strip(await snapshot())).toBe(strip(after));
   });

@@ -222,22 +222,27 @@ export class LeaderboardRepository {
     const t = kind === 'run' ? 'lr' : 'pr';
     const id = Prisma.raw(kind === 'run' ? 'lr.result_id' : 'pr.id');
     const a = Prisma.raw(t);
-    const where = this.filters(t, filter);
-    // Strictly after the cursor in (accuracy DESC, created_at ASC, id ASC); `accuracy <=` bounds the index range.
-    if (after) {
-      where.push(
-        Prisma.sql`${a}.accuracy <= ${after.a}::float8 AND (${a}.accuracy < ${after.a}::float8 OR (${a}.accuracy = ${after.a}::float8 AND (${a}.created_at, ${id}) > (${new Date(after.c)}::timestamptz, ${after.i}::uuid)))`,
-      );
-    }
-    const whereSql = Prisma.sql`WHERE ${Prisma.join(where, ' AND ')}`;
-    const top =
-      kind === 'run'
-        ? Prisma.sql`
-          SELECT pr.* FROM (
-            SELECT lr.result_id, lr.accuracy, lr.created_at FROM leaderboard_runs lr ${whereSql}
-            ORDER BY lr.accuracy DESC, lr.created_at ASC, lr.result_id ASC LIMIT ${limit + 1}
-          ) best JOIN probe_results pr ON pr.id = best.result_id`
-        : Prisma.sql`SELECT pr.* FROM probe_results pr ${whereSql} ORDER BY pr.accuracy DESC, pr.created_at ASC, pr.id ASC LIMIT ${limit + 1}`;
+    const where = Prisma.join(this.filters(t, filter), ' AND ');
+    const n = limit + 1;
+    const cols = kind === 'run' ? Prisma.sql`lr.result_id, lr.accuracy, lr.created_at` : Prisma.sql`pr.*`;
+    const from = kind === 'run' ? Prisma.sql`leaderboard_runs lr` : Prisma.sql`probe_results pr`;
+    const idName = Prisma.raw(kind === 'run' ? 'result_id' : 'id');
+    // Strictly after the cursor in (accuracy DESC, created_at ASC, id ASC), as two index range scans
+    // of at most `limit + 1` entries each: the rest of the cursor's accuracy (equality, then a row
+    // comparison on the index's next columns) and every lower accuracy. However many results share
+    // an accuracy, a page reads no more than that.
+    const ranked = after
+      ? Prisma.sql`
+          SELECT * FROM (
+            (SELECT ${cols} FROM ${from} WHERE ${where} AND ${a}.accuracy = ${after.a}::float8
+               AND (${a}.created_at, ${id}) > (${new Date(after.c)}::timestamptz, ${after.i}::uuid)
+             ORDER BY ${a}.created_at ASC, ${id} ASC LIMIT ${n})
+            UNION ALL
+            (SELECT ${cols} FROM ${from} WHERE ${where} AND ${a}.accuracy < ${after.a}::float8
+             ORDER BY ${a}.accuracy DESC, ${a}.created_at ASC, ${id} ASC LIMIT ${n})
+          ) u ORDER BY u.accuracy DESC, u.created_at ASC, u.${idName} ASC LIMIT ${n}`
+      : Prisma.sql`SELECT ${cols} FROM ${from} WHERE ${where} ORDER BY ${a}.accuracy DESC, ${a}.created_at ASC, ${id} ASC LIMIT ${n}`;
+    const top = kind === 'run' ? Prisma.sql`SELECT pr.* FROM (${ranked}) best JOIN probe_results pr ON pr.id = best.result_id` : ranked;
     const rows = await this.prisma.$queryRaw<LeaderboardRow[]>`
       WITH top AS (${top})
       SELECT top.id AS "resultId", top.accuracy, top.layer, top.noise_level AS "noiseLevel", top.method, top.dataset,
@@ -263,22 +268,30 @@ export class LeaderboardRepository {
    */
   private async configs(filter: LeaderboardFilter, limit: number, untrained = false, protocolKey?: string): Promise<{ rows: LeaderboardConfigRow[]; rank0: number; more: boolean }> {
     const after = filter.cursor ? decodeCursor(filter.cursor, 'config') : null;
-    const where = this.filters('g', filter, untrained, protocolKey);
-    // Strictly after the cursor in (mean DESC, n DESC, model, layer, noise, protocol, sweep); `mean <=` bounds the index range.
-    if (after) {
-      where.push(Prisma.sql`g.mean <= ${after.m}::float8 AND (g.mean < ${after.m}::float8 OR (g.mean = ${after.m}::float8 AND (g.n < ${after.n} OR (g.n = ${after.n} AND
-          (g.model_name, g.layer, g.noise_level, g.protocol_key, g.sweep_id) > (${after.name}, ${after.layer}, ${after.noise}::float8, ${after.p}, ${after.s}::uuid)))))`);
-    }
+    const where = Prisma.join(this.filters('g', filter, untrained, protocolKey), ' AND ');
+    const n = limit + 1;
+    const order = Prisma.sql`g.mean DESC, g.n DESC, g.model_name, g.layer, g.noise_level, g.protocol_key, g.sweep_id`;
+    // Strictly after the cursor in (mean DESC, n DESC, model, layer, noise, protocol, sweep), as
+    // three index range scans of at most `limit + 1` entries each: the rest of the cursor's (mean, n),
+    // the rest of its mean, every lower mean.
+    const ranked = after
+      ? Prisma.sql`
+          SELECT * FROM (
+            (SELECT * FROM leaderboard_configs g WHERE ${where} AND g.mean = ${after.m}::float8 AND g.n = ${after.n}
+               AND (g.model_name, g.layer, g.noise_level, g.protocol_key, g.sweep_id) > (${after.name}, ${after.layer}, ${after.noise}::float8, ${after.p}, ${after.s}::uuid)
+             ORDER BY ${order} LIMIT ${n})
+            UNION ALL
+            (SELECT * FROM leaderboard_configs g WHERE ${where} AND g.mean = ${after.m}::float8 AND g.n < ${after.n} ORDER BY ${order} LIMIT ${n})
+            UNION ALL
+            (SELECT * FROM leaderboard_configs g WHERE ${where} AND g.mean < ${after.m}::float8 ORDER BY ${order} LIMIT ${n})
+          ) g ORDER BY ${order} LIMIT ${n}`
+      : Prisma.sql`SELECT * FROM leaderboard_configs g WHERE ${where} ORDER BY ${order} LIMIT ${n}`;
     const rows = await this.prisma.$queryRaw<LeaderboardConfigRow[]>`
       SELECT g.mean, g.std, g.min, g.max, g.n, g.seeds, g.layer, g.noise_level AS "noiseLevel", g.method, g.dataset,
              g.model_name AS "modelName", g.parameters, g.sweep_id AS "sweepId", s.name AS "sweepName",
              g.protocol_key AS "protocolKey", g.noise_protocol AS "noiseProtocol", g.probe_protocol AS "probeProtocol", g.pooling
-      FROM (
-        SELECT * FROM leaderboard_configs g WHERE ${Prisma.join(where, ' AND ')}
-        ORDER BY g.mean DESC, g.n DESC, g.model_name, g.layer, g.noise_level, g.protocol_key, g.sweep_id
-        LIMIT ${limit + 1}
-      ) g JOIN sweeps s ON s.id = g.sweep_id
-      ORDER BY g.mean DESC, g.n DESC, g.model_name, g.layer, g.noise_level, g.protocol_key, g.sweep_id`;
+      FROM (${ranked}) g JOIN sweeps s ON s.id = g.sweep_id
+      ORDER BY ${order}`;
     return { rows: rows.slice(0, limit), rank0: after?.r ?? 0, more: rows.length > limit };
   }
 
