@@ -255,39 +255,69 @@ async function timeViews(base: string, c: Client, n: number): Promise<Record<str
 
 /**
  * The largest sweep the limits allow, as rows go: SPEC_LIMITS.maxRuns runs (models x seeds, tiny
- * UNets, no untrained control), each probed at as many noise levels (at most 64) and layers as keep
- * the probe cells within SPEC_LIMITS.maxProbeCells: the most probe-task rows a submit can store.
+ * UNets, no untrained control), each at as many noise levels as SPEC_LIMITS.maxProbeTasks allows,
+ * every decoder block (4) probed: the most probe-task rows a submit can store.
  */
 function largestSpec(name: string): unknown {
   let seeds = Math.min(SPEC_LIMITS.maxSeeds, SPEC_LIMITS.maxRuns);
   while (seeds > 1 && (SPEC_LIMITS.maxRuns % seeds !== 0 || SPEC_LIMITS.maxRuns / seeds > SPEC_LIMITS.maxModels)) seeds--;
   const models = Math.min(SPEC_LIMITS.maxModels, Math.floor(SPEC_LIMITS.maxRuns / seeds));
   const runs = models * seeds;
-  const levels = Math.max(1, Math.min(64, Math.floor(SPEC_LIMITS.maxProbeCells / runs)));
-  const layers = Math.max(1, Math.min(3, Math.floor(SPEC_LIMITS.maxProbeCells / (runs * levels))));
+  const layers = decoderBlockNames({ ...resolveUNet('tiny'), imageSize: 32, imageChannels: 1 }).length;
+  const levels = Math.max(1, Math.min(64, Math.floor(SPEC_LIMITS.maxProbeTasks / runs), Math.floor(SPEC_LIMITS.maxProbeCells / (runs * layers))));
   return {
     name,
     dataset: 'fashion-mnist',
     models: Array.from({ length: models }, (_, i) => ({ name: `tiny-${i}`, method: 'ddpm', unet: 'tiny' })),
     pretrain: { steps: 10, seeds: Array.from({ length: seeds }, (_, i) => i) },
-    probe: { layers: ['out_1', 'out_2', 'out_3'].slice(0, layers), timesteps: Array.from({ length: levels }, (_, i) => 1 + i * Math.floor(999 / levels)), trainSize: 100, testSize: 50, epochs: 1 },
+    probe: { layers: 'all', timesteps: Array.from({ length: levels }, (_, i) => 1 + i * Math.floor(999 / levels)), trainSize: 100, testSize: 50, epochs: 1 },
     baselines: [],
   };
 }
 
-async function timeSubmit(base: string, tries: number): Promise<{ cells: number; runs: number; probeTasks: number; ms: number; allMs: number[] }> {
+/** CPU milliseconds a process has used (user + system), from /proc (Linux; 100 ticks per second). */
+function cpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Submits the largest allowed sweep `tries` times over HTTP. Besides the wall time, the CPU time the
+ * API process and the database's backends spent on it: the work is one serial chain, so on an idle
+ * machine their sum is about what the wall time would be (this machine's is inflated by others' load).
+ */
+async function timeSubmit(base: string, c: Client, database: string, apiPid: number, tries: number) {
   const all: number[] = [];
+  const cpu: { apiMs: number; postgresMs: number }[] = [];
   let counts = { probeCells: 0, runs: 0, probeTasks: 0 };
+  const backends = async () => (await c.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database])).rows.map((r) => r.pid);
   for (let i = 0; i < tries; i++) {
+    const pids = await backends();
+    const before = { api: cpuMs(apiPid), pg: pids.map(cpuMs) };
     const t = performance.now();
     const res = await fetch(`${base}/api/sweeps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(largestSpec(`bench-submit-${i}`)) });
     const body = (await res.json()) as { counts?: typeof counts };
     all.push(round1(performance.now() - t));
     if (res.status !== 201 || !body.counts) throw new Error(`POST /api/sweeps: ${res.status} ${JSON.stringify(body).slice(0, 300)}`);
+    // Backends the pool opened meanwhile count from 0.
+    const after = await backends();
+    cpu.push({ apiMs: cpuMs(apiPid) - before.api, postgresMs: after.reduce((sum, pid) => sum + cpuMs(pid) - (before.pg[pids.indexOf(pid)] ?? 0), 0) });
     counts = body.counts;
   }
   const sorted = [...all].sort((a, b) => a - b);
-  return { cells: counts.probeCells, runs: counts.runs, probeTasks: counts.probeTasks, ms: quantile(sorted, 0.5), allMs: all };
+  const median = <T>(xs: T[], key: (x: T) => number) => [...xs].map(key).sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  return {
+    cells: counts.probeCells,
+    runs: counts.runs,
+    probeTasks: counts.probeTasks,
+    ms: quantile(sorted, 0.5),
+    allMs: all,
+    cpuMs: { api: median(cpu, (x) => x.apiMs), postgres: median(cpu, (x) => x.postgresMs), all: cpu },
+  };
 }
 
 async function startApi(database: string, prefix: string): Promise<{ base: string; child: ChildProcess; stderr: () => string }> {
@@ -374,8 +404,8 @@ export async function runOrchestrationBench(argv: string[]): Promise<void> {
       say(`${name.padEnd(42)} p50 ${t.p50Ms} ms, p95 ${t.p95Ms} ms (at 10k: ${at10k[name].p95Ms} ms), growth ${views[name].growth}`);
     }
     say('submitting the largest allowed sweep 3 times');
-    const submit = await timeSubmit(base, 3);
-    say(`submit: ${submit.runs} runs, ${submit.cells} cells, ${submit.probeTasks} probe tasks: median ${submit.ms} ms (${submit.allMs.join(', ')})`);
+    const submit = await timeSubmit(base, c, database, started.child.pid ?? 0, 3);
+    say(`submit: ${submit.runs} runs, ${submit.cells} cells, ${submit.probeTasks} probe tasks: median ${submit.ms} ms (${submit.allMs.join(', ')}); CPU: API ${submit.cpuMs.api} ms, Postgres ${submit.cpuMs.postgres} ms`);
     const out = {
       rows,
       views,

@@ -26,8 +26,14 @@ export const SPEC_LIMITS = {
   maxModels: 64,
   maxSeeds: 32,
   maxSteps: 1_000_000,
-  /** Probe cells (runs x noise levels x layers): a submit stores them in one batched statement. */
+  /** Probe cells (runs x noise levels x layers). */
   maxProbeCells: 100_000,
+  /**
+   * Probe tasks (runs x noise levels; each covers its layers): the rows a submit writes. Postgres
+   * spends ~43 us of CPU per task row (4 indexes, 2 foreign keys), so 8,192 keep the largest submit
+   * near 1 s (docs/results.md).
+   */
+  maxProbeTasks: 8192,
   /** Probing during pretraining is a small grid: layers x noise levels per probed checkpoint. */
   maxProgressProbeCells: 64,
   maxBaseChannels: 256,
