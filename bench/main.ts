@@ -3,6 +3,7 @@
  * measured in one run:
  *   npm run -s bench -- train    [--json] [--backend native|wasm|cpu] [--threads N] [--batch N] [--iters N] [--compare-threads] [--no-torch]
  *   npm run -s bench -- features [...same]
+ *   npm run -s bench -- orchestration [--json] [--rows N] [--requests N] [--keep]   (./orchestration.ts)
  * train: one full optimiser step of libs/diffusion (noise, forward, backward, clipping, Adam, EMA).
  * features: extractFeatures with a tap on every decoder block (one forward pass per batch).
  * The last line of stdout is one JSON object (see README.md in this folder); without --json,
@@ -16,6 +17,7 @@ import { unetLayout } from '@ddae/contracts';
 import type { UNetModelConfig } from '@ddae/diffusion';
 import { forwardFlopsPerImage, TRAIN_FLOPS_FACTOR } from './flops';
 import type { BenchChildConfig, BenchChildResult } from './ours';
+import { runOrchestrationBench } from './orchestration';
 
 type Task = 'train' | 'features';
 type BenchBackend = 'native' | 'wasm' | 'cpu';
@@ -59,7 +61,7 @@ function defaultIters(task: Task, backend: BenchBackend): number {
   return task === 'train' ? 4 : 10;
 }
 
-const USAGE = 'usage: npm run -s bench -- train|features [--json] [--backend native|wasm|cpu] [--threads N] [--batch N] [--iters N] [--warmup N] [--compare-threads] [--no-torch] [--torch-threads N] [--rounds N]';
+const USAGE = 'usage: npm run -s bench -- train|features|orchestration [--json] [--backend native|wasm|cpu] [--threads N] [--batch N] [--iters N] [--warmup N] [--compare-threads] [--no-torch] [--torch-threads N] [--rounds N]';
 
 function parseArgs(argv: string[]): Options {
   const task = argv[0];
@@ -249,7 +251,14 @@ function main(): void {
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
 
-main();
+if (process.argv[2] === 'orchestration') {
+  runOrchestrationBench(process.argv.slice(3)).catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  });
+} else {
+  main();
+}
 
 /** The CPU the figures belong to: its model name and the vector extensions that decide the kernels' speed. */
 function machine(): { cpu: string; simd: string[] } {

@@ -21,9 +21,19 @@ export type Method = (typeof METHODS)[number];
 
 /** Hard limits: a spec above them is refused with 400 rather than run for weeks. */
 export const SPEC_LIMITS = {
-  maxRuns: 64,
+  /** Pretraining runs (models x seeds; untrained controls come on top, one per model). */
+  maxRuns: 1000,
+  maxModels: 64,
+  maxSeeds: 32,
   maxSteps: 1_000_000,
-  maxProbeCells: 4096,
+  /** Probe cells (runs x noise levels x layers). */
+  maxProbeCells: 100_000,
+  /**
+   * Probe tasks (runs x noise levels; each covers its layers): the rows a submit writes. Postgres
+   * spends ~43 us of CPU per task row (4 indexes, 2 foreign keys), so 8,192 keep the largest submit
+   * near 1 s (docs/results.md).
+   */
+  maxProbeTasks: 8192,
   /** Probing during pretraining is a small grid: layers x noise levels per probed checkpoint. */
   maxProgressProbeCells: 64,
   maxBaseChannels: 256,
@@ -150,7 +160,7 @@ export const pretrainSpecSchema = z
     /** Write a checkpoint every N steps (a killed run loses at most this much). Default 500. */
     checkpointEvery: positiveInt.default(500),
     /** One run per seed and model. Default [0]. */
-    seeds: z.array(z.number().int().min(0).max(2 ** 31 - 1)).min(1).max(16).default([0]),
+    seeds: z.array(z.number().int().min(0).max(2 ** 31 - 1)).min(1).max(SPEC_LIMITS.maxSeeds).default([0]),
     /** Train on the first N images of the (seeded, shuffled) training split. Default: all. */
     trainSize: positiveInt.optional(),
     /** Probe checkpoints while training (accuracy against step), optionally stopping at a plateau. Default: off. */
@@ -223,7 +233,7 @@ const sweepSpecBase = z
     /** The data set every run pretrains and probes on. */
     dataset: z.enum(DATASET_NAMES),
     /** The diffusion models to pretrain; each runs once per seed. */
-    models: z.array(modelSpecSchema).min(1).max(16),
+    models: z.array(modelSpecSchema).min(1).max(SPEC_LIMITS.maxModels),
     pretrain: pretrainSpecSchema,
     probe: probeSpecSchema,
     /**

@@ -63,6 +63,12 @@ export function validateSweepSpec(input: unknown): SpecValidation {
     if (error instanceof PlanError) return { ok: false, issues: [{ path: formatPath(error.path), message: error.message }] };
     throw error;
   }
+  if (plan.counts.probeTasks > SPEC_LIMITS.maxProbeTasks) {
+    return {
+      ok: false,
+      issues: [{ path: 'probe', message: `${plan.counts.probeTasks} probe tasks (runs x noise levels) exceed the limit of ${SPEC_LIMITS.maxProbeTasks}: probe fewer noise levels, or split the sweep` }],
+    };
+  }
   if (plan.counts.probeCells > SPEC_LIMITS.maxProbeCells) {
     return {
       ok: false,

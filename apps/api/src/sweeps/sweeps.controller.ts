@@ -5,7 +5,7 @@ import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { sweepSpecSchema } from '@ddae/contracts';
 import { LeaderboardRepository, ProgressProbeRepository, RunSampleRepository, SweepRepository, TrainLossRepository, type PrismaClient } from '@ddae/db';
-import { parseSpecText, SweepOrchestrator, validateSweepSpec } from '@ddae/sweeps';
+import { parseSpecText, planView, SweepOrchestrator, validateSweepSpec } from '@ddae/sweeps';
 import { ApiError } from '../core/api-error';
 import { PRISMA } from '../core/tokens';
 import { parseOr400 } from '../core/zod-query';
@@ -41,7 +41,7 @@ export class SweepsController {
   @HttpCode(201)
   @ApiOperation({ summary: 'Submit a sweep spec (JSON, or YAML with Content-Type: application/yaml)' })
   @ApiBody({ schema: z.toJSONSchema(sweepSpecSchema, { io: 'input', unrepresentable: 'any' }) as object })
-  @ApiQuery({ name: 'dryRun', required: false, description: 'true: validate and plan, store nothing' })
+  @ApiQuery({ name: 'dryRun', required: false, description: 'true: validate and plan, store nothing; a plan of more than 200 runs or probe tasks lists the first 200 of each (plan.sampled)' })
   @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'A retried POST with the same key returns the same sweep and enqueues nothing' })
   async submit(
     @Req() req: Request,
@@ -56,14 +56,10 @@ export class SweepsController {
     const result = validateSweepSpec(document);
     if (!result.ok) throw new ApiError('invalid_spec', `invalid sweep spec: ${result.issues.length} problem(s)`, result.issues);
     const { spec, plan } = result;
-    const planView = {
-      runs: plan.runs.map((r) => ({ key: r.key, method: r.method, model: r.modelName, untrained: r.untrained, seed: r.seed, steps: r.hyper.steps, unet: r.unet, progressProbe: r.hyper.progressProbe ?? null })),
-      probeTasks: plan.probeTasks.map((t) => ({ run: t.runKey, noiseLevel: t.noiseLevel, layers: t.layers })),
-      baselines: plan.baselines.map((b) => ({ dataset: b.dataset, kind: b.kind })),
-    };
     if (dryRun === 'true') {
       res.status(200);
-      return { dryRun: true, counts: plan.counts, plan: planView, spec };
+      // Every row of a small plan; the first rows of a big one (plan.sampled says so), never 100,000.
+      return { dryRun: true, counts: plan.counts, plan: planView(plan), spec };
     }
     const created = await this.orchestrator.submit(spec, plan, idemKey);
     if (!created.created && created.sweep.specHash !== plan.specHash) {

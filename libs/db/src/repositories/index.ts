@@ -11,3 +11,4 @@ export * from './worker.repository';
 export * from './leaderboard.repository';
 export * from './event.repository';
 export * from './token.repository';
+export * from './summary';

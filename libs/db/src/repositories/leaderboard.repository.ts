@@ -159,22 +159,28 @@ function decodeCursor<K extends 'cell' | 'run' | 'config'>(raw: string, kind: K)
 }
 
 /**
- * The leaderboard as reviewed SQL. Sorting and every filter run on probe_results alone, whose
- * (filter, accuracy DESC) indexes turn "top N" into an index scan at any table size; the joins then
- * touch only the N rows returned. Pages continue with a keyset cursor (the last row's sort key), so
+ * The leaderboard as reviewed SQL. The `cell` ranking sorts and filters probe_results alone, whose
+ * (untrained, filter, accuracy DESC, created_at, id) indexes turn "top N" into an index scan at any
+ * table size; `run`, `config`, the untrained baseline and the heatmap read the summary rows kept on
+ * write (./summary) along the same kind of index. The joins then touch only the N rows returned. Pages continue with a keyset cursor (the last row's sort key), so
  * page k costs what page 1 does and no row is skipped or repeated when results arrive meanwhile
  * above the cursor.
  */
 export class LeaderboardRepository {
   constructor(private readonly prisma: PrismaClient) {}
 
-  private filters(filter: LeaderboardFilter, untrained = false, protocolKey?: string): Prisma.Sql[] {
+  /**
+   * The filter on a table aliased `t` that carries untrained, dataset, method, sweep_id (and
+   * protocol_key): probe_results, leaderboard_runs, leaderboard_configs.
+   */
+  private filters(t: string, filter: LeaderboardFilter, untrained = false, protocolKey?: string): Prisma.Sql[] {
+    const a = Prisma.raw(t);
     // Untrained-network controls are baselines, listed beside the ranking, never in it.
-    const where: Prisma.Sql[] = [untrained ? Prisma.sql`pr.untrained = true` : Prisma.sql`pr.untrained = false`];
-    if (filter.dataset) where.push(Prisma.sql`pr.dataset = ${filter.dataset}`);
-    if (filter.method) where.push(Prisma.sql`pr.method = ${filter.method}`);
-    if (filter.sweepId) where.push(Prisma.sql`pr.sweep_id = ${filter.sweepId}::uuid`);
-    if (protocolKey !== undefined) where.push(Prisma.sql`pr.protocol_key = ${protocolKey}`);
+    const where: Prisma.Sql[] = [Prisma.sql`${a}.untrained = ${Prisma.raw(untrained ? 'true' : 'false')}`];
+    if (filter.dataset) where.push(Prisma.sql`${a}.dataset = ${filter.dataset}`);
+    if (filter.method) where.push(Prisma.sql`${a}.method = ${filter.method}`);
+    if (filter.sweepId) where.push(Prisma.sql`${a}.sweep_id = ${filter.sweepId}::uuid`);
+    if (protocolKey !== undefined) where.push(Prisma.sql`${a}.protocol_key = ${protocolKey}`);
     return where;
   }
 
@@ -204,24 +210,39 @@ export class LeaderboardRepository {
     return { rows: ranked, nextCursor } as LeaderboardPage<LeaderboardRow> | LeaderboardPage<LeaderboardConfigRow>;
   }
 
+  /**
+   * `cell`: probe_results itself, read along the (filter, accuracy DESC, created_at, id) index that
+   * matches the filter. `run`: leaderboard_runs (each run's best result, kept on write) along the
+   * same kind of index, then its result rows by primary key. Either way a page reads `limit + 1`
+   * index entries after the cursor, and the joins touch only those rows.
+   */
   private async cells(filter: LeaderboardFilter, limit: number): Promise<{ rows: LeaderboardRow[]; rank0: number; more: boolean }> {
     const kind = filter.per === 'run' ? 'run' : 'cell';
     const after = filter.cursor ? decodeCursor(filter.cursor, kind) : null;
-    const where = this.filters(filter);
-    const whereSql = Prisma.sql`WHERE ${Prisma.join(where, ' AND ')}`;
-    // Strictly after the cursor in (accuracy DESC, created_at ASC, id ASC).
-    const afterSql = (t: string) =>
-      after
-        ? Prisma.sql`AND (${Prisma.raw(t)}.accuracy < ${after.a}::float8 OR (${Prisma.raw(t)}.accuracy = ${after.a}::float8 AND (${Prisma.raw(t)}.created_at, ${Prisma.raw(t)}.id) > (${new Date(after.c)}::timestamptz, ${after.i}::uuid)))`
-        : Prisma.empty;
-    const top =
-      kind === 'run'
-        ? Prisma.sql`
+    const t = kind === 'run' ? 'lr' : 'pr';
+    const id = Prisma.raw(kind === 'run' ? 'lr.result_id' : 'pr.id');
+    const a = Prisma.raw(t);
+    const where = Prisma.join(this.filters(t, filter), ' AND ');
+    const n = limit + 1;
+    const cols = kind === 'run' ? Prisma.sql`lr.result_id, lr.accuracy, lr.created_at` : Prisma.sql`pr.*`;
+    const from = kind === 'run' ? Prisma.sql`leaderboard_runs lr` : Prisma.sql`probe_results pr`;
+    const idName = Prisma.raw(kind === 'run' ? 'result_id' : 'id');
+    // Strictly after the cursor in (accuracy DESC, created_at ASC, id ASC), as two index range scans
+    // of at most `limit + 1` entries each: the rest of the cursor's accuracy (equality, then a row
+    // comparison on the index's next columns) and every lower accuracy. However many results share
+    // an accuracy, a page reads no more than that.
+    const ranked = after
+      ? Prisma.sql`
           SELECT * FROM (
-            SELECT DISTINCT ON (pr.run_id) pr.* FROM probe_results pr ${whereSql}
-            ORDER BY pr.run_id, pr.accuracy DESC, pr.created_at ASC, pr.id ASC
-          ) best WHERE true ${afterSql('best')} ORDER BY best.accuracy DESC, best.created_at ASC, best.id ASC LIMIT ${limit + 1}`
-        : Prisma.sql`SELECT pr.* FROM probe_results pr ${whereSql} ${afterSql('pr')} ORDER BY pr.accuracy DESC, pr.created_at ASC, pr.id ASC LIMIT ${limit + 1}`;
+            (SELECT ${cols} FROM ${from} WHERE ${where} AND ${a}.accuracy = ${after.a}::float8
+               AND (${a}.created_at, ${id}) > (${new Date(after.c)}::timestamptz, ${after.i}::uuid)
+             ORDER BY ${a}.created_at ASC, ${id} ASC LIMIT ${n})
+            UNION ALL
+            (SELECT ${cols} FROM ${from} WHERE ${where} AND ${a}.accuracy < ${after.a}::float8
+             ORDER BY ${a}.accuracy DESC, ${a}.created_at ASC, ${id} ASC LIMIT ${n})
+          ) u ORDER BY u.accuracy DESC, u.created_at ASC, u.${idName} ASC LIMIT ${n}`
+      : Prisma.sql`SELECT ${cols} FROM ${from} WHERE ${where} ORDER BY ${a}.accuracy DESC, ${a}.created_at ASC, ${id} ASC LIMIT ${n}`;
+    const top = kind === 'run' ? Prisma.sql`SELECT pr.* FROM (${ranked}) best JOIN probe_results pr ON pr.id = best.result_id` : ranked;
     const rows = await this.prisma.$queryRaw<LeaderboardRow[]>`
       WITH top AS (${top})
       SELECT top.id AS "resultId", top.accuracy, top.layer, top.noise_level AS "noiseLevel", top.method, top.dataset,
@@ -241,50 +262,58 @@ export class LeaderboardRepository {
   /**
    * Mean and spread over seeds: the runs of one sweep that share a model (same name, hence same
    * config and hyper-parameters) are grouped per (layer, noise level, protocol), ranked by mean.
-   * `untrained`: the untrained-network control's cells instead of the trained models'; `protocolKey`:
-   * only results of that probe protocol.
+   * Read from leaderboard_configs (one row per such group, kept on write) along the index of the
+   * filter in the ranking's order. `untrained`: the untrained-network control's cells instead of the
+   * trained models'; `protocolKey`: only results of that probe protocol.
    */
   private async configs(filter: LeaderboardFilter, limit: number, untrained = false, protocolKey?: string): Promise<{ rows: LeaderboardConfigRow[]; rank0: number; more: boolean }> {
     const after = filter.cursor ? decodeCursor(filter.cursor, 'config') : null;
-    const where = this.filters(filter, untrained, protocolKey);
-    // Strictly after the cursor in (mean DESC, n DESC, model, layer, noise, protocol, sweep).
-    const afterSql = after
-      ? Prisma.sql`WHERE g.mean < ${after.m}::float8 OR (g.mean = ${after.m}::float8 AND (g.n < ${after.n} OR (g.n = ${after.n} AND
-          (g."modelName", g.layer, g."noiseLevel", g."protocolKey", g."sweepId") > (${after.name}, ${after.layer}, ${after.noise}::float8, ${after.p}, ${after.s}::uuid))))`
-      : Prisma.empty;
-    const rows = await this.prisma.$queryRaw<(Omit<LeaderboardConfigRow, 'n'> & { n: bigint })[]>`
-      SELECT * FROM (
-        SELECT avg(pr.accuracy) AS mean, stddev_samp(pr.accuracy) AS std, min(pr.accuracy) AS min, max(pr.accuracy) AS max,
-               count(*) AS n, array_agg(r.seed ORDER BY r.seed) AS seeds,
-               pr.layer, pr.noise_level AS "noiseLevel", pr.method, pr.dataset, r.model_name AS "modelName",
-               max(r.parameters) AS parameters, pr.sweep_id AS "sweepId", s.name AS "sweepName",
-               pr.protocol_key AS "protocolKey", pr.noise_protocol AS "noiseProtocol", pr.probe_protocol AS "probeProtocol", pr.pooling
-        FROM probe_results pr
-        JOIN runs r ON r.id = pr.run_id
-        JOIN sweeps s ON s.id = pr.sweep_id
-        WHERE ${Prisma.join(where, ' AND ')}
-        GROUP BY pr.sweep_id, s.name, r.model_name, pr.method, pr.dataset, pr.layer, pr.noise_level,
-                 pr.protocol_key, pr.noise_protocol, pr.probe_protocol, pr.pooling
-      ) g ${afterSql}
-      ORDER BY g.mean DESC, g.n DESC, g."modelName", g.layer, g."noiseLevel", g."protocolKey", g."sweepId"
-      LIMIT ${limit + 1}`;
-    return { rows: rows.slice(0, limit).map((r) => ({ ...r, n: Number(r.n) })), rank0: after?.r ?? 0, more: rows.length > limit };
+    const where = Prisma.join(this.filters('g', filter, untrained, protocolKey), ' AND ');
+    const n = limit + 1;
+    const order = Prisma.sql`g.mean DESC, g.n DESC, g.model_name, g.layer, g.noise_level, g.protocol_key, g.sweep_id`;
+    // Strictly after the cursor in (mean DESC, n DESC, model, layer, noise, protocol, sweep), as
+    // three index range scans of at most `limit + 1` entries each: the rest of the cursor's (mean, n),
+    // the rest of its mean, every lower mean.
+    const ranked = after
+      ? Prisma.sql`
+          SELECT * FROM (
+            (SELECT * FROM leaderboard_configs g WHERE ${where} AND g.mean = ${after.m}::float8 AND g.n = ${after.n}
+               AND (g.model_name, g.layer, g.noise_level, g.protocol_key, g.sweep_id) > (${after.name}, ${after.layer}, ${after.noise}::float8, ${after.p}, ${after.s}::uuid)
+             ORDER BY ${order} LIMIT ${n})
+            UNION ALL
+            (SELECT * FROM leaderboard_configs g WHERE ${where} AND g.mean = ${after.m}::float8 AND g.n < ${after.n} ORDER BY ${order} LIMIT ${n})
+            UNION ALL
+            (SELECT * FROM leaderboard_configs g WHERE ${where} AND g.mean < ${after.m}::float8 ORDER BY ${order} LIMIT ${n})
+          ) g ORDER BY ${order} LIMIT ${n}`
+      : Prisma.sql`SELECT * FROM leaderboard_configs g WHERE ${where} ORDER BY ${order} LIMIT ${n}`;
+    const rows = await this.prisma.$queryRaw<LeaderboardConfigRow[]>`
+      SELECT g.mean, g.std, g.min, g.max, g.n, g.seeds, g.layer, g.noise_level AS "noiseLevel", g.method, g.dataset,
+             g.model_name AS "modelName", g.parameters, g.sweep_id AS "sweepId", s.name AS "sweepName",
+             g.protocol_key AS "protocolKey", g.noise_protocol AS "noiseProtocol", g.probe_protocol AS "probeProtocol", g.pooling
+      FROM (${ranked}) g JOIN sweeps s ON s.id = g.sweep_id
+      ORDER BY ${order}`;
+    return { rows: rows.slice(0, limit), rank0: after?.r ?? 0, more: rows.length > limit };
   }
 
   /**
    * The untrained-network baseline: per data set and method, its best probe cell (restricted to
-   * one sweep when given), to stand beside the trained models' ranking.
+   * one sweep when given), to stand beside the trained models' ranking. The best of the controls'
+   * per-run bests (leaderboard_runs: one row per control run), then their result rows by key.
    */
   async untrainedBest(datasets: string[], sweepId?: string): Promise<UntrainedBaselineRow[]> {
     if (datasets.length === 0) return [];
-    const sweep = sweepId ? Prisma.sql`AND pr.sweep_id = ${sweepId}::uuid` : Prisma.empty;
+    const sweep = sweepId ? Prisma.sql`AND lr.sweep_id = ${sweepId}::uuid` : Prisma.empty;
     return this.prisma.$queryRaw<UntrainedBaselineRow[]>`
-      SELECT DISTINCT ON (pr.dataset, pr.method)
-             pr.dataset, pr.method, pr.accuracy, pr.layer, pr.noise_level AS "noiseLevel",
+      SELECT pr.dataset, pr.method, pr.accuracy, pr.layer, pr.noise_level AS "noiseLevel",
              pr.feature_dim AS "featureDim", pr.protocol_key AS "protocolKey", r.model_name AS "modelName", pr.backend
-      FROM probe_results pr JOIN runs r ON r.id = pr.run_id
-      WHERE pr.untrained AND pr.dataset IN (${Prisma.join(datasets)}) ${sweep}
-      ORDER BY pr.dataset, pr.method, pr.accuracy DESC, pr.created_at ASC`;
+      FROM (
+        SELECT DISTINCT ON (lr.dataset, lr.method) lr.result_id, lr.run_id FROM leaderboard_runs lr
+        WHERE lr.untrained AND lr.dataset IN (${Prisma.join(datasets)}) ${sweep}
+        ORDER BY lr.dataset, lr.method, lr.accuracy DESC, lr.created_at ASC, lr.result_id ASC
+      ) best
+      JOIN probe_results pr ON pr.id = best.result_id
+      JOIN runs r ON r.id = best.run_id
+      ORDER BY pr.dataset, pr.method`;
   }
 
   /**
@@ -313,17 +342,13 @@ export class LeaderboardRepository {
     };
   }
 
-  /** Mean and spread over seeds of every (model, layer, noise level) cell of one sweep; untrained-network cells flagged. */
+  /** Mean and spread over seeds of every (model, layer, noise level) cell of one sweep (heatmap_cells, kept on write); untrained-network cells flagged. */
   async heatmap(sweepId: string): Promise<HeatmapCell[]> {
-    const rows = await this.prisma.$queryRaw<(Omit<HeatmapCell, 'n'> & { n: bigint })[]>`
-      SELECT r.model_name || CASE WHEN r.untrained THEN ' (untrained)' ELSE '' END AS "modelName", r.untrained,
-             pr.method, pr.layer, pr.noise_level AS "noiseLevel",
-             avg(pr.accuracy) AS mean, stddev_samp(pr.accuracy) AS std,
-             min(pr.accuracy) AS min, max(pr.accuracy) AS max, count(*) AS n
-      FROM probe_results pr JOIN runs r ON r.id = pr.run_id
-      WHERE pr.sweep_id = ${sweepId}::uuid
-      GROUP BY r.model_name, r.untrained, pr.method, pr.layer, pr.noise_level
-      ORDER BY r.untrained, r.model_name, pr.noise_level, pr.layer`;
-    return rows.map((r) => ({ ...r, n: Number(r.n) }));
+    return this.prisma.$queryRaw<HeatmapCell[]>`
+      SELECT h.model_name || CASE WHEN h.untrained THEN ' (untrained)' ELSE '' END AS "modelName", h.untrained,
+             h.method, h.layer, h.noise_level AS "noiseLevel", h.mean, h.std, h.min, h.max, h.n
+      FROM heatmap_cells h
+      WHERE h.sweep_id = ${sweepId}::uuid
+      ORDER BY h.untrained, h.model_name, h.noise_level, h.layer`;
   }
 }

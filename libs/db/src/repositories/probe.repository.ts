@@ -1,6 +1,7 @@
 import type { Prisma, PrismaClient, ProbeTask } from '../generated/client';
 import { THROTTLED, underConcurrencyCap, type Claimant } from './types';
 import { appendEvent } from './event.repository';
+import { lockModelSummaries, refreshSummaries } from './summary';
 
 export interface LayerResult {
   layer: string;
@@ -49,6 +50,8 @@ export class ProbeRepository {
   /**
    * Writes every layer's accuracy and marks the task SUCCEEDED, in ONE transaction. Results are
    * upserts on (checkpoint, layer, noise level, protocol): a retried job converges to the same rows.
+   * The leaderboard's summary rows of the run's model (its best, its cells at this noise level) are
+   * recomputed in the same transaction (see ./summary).
    */
   async complete(
     task: ProbeTask,
@@ -60,6 +63,8 @@ export class ProbeRepository {
       // Completions of one run's tasks serialise on the run row, so that exactly one of them sees
       // its round complete and decides what follows.
       if (follow) await tx.$queryRaw`SELECT id FROM runs WHERE id = ${task.runId}::uuid FOR UPDATE`;
+      const [run] = await tx.$queryRaw<{ model_name: string }[]>`SELECT model_name FROM runs WHERE id = ${task.runId}::uuid`;
+      if (run) await lockModelSummaries(tx, task.sweepId, run.model_name);
       const protocol = task.protocol as { noise?: string; probe?: string; pooling?: string };
       for (const r of results) {
         const values = {
@@ -97,6 +102,9 @@ export class ProbeRepository {
           },
           update: values,
         });
+      }
+      if (run && results.length > 0) {
+        await refreshSummaries(tx, { sweepId: task.sweepId, modelName: run.model_name, runId: task.runId, untrained: context.untrained, protocolKey: task.protocolKey, noiseLevel: task.noiseLevel });
       }
       const { count } = await tx.probeTask.updateMany({
         where: { id: task.id, status: 'RUNNING' },

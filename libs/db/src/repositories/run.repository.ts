@@ -1,6 +1,7 @@
 import type { Checkpoint, PrismaClient, Run } from '../generated/client';
 import { THROTTLED, underConcurrencyCap, type Claimant } from './types';
 import { appendEvent } from './event.repository';
+import { lockModelSummaries, refreshSummaries } from './summary';
 
 export interface CheckpointRecord {
   step: number;
@@ -54,8 +55,13 @@ export class RunRepository {
     });
   }
 
+  /** Records the model's parameter count; the model's summary cells (which show it) follow in the same transaction. */
   async setParameters(id: string, parameters: number): Promise<void> {
-    await this.prisma.run.update({ where: { id }, data: { parameters } });
+    await this.prisma.$transaction(async (tx) => {
+      const run = await tx.run.update({ where: { id }, data: { parameters }, select: { sweepId: true, modelName: true } });
+      await lockModelSummaries(tx, run.sweepId, run.modelName);
+      await refreshSummaries(tx, { sweepId: run.sweepId, modelName: run.modelName });
+    });
   }
 
   /** Records a checkpoint; idempotent on (run, step). */

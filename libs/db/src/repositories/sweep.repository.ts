@@ -1,5 +1,7 @@
 import { Prisma, type PrismaClient, type Sweep, type TaskStatus } from '../generated/client';
+import { randomUUID } from 'node:crypto';
 import { appendEvent } from './event.repository';
+import type { Db } from './types';
 
 export interface NewRun {
   key: string;
@@ -59,6 +61,74 @@ export interface SweepProgress {
   baselines: StatusCounts;
 }
 
+/** A sweep's rows are stored in one transaction; the largest allowed one takes well under this. */
+const CREATE_TIMEOUT_MS = 30_000;
+
+/**
+ * A Postgres array literal of uuids or numbers (no quoting needed): one text parameter, which the
+ * driver passes ~3x faster than a JavaScript array of 64,000 elements.
+ */
+const arrayLiteral = (values: (string | number)[]): string => `{${values.join(',')}}`;
+
+/**
+ * Every run of a new sweep in ONE statement: INSERT ... SELECT over jsonb_to_recordset of one JSON
+ * parameter (Prisma's createMany took ~10 s for 1,000 runs on 2 busy cores; this takes milliseconds).
+ */
+async function insertRuns(tx: Db, sweepId: string, runIds: Map<string, string>, runs: NewRun[]): Promise<void> {
+  const rows = JSON.stringify(runs.map((r) => ({ ...r, id: runIds.get(r.key) })));
+  await tx.$executeRaw`
+    INSERT INTO runs (id, sweep_id, key, model_name, method, unet, dataset, seed, untrained, hyper, steps, created_at, updated_at)
+    SELECT r.id, ${sweepId}::uuid, r.key, r."modelName", r.method, r.unet, r.dataset, r.seed, r.untrained, r.hyper, r.steps, now(), now()
+    FROM jsonb_to_recordset(${rows}::jsonb) AS r(id uuid, key text, "modelName" text, method text, unet jsonb, dataset text, seed int, untrained boolean, hyper jsonb, steps int)`;
+}
+
+/**
+ * Every probe task of a new sweep in ONE statement: INSERT ... SELECT over unnest of parallel
+ * arrays (run, noise level, index of the task's layer list, index of its protocol), the distinct
+ * layer lists and protocols passed once each. Parameters stay a handful at any sweep size.
+ * Noise levels are finite numbers (the spec's schema), so their text form is a valid float8.
+ */
+async function insertProbeTasks(tx: Db, sweepId: string, runIds: Map<string, string>, tasks: NewProbeTask[]): Promise<void> {
+  const layerSets = new Map<string, number>();
+  const protocols = new Map<string, number>();
+  const protocolValues: Prisma.InputJsonValue[] = [];
+  const protocolKeys: string[] = [];
+  const run: string[] = [];
+  const noise: number[] = [];
+  const layerIndex: number[] = [];
+  const protocolIndex: number[] = [];
+  for (const t of tasks) {
+    const runId = runIds.get(t.runKey);
+    if (!runId) throw new Error(`probe task of an unknown run "${t.runKey}"`);
+    const layers = JSON.stringify(t.layers);
+    if (!layerSets.has(layers)) layerSets.set(layers, layerSets.size);
+    const pk = `${t.protocolKey}\u0000${JSON.stringify(t.protocol)}`;
+    if (!protocols.has(pk)) {
+      protocols.set(pk, protocols.size);
+      protocolValues.push(t.protocol);
+      protocolKeys.push(t.protocolKey);
+    }
+    run.push(runId);
+    noise.push(t.noiseLevel);
+    layerIndex.push(layerSets.get(layers) as number);
+    protocolIndex.push(protocols.get(pk) as number);
+  }
+  const layerLists = JSON.stringify([...layerSets.keys()].map((l) => JSON.parse(l) as string[]));
+  await tx.$executeRaw`
+    WITH layer_sets AS (
+      SELECT (o - 1)::int AS i, ARRAY(SELECT jsonb_array_elements_text(l)) AS layers
+      FROM jsonb_array_elements(${layerLists}::jsonb) WITH ORDINALITY AS s(l, o)
+    ), protocols AS (
+      SELECT (o - 1)::int AS i, p AS protocol, (${protocolKeys}::text[])[o] AS key
+      FROM jsonb_array_elements(${JSON.stringify(protocolValues)}::jsonb) WITH ORDINALITY AS s(p, o)
+    )
+    INSERT INTO probe_tasks (id, sweep_id, run_id, noise_level, layers, protocol, protocol_key, created_at, updated_at)
+    SELECT gen_random_uuid(), ${sweepId}::uuid, t.run_id, t.noise_level, l.layers, p.protocol, p.key, now(), now()
+    FROM unnest(${arrayLiteral(run)}::text::uuid[], ${arrayLiteral(noise)}::text::float8[], ${arrayLiteral(layerIndex)}::text::int[], ${arrayLiteral(protocolIndex)}::text::int[])
+      AS t(run_id, noise_level, li, pi)
+    JOIN layer_sets l ON l.i = t.li JOIN protocols p ON p.i = t.pi`;
+}
+
 const emptyCounts = (): StatusCounts => ({ QUEUED: 0, RUNNING: 0, SUCCEEDED: 0, FAILED: 0, CANCELLED: 0 });
 
 export class SweepRepository {
@@ -87,23 +157,11 @@ export class SweepRepository {
             idempotencyKey: input.idempotencyKey ?? null,
           },
         });
-        const runIds = new Map<string, string>();
-        for (const run of input.runs) {
-          const row = await tx.run.create({ data: { ...run, sweepId: sweep.id } });
-          runIds.set(run.key, row.id);
-        }
-        if (input.probeTasks.length > 0) {
-          await tx.probeTask.createMany({
-            data: input.probeTasks.map((t) => ({
-              sweepId: sweep.id,
-              runId: runIds.get(t.runKey) as string,
-              noiseLevel: t.noiseLevel,
-              layers: t.layers,
-              protocol: t.protocol,
-              protocolKey: t.protocolKey,
-            })),
-          });
-        }
+        // Batched: one INSERT ... SELECT for the runs (ids made here, so that they come back in
+        // order) and one for the probe tasks, whatever their number.
+        const runIds = new Map(input.runs.map((run) => [run.key, randomUUID()]));
+        if (input.runs.length > 0) await insertRuns(tx, sweep.id, runIds, input.runs);
+        if (input.probeTasks.length > 0) await insertProbeTasks(tx, sweep.id, runIds, input.probeTasks);
         const pendingBaselineIds: string[] = [];
         for (const b of input.baselines) {
           const baseline = await tx.baseline.upsert({
@@ -121,7 +179,7 @@ export class SweepRepository {
         }
         await appendEvent(tx, sweep.id, 'sweep.submitted', { name: sweep.name, runs: input.runs.length, probeTasks: input.probeTasks.length, baselines: input.baselines.length });
         return { sweep, created: true, runIds: [...runIds.values()], pendingBaselineIds };
-      });
+      }, { timeout: CREATE_TIMEOUT_MS });
     } catch (error) {
       if (input.idempotencyKey && error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') {
         const existing = await this.prisma.sweep.findUnique({ where: { idempotencyKey: input.idempotencyKey } });

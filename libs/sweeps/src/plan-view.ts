@@ -1,0 +1,32 @@
+import type { SweepPlan } from './plan';
+
+/** Rows of each kind a dry run lists at most; a bigger plan answers its counts and the first rows. */
+export const DRY_RUN_SAMPLE_ROWS = 200;
+
+export interface PlanView {
+  runs: { key: string; method: string; model: string; untrained: boolean; seed: number; steps: number; unet: unknown; progressProbe: unknown }[];
+  probeTasks: { run: string; noiseLevel: number; layers: string[] }[];
+  baselines: { dataset: string; kind: string }[];
+  /**
+   * Present only when the plan has more runs or probe tasks than a dry run lists: how many of each
+   * are shown (the first, in plan order) of how many planned. `counts` has every total.
+   */
+  sampled?: { runs: { shown: number; of: number }; probeTasks: { shown: number; of: number } };
+}
+
+/**
+ * What `POST /api/sweeps?dryRun=true` shows of a plan: every row of a plan of up to `limit` runs
+ * and probe tasks (as always), and of a bigger one (up to 100,000 probe cells) the first `limit`
+ * of each with `sampled` saying so, not a response of every row.
+ */
+export function planView(plan: SweepPlan, limit = DRY_RUN_SAMPLE_ROWS): PlanView {
+  const runs = plan.runs.slice(0, limit).map((r) => ({
+    key: r.key, method: r.method, model: r.modelName, untrained: r.untrained, seed: r.seed, steps: r.hyper.steps, unet: r.unet, progressProbe: r.hyper.progressProbe ?? null,
+  }));
+  const probeTasks = plan.probeTasks.slice(0, limit).map((t) => ({ run: t.runKey, noiseLevel: t.noiseLevel, layers: t.layers }));
+  const view: PlanView = { runs, probeTasks, baselines: plan.baselines.map((b) => ({ dataset: b.dataset, kind: b.kind })) };
+  if (plan.runs.length > limit || plan.probeTasks.length > limit) {
+    view.sampled = { runs: { shown: runs.length, of: plan.runs.length }, probeTasks: { shown: probeTasks.length, of: plan.probeTasks.length } };
+  }
+  return view;
+}
