@@ -128,7 +128,8 @@ describe('sweeps API (real Postgres and Redis)', () => {
     ['a progress-probe grid that is not small', (s) => (s.pretrain.progressProbe = { every: 5, timesteps: Array.from({ length: 9 }, (_, i) => i + 1) }), 'pretrain.progressProbe.timesteps'],
     ['an early stop without patience', (s) => (s.pretrain.progressProbe = { every: 5, earlyStop: { patience: 0 } }), 'pretrain.progressProbe.earlyStop.patience'],
     ['a negative early-stop min delta', (s) => (s.pretrain.progressProbe = { every: 5, earlyStop: { patience: 2, minDelta: -1 } }), 'pretrain.progressProbe.earlyStop.minDelta'],
-    ['a grid over the limit', (s) => (s.probe.timesteps = Array.from({ length: 64 }, (_, i) => i + 1)) && (s.pretrain.seeds = Array.from({ length: 16 }, (_, i) => i)) && (s.models[0].unet = 'base'), 'probe'],
+    // 5 models x 32 seeds x 64 levels = 10,240 probe tasks, over SPEC_LIMITS.maxProbeTasks (8,192).
+    ['a grid over the limit', (s) => (s.probe.timesteps = Array.from({ length: 64 }, (_, i) => i + 1)) && (s.pretrain.seeds = Array.from({ length: 32 }, (_, i) => i)) && (s.models = Array.from({ length: 5 }, (_, i) => ({ name: `base-${i}`, method: 'ddpm', unet: 'base' }))), 'probe'],
   ];
 
   it.each(badSpecs)('answers 400 naming the field for %s, and writes nothing', async (_label, mutate, path) => {
