@@ -17,6 +17,11 @@ describe('pretrain arguments', () => {
     expect(e).toMatchObject({ emaDecayCap: 0.9993, batchSize: 32, learningRate: 1e-3, warmupSteps: 50, seed: 3, trainSize: 2000, checkpointEvery: 25, dataset: { name: 'fashion-mnist', dir: '/data' } });
   });
 
+  it('takes --image-size that every level halves (28 for a 3-level UNet) and leaves it out by default', () => {
+    expect(pretrainTaskFromArgs({ ...base, unet: 'small', 'image-size': '28' }).imageSize).toBe(28);
+    expect('imageSize' in pretrainTaskFromArgs(base)).toBe(false);
+  });
+
   it('takes a JSON UNet and fills its defaults', () => {
     expect(parseUNet('{"baseChannels":16,"channelMults":[1,2,2],"blocksPerLevel":1,"groups":8}')).toEqual({ baseChannels: 16, channelMults: [1, 2, 2], blocksPerLevel: 1, groups: 8, dropout: 0.1, attentionResolutions: [] });
   });
@@ -35,6 +40,8 @@ describe('pretrain arguments', () => {
     [{ ...base, lr: 'fast' }, /--lr must be a positive number, got "fast" \(e\.g\. --lr 2e-4\)/],
     [{ ...base, 'ema-cap': '2' }, /--ema-cap must be a number in \[0, 1\]/],
     [{ ...base, out: undefined }, /needs --out <dir>/],
+    [{ ...base, unet: 'small', 'image-size': '30' }, /--image-size 30: the UNet's 3 levels must halve it exactly \(a multiple of 4\): use 28 or 32/],
+    [{ ...base, 'image-size': '24' }, /--image-size must be an integer in \[28, 256\]/],
   ])('refuses bad arguments with a CliError naming the fix (%#)', (args, message) => {
     expect(() => pretrainTaskFromArgs(args)).toThrow(CliError);
     expect(() => pretrainTaskFromArgs(args)).toThrow(message);
