@@ -21,12 +21,14 @@ const depConstraints = (testOnly) => {
     // Offline migrations: the database URL helpers of libs/db, nothing of the domain.
     only('type:migrations', ['type:contracts', 'type:config', 'type:data-access']),
     only('type:config', ['type:contracts']),
+    // The REST API's one client: the contracts and fetch, nothing else.
+    only('type:api-client', ['type:contracts']),
     only('type:domain', ['type:contracts', 'type:data-access', 'type:config']),
-    only('type:testing', ['type:contracts', 'type:config', 'type:data-access', 'type:migrations', 'type:domain', 'type:render']),
+    only('type:testing', ['type:contracts', 'type:api-client', 'type:config', 'type:data-access', 'type:migrations', 'type:domain', 'type:render']),
     // The API never imports TensorFlow.js code.
     { sourceTag: 'scope:api', notDependOnLibsWithTags: ['type:ml', 'type:compute'] },
-    only('type:app', ['type:contracts', 'type:config', 'type:data-access', 'type:domain', 'type:ml', 'type:compute', 'type:render']),
-    only('type:test-app', ['type:contracts', 'type:config', 'type:data-access', 'type:migrations', 'type:domain', 'type:ml', 'type:compute', 'type:render', 'type:testing']),
+    only('type:app', ['type:contracts', 'type:api-client', 'type:config', 'type:data-access', 'type:domain', 'type:ml', 'type:compute', 'type:render']),
+    only('type:test-app', ['type:contracts', 'type:api-client', 'type:config', 'type:data-access', 'type:migrations', 'type:domain', 'type:ml', 'type:compute', 'type:render', 'type:testing']),
     // bench/ and scripts/: the libraries they measure or build, never test support.
     only('type:tool', ['type:contracts', 'type:config', 'type:ml', 'type:compute']),
   ];

@@ -2,6 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import type { Express } from 'express';
 import request from 'supertest';
 import { z } from 'zod';
+import { ApiClient, ApiContractError, ApiRequestError } from '@ddae/api-client';
 import { apiEnvSchema } from '@ddae/config';
 import { API_OPERATIONS, apiErrorSchema, buildOpenApiDocument, errorStatusesOf, type ApiOperation } from '@ddae/contracts';
 import { TokenRepository } from '@ddae/db';
@@ -44,7 +45,7 @@ describe('the wire contract (real Postgres and Redis)', () => {
     db = await createTestDatabase();
     prefix = uniqueQueuePrefix('contract');
     app = await createApiApp(apiEnvSchema.parse({ DATABASE_URL: db.url, REDIS_URL, QUEUE_PREFIX: prefix, RECONCILE_MS: '0', LOG_LEVEL: 'error', BODY_LIMIT: '16kb', API_AUTH: 'writes' }));
-    await app.init();
+    await app.listen(0, '127.0.0.1');
     sweep = await seedFinishedSweep(db.prisma);
     const tokens = new TokenRepository(db.prisma);
     reader = (await tokens.create('reader', 'read')).token;
@@ -148,5 +149,36 @@ describe('the wire contract (real Postgres and Redis)', () => {
     await request(server).get('/api/sweeps?status=FAILED&status=QUEUED').expect(400);
     await request(server).get('/?dataset=mnist&sort=acc-desc').expect(200);
     expect(z.string().parse((await request(server).get('/api/docs/openapi.json').expect(200)).body.openapi)).toBe('3.1.0');
+  });
+
+  it('the client library reads every operation through its schema and names what it does not understand', async () => {
+    const address = app.getHttpServer().address() as { port: number };
+    const client = new ApiClient(`http://127.0.0.1:${address.port}`, { token: submitter });
+    const id = sweep.sweepId;
+    expect((await client.health()).status).toBe('ok');
+    expect((await client.getSweep(id.slice(0, 8))).id).toBe(id);
+    expect((await client.listSweeps({ limit: 1 })).sweeps).toHaveLength(1);
+    expect((await client.heatmap(id)).cells.length).toBeGreaterThan(0);
+    expect((await client.verdict(id)).best).not.toBeNull();
+    expect((await client.loss(id)).runs.length).toBeGreaterThan(0);
+    const { samples } = await client.samples(id);
+    expect((await client.samplePng(id, samples[0].run)).subarray(1, 4).toString()).toBe('PNG');
+    expect((await client.progress(id)).runs.length).toBeGreaterThan(0);
+    expect((await client.leaderboard({ per: 'config', sweep: id, limit: 3 })).rows).toHaveLength(3);
+    expect((await client.workers()).workers).toEqual([]);
+    expect(await (await client.results(id, 'csv')).text()).toMatch(/^[a-z_]+,/);
+    const submitted = await client.submitSweep({ json: SPEC }, { idempotencyKey: 'client-1' });
+    expect(submitted).toMatchObject({ created: true, queued: true });
+    expect((await client.dryRunSweep({ text: 'name: y\ndataset: mnist\nmodels: [{ method: ddpm, unet: tiny }]\npretrain: { steps: 5 }\nprobe: { timesteps: [5] }\n', contentType: 'application/yaml' })).dryRun).toBe(true);
+    expect((await client.cancel(submitted.id)).status).toBe('CANCELLED');
+
+    const missing = await client.getSweep('00000000-0000-4000-8000-000000000000').catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(ApiRequestError);
+    expect(missing).toMatchObject({ status: 404, body: { error: 'not_found' } });
+    const bad = await client.leaderboard({ limit: 0 }).catch((e: unknown) => e);
+    expect((bad as ApiRequestError).message).toContain('query.limit');
+    // A body the client's schema does not describe is an error naming the field, never a silent cast.
+    await expect(client.call(z.object({ sweeps: z.array(z.object({ nope: z.string() })) }), 'GET', '/api/sweeps')).rejects.toThrow(ApiContractError);
+    await expect(client.call(z.object({ sweeps: z.array(z.object({ nope: z.string() })) }), 'GET', '/api/sweeps')).rejects.toThrow(/sweeps\.0\.nope/);
   });
 });

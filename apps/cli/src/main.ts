@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ApiClient, CliError, UsageError } from './api-client';
+import { CliError, cliApiClient, UsageError } from './api-client';
 import { exportResults } from './commands/export.command';
 import { helpOf, USAGE } from './help';
 import { heatmapFromProbeFiles, heatmapPng } from './commands/heatmap.command';
@@ -93,7 +93,7 @@ async function main(argv: string[]): Promise<string | undefined> {
     return helpOf(sub) ?? failUnknown(sub);
   }
   if (values.help) return helpOf(command) ?? failUnknown(command);
-  const api = new ApiClient(values.api ?? process.env.DDAE_API_URL ?? 'http://127.0.0.1:3000', values.token ?? process.env.DDAE_API_TOKEN);
+  const api = cliApiClient(values.api ?? process.env.DDAE_API_URL ?? 'http://127.0.0.1:3000', values.token ?? process.env.DDAE_API_TOKEN);
   const json = values.json ?? false;
   switch (command) {
     case 'sweep':
@@ -101,11 +101,10 @@ async function main(argv: string[]): Promise<string | undefined> {
         case 'submit': {
           if (!arg) throw new UsageError('sweep submit needs a spec file: npm run ddae -- sweep submit examples/fashion-mnist.yaml');
           const out = await submitSweep(api, arg, { dryRun: values['dry-run'] ?? false, idempotencyKey: values['idempotency-key'], json });
-          if (!values.wait || values['dry-run']) return out;
-          const id = json ? (JSON.parse(out) as { id: string }).id : out.split('\n')[0].split(' ')[0];
-          process.stdout.write(`${out}\n`);
-          const final = await waitForSweep(api, id, { intervalMs: 2_000, timeoutMs: 24 * 3600_000, print: (l) => process.stderr.write(`${l}\n`) });
-          return json ? JSON.stringify(final) : renderSweep(final as Parameters<typeof renderSweep>[0]);
+          if (!values.wait || !out.submitted) return out.text;
+          process.stdout.write(`${out.text}\n`);
+          const final = await waitForSweep(api, out.submitted.id, { intervalMs: 2_000, timeoutMs: 24 * 3600_000, print: (l) => process.stderr.write(`${l}\n`) });
+          return json ? JSON.stringify(final) : renderSweep(final);
         }
         case 'status':
           if (!arg) throw new UsageError('sweep status needs a sweep id: npm run ddae -- sweep status <id>');

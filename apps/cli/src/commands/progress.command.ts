@@ -1,21 +1,6 @@
 import type { ApiClient } from '../api-client';
+import type { ProgressView } from '@ddae/contracts';
 import { pct, table } from '../table';
-
-/** GET /api/sweeps/:id/progress: accuracy against step per run. */
-export interface ProgressView {
-  sweepId: string;
-  runs: {
-    runId: string;
-    run: string;
-    method: string;
-    status: string;
-    steps: number;
-    stepsDone: number;
-    every: number | null;
-    stoppedEarlyAt: number | null;
-    points: { step: number; accuracy: number; cells: { layer: string; noiseLevel: number; accuracy: number }[] }[];
-  }[];
-}
 
 /** One block per run: a heading (status, steps, early stop), then one row per probed step with the best and every cell. */
 export function renderProgress(view: ProgressView): string {
@@ -39,6 +24,6 @@ export function renderProgress(view: ProgressView): string {
 
 /** `ddae progress <sweepId>`: accuracy against step of every run of a sweep (probing during pretraining). */
 export async function sweepProgress(api: ApiClient, id: string, opts: { json: boolean }): Promise<string> {
-  const view = await api.request<ProgressView>('GET', `/api/sweeps/${encodeURIComponent(id)}/progress`);
+  const view = await api.progress(id);
   return opts.json ? JSON.stringify(view) : renderProgress(view);
 }

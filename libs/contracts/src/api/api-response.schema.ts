@@ -334,6 +334,11 @@ export const leaderboardSchema = z.object({
   baselines: z.array(leaderboardBaselineSchema),
 });
 
+/** A leaderboard row of per=cell or per=run (a probe result), not of per=config (a mean over seeds). */
+export const isLeaderboardCellRow = (row: LeaderboardCellRow | LeaderboardConfigRowView): row is LeaderboardCellRow => !('mean' in row);
+/** A leaderboard row of per=config: a mean over seeds. */
+export const isLeaderboardConfigRow = (row: LeaderboardCellRow | LeaderboardConfigRowView): row is LeaderboardConfigRowView => 'mean' in row;
+
 // ---- workers ------------------------------------------------------------------------------------
 export const workerSchema = z.object({
   id: z.string(),
