@@ -1,7 +1,7 @@
-import { parseArgs } from 'node:util';
 import { CliError, cliApiClient, UsageError } from './api-client';
 import { exportResults } from './commands/export.command';
 import { helpOf, USAGE } from './help';
+import { parseCommandLine } from './options';
 import { heatmapFromProbeFiles, heatmapPng } from './commands/heatmap.command';
 import { leaderboard, workers } from './commands/leaderboard.command';
 import { pretrainInline } from './commands/pretrain.command';
@@ -15,74 +15,7 @@ import { cancelSweep, listSweeps, pauseSweep, renderSweep, retryFailed, submitSw
 
 /** Runs one command; resolves with what to print on stdout (undefined: the command wrote its own output). */
 async function main(argv: string[]): Promise<string | undefined> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      api: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      'dry-run': { type: 'boolean', default: false },
-      'idempotency-key': { type: 'string' },
-      wait: { type: 'boolean', default: false },
-      dataset: { type: 'string' },
-      method: { type: 'string' },
-      sweep: { type: 'string' },
-      per: { type: 'string' },
-      limit: { type: 'string' },
-      cursor: { type: 'string' },
-      status: { type: 'string' },
-      format: { type: 'string' },
-      out: { type: 'string' },
-      // inline commands (pretrain, sample)
-      unet: { type: 'string' },
-      steps: { type: 'string' },
-      batch: { type: 'string' },
-      lr: { type: 'string' },
-      warmup: { type: 'string' },
-      'ema-cap': { type: 'string' },
-      seed: { type: 'string' },
-      'train-size': { type: 'string' },
-      'checkpoint-every': { type: 'string' },
-      'probe-every': { type: 'string' },
-      'probe-noise': { type: 'string' },
-      'probe-layers': { type: 'string' },
-      'probe-train-size': { type: 'string' },
-      'probe-test-size': { type: 'string' },
-      'probe-epochs': { type: 'string' },
-      'probe-pooling': { type: 'string' },
-      'older-than': { type: 'string' },
-      patience: { type: 'string' },
-      'min-delta': { type: 'string' },
-      'data-dir': { type: 'string' },
-      backend: { type: 'string' },
-      gpu: { type: 'string' },
-      checkpoint: { type: 'string' },
-      n: { type: 'string' },
-      eta: { type: 'string' },
-      weights: { type: 'string' },
-      features: { type: 'string' },
-      layers: { type: 'string' },
-      noise: { type: 'string' },
-      pooling: { type: 'string' },
-      epochs: { type: 'string' },
-      'noise-seed': { type: 'string' },
-      'test-size': { type: 'string' },
-      standardize: { type: 'string' },
-      protocol: { type: 'string' },
-      'noise-protocol': { type: 'string' },
-      cache: { type: 'string' },
-      coarse: { type: 'string' },
-      'min-step': { type: 'string' },
-      from: { type: 'string' },
-      labels: { type: 'string' },
-      baseline: { type: 'string' },
-      title: { type: 'string' },
-      token: { type: 'string' },
-      name: { type: 'string' },
-      scope: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+  const { values, positionals } = parseCommandLine(argv);
   const [command, sub, arg] = positionals;
   if (!command) {
     if (values.help) return USAGE;
