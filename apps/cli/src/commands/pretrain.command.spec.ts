@@ -2,7 +2,6 @@ import path from 'node:path';
 import { CliError } from '../api-client';
 import { parseBackend, parseUNet, pretrainTaskFromArgs } from './pretrain.command';
 import { probeSpecSchema, sweepSpecSchema } from '@ddae/contracts';
-import { planSweep } from '@ddae/sweeps';
 import { protocolFromArgs } from './probe.command';
 import { sampleOptionsFromArgs } from './sample.command';
 
@@ -97,14 +96,14 @@ describe('sample arguments', () => {
 });
 
 describe('inline defaults come from the spec schema and planSweep', () => {
-  const planned = (method: 'ddpm' | 'edm', steps: number) =>
-    planSweep(sweepSpecSchema.parse({ name: 'x', dataset: 'fashion-mnist', models: [{ method, unet: 'tiny' }], pretrain: { steps }, probe: { timesteps: [5], sigmas: [0.5] }, baselines: ['untrained'] }));
+  const planned = async (method: 'ddpm' | 'edm', steps: number) =>
+    (await import('@ddae/sweeps')).planSweep(sweepSpecSchema.parse({ name: 'x', dataset: 'fashion-mnist', models: [{ method, unet: 'tiny' }], pretrain: { steps }, probe: { timesteps: [5], sigmas: [0.5] }, baselines: ['untrained'] }));
 
   it.each([
     ['ddpm', 3000],
     ['edm', 40],
   ] as const)('pretrain --method %s --steps %i resolves as a planned sweep run', async (method, steps) => {
-    const { runs } = planned(method, steps);
+    const { runs } = await planned(method, steps);
     const t = await pretrainTaskFromArgs({ ...base, method, steps: String(steps) });
     const { hyper } = runs.find((r) => !r.untrained) ?? runs[0];
     expect(t).toMatchObject({ steps, batchSize: hyper.batchSize, learningRate: hyper.learningRate, warmupSteps: hyper.warmupSteps, emaDecayCap: hyper.emaDecayCap, checkpointEvery: hyper.checkpointEvery, gradClip: hyper.gradClip });
