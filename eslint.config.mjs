@@ -13,8 +13,9 @@ const depConstraints = (testOnly) => {
     // The wire: zod only.
     only('type:contracts', []),
     // Pure TensorFlow.js libraries: never Nest, Prisma, BullMQ or a tfjs-node package.
-    only('type:ml', ['type:ml', 'type:contracts']),
-    only('type:compute', ['type:ml', 'type:contracts', 'type:render']),
+    // libs/config only for the environment (rawEnv): no process.env outside it.
+    only('type:ml', ['type:ml', 'type:contracts', 'type:config']),
+    only('type:compute', ['type:ml', 'type:contracts', 'type:render', 'type:config']),
     // PNG rendering (pngjs only): no other library.
     only('type:render', []),
     only('type:data-access', ['type:contracts', 'type:config']),
@@ -51,6 +52,15 @@ export default [
       ],
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    // Every environment variable is read through libs/config (a schema per app, rawEnv() for a
+    // library's optional knob); tests and test support set up their own.
+    files: ['**/*.ts'],
+    ignores: ['libs/config/**', 'libs/testing/**', 'apps/e2e/**', '**/*.spec.ts', '**/*.int-spec.ts', '**/*.e2e-spec.ts'],
+    rules: {
+      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Read the environment through @ddae/config (its env schemas, or rawEnv() for an optional library knob).' }],
     },
   },
   {

@@ -1,3 +1,4 @@
+import { cliEnvSchema, loadEnv } from '@ddae/config';
 import { CliError, cliApiClient, UsageError } from './api-client';
 import { exportResults } from './commands/export.command';
 import { helpOf, USAGE } from './help';
@@ -26,7 +27,8 @@ async function main(argv: string[]): Promise<string | undefined> {
     return helpOf(sub) ?? failUnknown(sub);
   }
   if (values.help) return helpOf(command) ?? failUnknown(command);
-  const api = cliApiClient(values.api ?? process.env.DDAE_API_URL ?? 'http://127.0.0.1:3000', values.token ?? process.env.DDAE_API_TOKEN);
+  const env = loadEnv(cliEnvSchema);
+  const api = cliApiClient(values.api ?? env.DDAE_API_URL, values.token ?? env.DDAE_API_TOKEN);
   const json = values.json ?? false;
   switch (command) {
     case 'sweep':
@@ -80,7 +82,7 @@ async function main(argv: string[]): Promise<string | undefined> {
     case 'workers':
       return workers(api, { json });
     case 'token':
-      return tokenCommand(sub, arg, { name: values.name, scope: values.scope, json, databaseUrl: process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/ddae' });
+      return tokenCommand(sub, arg, { name: values.name, scope: values.scope, json, databaseUrl: env.DATABASE_URL });
     case 'probe':
       if (sub !== undefined) throw new UsageError(`probe takes options only, got "${sub}" (npm run ddae -- help ${command} lists them)`);
       return probeInline(values, { json });

@@ -1,3 +1,4 @@
+import { rawEnv } from '@ddae/config';
 import path from 'node:path';
 import {
   BACKENDS,
@@ -97,7 +98,7 @@ export function parseUNet(raw: string | undefined): UNetConfig {
 }
 
 /** The GPU of the webgpu backend named by --gpu (or DDAE_GPU when absent); `auto` by default. */
-export function parseGpu(raw: string | undefined, env: NodeJS.ProcessEnv = process.env): GpuSelector {
+export function parseGpu(raw: string | undefined, env: NodeJS.ProcessEnv = rawEnv()): GpuSelector {
   try {
     return parseGpuSelector(raw ?? env['DDAE_GPU']);
   } catch (error) {
@@ -128,7 +129,7 @@ export async function withInlineBackend<T>(a: { backend?: string; gpu?: string }
 }
 
 /** The backend named by --backend (or DDAE_BACKEND when absent); `auto` by default. */
-export function parseBackend(raw: string | undefined, env: NodeJS.ProcessEnv = process.env): BackendName | 'auto' {
+export function parseBackend(raw: string | undefined, env: NodeJS.ProcessEnv = rawEnv()): BackendName | 'auto' {
   const v = (raw ?? env['DDAE_BACKEND'] ?? 'auto').trim();
   if (v === '' || v === 'auto') return 'auto';
   if ((BACKENDS as readonly string[]).includes(v)) return v as BackendName;

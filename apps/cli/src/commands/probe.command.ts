@@ -1,3 +1,4 @@
+import { cliEnvSchema, loadEnv } from '@ddae/config';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DATASET_NAMES, DATASET_SHAPES, NOISE_PROTOCOLS, POOLINGS, PROBE_PROTOCOLS, decoderBlockNames, probeSpecSchema, protocolKey, tappableBlockNames, type DatasetName, type ProbeProtocol, type ProbeTask } from '@ddae/contracts';
@@ -169,7 +170,8 @@ export async function probeTarget(a: ProbeArgs) {
 export function featureCacheDirOf(raw: string | undefined): string | undefined {
   if (raw === 'none') return undefined;
   if (raw !== undefined) return path.resolve(raw);
-  return process.env.ARTIFACT_DIR ? path.resolve(process.env.ARTIFACT_DIR, 'features') : undefined;
+  const { ARTIFACT_DIR } = loadEnv(cliEnvSchema);
+  return ARTIFACT_DIR ? path.resolve(ARTIFACT_DIR, 'features') : undefined;
 }
 
 /** The data set a checkpoint was most likely trained on, from its channels (say --dataset to be sure). */

@@ -3,6 +3,7 @@
  * is synchronous and would starve the worker's event loop (BullMQ lock renewal, heartbeats), so
  * it runs here, one fresh process per job (no tensor memory carried across jobs).
  */
+import { computeChildEnvSchema, loadEnv } from '@ddae/config';
 import { computeTaskSchema, type BackendName } from '@ddae/contracts';
 import { backendFromEnv, gpuFromEnv, runComputeTask, selectBackend } from '@ddae/compute';
 import type { FromChild, ToChild } from './child-protocol';
@@ -27,7 +28,7 @@ async function main(): Promise<void> {
   const prefer: BackendName | 'auto' = backendFromEnv();
   const selected = await selectBackend(prefer, { gpu: gpuFromEnv() });
   const ready: FromChild = { type: 'ready', backend: selected.backend, detail: selected.detail, ...(selected.gpu ? { gpu: selected.gpu } : {}) };
-  if (process.env.DDAE_PROBE_ONLY === '1') {
+  if (loadEnv(computeChildEnvSchema).DDAE_PROBE_ONLY === '1') {
     sendAndExit(ready, 0);
     return;
   }
