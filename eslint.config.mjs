@@ -13,20 +13,23 @@ const depConstraints = (testOnly) => {
     // The wire: zod only.
     only('type:contracts', []),
     // Pure TensorFlow.js libraries: never Nest, Prisma, BullMQ or a tfjs-node package.
-    only('type:ml', ['type:ml', 'type:contracts']),
-    only('type:compute', ['type:ml', 'type:contracts', 'type:render']),
+    // libs/config only for the environment (rawEnv): no process.env outside it.
+    only('type:ml', ['type:ml', 'type:contracts', 'type:config']),
+    only('type:compute', ['type:ml', 'type:contracts', 'type:render', 'type:config']),
     // PNG rendering (pngjs only): no other library.
     only('type:render', []),
     only('type:data-access', ['type:contracts', 'type:config']),
     // Offline migrations: the database URL helpers of libs/db, nothing of the domain.
     only('type:migrations', ['type:contracts', 'type:config', 'type:data-access']),
     only('type:config', ['type:contracts']),
+    // The REST API's one client: the contracts and fetch, nothing else.
+    only('type:api-client', ['type:contracts']),
     only('type:domain', ['type:contracts', 'type:data-access', 'type:config']),
-    only('type:testing', ['type:contracts', 'type:config', 'type:data-access', 'type:migrations', 'type:domain', 'type:render']),
+    only('type:testing', ['type:contracts', 'type:api-client', 'type:config', 'type:data-access', 'type:migrations', 'type:domain', 'type:render']),
     // The API never imports TensorFlow.js code.
     { sourceTag: 'scope:api', notDependOnLibsWithTags: ['type:ml', 'type:compute'] },
-    only('type:app', ['type:contracts', 'type:config', 'type:data-access', 'type:domain', 'type:ml', 'type:compute', 'type:render']),
-    only('type:test-app', ['type:contracts', 'type:config', 'type:data-access', 'type:migrations', 'type:domain', 'type:ml', 'type:compute', 'type:render', 'type:testing']),
+    only('type:app', ['type:contracts', 'type:api-client', 'type:config', 'type:data-access', 'type:domain', 'type:ml', 'type:compute', 'type:render']),
+    only('type:test-app', ['type:contracts', 'type:api-client', 'type:config', 'type:data-access', 'type:migrations', 'type:domain', 'type:ml', 'type:compute', 'type:render', 'type:testing']),
     // bench/ and scripts/: the libraries they measure or build, never test support.
     only('type:tool', ['type:contracts', 'type:config', 'type:ml', 'type:compute']),
   ];
@@ -49,6 +52,15 @@ export default [
       ],
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    // Every environment variable is read through libs/config (a schema per app, rawEnv() for a
+    // library's optional knob); tests and test support set up their own.
+    files: ['**/*.ts'],
+    ignores: ['libs/config/**', 'libs/testing/**', 'apps/e2e/**', '**/*.spec.ts', '**/*.int-spec.ts', '**/*.e2e-spec.ts'],
+    rules: {
+      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Read the environment through @ddae/config (its env schemas, or rawEnv() for an optional library knob).' }],
     },
   },
   {

@@ -9,6 +9,7 @@
  * The last line of stdout is one JSON object (see README.md in this folder); without --json,
  * human-readable lines come first.
  */
+import { rawEnv } from '@ddae/config';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -118,7 +119,7 @@ function runChild<T>(cmd: string, args: string[], env: NodeJS.ProcessEnv, what: 
 
 function runOurs(o: Options, threads: number): BenchChildResult {
   const cfg: BenchChildConfig = { task: o.task, backend: o.backend, model: MODEL, batch: o.batch, iters: o.iters, warmup: o.warmup };
-  const env = { ...process.env, DDAE_WASM_THREADS: String(threads), DDAE_NATIVE_THREADS: String(threads) };
+  const env = { ...rawEnv(), DDAE_WASM_THREADS: String(threads), DDAE_NATIVE_THREADS: String(threads) };
   return runChild<BenchChildResult>(process.execPath, ['-r', '@swc-node/register', path.join(__dirname, 'ours.ts'), JSON.stringify(cfg)], env, `ours (${o.backend}, ${threads} threads)`);
 }
 
@@ -143,7 +144,7 @@ function blasInUse(): string {
 
 function runTorch(o: Options, notes: string[]): TorchResult {
   if (!fs.existsSync(PYTHON)) throw new Error(`${PYTHON} not found`);
-  const env = { ...process.env };
+  const env = { ...rawEnv() };
   const coretype = env['OPENBLAS_CORETYPE'];
   delete env['OPENBLAS_CORETYPE'];
   notes.push(

@@ -1,9 +1,10 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
 import { AuthGuard } from './core/auth.guard';
 import type { ApiEnv } from '@ddae/config';
 import { CoreModule } from './core/core.module';
 import { ErrorFilter } from './core/error.filter';
+import { QueryContractInterceptor } from './core/query-contract.interceptor';
 import { ReconcilerService } from './core/reconciler.service';
 import { HealthController } from './health/health.controller';
 import { LeaderboardController } from './leaderboard/leaderboard.controller';
@@ -21,7 +22,7 @@ export class AppModule {
       module: AppModule,
       imports: [CoreModule.forRoot(env)],
       controllers: [SweepsController, SweepResultsController, SweepEventsController, LeaderboardController, WorkersController, HealthController, WebController],
-      providers: [{ provide: APP_FILTER, useClass: ErrorFilter }, { provide: APP_GUARD, useClass: AuthGuard }, ReconcilerService, SweepIdResolver],
+      providers: [{ provide: APP_FILTER, useClass: ErrorFilter }, { provide: APP_GUARD, useClass: AuthGuard }, { provide: APP_INTERCEPTOR, useClass: QueryContractInterceptor }, ReconcilerService, SweepIdResolver],
     };
   }
 }

@@ -2,7 +2,8 @@ import 'reflect-metadata';
 import { Logger, RequestMethod, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
+import { buildOpenApiDocument } from '@ddae/contracts';
 import type { ApiEnv } from '@ddae/config';
 import { AppModule } from './app.module';
 import { installBodyParsers } from './core/body-parsers';
@@ -24,15 +25,8 @@ export async function createApiApp(env: ApiEnv): Promise<NestExpressApplication>
       { path: '/', method: RequestMethod.GET },
     ],
   });
-  const document = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle('DDAE sweeps')
-      .setDescription('Submit sweeps of diffusion pretraining and linear probing; read the leaderboard.')
-      .setVersion('1')
-      .addBearerAuth()
-      .build(),
-  );
+  // The document is generated from libs/contracts' operations table (`npm run -s openapi` prints it).
+  const document = buildOpenApiDocument() as unknown as OpenAPIObject;
   SwaggerModule.setup('api/docs', app, document, { jsonDocumentUrl: 'api/docs/openapi.json' });
   return app;
 }

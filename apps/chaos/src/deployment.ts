@@ -1,3 +1,4 @@
+import { setEnv } from '@ddae/config';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -28,7 +29,7 @@ export async function startDeployment(options: { workers: number; verbose: boole
   const artifacts = await mkdtemp(path.join(tmpdir(), 'ddae-chaos-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  if (options.verbose) process.env.DDAE_TEST_VERBOSE = '1';
+  if (options.verbose) setEnv('DDAE_TEST_VERBOSE', '1');
   const common = { DATABASE_URL: db.url, REDIS_URL: redis.url, QUEUE_PREFIX: 'ddae-chaos', ARTIFACT_DIR: artifacts, LOG_LEVEL: 'log' };
   // Reconcile every 2 s; a worker silent for 5 s (5 missed heartbeats) is dead and its rows requeued.
   const api = startTsProcess('apps/api/src/main.ts', { ...common, PORT: String(port), RECONCILE_MS: '2000', WORKER_STALE_MS: '5000' }, 'api');

@@ -1,3 +1,4 @@
+import { ApiClient } from '@ddae/api-client';
 import { cpus, hostname } from 'node:os';
 import { waitFor } from '@ddae/testing';
 import { startDeployment, type Deployment } from './deployment';
@@ -55,9 +56,8 @@ async function run(options: ChaosOptions): Promise<number> {
   const pendingRestarts = new Set<Promise<void>>();
   let exitCode = 1;
   try {
-    const res = await fetch(`${d.base}/api/sweeps`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${d.token}` }, body: JSON.stringify(sweepSpec(options)) });
-    const body = (await res.json()) as { id?: string };
-    if (res.status !== 201 || !body.id) throw new Error(`submitting the sweep failed: ${res.status} ${JSON.stringify(body)}`);
+    const body = await new ApiClient(d.base, { token: d.token }).submitSweep({ json: sweepSpec(options) });
+    if (!body.created || body.queued !== true) throw new Error(`submitting the sweep failed: ${JSON.stringify(body)}`);
     const sweepId = body.id;
     const submitted = Date.now();
     say(`chaos: sweep ${sweepId} submitted`);

@@ -1,63 +1,18 @@
-/** A small client of the REST API; errors carry the API's message and field paths. */
-export class ApiClient {
-  /** @param token an API token (sent as a Bearer token), from --token or DDAE_API_TOKEN */
-  constructor(
-    private readonly base: string,
-    private readonly token?: string,
-  ) {}
+import { ApiClient, type ApiRequestError } from '@ddae/api-client';
 
-  async request<T>(method: string, path: string, options: { body?: string; contentType?: string; headers?: Record<string, string> } = {}): Promise<T> {
-    const response = await this.send(method, path, options);
-    const text = await response.text();
-    const body = text ? (JSON.parse(text) as unknown) : undefined;
-    if (!response.ok) throw this.failure(response, body);
-    return body as T;
-  }
-
-  /** A GET whose body the caller streams (exports); a failure is read and thrown like `request`'s. */
-  async stream(path: string): Promise<Response> {
-    const response = await this.send('GET', path, {});
-    if (response.ok) return response;
-    const text = await response.text();
-    let body: unknown;
-    try {
-      body = text ? JSON.parse(text) : undefined;
-    } catch {
-      body = { message: text.slice(0, 200) };
-    }
-    throw this.failure(response, body);
-  }
-
-  private async send(method: string, path: string, options: { body?: string; contentType?: string; headers?: Record<string, string> }): Promise<Response> {
-    let response: Response;
-    try {
-      response = await fetch(new URL(path, this.base), {
-        method,
-        body: options.body,
-        headers: {
-          ...(options.contentType ? { 'content-type': options.contentType } : {}),
-          ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
-          ...options.headers,
-        },
-      });
-    } catch (error) {
-      throw new CliError(`cannot reach the API at ${this.base} (${(error as Error).cause ?? (error as Error).message}). Start it with \`npm run api\`, or pass --api <url> / set DDAE_API_URL.`, 0);
-    }
-    return response;
-  }
-
-  private failure(response: Response, body: unknown): CliError {
-    const err = body as { message?: string; issues?: { path: string; message: string }[]; candidates?: { id: string; name: string; status: string; createdAt: string }[] } | undefined;
-    const issues = err?.issues?.map((i) => `  ${i.path || '(document)'}: ${i.message}`).join('\n');
-    if (response.status === 401 && !this.token) return new CliError(`${err?.message ?? 'unauthorized'}\nthen pass it with --token <token> or DDAE_API_TOKEN`, response.status);
-    // An ambiguous short id: one candidate per line, to pick from.
-    const candidates = err?.candidates?.length
-      ? `\n${err.candidates.map((c) => `  ${c.id}  ${c.name}  ${c.status}  ${c.createdAt}`).join('\n')}`
-      : '';
-    const message = err?.candidates?.length ? `the id matches ${err.candidates.length} sweeps; give more of it:` : (err?.message ?? response.statusText);
-    return new CliError(`${response.status} ${message}${issues ? `\n${issues}` : ''}${candidates}`, response.status);
-  }
+/** The API client of the CLI (libs/api-client): its failures become CliErrors, printed without a stack trace. */
+export function cliApiClient(base: string, token: string | undefined): ApiClient {
+  return new ApiClient(base, {
+    token,
+    toError: (failure: ApiRequestError) => {
+      if (failure.status === 0) return new CliError(`${failure.message}. Start it with \`npm run api\`, or pass --api <url> / set DDAE_API_URL.`, 0);
+      if (failure.status === 401 && !token) return new CliError(`${failure.body?.message ?? failure.message}\nthen pass it with --token <token> or DDAE_API_TOKEN`, 401);
+      return new CliError(failure.message, failure.status);
+    },
+  });
 }
+
+export type { ApiClient };
 
 /** An error for people: printed without a stack trace, exit code 1. */
 export class CliError extends Error {

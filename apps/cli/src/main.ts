@@ -1,7 +1,8 @@
-import { parseArgs } from 'node:util';
-import { ApiClient, CliError, UsageError } from './api-client';
+import { cliEnvSchema, loadEnv } from '@ddae/config';
+import { CliError, cliApiClient, UsageError } from './api-client';
 import { exportResults } from './commands/export.command';
 import { helpOf, USAGE } from './help';
+import { parseCommandLine } from './options';
 import { heatmapFromProbeFiles, heatmapPng } from './commands/heatmap.command';
 import { leaderboard, workers } from './commands/leaderboard.command';
 import { pretrainInline } from './commands/pretrain.command';
@@ -16,77 +17,7 @@ import { cancelSweep, listSweeps, pauseSweep, renderSweep, retryFailed, submitSw
 
 /** Runs one command; resolves with what to print on stdout (undefined: the command wrote its own output). */
 async function main(argv: string[]): Promise<string | undefined> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      api: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      'dry-run': { type: 'boolean', default: false },
-      'idempotency-key': { type: 'string' },
-      wait: { type: 'boolean', default: false },
-      dataset: { type: 'string' },
-      method: { type: 'string' },
-      sweep: { type: 'string' },
-      per: { type: 'string' },
-      limit: { type: 'string' },
-      cursor: { type: 'string' },
-      status: { type: 'string' },
-      format: { type: 'string' },
-      out: { type: 'string' },
-      // inline commands (pretrain, sample)
-      unet: { type: 'string' },
-      steps: { type: 'string' },
-      batch: { type: 'string' },
-      lr: { type: 'string' },
-      warmup: { type: 'string' },
-      'ema-cap': { type: 'string' },
-      seed: { type: 'string' },
-      'train-size': { type: 'string' },
-      'image-size': { type: 'string' },
-      'checkpoint-every': { type: 'string' },
-      'probe-every': { type: 'string' },
-      'probe-noise': { type: 'string' },
-      'probe-layers': { type: 'string' },
-      'probe-train-size': { type: 'string' },
-      'probe-test-size': { type: 'string' },
-      'probe-epochs': { type: 'string' },
-      'probe-pooling': { type: 'string' },
-      'older-than': { type: 'string' },
-      patience: { type: 'string' },
-      'min-delta': { type: 'string' },
-      'data-dir': { type: 'string' },
-      backend: { type: 'string' },
-      gpu: { type: 'string' },
-      checkpoint: { type: 'string' },
-      n: { type: 'string' },
-      eta: { type: 'string' },
-      weights: { type: 'string' },
-      features: { type: 'string' },
-      layers: { type: 'string' },
-      noise: { type: 'string' },
-      pooling: { type: 'string' },
-      epochs: { type: 'string' },
-      'noise-seed': { type: 'string' },
-      'test-size': { type: 'string' },
-      standardize: { type: 'string' },
-      protocol: { type: 'string' },
-      'noise-protocol': { type: 'string' },
-      cache: { type: 'string' },
-      coarse: { type: 'string' },
-      'min-step': { type: 'string' },
-      from: { type: 'string' },
-      labels: { type: 'string' },
-      baseline: { type: 'string' },
-      title: { type: 'string' },
-      token: { type: 'string' },
-      name: { type: 'string' },
-      scope: { type: 'string' },
-      summary: { type: 'string' },
-      seconds: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+  const { values, positionals } = parseCommandLine(argv);
   const [command, sub, arg] = positionals;
   if (!command) {
     if (values.help) return USAGE;
@@ -97,7 +28,8 @@ async function main(argv: string[]): Promise<string | undefined> {
     return helpOf(sub) ?? failUnknown(sub);
   }
   if (values.help) return helpOf(command) ?? failUnknown(command);
-  const api = new ApiClient(values.api ?? process.env.DDAE_API_URL ?? 'http://127.0.0.1:3000', values.token ?? process.env.DDAE_API_TOKEN);
+  const env = loadEnv(cliEnvSchema);
+  const api = cliApiClient(values.api ?? env.DDAE_API_URL, values.token ?? env.DDAE_API_TOKEN);
   const json = values.json ?? false;
   switch (command) {
     case 'sweep':
@@ -105,11 +37,10 @@ async function main(argv: string[]): Promise<string | undefined> {
         case 'submit': {
           if (!arg) throw new UsageError('sweep submit needs a spec file: npm run ddae -- sweep submit examples/fashion-mnist.yaml');
           const out = await submitSweep(api, arg, { dryRun: values['dry-run'] ?? false, idempotencyKey: values['idempotency-key'], json });
-          if (!values.wait || values['dry-run']) return out;
-          const id = json ? (JSON.parse(out) as { id: string }).id : out.split('\n')[0].split(' ')[0];
-          process.stdout.write(`${out}\n`);
-          const final = await waitForSweep(api, id, { intervalMs: 2_000, timeoutMs: 24 * 3600_000, print: (l) => process.stderr.write(`${l}\n`) });
-          return json ? JSON.stringify(final) : renderSweep(final as Parameters<typeof renderSweep>[0]);
+          if (!values.wait || !out.submitted) return out.text;
+          process.stdout.write(`${out.text}\n`);
+          const final = await waitForSweep(api, out.submitted.id, { intervalMs: 2_000, timeoutMs: 24 * 3600_000, print: (l) => process.stderr.write(`${l}\n`) });
+          return json ? JSON.stringify(final) : renderSweep(final);
         }
         case 'status':
           if (!arg) throw new UsageError('sweep status needs a sweep id: npm run ddae -- sweep status <id>');
@@ -156,7 +87,7 @@ async function main(argv: string[]): Promise<string | undefined> {
     case 'workers':
       return workers(api, { json });
     case 'token':
-      return tokenCommand(sub, arg, { name: values.name, scope: values.scope, json, databaseUrl: process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/ddae' });
+      return tokenCommand(sub, arg, { name: values.name, scope: values.scope, json, databaseUrl: env.DATABASE_URL });
     case 'probe':
       if (sub !== undefined) throw new UsageError(`probe takes options only, got "${sub}" (npm run ddae -- help ${command} lists them)`);
       return probeInline(values, { json });

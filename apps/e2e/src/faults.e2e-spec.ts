@@ -45,7 +45,7 @@ describe('faults, injected for real: nothing lost, nothing counted twice', () =>
 
   it('kill -9 of the compute child: the attempt fails, is retried with backoff and resumes', async () => {
     stack = await startStack({ workers: 1 });
-    const { body } = await stack.post<{ id: string }>('/api/sweeps', SWEEP);
+    const body = await stack.submit(SWEEP);
     const before = await midTraining(stack);
     const [child] = childPids(stack.workers[0].child.pid as number);
     expect(child).toBeDefined();
@@ -60,7 +60,7 @@ describe('faults, injected for real: nothing lost, nothing counted twice', () =>
 
   it('kill -9 of a whole worker: its lock expires and another worker resumes the run', async () => {
     const s = (stack = await startStack({ workers: 2, workerEnv: { LOCK_DURATION_MS: '3000', STALLED_INTERVAL_MS: '1500' } }));
-    const { body } = await s.post<{ id: string }>('/api/sweeps', SWEEP);
+    const body = await s.submit(SWEEP);
     const before = await midTraining(s);
     // Worker ids are e2e-worker-<1-based index>.
     const victimIndex = Number(before.workerId?.replace('e2e-worker-', '')) - 1;
@@ -80,7 +80,7 @@ describe('faults, injected for real: nothing lost, nothing counted twice', () =>
 
   it('SIGTERM to a busy worker: it checkpoints, hands its job back and exits; another worker resumes', async () => {
     const s = (stack = await startStack({ workers: 2, workerEnv: { SHUTDOWN_GRACE_MS: '20000' } }));
-    const { body } = await s.post<{ id: string }>('/api/sweeps', SWEEP);
+    const body = await s.submit(SWEEP);
     const before = await midTraining(s);
     const victimIndex = Number(before.workerId?.replace('e2e-worker-', '')) - 1;
     const victim = s.workers[victimIndex];
@@ -105,7 +105,7 @@ describe('faults, injected for real: nothing lost, nothing counted twice', () =>
   it('SIGTERM to a busy worker while Redis is unreachable: it still checkpoints, releases its job and exits within the grace period', async () => {
     const own = (redis = await startRedisServer());
     const s = (stack = await startStack({ workers: 2, redisUrl: own.url, workerEnv: { SHUTDOWN_GRACE_MS: '8000' } }));
-    const { body } = await s.post<{ id: string }>('/api/sweeps', SWEEP);
+    const body = await s.submit(SWEEP);
     const before = await midTraining(s);
     const victimIndex = Number(before.workerId?.replace('e2e-worker-', '')) - 1;
     const victim = s.workers[victimIndex];
@@ -132,7 +132,7 @@ describe('faults, injected for real: nothing lost, nothing counted twice', () =>
   it('Redis restarts mid-sweep (a real redis-server, down, back empty on the same port): the sweep completes, finished cells are not run again', async () => {
     const own = (redis = await startRedisServer());
     const s = (stack = await startStack({ workers: 1, redisUrl: own.url }));
-    const { body } = await s.post<{ id: string }>('/api/sweeps', { ...SWEEP, baselines: ['pixels'] });
+    const body = await s.submit({ ...SWEEP, baselines: ['pixels'] });
     await midTraining(s);
     expect((await s.db.prisma.baseline.findFirstOrThrow()).status).toBe('SUCCEEDED');
     await own.stop('SIGTERM');
@@ -149,7 +149,7 @@ describe('faults, injected for real: nothing lost, nothing counted twice', () =>
 
   it('Redis comes back empty mid-sweep: the sweep completes and finished cells are not run again', async () => {
     const s = (stack = await startStack({ workers: 1 }));
-    const { body } = await s.post<{ id: string }>('/api/sweeps', { ...SWEEP, baselines: ['pixels'] });
+    const body = await s.submit({ ...SWEEP, baselines: ['pixels'] });
     await midTraining(s);
     expect((await s.db.prisma.baseline.findFirstOrThrow()).status).toBe('SUCCEEDED');
     // Every key of this deployment is gone, the running job's included.
@@ -164,7 +164,7 @@ describe('faults, injected for real: nothing lost, nothing counted twice', () =>
 
   it('Postgres restarts mid-sweep: workers retry their writes and nothing is lost', async () => {
     const s = (stack = await startStack({ workers: 1 }));
-    const { body } = await s.post<{ id: string }>('/api/sweeps', SWEEP);
+    const body = await s.submit(SWEEP);
     await midTraining(s);
     // The machine's own cluster (CI starts it the same way, see scripts/ensure-services.sh).
     const version = readdirSync('/etc/postgresql').sort().pop() as string;
@@ -178,14 +178,14 @@ describe('faults, injected for real: nothing lost, nothing counted twice', () =>
 
   it('the API restarts mid-sweep: state is intact and the sweep completes', async () => {
     const s = (stack = await startStack({ workers: 1 }));
-    const { body } = await s.post<{ id: string }>('/api/sweeps', SWEEP, { 'idempotency-key': 'api-restart' });
+    const body = await s.submit(SWEEP, 'api-restart');
     await midTraining(s);
     await s.restartApi();
-    const view = await s.get<{ id: string; status: string; runs: unknown[] }>(`/api/sweeps/${body.id}`);
+    const view = await s.client.getSweep(body.id);
     expect(view).toMatchObject({ id: body.id, status: 'RUNNING' });
     // A client that retries its POST across the restart gets the same sweep.
-    const again = await s.post<{ id: string; created: boolean }>('/api/sweeps', SWEEP, { 'idempotency-key': 'api-restart' });
-    expect(again).toMatchObject({ status: 200, body: { id: body.id, created: false } });
+    const again = await s.submit(SWEEP, 'api-restart');
+    expect(again).toMatchObject({ id: body.id, created: false });
 
     expect((await s.waitForSweep(body.id, 300_000)).status).toBe('SUCCEEDED');
     expect((await expectExactlyOnce(s)).attempts).toBe(1);

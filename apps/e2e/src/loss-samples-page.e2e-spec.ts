@@ -32,9 +32,9 @@ describe('loss curve, sample grid and the page, end to end', () => {
 
   it('stores each loss point once across a kill -9, samples the final checkpoint, and shows both on the page', async () => {
     const s = (stack = await startStack({ workers: 1 }));
-    const submitted = await s.post<{ id: string }>('/api/sweeps', SWEEP);
-    expect(submitted.status).toBe(201);
-    const { id } = submitted.body;
+    const submitted = await s.submit(SWEEP);
+    expect(submitted).toMatchObject({ created: true, queued: true });
+    const { id } = submitted;
 
     // Kill the compute child once a first loss point is stored: the retry resumes from step 10 or
     // earlier and reports some windows again.
@@ -59,18 +59,18 @@ describe('loss curve, sample grid and the page, end to end', () => {
     expect(samples.map((x) => [x.runId, x.step, x.n, x.sampler, x.samplerSteps])).toEqual([[run.id, 40, 16, 'ddim', 20]]);
     const finalCheckpoint = await s.db.prisma.checkpoint.findFirstOrThrow({ where: { runId: run.id, final: true } });
     expect(samples[0].path).toBe(path.join(path.dirname(finalCheckpoint.path), 'samples-step-00000040.png'));
-    const served = Buffer.from(await (await fetch(`${s.base}/api/sweeps/${id}/runs/${run.key}/samples.png`)).arrayBuffer());
+    const served = await s.client.samplePng(id, run.key);
     expect(served).toEqual(Buffer.from(samples[0].png));
     const png = PNG.sync.read(served);
     // 4 x 4 images of 28 x 28 (the padding cropped) at 2x, 2 px apart.
     expect([png.width, png.height]).toEqual([4 * 56 + 5 * 2, 4 * 56 + 5 * 2]);
 
-    const loss = await s.get<{ lossEvery: number; runs: { run: string; points: { step: number; loss: number }[] }[] }>(`/api/sweeps/${id}/loss`);
+    const loss = await s.client.loss(id);
     expect(loss.lossEvery).toBe(4);
     expect(loss.runs.map((r) => [r.run, r.points.length])).toEqual([['ddpm-tiny-s0', 10]]);
 
     // The export carries the control's cells too.
-    const csv = await (await fetch(`${s.base}/api/sweeps/${id}/results.csv`)).text();
+    const csv = await (await s.client.results(id, 'csv')).text();
     const lines = csv.trim().split('\r\n');
     expect(lines).toHaveLength(1 + 2 * 2);
     expect(lines.filter((l) => l.includes(',ddpm-tiny-untrained-s0,'))).toHaveLength(2);

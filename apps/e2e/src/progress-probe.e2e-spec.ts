@@ -24,10 +24,6 @@ const SWEEP = {
   baselines: [],
 };
 
-interface ProgressBody {
-  runs: { run: string; stoppedEarlyAt: number | null; every: number | null; points: { step: number; accuracy: number; cells: { layer: string; noiseLevel: number; accuracy: number }[] }[] }[];
-}
-
 describe('probing during pretraining, end to end', () => {
   let stack: Stack | undefined;
 
@@ -37,9 +33,9 @@ describe('probing during pretraining, end to end', () => {
 
   it('stores accuracy against step once per point across a kill -9 of the compute child, and records the early stop', async () => {
     const s = (stack = await startStack({ workers: 1 }));
-    const submitted = await s.post<{ id: string }>('/api/sweeps', SWEEP);
-    expect(submitted.status).toBe(201);
-    const { id } = submitted.body;
+    const submitted = await s.submit(SWEEP);
+    expect(submitted).toMatchObject({ created: true, queued: true });
+    const { id } = submitted;
 
     // Kill the child once the first point is stored, while it trains or probes on.
     await waitFor('the first progress probe', async () => ((await s.db.prisma.progressProbe.count()) > 0 ? true : undefined), { timeoutMs: 180_000, intervalMs: 100, describe: async () => s.logs() });
@@ -69,14 +65,14 @@ describe('probing during pretraining, end to end', () => {
     const results = await s.db.prisma.probeResult.findMany({ include: { checkpoint: true } });
     expect(results.map((r) => [r.layer, r.noiseLevel, r.checkpoint.step])).toEqual([['out_4', 10, 12]]);
 
-    const progress = await s.get<ProgressBody>(`/api/sweeps/${id}/progress`);
+    const progress = await s.client.progress(id);
     expect(progress.runs).toHaveLength(1);
     expect(progress.runs[0]).toMatchObject({ run: 'ddpm-tiny-s0', every: 4, stoppedEarlyAt: 12 });
     expect(progress.runs[0].points.map((p) => [p.step, p.cells.length])).toEqual([[4, 2], [8, 2], [12, 2]]);
     for (const p of progress.runs[0].points) expect(p.accuracy).toBe(Math.max(...p.cells.map((c) => c.accuracy)));
 
     // The story as events: one per point (the replay added none), then the early stop.
-    const stream = await (await fetch(`${s.base}/api/sweeps/${id}/events`)).text();
+    const stream = await (await s.client.stream(`/api/sweeps/${id}/events`)).text();
     const types = [...stream.matchAll(/^event: (.+)$/gm)].map((m) => m[1]);
     expect(types.filter((t) => t === 'run.progress-probe')).toHaveLength(3);
     expect(types.filter((t) => t === 'run.stopped-early')).toHaveLength(1);

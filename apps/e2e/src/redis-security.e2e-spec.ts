@@ -35,7 +35,7 @@ describe(`Redis with a password${TLS ? ' over TLS' : ''}, through configuration 
     expect(redis.url).toMatch(TLS ? /^rediss:\/\/:[^@]+@127\.0\.0\.1:\d+$/ : /^redis:\/\/:[^@]+@127\.0\.0\.1:\d+$/);
     // The self-signed certificate is trusted the standard Node.js way: NODE_EXTRA_CA_CERTS.
     stack = await startStack({ workers: 1, redisUrl: redis.url, env: TLS ? { NODE_EXTRA_CA_CERTS: redis.caFile as string } : {} });
-    const { status, body } = await stack.post<{ id: string }>('/api/sweeps', {
+    const body = await stack.submit({
       name: 'e2e-redis-auth',
       dataset: 'fashion-mnist',
       models: [{ method: 'ddpm', unet: 'tiny' }],
@@ -43,7 +43,7 @@ describe(`Redis with a password${TLS ? ' over TLS' : ''}, through configuration 
       probe: { layers: ['out_4'], timesteps: [10], epochs: 2, batchSize: 64, learningRate: 0.01, trainSize: 128, testSize: 64 },
       baselines: [],
     });
-    expect(status).toBe(201);
+    expect(body).toMatchObject({ created: true, queued: true });
     expect((await stack.waitForSweep(body.id, 300_000)).status).toBe('SUCCEEDED');
     expect(await stack.db.prisma.probeResult.count()).toBe(1);
     expect(stack.logs()).not.toContain(PASSWORD);

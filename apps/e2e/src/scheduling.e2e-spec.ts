@@ -13,7 +13,7 @@ describe('scheduling: a sweep\'s concurrency cap holds across worker processes',
   });
 
   it('runs at most maxConcurrency tasks of a sweep at once, and still finishes it', async () => {
-    const { status, body } = await stack.post<{ id: string }>('/api/sweeps', {
+    const body = await stack.submit({
       name: 'e2e-capped',
       dataset: 'fashion-mnist',
       maxConcurrency: 1,
@@ -22,11 +22,11 @@ describe('scheduling: a sweep\'s concurrency cap holds across worker processes',
       probe: { layers: ['out_4'], timesteps: [10], epochs: 2, batchSize: 64, learningRate: 0.01, trainSize: 128, testSize: 64 },
       baselines: [],
     });
-    expect(status).toBe(201);
+    expect(body).toMatchObject({ created: true, queued: true });
     expect((await stack.waitForSweep(body.id, 300_000)).status).toBe('SUCCEEDED');
 
     // Replay the sweep's story: between a task's start and its end no other task started.
-    const events = [...(await (await fetch(`${stack.base}/api/sweeps/${body.id}/events`)).text()).matchAll(/^event: (.+)$/gm)].map((m) => m[1]);
+    const events = [...(await (await stack.client.stream(`/api/sweeps/${body.id}/events`)).text()).matchAll(/^event: (.+)$/gm)].map((m) => m[1]);
     let running = 0;
     let most = 0;
     for (const e of events) {
@@ -41,7 +41,7 @@ describe('scheduling: a sweep\'s concurrency cap holds across worker processes',
   });
 
   it('cancel: the running job notices within a heartbeat, its child stops and frees the device', async () => {
-    const { body } = await stack.post<{ id: string }>('/api/sweeps', {
+    const body = await stack.submit({
       name: 'e2e-cancel',
       dataset: 'fashion-mnist',
       models: [{ method: 'ddpm', unet: 'tiny' }],
@@ -56,7 +56,7 @@ describe('scheduling: a sweep\'s concurrency cap holds across worker processes',
     const worker = stack.workers[Number(running.workerId?.replace('e2e-worker-', '')) - 1];
     expect(childPids(worker.child.pid as number)).toHaveLength(1);
 
-    expect((await stack.post<{ status: string }>(`/api/sweeps/${body.id}/cancel`, {})).body.status).toBe('CANCELLED');
+    expect((await stack.client.cancel(body.id)).status).toBe('CANCELLED');
     // Heartbeats every second poll the row; the child checkpoints and exits at its next step.
     await waitFor('the compute child to exit', async () => (childPids(worker.child.pid as number).length === 0 ? true : undefined), { timeoutMs: 30_000, intervalMs: 200, describe: async () => stack.logs() });
     const run = await stack.db.prisma.run.findUniqueOrThrow({ where: { id: running.id } });
@@ -74,7 +74,7 @@ describe('scheduling: a sweep\'s concurrency cap holds across worker processes',
       probe: { layers: ['out_4'], timesteps: [10], epochs: 2, batchSize: 64, learningRate: 0.01, trainSize: 128, testSize: 64 },
       baselines: [],
     });
-    const big = (await stack.post<{ id: string }>('/api/sweeps', tiny('e2e-big', [0, 1, 2, 3, 4, 5]))).body;
+    const big = await stack.submit(tiny('e2e-big', [0, 1, 2, 3, 4, 5]));
     // Both workers busy with the big sweep's first runs; four more of its runs wait in the queue.
     await waitFor('both workers on the big sweep', async () => ((await stack.db.prisma.run.count({ where: { sweepId: big.id, status: 'RUNNING' } })) === 2 ? true : undefined), {
       timeoutMs: 120_000,
@@ -82,9 +82,9 @@ describe('scheduling: a sweep\'s concurrency cap holds across worker processes',
       describe: async () => stack.logs(),
     });
     const submittedAt = new Date();
-    const small = (await stack.post<{ id: string }>('/api/sweeps', tiny('e2e-small', [0]))).body;
+    const small = await stack.submit(tiny('e2e-small', [0]));
     expect((await stack.waitForSweep(small.id, 300_000)).status).toBe('SUCCEEDED');
-    await stack.post(`/api/sweeps/${big.id}/cancel`, {});
+    await stack.client.cancel(big.id);
 
     const smallRun = await stack.db.prisma.run.findFirstOrThrow({ where: { sweepId: small.id } });
     const bigRuns = await stack.db.prisma.run.findMany({ where: { sweepId: big.id } });

@@ -2,6 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { ApiClient } from '@ddae/api-client';
+import type { SweepDetail, SweepSubmitted } from '@ddae/contracts';
 import { TokenRepository } from '@ddae/db';
 import { createTestDatabase, deleteQueueKeys, freePort, startTsProcess, uniqueQueuePrefix, waitFor, type ManagedProcess, type TestDatabase } from '@ddae/testing';
 
@@ -18,9 +20,11 @@ export interface Stack {
   workers: ManagedProcess[];
   /** The last lines every process printed, for failure messages. */
   logs(): string;
-  get<T>(url: string): Promise<T>;
-  post<T>(url: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T }>;
-  waitForSweep(id: string, timeoutMs: number): Promise<{ status: string }>;
+  /** The API's client (libs/api-client), with this stack's token: every answer parsed with its contract. */
+  client: ApiClient;
+  /** Submits a spec (JSON); created: false is a replay of the idempotency key, queued: false a 202. */
+  submit(spec: unknown, idempotencyKey?: string): Promise<SweepSubmitted>;
+  waitForSweep(id: string, timeoutMs: number): Promise<SweepDetail>;
   /** Stops the API process (SIGTERM) and starts a new one on the same port. */
   restartApi(): Promise<void>;
   stop(): Promise<void>;
@@ -54,13 +58,9 @@ export async function startStack(options: {
   const workers = Array.from({ length: options.workers }, (_, i) =>
     startTsProcess('apps/worker/src/main.ts', { ...common, WORKER_ID: `e2e-worker-${i + 1}`, HEARTBEAT_MS: '1000', DDAE_BACKEND: 'wasm', DDAE_WASM_THREADS: '1', DDAE_NATIVE_THREADS: '1', ...options.workerEnv, ...options.workerEnvs?.[i] }, `worker-${i + 1}`),
   );
+  const client = new ApiClient(base, { token });
   const logs = () => [api, ...workers].map((p, i) => `--- ${i === 0 ? 'api' : `worker-${i}`}\n${p.output().slice(-2500)}`).join('\n');
-  const get = async <T>(url: string) => (await (await fetch(`${base}${url}`)).json()) as T;
-  const post = async <T>(url: string, body: unknown, headers: Record<string, string> = {}) => {
-    const res = await fetch(`${base}${url}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, ...headers }, body: JSON.stringify(body) });
-    return { status: res.status, body: (await res.json()) as T };
-  };
-  const healthy = () => waitFor('the API to answer /health', async () => ((await fetch(`${base}/health`).catch(() => null))?.ok ? true : undefined), { timeoutMs: 60_000, describe: async () => logs() });
+  const healthy = () => waitFor('the API to answer /health', async () => client.health().then(() => true, () => undefined), { timeoutMs: 60_000, describe: async () => logs() });
   await healthy();
   return {
     base,
@@ -72,13 +72,13 @@ export async function startStack(options: {
     },
     workers,
     logs,
-    get,
-    post,
+    client,
+    submit: (spec, idempotencyKey) => client.submitSweep({ json: spec }, { idempotencyKey }),
     waitForSweep: (id, timeoutMs) =>
       waitFor(`sweep ${id} to finish`, async () => {
-        const body = await get<{ status: string }>(`/api/sweeps/${id}`);
+        const body = await client.getSweep(id);
         return ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(body.status) ? body : undefined;
-      }, { timeoutMs, intervalMs: 500, describe: async () => `${JSON.stringify(await get(`/api/sweeps/${id}`))}\n${logs()}` }),
+      }, { timeoutMs, intervalMs: 500, describe: async () => `${JSON.stringify(await client.getSweep(id))}\n${logs()}` }),
     async restartApi() {
       expect(await api.stop()).toBe(0);
       api = startTsProcess('apps/api/src/main.ts', apiEnv);

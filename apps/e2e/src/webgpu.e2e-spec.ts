@@ -17,12 +17,6 @@ const SWEEP = {
   baselines: [],
 };
 
-interface WorkerRow {
-  id: string;
-  backend: string;
-  device: string;
-}
-
 describe('a webgpu worker beside a CPU worker finishes a tiny sweep', () => {
   let stack: Stack;
 
@@ -37,7 +31,7 @@ describe('a webgpu worker beside a CPU worker finishes a tiny sweep', () => {
   it('records which backend made every result', async () => {
     // Both registered (so both wait on the queue) before the work arrives.
     const workers = await waitFor('both workers to register', async () => {
-      const body = await stack.get<{ workers: WorkerRow[] }>('/api/workers');
+      const body = await stack.client.workers();
       return body.workers.length === 2 ? body.workers : undefined;
     }, { timeoutMs: 120_000, describe: async () => stack.logs() });
     const byId = new Map(workers.map((w) => [w.id, w]));
@@ -47,13 +41,13 @@ describe('a webgpu worker beside a CPU worker finishes a tiny sweep', () => {
     expect(gpuWorker?.device).toMatch(/^GPU 0 "llvmpipe[^"]*" \(software adapter, .*vulkan.*max binding \d+ MiB/);
     expect(workers.find((w) => w.backend === 'native')?.device).toBe('cpu');
 
-    const submitted = await stack.post<{ id: string }>('/api/sweeps', SWEEP);
-    expect(submitted.status).toBe(201);
-    const sweep = await stack.waitForSweep(submitted.body.id, 480_000);
+    const submitted = await stack.submit(SWEEP);
+    expect(submitted).toMatchObject({ created: true, queued: true });
+    const sweep = await stack.waitForSweep(submitted.id, 480_000);
     expect(sweep.status).toBe('SUCCEEDED');
 
-    const runs = await stack.db.prisma.run.findMany({ where: { sweepId: submitted.body.id } });
-    const results = await stack.db.prisma.probeResult.findMany({ where: { sweepId: submitted.body.id } });
+    const runs = await stack.db.prisma.run.findMany({ where: { sweepId: submitted.id } });
+    const results = await stack.db.prisma.probeResult.findMany({ where: { sweepId: submitted.id } });
     expect(runs).toHaveLength(2);
     expect(results).toHaveLength(4);
     const made = [...runs.map((r) => ({ backend: r.backend, workerId: r.workerId })), ...results.map((r) => ({ backend: r.backend, workerId: r.workerId }))];

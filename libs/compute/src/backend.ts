@@ -1,3 +1,4 @@
+import { rawEnv } from '@ddae/config';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { BACKENDS, type BackendName, type ComputeDevice, type GpuAdapter, type GpuSelector } from '@ddae/contracts';
@@ -163,7 +164,7 @@ export function selectBackend(prefer: BackendName | 'auto' = 'auto', options: Ba
  * `native`, `wasm`, `cpu` or `auto`); `auto` when unset. Throws on an unknown name rather than
  * silently falling back.
  */
-export function backendFromEnv(env: NodeJS.ProcessEnv = process.env): BackendName | 'auto' {
+export function backendFromEnv(env: NodeJS.ProcessEnv = rawEnv()): BackendName | 'auto' {
   const v = env['DDAE_BACKEND']?.trim();
   if (!v || v === 'auto') return 'auto';
   if ((BACKENDS as readonly string[]).includes(v)) return v as BackendName;

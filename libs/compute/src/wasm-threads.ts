@@ -13,6 +13,7 @@
  * Whatever fails, the replacement factory falls back to the package's original (single-threaded)
  * factory and records why.
  */
+import { rawEnv } from '@ddae/config';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -74,7 +75,7 @@ export interface WasmThreading {
  * otherwise `os.availableParallelism()`; capped at `MAX_WASM_THREADS`.
  * @throws on a value that is not a positive integer (rather than silently ignoring it)
  */
-export function wasmThreadsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+export function wasmThreadsFromEnv(env: NodeJS.ProcessEnv = rawEnv()): number {
   const raw = env['DDAE_WASM_THREADS']?.trim();
   let n: number;
   if (raw) {
@@ -99,7 +100,7 @@ export function wasmThreading(): WasmThreading | undefined {
  */
 function workerScriptFile(contents: string, version: string): string {
   const hash = createHash('sha256').update(contents).digest('hex').slice(0, 16);
-  const candidates = [process.env['DDAE_CACHE_DIR'], path.join(os.homedir(), '.cache', 'ddae'), os.tmpdir()].filter((d): d is string => !!d);
+  const candidates = [rawEnv()['DDAE_CACHE_DIR'], path.join(os.homedir(), '.cache', 'ddae'), os.tmpdir()].filter((d): d is string => !!d);
   let lastError: unknown;
   for (const base of candidates) {
     const dir = path.join(base, `tfjs-backend-wasm-${version}`);

@@ -1,3 +1,4 @@
+import { rawEnv, setEnv } from '@ddae/config';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -133,7 +134,7 @@ export async function listAdapters(dawn: DawnModule = loadDawn()): Promise<Liste
  */
 function isolateByPci(tag: string): string {
   const script = `require(${JSON.stringify(dawnNodePath())}).create(${JSON.stringify(baseFlags())}).requestAdapter().then(() => process.exit(0), () => process.exit(0))`;
-  const probe = spawnSync(process.execPath, ['-e', script], { env: { ...process.env, MESA_VK_DEVICE_SELECT: 'list' }, encoding: 'utf8', timeout: 30_000 });
+  const probe = spawnSync(process.execPath, ['-e', script], { env: { ...rawEnv(), MESA_VK_DEVICE_SELECT: 'list' }, encoding: 'utf8', timeout: 30_000 });
   const devices = parseDeviceSelectList(`${probe.stderr ?? ''}`);
   if (!devices) {
     throw new GpuSelectionError(`DDAE_GPU=${tag} needs Mesa's Vulkan device-select layer (Debian/Ubuntu: apt-get install mesa-vulkan-drivers; it works for NVIDIA GPUs too), which did not answer here`);
@@ -143,7 +144,7 @@ function isolateByPci(tag: string): string {
     const known = devices.map((d) => `  ${d.tag ?? '(no PCI address)'} "${d.name}" ${d.type}`).join('\n');
     throw new GpuSelectionError(`DDAE_GPU=${tag}: no GPU at that PCI address. Vulkan sees:\n${known}`);
   }
-  process.env['DRI_PRIME'] = `${tag}!`;
+  setEnv('DRI_PRIME', `${tag}!`);
   return hit.name;
 }
 
@@ -267,7 +268,7 @@ export function releaseWebGpu(): void {
 }
 
 /** The GPU selector of `DDAE_GPU` (`auto` when unset); throws naming the accepted forms. */
-export function gpuFromEnv(env: NodeJS.ProcessEnv = process.env): GpuSelector {
+export function gpuFromEnv(env: NodeJS.ProcessEnv = rawEnv()): GpuSelector {
   try {
     return parseGpuSelector(env['DDAE_GPU']);
   } catch (error) {

@@ -41,3 +41,13 @@ describe('loadEnv', () => {
     }
   });
 });
+
+describe('the CLI environment and the one default DATABASE_URL', () => {
+  it('gives every app the same default database', async () => {
+    const { apiEnvSchema, cliEnvSchema, DEFAULT_DATABASE_URL, loadEnv, workerEnvSchema } = await import('./index');
+    expect(loadEnv(apiEnvSchema, {}).DATABASE_URL).toBe(DEFAULT_DATABASE_URL);
+    expect(loadEnv(workerEnvSchema, {}).DATABASE_URL).toBe(DEFAULT_DATABASE_URL);
+    expect(loadEnv(cliEnvSchema, {})).toEqual({ DDAE_API_URL: 'http://127.0.0.1:3000', DATABASE_URL: DEFAULT_DATABASE_URL });
+    expect(() => loadEnv(cliEnvSchema, { DDAE_API_URL: 'not a url' })).toThrow(/DDAE_API_URL/);
+  });
+});

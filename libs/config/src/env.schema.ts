@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BACKENDS, parseGpuSelector } from '@ddae/contracts';
+import { DEFAULT_DATABASE_URL, rawEnv } from './process-env';
 
 /**
  * Configuration from the environment, one schema per app, validated before Nest starts.
@@ -15,7 +16,7 @@ const bool = z
 
 const shared = {
   /** Postgres URL. Default: the local development database. */
-  DATABASE_URL: z.string().url().default('postgresql://postgres@127.0.0.1:5432/ddae'),
+  DATABASE_URL: z.string().url().default(DEFAULT_DATABASE_URL),
   /** Redis URL (redis:// or rediss:// for TLS; a password goes in the URL). */
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
   /** Prefix of every BullMQ key; tests use a unique one per run. Default `ddae`. */
@@ -106,12 +107,31 @@ export const workerEnvSchema = z.object({
 });
 export type WorkerEnv = z.infer<typeof workerEnvSchema>;
 
+/** The CLI's variables (each overridden by its option: --api, --token...). */
+export const cliEnvSchema = z.object({
+  /** The API's base URL (--api). Default http://127.0.0.1:3000. */
+  DDAE_API_URL: z.string().url().default('http://127.0.0.1:3000'),
+  /** An API token (--token), sent as a Bearer token. */
+  DDAE_API_TOKEN: z.string().min(1).optional(),
+  /** Postgres, for `token` (which writes the tokens table directly). */
+  DATABASE_URL: shared.DATABASE_URL,
+  /** The workers' artifact root: `cache` defaults to its features/ folder. Default: none. */
+  ARTIFACT_DIR: z.string().optional(),
+});
+export type CliEnv = z.infer<typeof cliEnvSchema>;
+
+/** The compute child's own variable (the rest it reads as the libraries it runs do). */
+export const computeChildEnvSchema = z.object({
+  /** `1`: the child only probes the backend at start-up (names it, then exits). Default 0. */
+  DDAE_PROBE_ONLY: z.enum(['0', '1']).default('0'),
+});
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
 /** Parses the environment against a schema; throws one error listing every bad variable. */
-export function loadEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+export function loadEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = rawEnv()): z.infer<S> {
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);

@@ -2,3 +2,4 @@ export * from './unet-layout';
 export * from './sweep-spec.schema';
 export * from './jobs.schema';
 export * from './gpu-selector';
+export * from './api';

@@ -1,3 +1,4 @@
+import { rawEnv } from '@ddae/config';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -66,7 +67,7 @@ export class DatasetMissingError extends Error {
 /** The directory a data set is read from (see {@link LoadDatasetOptions.dir}). */
 export function datasetDir(name: DatasetName, opts: LoadDatasetOptions = {}): string {
   if (opts.dir) return path.resolve(opts.dir);
-  const root = process.env['DDAE_DATA_DIR'];
+  const root = rawEnv()['DDAE_DATA_DIR'];
   if (root) return path.resolve(root, name);
   return DEFAULT_DATA_DIRS[name];
 }

@@ -7,7 +7,7 @@ export interface PgConnectionFields {
   database: string;
 }
 
-export const DEFAULT_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/ddae';
+export { DEFAULT_DATABASE_URL } from '@ddae/config';
 
 /**
  * Parses a `postgresql://user:password@host:port/database` URL into discrete fields.

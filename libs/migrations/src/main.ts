@@ -15,6 +15,7 @@
  * DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/ddae). The migrations and the
  * `_prisma_migrations` rows are Prisma's own format: the real `prisma migrate deploy` can take over.
  */
+import { rawEnv } from '@ddae/config';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -25,7 +26,7 @@ import { openSchemaEngine, schemaEngineVersion } from './schema-engine';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const SCHEMA_PATH = path.join(ROOT, 'prisma/schema.prisma');
-const MIGRATIONS_DIR = process.env['DDAE_MIGRATIONS_DIR'] ? path.resolve(process.env['DDAE_MIGRATIONS_DIR']) : path.join(ROOT, 'prisma/migrations');
+const MIGRATIONS_DIR = rawEnv()['DDAE_MIGRATIONS_DIR'] ? path.resolve(rawEnv()['DDAE_MIGRATIONS_DIR'] ?? '') : path.join(ROOT, 'prisma/migrations');
 
 const USAGE = 'usage: npm run -s migrate -- <dev --name NAME [--create-only] | deploy | status | diff [--from-db | --drift] [--exit-code]> [--verbose]';
 
@@ -162,7 +163,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return values.help ? 0 : 2;
   }
-  const databaseUrl = process.env['DATABASE_URL'] || DEFAULT_DATABASE_URL;
+  const databaseUrl = rawEnv()['DATABASE_URL'] || DEFAULT_DATABASE_URL;
   if (values.verbose) console.error(`database ${redactUrl(databaseUrl)}; schema engine ${schemaEngineVersion()}`);
   switch (command) {
     case 'dev':

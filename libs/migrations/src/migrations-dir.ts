@@ -1,3 +1,4 @@
+import { rawEnv } from '@ddae/config';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -36,7 +37,7 @@ export function scriptMatchesChecksum(script: string, checksum: string): boolean
  * of the repository this file lives in (source runs: swc-node, jest), then of the working directory.
  */
 export function defaultMigrationsDir(): string {
-  const fromEnv = process.env['DDAE_MIGRATIONS_DIR'];
+  const fromEnv = rawEnv()['DDAE_MIGRATIONS_DIR'];
   if (fromEnv) return path.resolve(fromEnv);
   const candidates = [
     path.resolve(__dirname, '../../../prisma/migrations'),

@@ -1,3 +1,4 @@
+import { setEnvDefault } from '@ddae/config';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -46,7 +47,7 @@ export function loadAddon(file = ADDON_PATH): KernelsAddon {
   // OpenMP threads that spin between parallel regions steal cores from other processes on a
   // shared machine (two workers on two cores); sleeping costs microseconds per region here.
   // Read by libgomp when the addon loads, so set before; an explicit setting wins.
-  process.env['OMP_WAIT_POLICY'] ??= 'PASSIVE';
+  setEnvDefault('OMP_WAIT_POLICY', 'PASSIVE');
   // A compiled module is loaded with require: there is no other way to load N-API code.
   return require(file) as KernelsAddon;
 }

@@ -1,3 +1,4 @@
+import { rawEnv } from '@ddae/config';
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
@@ -36,7 +37,7 @@ export interface NativeOptions {
 let registered: NativeInfo | undefined;
 
 /** Threads from DDAE_NATIVE_THREADS (a positive integer), else every core. */
-export function nativeThreadsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+export function nativeThreadsFromEnv(env: NodeJS.ProcessEnv = rawEnv()): number {
   const raw = env['DDAE_NATIVE_THREADS']?.trim();
   if (!raw) return os.availableParallelism();
   const n = Number(raw);
@@ -51,7 +52,7 @@ export function nativeThreadsFromEnv(env: NodeJS.ProcessEnv = process.env): numb
 export function registerNativeBackend(options: NativeOptions = {}): NativeInfo {
   if (registered) return registered;
   const addon = loadAddon();
-  const fromEnv = process.env['DDAE_BLAS_LIBRARY']?.trim();
+  const fromEnv = rawEnv()['DDAE_BLAS_LIBRARY']?.trim();
   const libraries = options.libraries ?? [...(fromEnv ? [fromEnv] : []), ...DEFAULT_BLAS_CANDIDATES];
   const info = addon.init(libraries, options.threads ?? nativeThreadsFromEnv());
   tf.registerBackend(NATIVE_BACKEND, () => new NativeBackend(), 0);

@@ -1,18 +1,10 @@
 import type { SpecIssue } from '@ddae/sweeps';
+import { API_ERROR_STATUS, type ApiErrorCode as WireErrorCode } from '@ddae/contracts';
 
-/** Error codes the API answers with; each maps to one HTTP status in the error filter. */
-export type ApiErrorCode = 'invalid_request' | 'invalid_spec' | 'unauthorized' | 'forbidden' | 'not_found' | 'conflict' | 'payload_too_large' | 'unsupported_media_type';
+/** Error codes a handler throws; each maps to one HTTP status (libs/contracts' API_ERROR_STATUS). */
+export type ApiErrorCode = Exclude<WireErrorCode, 'internal_error' | 'service_unavailable' | 'method_not_allowed'>;
 
-export const STATUS_OF: Record<ApiErrorCode, number> = {
-  invalid_request: 400,
-  invalid_spec: 400,
-  unauthorized: 401,
-  forbidden: 403,
-  not_found: 404,
-  conflict: 409,
-  payload_too_large: 413,
-  unsupported_media_type: 415,
-};
+export const STATUS_OF: Record<ApiErrorCode, number> = API_ERROR_STATUS;
 
 /** A domain error: a string code, a message for people, and for 400s every bad field by path. */
 export class ApiError extends Error {

@@ -1,6 +1,6 @@
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { Logger } from '@nestjs/common';
-import { toErrorBody } from './error.filter';
+import { toErrorBody, wireErrorBody } from './error.filter';
 
 export const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'];
 
@@ -15,6 +15,6 @@ export function installBodyParsers(app: Express, limit: string): void {
   app.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(error);
     const body = toErrorBody(error, logger);
-    res.status(body.statusCode).json(body);
+    res.status(body.statusCode).json(wireErrorBody(body, logger));
   });
 }

@@ -1,17 +1,11 @@
 import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { Response } from 'express';
+import { API_ERROR_CODES, API_ERROR_STATUS, apiErrorSchema, type ApiErrorBody } from '@ddae/contracts';
 import { ApiError, STATUS_OF } from './api-error';
 
-export interface ErrorBody {
-  statusCode: number;
-  error: string;
-  message: string;
-  issues?: { path: string; message: string }[];
-  errorId?: string;
-  /** The sweeps an ambiguous short id matches. */
-  candidates?: unknown[];
-}
+/** The one error shape of every 4xx and 5xx (libs/contracts' apiErrorSchema). */
+export type ErrorBody = ApiErrorBody;
 
 /**
  * Translates every error in one place: domain errors keep their code and issues, Nest's HTTP
@@ -25,8 +19,15 @@ export class ErrorFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const response = host.switchToHttp().getResponse<Response>();
     const body = toErrorBody(exception, this.logger);
-    response.status(body.statusCode).json(body);
+    response.status(body.statusCode).json(wireErrorBody(body, this.logger));
   }
+}
+
+/** The error body in its wire form, checked against the one error shape; a body that is not is itself a bug (a 500). */
+export function wireErrorBody(body: ErrorBody, logger: Logger): ErrorBody {
+  const parsed = apiErrorSchema.safeParse(JSON.parse(JSON.stringify(body)));
+  if (parsed.success) return parsed.data;
+  return toErrorBody(new Error(`error body of status ${body.statusCode} does not match its contract: ${parsed.error.message}`), logger);
 }
 
 export function toErrorBody(exception: unknown, logger: Logger): ErrorBody {
@@ -57,6 +58,6 @@ export function toErrorBody(exception: unknown, logger: Logger): ErrorBody {
 }
 
 function httpErrorName(status: number): string {
-  const names: Record<number, string> = { 400: 'invalid_request', 404: 'not_found', 405: 'method_not_allowed', 409: 'conflict', 413: 'payload_too_large', 415: 'unsupported_media_type', 503: 'service_unavailable' };
-  return names[status] ?? (status >= 500 ? 'internal_error' : 'error');
+  const code = API_ERROR_CODES.find((c) => API_ERROR_STATUS[c] === status);
+  return code ?? (status >= 500 ? 'internal_error' : 'error');
 }

@@ -1,13 +1,13 @@
 import { Controller, Get, Inject, Res } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
+import { healthDownSchema, healthSchema } from '@ddae/contracts';
 import type { PrismaClient } from '@ddae/db';
 import type { ComputeQueue } from '@ddae/queue';
 import { withTimeout } from '@ddae/queue';
 import { COMPUTE_QUEUE, PRISMA } from '../core/tokens';
 import { RequireScope } from '../core/auth.guard';
+import { reply } from '../core/reply';
 
-@ApiTags('health')
 @RequireScope('public')
 @Controller('health')
 export class HealthController {
@@ -17,16 +17,15 @@ export class HealthController {
   ) {}
 
   @Get()
-  @ApiOperation({ summary: 'Liveness and dependencies: 200 when Postgres and Redis answer, else 503 naming what is down' })
   async check(@Res({ passthrough: true }) res: Response) {
     const [db, redis] = await Promise.all([
       withTimeout(this.prisma.$queryRaw`SELECT 1`, 2_000, 'postgres').then(() => 'up' as const, () => 'down' as const),
       withTimeout(this.queue.ping(), 2_000, 'redis').then(() => 'up' as const, () => 'down' as const),
     ]);
     const down = [...(db === 'down' ? ['postgres'] : []), ...(redis === 'down' ? ['redis'] : [])];
-    if (down.length === 0) return { status: 'ok', postgres: db, redis };
+    if (down.length === 0) return reply(healthSchema, { status: 'ok', postgres: db, redis });
     // The error shape of every other 4xx/5xx, with each dependency's state beside it.
     res.status(503);
-    return { statusCode: 503, error: 'service_unavailable', message: `${down.join(' and ')} ${down.length > 1 ? 'are' : 'is'} down`, status: 'degraded', postgres: db, redis };
+    return reply(healthDownSchema, { statusCode: 503, error: 'service_unavailable', message: `${down.join(' and ')} ${down.length > 1 ? 'are' : 'is'} down`, status: 'degraded', postgres: db, redis });
   }
 }

@@ -1,22 +1,11 @@
 import { Controller, Get, Query } from '@nestjs/common';
-import { ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
-import { z } from 'zod';
-import { DATASET_NAMES, METHODS } from '@ddae/contracts';
+import { leaderboardQuerySchema, leaderboardSchema } from '@ddae/contracts';
 import { BaselineRepository, InvalidCursorError, LeaderboardRepository } from '@ddae/db';
 import { ApiError } from '../core/api-error';
+import { reply } from '../core/reply';
 import { parseOr400 } from '../core/zod-query';
 import { SweepIdResolver } from '../sweeps/sweep-id';
 
-const leaderboardQuery = z.object({
-  dataset: z.enum(DATASET_NAMES).optional(),
-  method: z.enum(METHODS).optional(),
-  sweep: z.string().optional(),
-  per: z.enum(['cell', 'run', 'config']).default('cell'),
-  limit: z.coerce.number().int().min(1).max(500).default(20),
-  cursor: z.string().min(1).max(2000).optional(),
-});
-
-@ApiTags('leaderboard')
 @Controller('leaderboard')
 export class LeaderboardController {
   constructor(
@@ -26,18 +15,8 @@ export class LeaderboardController {
   ) {}
 
   @Get()
-  @ApiOperation({
-    summary:
-      'Best probe results, by accuracy, with the baselines of the same data sets. Paged: `nextCursor` (null on the last page) continues the ranking with the same filter.',
-  })
-  @ApiQuery({ name: 'dataset', required: false, enum: DATASET_NAMES })
-  @ApiQuery({ name: 'method', required: false, enum: METHODS })
-  @ApiQuery({ name: 'sweep', required: false, description: 'sweep id, or a unique prefix of at least 8 hex digits' })
-  @ApiQuery({ name: 'per', required: false, enum: ['cell', 'run', 'config'], description: 'cell: every result; run: each run\'s best cell; config: mean and spread over seeds per (model, layer, noise, protocol)' })
-  @ApiQuery({ name: 'limit', required: false, description: 'rows per page, 1..500, default 20' })
-  @ApiQuery({ name: 'cursor', required: false, description: 'the nextCursor of the previous page (same filter)' })
   async get(@Query() query: unknown) {
-    const q = parseOr400(leaderboardQuery, query, 'query');
+    const q = parseOr400(leaderboardQuerySchema, query, 'query');
     const sweepId = q.sweep === undefined ? undefined : await this.ids.resolve(q.sweep, 'query.sweep');
     const filter = { dataset: q.dataset, method: q.method, sweepId, per: q.per, limit: q.limit, cursor: q.cursor };
     let page: Awaited<ReturnType<LeaderboardRepository['page']>>;
@@ -50,7 +29,7 @@ export class LeaderboardController {
     const rows: { dataset: string }[] = page.rows;
     const datasets = q.dataset ? [q.dataset] : [...new Set(rows.map((r) => r.dataset))];
     const [pixels, untrained] = await Promise.all([datasets.length ? this.baselines.forDatasets(datasets) : [], this.leaderboard.untrainedBest(datasets, sweepId)]);
-    return {
+    return reply(leaderboardSchema, {
       filter: { ...q, sweep: sweepId },
       rows: page.rows,
       nextCursor: page.nextCursor,
@@ -62,6 +41,6 @@ export class LeaderboardController {
           accuracy: u.accuracy, featureDim: u.featureDim, protocolKey: u.protocolKey, backend: u.backend,
         })),
       ],
-    };
+    });
   }
 }

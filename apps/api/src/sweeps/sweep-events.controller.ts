@@ -1,5 +1,4 @@
 import { Controller, Get, Headers, Param, Query, Req, Res } from '@nestjs/common';
-import { ApiHeader, ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { EventRepository, SweepRepository } from '@ddae/db';
@@ -14,7 +13,6 @@ const POLL_MS = 1_000;
 /** A comment line keeps proxies from closing an idle stream. */
 const KEEPALIVE_MS = 15_000;
 
-@ApiTags('sweeps')
 @Controller('sweeps')
 export class SweepEventsController {
   constructor(
@@ -28,10 +26,6 @@ export class SweepEventsController {
    * then new events as they are written; the stream ends once the sweep is finished and sent.
    */
   @Get(':id/events')
-  @ApiOperation({ summary: 'Server-Sent Events of a sweep, replayed from Postgres after Last-Event-ID' })
-  @ApiProduces('text/event-stream')
-  @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Resume after this event id' })
-  @ApiQuery({ name: 'after', required: false, description: 'Same as Last-Event-ID, for clients that cannot set headers' })
   async stream(@Param('id') id: string, @Headers('last-event-id') lastEventId: string | undefined, @Query('after') after: string | undefined, @Req() req: Request, @Res() res: Response) {
     const sweepId = await this.ids.resolve(id);
     const from = parseOr400(cursor.optional(), lastEventId ?? after, lastEventId !== undefined ? 'header.Last-Event-ID' : 'query.after');

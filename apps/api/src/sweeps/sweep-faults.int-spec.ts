@@ -1,7 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { apiEnvSchema } from '@ddae/config';
-import { QUEUES, type SweepSpecInput } from '@ddae/contracts';
+import { healthDownSchema, QUEUES, type SweepSpecInput } from '@ddae/contracts';
 import { BaselineRepository } from '@ddae/db';
 import { createTestDatabase, deleteQueueKeys, queuedJobIds, startRedisServer, uniqueQueuePrefix, waitFor, type RedisServer, type TestDatabase } from '@ddae/testing';
 import { createApiApp } from '../bootstrap';
@@ -75,7 +75,7 @@ describe('sweeps API under faults (real Postgres, a Redis of its own)', () => {
     await redis.stop('SIGKILL');
     try {
       const health = await request(server).get('/health').expect(503);
-      expect(health.body).toEqual({ statusCode: 503, error: 'service_unavailable', message: 'redis is down', status: 'degraded', postgres: 'up', redis: 'down' });
+      expect(healthDownSchema.parse(health.body)).toEqual({ statusCode: 503, error: 'service_unavailable', message: 'redis is down', status: 'degraded', postgres: 'up', redis: 'down' });
     } finally {
       await redis.start();
     }

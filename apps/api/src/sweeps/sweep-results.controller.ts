@@ -1,6 +1,5 @@
 import { once } from 'node:events';
 import { Controller, Get, Logger, Param, Req, Res } from '@nestjs/common';
-import { ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { ResultsRepository, SweepRepository } from '@ddae/db';
 import { ApiError } from '../core/api-error';
@@ -12,7 +11,6 @@ import { SweepIdResolver } from './sweep-id';
  * included, streamed from Postgres batch by batch (a keyset cursor): memory holds one batch of rows
  * whatever the sweep's size, and a slow reader holds no transaction open.
  */
-@ApiTags('sweeps')
 @Controller('sweeps')
 export class SweepResultsController {
   private readonly logger = new Logger('Export');
@@ -24,15 +22,11 @@ export class SweepResultsController {
   ) {}
 
   @Get(':id/results.csv')
-  @ApiOperation({ summary: 'Every result of a sweep with its hyper-parameters, as CSV (streamed)' })
-  @ApiProduces('text/csv')
   async csv(@Param('id') id: string, @Req() req: Request, @Res() res: Response) {
     await this.stream(id, 'csv', req, res);
   }
 
   @Get(':id/results.jsonl')
-  @ApiOperation({ summary: 'Every result of a sweep with its hyper-parameters, one JSON object per line (streamed)' })
-  @ApiProduces('application/x-ndjson')
   async jsonl(@Param('id') id: string, @Req() req: Request, @Res() res: Response) {
     await this.stream(id, 'jsonl', req, res);
   }

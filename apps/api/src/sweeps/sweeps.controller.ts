@@ -1,27 +1,35 @@
 import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { RequireScope } from '../core/auth.guard';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { sweepSpecSchema } from '@ddae/contracts';
+import {
+  heatmapSchema,
+  listSweepsQuerySchema,
+  lossCurvesSchema,
+  progressSchema,
+  sampleListSchema,
+  submitSweepQuerySchema,
+  sweepCancelledSchema,
+  sweepDetailSchema,
+  sweepDryRunSchema,
+  sweepListSchema,
+  sweepPausedSchema,
+  sweepRetriedSchema,
+  sweepSubmittedSchema,
+  verdictSchema,
+} from '@ddae/contracts';
 import { LeaderboardRepository, ProgressProbeRepository, RunSampleRepository, SweepRepository, TrainLossRepository, type PrismaClient } from '@ddae/db';
 import { parseSpecText, planView, SweepOrchestrator, validateSweepSpec } from '@ddae/sweeps';
 import { ApiError } from '../core/api-error';
 import { PRISMA } from '../core/tokens';
 import { parseOr400 } from '../core/zod-query';
 import { YAML_TYPES } from '../core/body-parsers';
+import { reply } from '../core/reply';
 import { SweepIdResolver } from './sweep-id';
 
-const submitQuery = z.object({ dryRun: z.enum(['true', 'false']).optional() });
-const listQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  status: z.enum(['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED']).optional(),
-  before: z.iso.datetime().optional(),
-});
 const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const idempotencyKey = z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').optional();
 
-@ApiTags('sweeps')
 @Controller('sweeps')
 export class SweepsController {
   constructor(
@@ -37,12 +45,7 @@ export class SweepsController {
 
   @Post()
   @RequireScope('submit')
-  @ApiBearerAuth()
   @HttpCode(201)
-  @ApiOperation({ summary: 'Submit a sweep spec (JSON, or YAML with Content-Type: application/yaml)' })
-  @ApiBody({ schema: z.toJSONSchema(sweepSpecSchema, { io: 'input', unrepresentable: 'any' }) as object })
-  @ApiQuery({ name: 'dryRun', required: false, description: 'true: validate and plan, store nothing; a plan of more than 200 runs or probe tasks lists the first 200 of each (plan.sampled)' })
-  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'A retried POST with the same key returns the same sweep and enqueues nothing' })
   async submit(
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
@@ -50,7 +53,7 @@ export class SweepsController {
     @Query() query: unknown,
     @Headers('idempotency-key') key: string | undefined,
   ) {
-    const { dryRun } = parseOr400(submitQuery, query, 'query');
+    const { dryRun } = parseOr400(submitSweepQuerySchema, query, 'query');
     const idemKey = parseOr400(idempotencyKey, key, 'header.Idempotency-Key');
     const document = readSpecDocument(req, body);
     const result = validateSweepSpec(document);
@@ -59,7 +62,7 @@ export class SweepsController {
     if (dryRun === 'true') {
       res.status(200);
       // Every row of a small plan; the first rows of a big one (plan.sampled says so), never 100,000.
-      return { dryRun: true, counts: plan.counts, plan: planView(plan), spec };
+      return reply(sweepDryRunSchema, { dryRun: true, counts: plan.counts, plan: planView(plan), spec });
     }
     const created = await this.orchestrator.submit(spec, plan, idemKey);
     if (!created.created && created.sweep.specHash !== plan.specHash) {
@@ -69,24 +72,22 @@ export class SweepsController {
     // A replay of an earlier submission: 200 with the stored sweep, nothing new enqueued.
     if (!created.created) {
       res.status(200);
-      return view;
+      return reply(sweepSubmittedSchema, view);
     }
-    if (created.queued) return { ...view, queued: true };
+    if (created.queued) return reply(sweepSubmittedSchema, { ...view, queued: true });
     // Stored, but Redis did not take its jobs: accepted, and the reconciler queues them.
     res.status(202);
-    return { ...view, queued: false, note: 'stored; the queue (Redis) is unreachable: the reconciler queues its jobs as soon as it answers' };
+    return reply(sweepSubmittedSchema, { ...view, queued: false, note: 'stored; the queue (Redis) is unreachable: the reconciler queues its jobs as soon as it answers' });
   }
 
   @Get()
-  @ApiOperation({ summary: 'List sweeps, newest first (?status, ?limit, ?before)' })
   async list(@Query() query: unknown) {
-    const q = parseOr400(listQuery, query, 'query');
+    const q = parseOr400(listSweepsQuerySchema, query, 'query');
     const rows = await this.sweeps.list({ limit: q.limit, status: q.status, before: q.before ? new Date(q.before) : undefined });
-    return { sweeps: rows.map(({ spec: _spec, ...s }) => s) };
+    return reply(sweepListSchema, { sweeps: rows.map(({ spec: _spec, ...s }) => s) });
   }
 
   @Get(':id')
-  @ApiOperation({ summary: 'A sweep: status, progress, its runs, probe tasks and baselines (with the reason of each failure)' })
   async get(@Param('id') id: string) {
     const sweepId = await this.ids.resolve(id);
     const sweep = await this.sweeps.findById(sweepId);
@@ -98,7 +99,7 @@ export class SweepsController {
       this.prisma.baseline.findMany({ where: { sweeps: { some: { sweepId } } }, orderBy: [{ dataset: 'asc' }, { kind: 'asc' }] }),
     ]);
     const runKey = new Map(runs.map((r) => [r.id, r.key]));
-    return {
+    return reply(sweepDetailSchema, {
       ...sweep,
       paused: sweep.pausedAt !== null,
       progress,
@@ -115,50 +116,41 @@ export class SweepsController {
         id: b.id, kind: b.kind, dataset: b.dataset, protocolKey: b.protocolKey, status: b.status, accuracy: b.accuracy,
         attempts: b.attempts, error: b.error, workerId: b.workerId, finishedAt: b.finishedAt,
       })),
-    };
+    });
   }
 
   @Get(':id/heatmap')
-  @ApiOperation({ summary: 'Mean accuracy per (model, layer, noise level) of a sweep, over seeds' })
   async heatmap(@Param('id') id: string) {
     const sweepId = await this.ids.resolve(id);
     if (!(await this.sweeps.findById(sweepId))) throw new ApiError('not_found', `no sweep ${sweepId}`);
-    return { sweepId, cells: await this.leaderboard.heatmap(sweepId) };
+    return reply(heatmapSchema, { sweepId, cells: await this.leaderboard.heatmap(sweepId) });
   }
 
   @Get(':id/verdict')
-  @ApiOperation({
-    summary:
-      "The trained models' best cell (mean over seeds) beside the raw-pixel baseline and the untrained network's best cell, under the same probe protocol, with both margins",
-  })
   async verdict(@Param('id') id: string) {
     const sweepId = await this.ids.resolve(id);
     if (!(await this.sweeps.findById(sweepId))) throw new ApiError('not_found', `no sweep ${sweepId}`);
-    return { sweepId, ...(await this.leaderboard.verdict(sweepId)) };
+    return reply(verdictSchema, { sweepId, ...(await this.leaderboard.verdict(sweepId)) });
   }
 
   @Get(':id/loss')
-  @ApiOperation({ summary: 'Training loss against step per trained run: each point the mean loss over the window of steps ending there' })
   async loss(@Param('id') id: string) {
     const sweepId = await this.ids.resolve(id);
     const sweep = await this.sweeps.findById(sweepId);
     if (!sweep) throw new ApiError('not_found', `no sweep ${sweepId}`);
     const lossEvery = (sweep.spec as { pretrain?: { lossEvery?: number } }).pretrain?.lossEvery ?? 50;
-    return { sweepId, lossEvery, runs: await this.trainLosses.ofSweep(sweepId) };
+    return reply(lossCurvesSchema, { sweepId, lossEvery, runs: await this.trainLosses.ofSweep(sweepId) });
   }
 
   @Get(':id/samples')
-  @ApiOperation({ summary: "Sample grids of the sweep's trained runs (one per final checkpoint); each PNG at its url" })
   async sampleList(@Param('id') id: string) {
     const sweepId = await this.ids.resolve(id);
     if (!(await this.sweeps.findById(sweepId))) throw new ApiError('not_found', `no sweep ${sweepId}`);
     const rows = await this.samples.ofSweep(sweepId);
-    return { sweepId, samples: rows.map((r) => ({ ...r, url: `/api/sweeps/${sweepId}/runs/${r.runId}/samples.png` })) };
+    return reply(sampleListSchema, { sweepId, samples: rows.map((r) => ({ ...r, url: `/api/sweeps/${sweepId}/runs/${r.runId}/samples.png` })) });
   }
 
   @Get(':id/runs/:run/samples.png')
-  @ApiOperation({ summary: "A run's sample grid (PNG) of its final checkpoint; :run is the run's id or key" })
-  @ApiProduces('image/png')
   async samplePng(@Param('id') id: string, @Param('run') run: string, @Res() res: Response) {
     const sweepId = await this.ids.resolve(id);
     const key = parseOr400(z.string().min(1).max(200), run, 'path.run');
@@ -176,62 +168,51 @@ export class SweepsController {
   }
 
   @Get(':id/progress')
-  @ApiOperation({
-    summary: 'Probing during pretraining: accuracy against step per run (each probed step: its best and every cell), and where a plateau stopped it',
-  })
   async progress(@Param('id') id: string) {
     const sweepId = await this.ids.resolve(id);
     if (!(await this.sweeps.findById(sweepId))) throw new ApiError('not_found', `no sweep ${sweepId}`);
-    return { sweepId, runs: await this.progressProbes.ofSweep(sweepId) };
+    return reply(progressSchema, { sweepId, runs: await this.progressProbes.ofSweep(sweepId) });
   }
 
   @Post(':id/pause')
   @RequireScope('submit')
-  @ApiBearerAuth()
   @HttpCode(200)
-  @ApiOperation({ summary: 'Pause a sweep: nothing new of it starts, running jobs finish' })
   async pause(@Param('id') id: string) {
     const sweepId = await this.ids.resolve(id);
     const sweep = await this.orchestrator.pause(sweepId);
     if (!sweep) throw new ApiError('not_found', `no sweep ${sweepId}`);
-    return { id: sweep.id, status: sweep.status, paused: sweep.pausedAt !== null };
+    return reply(sweepPausedSchema, { id: sweep.id, status: sweep.status, paused: sweep.pausedAt !== null });
   }
 
   @Post(':id/resume')
   @RequireScope('submit')
-  @ApiBearerAuth()
   @HttpCode(200)
-  @ApiOperation({ summary: 'Resume a paused sweep' })
   async resume(@Param('id') id: string) {
     const sweepId = await this.ids.resolve(id);
     const sweep = await this.orchestrator.resume(sweepId);
     if (!sweep) throw new ApiError('not_found', `no sweep ${sweepId}`);
-    return { id: sweep.id, status: sweep.status, paused: sweep.pausedAt !== null };
+    return reply(sweepPausedSchema, { id: sweep.id, status: sweep.status, paused: sweep.pausedAt !== null });
   }
 
   @Post(':id/retry-failed')
   @RequireScope('submit')
-  @ApiBearerAuth()
   @HttpCode(200)
-  @ApiOperation({ summary: 'Rerun exactly the failed runs, probe tasks and baselines of a sweep' })
   async retryFailed(@Param('id') id: string) {
     const sweepId = await this.ids.resolve(id);
     const result = await this.orchestrator.retryFailed(sweepId);
     if (!result) throw new ApiError('not_found', `no sweep ${sweepId}`);
     if (result === 'cancelled') throw new ApiError('conflict', `sweep ${sweepId} was cancelled: submit it again instead`);
-    return { id: result.sweep.id, status: result.sweep.status, retried: result.retried };
+    return reply(sweepRetriedSchema, { id: result.sweep.id, status: result.sweep.status, retried: result.retried });
   }
 
   @Post(':id/cancel')
   @RequireScope('submit')
-  @ApiBearerAuth()
   @HttpCode(200)
-  @ApiOperation({ summary: 'Cancel a sweep: queued work is dropped, running jobs stop within seconds' })
   async cancel(@Param('id') id: string) {
     const sweepId = await this.ids.resolve(id);
     const sweep = await this.orchestrator.cancel(sweepId);
     if (!sweep) throw new ApiError('not_found', `no sweep ${sweepId}`);
-    return { id: sweep.id, status: sweep.status };
+    return reply(sweepCancelledSchema, { id: sweep.id, status: sweep.status });
   }
 }
 

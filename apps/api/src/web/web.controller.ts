@@ -1,11 +1,9 @@
 import { Controller, Get, Header, Res } from '@nestjs/common';
-import { ApiExcludeController } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { loadWebPage, type WebPage } from './page';
 import { RequireScope } from '../core/auth.guard';
 
 /** `GET /`: the leaderboard, sweeps and heatmaps as one page reading the REST API (outside /api). */
-@ApiExcludeController()
 @RequireScope('public')
 @Controller()
 export class WebController {

@@ -1,10 +1,10 @@
 import { Controller, Get, Inject } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { ApiEnv } from '@ddae/config';
+import { workerListSchema } from '@ddae/contracts';
 import { WorkerRepository } from '@ddae/db';
+import { reply } from '../core/reply';
 import { API_ENV } from '../core/tokens';
 
-@ApiTags('workers')
 @Controller('workers')
 export class WorkersController {
   constructor(
@@ -13,8 +13,7 @@ export class WorkersController {
   ) {}
 
   @Get()
-  @ApiOperation({ summary: 'Workers that sent a heartbeat recently' })
   async list() {
-    return { workers: await this.workers.live(this.env.WORKER_STALE_MS) };
+    return reply(workerListSchema, { workers: await this.workers.live(this.env.WORKER_STALE_MS) });
   }
 }

@@ -17,7 +17,7 @@ const FORMATS = ['csv', 'jsonl'] as const;
 export async function exportResults(api: ApiClient, id: string, opts: { format?: string; out?: string }): Promise<string | undefined> {
   const format = (opts.format ?? 'csv') as (typeof FORMATS)[number];
   if (!FORMATS.includes(format)) throw new UsageError(`--format must be csv or jsonl, got "${opts.format}"`);
-  const response = await api.stream(`/api/sweeps/${encodeURIComponent(id)}/results.${format}`);
+  const response = await api.results(id, format);
   if (!response.body) throw new CliError('the API sent no body');
   if (opts.out === undefined || opts.out === '-') {
     for await (const chunk of response.body) {

@@ -3,16 +3,6 @@ import path from 'node:path';
 import { CliError, UsageError, type ApiClient } from '../api-client';
 import { renderHeatmapPng, type HeatmapCell } from '@ddae/render';
 
-interface SweepHead {
-  id: string;
-  name: string;
-  dataset: string;
-  status: string;
-}
-interface VerdictView {
-  pixels: { accuracy: number; protocolKey: string } | null;
-}
-
 /** Writes a PNG to `out` (parent directories created), or to stdout for "-"; refuses to guess a file name. */
 async function writePng(png: Buffer, out: string | undefined, example: string): Promise<string> {
   if (out === undefined) throw new UsageError(`heatmap needs --out FILE (or --out - for stdout): ${example}`);
@@ -32,12 +22,8 @@ async function writePng(png: Buffer, out: string | undefined, example: string): 
  */
 export async function heatmapPng(api: ApiClient, id: string, opts: { out?: string; json: boolean }): Promise<string | undefined> {
   if (opts.out === undefined) await writePng(Buffer.alloc(0), undefined, `npm run ddae -- heatmap ${id} --out heatmap.png`);
-  const sweepPath = `/api/sweeps/${encodeURIComponent(id)}`;
-  const sweep = await api.request<SweepHead>('GET', sweepPath);
-  const [{ cells }, verdict] = await Promise.all([
-    api.request<{ cells: HeatmapCell[] }>('GET', `/api/sweeps/${sweep.id}/heatmap`),
-    api.request<VerdictView>('GET', `/api/sweeps/${sweep.id}/verdict`),
-  ]);
+  const sweep = await api.getSweep(id);
+  const [{ cells }, verdict] = await Promise.all([api.heatmap(sweep.id), api.verdict(sweep.id)]);
   const rendered = renderHeatmapPng({
     title: `${sweep.name} - ${sweep.dataset}`,
     subtitle: `linear-probe test accuracy, mean ± std over seeds (${sweep.status.toLowerCase()})`,

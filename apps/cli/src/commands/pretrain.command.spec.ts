@@ -1,28 +1,30 @@
 import path from 'node:path';
 import { CliError } from '../api-client';
 import { parseBackend, parseUNet, pretrainTaskFromArgs } from './pretrain.command';
+import { probeSpecSchema, sweepSpecSchema } from '@ddae/contracts';
+import { protocolFromArgs } from './probe.command';
 import { sampleOptionsFromArgs } from './sample.command';
 
 const base = { dataset: 'fashion-mnist', method: 'ddpm', unet: 'tiny', steps: '100', out: 'tmp/run' };
 
 describe('pretrain arguments', () => {
-  it('builds a full compute task with the documented defaults', () => {
-    const t = pretrainTaskFromArgs(base);
+  it('builds a full compute task with the documented defaults', async () => {
+    const t = await pretrainTaskFromArgs(base);
     expect(t).toMatchObject({ kind: 'pretrain', method: 'ddpm', dataset: { name: 'fashion-mnist' }, steps: 100, batchSize: 64, learningRate: 2e-4, warmupSteps: 10, gradClip: 1, emaDecayCap: 0.9999, checkpointEvery: 100, seed: 0 });
     expect(t.unet).toEqual({ baseChannels: 8, channelMults: [1, 2], blocksPerLevel: 1, attentionResolutions: [], dropout: 0.1, groups: 4 });
     expect(t.checkpointDir).toBe(path.resolve('tmp/run'));
     expect(t.trainSize).toBeUndefined();
-    expect(pretrainTaskFromArgs({ ...base, method: undefined }).method).toBe('ddpm');
-    const e = pretrainTaskFromArgs({ ...base, method: 'edm', batch: '32', lr: '1e-3', warmup: '50', seed: '3', 'train-size': '2000', 'checkpoint-every': '25', 'data-dir': '/data' });
+    expect((await pretrainTaskFromArgs({ ...base, method: undefined })).method).toBe('ddpm');
+    const e = await pretrainTaskFromArgs({ ...base, method: 'edm', batch: '32', lr: '1e-3', warmup: '50', seed: '3', 'train-size': '2000', 'checkpoint-every': '25', 'data-dir': '/data' });
     expect(e).toMatchObject({ emaDecayCap: 0.9993, batchSize: 32, learningRate: 1e-3, warmupSteps: 50, seed: 3, trainSize: 2000, checkpointEvery: 25, dataset: { name: 'fashion-mnist', dir: '/data' } });
   });
 
-  it('takes --image-size that every level halves (28 for a 3-level UNet) and leaves it out by default', () => {
-    expect(pretrainTaskFromArgs({ ...base, unet: 'small', 'image-size': '28' }).imageSize).toBe(28);
-    expect('imageSize' in pretrainTaskFromArgs(base)).toBe(false);
+  it('takes --image-size that every level halves (28 for a 3-level UNet) and leaves it out by default', async () => {
+    expect((await pretrainTaskFromArgs({ ...base, unet: 'small', 'image-size': '28' })).imageSize).toBe(28);
+    expect('imageSize' in (await pretrainTaskFromArgs(base))).toBe(false);
   });
 
-  it('takes a JSON UNet and fills its defaults', () => {
+  it('takes a JSON UNet and fills its defaults', async () => {
     expect(parseUNet('{"baseChannels":16,"channelMults":[1,2,2],"blocksPerLevel":1,"groups":8}')).toEqual({ baseChannels: 16, channelMults: [1, 2, 2], blocksPerLevel: 1, groups: 8, dropout: 0.1, attentionResolutions: [] });
   });
 
@@ -42,14 +44,14 @@ describe('pretrain arguments', () => {
     [{ ...base, out: undefined }, /needs --out <dir>/],
     [{ ...base, unet: 'small', 'image-size': '30' }, /--image-size 30: the UNet's 3 levels must halve it exactly \(a multiple of 4\): use 28 or 32/],
     [{ ...base, 'image-size': '24' }, /--image-size must be an integer in \[28, 256\]/],
-  ])('refuses bad arguments with a CliError naming the fix (%#)', (args, message) => {
-    expect(() => pretrainTaskFromArgs(args)).toThrow(CliError);
-    expect(() => pretrainTaskFromArgs(args)).toThrow(message);
+  ])('refuses bad arguments with a CliError naming the fix (%#)', async (args, message) => {
+    await expect(pretrainTaskFromArgs(args)).rejects.toThrow(CliError);
+    await expect(pretrainTaskFromArgs(args)).rejects.toThrow(message);
   });
 
-  it('resolves probing during pretraining from --probe-every and its companions', () => {
-    expect(pretrainTaskFromArgs(base).progressProbe).toBeUndefined();
-    const t = pretrainTaskFromArgs({ ...base, 'probe-every': '25', 'probe-noise': '11,5,11', patience: '2' });
+  it('resolves probing during pretraining from --probe-every and its companions', async () => {
+    expect((await pretrainTaskFromArgs(base)).progressProbe).toBeUndefined();
+    const t = await pretrainTaskFromArgs({ ...base, 'probe-every': '25', 'probe-noise': '11,5,11', patience: '2' });
     expect(t.progressProbe).toEqual({
       every: 25,
       noiseLevels: [11, 5],
@@ -57,7 +59,7 @@ describe('pretrain arguments', () => {
       protocol: { pooling: 'gap', noise: 'fixed', noiseSeed: 0, probe: 'fast', epochs: 5, batchSize: 128, learningRate: 1e-3, standardize: true, trainSize: 2000, testSize: 1000, probeSeed: 0 },
       earlyStop: { patience: 2, minDelta: 0.002 },
     });
-    const e = pretrainTaskFromArgs({ ...base, method: 'edm', 'probe-every': '10', 'probe-noise': '0.06', 'probe-layers': 'out_2,mid_1', 'probe-train-size': '500', 'probe-test-size': '200', 'probe-epochs': '2', 'probe-pooling': 'avg4', patience: '1', 'min-delta': '0.01' });
+    const e = await pretrainTaskFromArgs({ ...base, method: 'edm', 'probe-every': '10', 'probe-noise': '0.06', 'probe-layers': 'out_2,mid_1', 'probe-train-size': '500', 'probe-test-size': '200', 'probe-epochs': '2', 'probe-pooling': 'avg4', patience: '1', 'min-delta': '0.01' });
     expect(e.progressProbe).toMatchObject({ noiseLevels: [0.06], layers: ['out_2', 'mid_1'], protocol: { trainSize: 500, testSize: 200, epochs: 2, pooling: 'avg4' }, earlyStop: { patience: 1, minDelta: 0.01 } });
   });
 
@@ -73,12 +75,12 @@ describe('pretrain arguments', () => {
     [{ ...base, patience: '3' }, /--patience needs --probe-every/],
     [{ ...base, 'probe-every': '10', 'probe-noise': '5', 'probe-pooling': 'max' }, /--probe-pooling must be one of gap, avg2, avg4/],
     [{ ...base, 'probe-pooling': 'avg4' }, /--probe-pooling needs --probe-every/],
-  ])('refuses bad probing-during-pretraining arguments with a CliError naming the fix (%#)', (args, message) => {
-    expect(() => pretrainTaskFromArgs(args)).toThrow(CliError);
-    expect(() => pretrainTaskFromArgs(args)).toThrow(message);
+  ])('refuses bad probing-during-pretraining arguments with a CliError naming the fix (%#)', async (args, message) => {
+    await expect(pretrainTaskFromArgs(args)).rejects.toThrow(CliError);
+    await expect(pretrainTaskFromArgs(args)).rejects.toThrow(message);
   });
 
-  it('reads the backend from --backend, then DDAE_BACKEND', () => {
+  it('reads the backend from --backend, then DDAE_BACKEND', async () => {
     expect(parseBackend(undefined, {})).toBe('auto');
     expect(parseBackend(undefined, { DDAE_BACKEND: 'cpu' })).toBe('cpu');
     expect(parseBackend('wasm', { DDAE_BACKEND: 'cpu' })).toBe('wasm');
@@ -88,7 +90,7 @@ describe('pretrain arguments', () => {
 });
 
 describe('sample arguments', () => {
-  it('has defaults and refuses bad values', () => {
+  it('has defaults and refuses bad values', async () => {
     expect(sampleOptionsFromArgs({ checkpoint: 'tmp/run', out: 'grid.png' })).toEqual({ checkpoint: 'tmp/run', n: 64, steps: undefined, seed: 0, batch: 64, eta: undefined, out: 'grid.png', weights: 'ema' });
     expect(sampleOptionsFromArgs({ checkpoint: 'x', out: 'g.png', weights: 'raw' }).weights).toBe('raw');
     expect(() => sampleOptionsFromArgs({ checkpoint: 'x', out: 'g.png', weights: 'last' })).toThrow(/--weights must be ema/);
@@ -97,5 +99,28 @@ describe('sample arguments', () => {
     expect(() => sampleOptionsFromArgs({ checkpoint: 'x' })).toThrow(/needs --out FILE/);
     expect(() => sampleOptionsFromArgs({ checkpoint: 'x', out: 'g.png', n: '0' })).toThrow(/--n must be a positive integer/);
     expect(() => sampleOptionsFromArgs({ checkpoint: 'x', out: 'g.png', eta: '3' })).toThrow(/--eta/);
+  });
+});
+
+describe('inline defaults come from the spec schema and planSweep', () => {
+  const planned = async (method: 'ddpm' | 'edm', steps: number) =>
+    (await import('@ddae/sweeps')).planSweep(sweepSpecSchema.parse({ name: 'x', dataset: 'fashion-mnist', models: [{ method, unet: 'tiny' }], pretrain: { steps }, probe: { timesteps: [5], sigmas: [0.5] }, baselines: ['untrained'] }));
+
+  it.each([
+    ['ddpm', 3000],
+    ['edm', 40],
+  ] as const)('pretrain --method %s --steps %i resolves as a planned sweep run', async (method, steps) => {
+    const { runs } = await planned(method, steps);
+    const t = await pretrainTaskFromArgs({ ...base, method, steps: String(steps) });
+    const { hyper } = runs.find((r) => !r.untrained) ?? runs[0];
+    expect(t).toMatchObject({ steps, batchSize: hyper.batchSize, learningRate: hyper.learningRate, warmupSteps: hyper.warmupSteps, emaDecayCap: hyper.emaDecayCap, checkpointEvery: hyper.checkpointEvery, gradClip: hyper.gradClip });
+    // --steps 0: the untrained control, as the sweep plans it.
+    const control = runs.find((r) => r.untrained)?.hyper;
+    expect(await pretrainTaskFromArgs({ ...base, method, steps: '0' })).toMatchObject({ steps: 0, warmupSteps: control?.warmupSteps, checkpointEvery: control?.checkpointEvery, emaDecayCap: control?.emaDecayCap });
+  });
+
+  it('probe takes the sweep probe defaults', () => {
+    const spec = probeSpecSchema.parse({});
+    expect(protocolFromArgs({}, 'mnist')).toMatchObject({ epochs: spec.epochs, batchSize: spec.batchSize, learningRate: spec.learningRate, noiseSeed: spec.noiseSeed, pooling: spec.pooling, noise: spec.noise, probe: spec.protocol });
   });
 });

@@ -1,3 +1,4 @@
+import { rawEnv } from '@ddae/config';
 import path from 'node:path';
 import {
   BACKENDS,
@@ -10,7 +11,6 @@ import {
   decoderBlockNames,
   paddedImageSize,
   pretrainTaskSchema,
-  progressProbeConfigSchema,
   resolveUNet,
   tappableBlockNames,
   unetConfigSchema,
@@ -18,9 +18,14 @@ import {
   type BackendName,
   type GpuSelector,
   type PretrainTask,
-  type ProgressProbeConfig,
+  type DatasetName,
+  type Method,
+  type Pooling,
+  type SweepSpecInput,
   type UNetConfig,
 } from '@ddae/contracts';
+
+type ProgressProbeSpecInput = NonNullable<NonNullable<SweepSpecInput['pretrain']>['progressProbe']>;
 import type { SelectedBackend } from '@ddae/compute';
 import { CliError } from '../api-client';
 
@@ -59,8 +64,6 @@ export interface PretrainArgs {
 }
 
 const EXAMPLE = 'npm run ddae -- pretrain --dataset fashion-mnist --method ddpm --unet small --steps 2000 --out tmp/ddpm-small';
-/** EMA decay caps of REFERENCE.md. */
-const EMA_CAP = { ddpm: 0.9999, edm: 0.9993 } as const;
 
 /** Parses a numeric option; throws a CliError naming the option and an example on anything else. */
 export function numberOption(name: string, raw: string | undefined, kind: { int?: boolean; min?: number; max?: number; positive?: boolean; example: string }): number | undefined {
@@ -96,7 +99,7 @@ export function parseUNet(raw: string | undefined): UNetConfig {
 }
 
 /** The GPU of the webgpu backend named by --gpu (or DDAE_GPU when absent); `auto` by default. */
-export function parseGpu(raw: string | undefined, env: NodeJS.ProcessEnv = process.env): GpuSelector {
+export function parseGpu(raw: string | undefined, env: NodeJS.ProcessEnv = rawEnv()): GpuSelector {
   try {
     return parseGpuSelector(raw ?? env['DDAE_GPU']);
   } catch (error) {
@@ -127,55 +130,104 @@ export async function withInlineBackend<T>(a: { backend?: string; gpu?: string }
 }
 
 /** The backend named by --backend (or DDAE_BACKEND when absent); `auto` by default. */
-export function parseBackend(raw: string | undefined, env: NodeJS.ProcessEnv = process.env): BackendName | 'auto' {
+export function parseBackend(raw: string | undefined, env: NodeJS.ProcessEnv = rawEnv()): BackendName | 'auto' {
   const v = (raw ?? env['DDAE_BACKEND'] ?? 'auto').trim();
   if (v === '' || v === 'auto') return 'auto';
   if ((BACKENDS as readonly string[]).includes(v)) return v as BackendName;
   throw new CliError(`${raw !== undefined ? '--backend' : 'DDAE_BACKEND'} "${v}" is not one of auto, ${BACKENDS.join(', ')}`);
 }
 
-/** Builds the compute task of `pretrain` from its options; every mistake is a CliError with the fix. */
-export function pretrainTaskFromArgs(a: PretrainArgs): PretrainTask {
+/**
+ * Builds the compute task of `pretrain` from its options: the options become a one-run sweep spec,
+ * which the spec schema and `planSweep` resolve exactly as for a submitted sweep (batch, learning
+ * rate, the warm-up formula, the EMA cap per method, checkpoint spacing, the small probe's
+ * protocol), so no default is written twice. Every mistake is a CliError with the fix.
+ */
+export async function pretrainTaskFromArgs(a: PretrainArgs): Promise<PretrainTask> {
   if (!a.dataset || !(DATASET_NAMES as readonly string[]).includes(a.dataset)) throw new CliError(`pretrain needs --dataset ${DATASET_NAMES.join('|')}${a.dataset ? ` (got "${a.dataset}")` : ''}: ${EXAMPLE}`);
+  const dataset = a.dataset as DatasetName;
   // --method defaults to ddpm (the reference's main method).
   if (a.method !== undefined && !(METHODS as readonly string[]).includes(a.method)) throw new CliError(`--method must be one of ${METHODS.join('|')} (got "${a.method}"): ${EXAMPLE}`);
-  const method = (a.method ?? 'ddpm') as PretrainTask['method'];
+  const method = (a.method ?? 'ddpm') as Method;
   const unet = parseUNet(a.unet);
   // 0 writes the initial weights as the only checkpoint: the untrained network, to probe as a control.
   const steps = numberOption('steps', a.steps, { int: true, min: 0, max: 1_000_000, example: '2000' });
   if (steps === undefined) throw new CliError(`pretrain needs --steps N (optimiser steps): ${EXAMPLE}`);
   if (!a.out) throw new CliError(`pretrain needs --out <dir> for the checkpoints (a directory that already holds some is resumed): ${EXAMPLE}`);
-  const task = {
-    kind: 'pretrain' as const,
+  const untrained = steps === 0;
+  const imageSize = imageSizeOption(a['image-size'], dataset, unet.channelMults.length);
+  const progressProbe = progressProbeSpecFromArgs(a, { method, unet, steps, dataset, imageSize });
+  const grid = progressProbe?.noiseLevels ?? (method === 'ddpm' ? [1] : [0.002]);
+  const spec: SweepSpecInput = {
+    name: `inline-${path.basename(path.resolve(a.out))}`,
+    dataset,
+    models: [{ method, unet, ...(imageSize !== undefined ? { imageSize } : {}) }],
+    pretrain: {
+      // The untrained control is planned as a sweep plans it: the baseline run of a one-step model.
+      steps: untrained ? 1 : steps,
+      batchSize: numberOption('batch', a.batch, { int: true, positive: true, max: 4096, example: '32' }),
+      learningRate: numberOption('lr', a.lr, { positive: true, example: '2e-4' }),
+      warmupSteps: numberOption('warmup', a.warmup, { int: true, min: 0, example: '100' }),
+      emaDecayCap: numberOption('ema-cap', a['ema-cap'], { min: 0, max: 1, example: '0.9999' }),
+      checkpointEvery: numberOption('checkpoint-every', a['checkpoint-every'], { int: true, positive: true, example: '100' }),
+      seeds: [numberOption('seed', a.seed, { int: true, min: 0, example: '0' }) ?? 0],
+      trainSize: numberOption('train-size', a['train-size'], { int: true, positive: true, example: '20000' }),
+      ...(progressProbe ? { progressProbe: progressProbe.spec } : {}),
+    },
+    probe: { ...(method === 'ddpm' ? { timesteps: grid } : { sigmas: grid }), ...(progressProbe ? { pooling: progressProbe.pooling } : {}) },
+    baselines: untrained ? ['untrained'] : [],
+  };
+  // Lazy: @ddae/sweeps brings Prisma and BullMQ along, which the other commands need not load.
+  const { validateSweepSpec } = await import('@ddae/sweeps');
+  const planned = validateSweepSpec(spec);
+  if (!planned.ok) throw new CliError(`pretrain: ${planned.issues.map((i) => `${flagOf(i.path)}: ${i.message}`).join('; ')}`);
+  const run = planned.plan.runs.find((r) => r.untrained === untrained);
+  if (!run) throw new Error('the one-run plan has no run');
+  const { hyper } = run;
+  const task = pretrainTaskSchema.parse({
+    kind: 'pretrain',
     runId: `cli-${path.basename(path.resolve(a.out))}`,
     method,
-    unet: { ...unet, attentionResolutions: unet.attentionResolutions ?? [], dropout: unet.dropout ?? 0.1, groups: unet.groups ?? 8 },
-    dataset: { name: a.dataset as PretrainTask['dataset']['name'], ...(a['data-dir'] ? { dir: a['data-dir'] } : {}) },
-    trainSize: numberOption('train-size', a['train-size'], { int: true, positive: true, example: '20000' }),
-    imageSize: imageSizeOption(a['image-size'], a.dataset as PretrainTask['dataset']['name'], unet.channelMults.length),
-    steps,
-    batchSize: numberOption('batch', a.batch, { int: true, positive: true, max: 4096, example: '32' }) ?? 64,
-    learningRate: numberOption('lr', a.lr, { positive: true, example: '2e-4' }) ?? 2e-4,
-    warmupSteps: numberOption('warmup', a.warmup, { int: true, min: 0, example: '100' }) ?? Math.min(1000, Math.floor(steps / 10)),
-    gradClip: 1,
-    emaDecayCap: numberOption('ema-cap', a['ema-cap'], { min: 0, max: 1, example: '0.9999' }) ?? EMA_CAP[method],
-    checkpointEvery: numberOption('checkpoint-every', a['checkpoint-every'], { int: true, positive: true, example: '100' }) ?? Math.max(1, Math.min(500, steps)),
-    seed: numberOption('seed', a.seed, { int: true, min: 0, example: '0' }) ?? 0,
+    unet: unetConfigSchema.required().parse(run.unet),
+    dataset: { name: dataset, ...(a['data-dir'] ? { dir: a['data-dir'] } : {}) },
+    ...(hyper.trainSize !== null ? { trainSize: hyper.trainSize } : {}),
+    ...(hyper.imageSize !== undefined ? { imageSize: hyper.imageSize } : {}),
+    steps: hyper.steps,
+    batchSize: hyper.batchSize,
+    learningRate: hyper.learningRate,
+    warmupSteps: hyper.warmupSteps,
+    gradClip: hyper.gradClip,
+    emaDecayCap: hyper.emaDecayCap,
+    checkpointEvery: hyper.checkpointEvery,
+    seed: run.seed,
     checkpointDir: path.resolve(a.out),
-  };
-  if (task.trainSize === undefined) delete task.trainSize;
-  if (task.imageSize === undefined) delete task.imageSize;
-  const r = pretrainTaskSchema.safeParse(task);
-  if (!r.success) throw new CliError(`pretrain: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  const progressProbe = progressProbeFromArgs(a, r.data);
-  return progressProbe ? { ...r.data, progressProbe } : r.data;
+  });
+  return hyper.progressProbe ? { ...task, progressProbe: hyper.progressProbe } : task;
 }
+
+/** The option behind a path of the one-run spec, for error messages. */
+const FLAG_OF: Record<string, string> = {
+  'pretrain.steps': '--steps',
+  'pretrain.batchSize': '--batch',
+  'pretrain.learningRate': '--lr',
+  'pretrain.warmupSteps': '--warmup',
+  'pretrain.emaDecayCap': '--ema-cap',
+  'pretrain.checkpointEvery': '--checkpoint-every',
+  'pretrain.seeds.0': '--seed',
+  'pretrain.trainSize': '--train-size',
+  'pretrain.progressProbe.every': '--probe-every',
+  'pretrain.progressProbe.layers': '--probe-layers',
+  'pretrain.progressProbe.trainSize': '--probe-train-size',
+  'pretrain.progressProbe.testSize': '--probe-test-size',
+  'pretrain.progressProbe.epochs': '--probe-epochs',
+};
+const flagOf = (specPath: string): string => FLAG_OF[specPath] ?? specPath;
 
 /**
  * `--image-size N`: the side of the model input (images centred, padded black); absent: the data
  * set's padded size (28 -> 32). At least the images' size, and halved exactly by every UNet level.
  */
-export function imageSizeOption(raw: string | undefined, dataset: PretrainTask['dataset']['name'], levels: number): number | undefined {
+export function imageSizeOption(raw: string | undefined, dataset: DatasetName, levels: number): number | undefined {
   const shape = DATASET_SHAPES[dataset];
   const size = numberOption('image-size', raw, { int: true, min: shape.size, max: 256, example: String(shape.size) });
   if (size === undefined) return undefined;
@@ -190,28 +242,31 @@ export function imageSizeOption(raw: string | undefined, dataset: PretrainTask['
 const PROBE_EXAMPLE = '--probe-every 200 --probe-noise 11 --probe-layers out_2,out_4 --patience 3';
 
 /**
- * Probing during pretraining from `--probe-every N` and its companions, resolved as a sweep's plan
- * would: the small grid (`--probe-noise`, `--probe-layers`, default every decoder block), the fast
- * fixed-noise protocol with `--probe-pooling` (default gap), and an early stop when `--patience` is given. Null without
- * `--probe-every`.
+ * Probing during pretraining from `--probe-every N` and its companions, as the spec's
+ * `pretrain.progressProbe` (its defaults: the spec schema's) and the probe's pooling; the options
+ * are checked here so that each mistake names its option. Null without `--probe-every`.
  */
-export function progressProbeFromArgs(a: PretrainArgs, task: PretrainTask): ProgressProbeConfig | null {
+export function progressProbeSpecFromArgs(
+  a: PretrainArgs,
+  run: { method: Method; unet: UNetConfig; steps: number; dataset: DatasetName; imageSize?: number },
+): { spec: ProgressProbeSpecInput; noiseLevels: number[]; pooling: Pooling } | null {
   const every = numberOption('probe-every', a['probe-every'], { int: true, positive: true, example: '200' });
   if (every === undefined) {
     const stray = (['probe-noise', 'probe-layers', 'probe-train-size', 'probe-test-size', 'probe-epochs', 'probe-pooling', 'patience', 'min-delta'] as const).find((k) => a[k] !== undefined);
     if (stray) throw new CliError(`--${stray} needs --probe-every N (probe every N steps): ${PROBE_EXAMPLE}`);
     return null;
   }
-  if (every > task.steps) throw new CliError(`--probe-every ${every} never probes a run of --steps ${task.steps}: use at most ${task.steps}`);
-  const ddpm = task.method === 'ddpm';
+  if (every > run.steps) throw new CliError(`--probe-every ${every} never probes a run of --steps ${run.steps}: use at most ${run.steps}`);
+  const ddpm = run.method === 'ddpm';
   if (a['probe-noise'] === undefined) throw new CliError(`--probe-every needs --probe-noise: the ${ddpm ? 'DDPM timesteps t' : 'EDM sigmas'} to probe at, e.g. ${ddpm ? '--probe-noise 11' : '--probe-noise 0.06'}`);
   const noiseLevels = [
     ...new Set(
       a['probe-noise'].split(',').map((v) => numberOption('probe-noise', v, ddpm ? { int: true, min: 0, max: 1000, example: '5,50' } : { min: 0, max: 80, example: '0.06,0.5' }) as number),
     ),
   ];
-  const shape = DATASET_SHAPES[task.dataset.name];
-  const layout = { ...task.unet, imageSize: task.imageSize ?? paddedImageSize(shape.size), imageChannels: shape.channels };
+  const shape = DATASET_SHAPES[run.dataset];
+  const unet = unetConfigSchema.parse(run.unet);
+  const layout = { ...unet, imageSize: run.imageSize ?? paddedImageSize(shape.size), imageChannels: shape.channels };
   const known = tappableBlockNames(layout);
   const rawLayers = (a['probe-layers'] ?? 'all').trim();
   const layers = rawLayers === 'all' ? decoderBlockNames(layout) : rawLayers.split(',').map((l) => l.trim());
@@ -225,31 +280,26 @@ export function progressProbeFromArgs(a: PretrainArgs, task: PretrainTask): Prog
   if (minDelta !== undefined && patience === undefined) throw new CliError(`--min-delta needs --patience N (stop after N probes without a gain of --min-delta): ${PROBE_EXAMPLE}`);
   const pooling = (a['probe-pooling'] ?? 'gap').trim();
   if (!(POOLINGS as readonly string[]).includes(pooling)) throw new CliError(`--probe-pooling must be one of ${POOLINGS.join(', ')} (global average, 2x2 or 4x4 grid), got "${pooling}"`);
-  const config = {
-    every,
-    noiseLevels,
-    layers,
-    protocol: {
-      pooling: pooling as (typeof POOLINGS)[number],
-      noise: 'fixed' as const,
-      noiseSeed: 0,
-      probe: 'fast' as const,
-      epochs: numberOption('probe-epochs', a['probe-epochs'], { int: true, positive: true, max: 200, example: '5' }) ?? 5,
-      batchSize: 128,
-      learningRate: 1e-3,
-      standardize: true,
-      trainSize: Math.min(numberOption('probe-train-size', a['probe-train-size'], { int: true, positive: true, example: '2000' }) ?? 2000, shape.train),
-      testSize: Math.min(numberOption('probe-test-size', a['probe-test-size'], { int: true, positive: true, example: '1000' }) ?? 1000, shape.test),
-      probeSeed: 0,
+  const trainSize = numberOption('probe-train-size', a['probe-train-size'], { int: true, positive: true, example: '2000' });
+  const testSize = numberOption('probe-test-size', a['probe-test-size'], { int: true, positive: true, example: '1000' });
+  return {
+    spec: {
+      every,
+      ...(ddpm ? { timesteps: noiseLevels } : { sigmas: noiseLevels }),
+      layers: rawLayers === 'all' ? 'all' : layers,
+      ...(trainSize !== undefined ? { trainSize: Math.min(trainSize, shape.train) } : {}),
+      ...(testSize !== undefined ? { testSize: Math.min(testSize, shape.test) } : {}),
+      epochs: numberOption('probe-epochs', a['probe-epochs'], { int: true, positive: true, max: 200, example: '5' }),
+      ...(patience !== undefined ? { earlyStop: { patience, minDelta } } : {}),
     },
-    ...(patience !== undefined ? { earlyStop: { patience, minDelta: minDelta ?? 0.002 } } : {}),
+    noiseLevels,
+    pooling: pooling as Pooling,
   };
-  return progressProbeConfigSchema.parse(config);
 }
 
 /** `ddae pretrain`: trains inline with the library the workers use (resuming from --out), prints progress to stderr. */
 export async function pretrainInline(a: PretrainArgs & { backend?: string; gpu?: string }, opts: { json: boolean; log?: (line: string) => void }): Promise<string> {
-  const task = pretrainTaskFromArgs(a);
+  const task = await pretrainTaskFromArgs(a);
   parseBackend(a.backend);
   parseGpu(a.gpu);
   return withInlineBackend(a, (backend) => pretrainOn(backend, task, opts));

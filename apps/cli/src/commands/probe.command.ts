@@ -1,6 +1,7 @@
+import { cliEnvSchema, loadEnv } from '@ddae/config';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DATASET_NAMES, DATASET_SHAPES, NOISE_PROTOCOLS, POOLINGS, PROBE_PROTOCOLS, decoderBlockNames, protocolKey, tappableBlockNames, type DatasetName, type ProbeProtocol, type ProbeTask } from '@ddae/contracts';
+import { DATASET_NAMES, DATASET_SHAPES, NOISE_PROTOCOLS, POOLINGS, PROBE_PROTOCOLS, decoderBlockNames, probeSpecSchema, protocolKey, tappableBlockNames, type DatasetName, type ProbeProtocol, type ProbeTask } from '@ddae/contracts';
 import { CliError } from '../api-client';
 import { numberOption, parseBackend, parseGpu, withInlineBackend } from './pretrain.command';
 
@@ -45,15 +46,26 @@ export function protocolFromArgs(a: ProbeArgs, dataset: DatasetName): ProbeProto
   const noise = (a['noise-protocol'] ?? 'fixed').trim();
   if (!(NOISE_PROTOCOLS as readonly string[]).includes(noise)) throw new CliError(`--noise-protocol must be one of ${NOISE_PROTOCOLS.join(', ')}, got "${noise}"`);
   if (noise === 'fresh' && probe === 'fast') throw new CliError('--noise-protocol fresh draws new noise every epoch, so features cannot be cached: add --protocol reference');
+  // The sweep spec's probe defaults (epochs, batch, learning rate, noise seed), written once there.
+  const spec = probeSpecSchema.parse({
+    pooling,
+    noise,
+    protocol: probe,
+    noiseSeed: numberOption('noise-seed', a['noise-seed'], { int: true, min: 0, example: '0' }),
+    epochs: numberOption('epochs', a.epochs, { int: true, positive: true, max: 200, example: '15' }),
+    batchSize: numberOption('batch', a.batch, { int: true, positive: true, max: 4096, example: '128' }),
+    learningRate: numberOption('lr', a.lr, { positive: true, max: 1, example: '1e-3' }),
+  });
   return {
-    pooling: pooling as ProbeProtocol['pooling'],
-    noise: noise as ProbeProtocol['noise'],
-    probe: probe as ProbeProtocol['probe'],
-    noiseSeed: numberOption('noise-seed', a['noise-seed'], { int: true, min: 0, example: '0' }) ?? 0,
-    epochs: numberOption('epochs', a.epochs, { int: true, positive: true, max: 200, example: '15' }) ?? 15,
-    batchSize: numberOption('batch', a.batch, { int: true, positive: true, max: 4096, example: '128' }) ?? 128,
-    learningRate: numberOption('lr', a.lr, { positive: true, max: 1, example: '1e-3' }) ?? 1e-3,
+    pooling: spec.pooling,
+    noise: spec.noise,
+    probe: spec.protocol,
+    noiseSeed: spec.noiseSeed,
+    epochs: spec.epochs,
+    batchSize: spec.batchSize,
+    learningRate: spec.learningRate,
     standardize: standardize === 'true',
+    // Inline, the whole split by default (a sweep's default is the first 10000 training images).
     trainSize: numberOption('train-size', a['train-size'], { int: true, positive: true, max: shape.train, example: String(shape.train) }) ?? shape.train,
     testSize: numberOption('test-size', a['test-size'], { int: true, positive: true, max: shape.test, example: String(shape.test) }) ?? shape.test,
     probeSeed: numberOption('seed', a.seed, { int: true, min: 0, example: '0' }) ?? 0,
@@ -158,7 +170,8 @@ export async function probeTarget(a: ProbeArgs) {
 export function featureCacheDirOf(raw: string | undefined): string | undefined {
   if (raw === 'none') return undefined;
   if (raw !== undefined) return path.resolve(raw);
-  return process.env.ARTIFACT_DIR ? path.resolve(process.env.ARTIFACT_DIR, 'features') : undefined;
+  const { ARTIFACT_DIR } = loadEnv(cliEnvSchema);
+  return ARTIFACT_DIR ? path.resolve(ARTIFACT_DIR, 'features') : undefined;
 }
 
 /** The data set a checkpoint was most likely trained on, from its channels (say --dataset to be sure). */

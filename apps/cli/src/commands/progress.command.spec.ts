@@ -1,7 +1,8 @@
-import { renderProgress, type ProgressView } from './progress.command';
+import type { ProgressView } from '@ddae/contracts';
+import { renderProgress } from './progress.command';
 
 const run = (over: Partial<ProgressView['runs'][number]>): ProgressView['runs'][number] => ({
-  runId: 'r', run: 'ddpm-tiny-s0', method: 'ddpm', status: 'SUCCEEDED', steps: 30, stepsDone: 20, every: 10, stoppedEarlyAt: null, points: [], ...over,
+  runId: 'r', run: 'ddpm-tiny-s0', model: 'ddpm-tiny', seed: 0, method: 'ddpm', status: 'SUCCEEDED', steps: 30, stepsDone: 20, every: 10, stoppedEarlyAt: null, points: [], ...over,
 });
 
 describe('ddae progress', () => {
@@ -12,8 +13,8 @@ describe('ddae progress', () => {
         run({
           stoppedEarlyAt: 20,
           points: [
-            { step: 10, accuracy: 0.5, cells: [{ layer: 'out_1', noiseLevel: 5, accuracy: 0.5 }, { layer: 'out_2', noiseLevel: 5, accuracy: 0.25 }] },
-            { step: 20, accuracy: 0.505, cells: [{ layer: 'out_1', noiseLevel: 5, accuracy: 0.505 }, { layer: 'out_2', noiseLevel: 5, accuracy: 0.3 }] },
+            { step: 10, accuracy: 0.5, cells: [{ layer: 'out_1', noiseLevel: 5, accuracy: 0.5, featureDim: 8 }, { layer: 'out_2', noiseLevel: 5, accuracy: 0.25, featureDim: 8 }] },
+            { step: 20, accuracy: 0.505, cells: [{ layer: 'out_1', noiseLevel: 5, accuracy: 0.505, featureDim: 8 }, { layer: 'out_2', noiseLevel: 5, accuracy: 0.3, featureDim: 8 }] },
           ],
         }),
         run({ run: 'edm-tiny-s0', method: 'edm', status: 'RUNNING', stepsDone: 3 }),

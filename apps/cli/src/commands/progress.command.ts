@@ -2,23 +2,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { renderLineChartPng, type ChartPanel } from '@ddae/render';
 import type { ApiClient } from '../api-client';
+import type { LossCurves, ProgressView } from '@ddae/contracts';
 import { pct, table } from '../table';
-
-/** GET /api/sweeps/:id/progress: accuracy against step per run. */
-export interface ProgressView {
-  sweepId: string;
-  runs: {
-    runId: string;
-    run: string;
-    method: string;
-    status: string;
-    steps: number;
-    stepsDone: number;
-    every: number | null;
-    stoppedEarlyAt: number | null;
-    points: { step: number; accuracy: number; cells: { layer: string; noiseLevel: number; accuracy: number }[] }[];
-  }[];
-}
 
 /** One block per run: a heading (status, steps, early stop), then one row per probed step with the best and every cell. */
 export function renderProgress(view: ProgressView): string {
@@ -42,16 +27,12 @@ export function renderProgress(view: ProgressView): string {
 
 /** `ddae progress <sweepId>`: accuracy against step of every run of a sweep (probing during pretraining). */
 export async function sweepProgress(api: ApiClient, id: string, opts: { json: boolean }): Promise<string> {
-  const view = await api.request<ProgressView>('GET', `/api/sweeps/${encodeURIComponent(id)}/progress`);
+  const view = await api.progress(id);
   return opts.json ? JSON.stringify(view) : renderProgress(view);
 }
 
-/** GET /api/sweeps/:id/loss: the training loss against step per trained run. */
-interface LossView {
-  sweepId: string;
-  lossEvery: number;
-  runs: { run: string; points: { step: number; loss: number }[] }[];
-}
+/** `GET /api/sweeps/:id/loss` (libs/contracts' lossCurvesSchema), as far as the chart reads it. */
+type LossView = Omit<LossCurves, 'runs'> & { runs: Pick<LossCurves['runs'][number], 'run' | 'points'>[] };
 
 /**
  * The progress chart of a sweep as a PNG: the training loss against step of every trained run
@@ -81,11 +62,8 @@ export function progressChart(sweep: { id: string; name: string; dataset: string
 
 /** `ddae progress <id> --out FILE`: writes the progress chart (loss, and probe accuracy when probed) as a PNG. */
 export async function sweepProgressPng(api: ApiClient, id: string, opts: { out: string; json: boolean }): Promise<string | undefined> {
-  const sweep = await api.request<{ id: string; name: string; dataset: string }>('GET', `/api/sweeps/${encodeURIComponent(id)}`);
-  const [loss, progress] = await Promise.all([
-    api.request<LossView>('GET', `/api/sweeps/${sweep.id}/loss`),
-    api.request<ProgressView>('GET', `/api/sweeps/${sweep.id}/progress`),
-  ]);
+  const sweep = await api.getSweep(id);
+  const [loss, progress] = await Promise.all([api.loss(sweep.id), api.progress(sweep.id)]);
   const chart = progressChart(sweep, loss, progress);
   if (opts.out === '-') {
     process.stdout.write(chart.png);

@@ -3,36 +3,22 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ApiClient } from '../api-client';
 import { CliError, UsageError } from '../api-client';
+import { SWEEP_STATUSES, type SweepDetail, type SweepDryRun, type SweepSubmitted } from '@ddae/contracts';
 import { table } from '../table';
 
-interface SweepView {
-  id: string;
-  name: string;
-  status: string;
-  dataset: string;
-  createdAt: string;
-  finishedAt: string | null;
-  progress: {
-    runs: Record<string, number> & { stepsDone: number; steps: number };
-    probeTasks: Record<string, number>;
-    baselines: Record<string, number>;
-  };
-  runs: { key: string; status: string; stepsDone: number; steps: number; lastLoss: number | null; attempts: number; workerId: string | null; error: string | null }[];
-  probeTasks: { run: string; noiseLevel: number; status: string; layers: string[]; error: string | null }[];
-}
-
 const TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
-const STATUSES = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'];
+const isStatus = (s: string): s is (typeof SWEEP_STATUSES)[number] => STATUSES.includes(s);
+const STATUSES: readonly string[] = SWEEP_STATUSES;
 
 /** Rows of a status count, whatever else the object carries. */
-const total = (c: Record<string, number>): number => STATUSES.reduce((n, s) => n + (c[s] ?? 0), 0);
+const total = (c: Record<(typeof SWEEP_STATUSES)[number], number>): number => SWEEP_STATUSES.reduce((n, s) => n + c[s], 0);
 
 /**
  * POSTs a spec file. Every submit carries an Idempotency-Key (`--idempotency-key`, else a fresh
  * one) and is retried with it while its outcome is unknown (`retryDelaysMs`, default
  * SUBMIT_RETRY_DELAYS_MS).
  */
-export async function submitSweep(api: ApiClient, file: string, opts: { dryRun: boolean; idempotencyKey?: string; json: boolean; retryDelaysMs?: number[] }): Promise<string> {
+export async function submitSweep(api: ApiClient, file: string, opts: { dryRun: boolean; idempotencyKey?: string; json: boolean; retryDelaysMs?: number[] }): Promise<{ text: string; submitted?: SweepSubmitted }> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -42,19 +28,17 @@ export async function submitSweep(api: ApiClient, file: string, opts: { dryRun: 
   const isJson = path.extname(file).toLowerCase() === '.json';
   // A key of our own on every submit: a retry after a lost answer returns the same sweep.
   const key = opts.idempotencyKey ?? `cli-${randomUUID()}`;
-  const post = () =>
-    api.request<{ id?: string; created?: boolean; queued?: boolean; note?: string; counts: Record<string, number> }>('POST', `/api/sweeps${opts.dryRun ? '?dryRun=true' : ''}`, {
-      body: text,
-      contentType: isJson ? 'application/json' : 'application/yaml',
-      headers: { 'idempotency-key': key },
-    });
-  const result = await withRetries(post, key, opts.retryDelaysMs ?? SUBMIT_RETRY_DELAYS_MS);
-  if (opts.json) return JSON.stringify(result);
-  const counts = Object.entries(result.counts).map(([k, v]) => `${k} ${v}`).join(', ');
-  if (opts.dryRun) return `valid; would plan ${counts}`;
+  const body = { text, contentType: isJson ? ('application/json' as const) : ('application/yaml' as const) };
+  const countsOf = (r: SweepDryRun | SweepSubmitted) => Object.entries(r.counts).map(([k, v]) => `${k} ${v}`).join(', ');
+  if (opts.dryRun) {
+    const plan = await api.dryRunSweep(body);
+    return { text: opts.json ? JSON.stringify(plan) : `valid; would plan ${countsOf(plan)}` };
+  }
+  const result = await withRetries(() => api.submitSweep(body, { idempotencyKey: key }), key, opts.retryDelaysMs ?? SUBMIT_RETRY_DELAYS_MS);
+  if (opts.json) return { text: JSON.stringify(result), submitted: result };
   // A replay answers our own retry too: only a key the user chose was "already submitted" by them.
-  if (result.created === false && opts.idempotencyKey) return `${result.id} (already submitted with this idempotency key)`;
-  return `${result.id}\nplanned ${counts}${result.queued === false ? `\n${result.note ?? 'stored; not queued yet'}` : ''}`;
+  if (!result.created && opts.idempotencyKey) return { text: `${result.id} (already submitted with this idempotency key)`, submitted: result };
+  return { text: `${result.id}\nplanned ${countsOf(result)}${result.queued === false ? `\n${result.note ?? 'stored; not queued yet'}` : ''}`, submitted: result };
 }
 
 /** Waits before each retry of a submit whose answer was lost (no answer, or a 5xx). */
@@ -81,9 +65,9 @@ async function withRetries<T>(post: () => Promise<T>, key: string, delaysMs: num
   }
 }
 
-export function renderSweep(s: SweepView): string {
+export function renderSweep(s: SweepDetail): string {
   const p = s.progress;
-  const done = (c: Record<string, number>) => `${c.SUCCEEDED ?? 0}/${total(c)}`;
+  const done = (c: SweepDetail['progress']['probeTasks']) => `${c.SUCCEEDED ?? 0}/${total(c)}`;
   const lines = [
     `sweep ${s.id}  ${s.name}  [${s.status}]  ${s.dataset}`,
     `runs ${done(p.runs)} (steps ${p.runs.stepsDone}/${p.runs.steps})  probe tasks ${done(p.probeTasks)}  baselines ${done(p.baselines)}`,
@@ -100,16 +84,16 @@ export function renderSweep(s: SweepView): string {
 }
 
 export async function sweepStatus(api: ApiClient, id: string, opts: { json: boolean }): Promise<string> {
-  const s = await api.request<SweepView>('GET', `/api/sweeps/${encodeURIComponent(id)}`);
+  const s = await api.getSweep(id);
   return opts.json ? JSON.stringify(s) : renderSweep(s);
 }
 
 /** Polls a sweep until it ends, printing a progress line on change; returns its final view. */
-export async function waitForSweep(api: ApiClient, id: string, opts: { intervalMs: number; timeoutMs: number; print: (line: string) => void }): Promise<SweepView> {
+export async function waitForSweep(api: ApiClient, id: string, opts: { intervalMs: number; timeoutMs: number; print: (line: string) => void }): Promise<SweepDetail> {
   const deadline = Date.now() + opts.timeoutMs;
   let last = '';
   for (;;) {
-    const s = await api.request<SweepView>('GET', `/api/sweeps/${encodeURIComponent(id)}`);
+    const s = await api.getSweep(id);
     const p = s.progress;
     const line = `[${new Date().toISOString().slice(11, 19)}] ${s.status}: steps ${p.runs.stepsDone}/${p.runs.steps}, runs done ${p.runs.SUCCEEDED}, probes done ${p.probeTasks.SUCCEEDED}/${total(p.probeTasks)}, baselines done ${p.baselines.SUCCEEDED}`;
     if (line.slice(11) !== last) opts.print(line);
@@ -122,31 +106,26 @@ export async function waitForSweep(api: ApiClient, id: string, opts: { intervalM
 
 /** `sweep list [--status S] [--limit N]`: newest first; the table shows short ids (any command takes them). */
 export async function listSweeps(api: ApiClient, opts: { status?: string; limit?: string; json: boolean }): Promise<string> {
-  const query = new URLSearchParams();
-  if (opts.status !== undefined) {
-    const status = opts.status.toUpperCase();
-    if (!STATUSES.includes(status)) throw new UsageError(`--status must be one of ${STATUSES.join(', ')} (any case), got "${opts.status}"`);
-    query.set('status', status);
-  }
-  if (opts.limit !== undefined) query.set('limit', opts.limit);
-  const r = await api.request<{ sweeps: { id: string; name: string; status: string; dataset: string; createdAt: string }[] }>('GET', `/api/sweeps${query.size ? `?${query}` : ''}`);
+  const status = opts.status?.toUpperCase();
+  if (status !== undefined && !isStatus(status)) throw new UsageError(`--status must be one of ${STATUSES.join(', ')} (any case), got "${opts.status}"`);
+  const r = await api.listSweeps({ status, limit: opts.limit });
   if (opts.json) return JSON.stringify(r);
   if (!r.sweeps.length) return opts.status ? `(no ${opts.status.toUpperCase()} sweeps)` : '(no sweeps yet)';
   return table(['id', 'name', 'status', 'dataset', 'created'], r.sweeps.map((s) => [s.id.slice(0, 8), s.name, s.status, s.dataset, s.createdAt]));
 }
 
 export async function pauseSweep(api: ApiClient, id: string, action: 'pause' | 'resume', opts: { json: boolean }): Promise<string> {
-  const r = await api.request<{ id: string; status: string; paused: boolean }>('POST', `/api/sweeps/${encodeURIComponent(id)}/${action}`);
+  const r = action === 'pause' ? await api.pause(id) : await api.resume(id);
   return opts.json ? JSON.stringify(r) : `${r.id} ${r.status}${r.paused ? ' (paused)' : ''}`;
 }
 
 export async function retryFailed(api: ApiClient, id: string, opts: { json: boolean }): Promise<string> {
-  const r = await api.request<{ id: string; status: string; retried: Record<string, number> }>('POST', `/api/sweeps/${encodeURIComponent(id)}/retry-failed`);
+  const r = await api.retryFailed(id);
   return opts.json ? JSON.stringify(r) : `${r.id} ${r.status}: retried ${Object.entries(r.retried).map(([k, v]) => `${v} ${k}`).join(', ')}`;
 }
 
 export async function cancelSweep(api: ApiClient, id: string, opts: { json: boolean }): Promise<string> {
-  const r = await api.request<{ id: string; status: string }>('POST', `/api/sweeps/${encodeURIComponent(id)}/cancel`);
+  const r = await api.cancel(id);
   return opts.json ? JSON.stringify(r) : `${r.id} ${r.status}`;
 }
 

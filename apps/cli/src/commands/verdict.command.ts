@@ -1,29 +1,13 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { VerdictView as VerdictWire } from '@ddae/contracts';
 import { UsageError, type ApiClient } from '../api-client';
 
-/** One (model, layer, noise level) cell of the verdict: mean and spread over its seeds. */
-export interface VerdictCell {
-  mean: number;
-  /** Sample standard deviation over the seeds; null with one seed. */
-  std: number | null;
-  n: number;
-  seeds: number[];
-  layer: string;
-  noiseLevel: number;
-  method: string;
-  modelName: string;
-  protocolKey: string;
-}
+/** One (model, layer, noise level) cell of the verdict (the contract's row): what the sentence and the summary read of it. */
+export type VerdictCell = Pick<VerdictWire['best'] & object, 'mean' | 'std' | 'n' | 'seeds' | 'layer' | 'noiseLevel' | 'method' | 'modelName' | 'protocolKey'>;
 
-/** `GET /api/sweeps/:id/verdict`: the trained models' best cell beside both baselines, under one protocol. */
-export interface VerdictView {
-  sweepId: string;
-  best: VerdictCell | null;
-  untrained: VerdictCell | null;
-  pixels: { accuracy: number; featureDim: number | null; protocolKey: string } | null;
-  margins: { pixels: number | null; untrained: number | null };
-}
+/** `GET /api/sweeps/:id/verdict` (libs/contracts' verdictSchema), as far as the CLI reads it. */
+export type VerdictView = Omit<VerdictWire, 'best' | 'untrained'> & { best: VerdictCell | null; untrained: VerdictCell | null };
 
 /** `.demo/summary.json`: what the demo found, for scripts (accuracies and margins as fractions). */
 export interface DemoSummary {
@@ -94,7 +78,7 @@ export async function sweepVerdict(api: ApiClient, id: string, opts: { json: boo
     seconds = Number(opts.seconds);
     if (!Number.isFinite(seconds) || seconds < 0) throw new UsageError(`--seconds must be a number of seconds >= 0, got "${opts.seconds}"`);
   }
-  const verdict = await api.request<VerdictView>('GET', `/api/sweeps/${encodeURIComponent(id)}/verdict`);
+  const verdict = await api.verdict(id);
   if (opts.summary !== undefined) {
     const file = path.resolve(opts.summary);
     await mkdir(path.dirname(file), { recursive: true });

@@ -3,31 +3,25 @@
  * is synchronous and would starve the worker's event loop (BullMQ lock renewal, heartbeats), so
  * it runs here, one fresh process per job (no tensor memory carried across jobs).
  */
+import { computeChildEnvSchema, loadEnv } from '@ddae/config';
 import { computeTaskSchema, type BackendName } from '@ddae/contracts';
 import { backendFromEnv, gpuFromEnv, runComputeTask, selectBackend } from '@ddae/compute';
+import { childChannel } from './child-channel';
 import type { FromChild, ToChild } from './child-protocol';
 
-const send = (message: FromChild): void => {
-  process.send?.(message);
-};
-
-/** Sends the last message and exits once it has left (IPC sends are asynchronous). */
-const sendAndExit = (message: FromChild, code: number): void => {
-  if (!process.send) process.exit(code);
-  process.send(message, undefined, {}, () => process.exit(code));
-};
+// The worker died: nobody would hear the result; stop at once (the job will be retried). A send
+// that finds the channel closed leaves the same way, never through an unhandled EPIPE.
+const { send, sendAndExit } = childChannel(process);
 
 let stopRequested = false;
 
 async function main(): Promise<void> {
   if (!process.send) throw new Error('compute-child must be started by the worker (with an IPC channel)');
-  // The worker died: nobody would hear the result; stop at once (the job will be retried).
-  process.on('disconnect', () => process.exit(70));
   // The worker validated DDAE_BACKEND and DDAE_GPU (libs/config) and passes them on.
   const prefer: BackendName | 'auto' = backendFromEnv();
   const selected = await selectBackend(prefer, { gpu: gpuFromEnv() });
   const ready: FromChild = { type: 'ready', backend: selected.backend, detail: selected.detail, ...(selected.gpu ? { gpu: selected.gpu } : {}) };
-  if (process.env.DDAE_PROBE_ONLY === '1') {
+  if (loadEnv(computeChildEnvSchema).DDAE_PROBE_ONLY === '1') {
     sendAndExit(ready, 0);
     return;
   }

@@ -1,3 +1,4 @@
+import { rawEnv } from '@ddae/config';
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { BackendName, CheckpointInfo, ComputeResult, ComputeTask, GpuAdapter, ProgressPoint, TrainLossPoint } from '@ddae/contracts';
@@ -54,7 +55,7 @@ export class ComputeProcess {
     const entry = childEntry();
     const child = fork(entry.file, [], {
       execArgv: entry.execArgv,
-      env: { ...process.env, ...this.options.env, DDAE_BACKEND: this.options.backend },
+      env: { ...rawEnv(), ...this.options.env, DDAE_BACKEND: this.options.backend },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'advanced',
     });
@@ -149,7 +150,7 @@ export class ComputeProcess {
     const entry = childEntry();
     const child = fork(entry.file, [], {
       execArgv: entry.execArgv,
-      env: { ...process.env, ...options.env, DDAE_BACKEND: options.backend, DDAE_PROBE_ONLY: '1' },
+      env: { ...rawEnv(), ...options.env, DDAE_BACKEND: options.backend, DDAE_PROBE_ONLY: '1' },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'advanced',
     });

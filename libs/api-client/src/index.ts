@@ -1,0 +1,1 @@
+export { ApiClient, ApiContractError, ApiRequestError, type ApiClientOptions } from './api-client';

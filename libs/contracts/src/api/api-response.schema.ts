@@ -1,0 +1,382 @@
+import { z } from 'zod';
+import { BACKENDS } from '../jobs.schema';
+import { LEADERBOARD_PER, SWEEP_STATUSES } from './api-query.schema';
+
+/**
+ * The responses of the REST API, as they are on the wire (JSON: instants are ISO 8601 strings).
+ * The API parses every body it sends with these, and clients parse every body they read with them.
+ * Objects strip what they do not name, so a client keeps working when the API adds a field.
+ */
+const instant = z.iso.datetime({ offset: true });
+const status = z.enum(SWEEP_STATUSES);
+const statusCounts = z.object({ QUEUED: z.number().int(), RUNNING: z.number().int(), SUCCEEDED: z.number().int(), FAILED: z.number().int(), CANCELLED: z.number().int() });
+/** A sweep spec with every default applied (its schema: the request body of `POST /api/sweeps`). */
+const specJson = z.record(z.string(), z.unknown()).describe('the sweep spec with every default applied');
+const backend = z.string().describe(`the compute backend, one of ${BACKENDS.join(', ')}`);
+
+// ---- health -------------------------------------------------------------------------------------
+export const healthSchema = z.object({ status: z.literal('ok'), postgres: z.literal('up'), redis: z.literal('up') });
+
+// ---- sweeps -------------------------------------------------------------------------------------
+export const planCountsSchema = z.object({
+  runs: z.number().int(),
+  probeTasks: z.number().int(),
+  probeCells: z.number().int(),
+  baselines: z.number().int(),
+  pretrainSteps: z.number().int(),
+});
+
+export const sweepPlanSchema = z.object({
+  runs: z.array(
+    z.object({
+      key: z.string(),
+      method: z.string(),
+      model: z.string(),
+      untrained: z.boolean(),
+      seed: z.number().int(),
+      steps: z.number().int(),
+      unet: z.record(z.string(), z.unknown()),
+      progressProbe: z.record(z.string(), z.unknown()).nullable(),
+    }),
+  ),
+  probeTasks: z.array(z.object({ run: z.string(), noiseLevel: z.number(), layers: z.array(z.string()) })),
+  baselines: z.array(z.object({ dataset: z.string(), kind: z.string() })),
+  /** Only on a plan bigger than a dry run lists: how many runs and probe tasks are shown (the first, in plan order) of how many planned. */
+  sampled: z
+    .object({ runs: z.object({ shown: z.number().int(), of: z.number().int() }), probeTasks: z.object({ shown: z.number().int(), of: z.number().int() }) })
+    .optional(),
+});
+
+/** `POST /api/sweeps?dryRun=true` (200): the plan, nothing stored. */
+export const sweepDryRunSchema = z.object({ dryRun: z.literal(true), counts: planCountsSchema, plan: sweepPlanSchema, spec: specJson });
+
+/**
+ * `POST /api/sweeps`: 201 created (queued: true), 202 stored but not queued (Redis unreachable;
+ * the reconciler queues it), 200 a replay of an earlier submission with the same Idempotency-Key.
+ */
+export const sweepSubmittedSchema = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  status,
+  created: z.boolean(),
+  counts: planCountsSchema,
+  queued: z.boolean().optional(),
+  note: z.string().optional(),
+});
+
+export const sweepSummarySchema = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  dataset: z.string(),
+  specHash: z.string(),
+  idempotencyKey: z.string().nullable(),
+  status,
+  priority: z.number().int(),
+  maxConcurrency: z.number().int().nullable(),
+  pausedAt: instant.nullable(),
+  createdAt: instant,
+  updatedAt: instant,
+  finishedAt: instant.nullable(),
+});
+/** `GET /api/sweeps`. */
+export const sweepListSchema = z.object({ sweeps: z.array(sweepSummarySchema) });
+
+export const sweepProgressSchema = z.object({
+  runs: statusCounts.extend({ stepsDone: z.number().int(), steps: z.number().int() }),
+  probeTasks: statusCounts,
+  baselines: statusCounts,
+});
+
+export const sweepRunSchema = z.object({
+  id: z.uuid(),
+  key: z.string(),
+  method: z.string(),
+  model: z.string(),
+  untrained: z.boolean(),
+  seed: z.number().int(),
+  status,
+  steps: z.number().int(),
+  stepsDone: z.number().int(),
+  lastLoss: z.number().nullable(),
+  parameters: z.number().int().nullable(),
+  attempts: z.number().int(),
+  error: z.string().nullable(),
+  workerId: z.string().nullable(),
+  backend: z.string().nullable(),
+  stoppedEarlyAt: z.number().int().nullable(),
+  startedAt: instant.nullable(),
+  finishedAt: instant.nullable(),
+});
+
+export const sweepProbeTaskSchema = z.object({
+  id: z.uuid(),
+  run: z.string(),
+  noiseLevel: z.number(),
+  layers: z.array(z.string()),
+  status,
+  attempts: z.number().int(),
+  error: z.string().nullable(),
+  workerId: z.string().nullable(),
+  finishedAt: instant.nullable(),
+});
+
+export const sweepBaselineSchema = z.object({
+  id: z.uuid(),
+  kind: z.string(),
+  dataset: z.string(),
+  protocolKey: z.string(),
+  status,
+  accuracy: z.number().nullable(),
+  attempts: z.number().int(),
+  error: z.string().nullable(),
+  workerId: z.string().nullable(),
+  finishedAt: instant.nullable(),
+});
+
+/** `GET /api/sweeps/:id`: status, progress, its runs, probe tasks and baselines (with the reason of each failure). */
+export const sweepDetailSchema = sweepSummarySchema.extend({
+  spec: specJson,
+  paused: z.boolean(),
+  progress: sweepProgressSchema,
+  runs: z.array(sweepRunSchema),
+  probeTasks: z.array(sweepProbeTaskSchema),
+  baselines: z.array(sweepBaselineSchema),
+});
+
+/** One (model, layer, noise level) cell of a sweep over its seeds; an untrained-network control's grid is named `<model> (untrained)`. */
+export const heatmapCellSchema = z.object({
+  modelName: z.string(),
+  untrained: z.boolean(),
+  method: z.string(),
+  layer: z.string(),
+  noiseLevel: z.number(),
+  mean: z.number(),
+  std: z.number().nullable(),
+  min: z.number(),
+  max: z.number(),
+  n: z.number().int(),
+});
+/** `GET /api/sweeps/:id/heatmap`. */
+export const heatmapSchema = z.object({ sweepId: z.uuid(), cells: z.array(heatmapCellSchema) });
+
+/** One (sweep, model config, layer, noise level, protocol) cell over its seeds. */
+export const configRowSchema = z.object({
+  mean: z.number(),
+  std: z.number().nullable(),
+  min: z.number(),
+  max: z.number(),
+  n: z.number().int(),
+  seeds: z.array(z.number().int()),
+  layer: z.string(),
+  noiseLevel: z.number(),
+  method: z.string(),
+  dataset: z.string(),
+  modelName: z.string(),
+  parameters: z.number().int().nullable(),
+  sweepId: z.uuid(),
+  sweepName: z.string(),
+  protocolKey: z.string(),
+  noiseProtocol: z.string(),
+  probeProtocol: z.string(),
+  pooling: z.string(),
+});
+
+/** `GET /api/sweeps/:id/verdict`: the trained models' best cell beside the pixel baseline and the untrained network, same protocol. */
+export const verdictSchema = z.object({
+  sweepId: z.uuid(),
+  best: configRowSchema.nullable(),
+  untrained: configRowSchema.nullable(),
+  pixels: z.object({ accuracy: z.number(), featureDim: z.number().int().nullable(), protocolKey: z.string() }).nullable(),
+  margins: z.object({ pixels: z.number().nullable(), untrained: z.number().nullable() }),
+});
+
+/** `GET /api/sweeps/:id/loss`: per trained run, the mean loss of each window of `lossEvery` steps. */
+export const lossCurvesSchema = z.object({
+  sweepId: z.uuid(),
+  lossEvery: z.number().int(),
+  runs: z.array(
+    z.object({
+      runId: z.uuid(),
+      run: z.string(),
+      model: z.string(),
+      method: z.string(),
+      seed: z.number().int(),
+      status,
+      steps: z.number().int(),
+      stepsDone: z.number().int(),
+      points: z.array(z.object({ step: z.number().int(), loss: z.number() })),
+    }),
+  ),
+});
+
+/** `GET /api/sweeps/:id/samples`: the sample grid of each trained run's final checkpoint (the PNG at `url`). */
+export const sampleListSchema = z.object({
+  sweepId: z.uuid(),
+  samples: z.array(
+    z.object({
+      runId: z.uuid(),
+      run: z.string(),
+      model: z.string(),
+      method: z.string(),
+      step: z.number().int(),
+      n: z.number().int(),
+      sampler: z.string(),
+      samplerSteps: z.number().int(),
+      samplerSeed: z.number().int(),
+      width: z.number().int(),
+      height: z.number().int(),
+      seconds: z.number(),
+      backend,
+      path: z.string(),
+      createdAt: instant,
+      url: z.string(),
+    }),
+  ),
+});
+
+/** `GET /api/sweeps/:id/progress`: accuracy against step per run (probing during pretraining). */
+export const progressSchema = z.object({
+  sweepId: z.uuid(),
+  runs: z.array(
+    z.object({
+      runId: z.uuid(),
+      run: z.string(),
+      model: z.string(),
+      method: z.string(),
+      seed: z.number().int(),
+      status,
+      steps: z.number().int(),
+      stepsDone: z.number().int(),
+      every: z.number().int().nullable(),
+      stoppedEarlyAt: z.number().int().nullable(),
+      points: z.array(
+        z.object({
+          step: z.number().int(),
+          accuracy: z.number(),
+          cells: z.array(z.object({ layer: z.string(), noiseLevel: z.number(), accuracy: z.number(), featureDim: z.number().int() })),
+        }),
+      ),
+    }),
+  ),
+});
+
+/** `POST /api/sweeps/:id/pause` and `/resume`. */
+export const sweepPausedSchema = z.object({ id: z.uuid(), status, paused: z.boolean() });
+/** `POST /api/sweeps/:id/retry-failed`: how many of each were sent again. */
+export const sweepRetriedSchema = z.object({
+  id: z.uuid(),
+  status,
+  retried: z.object({ runs: z.number().int(), probeTasks: z.number().int(), baselines: z.number().int() }),
+});
+/** `POST /api/sweeps/:id/cancel`. */
+export const sweepCancelledSchema = z.object({ id: z.uuid(), status });
+
+// ---- leaderboard --------------------------------------------------------------------------------
+/** One probe result (per=cell), or a run's best one (per=run). */
+export const leaderboardCellRowSchema = z.object({
+  rank: z.number().int(),
+  resultId: z.uuid(),
+  accuracy: z.number(),
+  layer: z.string(),
+  noiseLevel: z.number(),
+  method: z.string(),
+  dataset: z.string(),
+  modelName: z.string(),
+  runKey: z.string(),
+  seed: z.number().int(),
+  parameters: z.number().int().nullable(),
+  step: z.number().int(),
+  sweepId: z.uuid(),
+  sweepName: z.string(),
+  runId: z.uuid(),
+  checkpointId: z.uuid(),
+  protocolKey: z.string(),
+  noiseProtocol: z.string(),
+  probeProtocol: z.string(),
+  pooling: z.string(),
+  backend,
+  createdAt: instant,
+});
+/** per=config: mean and spread over seeds. */
+export const leaderboardConfigRowSchema = configRowSchema.extend({ rank: z.number().int() });
+
+export const leaderboardBaselineSchema = z.union([
+  z.object({
+    dataset: z.string(),
+    kind: z.literal('untrained'),
+    method: z.string(),
+    model: z.string(),
+    layer: z.string(),
+    noiseLevel: z.number(),
+    accuracy: z.number(),
+    featureDim: z.number().int(),
+    protocolKey: z.string(),
+    backend,
+  }),
+  z.object({
+    dataset: z.string(),
+    kind: z.string(),
+    accuracy: z.number().nullable(),
+    featureDim: z.number().int().nullable(),
+    protocolKey: z.string(),
+    backend: z.string().nullable(),
+  }),
+]);
+
+/** `GET /api/leaderboard`: one page of the ranking, with the baselines beside it (never in it). */
+export const leaderboardSchema = z.object({
+  filter: z.object({
+    dataset: z.string().optional(),
+    method: z.string().optional(),
+    sweep: z.uuid().optional(),
+    per: z.enum(LEADERBOARD_PER),
+    limit: z.number().int(),
+    cursor: z.string().optional(),
+  }),
+  rows: z.array(z.union([leaderboardConfigRowSchema, leaderboardCellRowSchema])),
+  nextCursor: z.string().nullable(),
+  baselines: z.array(leaderboardBaselineSchema),
+});
+
+/** A leaderboard row of per=cell or per=run (a probe result), not of per=config (a mean over seeds). */
+export const isLeaderboardCellRow = (row: LeaderboardCellRow | LeaderboardConfigRowView): row is LeaderboardCellRow => !('mean' in row);
+/** A leaderboard row of per=config: a mean over seeds. */
+export const isLeaderboardConfigRow = (row: LeaderboardCellRow | LeaderboardConfigRowView): row is LeaderboardConfigRowView => 'mean' in row;
+
+// ---- workers ------------------------------------------------------------------------------------
+export const workerSchema = z.object({
+  id: z.string(),
+  hostname: z.string(),
+  pid: z.number().int(),
+  backend,
+  device: z.string(),
+  state: z.string().describe('starting | idle | busy | stopping | unhealthy'),
+  currentJobId: z.string().nullable(),
+  startedAt: instant,
+  lastHeartbeatAt: instant,
+});
+/** `GET /api/workers`: workers that sent a heartbeat recently. */
+export const workerListSchema = z.object({ workers: z.array(workerSchema) });
+
+export type Health = z.infer<typeof healthSchema>;
+export type PlanCounts = z.infer<typeof planCountsSchema>;
+export type SweepDryRun = z.infer<typeof sweepDryRunSchema>;
+export type SweepSubmitted = z.infer<typeof sweepSubmittedSchema>;
+export type SweepSummary = z.infer<typeof sweepSummarySchema>;
+export type SweepList = z.infer<typeof sweepListSchema>;
+export type SweepDetail = z.infer<typeof sweepDetailSchema>;
+export type SweepProgressView = z.infer<typeof sweepProgressSchema>;
+export type HeatmapCellView = z.infer<typeof heatmapCellSchema>;
+export type HeatmapView = z.infer<typeof heatmapSchema>;
+export type VerdictView = z.infer<typeof verdictSchema>;
+export type LossCurves = z.infer<typeof lossCurvesSchema>;
+export type SampleList = z.infer<typeof sampleListSchema>;
+export type ProgressView = z.infer<typeof progressSchema>;
+export type SweepPaused = z.infer<typeof sweepPausedSchema>;
+export type SweepRetried = z.infer<typeof sweepRetriedSchema>;
+export type SweepCancelled = z.infer<typeof sweepCancelledSchema>;
+export type LeaderboardView = z.infer<typeof leaderboardSchema>;
+export type LeaderboardCellRow = z.infer<typeof leaderboardCellRowSchema>;
+export type LeaderboardConfigRowView = z.infer<typeof leaderboardConfigRowSchema>;
+export type WorkerView = z.infer<typeof workerSchema>;
+export type WorkerList = z.infer<typeof workerListSchema>;
