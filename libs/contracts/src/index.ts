@@ -2,3 +2,5 @@ export * from './unet-layout';
 export * from './sweep-spec.schema';
 export * from './jobs.schema';
 export * from './gpu-selector';
+export * from './dit-layout';
+export * from './backbone';
