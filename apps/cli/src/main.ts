@@ -35,6 +35,9 @@ async function main(argv: string[]): Promise<string | undefined> {
       out: { type: 'string' },
       // inline commands (pretrain, sample)
       unet: { type: 'string' },
+      backbone: { type: 'string' },
+      preset: { type: 'string' },
+      dit: { type: 'string' },
       steps: { type: 'string' },
       batch: { type: 'string' },
       lr: { type: 'string' },
