@@ -14,7 +14,7 @@ import type { BlockInfo } from './unet-layout';
  */
 
 /** Limits of a DiT configuration (a spec above them is refused with 400). */
-export const DIT_LIMITS = { maxDepth: 32, maxWidth: 1024, maxHeads: 16, patches: [1, 2, 4, 8] } as const;
+export const DIT_LIMITS = { maxDepth: 32, maxWidth: 1024, maxHeads: 16, maxPatch: 8 } as const;
 
 export const ditConfigSchema = z
   .object({
@@ -25,7 +25,7 @@ export const ditConfigSchema = z
     /** Attention heads per block. */
     heads: z.number().int().positive().max(DIT_LIMITS.maxHeads),
     /** Patch size in pixels; must divide the (padded) image size. */
-    patch: z.union([z.literal(1), z.literal(2), z.literal(4), z.literal(8)]),
+    patch: z.number().int().positive().max(DIT_LIMITS.maxPatch),
     /** Hidden size of each block's MLP as a multiple of `width`. Default 4 (as in DiT). */
     mlpRatio: z.number().int().min(1).max(8).default(4),
   })

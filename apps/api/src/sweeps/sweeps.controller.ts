@@ -57,7 +57,7 @@ export class SweepsController {
     if (!result.ok) throw new ApiError('invalid_spec', `invalid sweep spec: ${result.issues.length} problem(s)`, result.issues);
     const { spec, plan } = result;
     const planView = {
-      runs: plan.runs.map((r) => ({ key: r.key, method: r.method, model: r.modelName, untrained: r.untrained, seed: r.seed, steps: r.hyper.steps, unet: r.unet, progressProbe: r.hyper.progressProbe ?? null })),
+      runs: plan.runs.map((r) => ({ key: r.key, method: r.method, model: r.modelName, untrained: r.untrained, seed: r.seed, steps: r.hyper.steps, backbone: r.backbone, ...(r.unet ? { unet: r.unet } : { dit: r.dit }), progressProbe: r.hyper.progressProbe ?? null })),
       probeTasks: plan.probeTasks.map((t) => ({ run: t.runKey, noiseLevel: t.noiseLevel, layers: t.layers })),
       baselines: plan.baselines.map((b) => ({ dataset: b.dataset, kind: b.kind })),
     };
