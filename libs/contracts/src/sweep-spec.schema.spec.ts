@@ -64,7 +64,9 @@ describe('sweep spec schema', () => {
       for (const form of ['dit-tiny', { preset: 'dit-tiny' }, { depth: 4, width: 48, heads: 4, patch: 4 }]) {
         const r = dit({ dit: form });
         expect(r.error?.issues).toBeUndefined();
-        expect(resolveModelBackbone(r.data!.models[0])).toEqual({ backbone: 'dit', dit: { depth: 4, width: 48, heads: 4, patch: 4, mlpRatio: 4 } });
+        const model = r.data?.models[0];
+        if (!model) throw new Error('the spec did not parse');
+        expect(resolveModelBackbone(model)).toEqual({ backbone: 'dit', dit: { depth: 4, width: 48, heads: 4, patch: 4, mlpRatio: 4 } });
       }
       // A UNet spec without `backbone` stays as written (its stored spec and hash unchanged).
       const unet = sweepSpecSchema.parse(minimal);

@@ -137,7 +137,10 @@ describe('sweeps API (real Postgres and Redis)', () => {
     ['a negative early-stop min delta', (s) => (s.pretrain.progressProbe = { every: 5, earlyStop: { patience: 2, minDelta: -1 } }), 'pretrain.progressProbe.earlyStop.minDelta'],
     ['a DiT whose width heads do not divide', (s) => (s.models[0] = { method: 'ddpm', backbone: 'dit', dit: { depth: 2, width: 36, heads: 8, patch: 4 } }), 'models.0.dit.width'],
     ['a DiT patch that does not divide the image', (s) => (s.models[0] = { method: 'ddpm', backbone: 'dit', dit: { depth: 2, width: 32, heads: 4, patch: 5 } }), 'models.0.dit.patch'],
-    ['a UNet layer for a DiT', (s) => (s.models[0] = { method: 'ddpm', backbone: 'dit', dit: 'dit-tiny' }) && (s.probe.layers = ['blk_1', 'out_1']), 'probe.layers.1'],
+    ['a UNet layer for a DiT', (s) => {
+      s.models[0] = { method: 'ddpm', backbone: 'dit', dit: 'dit-tiny' };
+      s.probe.layers = ['blk_1', 'out_1'];
+    }, 'probe.layers.1'],
     ['a grid over the limit', (s) => (s.probe.timesteps = Array.from({ length: 64 }, (_, i) => i + 1)) && (s.pretrain.seeds = Array.from({ length: 16 }, (_, i) => i)) && (s.models[0].unet = 'base'), 'probe'],
   ];
 
