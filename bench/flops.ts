@@ -1,5 +1,5 @@
 import { unetLayout, type BlockInfo } from '@ddae/contracts';
-import type { UNetModelConfig } from '@ddae/diffusion';
+import type { DiTModelConfig, ModelConfig, UNetModelConfig } from '@ddae/diffusion';
 
 /**
  * Analytical FLOPs of one image through our UNet (libs/diffusion/src/unet.ts), walking the same
@@ -8,7 +8,33 @@ import type { UNetModelConfig } from '@ddae/diffusion';
  * (2 L^2 C each for QK^T and AV). Not counted: GroupNorm, SiLU, bias and residual adds, softmax,
  * upsampling, concatenation, pooling (all O(activations), well under 2 % of the total here).
  */
-export function forwardFlopsPerImage(config: UNetModelConfig): { total: number; conv: number; dense: number; attention: number } {
+export function forwardFlopsPerImage(config: ModelConfig): { total: number; conv: number; dense: number; attention: number } {
+  if ((config as DiTModelConfig).backbone === 'dit') return ditForwardFlopsPerImage(config as DiTModelConfig);
+  return unetForwardFlopsPerImage(config as UNetModelConfig);
+}
+
+/**
+ * Analytical FLOPs of one image through our DiT (libs/diffusion/src/dit.ts): the patch embedding
+ * (counted as `conv`: 2 p^2 C D per token), the dense layers (time MLP and adaLN once per image;
+ * qkv, output projection, MLP and the final linear per token) and the attention products
+ * (2 L^2 D each for QK^T and AV). Not counted: LayerNorm, GELU, modulation, softmax, adds.
+ */
+function ditForwardFlopsPerImage(c: DiTModelConfig): { total: number; conv: number; dense: number; attention: number } {
+  const l = (c.imageSize / c.patch) ** 2;
+  const d = c.width;
+  const pp = c.patch * c.patch * c.imageChannels;
+  const conv = 2 * pp * d * l;
+  let dense = 2 * 256 * d + 2 * d * d + 2 * d * 2 * d + 2 * d * pp * l; // time MLP, final adaLN, final linear
+  let attention = 0;
+  for (let i = 0; i < c.depth; i++) {
+    dense += 2 * d * 6 * d; // adaLN, once per image
+    dense += l * (2 * d * 3 * d + 2 * d * d + 2 * 2 * d * c.mlpRatio * d); // qkv, proj, MLP
+    attention += 2 * (2 * l * l * d);
+  }
+  return { total: conv + dense + attention, conv, dense, attention };
+}
+
+function unetForwardFlopsPerImage(config: UNetModelConfig): { total: number; conv: number; dense: number; attention: number } {
   const layout = unetLayout(config);
   const emb = config.baseChannels * 4;
   let conv = 0;

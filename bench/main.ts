@@ -14,8 +14,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { unetLayout } from '@ddae/contracts';
-import type { UNetModelConfig } from '@ddae/diffusion';
+import { DIT_PRESETS, backboneLayout, backboneOfModelConfig } from '@ddae/contracts';
+import type { DiTModelConfig, ModelConfig, UNetModelConfig } from '@ddae/diffusion';
 import { forwardFlopsPerImage, TRAIN_FLOPS_FACTOR } from './flops';
 import type { BenchChildConfig, BenchChildResult } from './ours';
 import { runOrchestrationBench } from './orchestration';
@@ -36,6 +36,8 @@ interface Options {
   rounds: number;
   torch: boolean;
   torchThreads: number;
+  /** The network timed: the UNet below (default) or a DiT preset. */
+  model: ModelConfig;
 }
 
 const ROOT = path.resolve(__dirname, '..');
@@ -55,6 +57,20 @@ const MODEL: UNetModelConfig = {
   imageChannels: 1,
 };
 
+/** `--model dit-tiny|dit-small`: the DiT presets at 32x32x1 (dit-small matches the UNet `small` in parameters, not this UNet). */
+function ditModel(preset: keyof typeof DIT_PRESETS): DiTModelConfig {
+  return { backbone: 'dit', ...DIT_PRESETS[preset], imageSize: 32, imageChannels: 1 };
+}
+
+function describeModel(m: ModelConfig): string {
+  if ((m as DiTModelConfig).backbone === 'dit') {
+    const d = m as DiTModelConfig;
+    return `DiT depth ${d.depth}, width ${d.width}, ${d.heads} heads, patch ${d.patch}, ${d.imageSize}x${d.imageSize}x${d.imageChannels}`;
+  }
+  const u = m as UNetModelConfig;
+  return `UNet base ${u.baseChannels}, mults (${u.channelMults.join(',')}), ${u.blocksPerLevel} blocks/level, attention in mid_1, ${u.imageSize}x${u.imageSize}x${u.imageChannels}`;
+}
+
 /** Iterations that keep each benchmark at about 1-2 minutes on 2 cores. */
 function defaultIters(task: Task, backend: BenchBackend): number {
   if (backend === 'cpu') return 1;
@@ -62,12 +78,12 @@ function defaultIters(task: Task, backend: BenchBackend): number {
   return task === 'train' ? 4 : 10;
 }
 
-const USAGE = 'usage: npm run -s bench -- train|features|orchestration [--json] [--backend native|wasm|cpu] [--threads N] [--batch N] [--iters N] [--warmup N] [--compare-threads] [--no-torch] [--torch-threads N] [--rounds N]';
+const USAGE = 'usage: npm run -s bench -- train|features|orchestration [--json] [--model unet|dit-tiny|dit-small] [--backend native|wasm|cpu] [--threads N] [--batch N] [--iters N] [--warmup N] [--compare-threads] [--no-torch] [--torch-threads N] [--rounds N]';
 
 function parseArgs(argv: string[]): Options {
   const task = argv[0];
   if (task !== 'train' && task !== 'features') throw new Error(USAGE);
-  const o: Partial<Options> & { task: Task } = { task, json: false, compareThreads: false, torch: true, backend: 'native' };
+  const o: Partial<Options> & { task: Task } = { task, json: false, compareThreads: false, torch: true, backend: 'native', model: MODEL };
   const int = (name: string, v: string | undefined): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < (name === '--warmup' ? 0 : 1)) throw new Error(`${name} needs a positive integer, got ${v}\n${USAGE}`);
@@ -88,6 +104,12 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--warmup') o.warmup = int(a, argv[++i]);
     else if (a === '--torch-threads') o.torchThreads = int(a, argv[++i]);
     else if (a === '--rounds') o.rounds = int(a, argv[++i]);
+    else if (a === '--model') {
+      const m = argv[++i];
+      if (m === 'unet') o.model = MODEL;
+      else if (m === 'dit-tiny' || m === 'dit-small') o.model = ditModel(m);
+      else throw new Error(`--model unet|dit-tiny|dit-small, got ${m}\n${USAGE}`);
+    }
     else throw new Error(`unknown option ${a}\n${USAGE}`);
   }
   if (o.compareThreads && o.backend !== 'wasm') throw new Error('--compare-threads compares wasm thread counts: use it with --backend wasm');
@@ -105,6 +127,7 @@ function parseArgs(argv: string[]): Options {
     rounds: o.rounds ?? 1,
     torch: o.torch !== false,
     torchThreads: o.torchThreads ?? TORCH_THREADS,
+    model: o.model ?? MODEL,
   };
 }
 
@@ -118,7 +141,7 @@ function runChild<T>(cmd: string, args: string[], env: NodeJS.ProcessEnv, what: 
 }
 
 function runOurs(o: Options, threads: number): BenchChildResult {
-  const cfg: BenchChildConfig = { task: o.task, backend: o.backend, model: MODEL, batch: o.batch, iters: o.iters, warmup: o.warmup };
+  const cfg: BenchChildConfig = { task: o.task, backend: o.backend, model: o.model, batch: o.batch, iters: o.iters, warmup: o.warmup };
   const env = { ...rawEnv(), DDAE_WASM_THREADS: String(threads), DDAE_NATIVE_THREADS: String(threads) };
   return runChild<BenchChildResult>(process.execPath, ['-r', '@swc-node/register', path.join(__dirname, 'ours.ts'), JSON.stringify(cfg)], env, `ours (${o.backend}, ${threads} threads)`);
 }
@@ -152,7 +175,7 @@ function runTorch(o: Options, notes: string[]): TorchResult {
       ? `OPENBLAS_CORETYPE=${coretype} was unset for the torch process only (it halves OpenBLAS speed on this CPU)`
       : 'OPENBLAS_CORETYPE was not set here; it is unset for the torch process regardless',
   );
-  const cfg = { ...MODEL, layout: unetLayout(MODEL), task: o.task, batch: o.batch, iters: Math.max(o.iters, o.task === 'train' ? 10 : 20), warmup: 2, threads: o.torchThreads };
+  const cfg = { ...o.model, layout: backboneLayout(backboneOfModelConfig(o.model), o.model.imageSize, o.model.imageChannels), task: o.task, batch: o.batch, iters: Math.max(o.iters, o.task === 'train' ? 10 : 20), warmup: 2, threads: o.torchThreads };
   const r = runChild<TorchResult>(PYTHON, [path.join(__dirname, 'torch_twin.py'), JSON.stringify(cfg)], env, 'torch twin');
   notes.push(`torch ${r.torch} (Debian python3-torch) via ${PYTHON}, torch.set_num_threads(${o.torchThreads}), oneDNN ${r.mkldnn ? 'on' : 'off'}, BLAS ${blasInUse()}, ${r.iters} timed iterations after 2 warm-up`);
   return r;
@@ -174,12 +197,12 @@ function main(): void {
   };
   const notes: string[] = [];
   const loadBefore = os.loadavg().map((x) => round(x, 2));
-  const flops = forwardFlopsPerImage(MODEL);
+  const flops = forwardFlopsPerImage(o.model);
   const perImage = flops.total * (o.task === 'train' ? TRAIN_FLOPS_FACTOR : 1);
   notes.push(
     `FLOPs per image: analytical, ${round(flops.total / 1e6, 4)} MFLOP forward (convolutions ${round((100 * flops.conv) / flops.total, 3)} %, dense ${round((100 * flops.dense) / flops.total, 2)} %, attention products ${round((100 * flops.attention) / flops.total, 2)} %; 2 per multiply-add; norms/activations/adds not counted)${o.task === 'train' ? `; a training step counts ${TRAIN_FLOPS_FACTOR}x forward` : ''}`,
   );
-  say(`bench ${o.task}: UNet base ${MODEL.baseChannels}, mults (${MODEL.channelMults.join(',')}), ${MODEL.blocksPerLevel} blocks/level, attention in mid_1, ${MODEL.imageSize}x${MODEL.imageSize}x${MODEL.imageChannels}, batch ${o.batch}; load ${loadBefore.join(' ')} on ${os.availableParallelism()} CPUs`);
+  say(`bench ${o.task}: ${describeModel(o.model)}, batch ${o.batch}; load ${loadBefore.join(' ')} on ${os.availableParallelism()} CPUs`);
 
   const gflops = (imgPerSec: number): number => round((perImage * imgPerSec) / 1e9);
   const describe = (r: BenchChildResult): string => `${round(r.imgPerSec)} img/s, ${gflops(r.imgPerSec)} GFLOP/s, ${round(r.secPerIter)} s per batch (${r.iters} timed${r.microBatch !== undefined ? `, micro-batch ${r.microBatch}` : ''}, ${round(r.cpuPerWall, 2)} CPU s per s); ${r.backend}`;
@@ -225,7 +248,7 @@ function main(): void {
   const loadAfter = os.loadavg().map((x) => round(x, 2));
   const out: Record<string, unknown> = {
     task: o.task,
-    model: { ...MODEL, attention: 'mid_1 only', batch: o.batch, params: ours.params },
+    model: { ...o.model, ...((o.model as DiTModelConfig).backbone === 'dit' ? {} : { attention: 'mid_1 only' }), batch: o.batch, params: ours.params },
     ours: { backend: ours.backend, threads: ours.threads, imgPerSec: round(ours.imgPerSec), gflops: gflops(ours.imgPerSec), cpuPerWall: round(ours.cpuPerWall, 2), ...(ours.microBatch !== undefined ? { microBatch: ours.microBatch } : {}) },
   };
   if (torch) {

@@ -19,6 +19,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { Client } from 'pg';
+import { DEFAULT_DATABASE_URL, rawEnv } from '@ddae/config';
 import { decoderBlockNames, protocolKey, resolveUNet, SPEC_LIMITS, sweepSpecSchema, type ProbeProtocol } from '@ddae/contracts';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -61,8 +62,8 @@ const RESULTS_PER_SWEEP = RUNS_PER_SWEEP * LAYERS.length * LEVELS;
 
 const PROTOCOL: ProbeProtocol = { pooling: 'gap', noise: 'fixed', noiseSeed: 0, probe: 'fast', epochs: 15, batchSize: 128, learningRate: 1e-3, standardize: true, trainSize: 10000, testSize: 10000, probeSeed: 0 };
 
-const serverUrl = (): URL => new URL(process.env['DATABASE_URL'] ?? 'postgresql://postgres@127.0.0.1:5432/ddae');
-const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+const serverUrl = (): URL => new URL(rawEnv()['DATABASE_URL'] ?? DEFAULT_DATABASE_URL);
+const REDIS_URL = rawEnv()['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 
 function pgClient(database: string): Client {
   const u = serverUrl();
@@ -324,7 +325,7 @@ async function startApi(database: string, prefix: string): Promise<{ base: strin
   const port = await freePort();
   const child = spawn(process.execPath, ['-r', '@swc-node/register', 'apps/api/src/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, DATABASE_URL: databaseUrl(database), REDIS_URL, QUEUE_PREFIX: prefix, PORT: String(port), HOST: '127.0.0.1', RECONCILE_MS: '0', LOG_LEVEL: 'error', API_AUTH: 'off' },
+    env: { ...rawEnv(), DATABASE_URL: databaseUrl(database), REDIS_URL, QUEUE_PREFIX: prefix, PORT: String(port), HOST: '127.0.0.1', RECONCILE_MS: '0', LOG_LEVEL: 'error', API_AUTH: 'off' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -377,7 +378,7 @@ export async function runOrchestrationBench(argv: string[]): Promise<void> {
   let apiStderr = (): string => '';
   const c = pgClient(database);
   try {
-    const migrate = spawnSync(process.execPath, ['-r', '@swc-node/register', 'libs/migrations/src/main.ts', 'deploy'], { cwd: ROOT, env: { ...process.env, DATABASE_URL: databaseUrl(database) }, encoding: 'utf8' });
+    const migrate = spawnSync(process.execPath, ['-r', '@swc-node/register', 'libs/migrations/src/main.ts', 'deploy'], { cwd: ROOT, env: { ...rawEnv(), DATABASE_URL: databaseUrl(database) }, encoding: 'utf8' });
     if (migrate.status !== 0) throw new Error(`migrate deploy failed: ${migrate.stderr || migrate.stdout}`);
     await c.connect();
     const small = Math.max(1, Math.round(SMALL_ROWS / RESULTS_PER_SWEEP));

@@ -4,14 +4,15 @@
  * by the parent.
  *   node -r @swc-node/register bench/ours.ts '<json BenchChildConfig>'
  */
-import { decoderBlockNames, type PretrainTask } from '@ddae/contracts';
+import { backboneDefaultLayers, backboneFields, backboneOfModelConfig, type PretrainTask } from '@ddae/contracts';
 import { selectBackend } from '@ddae/compute';
-import { UNet, createTrainer, extractFeatures, type UNetModelConfig } from '@ddae/diffusion';
+import { createBackbone, createTrainer, extractFeatures, type ModelConfig } from '@ddae/diffusion';
 
 export interface BenchChildConfig {
   task: 'train' | 'features';
   backend: 'native' | 'wasm' | 'cpu';
-  model: UNetModelConfig;
+  /** A UNet's configuration, or a DiT's (`backbone: 'dit'`). */
+  model: ModelConfig;
   batch: number;
   iters: number;
   warmup: number;
@@ -64,12 +65,12 @@ async function main(): Promise<void> {
   let params: number;
   let microBatch: number | undefined;
   if (cfg.task === 'train') {
-    const { imageSize, imageChannels, ...unet } = model;
+    const { imageSize, imageChannels } = model;
     const task: PretrainTask = {
       kind: 'pretrain',
       runId: 'bench',
       method: 'ddpm',
-      unet,
+      ...backboneFields(backboneOfModelConfig(model)),
       dataset: { name: 'fashion-mnist' },
       steps: 1_000_000,
       batchSize: batch,
@@ -89,9 +90,9 @@ async function main(): Promise<void> {
     });
     trainer.dispose();
   } else {
-    const unet = new UNet(model, 0);
+    const unet = createBackbone(model, 0);
     params = unet.parameterCount();
-    const layers = decoderBlockNames(model);
+    const layers = backboneDefaultLayers(backboneOfModelConfig(model), model.imageSize, model.imageChannels);
     const x = images.subarray(0, batch * d);
     seconds = await time(cfg.warmup, cfg.iters, async () => {
       await extractFeatures(unet, 'ddpm', x, batch, 100, layers, { batchSize: batch });

@@ -5,6 +5,11 @@ The architecture is built from the layout our TypeScript code computes (unetLayo
 as UNet.build() in libs/diffusion/src/unet.ts does: same convolutions, GroupNorm (eps 1e-5), SiLU,
 sinusoidal time embedding + 2-layer MLP, per-block time projection, single-head attention in mid_1,
 skip concatenation, nearest x2 upsample + 3x3 conv, stride-2 3x3 conv down, GroupNorm-SiLU-conv head.
+
+With `"backbone": "dit"` in the config it builds the twin of libs/diffusion/src/dit.ts instead: patchify
+(a patch x patch stride-patch conv), fixed 2-D sin-cos position embedding, 256-frequency time embedding
++ Linear-SiLU-Linear, `depth` blocks with adaLN-Zero (LayerNorm without affine, eps 1e-6; multi-head
+attention; MLP with tanh GELU), final adaLN + Linear (zero-initialised), unpatchify.
 """
 import json
 import math
@@ -121,12 +126,89 @@ class UNet(nn.Module):
         return self.head(F.silu(self.head_norm(h))), out_taps
 
 
+def sincos_pos_embed_2d(width, grid):
+    """As sinCosPosEmbed2d in dit.ts: [grid*grid, width]; columns embed first, then rows."""
+    quarter = width // 4
+    w = 1.0 / (10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter))
+    i, j = torch.meshgrid(torch.arange(grid, dtype=torch.float64), torch.arange(grid, dtype=torch.float64), indexing='ij')
+    i, j = i.reshape(-1, 1), j.reshape(-1, 1)
+    return torch.cat([torch.sin(j * w), torch.cos(j * w), torch.sin(i * w), torch.cos(i * w)], dim=1).float()
+
+
+def modulate(x, shift, scale):
+    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+
+
+class DiTBlock(nn.Module):
+    def __init__(self, d, heads, mlp_ratio):
+        super().__init__()
+        self.heads = heads
+        self.adaln = nn.Linear(d, 6 * d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.fc1 = nn.Linear(d, mlp_ratio * d)
+        self.fc2 = nn.Linear(mlp_ratio * d, d)
+        nn.init.zeros_(self.adaln.weight)
+        nn.init.zeros_(self.adaln.bias)
+
+    def attention(self, x):
+        n, l, d = x.shape
+        q, k, v = self.qkv(x).reshape(n, l, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        o = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(d // self.heads), dim=-1) @ v
+        return self.proj(o.transpose(1, 2).reshape(n, l, d))
+
+    def forward(self, x, cond):
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.adaln(cond).chunk(6, dim=1)
+        x = x + gate_a.unsqueeze(1) * self.attention(modulate(F.layer_norm(x, x.shape[-1:], eps=1e-6), shift_a, scale_a))
+        h = modulate(F.layer_norm(x, x.shape[-1:], eps=1e-6), shift_m, scale_m)
+        return x + gate_m.unsqueeze(1) * self.fc2(F.gelu(self.fc1(h), approximate='tanh'))
+
+
+class DiT(nn.Module):
+    FREQUENCIES = 256
+
+    def __init__(self, cfg):
+        super().__init__()
+        d, p, c = cfg['width'], cfg['patch'], cfg['imageChannels']
+        self.patch, self.grid, self.channels = p, cfg['imageSize'] // p, c
+        self.patchify = nn.Conv2d(c, d, p, stride=p)
+        self.register_buffer('pos', sincos_pos_embed_2d(d, self.grid))
+        self.temb1 = nn.Linear(self.FREQUENCIES, d)
+        self.temb2 = nn.Linear(d, d)
+        self.blocks = nn.ModuleList(DiTBlock(d, cfg['heads'], cfg.get('mlpRatio', 4)) for _ in range(cfg['depth']))
+        self.final_adaln = nn.Linear(d, 2 * d)
+        self.final = nn.Linear(d, p * p * c)
+        for m in (self.final_adaln, self.final):
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def forward(self, x, t_in, taps=()):
+        n = x.shape[0]
+        h = self.patchify(x).flatten(2).transpose(1, 2) + self.pos
+        half = self.FREQUENCIES // 2
+        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half)
+        args = (t_in * 1000)[:, None] * freqs[None]
+        cond = F.silu(self.temb2(F.silu(self.temb1(torch.cat([torch.cos(args), torch.sin(args)], dim=1)))))
+        out_taps = {}
+        for i, blk in enumerate(self.blocks):
+            h = blk(h, cond)
+            name = f'blk_{i + 1}'
+            if name in taps:
+                out_taps[name] = h.transpose(1, 2).reshape(n, -1, self.grid, self.grid)
+        shift, scale = self.final_adaln(cond).chunk(2, dim=1)
+        y = self.final(modulate(F.layer_norm(h, h.shape[-1:], eps=1e-6), shift, scale))
+        g, p, c = self.grid, self.patch, self.channels
+        y = y.reshape(n, g, g, p, p, c).permute(0, 5, 1, 3, 2, 4).reshape(n, c, g * p, g * p)
+        return y, out_taps
+
+
 def main():
     cfg = json.loads(sys.argv[1])
     torch.set_num_threads(cfg['threads'])
     torch.manual_seed(0)
     s, c, batch = cfg['imageSize'], cfg['imageChannels'], cfg['batch']
-    model = UNet(cfg, cfg['layout'])
+    dit = cfg.get('backbone') == 'dit'
+    model = DiT(cfg) if dit else UNet(cfg, cfg['layout'])
     params = sum(p.numel() for p in model.parameters())
     images = torch.tanh(torch.randn(max(256, batch), c, s, s))
     betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
@@ -156,7 +238,7 @@ def main():
             return loss.item()
     else:
         model.eval()
-        taps = [b['name'] for b in cfg['layout'] if b['kind'] == 'decoder']
+        taps = [b['name'] for b in cfg['layout'] if b['kind'] in ('decoder', 'transformer')]
         a, b_ = float(alpha_bar[99].sqrt()), float((1 - alpha_bar[99]).sqrt())  # t = 100
 
         def step():

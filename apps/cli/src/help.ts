@@ -106,18 +106,21 @@ Tokens live in Postgres: these use DATABASE_URL, not the API.
 ${COMMON}`,
   pretrain: `usage: npm run ddae -- pretrain --dataset D --method ddpm|edm --steps N --out DIR [options]
 
-Trains a diffusion UNet inline (TensorFlow.js in this process; no API, Redis or Postgres) as a worker
+Trains a diffusion UNet or DiT inline (TensorFlow.js in this process; no API, Redis or Postgres) as a worker
 would; resumes when --out holds checkpoints; writes only under --out.
   --dataset fashion-mnist|mnist|cifar10 --steps N --out DIR (required) --method ddpm|edm (ddpm)
                           (--steps 0 writes the initial weights: the untrained network, to probe as a control)
+  --preset P              a model preset: UNet tiny|small|base|reference, DiT dit-tiny|dit-small
   --unet tiny|small|base|reference|'{"baseChannels":16,"channelMults":[1,2,2],"blocksPerLevel":1}'
+  --backbone unet|dit (unet; a DiT preset implies dit)
+  --dit '{"depth":4,"width":64,"heads":4,"patch":4}'  a DiT by its size (mlpRatio 4 by default)
   --batch N (64) --lr X (2e-4) --warmup N (steps/10, max 1000) --ema-cap X (0.9999 ddpm, 0.9993 edm)
   --seed S (0) --train-size N (all) --checkpoint-every N (500) --data-dir DIR
   --image-size N          side of the model input, images centred (default: padded to a power of two, 28 -> 32;
                           28 trains Fashion-MNIST unpadded: every UNet level must halve it, e.g. 28, 14, 7)
   --probe-every N         probe the checkpoint every N steps on a small grid (fast protocol, fixed noise):
     --probe-noise L       t (ddpm) or sigma (edm) levels, e.g. 11 or 5,50 (required with --probe-every)
-    --probe-layers all|out_2,out_4 (all decoder blocks) --probe-train-size N (2000)
+    --probe-layers all|out_2,out_4 (all: every decoder block of a UNet, blk_1..blk_N of a DiT) --probe-train-size N (2000)
     --probe-test-size N (1000) --probe-epochs N (5)
     --probe-pooling gap|avg2|avg4 (gap; on small models avg4 separates the steps far better)
     --patience N          stop once N probes in a row gain less than --min-delta X (0.002); off by default
@@ -125,7 +128,7 @@ would; resumes when --out holds checkpoints; writes only under --out.
                           auto takes webgpu on a hardware GPU only, --backend webgpu also on a software adapter)
   --gpu G                 the webgpu backend's GPU: auto, an adapter index, pci-DDDD_BB_DD_F or part of its name
                           (default $DDAE_GPU or auto: the one hardware adapter)
-Prints progress to stderr; --json: {"checkpoint","steps","seconds","parameters","backend"} (+ "gpu" on webgpu)
+Prints progress to stderr; --json: {"checkpoint","steps","seconds","parameters","backbone","backend"} (+ "gpu" on webgpu)
 (+ "progress": [{"step","accuracy"}], "stoppedEarly" with --probe-every).`,
   sample: `usage: npm run ddae -- sample --checkpoint DIR --out FILE [options]
 

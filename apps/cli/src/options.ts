@@ -42,7 +42,7 @@ export const COMMAND_OPTIONS = {
   probe: PROBE,
   'noise-search': { ...PROBE, coarse: str, 'min-step': str },
   pretrain: {
-    dataset: str, method: str, unet: str, steps: str, batch: str, lr: str, warmup: str, 'ema-cap': str, seed: str, 'train-size': str, 'image-size': str,
+    dataset: str, method: str, unet: str, backbone: str, preset: str, dit: str, steps: str, batch: str, lr: str, warmup: str, 'ema-cap': str, seed: str, 'train-size': str, 'image-size': str,
     'checkpoint-every': str, 'data-dir': str, out: str, backend: str, gpu: str,
     'probe-every': str, 'probe-noise': str, 'probe-layers': str, 'probe-train-size': str, 'probe-test-size': str, 'probe-epochs': str, 'probe-pooling': str,
     patience: str, 'min-delta': str,

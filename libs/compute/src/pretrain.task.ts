@@ -1,4 +1,4 @@
-import { DATASET_SHAPES, paddedImageSize, type ComputeHooks, type PretrainResult, type PretrainTask, type ProgressPoint } from '@ddae/contracts';
+import { DATASET_SHAPES, backboneFields, backboneOf, paddedImageSize, type ComputeHooks, type PretrainResult, type PretrainTask, type ProgressPoint } from '@ddae/contracts';
 import { loadDataset, seededOrder, toModelInput } from '@ddae/datasets';
 import { latestCheckpoint, pretrain } from '@ddae/diffusion';
 import { runProbeTask } from './probe.task';
@@ -80,7 +80,7 @@ async function probeCheckpoint(task: PretrainTask, checkpointPath: string, step:
   const cells: ProgressPoint['cells'] = [];
   for (const noiseLevel of pp.noiseLevels) {
     const r = await runProbeTask(
-      { kind: 'probe', probeTaskId: `${task.runId}-progress-${step}`, method: task.method, unet: task.unet, dataset: task.dataset, checkpointPath, noiseLevel, layers: pp.layers, protocol: pp.protocol },
+      { kind: 'probe', probeTaskId: `${task.runId}-progress-${step}`, method: task.method, ...backboneFields(backboneOf(task)), dataset: task.dataset, checkpointPath, noiseLevel, layers: pp.layers, protocol: pp.protocol },
       { shouldStop: hooks.shouldStop },
     );
     for (const l of r.layers) cells.push({ layer: l.layer, noiseLevel, accuracy: l.accuracy, featureDim: l.featureDim });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ditConfigSchema } from './dit-layout';
 import { DATASET_NAMES, METHODS, NOISE_PROTOCOLS, POOLINGS, PROBE_PROTOCOLS, unetConfigSchema, type Method } from './sweep-spec.schema';
 
 /** Queue names. Never rename one: jobs already in Redis would be orphaned. */
@@ -51,7 +52,9 @@ export const pretrainTaskSchema = z.object({
   kind: z.literal('pretrain'),
   runId: z.string(),
   method: z.enum(METHODS),
-  unet: unetConfigSchema.required(),
+  /** The network: a UNet (`unet`) or a DiT (`dit`), exactly one of them (see `backboneOf`). */
+  unet: unetConfigSchema.required().optional(),
+  dit: ditConfigSchema.required().optional(),
   dataset: datasetSliceSchema,
   /** Train on the first N images of the seeded training order; undefined: all. */
   trainSize: z.number().int().positive().optional(),
@@ -168,7 +171,9 @@ export const probeTaskSchema = z.object({
   kind: z.literal('probe'),
   probeTaskId: z.string(),
   method: z.enum(METHODS),
-  unet: unetConfigSchema.required(),
+  /** The network that wrote the checkpoint, as in the pretraining task: `unet` or `dit`. */
+  unet: unetConfigSchema.required().optional(),
+  dit: ditConfigSchema.required().optional(),
   dataset: datasetSliceSchema,
   /** Checkpoint directory (its EMA weights are probed). */
   checkpointPath: z.string(),
@@ -314,7 +319,7 @@ export const pretrainResultSchema = z.object({
   finalCheckpoint: checkpointInfoSchema,
   steps: z.number().int(),
   seconds: z.number(),
-  /** Trainable parameters of the UNet. */
+  /** Trainable parameters of the network. */
   parameters: z.number().int().positive().optional(),
   /** Probing during pretraining: accuracy against step, and whether its plateau stopped training. */
   progress: z.array(z.object({ step: z.number().int(), accuracy: z.number() })).optional(),

@@ -1,4 +1,4 @@
-import { modelImageSize, paddedImageSize, resolveUNet, sweepSpecSchema, UNET_PRESETS } from './sweep-spec.schema';
+import { modelImageSize, paddedImageSize, resolveModelBackbone, resolveUNet, sweepSpecSchema, UNET_PRESETS } from './sweep-spec.schema';
 import { protocolKey } from './jobs.schema';
 
 describe('sweep spec schema', () => {
@@ -68,5 +68,55 @@ describe('sweep spec schema', () => {
     const bad = sweepSpecSchema.safeParse({ ...base, probe: { timesteps: [5], noise: 'fresh' } });
     expect(bad.success).toBe(false);
     expect(bad.error?.issues.map((i) => i.path.join('.'))).toEqual(['probe.noise']);
+  });
+
+  describe('a DiT model', () => {
+    const dit = (model: Record<string, unknown>, probe: Record<string, unknown> = { timesteps: [5] }) => sweepSpecSchema.safeParse({ ...minimal, models: [{ method: 'ddpm', backbone: 'dit', ...model }], probe });
+    const paths = (r: ReturnType<typeof dit>) => r.error?.issues.map((i) => i.path.join('.'));
+
+    it('takes a preset, { preset } or a full configuration, and resolves it', () => {
+      for (const form of ['dit-tiny', { preset: 'dit-tiny' }, { depth: 4, width: 48, heads: 4, patch: 4 }]) {
+        const r = dit({ dit: form });
+        expect(r.error?.issues).toBeUndefined();
+        const model = r.data?.models[0];
+        if (!model) throw new Error('the spec did not parse');
+        expect(resolveModelBackbone(model)).toEqual({ backbone: 'dit', dit: { depth: 4, width: 48, heads: 4, patch: 4, mlpRatio: 4 } });
+      }
+      // A UNet spec without `backbone` stays as written (its stored spec and hash unchanged).
+      const unet = sweepSpecSchema.parse(minimal);
+      expect(unet.models[0]).toEqual({ method: 'ddpm', unet: 'tiny' });
+      expect(resolveModelBackbone(unet.models[0])).toMatchObject({ backbone: 'unet', unet: { baseChannels: 8 } });
+    });
+
+    it.each([
+      ['width not divisible by heads', { dit: { depth: 2, width: 36, heads: 8, patch: 4 } }, 'models.0.dit.width', /not divisible by 8 heads/],
+      ['a patch that does not divide the image', { dit: { depth: 2, width: 32, heads: 4, patch: 3 } }, 'models.0.dit.patch', /patch 3 does not divide 32x32/],
+      ['a bad field', { dit: { depth: 0, width: 32, heads: 4, patch: 4 } }, 'models.0.dit.depth', /./],
+      ['an unknown field', { dit: { depth: 2, width: 32, heads: 4, patch: 4, layers: 3 } }, 'models.0.dit', /layers/],
+      ['an unknown preset', { dit: 'dit-huge' }, 'models.0.dit', /dit-tiny/],
+      ['an unknown preset object', { dit: { preset: 'dit-huge' } }, 'models.0.dit.preset', /dit-tiny/],
+      ['no dit', {}, 'models.0.dit', /required with backbone: dit/],
+      ['a unet with backbone dit', { dit: 'dit-tiny', unet: 'tiny' }, 'models.0.unet', /takes `dit`/],
+    ])('answers %s with the path of the field', (_label, model, path, message) => {
+      const r = dit(model);
+      expect(r.success).toBe(false);
+      expect(paths(r)).toContain(path);
+      expect(r.error?.issues.find((i) => i.path.join('.') === path)?.message).toMatch(message);
+    });
+
+    it('refuses a dit on a UNet model and a UNet model without a unet', () => {
+      const r = sweepSpecSchema.safeParse({ ...minimal, models: [{ method: 'ddpm', unet: 'tiny', dit: 'dit-tiny' }] });
+      expect(r.error?.issues.map((i) => i.path.join('.'))).toEqual(['models.0.dit']);
+      const none = sweepSpecSchema.safeParse({ ...minimal, models: [{ method: 'ddpm' }] });
+      expect(none.error?.issues.map((i) => i.path.join('.'))).toEqual(['models.0.unet']);
+    });
+
+    it('names the layers a DiT has: blk_1..blk_N', () => {
+      const r = dit({ dit: 'dit-tiny' }, { timesteps: [5], layers: ['blk_1', 'out_1', 'blk_5'] });
+      expect(paths(r)).toEqual(['probe.layers.1', 'probe.layers.2']);
+      expect(r.error?.issues[0].message).toMatch(/model 0 \(a DiT\); known: blk_1, blk_2, blk_3, blk_4$/);
+      const progress = sweepSpecSchema.safeParse({ ...minimal, models: [{ method: 'ddpm', backbone: 'dit', dit: 'dit-tiny' }], pretrain: { steps: 100, progressProbe: { every: 10, layers: ['mid_1'] } } });
+      expect(progress.error?.issues.map((i) => i.path.join('.'))).toEqual(['pretrain.progressProbe.layers.0']);
+    });
   });
 });

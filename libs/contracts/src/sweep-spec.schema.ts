@@ -1,5 +1,7 @@
 import { z } from 'zod';
-import { decoderBlockNames, tappableBlockNames, unetLayout } from './unet-layout';
+import { backboneDefaultLayers, backboneTappableLayers, type BackboneSpec } from './backbone';
+import { DIT_PRESETS, ditConfigProblem, ditConfigSchema, resolveDiT, type DiTConfig, type DiTPreset } from './dit-layout';
+import { unetLayout } from './unet-layout';
 
 /**
  * The sweep spec: what a researcher writes, keeps in git and submits (JSON or YAML).
@@ -71,23 +73,47 @@ export const unetConfigSchema = z
   .strict();
 export type UNetConfig = z.infer<typeof unetConfigSchema>;
 
+const ditPresetSchema = z.enum(Object.keys(DIT_PRESETS) as [DiTPreset, ...DiTPreset[]]);
+
+const ditPresetObjectSchema = z.object({ preset: ditPresetSchema }).strict();
+
+/** A DiT as a sweep names it: a preset (`dit-tiny`, `dit-small`), `{ preset }`, or a full configuration. */
+export type DiTSpec = z.input<typeof ditPresetSchema> | z.input<typeof ditPresetObjectSchema> | z.input<typeof ditConfigSchema>;
+
+/**
+ * The schema of one form of `dit`, chosen by the value's shape, so that an issue names the bad
+ * field (`models.0.dit.width`) rather than "no form of the union matched".
+ */
+export function ditSpecFormSchema(value: unknown): z.ZodType {
+  if (typeof value === 'string') return ditPresetSchema;
+  if (value && typeof value === 'object' && 'preset' in value) return ditPresetObjectSchema;
+  return ditConfigSchema;
+}
+
 export const modelSpecSchema = z
   .object({
-    /** A label for the leaderboard; default `<method>-<preset or base channels>`. */
+    /** A label for the leaderboard; default `<method>-<preset or size>`. */
     name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lowercase letters, digits, ".", "_" and "-"').optional(),
     /** Diffusion formulation: `ddpm` (VP, epsilon) or `edm` (VE, preconditioned). */
     method: z.enum(METHODS),
-    /** A preset name (tiny, small, base, reference) or a full UNet configuration. */
-    unet: z.union([z.enum(Object.keys(UNET_PRESETS) as [UNetPreset, ...UNetPreset[]]), unetConfigSchema]),
     /**
-     * Side of the square images the UNet trains and probes on: the data set's images are centred
-     * on a canvas this size (padding black). At least the images' own size, and every level must
-     * halve it exactly (28 with 3 levels: 28, 14, 7). Default: the next power of two (28 -> 32).
+     * The network: `unet` (the reference's) or `dit` (a transformer, Peebles and Xie). Default unet
+     * (no default written into the stored spec, so the hash of a UNet sweep is what it was).
+     */
+    backbone: z.enum(['unet', 'dit']).optional(),
+    /** The UNet (backbone unet, required there): a preset name (tiny, small, base, reference) or a full UNet configuration. */
+    unet: z.union([z.enum(Object.keys(UNET_PRESETS) as [UNetPreset, ...UNetPreset[]]), unetConfigSchema]).optional(),
+    /** The DiT (backbone dit, required there): a preset (dit-tiny, dit-small), `{ preset }`, or `{ depth, width, heads, patch, mlpRatio? }`. */
+    dit: z.custom<DiTSpec>(() => true).optional(),
+    /**
+     * Side of the square images the model trains and probes on: the data set's images are centred
+     * on a canvas this size (padding black). At least the images' own size, and every UNet level must
+     * halve it exactly (28 with 3 levels: 28, 14, 7), a DiT's patch divide it. Default: the next power of two (28 -> 32).
      */
     imageSize: z.number().int().min(8).max(256).optional(),
   })
   .strict();
-export type ModelSpec = z.infer<typeof modelSpecSchema>;
+export type ModelSpec = z.output<typeof modelSpecSchema>;
 
 /**
  * Adaptive noise search: instead of probing every level of the grid (`timesteps` / `sigmas`), each
@@ -263,49 +289,34 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
   const layers = spec.probe && Array.isArray(spec.probe.layers) ? spec.probe.layers : null;
   const progressLayers = spec.pretrain?.progressProbe && Array.isArray(spec.pretrain.progressProbe.layers) ? spec.pretrain.progressProbe.layers : null;
   models.forEach((model, i) => {
-    const unetParsed = modelSpecSchema.shape.unet.safeParse(model?.unet);
-    if (!unetParsed.success) return;
-    const unet = resolveUNet(unetParsed.data);
-    const levels = unet.channelMults.length;
-    const own = typeof model.imageSize === 'number' ? model.imageSize : undefined;
+    const own = model && typeof model.imageSize === 'number' ? model.imageSize : undefined;
     if (own !== undefined && own < shape.size) {
       ctx.addIssue({ code: 'custom', path: ['models', i, 'imageSize'], message: `${spec.dataset} images are ${shape.size}x${shape.size}: imageSize must be at least ${shape.size}` });
       return;
     }
     const imageSize = own ?? paddedImageSize(shape.size);
-    if (imageSize % 2 ** (levels - 1) !== 0) {
-      const sizes = divisibleSizes(shape.size, levels);
-      ctx.addIssue({
-        code: 'custom',
-        path: own !== undefined ? ['models', i, 'imageSize'] : ['models', i, 'unet', 'channelMults'],
-        message: `${levels} levels do not divide ${imageSize}x${imageSize} images (each level halves the size: ${levelSizes(imageSize, levels).join(', ')}); imageSize ${sizes.join(' or ')} would`,
-      });
-      return;
-    }
-    const layout = unetLayout({ ...unet, imageSize, imageChannels: shape.channels });
-    const badGroups = layout.find((b) => b.channels % unet.groups !== 0);
-    if (badGroups) {
-      ctx.addIssue({ code: 'custom', path: ['models', i, 'unet', 'groups'], message: `${unet.groups} groups do not divide the ${badGroups.channels} channels of ${badGroups.name}` });
-    }
+    const net = checkedBackbone(model, i, { imageSize, own: own !== undefined, minSize: shape.size }, shape.channels, ctx);
+    if (!net) return;
+    const kind = net.backbone === 'dit' ? 'DiT' : 'UNet';
     if (layers) {
-      const known = new Set(tappableBlockNames({ ...unet, imageSize, imageChannels: shape.channels }));
+      const known = new Set(backboneTappableLayers(net, imageSize, shape.channels));
       layers.forEach((layer, j) => {
         if (typeof layer === 'string' && !known.has(layer)) {
-          ctx.addIssue({ code: 'custom', path: ['probe', 'layers', j], message: `unknown layer "${layer}" for model ${i}; known: ${[...known].join(', ')}` });
+          ctx.addIssue({ code: 'custom', path: ['probe', 'layers', j], message: `unknown layer "${layer}" for model ${i} (a ${kind}); known: ${[...known].join(', ')}` });
         }
       });
     }
     if (progressLayers) {
-      const known = new Set(tappableBlockNames({ ...unet, imageSize, imageChannels: shape.channels }));
+      const known = new Set(backboneTappableLayers(net, imageSize, shape.channels));
       progressLayers.forEach((layer, j) => {
         if (typeof layer === 'string' && !known.has(layer)) {
-          ctx.addIssue({ code: 'custom', path: ['pretrain', 'progressProbe', 'layers', j], message: `unknown layer "${layer}" for model ${i}; known: ${[...known].join(', ')}` });
+          ctx.addIssue({ code: 'custom', path: ['pretrain', 'progressProbe', 'layers', j], message: `unknown layer "${layer}" for model ${i} (a ${kind}); known: ${[...known].join(', ')}` });
         }
       });
     }
     const pp = spec.pretrain?.progressProbe;
     if (pp && typeof pp === 'object') {
-      const layerCount = pp.layers === 'all' ? decoderBlockNames({ ...unet, imageSize, imageChannels: shape.channels }).length : Array.isArray(pp.layers) ? pp.layers.length : 0;
+      const layerCount = pp.layers === 'all' ? backboneDefaultLayers(net, imageSize, shape.channels).length : Array.isArray(pp.layers) ? pp.layers.length : 0;
       const own = model.method === 'ddpm' ? pp.timesteps : pp.sigmas;
       const levelCount = Array.isArray(own) ? new Set(own).size : 1;
       if (layerCount * levelCount > SPEC_LIMITS.maxProgressProbeCells) {
@@ -358,6 +369,87 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
   }
 }
 
+/**
+ * The backbone of model `i`, resolved and checked against the image size; issues go to the
+ * model's fields (`models.i.unet.groups`, `models.i.dit.width`, ...); undefined when it is unsound.
+ */
+function checkedBackbone(
+  model: unknown,
+  i: number,
+  size: { imageSize: number; /** the spec names models[i].imageSize */ own: boolean; /** the data set's images' side */ minSize: number },
+  imageChannels: number,
+  ctx: RefineContext,
+): BackboneSpec | undefined {
+  const { imageSize } = size;
+  if (!model || typeof model !== 'object') return undefined;
+  const m = model as { backbone?: unknown; unet?: unknown; dit?: unknown };
+  const backbone = m.backbone ?? 'unet';
+  if (backbone === 'dit') {
+    if (m.unet !== undefined) ctx.addIssue({ code: 'custom', path: ['models', i, 'unet'], message: 'a DiT model takes `dit`, not `unet` (or use backbone: unet)' });
+    if (m.dit === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['models', i, 'dit'], message: `required with backbone: dit: a preset (${Object.keys(DIT_PRESETS).join(', ')}) or { depth, width, heads, patch }` });
+      return undefined;
+    }
+    const parsed = ditSpecFormSchema(m.dit).safeParse(m.dit);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: ['models', i, 'dit', ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))], message: issue.message });
+      return undefined;
+    }
+    const dit = resolveDiTSpec(parsed.data as DiTSpec);
+    const problem = ditConfigProblem(dit, imageSize);
+    if (problem) {
+      ctx.addIssue({ code: 'custom', path: ['models', i, 'dit', ...(typeof m.dit === 'object' && !('preset' in (m.dit as object)) ? [problem.field] : [])], message: `${problem.message} (images are ${imageSize}x${imageSize}${size.own ? '' : ' after padding'})` });
+      return undefined;
+    }
+    return { backbone: 'dit', dit };
+  }
+  if (backbone !== 'unet') return undefined;
+  if (m.dit !== undefined) ctx.addIssue({ code: 'custom', path: ['models', i, 'dit'], message: 'a DiT configuration needs backbone: dit' });
+  if (m.unet === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['models', i, 'unet'], message: `required: a preset (${Object.keys(UNET_PRESETS).join(', ')}) or a UNet configuration (or backbone: dit with a dit)` });
+    return undefined;
+  }
+  const unetParsed = modelSpecSchema.shape.unet.safeParse(m.unet);
+  if (!unetParsed.success || unetParsed.data === undefined) return undefined;
+  const unet = resolveUNet(unetParsed.data);
+  const levels = unet.channelMults.length;
+  if (imageSize % 2 ** (levels - 1) !== 0) {
+    const sizes = divisibleSizes(size.minSize, levels);
+    ctx.addIssue({
+      code: 'custom',
+      path: size.own ? ['models', i, 'imageSize'] : ['models', i, 'unet', 'channelMults'],
+      message: `${levels} levels do not divide ${imageSize}x${imageSize} images (each level halves the size: ${levelSizes(imageSize, levels).join(', ')}); imageSize ${sizes.join(' or ')} would`,
+    });
+    return undefined;
+  }
+  const layout = unetLayout({ ...unet, imageSize, imageChannels });
+  const badGroups = layout.find((b) => b.channels % unet.groups !== 0);
+  if (badGroups) {
+    ctx.addIssue({ code: 'custom', path: ['models', i, 'unet', 'groups'], message: `${unet.groups} groups do not divide the ${badGroups.channels} channels of ${badGroups.name}` });
+  }
+  return { backbone: 'unet', unet };
+}
+
+/** A DiT as the spec names it, as a configuration. */
+export function resolveDiTSpec(dit: DiTSpec): DiTConfig {
+  if (typeof dit === 'string') return resolveDiT(dit);
+  if ('preset' in dit) return resolveDiT(dit.preset);
+  return ditConfigSchema.parse(dit);
+}
+
+/**
+ * The backbone of a parsed model spec (defaults applied, validated): its UNet or DiT, resolved.
+ * Throws on a model that names neither (the schema refuses those).
+ */
+export function resolveModelBackbone(model: ModelSpec): BackboneSpec {
+  if (model.backbone === 'dit') {
+    if (!model.dit) throw new Error('a DiT model needs `dit`');
+    return { backbone: 'dit', dit: resolveDiTSpec(model.dit) };
+  }
+  if (!model.unet) throw new Error('a UNet model needs `unet`');
+  return { backbone: 'unet', unet: resolveUNet(model.unet) };
+}
+
 /** The spec as written (defaults not yet applied). */
 export type SweepSpecInput = z.input<typeof sweepSpecSchema>;
 /** The spec with every default applied: what is stored. */
@@ -385,7 +477,7 @@ function divisibleSizes(min: number, levels: number): number[] {
   return [first, first + step];
 }
 
-export function resolveUNet(unet: ModelSpec['unet']): UNetConfig {
+export function resolveUNet(unet: NonNullable<ModelSpec['unet']>): UNetConfig {
   if (typeof unet === 'string') {
     const preset = UNET_PRESETS[unet];
     return { ...preset, channelMults: [...preset.channelMults], attentionResolutions: [...preset.attentionResolutions] };

@@ -24,12 +24,13 @@ export interface UNetLayoutConfig {
   attentionResolutions: number[];
 }
 
-export type BlockKind = 'encoder' | 'downsample' | 'middle' | 'decoder';
+/** UNet blocks (encoder, downsample, middle, decoder) and DiT blocks (transformer, see dit-layout). */
+export type BlockKind = 'encoder' | 'downsample' | 'middle' | 'decoder' | 'transformer';
 
 export interface BlockInfo {
   name: string;
   kind: BlockKind;
-  /** Spatial size of the block's output. */
+  /** Spatial size of the block's output (a DiT block: the side of its token grid). */
   resolution: number;
   /** Channels of the block's output. */
   channels: number;

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Method } from '@ddae/contracts';
 import type { RngState } from './rng';
-import { UNet, type UNetModelConfig } from './unet';
+import { createBackbone, type Backbone, type ModelConfig } from './backbone';
 
 export const CHECKPOINT_FORMAT = 'ddae-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -23,7 +23,8 @@ export interface CheckpointManifest {
   /** Optimiser steps completed. */
   step: number;
   method: Method;
-  config: UNetModelConfig;
+  /** The network's configuration: a UNet's, or a DiT's (tagged `backbone: 'dit'`). */
+  config: ModelConfig;
   params: ParamEntry[];
   /** Total float32 elements of weights.bin. */
   totalSize: number;
@@ -171,7 +172,7 @@ export function readCheckpointData(ckptPath: string): CheckpointData {
 }
 
 /** Copies flat arrays into a model's named parameters (names and shapes must match). */
-export function assignParams(unet: UNet, entries: ParamEntry[], flat: Float32Array): void {
+export function assignParams(unet: Backbone, entries: ParamEntry[], flat: Float32Array): void {
   if (entries.length !== unet.params.size) throw new Error(`checkpoint has ${entries.length} parameters, model ${unet.params.size}`);
   for (const e of entries) {
     const v = unet.params.get(e.name);
@@ -182,13 +183,13 @@ export function assignParams(unet: UNet, entries: ParamEntry[], flat: Float32Arr
 
 
 /**
- * Loads a checkpoint for feature extraction: a UNet whose parameters hold the EMA weights.
+ * Loads a checkpoint for feature extraction: its network (UNet or DiT) holding the EMA weights.
  * The caller owns the model and must `dispose()` it.
  * @param ckptPath a checkpoint directory (`.../step-00001000`)
  */
-export function loadForInference(ckptPath: string): { unet: UNet; manifest: CheckpointManifest } {
+export function loadForInference(ckptPath: string): { unet: Backbone; manifest: CheckpointManifest } {
   const found = verifyCheckpoint(ckptPath);
-  const unet = new UNet(found.manifest.config, 0);
+  const unet = createBackbone(found.manifest.config, 0);
   const ema = readFloats(path.join(ckptPath, 'ema.bin'));
   assignParams(unet, found.manifest.params, ema);
   return { unet, manifest: found.manifest };

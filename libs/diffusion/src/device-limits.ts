@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { unetLayout } from '@ddae/contracts';
-import type { UNetModelConfig } from './unet';
+import { isDiTConfig, type ModelConfig } from './backbone';
+import type { DiTModelConfig } from './dit';
 
 /**
  * A model or batch that the active backend cannot hold: checked before any work, so the job fails
@@ -36,7 +37,8 @@ export function backendTensorLimit(): TensorLimit | undefined {
  * output, attention's score matrix (pixels^2) and the nearest-x2 upsampling. Gradients have the
  * same shapes; convolutions on webgpu need no im2col buffer.
  */
-export function largestTensorPerImage(config: UNetModelConfig): { floats: number; where: string } {
+export function largestTensorPerImage(config: ModelConfig): { floats: number; where: string } {
+  if (isDiTConfig(config)) return largestDiTTensorPerImage(config);
   const s2 = config.imageSize * config.imageSize;
   let best = { floats: s2 * Math.max(config.baseChannels, config.imageChannels), where: 'stem' };
   const see = (floats: number, where: string): void => {
@@ -65,19 +67,34 @@ export function largestTensorPerImage(config: UNetModelConfig): { floats: number
 }
 
 /**
+ * The DiT's largest tensors per image: the attention scores (heads x tokens^2), qkv (3 x tokens x
+ * width), the MLP's hidden layer (mlpRatio x tokens x width), the patches and the output image.
+ */
+function largestDiTTensorPerImage(config: DiTModelConfig): { floats: number; where: string } {
+  const tokens = (config.imageSize / config.patch) ** 2;
+  const candidates: { floats: number; where: string }[] = [
+    { floats: config.imageSize * config.imageSize * config.imageChannels, where: 'patches' },
+    { floats: config.heads * tokens * tokens, where: 'attention scores' },
+    { floats: 3 * tokens * config.width, where: 'attention qkv' },
+    { floats: config.mlpRatio * tokens * config.width, where: 'MLP hidden layer' },
+  ];
+  return candidates.reduce((a, b) => (b.floats > a.floats ? b : a));
+}
+
+/**
  * Images per forward (and backward) pass that keep every tensor within the backend's limit:
  * `wanted`, or fewer where the limit requires it (gradients of micro-batches are summed, features
  * and samples go batch by batch, so this changes memory, not results).
  * @throws DeviceLimitError when one image alone does not fit, naming the tensor and the limit
  */
-export function imagesPerPass(config: UNetModelConfig, wanted: number, limit = backendTensorLimit()): number {
+export function imagesPerPass(config: ModelConfig, wanted: number, limit = backendTensorLimit()): number {
   if (!limit) return wanted;
   const { floats, where } = largestTensorPerImage(config);
   const fit = Math.floor(limit.bytes / (4 * floats));
   if (fit < 1) {
     const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
     throw new DeviceLimitError(
-      `this UNet does not fit the GPU: one image needs a ${mib(4 * floats)} tensor (${where}), above the adapter's ${limit.name} of ${mib(limit.bytes)}; use a smaller model (fewer channels, attention at lower resolutions)`,
+      `this ${isDiTConfig(config) ? 'DiT' : 'UNet'} does not fit the GPU: one image needs a ${mib(4 * floats)} tensor (${where}), above the adapter's ${limit.name} of ${mib(limit.bytes)}; use a smaller model (${isDiTConfig(config) ? 'narrower, or a larger patch' : 'fewer channels, attention at lower resolutions'})`,
     );
   }
   return Math.min(wanted, fit);

@@ -3,7 +3,7 @@ import type { Method, Pooling } from '@ddae/contracts';
 import { imagesPerPass } from './device-limits';
 import { Rng } from './rng';
 import { ddpmCoefficients, ddpmTimeInput, edmPrecond } from './schedules';
-import type { UNet } from './unet';
+import type { Backbone } from './backbone';
 
 export interface FeatureOptions {
   /** Spatial pooling: gap (global average, the reference), avg2 / avg4 (2x2 / 4x4 grid). Default gap. */
@@ -70,7 +70,7 @@ function pool(x: tf.Tensor4D, pooling: Pooling): tf.Tensor2D {
  * @param noiseLevel DDPM: integer t in 0..1000 (0: clean); EDM: sigma (0: clean)
  * @returns layer -> count x dim, row-major
  */
-export async function extractFeatures(unet: UNet, method: Method, images: Float32Array, count: number, noiseLevel: number, layers: string[], opts: FeatureOptions = {}): Promise<Record<string, Float32Array>> {
+export async function extractFeatures(unet: Backbone, method: Method, images: Float32Array, count: number, noiseLevel: number, layers: string[], opts: FeatureOptions = {}): Promise<Record<string, Float32Array>> {
   const pooling = opts.pooling ?? 'gap';
   const noiseSeed = opts.noiseSeed ?? 0;
   const batchSize = imagesPerPass(unet.config, opts.batchSize ?? 64);

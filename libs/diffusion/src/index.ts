@@ -8,3 +8,5 @@ export * from './features';
 export * from './sampling';
 export * from './fused';
 export * from './device-limits';
+export * from './dit';
+export * from './backbone';

@@ -3,7 +3,7 @@ import type { Method } from '@ddae/contracts';
 import { imagesPerPass } from './device-limits';
 import { Rng } from './rng';
 import { DDPM_T, ddpmAlphaBar, ddpmTimeInput, edmPrecond, karrasSigmas } from './schedules';
-import type { UNet } from './unet';
+import type { Backbone } from './backbone';
 
 /**
  * Samplers of trained diffusion models: DDIM for DDPM (epsilon-prediction) models and Heun's
@@ -171,12 +171,12 @@ export async function heunSample(denoise: Denoiser, shape: SampleShape, opts: Sa
 }
 
 /** The DDPM network as an eps predictor: time input t / 1000 as in training, dropout off. */
-export function unetEpsPredictor(unet: UNet): EpsPredictor {
+export function unetEpsPredictor(unet: Backbone): EpsPredictor {
   return (xt, t) => unet.forward(xt, tf.fill([xt.shape[0]], ddpmTimeInput(t)) as tf.Tensor1D, { training: false }).output;
 }
 
 /** The EDM network as its preconditioned denoiser D(x) = c_skip x + c_out F(c_in x, c_noise), exactly as in training; dropout off. */
-export function unetDenoiser(unet: UNet): Denoiser {
+export function unetDenoiser(unet: Backbone): Denoiser {
   return (x, sigma) => {
     const pc = edmPrecond(sigma);
     const f = unet.forward(tf.mul(x, pc.cIn), tf.fill([x.shape[0]], pc.cNoise) as tf.Tensor1D, { training: false }).output;
@@ -185,12 +185,12 @@ export function unetDenoiser(unet: UNet): Denoiser {
 }
 
 /**
- * Samples a trained UNet (load its EMA weights with `loadForInference`): DDIM for DDPM models,
+ * Samples a trained network, UNet or DiT (load its EMA weights with `loadForInference`): DDIM for DDPM models,
  * Heun for EDM models, on whatever backend is active (each batch is read back once, at its end).
  * Image i depends only on (seed, i): the same seed gives the same images whatever `batchSize`.
  * @returns n images NHWC in [-1, 1] of the model's size, row-major (image i at i * size^2 * channels)
  */
-export function sampleUNet(unet: UNet, method: Method, opts: SampleOptions): Promise<Float32Array> {
+export function sampleUNet(unet: Backbone, method: Method, opts: SampleOptions): Promise<Float32Array> {
   const shape = { imageSize: unet.config.imageSize, imageChannels: unet.config.imageChannels };
   const batched = { ...opts, batchSize: imagesPerPass(unet.config, opts.batchSize ?? 64) };
   return method === 'ddpm' ? ddimSample(unetEpsPredictor(unet), shape, batched) : heunSample(unetDenoiser(unet), shape, batched);

@@ -77,7 +77,7 @@ describe('pretrain (cpu backend)', () => {
     const losses: number[][] = [[], []];
     const outs = [];
     for (const [k, micro] of [4, 1].entries()) {
-      const t = task({ steps: 1, unet: { ...task().unet, dropout: 0 } });
+      const t = task({ steps: 1, unet: { ...(task().unet as NonNullable<PretrainTask['unet']>), dropout: 0 } });
       outs.push(await pretrain(t, images, N, { progress: (_f, dd) => losses[k].push(dd.loss ?? NaN) }, { ...SHAPE, microBatchSize: micro }));
     }
     expect(Math.abs(losses[0][0] - losses[1][0])).toBeLessThan(1e-5);

@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
-import { DATASET_SHAPES, paddedImageSize, unetLayout, type CheckpointInfo, type ComputeHooks, type PretrainTask } from '@ddae/contracts';
+import { DATASET_SHAPES, ditLayout, paddedImageSize, unetLayout, type CheckpointInfo, type ComputeHooks, type PretrainTask } from '@ddae/contracts';
 import { assignParams, latestCheckpoint, readCheckpointData, writeCheckpoint, type FoundCheckpoint, type ParamEntry } from './checkpoint';
 import { imagesPerPass } from './device-limits';
 import { fusedAdamEma, hasFusedAdamEma } from './fused';
 import { Rng } from './rng';
 import { DDPM_T, EDM_P_MEAN, EDM_P_STD, ddpmNoise, edmPrecond } from './schedules';
-import { UNet, type UNetModelConfig } from './unet';
+import { createBackbone, isDiTConfig, modelConfigOf, type Backbone, type ModelConfig } from './backbone';
 
 /** The loss became NaN or infinite: the run diverged; retrying the same seed would diverge again. */
 export class NonFiniteLossError extends Error {
@@ -26,7 +26,7 @@ export interface PretrainOutcome {
   steps: number;
   /** Wall time of this call. */
   seconds: number;
-  /** Trainable parameters of the UNet. */
+  /** Trainable parameters of the network. */
   parameters: number;
 }
 
@@ -79,12 +79,17 @@ const WASM_ACTIVATION_BUDGET = 1.5e9;
  * tensor within the adapter's buffer limit (see `imagesPerPass`, which throws when one image does
  * not fit); `batch` itself on other backends (native memory is the operator's to size).
  */
-export function autoMicroBatch(config: UNetModelConfig, batch: number, backend = tf.getBackend()): number {
+export function autoMicroBatch(config: ModelConfig, batch: number, backend = tf.getBackend()): number {
   if (backend === 'webgpu') return imagesPerPass(config, batch);
   if (backend !== 'wasm') return batch;
-  const layout = unetLayout(config);
-  let floats = config.imageSize * config.imageSize * config.baseChannels;
-  for (const b of layout) floats += b.resolution * b.resolution * b.channels;
+  let floats = 0;
+  if (isDiTConfig(config)) {
+    // A DiT block keeps about (1 + 3 + 1 + mlpRatio) x tokens x width floats and heads x tokens^2 scores.
+    for (const b of ditLayout(config)) floats += b.resolution ** 2 * (b.channels * (5 + config.mlpRatio) + config.heads * b.resolution ** 2);
+  } else {
+    floats = config.imageSize * config.imageSize * config.baseChannels;
+    for (const b of unetLayout(config)) floats += b.resolution * b.resolution * b.channels;
+  }
   return Math.max(1, Math.min(batch, Math.floor(WASM_ACTIVATION_BUDGET / (WASM_BYTES_PER_ACTIVATION * floats))));
 }
 
@@ -118,7 +123,7 @@ class BatchOrder {
 }
 
 interface TrainState {
-  unet: UNet;
+  unet: Backbone;
   ema: Map<string, tf.Variable>;
   m: Map<string, tf.Variable>;
   v: Map<string, tf.Variable>;
@@ -126,7 +131,7 @@ interface TrainState {
   step: number;
 }
 
-function paramEntries(unet: UNet): { entries: ParamEntry[]; total: number } {
+function paramEntries(unet: Backbone): { entries: ParamEntry[]; total: number } {
   const entries: ParamEntry[] = [];
   let offset = 0;
   for (const [name, v] of unet.params) {
@@ -162,14 +167,14 @@ export function sumScalars(xs: tf.Tensor[]): tf.Tensor {
   return level[0];
 }
 
-function zerosLike(unet: UNet, tag: string): Map<string, tf.Variable> {
+function zerosLike(unet: Backbone, tag: string): Map<string, tf.Variable> {
   const out = new Map<string, tf.Variable>();
   for (const [name, p] of unet.params) out.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false, `${p.name}/${tag}`)));
   return out;
 }
 
 /**
- * Pretrains a diffusion UNet (DDPM epsilon-prediction, or EDM preconditioned denoising) with Adam,
+ * Pretrains a diffusion network, UNet or DiT (DDPM epsilon-prediction, or EDM preconditioned denoising) with Adam,
  * linear warm-up, global-norm clipping and EMA; resumes from the newest valid checkpoint in
  * `task.checkpointDir` and always ends with a checkpoint at `task.steps`.
  * @param images NHWC float32 in [-1, 1], already padded to the model size
@@ -293,13 +298,9 @@ export async function pretrain(task: PretrainTask, images: Float32Array, count: 
   }
 }
 
-function checkedConfig(task: PretrainTask, images: Float32Array, count: number, shape: PretrainOptions): { config: UNetModelConfig; d: number } {
+function checkedConfig(task: PretrainTask, images: Float32Array, count: number, shape: PretrainOptions): { config: ModelConfig; d: number } {
   const ds = DATASET_SHAPES[task.dataset.name];
-  const config: UNetModelConfig = {
-    ...task.unet,
-    imageSize: shape.imageSize ?? paddedImageSize(ds.size),
-    imageChannels: shape.imageChannels ?? ds.channels,
-  };
+  const config = modelConfigOf(task, shape.imageSize ?? paddedImageSize(ds.size), shape.imageChannels ?? ds.channels);
   const d = config.imageSize * config.imageSize * config.imageChannels;
   if (images.length !== count * d) throw new Error(`images: ${images.length} values, expected ${count} x ${d}`);
   if (count < 1) throw new Error('pretrain: no images');
@@ -307,14 +308,14 @@ function checkedConfig(task: PretrainTask, images: Float32Array, count: number, 
 }
 
 /** Images per forward/backward pass; on webgpu never more than the adapter's buffer limit allows (throws when one image does not fit). */
-function microBatchOf(task: PretrainTask, config: UNetModelConfig, count: number, shape: PretrainOptions): number {
+function microBatchOf(task: PretrainTask, config: ModelConfig, count: number, shape: PretrainOptions): number {
   const wanted = Math.max(1, Math.floor(shape.microBatchSize ?? autoMicroBatch(config, Math.min(task.batchSize, count))));
   return imagesPerPass(config, wanted);
 }
 
 /** A fresh model with zero Adam moments; the EMA starts at the initial weights (decay is 0 at step 0 anyway). */
-function initialState(config: UNetModelConfig, seed: number): TrainState {
-  const unet = new UNet(config, seed);
+function initialState(config: ModelConfig, seed: number): TrainState {
+  const unet = createBackbone(config, seed);
   const state: TrainState = { unet, ema: zerosLike(unet, 'ema'), m: zerosLike(unet, 'm'), v: zerosLike(unet, 'v'), rng: new Rng(seed ^ 0x5eed), step: 0 };
   tf.tidy(() => {
     for (const [name, p] of unet.params) state.ema.get(name)?.assign(p);
@@ -329,7 +330,8 @@ function disposeState(state: TrainState): void {
 
 /** `pretrain`'s optimiser steps without checkpoints, resume, progress or stop handling (benchmarks time it). */
 export interface Trainer {
-  readonly unet: UNet;
+  /** The network (a UNet or a DiT). */
+  readonly unet: Backbone;
   /** Images per forward/backward pass (gradients of a step's micro-batches are summed). */
   readonly microBatch: number;
   /** Optimiser steps taken so far. */

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { conv2dBias, FUSED_KERNELS, fusedAdamEma, fusedConvAdd, fusedGroupNorm, hasFusedAdamEma, hasFusedConvAdd, hasFusedGroupNorm, Rng } from '@ddae/diffusion';
+import { conv2dBias, DiT, FUSED_KERNELS, fusedAdamEma, fusedConvAdd, fusedGroupNorm, hasFusedAdamEma, hasFusedConvAdd, hasFusedGroupNorm, Rng } from '@ddae/diffusion';
 import { NATIVE_BACKEND, registerNativeBackend } from './backend';
 
 /**
@@ -243,6 +243,29 @@ describe('native backend', () => {
     const e2 = tf.add(tf.mul(e, h.decay), tf.mul(p2, 1 - h.decay));
     expectClose(fused, [p2, m2, v2, e2].map((t) => t.dataSync() as Float32Array), 1e-6);
     expect(tf.getKernel(FUSED_KERNELS.adamEma, 'cpu')).toBeUndefined();
+  });
+
+  it('runs a DiT (patchify, attention, LayerNorm, GELU, adaLN) as the cpu backend does: output, taps and every gradient', () => {
+    const cfg = { backbone: 'dit' as const, depth: 2, width: 16, heads: 2, patch: 2 as const, mlpRatio: 2, imageSize: 8, imageChannels: 1 };
+    const x = new Rng(3).normal(3 * 64);
+    const made: DiT[] = [];
+    const { cpu, native } = both(() => {
+      const dit = new DiT(cfg, 5);
+      made.push(dit);
+      // The zero-initialised modulation and output layers get values, so every path carries a gradient.
+      const rng = new Rng(9);
+      for (const [name, v] of dit.params) if (name.includes('adaln') || name.startsWith('final')) v.assign(tf.tensor(rng.normal(v.size), v.shape).mul(0.1));
+      const vars = [...dit.params.values()];
+      const input = tf.tensor4d(x, [3, 8, 8, 1]);
+      const t = tf.tensor1d([0.1, 0.5, 0.9]);
+      const r = dit.forward(input, t, { training: false, taps: ['blk_1', 'blk_2'] });
+      const { grads } = tf.variableGrads(() => tf.mean(tf.square(dit.forward(input, t, { training: true }).output)) as tf.Scalar, vars);
+      return [r.output, r.taps['blk_1'], r.taps['blk_2'], ...vars.map((v) => grads[v.name])];
+    });
+    const paramCount = made[0].params.size;
+    made.forEach((d) => d.dispose());
+    expect(cpu).toHaveLength(3 + paramCount);
+    expectClose(native, cpu, 1e-4);
   });
 
   it('leaks no tensors through a conv gradient', () => {

@@ -16,6 +16,24 @@ const spec = (over: Record<string, unknown> = {}) =>
   });
 
 describe('planSweep', () => {
+  it('plans a DiT model: its run carries the DiT, `all` is every block, untrained control included', () => {
+    const plan = planSweep(
+      spec({
+        models: [{ method: 'ddpm', unet: 'tiny' }, { method: 'ddpm', backbone: 'dit', dit: 'dit-tiny' }, { method: 'edm', backbone: 'dit', dit: { depth: 2, width: 32, heads: 2, patch: 2 } }],
+        baselines: ['pixels', 'untrained'],
+        pretrain: { steps: 50, progressProbe: { every: 10 } },
+      }),
+    );
+    const run = plan.runs.find((r) => r.key === 'ddpm-dit-tiny-s0');
+    expect(run).toMatchObject({ backbone: 'dit', dit: { depth: 4, width: 48, heads: 4, patch: 4, mlpRatio: 4 } });
+    expect(run).not.toHaveProperty('unet');
+    expect(plan.runs.find((r) => r.key === 'ddpm-tiny-s0')).toMatchObject({ backbone: 'unet', unet: { baseChannels: 8 } });
+    expect(plan.runs.find((r) => r.key === 'ddpm-dit-tiny-untrained-s0')).toMatchObject({ backbone: 'dit', untrained: true, hyper: { steps: 0 } });
+    expect(plan.probeTasks.find((t) => t.runKey === 'ddpm-dit-tiny-s0')?.layers).toEqual(['blk_1', 'blk_2', 'blk_3', 'blk_4']);
+    expect(plan.probeTasks.find((t) => t.runKey === 'edm-dit-d2w32p2-s0')?.layers).toEqual(['blk_1', 'blk_2']);
+    expect(run?.hyper.progressProbe?.layers).toEqual(['blk_1', 'blk_2', 'blk_3', 'blk_4']);
+  });
+
   it('makes one run per (model, seed) and one probe task per (run, noise level)', () => {
     const plan = planSweep(spec());
     expect(plan.runs.map((r) => r.key)).toEqual(['ddpm-tiny-s0', 'ddpm-tiny-s1', 'ddpm-tiny-s2', 'edm-small-s0', 'edm-small-s1', 'edm-small-s2']);

@@ -2,11 +2,14 @@ import { createHash } from 'node:crypto';
 import { coarseLevels } from './noise-search';
 import {
   DATASET_SHAPES,
-  decoderBlockNames,
+  backboneDefaultLayers,
+  backboneFields,
   modelImageSize,
   protocolKey,
-  resolveUNet,
+  resolveModelBackbone,
+  type BackboneSpec,
   type BaselineKind,
+  type DiTConfig,
   type DatasetName,
   type Method,
   type ProbeProtocol,
@@ -42,7 +45,10 @@ export interface PlannedRun {
   /** The untrained-network baseline of its model: 0 steps. */
   untrained: boolean;
   method: Method;
-  unet: UNetConfig;
+  /** The network: a UNet (`unet`) or a DiT (`dit`); exactly one is set. */
+  backbone: BackboneSpec['backbone'];
+  unet?: UNetConfig;
+  dit?: DiTConfig;
   dataset: DatasetName;
   seed: number;
   hyper: RunHyper;
@@ -77,8 +83,16 @@ export interface SweepPlan {
 /** EMA caps of the reference code. */
 const EMA_CAP: Record<Method, number> = { ddpm: 0.9999, edm: 0.9993 };
 
-export function defaultModelName(method: Method, unet: SweepSpec['models'][number]['unet']): string {
-  return typeof unet === 'string' ? `${method}-${unet}` : `${method}-b${unet.baseChannels}`;
+/** `<method>-<preset>` (ddpm-small, edm-dit-tiny), else `<method>-b<base channels>` (UNet) or `<method>-dit-d<depth>w<width>p<patch>`. */
+export function defaultModelName(method: Method, model: Pick<SweepSpec['models'][number], 'backbone' | 'unet' | 'dit'>): string {
+  if (model.backbone === 'dit') {
+    const dit = model.dit;
+    if (typeof dit === 'string') return `${method}-${dit}`;
+    if (dit && 'preset' in dit) return `${method}-${dit.preset}`;
+    return dit ? `${method}-dit-d${dit.depth}w${dit.width}p${dit.patch}` : `${method}-dit`;
+  }
+  const unet = model.unet;
+  return typeof unet === 'string' ? `${method}-${unet}` : `${method}-b${unet?.baseChannels}`;
 }
 
 /** sha256 of the spec serialised with sorted keys: equal specs hash equally. */
@@ -134,12 +148,13 @@ export function planSweep(spec: SweepSpec): SweepPlan {
   const runs: PlannedRun[] = [];
   const probeTasks: PlannedProbeTask[] = [];
   spec.models.forEach((model, i) => {
-    const modelName = model.name ?? defaultModelName(model.method, model.unet);
+    const modelName = model.name ?? defaultModelName(model.method, model);
     if (names.has(modelName)) {
       throw new PlanError(['models', i, 'name'], `duplicate model name "${modelName}": give each model a distinct name`);
     }
     names.add(modelName);
-    const unet = resolveUNet(model.unet);
+    const net = resolveModelBackbone(model);
+    const network = { backbone: net.backbone, ...backboneFields(net) };
     const imageSize = modelImageSize(spec.dataset, model);
     const steps = spec.pretrain.steps;
     const hyper: RunHyper = {
@@ -155,11 +170,11 @@ export function planSweep(spec: SweepSpec): SweepPlan {
       // Only when the spec names it: the rows of earlier sweeps (no imageSize) mean the padded size.
       ...(model.imageSize !== undefined ? { imageSize: model.imageSize } : {}),
     };
-    const progressProbe = resolveProgressProbe(spec, model.method, { ...unet, imageSize, imageChannels: shape.channels });
+    const progressProbe = resolveProgressProbe(spec, model.method, net, imageSize, shape.channels);
     if (progressProbe) hyper.progressProbe = progressProbe;
     const layers =
       spec.probe.layers === 'all'
-        ? decoderBlockNames({ ...unet, imageSize, imageChannels: shape.channels })
+        ? backboneDefaultLayers(net, imageSize, shape.channels)
         : [...spec.probe.layers];
     const grid = model.method === 'ddpm' ? (spec.probe.timesteps ?? []) : (spec.probe.sigmas ?? []);
     // An adaptive search starts with its coarse levels; the orchestrator adds the rest as results come.
@@ -172,14 +187,14 @@ export function planSweep(spec: SweepSpec): SweepPlan {
       }
     };
     for (const seed of spec.pretrain.seeds) {
-      addRun({ key: `${modelName}-s${seed}`, modelName, untrained: false, method: model.method, unet, dataset: spec.dataset, seed, hyper });
+      addRun({ key: `${modelName}-s${seed}`, modelName, untrained: false, method: model.method, ...network, dataset: spec.dataset, seed, hyper });
     }
     if (spec.baselines.includes('untrained')) {
       const seed = spec.pretrain.seeds[0];
       // 0 steps: nothing to probe during pretraining.
       const { progressProbe: _none, ...trained } = hyper;
       const untrained: RunHyper = { ...trained, steps: 0, warmupSteps: 0, checkpointEvery: 1 };
-      addRun({ key: `${modelName}-untrained-s${seed}`, modelName, untrained: true, method: model.method, unet, dataset: spec.dataset, seed, hyper: untrained });
+      addRun({ key: `${modelName}-untrained-s${seed}`, modelName, untrained: true, method: model.method, ...network, dataset: spec.dataset, seed, hyper: untrained });
     }
   });
 
@@ -208,12 +223,12 @@ export function planSweep(spec: SweepSpec): SweepPlan {
 }
 
 /**
- * The spec's `pretrain.progressProbe` for a run of `method` on `unet`: its layers (`all`: every
- * decoder block), its noise levels (default: the smallest level of the probe grid), and the small
+ * The spec's `pretrain.progressProbe` for a run of `method` on `net`: its layers (`all`: every
+ * decoder block of a UNet, every block of a DiT), its noise levels (default: the smallest level of the probe grid), and the small
  * fixed protocol (fast, fixed noise, the probe's pooling and optimiser, its own sizes and epochs).
  * Null when the spec does not ask for it.
  */
-export function resolveProgressProbe(spec: SweepSpec, method: Method, unet: UNetConfig & { imageSize: number; imageChannels: number }): ProgressProbeConfig | null {
+export function resolveProgressProbe(spec: SweepSpec, method: Method, net: BackboneSpec, imageSize: number, imageChannels: number): ProgressProbeConfig | null {
   const pp = spec.pretrain.progressProbe;
   if (!pp) return null;
   const grid = method === 'ddpm' ? spec.probe.timesteps : spec.probe.sigmas;
@@ -223,7 +238,7 @@ export function resolveProgressProbe(spec: SweepSpec, method: Method, unet: UNet
   return {
     every: pp.every,
     noiseLevels,
-    layers: pp.layers === 'all' ? decoderBlockNames(unet) : [...pp.layers],
+    layers: pp.layers === 'all' ? backboneDefaultLayers(net, imageSize, imageChannels) : [...pp.layers],
     protocol: {
       pooling: spec.probe.pooling,
       noise: 'fixed',

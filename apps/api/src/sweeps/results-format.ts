@@ -9,7 +9,9 @@ export const EXPORT_COLUMNS: readonly [string, (r: ExportRow) => unknown][] = [
   ['model', (r) => r.model],
   ['method', (r) => r.method],
   ['untrained', (r) => r.untrained],
-  ['unet', (r) => JSON.stringify(r.unet)],
+  ['backbone', (r) => r.backbone],
+  ['unet', (r) => (r.unet === null ? null : JSON.stringify(r.unet))],
+  ['dit', (r) => (r.dit === null ? null : JSON.stringify(r.dit))],
   ['parameters', (r) => r.parameters],
   ['steps', (r) => r.steps],
   ['batch_size', (r) => r.batchSize],
@@ -42,6 +44,6 @@ export const csvHeader = (): string => `${EXPORT_COLUMNS.map(([name]) => name).j
 
 export const csvRow = (r: ExportRow): string => `${EXPORT_COLUMNS.map(([, get]) => csvField(get(r))).join(',')}\r\n`;
 
-/** One JSON object per line, with the CSV's columns (the UNet as an object). */
+/** One JSON object per line, with the CSV's columns (the UNet or DiT as an object). */
 export const jsonlRow = (r: ExportRow): string =>
-  `${JSON.stringify(Object.fromEntries(EXPORT_COLUMNS.map(([name, get]) => [name, name === 'unet' ? r.unet : get(r)])))}\n`;
+  `${JSON.stringify(Object.fromEntries(EXPORT_COLUMNS.map(([name, get]) => [name, name === 'unet' ? r.unet : name === 'dit' ? r.dit : get(r)])))}\n`;

@@ -107,6 +107,13 @@ describe('sweeps API (real Postgres and Redis)', () => {
     expect(await jobs()).toEqual([]);
   });
 
+  it('plans a DiT model on a dry run: its blocks are the layers', async () => {
+    const body = { ...spec(), models: [{ method: 'ddpm', backbone: 'dit', dit: 'dit-tiny' }] };
+    const res = await request(app.getHttpServer()).post('/api/sweeps?dryRun=true').send(body).expect(200);
+    expect(res.body.plan.runs[0]).toMatchObject({ model: 'ddpm-dit-tiny', backbone: 'dit', dit: { depth: 4, width: 48, heads: 4, patch: 4 } });
+    expect(res.body.plan.probeTasks[0].layers).toEqual(['blk_1', 'blk_2', 'blk_3', 'blk_4']);
+  });
+
   type Mutate = (s: Record<string, any>) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
   const badSpecs: [string, Mutate, string][] = [
     ['an unknown data set', (s) => (s.dataset = 'imagenet'), 'dataset'],
@@ -128,6 +135,12 @@ describe('sweeps API (real Postgres and Redis)', () => {
     ['a progress-probe grid that is not small', (s) => (s.pretrain.progressProbe = { every: 5, timesteps: Array.from({ length: 9 }, (_, i) => i + 1) }), 'pretrain.progressProbe.timesteps'],
     ['an early stop without patience', (s) => (s.pretrain.progressProbe = { every: 5, earlyStop: { patience: 0 } }), 'pretrain.progressProbe.earlyStop.patience'],
     ['a negative early-stop min delta', (s) => (s.pretrain.progressProbe = { every: 5, earlyStop: { patience: 2, minDelta: -1 } }), 'pretrain.progressProbe.earlyStop.minDelta'],
+    ['a DiT whose width heads do not divide', (s) => (s.models[0] = { method: 'ddpm', backbone: 'dit', dit: { depth: 2, width: 36, heads: 8, patch: 4 } }), 'models.0.dit.width'],
+    ['a DiT patch that does not divide the image', (s) => (s.models[0] = { method: 'ddpm', backbone: 'dit', dit: { depth: 2, width: 32, heads: 4, patch: 5 } }), 'models.0.dit.patch'],
+    ['a UNet layer for a DiT', (s) => {
+      s.models[0] = { method: 'ddpm', backbone: 'dit', dit: 'dit-tiny' };
+      s.probe.layers = ['blk_1', 'out_1'];
+    }, 'probe.layers.1'],
     // 5 models x 32 seeds x 64 levels = 10,240 probe tasks, over SPEC_LIMITS.maxProbeTasks (8,192).
     ['a grid over the limit', (s) => (s.probe.timesteps = Array.from({ length: 64 }, (_, i) => i + 1)) && (s.pretrain.seeds = Array.from({ length: 32 }, (_, i) => i)) && (s.models = Array.from({ length: 5 }, (_, i) => ({ name: `base-${i}`, method: 'ddpm', unet: 'base' }))), 'probe'],
   ];

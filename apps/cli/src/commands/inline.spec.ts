@@ -71,6 +71,28 @@ describe('inline pretrain and sample', () => {
     expect(lines.filter((l) => l.includes('(measured before the restart)'))).toHaveLength(2);
   });
 
+  it('trains a DiT (the acceptance command: --backbone dit --preset dit-tiny), probes its blocks and samples it', async () => {
+    const out = path.join(root, 'run-dit');
+    const args = {
+      dataset: 'fashion-mnist', method: 'ddpm', backbone: 'dit', preset: 'dit-tiny', steps: '2', batch: '8', 'data-dir': path.join(root, 'data'), out, backend: 'wasm',
+      'probe-every': '2', 'probe-noise': '11', 'probe-train-size': '8', 'probe-test-size': '8', 'probe-epochs': '1',
+    };
+    const text = await pretrainInline(args, quiet);
+    expect(text).toContain('"backbone":"dit"');
+    const r = JSON.parse(text) as { steps: number; parameters: number; progress: { step: number }[] };
+    expect(r).toMatchObject({ steps: 2, backbone: 'dit', progress: [{ step: 2 }] });
+    expect(r.parameters).toBeGreaterThan(100_000);
+    await expect(pretrainInline({ ...args, preset: undefined, backbone: undefined, unet: 'tiny', steps: '3' }, quiet)).rejects.toThrow(/holds checkpoints of another model/);
+    const { probeInline } = await import('./probe.command');
+    const probed = JSON.parse(await probeInline({ checkpoint: out, dataset: 'fashion-mnist', 'data-dir': path.join(root, 'data'), noise: '11', 'train-size': '8', 'test-size': '8', epochs: '1', pooling: 'avg2', cache: 'none', backend: 'wasm' }, quiet)) as { cells: { layer: string; featureDim: number }[] };
+    expect(probed.cells.map((c) => c.layer)).toEqual(['blk_1', 'blk_2', 'blk_3', 'blk_4']);
+    // avg2 over the 8x8 token grid: 2 x 2 x width 48.
+    expect(probed.cells[0].featureDim).toBe(4 * 48);
+    const png = path.join(root, 'dit-grid.png');
+    const summary = JSON.parse(await sampleInline({ checkpoint: out, n: '4', steps: '2', out: png, backend: 'wasm' }, quiet)) as Record<string, unknown>;
+    expect(summary).toMatchObject({ step: 2, method: 'ddpm', sampler: 'ddim', n: 4 });
+  });
+
   it('names the fix when the checkpoint directory holds no checkpoint', async () => {
     const empty = path.join(root, 'empty');
     fs.mkdirSync(empty);

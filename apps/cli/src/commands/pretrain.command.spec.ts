@@ -24,6 +24,21 @@ describe('pretrain arguments', () => {
     expect('imageSize' in (await pretrainTaskFromArgs(base))).toBe(false);
   });
 
+  it('takes a DiT from --preset (with or without --backbone dit) or --dit, and a UNet from --preset or --unet', async () => {
+    const dit = await pretrainTaskFromArgs({ ...base, unet: undefined, backbone: 'dit', preset: 'dit-tiny' });
+    expect(dit.dit).toEqual({ depth: 4, width: 48, heads: 4, patch: 4, mlpRatio: 4 });
+    expect(dit.unet).toBeUndefined();
+    expect((await pretrainTaskFromArgs({ ...base, unet: undefined, preset: 'dit-small' })).dit).toMatchObject({ depth: 6, width: 96, patch: 2 });
+    expect((await pretrainTaskFromArgs({ ...base, unet: undefined, dit: '{"depth":2,"width":32,"heads":4,"patch":2}' })).dit).toEqual({ depth: 2, width: 32, heads: 4, patch: 2, mlpRatio: 4 });
+    const unet = await pretrainTaskFromArgs({ ...base, unet: undefined, preset: 'small', backbone: 'unet' });
+    expect(unet.unet).toMatchObject({ baseChannels: 16 });
+    expect(unet.dit).toBeUndefined();
+    // Probing a DiT during pretraining: `all` is every block.
+    const probed = await pretrainTaskFromArgs({ ...base, unet: undefined, preset: 'dit-tiny', 'probe-every': '25', 'probe-noise': '11' });
+    expect(probed.progressProbe?.layers).toEqual(['blk_1', 'blk_2', 'blk_3', 'blk_4']);
+    await expect(pretrainTaskFromArgs({ ...base, unet: undefined, preset: 'dit-tiny', 'probe-every': '25', 'probe-noise': '11', 'probe-layers': 'out_1' })).rejects.toThrow(/unknown layer "out_1" for this DiT; known: blk_1, blk_2, blk_3, blk_4/);
+  });
+
   it('takes a JSON UNet and fills its defaults', async () => {
     expect(parseUNet('{"baseChannels":16,"channelMults":[1,2,2],"blocksPerLevel":1,"groups":8}')).toEqual({ baseChannels: 16, channelMults: [1, 2, 2], blocksPerLevel: 1, groups: 8, dropout: 0.1, attentionResolutions: [] });
   });
@@ -32,7 +47,16 @@ describe('pretrain arguments', () => {
     [{ ...base, dataset: undefined }, /needs --dataset fashion-mnist\|mnist\|cifar10/],
     [{ ...base, dataset: 'imagenet' }, /got "imagenet"/],
     [{ ...base, method: 'vp' }, /--method must be one of ddpm\|edm/],
-    [{ ...base, unet: undefined }, /needs --unet/],
+    [{ ...base, unet: undefined }, /needs --preset \(UNet tiny, small, base, reference; DiT dit-tiny, dit-small\) or --unet/],
+    [{ ...base, unet: undefined, backbone: 'dit' }, /--backbone dit needs --preset dit-tiny\|dit-small or --dit/],
+    [{ ...base, backbone: 'dit' }, /--backbone dit takes a DiT/],
+    [{ ...base, unet: undefined, backbone: 'unet', preset: 'dit-tiny' }, /--backbone unet takes a UNet/],
+    [{ ...base, backbone: 'vit' }, /--backbone must be unet or dit/],
+    [{ ...base, preset: 'small' }, /either --preset or --unet/],
+    [{ ...base, unet: undefined, preset: 'dit-huge' }, /--preset "dit-huge" is not a model preset: UNet tiny, small, base, reference; DiT dit-tiny, dit-small/],
+    [{ ...base, unet: undefined, dit: '{"depth":2,"width":36,"heads":8,"patch":4}' }, /--dit: width 36 is not divisible by 8 heads/],
+    [{ ...base, unet: undefined, dit: '{"depth":2,"width":32,"heads":4,"patch":3}' }, /--dit: patch 3 does not divide 32x32 images \(fashion-mnist images are padded to 32x32\)/],
+    [{ ...base, unet: undefined, dit: '{"depth":2}' }, /--dit: width: .*e\.g\. --dit/],
     [{ ...base, unet: 'huge' }, /neither a preset/],
     [{ ...base, unet: '{baseChannels:16}' }, /not valid JSON/],
     [{ ...base, unet: '{"baseChannels":16}' }, /--unet: channelMults/],

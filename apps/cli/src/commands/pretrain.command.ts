@@ -3,19 +3,26 @@ import path from 'node:path';
 import {
   BACKENDS,
   DATASET_NAMES,
+  DIT_PRESETS,
   DATASET_SHAPES,
   METHODS,
   POOLINGS,
   SPEC_LIMITS,
   UNET_PRESETS,
-  decoderBlockNames,
+  backboneDefaultLayers,
+  backboneTappableLayers,
+  ditConfigProblem,
+  ditConfigSchema,
+  isDiTPreset,
   paddedImageSize,
   pretrainTaskSchema,
+  resolveDiT,
   resolveUNet,
-  tappableBlockNames,
   unetConfigSchema,
   parseGpuSelector,
+  type BackboneSpec,
   type BackendName,
+  type DiTConfig,
   type GpuSelector,
   type PretrainTask,
   type DatasetName,
@@ -39,7 +46,13 @@ import { CliError } from '../api-client';
 export interface PretrainArgs {
   dataset?: string;
   method?: string;
+  /** `unet` (default) or `dit`. */
+  backbone?: string;
+  /** A model preset of either backbone (tiny, small, base, reference; dit-tiny, dit-small). */
+  preset?: string;
   unet?: string;
+  /** A DiT as JSON ({"depth","width","heads","patch"}). */
+  dit?: string;
   steps?: string;
   batch?: string;
   lr?: string;
@@ -81,7 +94,7 @@ export function numberOption(name: string, raw: string | undefined, kind: { int?
 /** A preset name or a JSON UNet config, validated with the spec's schema (defaults applied). */
 export function parseUNet(raw: string | undefined): UNetConfig {
   const presets = Object.keys(UNET_PRESETS).join(', ');
-  if (raw === undefined) throw new CliError(`pretrain needs --unet: a preset (${presets}) or a JSON config, e.g. --unet '{"baseChannels":16,"channelMults":[1,2,2],"blocksPerLevel":1,"groups":8}'`);
+  if (raw === undefined) throw new CliError(`pretrain needs --preset (UNet ${presets}; DiT ${Object.keys(DIT_PRESETS).join(', ')}) or --unet: a preset or a JSON config, e.g. --unet '{"baseChannels":16,"channelMults":[1,2,2],"blocksPerLevel":1,"groups":8}'`);
   const text = raw.trim();
   if (!text.startsWith('{')) {
     if (!(text in UNET_PRESETS)) throw new CliError(`--unet "${raw}" is neither a preset (${presets}) nor a JSON config ('{"baseChannels":16,"channelMults":[1,2,2],"blocksPerLevel":1}')`);
@@ -96,6 +109,45 @@ export function parseUNet(raw: string | undefined): UNetConfig {
   const r = unetConfigSchema.safeParse(json);
   if (!r.success) throw new CliError(`--unet: ${r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ')}`);
   return r.data;
+}
+
+const DIT_EXAMPLE = `'{"depth":4,"width":64,"heads":4,"patch":4}'`;
+
+/** A JSON DiT config, validated with the spec's schema (defaults applied). */
+export function parseDiT(raw: string): DiTConfig {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw.trim());
+  } catch (error) {
+    throw new CliError(`--dit is not valid JSON (${(error as Error).message}); quote it for the shell: --dit ${DIT_EXAMPLE}`);
+  }
+  const r = ditConfigSchema.safeParse(json);
+  if (!r.success) throw new CliError(`--dit: ${r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ')} (e.g. --dit ${DIT_EXAMPLE})`);
+  return r.data;
+}
+
+/**
+ * The network of `pretrain` from --backbone, --preset, --unet and --dit: a UNet (the default) from
+ * --unet or a UNet preset, or a DiT from --dit or a DiT preset (which implies --backbone dit).
+ */
+export function parseBackboneArgs(a: Pick<PretrainArgs, 'backbone' | 'preset' | 'unet' | 'dit'>): { unet: UNetConfig } | { dit: DiTConfig } {
+  const backbone = a.backbone?.trim();
+  if (backbone !== undefined && backbone !== 'unet' && backbone !== 'dit') throw new CliError(`--backbone must be unet or dit, got "${a.backbone}"`);
+  const preset = a.preset?.trim();
+  const unetPresets = Object.keys(UNET_PRESETS).join(', ');
+  const ditPresets = Object.keys(DIT_PRESETS).join(', ');
+  if (preset !== undefined && a.unet !== undefined) throw new CliError('pass either --preset or --unet, not both');
+  if (preset !== undefined && a.dit !== undefined) throw new CliError('pass either --preset or --dit, not both');
+  if (a.unet !== undefined && a.dit !== undefined) throw new CliError('pass either --unet or --dit, not both');
+  if (preset !== undefined && !(preset in UNET_PRESETS) && !isDiTPreset(preset)) throw new CliError(`--preset "${preset}" is not a model preset: UNet ${unetPresets}; DiT ${ditPresets}`);
+  const dit = (preset !== undefined && isDiTPreset(preset)) || a.dit !== undefined;
+  if (dit && backbone === 'unet') throw new CliError(`--backbone unet takes a UNet: --preset ${unetPresets} or --unet '{...}'`);
+  if (!dit && backbone === 'dit') {
+    if (a.unet !== undefined || preset !== undefined) throw new CliError(`--backbone dit takes a DiT: --preset ${ditPresets} or --dit ${DIT_EXAMPLE} (got a UNet)`);
+    throw new CliError(`--backbone dit needs --preset ${ditPresets.replace(', ', '|')} or --dit ${DIT_EXAMPLE}`);
+  }
+  if (dit) return { dit: preset !== undefined && isDiTPreset(preset) ? resolveDiT(preset) : parseDiT(a.dit as string) };
+  return { unet: parseUNet(preset ?? a.unet) };
 }
 
 /** The GPU of the webgpu backend named by --gpu (or DDAE_GPU when absent); `auto` by default. */
@@ -149,19 +201,25 @@ export async function pretrainTaskFromArgs(a: PretrainArgs): Promise<PretrainTas
   // --method defaults to ddpm (the reference's main method).
   if (a.method !== undefined && !(METHODS as readonly string[]).includes(a.method)) throw new CliError(`--method must be one of ${METHODS.join('|')} (got "${a.method}"): ${EXAMPLE}`);
   const method = (a.method ?? 'ddpm') as Method;
-  const unet = parseUNet(a.unet);
+  const parsedNet = parseBackboneArgs(a);
+  const net: BackboneSpec = 'dit' in parsedNet ? { backbone: 'dit', dit: parsedNet.dit } : { backbone: 'unet', unet: parsedNet.unet };
   // 0 writes the initial weights as the only checkpoint: the untrained network, to probe as a control.
   const steps = numberOption('steps', a.steps, { int: true, min: 0, max: 1_000_000, example: '2000' });
   if (steps === undefined) throw new CliError(`pretrain needs --steps N (optimiser steps): ${EXAMPLE}`);
   if (!a.out) throw new CliError(`pretrain needs --out <dir> for the checkpoints (a directory that already holds some is resumed): ${EXAMPLE}`);
   const untrained = steps === 0;
-  const imageSize = imageSizeOption(a['image-size'], dataset, unet.channelMults.length);
-  const progressProbe = progressProbeSpecFromArgs(a, { method, unet, steps, dataset, imageSize });
+  const imageSize = imageSizeOption(a['image-size'], dataset, net.backbone === 'unet' ? net.unet.channelMults.length : 1);
+  if (net.backbone === 'dit') {
+    const size = imageSize ?? paddedImageSize(DATASET_SHAPES[dataset].size);
+    const problem = ditConfigProblem(net.dit, size);
+    if (problem) throw new CliError(`--${a.dit !== undefined ? 'dit' : 'preset'}: ${problem.message} (${dataset} images are ${size}x${size}${imageSize === undefined ? ' after padding' : ''})`);
+  }
+  const progressProbe = progressProbeSpecFromArgs(a, { method, net, steps, dataset, imageSize });
   const grid = progressProbe?.noiseLevels ?? (method === 'ddpm' ? [1] : [0.002]);
   const spec: SweepSpecInput = {
     name: `inline-${path.basename(path.resolve(a.out))}`,
     dataset,
-    models: [{ method, unet, ...(imageSize !== undefined ? { imageSize } : {}) }],
+    models: [{ method, ...(net.backbone === 'dit' ? { backbone: 'dit' as const, dit: net.dit } : { unet: net.unet }), ...(imageSize !== undefined ? { imageSize } : {}) }],
     pretrain: {
       // The untrained control is planned as a sweep plans it: the baseline run of a one-step model.
       steps: untrained ? 1 : steps,
@@ -188,7 +246,7 @@ export async function pretrainTaskFromArgs(a: PretrainArgs): Promise<PretrainTas
     kind: 'pretrain',
     runId: `cli-${path.basename(path.resolve(a.out))}`,
     method,
-    unet: unetConfigSchema.required().parse(run.unet),
+    ...(run.unet ? { unet: unetConfigSchema.required().parse(run.unet) } : { dit: run.dit }),
     dataset: { name: dataset, ...(a['data-dir'] ? { dir: a['data-dir'] } : {}) },
     ...(hyper.trainSize !== null ? { trainSize: hyper.trainSize } : {}),
     ...(hyper.imageSize !== undefined ? { imageSize: hyper.imageSize } : {}),
@@ -248,7 +306,7 @@ const PROBE_EXAMPLE = '--probe-every 200 --probe-noise 11 --probe-layers out_2,o
  */
 export function progressProbeSpecFromArgs(
   a: PretrainArgs,
-  run: { method: Method; unet: UNetConfig; steps: number; dataset: DatasetName; imageSize?: number },
+  run: { method: Method; net: BackboneSpec; steps: number; dataset: DatasetName; imageSize?: number },
 ): { spec: ProgressProbeSpecInput; noiseLevels: number[]; pooling: Pooling } | null {
   const every = numberOption('probe-every', a['probe-every'], { int: true, positive: true, example: '200' });
   if (every === undefined) {
@@ -265,13 +323,13 @@ export function progressProbeSpecFromArgs(
     ),
   ];
   const shape = DATASET_SHAPES[run.dataset];
-  const unet = unetConfigSchema.parse(run.unet);
-  const layout = { ...unet, imageSize: run.imageSize ?? paddedImageSize(shape.size), imageChannels: shape.channels };
-  const known = tappableBlockNames(layout);
+  const imageSize = run.imageSize ?? paddedImageSize(shape.size);
+  const net = run.net;
+  const known = backboneTappableLayers(net, imageSize, shape.channels);
   const rawLayers = (a['probe-layers'] ?? 'all').trim();
-  const layers = rawLayers === 'all' ? decoderBlockNames(layout) : rawLayers.split(',').map((l) => l.trim());
+  const layers = rawLayers === 'all' ? backboneDefaultLayers(net, imageSize, shape.channels) : rawLayers.split(',').map((l) => l.trim());
   const unknown = layers.find((l) => !known.includes(l));
-  if (unknown !== undefined) throw new CliError(`--probe-layers: unknown layer "${unknown}" for this UNet; known: ${known.join(', ')}`);
+  if (unknown !== undefined) throw new CliError(`--probe-layers: unknown layer "${unknown}" for this ${net.backbone === 'dit' ? 'DiT' : 'UNet'}; known: ${known.join(', ')}`);
   if (layers.length * noiseLevels.length > SPEC_LIMITS.maxProgressProbeCells) {
     throw new CliError(`--probe-layers x --probe-noise: ${layers.length} x ${noiseLevels.length} cells per probe exceed the small grid's limit of ${SPEC_LIMITS.maxProgressProbeCells}`);
   }
@@ -315,11 +373,13 @@ async function pretrainOn(backend: SelectedBackend, task: PretrainTask, opts: { 
   if (found) {
     const held = found.manifest.config as unknown as Record<string, unknown>;
     const size = task.imageSize ?? paddedImageSize(DATASET_SHAPES[task.dataset.name].size);
+    const want: Record<string, unknown> = task.dit ? { backbone: 'dit', ...task.dit } : { ...task.unet };
     const same =
       found.manifest.method === task.method &&
       held['imageSize'] === size &&
-      (Object.keys(task.unet) as (keyof typeof task.unet)[]).every((k) => JSON.stringify(held[k]) === JSON.stringify(task.unet[k]));
-    if (!same) throw new CliError(`${task.checkpointDir} holds checkpoints of another model (${found.manifest.method}, ${JSON.stringify(found.manifest.config)}): pass another --out, or the same --method, --unet and --image-size to resume it`);
+      (held['backbone'] === 'dit') === (task.dit !== undefined) &&
+      Object.keys(want).every((k) => JSON.stringify(held[k]) === JSON.stringify(want[k]));
+    if (!same) throw new CliError(`${task.checkpointDir} holds checkpoints of another model (${found.manifest.method}, ${JSON.stringify(found.manifest.config)}): pass another --out, or the same --method, model (--preset, --unet or --dit) and --image-size to resume it`);
   }
   log(
     found && found.step >= task.steps
@@ -379,6 +439,7 @@ async function pretrainOn(backend: SelectedBackend, task: PretrainTask, opts: { 
       steps: r.steps,
       seconds: Math.round(r.seconds * 10) / 10,
       parameters: r.parameters,
+      backbone: task.dit ? 'dit' : 'unet',
       backend: backend.backend,
       ...(backend.gpu ? { gpu: backend.gpu } : {}),
       ...(r.finalCheckpoint.loss !== undefined ? { loss: r.finalCheckpoint.loss } : {}),
@@ -387,7 +448,7 @@ async function pretrainOn(backend: SelectedBackend, task: PretrainTask, opts: { 
     if (opts.json) return JSON.stringify(out);
     const stopped = r.stoppedEarly ? ` (stopped early: the probe plateaued before --steps ${task.steps})` : '';
     const curve = r.progress?.length ? `\nprobe accuracy by step: ${r.progress.map((p) => `${p.step}: ${(100 * p.accuracy).toFixed(2)} %`).join(', ')}` : '';
-    return `trained ${out.steps} steps in ${out.seconds} s (${out.parameters} parameters, ${out.backend})${stopped}; checkpoint ${out.checkpoint}${curve}`;
+    return `trained ${out.steps} steps in ${out.seconds} s (${out.backbone === 'dit' ? 'DiT' : 'UNet'}, ${out.parameters} parameters, ${out.backend})${stopped}; checkpoint ${out.checkpoint}${curve}`;
   } catch (error) {
     if (error instanceof StoppedError) throw new CliError(`${error.message}; rerun the same command to resume`);
     if (error instanceof NonFiniteLossError) throw new CliError(`training diverged (${error.message}): lower --lr or raise --warmup, and use a fresh --out`);

@@ -1,7 +1,7 @@
 import { cliEnvSchema, loadEnv } from '@ddae/config';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DATASET_NAMES, DATASET_SHAPES, NOISE_PROTOCOLS, POOLINGS, PROBE_PROTOCOLS, decoderBlockNames, probeSpecSchema, protocolKey, tappableBlockNames, type DatasetName, type ProbeProtocol, type ProbeTask } from '@ddae/contracts';
+import { DATASET_NAMES, DATASET_SHAPES, NOISE_PROTOCOLS, POOLINGS, PROBE_PROTOCOLS, backboneDefaultLayers, backboneFields, backboneOfModelConfig, backboneTappableLayers, protocolKey, type DatasetName, type ProbeProtocol, type ProbeTask, probeSpecSchema } from '@ddae/contracts';
 import { CliError } from '../api-client';
 import { numberOption, parseBackend, parseGpu, withInlineBackend } from './pretrain.command';
 
@@ -148,16 +148,16 @@ export async function probeTarget(a: ProbeArgs) {
   const { config, method, step } = found.manifest;
   const dataset = (a.dataset ?? datasetOfShape(config.imageChannels)) as DatasetName;
   if (!(DATASET_NAMES as readonly string[]).includes(dataset)) throw new CliError(`--dataset must be one of ${DATASET_NAMES.join(', ')}`);
-  const known = tappableBlockNames(config);
-  const layers = !a.layers || a.layers === 'all' ? decoderBlockNames(config) : a.layers.split(',').map((s) => s.trim());
+  const net = backboneOfModelConfig(config);
+  const known = backboneTappableLayers(net, config.imageSize, config.imageChannels);
+  const layers = !a.layers || a.layers === 'all' ? backboneDefaultLayers(net, config.imageSize, config.imageChannels) : a.layers.split(',').map((s) => s.trim());
   const unknown = layers.filter((l) => !known.includes(l));
-  if (unknown.length) throw new CliError(`unknown layer(s) ${unknown.join(', ')}; this UNet has ${known.join(', ')}`);
+  if (unknown.length) throw new CliError(`unknown layer(s) ${unknown.join(', ')}; this ${net.backbone === 'dit' ? 'DiT' : 'UNet'} has ${known.join(', ')}`);
   const levels = parseNoiseLevels(a.noise);
   const protocol = protocolFromArgs(a, dataset);
-  const unet = { baseChannels: config.baseChannels, channelMults: config.channelMults, blocksPerLevel: config.blocksPerLevel, attentionResolutions: config.attentionResolutions, dropout: config.dropout, groups: config.groups };
   const dataDir = a['data-dir'];
   const task = (noiseLevel: number, featureCacheDir?: string): ProbeTask => ({
-    kind: 'probe', probeTaskId: 'cli', method, unet, dataset: dataDir ? { name: dataset, dir: dataDir } : { name: dataset }, checkpointPath: found.path, noiseLevel, layers, protocol,
+    kind: 'probe', probeTaskId: 'cli', method, ...backboneFields(net), dataset: dataDir ? { name: dataset, dir: dataDir } : { name: dataset }, checkpointPath: found.path, noiseLevel, layers, protocol,
     ...(featureCacheDir ? { featureCacheDir } : {}),
   });
   return { found, method, step, dataset, layers, levels, protocol, task };

@@ -11,6 +11,7 @@ import {
   probeProtocolSchema,
   progressProbeConfigSchema,
   protocolKey,
+  ditConfigSchema,
   unetConfigSchema,
   workerSampleSpec,
   type BaselineTask,
@@ -21,6 +22,8 @@ import {
   type PretrainTask,
   type ProbeTask,
   type SampleGridInfo,
+  type DiTConfig,
+  type UNetConfig,
 } from '@ddae/contracts';
 import type { WorkerEnv } from '@ddae/config';
 import { BaselineRepository, ProbeRepository, RunRepository, RunSampleRepository, THROTTLED, TrainLossRepository } from '@ddae/db';
@@ -103,7 +106,7 @@ export class ComputeJobsService {
       kind: 'pretrain',
       runId,
       method: run.method as Method,
-      unet: unetConfigSchema.required().parse(run.unet),
+      ...runNetwork(run),
       dataset: { name: run.dataset as DatasetName },
       trainSize: hyper.trainSize ?? undefined,
       ...(hyper.imageSize !== undefined ? { imageSize: hyper.imageSize } : {}),
@@ -188,7 +191,7 @@ export class ComputeJobsService {
       kind: 'probe',
       probeTaskId,
       method: run.method as Method,
-      unet: unetConfigSchema.required().parse(run.unet),
+      ...runNetwork(run),
       dataset: { name: run.dataset as DatasetName },
       checkpointPath: path.resolve(this.artifactRoot, checkpoint.path),
       noiseLevel: row.noiseLevel,
@@ -323,4 +326,10 @@ function parsePayload<S extends z.ZodType>(schema: S, job: Job): z.infer<S> {
   const parsed = schema.safeParse(job.data);
   if (!parsed.success) throw new UnrecoverableError(`job ${job.id}: invalid ${job.name} payload: ${parsed.error.message}`);
   return parsed.data;
+}
+
+/** A run row's network as task fields: its DiT when the row has one, else its UNet (a row holds exactly one). */
+export function runNetwork(run: { unet: unknown; dit: unknown }): { unet: UNetConfig } | { dit: DiTConfig } {
+  if (run.dit !== null && run.dit !== undefined) return { dit: ditConfigSchema.required().parse(run.dit) };
+  return { unet: unetConfigSchema.required().parse(run.unet) };
 }

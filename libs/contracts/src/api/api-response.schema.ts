@@ -35,7 +35,10 @@ export const sweepPlanSchema = z.object({
       untrained: z.boolean(),
       seed: z.number().int(),
       steps: z.number().int(),
-      unet: z.record(z.string(), z.unknown()),
+      backbone: z.enum(['unet', 'dit']),
+      /** The UNet's configuration (backbone unet) or the DiT's (backbone dit). */
+      unet: z.record(z.string(), z.unknown()).optional(),
+      dit: z.record(z.string(), z.unknown()).optional(),
       progressProbe: z.record(z.string(), z.unknown()).nullable(),
     }),
   ),

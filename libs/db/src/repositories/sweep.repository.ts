@@ -8,7 +8,9 @@ export interface NewRun {
   modelName: string;
   untrained: boolean;
   method: string;
-  unet: Prisma.InputJsonValue;
+  /** The network: a UNet or a DiT configuration, exactly one of them. */
+  unet?: Prisma.InputJsonValue;
+  dit?: Prisma.InputJsonValue;
   dataset: string;
   seed: number;
   hyper: Prisma.InputJsonValue;
