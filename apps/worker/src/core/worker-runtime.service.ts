@@ -1,3 +1,4 @@
+import { preflightProblems, PreflightError } from './preflight';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { createServer, type Server } from 'node:http';
 import { Worker } from 'bullmq';
@@ -41,6 +42,9 @@ export class WorkerRuntime implements OnApplicationShutdown {
   }
 
   async start(): Promise<void> {
+    // A machine that cannot do the work refuses it, naming the fix, rather than failing each job.
+    const problems = await preflightProblems(this.env);
+    if (problems.length > 0) throw new PreflightError(problems);
     const probe = await ComputeProcess.probeBackend({ backend: this.env.DDAE_BACKEND, env: this.identity.childEnv() });
     this.identity.chose(probe);
     // One worker per GPU: a second worker on this GPU stops here, naming the one that holds it.
