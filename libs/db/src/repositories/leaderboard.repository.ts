@@ -43,6 +43,8 @@ export interface LeaderboardRow {
   probeProtocol: string;
   pooling: string;
   backend: string;
+  /** The device that computed it (the WebGPU adapter, else the worker's device); null on results recorded before devices were. */
+  device: string | null;
   createdAt: Date;
 }
 
@@ -81,6 +83,7 @@ export interface UntrainedBaselineRow {
   protocolKey: string;
   modelName: string;
   backend: string;
+  device: string | null;
 }
 
 export interface HeatmapCell {
@@ -229,7 +232,7 @@ export class LeaderboardRepository {
              c.step, top.sweep_id AS "sweepId", s.name AS "sweepName", top.run_id AS "runId",
              top.checkpoint_id AS "checkpointId", top.protocol_key AS "protocolKey",
              top.noise_protocol AS "noiseProtocol", top.probe_protocol AS "probeProtocol", top.pooling,
-             top.backend, top.created_at AS "createdAt"
+             top.backend, top.device, top.created_at AS "createdAt"
       FROM top
       JOIN runs r ON r.id = top.run_id
       JOIN checkpoints c ON c.id = top.checkpoint_id
@@ -281,7 +284,7 @@ export class LeaderboardRepository {
     return this.prisma.$queryRaw<UntrainedBaselineRow[]>`
       SELECT DISTINCT ON (pr.dataset, pr.method)
              pr.dataset, pr.method, pr.accuracy, pr.layer, pr.noise_level AS "noiseLevel",
-             pr.feature_dim AS "featureDim", pr.protocol_key AS "protocolKey", r.model_name AS "modelName", pr.backend
+             pr.feature_dim AS "featureDim", pr.protocol_key AS "protocolKey", r.model_name AS "modelName", pr.backend, pr.device
       FROM probe_results pr JOIN runs r ON r.id = pr.run_id
       WHERE pr.untrained AND pr.dataset IN (${Prisma.join(datasets)}) ${sweep}
       ORDER BY pr.dataset, pr.method, pr.accuracy DESC, pr.created_at ASC`;

@@ -52,7 +52,7 @@ export class ProbeRepository {
    */
   async complete(
     task: ProbeTask,
-    context: { checkpointId: string; dataset: string; method: string; untrained: boolean; backend: string; workerId: string },
+    context: { checkpointId: string; dataset: string; method: string; untrained: boolean; backend: string; device?: string; workerId: string },
     results: LayerResult[],
     follow?: FollowUp,
   ): Promise<{ createdTaskIds: string[] }> {
@@ -71,6 +71,7 @@ export class ProbeRepository {
           featureDim: r.featureDim,
           protocol: task.protocol as Prisma.InputJsonValue,
           backend: context.backend,
+          device: context.device ?? null,
           workerId: context.workerId,
           probeTaskId: task.id,
         };
