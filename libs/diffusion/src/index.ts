@@ -8,3 +8,4 @@ export * from './features';
 export * from './sampling';
 export * from './fused';
 export * from './device-limits';
+export * from './optimizer';
