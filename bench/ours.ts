@@ -1,16 +1,17 @@
 /**
  * Child process of bench/main.ts: times OUR code on one backend (chosen once per process, as in a
  * worker's compute child) and prints one JSON line. Wasm threads come from DDAE_WASM_THREADS, set
- * by the parent.
+ * by the parent; the webgpu backend's GPU from DDAE_GPU (a software adapter is accepted: it is
+ * asked for by name).
  *   node -r @swc-node/register bench/ours.ts '<json BenchChildConfig>'
  */
-import { decoderBlockNames, type PretrainTask } from '@ddae/contracts';
-import { selectBackend } from '@ddae/compute';
+import { decoderBlockNames, type GpuAdapter, type PretrainTask } from '@ddae/contracts';
+import { gpuFromEnv, releaseBackend, selectBackend } from '@ddae/compute';
 import { UNet, createTrainer, extractFeatures, type UNetModelConfig } from '@ddae/diffusion';
 
 export interface BenchChildConfig {
   task: 'train' | 'features';
-  backend: 'native' | 'wasm' | 'cpu';
+  backend: 'native' | 'wasm' | 'cpu' | 'webgpu';
   model: UNetModelConfig;
   batch: number;
   iters: number;
@@ -27,6 +28,8 @@ export interface BenchChildResult {
   microBatch?: number;
   /** CPU seconds of the whole process (all threads) per wall second while timed: ~threads when they got their cores. */
   cpuPerWall: number;
+  /** On webgpu: the adapter that computed. */
+  gpu?: GpuAdapter;
 }
 
 function syntheticImages(count: number, d: number): Float32Array {
@@ -55,7 +58,7 @@ async function time(warmup: number, iters: number, step: () => Promise<void>): P
 
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.argv[2] ?? '') as BenchChildConfig;
-  const selected = await selectBackend(cfg.backend);
+  const selected = await selectBackend(cfg.backend, cfg.backend === 'webgpu' ? { gpu: gpuFromEnv() } : {});
   const { model, batch } = cfg;
   const d = model.imageSize * model.imageSize * model.imageChannels;
   const count = Math.max(256, batch);
@@ -107,7 +110,10 @@ async function main(): Promise<void> {
     params,
     ...(microBatch !== undefined ? { microBatch } : {}),
     cpuPerWall,
+    ...(selected.gpu ? { gpu: selected.gpu } : {}),
   };
+  // On webgpu: destroy the device, or the process never exits.
+  await releaseBackend();
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
