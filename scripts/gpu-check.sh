@@ -16,6 +16,10 @@
 #     summary.json          img/s both sides, ratios, fraction of the GPU's fp32 peak, the goals
 #   A step that fails or runs out of time leaves <step>.error and the others still run.
 #
+# On a lent device machine: pack here first, then run there with `.gpu-check` among the carried
+# (git-ignored) paths, e.g. `bash scripts/gpu-check.sh run` with OUT set by the machine, a time
+# limit of about 8 minutes and room for one rerun.
+#
 # Sizes: GPU_CHECK_SIZES=full (default: the base-32 UNet at batch 64, the setting) or
 # tiny (base 8, batch 4, 1 iteration: to try the whole script on a software adapter, e.g. lavapipe).
 # Time: `full` is sized to finish well inside 8 minutes on an H200 (each step has its own timeout).
