@@ -67,7 +67,8 @@ describe('a webgpu worker beside a CPU worker finishes a tiny sweep', () => {
     const gpuLabel = /^GPU 0 "llvmpipe[^"]*" \(software adapter, [^)]*vulkan/;
     const deviceOf = (workerId: string | null) => (byId.get(workerId ?? '')?.backend === 'webgpu' ? gpuLabel : /^cpu$/);
     for (const r of [...runs, ...results]) expect(r.device).toMatch(deviceOf(r.workerId));
-    expect(results.some((r) => gpuLabel.test(r.device ?? ''))).toBe(true);
+    // The GPU worker made one of the runs (above); which worker probes is the queue's choice.
+    expect(runs.filter((r) => gpuLabel.test(r.device ?? ''))).toHaveLength(1);
     const exported = (await (await fetch(`${stack.base}/api/sweeps/${submitted.body.id}/results.jsonl`)).text()).trim().split('\n').map((l) => JSON.parse(l) as { worker: string; device: string });
     expect(exported).toHaveLength(4);
     for (const row of exported) expect(row.device).toMatch(deviceOf(row.worker));
