@@ -1,9 +1,10 @@
 /**
  * Benchmarks of our TensorFlow.js UNet against its PyTorch twin, same architecture, same task,
  * measured in one run:
- *   npm run -s bench -- train    [--json] [--backend native|wasm|cpu] [--threads N] [--batch N] [--iters N] [--compare-threads] [--no-torch]
+ *   npm run -s bench -- train    [--json] [--backend native|wasm|cpu|webgpu] [--threads N] [--batch N] [--iters N] [--compare-threads] [--no-torch]
  *   npm run -s bench -- features [...same]
  *   npm run -s bench -- orchestration [--json] [--rows N] [--requests N] [--keep]   (./orchestration.ts)
+ * The PyTorch twin runs on CUDA where python3's torch has it (else on the CPU); the JSON says which.
  * train: one full optimiser step of libs/diffusion (noise, forward, backward, clipping, Adam, EMA).
  * features: extractFeatures with a tap on every decoder block (one forward pass per batch).
  * The last line of stdout is one JSON object (see README.md in this folder); without --json,
@@ -21,8 +22,10 @@ import type { BenchChildConfig, BenchChildResult } from './ours';
 import { runOrchestrationBench } from './orchestration';
 
 type Task = 'train' | 'features';
-type BenchBackend = 'native' | 'wasm' | 'cpu';
-const BENCH_BACKENDS: BenchBackend[] = ['native', 'wasm', 'cpu'];
+type BenchBackend = 'native' | 'wasm' | 'cpu' | 'webgpu';
+const BENCH_BACKENDS: BenchBackend[] = ['native', 'wasm', 'cpu', 'webgpu'];
+type TorchDevice = 'auto' | 'cuda' | 'cpu';
+const TORCH_DEVICES: TorchDevice[] = ['auto', 'cuda', 'cpu'];
 
 interface Options {
   task: Task;
@@ -36,17 +39,23 @@ interface Options {
   rounds: number;
   torch: boolean;
   torchThreads: number;
-  /** The network timed: the UNet below (default) or a DiT preset. */
-  model: ModelConfig;
+  /** The network timed: a DiT preset (--model), else the UNet below with --base channels. */
+  model?: ModelConfig;
+  torchDevice: TorchDevice;
+  /** The Python that runs the twin; default the first of `python3` (PATH) and /usr/bin/python3 that imports torch. */
+  python?: string;
+  /** UNet base channels (default 32, the benchmark model; smaller only to try the harness quickly). */
+  base: number;
 }
 
 const ROOT = path.resolve(__dirname, '..');
-const PYTHON = '/usr/bin/python3';
+/** Pythons tried for the twin, in order: the one on PATH (a CUDA build on a GPU host), then Debian's. */
+const PYTHONS = ['python3', '/usr/bin/python3'];
 /** torch.set_num_threads for the reference (the brief's fair setting on 2 cores). */
 const TORCH_THREADS = 2;
 
 /** The benchmark model: UNet base 32, (1, 2, 2), 2 blocks per level, attention only in mid_1 (always there), 32x32x1. */
-const MODEL: UNetModelConfig = {
+const BASE_MODEL: UNetModelConfig = {
   baseChannels: 32,
   channelMults: [1, 2, 2],
   blocksPerLevel: 2,
@@ -71,19 +80,20 @@ function describeModel(m: ModelConfig): string {
   return `UNet base ${u.baseChannels}, mults (${u.channelMults.join(',')}), ${u.blocksPerLevel} blocks/level, attention in mid_1, ${u.imageSize}x${u.imageSize}x${u.imageChannels}`;
 }
 
-/** Iterations that keep each benchmark at about 1-2 minutes on 2 cores. */
+/** Iterations that keep each benchmark at about 1-2 minutes on 2 cores (webgpu: on a GPU). */
 function defaultIters(task: Task, backend: BenchBackend): number {
   if (backend === 'cpu') return 1;
-  if (backend === 'native') return task === 'train' ? 10 : 20;
+  if (backend === 'native' || backend === 'webgpu') return task === 'train' ? 10 : 20;
   return task === 'train' ? 4 : 10;
 }
 
-const USAGE = 'usage: npm run -s bench -- train|features|orchestration [--json] [--model unet|dit-tiny|dit-small] [--backend native|wasm|cpu] [--threads N] [--batch N] [--iters N] [--warmup N] [--compare-threads] [--no-torch] [--torch-threads N] [--rounds N]';
+const USAGE =
+  'usage: npm run -s bench -- train|features|orchestration [--json] [--model unet|dit-tiny|dit-small] [--backend native|wasm|cpu|webgpu] [--threads N] [--batch N] [--iters N] [--warmup N] [--compare-threads] [--no-torch] [--torch-threads N] [--torch-device auto|cuda|cpu] [--python PATH] [--base N] [--rounds N]';
 
 function parseArgs(argv: string[]): Options {
   const task = argv[0];
   if (task !== 'train' && task !== 'features') throw new Error(USAGE);
-  const o: Partial<Options> & { task: Task } = { task, json: false, compareThreads: false, torch: true, backend: 'native', model: MODEL };
+  const o: Partial<Options> & { task: Task } = { task, json: false, compareThreads: false, torch: true, backend: 'native', torchDevice: 'auto' };
   const int = (name: string, v: string | undefined): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < (name === '--warmup' ? 0 : 1)) throw new Error(`${name} needs a positive integer, got ${v}\n${USAGE}`);
@@ -106,9 +116,17 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--rounds') o.rounds = int(a, argv[++i]);
     else if (a === '--model') {
       const m = argv[++i];
-      if (m === 'unet') o.model = MODEL;
+      if (m === 'unet') delete o.model;
       else if (m === 'dit-tiny' || m === 'dit-small') o.model = ditModel(m);
       else throw new Error(`--model unet|dit-tiny|dit-small, got ${m}\n${USAGE}`);
+    } else if (a === '--base') o.base = int(a, argv[++i]);
+    else if (a === '--python') {
+      o.python = argv[++i];
+      if (!o.python) throw new Error(`--python needs a path\n${USAGE}`);
+    } else if (a === '--torch-device') {
+      const d = argv[++i] as TorchDevice;
+      if (!TORCH_DEVICES.includes(d)) throw new Error(`--torch-device ${TORCH_DEVICES.join('|')}, got ${d}`);
+      o.torchDevice = d;
     }
     else throw new Error(`unknown option ${a}\n${USAGE}`);
   }
@@ -127,8 +145,17 @@ function parseArgs(argv: string[]): Options {
     rounds: o.rounds ?? 1,
     torch: o.torch !== false,
     torchThreads: o.torchThreads ?? TORCH_THREADS,
-    model: o.model ?? MODEL,
+    ...(o.model ? { model: o.model } : {}),
+    torchDevice: o.torchDevice ?? 'auto',
+    ...(o.python ? { python: o.python } : {}),
+    base: o.base ?? BASE_MODEL.baseChannels,
   };
+}
+
+/** The benchmark model, with `--base` channels (groups shrink with it so that they divide every width). */
+function modelOf(o: Options): ModelConfig {
+  if (o.model) return o.model;
+  return o.base === BASE_MODEL.baseChannels ? BASE_MODEL : { ...BASE_MODEL, baseChannels: o.base, groups: Math.min(BASE_MODEL.groups, o.base) };
 }
 
 /** Runs a child and returns its last stdout line parsed, or throws with its stderr. */
@@ -141,9 +168,11 @@ function runChild<T>(cmd: string, args: string[], env: NodeJS.ProcessEnv, what: 
 }
 
 function runOurs(o: Options, threads: number): BenchChildResult {
-  const cfg: BenchChildConfig = { task: o.task, backend: o.backend, model: o.model, batch: o.batch, iters: o.iters, warmup: o.warmup };
+  const cfg: BenchChildConfig = { task: o.task, backend: o.backend, model: modelOf(o), batch: o.batch, iters: o.iters, warmup: o.warmup };
   const env = { ...rawEnv(), DDAE_WASM_THREADS: String(threads), DDAE_NATIVE_THREADS: String(threads) };
-  return runChild<BenchChildResult>(process.execPath, ['-r', '@swc-node/register', path.join(__dirname, 'ours.ts'), JSON.stringify(cfg)], env, `ours (${o.backend}, ${threads} threads)`);
+  // Bundled by scripts/gpu-check.sh (main.cjs beside ours.cjs, no node_modules): the child is a bundle too.
+  const child = __filename.endsWith('.cjs') ? [path.join(__dirname, 'ours.cjs')] : ['-r', '@swc-node/register', path.join(__dirname, 'ours.ts')];
+  return runChild<BenchChildResult>(process.execPath, [...child, JSON.stringify(cfg)], env, `ours (${o.backend}, ${threads} threads)`);
 }
 
 interface TorchResult {
@@ -155,6 +184,26 @@ interface TorchResult {
   cpuPerWall: number;
   torch: string;
   mkldnn: boolean;
+  /** Where the twin computed: `cuda` or `cpu`. */
+  device: 'cuda' | 'cpu';
+  /** The CUDA device's name. */
+  gpu: string | null;
+  /** The CUDA version torch was built for (null: a CPU-only build). */
+  cuda: string | null;
+  /** TF32 allowed on CUDA (never: fp32 against fp32); null on the CPU. */
+  tf32: boolean | null;
+  python: string;
+}
+
+/** The Python for the twin: `--python`, else the first candidate that imports torch (else the first that exists, to say why). */
+function findPython(o: Options): string {
+  if (o.python) return o.python;
+  const runs = (py: string, code: string) => spawnSync(py, ['-c', code], { encoding: 'utf8' }).status === 0;
+  const existing = PYTHONS.filter((py) => runs(py, 'import sys'));
+  if (existing.length === 0) throw new Error(`no Python found (tried ${PYTHONS.join(', ')})`);
+  const withTorch = existing.find((py) => runs(py, 'import torch'));
+  if (!withTorch) throw new Error(`torch is not installed for ${existing.join(' or ')} (pip install torch, or pass --python)`);
+  return withTorch;
 }
 
 function blasInUse(): string {
@@ -165,8 +214,7 @@ function blasInUse(): string {
   }
 }
 
-function runTorch(o: Options, notes: string[]): TorchResult {
-  if (!fs.existsSync(PYTHON)) throw new Error(`${PYTHON} not found`);
+function runTorch(o: Options, python: string, notes: string[]): TorchResult {
   const env = { ...rawEnv() };
   const coretype = env['OPENBLAS_CORETYPE'];
   delete env['OPENBLAS_CORETYPE'];
@@ -175,9 +223,14 @@ function runTorch(o: Options, notes: string[]): TorchResult {
       ? `OPENBLAS_CORETYPE=${coretype} was unset for the torch process only (it halves OpenBLAS speed on this CPU)`
       : 'OPENBLAS_CORETYPE was not set here; it is unset for the torch process regardless',
   );
-  const cfg = { ...o.model, layout: backboneLayout(backboneOfModelConfig(o.model), o.model.imageSize, o.model.imageChannels), task: o.task, batch: o.batch, iters: Math.max(o.iters, o.task === 'train' ? 10 : 20), warmup: 2, threads: o.torchThreads };
-  const r = runChild<TorchResult>(PYTHON, [path.join(__dirname, 'torch_twin.py'), JSON.stringify(cfg)], env, 'torch twin');
-  notes.push(`torch ${r.torch} (Debian python3-torch) via ${PYTHON}, torch.set_num_threads(${o.torchThreads}), oneDNN ${r.mkldnn ? 'on' : 'off'}, BLAS ${blasInUse()}, ${r.iters} timed iterations after 2 warm-up`);
+  const model = modelOf(o);
+  const cfg = { ...model, layout: backboneLayout(backboneOfModelConfig(model), model.imageSize, model.imageChannels), task: o.task, batch: o.batch, iters: Math.max(o.iters, o.task === 'train' ? 10 : 20), warmup: 2, threads: o.torchThreads, device: o.torchDevice };
+  const r = runChild<TorchResult>(python, [path.join(__dirname, 'torch_twin.py'), JSON.stringify(cfg)], env, 'torch twin');
+  const where =
+    r.device === 'cuda'
+      ? `on CUDA ${r.cuda} (${r.gpu}), fp32 without TF32, cuDNN autotuner off`
+      : `on the CPU (${r.cuda ? `CUDA ${r.cuda} build, no GPU visible` : 'a CPU-only build'}), torch.set_num_threads(${o.torchThreads}), oneDNN ${r.mkldnn ? 'on' : 'off'}, BLAS ${blasInUse()}`;
+  notes.push(`torch ${r.torch} via ${r.python} ${where}, ${r.iters} timed iterations after 2 warm-up`);
   return r;
 }
 
@@ -196,16 +249,19 @@ function main(): void {
     if (!o.json) process.stdout.write(`${line}\n`);
   };
   const notes: string[] = [];
+  const MODEL = modelOf(o);
+  if (!o.model && MODEL !== BASE_MODEL) notes.push(`NOT the benchmark model: base ${(MODEL as UNetModelConfig).baseChannels} channels (--base), for trying the harness only`);
   const loadBefore = os.loadavg().map((x) => round(x, 2));
-  const flops = forwardFlopsPerImage(o.model);
+  const flops = forwardFlopsPerImage(MODEL);
   const perImage = flops.total * (o.task === 'train' ? TRAIN_FLOPS_FACTOR : 1);
   notes.push(
     `FLOPs per image: analytical, ${round(flops.total / 1e6, 4)} MFLOP forward (convolutions ${round((100 * flops.conv) / flops.total, 3)} %, dense ${round((100 * flops.dense) / flops.total, 2)} %, attention products ${round((100 * flops.attention) / flops.total, 2)} %; 2 per multiply-add; norms/activations/adds not counted)${o.task === 'train' ? `; a training step counts ${TRAIN_FLOPS_FACTOR}x forward` : ''}`,
   );
-  say(`bench ${o.task}: ${describeModel(o.model)}, batch ${o.batch}; load ${loadBefore.join(' ')} on ${os.availableParallelism()} CPUs`);
+  say(`bench ${o.task}: ${describeModel(MODEL)}, batch ${o.batch}; load ${loadBefore.join(' ')} on ${os.availableParallelism()} CPUs`);
 
   const gflops = (imgPerSec: number): number => round((perImage * imgPerSec) / 1e9);
   const describe = (r: BenchChildResult): string => `${round(r.imgPerSec)} img/s, ${gflops(r.imgPerSec)} GFLOP/s, ${round(r.secPerIter)} s per batch (${r.iters} timed${r.microBatch !== undefined ? `, micro-batch ${r.microBatch}` : ''}, ${round(r.cpuPerWall, 2)} CPU s per s); ${r.backend}`;
+  const oneThread = o.backend === 'cpu' || o.backend === 'webgpu';
 
   // With --rounds N, ours runs N times (alternating with the single-threaded run when comparing)
   // and the fastest run of each counts: the least disturbed by other load on a shared machine.
@@ -216,9 +272,9 @@ function main(): void {
       singles.push(runOurs(o, 1));
       say(`ours, wasm 1 thread:    ${describe(singles[singles.length - 1])}`);
     }
-    multis.push(runOurs(o, o.backend === 'cpu' ? 1 : o.threads));
+    multis.push(runOurs(o, oneThread ? 1 : o.threads));
     const m = multis[multis.length - 1];
-    say(`ours, ${o.backend}${o.backend === 'cpu' ? '' : ` ${m.threads} threads`}:  ${describe(m)}`);
+    say(`ours, ${o.backend}${oneThread ? '' : ` ${m.threads} threads`}:  ${describe(m)}`);
   }
   const best = (runs: BenchChildResult[]): BenchChildResult => runs.reduce((a, b) => (b.imgPerSec > a.imgPerSec ? b : a));
   const single = singles.length ? best(singles) : undefined;
@@ -229,13 +285,15 @@ function main(): void {
 
   let torch: TorchResult | undefined;
   let torchNote: string | undefined;
+  let python: string | null = null;
   if (o.torch) {
     try {
+      python = findPython(o);
       const torchRuns: TorchResult[] = [];
-      for (let r = 0; r < o.rounds; r++) torchRuns.push(runTorch(o, r === 0 ? notes : []));
+      for (let r = 0; r < o.rounds; r++) torchRuns.push(runTorch(o, python, r === 0 ? notes : []));
       torch = torchRuns.reduce((a, b) => (b.imgPerSec > a.imgPerSec ? b : a));
       if (o.rounds > 1) notes.push(`best of ${o.rounds} torch runs; all img/s: [${torchRuns.map((r) => round(r.imgPerSec)).join(', ')}]`);
-      say(`torch, ${torch.threads} threads:       ${round(torch.imgPerSec)} img/s, ${gflops(torch.imgPerSec)} GFLOP/s, ${round(torch.secPerIter)} s per batch (${round(torch.cpuPerWall, 2)} CPU s per s)`);
+      say(`torch, ${torch.device === 'cuda' ? `CUDA (${torch.gpu})` : `CPU ${torch.threads} threads`}:       ${round(torch.imgPerSec)} img/s, ${gflops(torch.imgPerSec)} GFLOP/s, ${round(torch.secPerIter)} s per batch (${round(torch.cpuPerWall, 2)} CPU s per s)`);
       if (torch.params !== ours.params) notes.push(`parameter counts differ: ours ${ours.params}, torch ${torch.params}`);
       else notes.push(`parameter counts match: ${ours.params}`);
     } catch (err) {
@@ -248,11 +306,24 @@ function main(): void {
   const loadAfter = os.loadavg().map((x) => round(x, 2));
   const out: Record<string, unknown> = {
     task: o.task,
-    model: { ...o.model, ...((o.model as DiTModelConfig).backbone === 'dit' ? {} : { attention: 'mid_1 only' }), batch: o.batch, params: ours.params },
-    ours: { backend: ours.backend, threads: ours.threads, imgPerSec: round(ours.imgPerSec), gflops: gflops(ours.imgPerSec), cpuPerWall: round(ours.cpuPerWall, 2), ...(ours.microBatch !== undefined ? { microBatch: ours.microBatch } : {}) },
+    model: { ...MODEL, ...((MODEL as DiTModelConfig).backbone === 'dit' ? {} : { attention: 'mid_1 only' }), batch: o.batch, params: ours.params },
+    ours: {
+      backend: ours.backend,
+      threads: ours.threads,
+      imgPerSec: round(ours.imgPerSec),
+      gflops: gflops(ours.imgPerSec),
+      cpuPerWall: round(ours.cpuPerWall, 2),
+      ...(ours.microBatch !== undefined ? { microBatch: ours.microBatch } : {}),
+      // On webgpu: the adapter (a software one says fallback: true; its figures are no GPU's).
+      ...(ours.gpu ? { gpu: { name: ours.gpu.name, vendor: ours.gpu.vendor, architecture: ours.gpu.architecture, driver: ours.gpu.description, fallback: ours.gpu.fallback } } : {}),
+    },
   };
+  // Where the reference computed: cuda, cpu, or null when it did not run (reason says why).
+  out['reference'] = torch
+    ? { device: torch.device, gpu: torch.gpu, cuda: torch.cuda, tf32: torch.tf32, python: torch.python }
+    : { device: null, python, reason: torchNote };
   if (torch) {
-    out['torch'] = { imgPerSec: round(torch.imgPerSec), gflops: gflops(torch.imgPerSec), threads: torch.threads, cpuPerWall: round(torch.cpuPerWall, 2), version: torch.torch };
+    out['torch'] = { imgPerSec: round(torch.imgPerSec), gflops: gflops(torch.imgPerSec), threads: torch.threads, cpuPerWall: round(torch.cpuPerWall, 2), version: torch.torch, device: torch.device };
     out['slowdown'] = round(torch.imgPerSec / ours.imgPerSec);
     say(`slowdown (torch img/s / ours img/s): ${round(torch.imgPerSec / ours.imgPerSec)}x`);
   } else {

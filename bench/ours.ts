@@ -1,16 +1,17 @@
 /**
  * Child process of bench/main.ts: times OUR code on one backend (chosen once per process, as in a
  * worker's compute child) and prints one JSON line. Wasm threads come from DDAE_WASM_THREADS, set
- * by the parent.
+ * by the parent; the webgpu backend's GPU from DDAE_GPU (a software adapter is accepted: it is
+ * asked for by name).
  *   node -r @swc-node/register bench/ours.ts '<json BenchChildConfig>'
  */
-import { backboneDefaultLayers, backboneFields, backboneOfModelConfig, type PretrainTask } from '@ddae/contracts';
-import { selectBackend } from '@ddae/compute';
+import { backboneDefaultLayers, backboneFields, backboneOfModelConfig, type GpuAdapter, type PretrainTask } from '@ddae/contracts';
+import { gpuFromEnv, releaseBackend, selectBackend } from '@ddae/compute';
 import { createBackbone, createTrainer, extractFeatures, type ModelConfig } from '@ddae/diffusion';
 
 export interface BenchChildConfig {
   task: 'train' | 'features';
-  backend: 'native' | 'wasm' | 'cpu';
+  backend: 'native' | 'wasm' | 'cpu' | 'webgpu';
   /** A UNet's configuration, or a DiT's (`backbone: 'dit'`). */
   model: ModelConfig;
   batch: number;
@@ -28,6 +29,8 @@ export interface BenchChildResult {
   microBatch?: number;
   /** CPU seconds of the whole process (all threads) per wall second while timed: ~threads when they got their cores. */
   cpuPerWall: number;
+  /** On webgpu: the adapter that computed. */
+  gpu?: GpuAdapter;
 }
 
 function syntheticImages(count: number, d: number): Float32Array {
@@ -56,7 +59,7 @@ async function time(warmup: number, iters: number, step: () => Promise<void>): P
 
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.argv[2] ?? '') as BenchChildConfig;
-  const selected = await selectBackend(cfg.backend);
+  const selected = await selectBackend(cfg.backend, cfg.backend === 'webgpu' ? { gpu: gpuFromEnv() } : {});
   const { model, batch } = cfg;
   const d = model.imageSize * model.imageSize * model.imageChannels;
   const count = Math.max(256, batch);
@@ -108,7 +111,10 @@ async function main(): Promise<void> {
     params,
     ...(microBatch !== undefined ? { microBatch } : {}),
     cpuPerWall,
+    ...(selected.gpu ? { gpu: selected.gpu } : {}),
   };
+  // On webgpu: destroy the device, or the process never exits.
+  await releaseBackend();
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 

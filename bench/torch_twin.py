@@ -1,6 +1,9 @@
 """PyTorch twin of libs/diffusion's UNet, timed on the same task as bench/ours.ts.
 
-Run by bench/main.ts as `/usr/bin/python3 bench/torch_twin.py '<json config>'`; prints one JSON line.
+Run by bench/main.ts as `python3 bench/torch_twin.py '<json config>'`; prints one JSON line.
+Device: config "device" `auto` (CUDA when this torch has it and sees a GPU, else the CPU), `cuda` or
+`cpu`. On CUDA the model computes in fp32 without TF32 (matmul and cuDNN convolutions), cuDNN's
+autotuner off (PyTorch's default), and the clock is read after torch.cuda.synchronize().
 The architecture is built from the layout our TypeScript code computes (unetLayout), block by block
 as UNet.build() in libs/diffusion/src/unet.ts does: same convolutions, GroupNorm (eps 1e-5), SiLU,
 sinusoidal time embedding + 2-layer MLP, per-block time projection, single-head attention in mid_1,
@@ -186,7 +189,7 @@ class DiT(nn.Module):
         n = x.shape[0]
         h = self.patchify(x).flatten(2).transpose(1, 2) + self.pos
         half = self.FREQUENCIES // 2
-        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half)
+        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32, device=t_in.device) / half)
         args = (t_in * 1000)[:, None] * freqs[None]
         cond = F.silu(self.temb2(F.silu(self.temb1(torch.cat([torch.cos(args), torch.sin(args)], dim=1)))))
         out_taps = {}
@@ -202,17 +205,38 @@ class DiT(nn.Module):
         return y, out_taps
 
 
+def pick_device(want):
+    has_cuda = torch.cuda.is_available()
+    if want == 'cuda' and not has_cuda:
+        raise SystemExit(f'torch {torch.__version__} has no usable CUDA device (built for CUDA {torch.version.cuda})')
+    if want == 'cpu' or not has_cuda:
+        return torch.device('cpu')
+    return torch.device('cuda')
+
+
+def strict_fp32():
+    """No TF32 anywhere: the comparison is fp32 against fp32."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = False
+
+
 def main():
     cfg = json.loads(sys.argv[1])
     torch.set_num_threads(cfg['threads'])
     torch.manual_seed(0)
+    device = pick_device(cfg.get('device', 'auto'))
+    cuda = device.type == 'cuda'
+    if cuda:
+        strict_fp32()
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     s, c, batch = cfg['imageSize'], cfg['imageChannels'], cfg['batch']
     dit = cfg.get('backbone') == 'dit'
-    model = DiT(cfg) if dit else UNet(cfg, cfg['layout'])
+    model = (DiT(cfg) if dit else UNet(cfg, cfg['layout'])).to(device)
     params = sum(p.numel() for p in model.parameters())
-    images = torch.tanh(torch.randn(max(256, batch), c, s, s))
+    images = torch.tanh(torch.randn(max(256, batch), c, s, s)).to(device)
     betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
-    alpha_bar = torch.cumprod(1 - betas, 0).float()
+    alpha_bar = torch.cumprod(1 - betas, 0).float().to(device)
 
     if cfg['task'] == 'train':
         model.train()
@@ -220,9 +244,9 @@ def main():
         ema = [p.detach().clone() for p in model.parameters()]
 
         def step():
-            idx = torch.randint(0, images.shape[0], (batch,))
+            idx = torch.randint(0, images.shape[0], (batch,), device=device)
             x0 = images[idx]
-            t = torch.randint(1, 1001, (batch,))
+            t = torch.randint(1, 1001, (batch,), device=device)
             eps = torch.randn_like(x0)
             ab = alpha_bar[t - 1][:, None, None, None]
             xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
@@ -243,17 +267,20 @@ def main():
 
         def step():
             with torch.inference_mode():
-                x = a * images[:batch] + b_ * torch.randn(batch, c, s, s)
-                _, out = model(x, torch.full((batch,), 0.1), taps)
-                feats = [out[k].mean(dim=(2, 3)).numpy() for k in taps]
+                x = a * images[:batch] + b_ * torch.randn(batch, c, s, s, device=device)
+                _, out = model(x, torch.full((batch,), 0.1, device=device), taps)
+                # Copied to host memory, as ours reads its features back.
+                feats = [out[k].mean(dim=(2, 3)).cpu().numpy() for k in taps]
             return float(feats[0][0, 0])
 
     for _ in range(cfg['warmup']):
         step()
+    sync()
     t0 = time.perf_counter()
     c0 = time.process_time()
     for _ in range(cfg['iters']):
         step()
+    sync()
     sec = time.perf_counter() - t0
     cpu = time.process_time() - c0
     print(json.dumps({
@@ -266,6 +293,11 @@ def main():
         'torch': torch.__version__,
         'mkldnn': torch.backends.mkldnn.is_available(),
         'openblasCoretype': os.environ.get('OPENBLAS_CORETYPE'),
+        'device': device.type,
+        'gpu': torch.cuda.get_device_name(device) if cuda else None,
+        'cuda': torch.version.cuda,
+        'tf32': (torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32) if cuda else None,
+        'python': sys.executable,
     }))
 
 

@@ -83,7 +83,7 @@ ${COMMON}`,
   export: `usage: npm run ddae -- export <id> [--format csv|jsonl] [--out FILE]
 
 Every probe result of a sweep with its hyper-parameters (model, method, UNet, steps, batch size,
-learning rate, seed, layer, noise level, pooling, protocol, accuracy, checkpoint step, backend,
+learning rate, seed, layer, noise level, pooling, protocol, accuracy, checkpoint step, backend, device,
 worker), the untrained network's cells included; streamed from the API.
   --format csv|jsonl      CSV with a header row (default), or one JSON object per line
   --out FILE              write to FILE (written whole or not at all) instead of stdout

@@ -1,3 +1,4 @@
+import { isLeaderboardCellRow } from '@ddae/contracts';
 import { waitFor } from '@ddae/testing';
 import { startStack, type Stack } from './stack';
 
@@ -5,7 +6,8 @@ import { startStack, type Stack } from './stack';
  * A GPU worker beside a CPU worker: one worker on the webgpu backend (Dawn on Mesa's lavapipe, the
  * software Vulkan every CI machine has; DDAE_BACKEND=webgpu asks for it, as `auto` never takes a
  * software adapter) and one on our native kernels share a tiny sweep. Every result records the
- * backend that made it, and the webgpu worker's heartbeat names its adapter.
+ * backend and the device that made it (the export and the leaderboard say so), and the webgpu
+ * worker's heartbeat names its adapter.
  */
 const SWEEP = {
   name: 'e2e-webgpu',
@@ -28,7 +30,7 @@ describe('a webgpu worker beside a CPU worker finishes a tiny sweep', () => {
     await stack?.stop();
   });
 
-  it('records which backend made every result', async () => {
+  it('records which backend and device made every result', async () => {
     // Both registered (so both wait on the queue) before the work arrives.
     const workers = await waitFor('both workers to register', async () => {
       const body = await stack.client.workers();
@@ -55,6 +57,18 @@ describe('a webgpu worker beside a CPU worker finishes a tiny sweep', () => {
     // The GPU worker did its share (each worker took one of the two runs from the queue).
     expect(new Set(runs.map((r) => r.backend))).toEqual(new Set(['native', 'webgpu']));
     for (const r of results) expect(r.accuracy).toBeGreaterThan(0);
+    // The device with every result: the lavapipe adapter (named, marked software) for the GPU
+    // worker's, `cpu` for the native worker's; in the rows, the export and the leaderboard.
+    const gpuLabel = /^GPU 0 "llvmpipe[^"]*" \(software adapter, [^)]*vulkan/;
+    const deviceOf = (workerId: string | null) => (byId.get(workerId ?? '')?.backend === 'webgpu' ? gpuLabel : /^cpu$/);
+    for (const r of [...runs, ...results]) expect(r.device).toMatch(deviceOf(r.workerId));
+    // The GPU worker made one of the runs (above); which worker probes is the queue's choice.
+    expect(runs.filter((r) => gpuLabel.test(r.device ?? ''))).toHaveLength(1);
+    const exported = (await (await fetch(`${stack.base}/api/sweeps/${submitted.id}/results.jsonl`)).text()).trim().split('\n').map((l) => JSON.parse(l) as { worker: string; device: string });
+    expect(exported).toHaveLength(4);
+    for (const row of exported) expect(row.device).toMatch(deviceOf(row.worker));
+    const board = await stack.client.leaderboard({ sweep: submitted.id, limit: '10' });
+    expect(board.rows.filter(isLeaderboardCellRow).map((r) => r.device).sort()).toEqual(results.filter((r) => !r.untrained).map((r) => r.device).sort());
     expect(stack.workers[0].output()).toMatch(/backend webgpu \(@tensorflow\/tfjs-backend-webgpu on Dawn/);
   });
 });

@@ -257,6 +257,17 @@ export function describeGpuAdapter(a: GpuAdapter): string {
   );
 }
 
+/**
+ * The adapter as stored with every result it computed (`device` of runs, probe results and
+ * baselines): which GPU, whether it is a software one, its vendor and driver, without the limits, e.g.
+ * `GPU 0 "NVIDIA H200" (nvidia hopper, vulkan; NVIDIA 570.124.06)`.
+ */
+export function gpuDeviceLabel(a: GpuAdapter): string {
+  const kind = a.fallback ? 'software adapter, ' : '';
+  const arch = [a.vendor, a.architecture].filter(Boolean).join(' ');
+  return `GPU ${a.index}${a.pci ? ` [${a.pci}]` : ''} "${a.name}" (${kind}${arch ? `${arch}, ` : ''}${a.api}${a.description ? `; ${a.description}` : ''})`;
+}
+
 /** The backend a result was computed on, as the compute side reports it with the result. */
 export const computeDeviceSchema = z.object({
   backend: z.enum(BACKENDS),

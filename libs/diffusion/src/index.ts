@@ -10,3 +10,4 @@ export * from './fused';
 export * from './device-limits';
 export * from './dit';
 export * from './backbone';
+export * from './optimizer';

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { DATASET_SHAPES, ditLayout, paddedImageSize, unetLayout, type CheckpointInfo, type ComputeHooks, type PretrainTask } from '@ddae/contracts';
 import { assignParams, latestCheckpoint, readCheckpointData, writeCheckpoint, type FoundCheckpoint, type ParamEntry } from './checkpoint';
 import { imagesPerPass } from './device-limits';
-import { fusedAdamEma, hasFusedAdamEma } from './fused';
+import { adamIsFused, adamStep, type AdamSlot } from './optimizer';
 import { Rng } from './rng';
 import { DDPM_T, EDM_P_MEAN, EDM_P_STD, ddpmNoise, edmPrecond } from './schedules';
 import { createBackbone, isDiTConfig, modelConfigOf, type Backbone, type ModelConfig } from './backbone';
@@ -64,9 +64,6 @@ export const GPU_LOSS_READ_EVERY = 10;
 /** How many scalars one addN sums: a kernel binds its inputs and output as storage buffers, and WebGPU guarantees only 8 per shader. */
 const ADDN_CHUNK = 4;
 
-const ADAM_B1 = 0.9;
-const ADAM_B2 = 0.999;
-const ADAM_EPS = 1e-8;
 const PROGRESS_INTERVAL_MS = 500;
 
 /** Bytes a training pass keeps per block-output float on wasm, calibrated on STACK.md's measurement (base-32 UNet: batch 16 fits in ~1.9 GB, batch 64 overflows 4 GB). */
@@ -477,52 +474,34 @@ async function applyUpdate(task: PretrainTask, s: TrainState, grads: tf.NamedTen
   const { unet } = s;
   const names = [...unet.params.keys()];
   const gradOf = (name: string): tf.Tensor => grads[(unet.params.get(name) as tf.Variable).name];
+  const slots: AdamSlot[] = names.map((name) => ({
+    param: unet.params.get(name) as tf.Variable,
+    m: s.m.get(name) as tf.Variable,
+    v: s.v.get(name) as tf.Variable,
+    ema: s.ema.get(name) as tf.Variable,
+  }));
   const stepNo = s.step + 1;
-  const lr = task.learningRate * (task.warmupSteps > 0 ? Math.min(1, stepNo / task.warmupSteps) : 1);
-  const decay = emaDecay(s.step, task.emaDecayCap);
-  const bc1 = 1 - ADAM_B1 ** stepNo;
-  const bc2 = 1 - ADAM_B2 ** stepNo;
-  if (hasFusedAdamEma()) {
+  const options = {
+    step: stepNo,
+    lr: task.learningRate * (task.warmupSteps > 0 ? Math.min(1, stepNo / task.warmupSteps) : 1),
+    emaDecay: emaDecay(s.step, task.emaDecayCap),
+  };
+  const gradNorm = () => tf.sqrt(sumScalars(names.map((name) => tf.sum(tf.square(gradOf(name))))));
+  if (adamIsFused()) {
     // The fused kernel takes the clipping scale as an attribute, i.e. read on the host: cheap on
     // the CPU backends that have it (a GPU kernel should take it as a tensor input instead).
-    const normT = tf.tidy(() => tf.sqrt(sumScalars(names.map((name) => tf.sum(tf.square(gradOf(name)))))));
+    const normT = tf.tidy(gradNorm);
     let norm: number;
     try {
       norm = (await normT.data())[0];
     } finally {
       normT.dispose();
     }
-    const gradScale = Math.min(1, task.gradClip / (norm + 1e-6));
-    const attrs = { gradScale, lr, b1: ADAM_B1, b2: ADAM_B2, eps: ADAM_EPS, bc1, bc2, decay };
-    tf.tidy(() => {
-      for (const name of names) {
-        const p = unet.params.get(name) as tf.Variable;
-        const m = s.m.get(name) as tf.Variable;
-        const v = s.v.get(name) as tf.Variable;
-        const e = s.ema.get(name) as tf.Variable;
-        const [np, nm, nv, ne] = fusedAdamEma(p, gradOf(name), m, v, e, attrs);
-        p.assign(np);
-        m.assign(nm);
-        v.assign(nv);
-        e.assign(ne);
-      }
-    });
+    adamStep(slots, names.map(gradOf), { ...options, gradScale: Math.min(1, task.gradClip / (norm + 1e-6)) });
     return;
   }
   tf.tidy(() => {
-    const norm = tf.sqrt(sumScalars(names.map((name) => tf.sum(tf.square(gradOf(name))))));
-    const scale = tf.minimum(1, tf.div(task.gradClip, tf.add(norm, 1e-6)));
-    for (const name of names) {
-      const p = unet.params.get(name) as tf.Variable;
-      const g = tf.mul(gradOf(name), scale);
-      const m = s.m.get(name) as tf.Variable;
-      const v = s.v.get(name) as tf.Variable;
-      m.assign(tf.add(tf.mul(m, ADAM_B1), tf.mul(g, 1 - ADAM_B1)));
-      v.assign(tf.add(tf.mul(v, ADAM_B2), tf.mul(tf.square(g), 1 - ADAM_B2)));
-      const upd = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), ADAM_EPS));
-      p.assign(tf.sub(p, tf.mul(upd, lr)));
-      const e = s.ema.get(name) as tf.Variable;
-      e.assign(tf.add(tf.mul(e, decay), tf.mul(p, 1 - decay)));
-    }
+    const scale = tf.minimum(1, tf.div(task.gradClip, tf.add(gradNorm(), 1e-6))) as tf.Scalar;
+    adamStep(slots, names.map(gradOf), { ...options, gradScale: scale });
   });
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { conv2dBias, DiT, FUSED_KERNELS, fusedAdamEma, fusedConvAdd, fusedGroupNorm, hasFusedAdamEma, hasFusedConvAdd, hasFusedGroupNorm, Rng } from '@ddae/diffusion';
+import { adamIsFused, adamStep, conv2dBias, DiT, FUSED_KERNELS, fusedAdamEma, type AdamSlot, fusedConvAdd, fusedGroupNorm, hasFusedAdamEma, hasFusedConvAdd, hasFusedGroupNorm, Rng } from '@ddae/diffusion';
 import { NATIVE_BACKEND, registerNativeBackend } from './backend';
 
 /**
@@ -266,6 +266,33 @@ describe('native backend', () => {
     made.forEach((d) => d.dispose());
     expect(cpu).toHaveLength(3 + paramCount);
     expectClose(native, cpu, 1e-4);
+  });
+
+  it.each(['corrected', 'folded'] as const)('adamStep (%s epsilon) on native matches the cpu backend over 3 steps (the corrected form as the fused kernel)', (epsilon) => {
+    const run = (backend: string) => {
+      tf.setBackend(backend);
+      const shapes = [[6, 5], [5], [1, 10]];
+      const slots: AdamSlot[] = shapes.map((shape, k) => ({
+        param: tf.variable(data(shape, 60 + k)),
+        m: tf.variable(tf.zeros(shape)),
+        v: tf.variable(tf.zeros(shape)),
+        ...(epsilon === 'corrected' ? { ema: tf.variable(data(shape, 60 + k)) } : {}),
+      }));
+      expect(adamIsFused(epsilon)).toBe(backend === NATIVE_BACKEND && epsilon === 'corrected');
+      for (let step = 1; step <= 3; step++) {
+        const grads = shapes.map((shape, k) => data(shape, 70 + 3 * step + k));
+        adamStep(slots, grads, { step, lr: 1e-2, gradScale: epsilon === 'corrected' ? 0.6 : undefined, emaDecay: 0.9, epsilon });
+        tf.dispose(grads);
+      }
+      const out = slots.flatMap((s) => [s.param, s.m, s.v, ...(s.ema ? [s.ema] : [])].map((t) => t.dataSync() as Float32Array));
+      tf.dispose(slots.flatMap((s) => [s.param, s.m, s.v, ...(s.ema ? [s.ema] : [])]));
+      return out;
+    };
+    const native = run(NATIVE_BACKEND);
+    const cpu = run('cpu');
+    expectClose(native, cpu, 1e-6);
+    if (epsilon === 'folded') expect(native).toEqual(cpu);
+    tf.setBackend(NATIVE_BACKEND);
   });
 
   it('leaks no tensors through a conv gradient', () => {

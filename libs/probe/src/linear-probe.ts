@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRng } from '@ddae/datasets';
+import { adamStep } from '@ddae/diffusion';
 
 /** A feature matrix with its labels: `n` rows of `dim` float features, row-major. */
 export interface ProbeSplit {
@@ -34,9 +35,6 @@ export interface LinearProbeResult {
   trainAccuracy: number;
 }
 
-const ADAM_BETA1 = 0.9;
-const ADAM_BETA2 = 0.999;
-const ADAM_EPSILON = 1e-8;
 /** Standard deviations below this count as constant features: centred, not scaled. */
 const STD_FLOOR = 1e-6;
 /** Rows per forward pass when evaluating. */
@@ -220,8 +218,6 @@ export async function trainLinearProbes(train: EpochFeatureSource, tests: ProbeS
           const idx = order.subarray(start, Math.min(start + batchSize, n));
           const lr = 0.5 * learningRate * (1 + Math.cos((Math.PI * step) / totalSteps));
           step++;
-          // Adam's bias corrections folded into the step size.
-          const alpha = (lr * Math.sqrt(1 - ADAM_BETA2 ** step)) / (1 - ADAM_BETA1 ** step);
           const rows = idx.length;
           const xBatch = new Float32Array(rows * dim);
           const yBatch = new Float32Array(rows * classes);
@@ -238,16 +234,14 @@ export async function trainLinearProbes(train: EpochFeatureSource, tests: ProbeS
             const gLogits = tf.div(tf.sub(probs, yb), rows);
             const gW = tf.matMul(xb, gLogits, true, false);
             const gB = tf.sum(gLogits, 0, true);
-            for (const [param, m, v, g] of [
-              [w, mW, vW, gW],
-              [b, mB, vB, gB],
-            ] as const) {
-              const m1 = tf.add(tf.mul(m, ADAM_BETA1), tf.mul(g, 1 - ADAM_BETA1));
-              const v1 = tf.add(tf.mul(v, ADAM_BETA2), tf.mul(tf.square(g), 1 - ADAM_BETA2));
-              m.assign(m1);
-              v.assign(v1);
-              param.assign(tf.sub(param, tf.mul(tf.div(m1, tf.add(tf.sqrt(v1), ADAM_EPSILON)), alpha)));
-            }
+            adamStep(
+              [
+                { param: w, m: mW, v: vW },
+                { param: b, m: mB, v: vB },
+              ],
+              [gW, gB],
+              { step, lr, epsilon: 'folded' },
+            );
           });
         }
       }

@@ -44,6 +44,8 @@ export interface ProbeContext {
   method: string;
   untrained: boolean;
   backend: string;
+  /** The device that computed it (see gpuDeviceLabel); absent: not known. */
+  device?: string;
   workerId: string;
 }
 

@@ -14,6 +14,8 @@ export interface FinishedSweepOptions {
   untrainedWins?: boolean;
   /** Accuracy of the raw-pixel baseline. Default 0.826. */
   pixels?: number;
+  /** The backend and device every result is recorded as computed on. Default native on `cpu`. */
+  computedOn?: { backend: string; device: string };
 }
 
 export interface FinishedSweep {
@@ -24,7 +26,6 @@ export interface FinishedSweep {
   accuracy(run: string, layer: string, noiseLevel: number): number;
 }
 
-const WORKER = { workerId: 'fixture-worker', backend: 'native' };
 
 /**
  * A finished sweep written through the repositories the workers use (no queue, no compute): a DDPM
@@ -34,6 +35,8 @@ const WORKER = { workerId: 'fixture-worker', backend: 'native' };
  */
 export async function seedFinishedSweep(prisma: PrismaClient, options: FinishedSweepOptions = {}): Promise<FinishedSweep> {
   const seeds = options.seeds ?? [0, 1];
+  const WORKER = { workerId: 'fixture-worker', backend: options.computedOn?.backend ?? 'native' };
+  const device = options.computedOn?.device ?? 'cpu';
   const levels = options.timesteps ?? [4, 8, 25];
   // The rows a planned sweep is made of (as @ddae/sweeps plans them; written out here, which a
   // testing library may not import): runs per seed plus the untrained control, one probe task per
@@ -86,7 +89,7 @@ export async function seedFinishedSweep(prisma: PrismaClient, options: FinishedS
   const samples = new RunSampleRepository(prisma);
   const progress = new ProgressProbeRepository(prisma);
   for (const run of runRows) {
-    await runRepo.claim(run.id, WORKER);
+    await runRepo.claim(run.id, { ...WORKER, device });
     const steps = run.untrained ? [0] : [200, 400];
     for (const step of steps) await runRepo.recordCheckpoint(run.id, { step, path: `runs/${run.id}/step-${String(step).padStart(8, '0')}`, sha256: 'f'.repeat(64), loss: 0.05 });
     await runRepo.setParameters(run.id, 387_000);
@@ -109,14 +112,14 @@ export async function seedFinishedSweep(prisma: PrismaClient, options: FinishedS
     if (!checkpoint) throw new Error('fixture: no final checkpoint');
     for (const task of await probes.openTasksOfRun(run.id)) {
       await probes.claim(task.id, WORKER);
-      const context = { checkpointId: checkpoint.id, dataset: run.dataset, method: run.method, untrained: run.untrained, ...WORKER };
+      const context = { checkpointId: checkpoint.id, dataset: run.dataset, method: run.method, untrained: run.untrained, ...WORKER, device };
       await probes.complete(task, context, task.layers.map((layer) => ({ layer, accuracy: accuracy(run.key, layer, task.noiseLevel), featureDim: 1024 })));
     }
   }
   const baselineRepo = new BaselineRepository(prisma);
   for (const id of created.pendingBaselineIds) {
-    await baselineRepo.claim(id, WORKER);
-    await baselineRepo.complete(id, { accuracy: options.pixels ?? 0.826, featureDim: 784 });
+    await baselineRepo.claim(id, { ...WORKER, device });
+    await baselineRepo.complete(id, { accuracy: options.pixels ?? 0.826, featureDim: 784, device });
   }
   await sweeps.refreshStatus(sweepId);
   return { sweepId, runs, accuracy };

@@ -35,10 +35,10 @@ export class LeaderboardController {
       nextCursor: page.nextCursor,
       // Beside the ranking, never in it: the raw-pixel baselines, and the untrained network's best cell (named).
       baselines: [
-        ...pixels.map((b) => ({ dataset: b.dataset, kind: b.kind, accuracy: b.accuracy, featureDim: b.featureDim, protocolKey: b.protocolKey, backend: b.backend })),
+        ...pixels.map((b) => ({ dataset: b.dataset, kind: b.kind, accuracy: b.accuracy, featureDim: b.featureDim, protocolKey: b.protocolKey, backend: b.backend, device: b.device })),
         ...untrained.map((u) => ({
           dataset: u.dataset, kind: 'untrained', method: u.method, model: u.modelName, layer: u.layer, noiseLevel: u.noiseLevel,
-          accuracy: u.accuracy, featureDim: u.featureDim, protocolKey: u.protocolKey, backend: u.backend,
+          accuracy: u.accuracy, featureDim: u.featureDim, protocolKey: u.protocolKey, backend: u.backend, device: u.device,
         })),
       ],
     });

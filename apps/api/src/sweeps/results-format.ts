@@ -28,6 +28,7 @@ export const EXPORT_COLUMNS: readonly [string, (r: ExportRow) => unknown][] = [
   ['feature_dim', (r) => r.featureDim],
   ['checkpoint_step', (r) => r.checkpointStep],
   ['backend', (r) => r.backend],
+  ['device', (r) => r.device],
   ['worker', (r) => r.workerId],
   ['result_id', (r) => r.resultId],
   ['created_at', (r) => r.createdAt.toISOString()],

@@ -6,6 +6,8 @@ import { createTestDatabase, deleteQueueKeys, seedFinishedSweep, uniqueQueuePref
 import { createApiApp } from '../bootstrap';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** The fixture's results were computed on this adapter (quotes and commas: CSV quoting matters). */
+const GPU = 'GPU 0 "NVIDIA H200" (nvidia hopper, vulkan; NVIDIA 570.124.06)';
 
 /** A minimal RFC 4180 reader (quoted fields, doubled quotes), enough to check what the API writes. */
 function parseCsv(text: string): string[][] {
@@ -52,7 +54,7 @@ describe('results, verdict, loss, samples and short ids (real Postgres)', () => 
     const env = apiEnvSchema.parse({ DATABASE_URL: db.url, REDIS_URL, QUEUE_PREFIX: prefix, RECONCILE_MS: '0', LOG_LEVEL: 'error', API_AUTH: 'off' });
     app = await createApiApp(env);
     await app.init();
-    sweep = await seedFinishedSweep(db.prisma, { name: 'results-fixture' });
+    sweep = await seedFinishedSweep(db.prisma, { name: 'results-fixture', computedOn: { backend: 'webgpu', device: GPU } });
   });
 
   afterAll(async () => {
@@ -71,7 +73,7 @@ describe('results, verdict, loss, samples and short ids (real Postgres)', () => 
     expect(res.headers['content-type']).toMatch(/^text\/csv/);
     expect(res.headers['content-disposition']).toContain(`sweep-${sweep.sweepId.slice(0, 8)}-results.csv`);
     const [header, ...rows] = parseCsv(res.body as string);
-    for (const column of ['model', 'method', 'unet', 'steps', 'batch_size', 'learning_rate', 'seed', 'layer', 'noise_level', 'pooling', 'protocol_key', 'accuracy', 'checkpoint_step', 'backend', 'worker']) {
+    for (const column of ['model', 'method', 'unet', 'steps', 'batch_size', 'learning_rate', 'seed', 'layer', 'noise_level', 'pooling', 'protocol_key', 'accuracy', 'checkpoint_step', 'backend', 'device', 'worker']) {
       expect(header).toContain(column);
     }
     const total = await db.prisma.probeResult.count({ where: { sweepId: sweep.sweepId } });
@@ -84,7 +86,7 @@ describe('results, verdict, loss, samples and short ids (real Postgres)', () => 
     for (const r of rows) {
       expect(Number(at(r, 'accuracy'))).toBe(sweep.accuracy(at(r, 'run'), at(r, 'layer'), Number(at(r, 'noise_level'))));
       expect(JSON.parse(at(r, 'unet'))).toMatchObject({ baseChannels: 16, channelMults: [1, 2, 2] });
-      expect([at(r, 'batch_size'), at(r, 'learning_rate'), at(r, 'pooling'), at(r, 'backend'), at(r, 'worker')]).toEqual(['64', '0.001', 'avg4', 'native', 'fixture-worker']);
+      expect([at(r, 'batch_size'), at(r, 'learning_rate'), at(r, 'pooling'), at(r, 'backend'), at(r, 'device'), at(r, 'worker')]).toEqual(['64', '0.001', 'avg4', 'webgpu', GPU, 'fixture-worker']);
     }
     expect(rows.filter((r) => at(r, 'untrained') === 'false').map((r) => at(r, 'checkpoint_step'))).toEqual(rows.filter((r) => at(r, 'untrained') === 'false').map(() => '400'));
     // JSON lines: the same rows, the UNet as an object.
@@ -97,6 +99,19 @@ describe('results, verdict, loss, samples and short ids (real Postgres)', () => 
     const objects = (jsonl.body as string).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(objects.map((o) => o.result_id)).toEqual(rows.map((r) => at(r, 'result_id')));
     expect(objects[0].unet).toMatchObject({ baseChannels: 16 });
+    expect(objects.every((o) => o.device === GPU && o.backend === 'webgpu')).toBe(true);
+  });
+
+  it('names the device that computed each result in the leaderboard, its baselines included', async () => {
+    for (const per of ['cell', 'run'] as const) {
+      const board = (await http().get('/api/leaderboard').query({ per, sweep: sweep.sweepId }).expect(200)).body as { rows: { device: string; backend: string }[]; baselines: { kind: string; device: string }[] };
+      expect(board.rows.length).toBeGreaterThan(0);
+      expect(board.rows.every((r) => r.device === GPU && r.backend === 'webgpu')).toBe(true);
+      expect(board.baselines.map((b) => [b.kind, b.device]).sort()).toEqual([['pixels', GPU], ['untrained', GPU]]);
+    }
+    // Stored on the rows themselves: the runs and the shared baseline too.
+    expect(new Set((await db.prisma.run.findMany({ where: { sweepId: sweep.sweepId } })).map((r) => r.device))).toEqual(new Set([GPU]));
+    expect((await db.prisma.baseline.findMany()).map((b) => b.device)).toEqual([GPU]);
   });
 
   it('reads the export in keyset batches: any batch size gives the same rows, each once', async () => {

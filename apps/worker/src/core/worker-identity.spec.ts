@@ -33,4 +33,18 @@ describe('WorkerIdentity', () => {
     cuda.chose({ backend: 'native', detail: '' });
     expect(cuda.device).toBe('gpu1');
   });
+
+  it('stores with each result the adapter the result names, without the limits; else its own device', () => {
+    const w = new WorkerIdentity({ id: 'w1', gpu: 'auto' });
+    expect(w.resultDevice()).toBe('cpu');
+    w.chose({ backend: 'webgpu', detail: '', gpu });
+    expect(w.resultDevice()).toBe('GPU 2 "NVIDIA H200" (nvidia hopper, vulkan; NVIDIA 580.65)');
+    // The child reports the adapter it computed on: that one is stored.
+    const lavapipe = { ...gpu, index: 0, name: 'llvmpipe (LLVM 19.1.7, 256 bits)', vendor: 'mesa', architecture: '', description: 'Mesa 25.0.7', fallback: true };
+    expect(w.resultDevice({ backend: 'webgpu', detail: '', gpu: lavapipe })).toBe('GPU 0 "llvmpipe (LLVM 19.1.7, 256 bits)" (software adapter, mesa, vulkan; Mesa 25.0.7)');
+    expect(new WorkerIdentity({ device: 'rack4-gpu2' }).resultDevice({ backend: 'webgpu', detail: '', gpu })).toBe('rack4-gpu2');
+    const cuda = new WorkerIdentity({ cudaVisibleDevices: '1' });
+    cuda.chose({ backend: 'tensorflow-gpu', detail: '' });
+    expect(cuda.resultDevice({ backend: 'tensorflow-gpu', detail: '' })).toBe('gpu1');
+  });
 });

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import os from 'node:os';
-import { describeGpuAdapter, type BackendName, type GpuAdapter } from '@ddae/contracts';
+import { describeGpuAdapter, gpuDeviceLabel, type BackendName, type ComputeDevice, type GpuAdapter } from '@ddae/contracts';
 
 export const WORKER_ENV = Symbol('WORKER_ENV');
 export const PRISMA = Symbol('PRISMA');
@@ -32,6 +32,17 @@ export class WorkerIdentity {
     this.backendDetail = probe.detail;
     this.gpu = probe.gpu;
     if (probe.gpu && this.deviceOverride === undefined) this.device = describeGpuAdapter(probe.gpu);
+  }
+
+  /**
+   * The device stored with what this worker computes (runs, probe results, baselines): the adapter
+   * the result itself names (the child reports the one it computed on), else the adapter the worker
+   * holds, else DEVICE, `gpu<CUDA_VISIBLE_DEVICES>` or `cpu`. DEVICE wins, as in the heartbeat.
+   */
+  resultDevice(computed?: ComputeDevice): string {
+    if (this.deviceOverride !== undefined) return this.deviceOverride;
+    const gpu = computed?.gpu ?? this.gpu;
+    return gpu ? gpuDeviceLabel(gpu) : this.device;
   }
 
   /**

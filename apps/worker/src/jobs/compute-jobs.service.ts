@@ -91,7 +91,7 @@ export class ComputeJobsService {
 
   private async pretrain(job: Job, token?: string): Promise<JobOutcome> {
     const { runId } = parsePayload(pretrainPayloadSchema, job);
-    const run = await this.write('claim run', () => this.runs.claim(runId, { workerId: this.identity.id, backend: this.identity.backend }));
+    const run = await this.write('claim run', () => this.runs.claim(runId, { workerId: this.identity.id, backend: this.identity.backend, device: this.identity.resultDevice() }));
     if (run === THROTTLED) return this.throttle(job, token);
     if (!run) return { outcome: 'skipped', detail: `run ${runId} is ${(await this.runs.status(runId)) ?? 'gone'}` };
     await this.write('mark sweep started', () => this.orchestrator.taskStarted(run.sweepId));
@@ -162,7 +162,7 @@ export class ComputeJobsService {
     if (result.samples) await this.recordSamples(runId, run.key, result.samples);
     else if (result.samplesError) this.logger.warn(`run ${run.key}: no sample grid (${result.samplesError})`);
     const stoppedEarly = result.stoppedEarly === true;
-    const completed = await this.write('complete run', () => this.runs.complete(runId, { step: final.step, path: this.relative(final.path), sha256: final.sha256, loss: final.loss }, { stoppedEarly }));
+    const completed = await this.write('complete run', () => this.runs.complete(runId, { step: final.step, path: this.relative(final.path), sha256: final.sha256, loss: final.loss }, { stoppedEarly, device: this.identity.resultDevice(result.device) }));
     if (completed) await this.write('enqueue probes', () => this.orchestrator.runSucceeded(runId, run.sweepId));
     this.logger.log(`run ${run.key}: ${result.steps} steps in ${result.seconds.toFixed(1)} s${stoppedEarly ? ` (stopped early: the probe plateaued; planned ${hyper.steps})` : ''}${onDevice(result)}`);
     return { outcome: 'done' };
@@ -202,7 +202,7 @@ export class ComputeJobsService {
     const result = await this.execute(job, token, handle, task, {});
     if ('outcome' in result) return result;
     if (result.kind !== 'probe') throw new Error(`expected a probe result, got ${result.kind}`);
-    const context = { checkpointId: checkpoint.id, dataset: run.dataset, method: run.method, untrained: run.untrained, backend: this.identity.backend, workerId: this.identity.id };
+    const context = { checkpointId: checkpoint.id, dataset: run.dataset, method: run.method, untrained: run.untrained, backend: this.identity.backend, device: this.identity.resultDevice(result.device), workerId: this.identity.id };
     // Stores the results and decides what follows (an adaptive noise search's next round) at once.
     const { next } = await this.write('store probe results', () => this.orchestrator.probeSucceeded(row, context, result.layers));
     if (next.length) this.logger.log(`probe ${run.key}: noise search continues with ${next.length} more level(s)`);
@@ -214,7 +214,7 @@ export class ComputeJobsService {
 
   private async baseline(job: Job, token?: string): Promise<JobOutcome> {
     const { baselineId } = parsePayload(baselinePayloadSchema, job);
-    const row = await this.write('claim baseline', () => this.baselines.claim(baselineId, { workerId: this.identity.id, backend: this.identity.backend }));
+    const row = await this.write('claim baseline', () => this.baselines.claim(baselineId, { workerId: this.identity.id, backend: this.identity.backend, device: this.identity.resultDevice() }));
     if (!row) return { outcome: 'skipped', detail: `baseline ${baselineId} is not open` };
     await this.write('mark sweeps started', () => this.orchestrator.baselineStarted(baselineId));
     const handle: RowHandle = {
@@ -234,7 +234,7 @@ export class ComputeJobsService {
     if ('outcome' in result) return result;
     if (result.kind !== 'baseline') throw new Error(`expected a baseline result, got ${result.kind}`);
     const { accuracy, featureDim } = result;
-    await this.write('store baseline', () => this.baselines.complete(baselineId, { accuracy, featureDim }));
+    await this.write('store baseline', () => this.baselines.complete(baselineId, { accuracy, featureDim, device: this.identity.resultDevice(result.device) }));
     await this.write('refresh sweeps', () => handle.ended());
     this.logger.log(`baseline ${row.kind}/${row.dataset}: ${result.accuracy.toFixed(4)}${onDevice(result)}`);
     return { outcome: 'done' };

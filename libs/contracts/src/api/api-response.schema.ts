@@ -298,6 +298,8 @@ export const leaderboardCellRowSchema = z.object({
   probeProtocol: z.string(),
   pooling: z.string(),
   backend,
+  /** The device that computed it: the GPU adapter on webgpu, else the worker's device label; null on rows from before it was recorded. */
+  device: z.string().nullable(),
   createdAt: instant,
 });
 /** per=config: mean and spread over seeds. */
@@ -315,6 +317,7 @@ export const leaderboardBaselineSchema = z.union([
     featureDim: z.number().int(),
     protocolKey: z.string(),
     backend,
+    device: z.string().nullable(),
   }),
   z.object({
     dataset: z.string(),
@@ -323,6 +326,7 @@ export const leaderboardBaselineSchema = z.union([
     featureDim: z.number().int().nullable(),
     protocolKey: z.string(),
     backend: z.string().nullable(),
+    device: z.string().nullable(),
   }),
 ]);
 

@@ -10,19 +10,20 @@ export class BaselineRepository {
     return this.prisma.baseline.findUnique({ where: { id } });
   }
 
-  async claim(id: string, by: Claimant & { backend: string }): Promise<Baseline | null> {
+  async claim(id: string, by: Claimant & { backend: string; device?: string }): Promise<Baseline | null> {
     const { count } = await this.prisma.baseline.updateMany({
       where: { id, status: { in: ['QUEUED', 'RUNNING'] } },
-      data: { status: 'RUNNING', attempts: { increment: 1 }, workerId: by.workerId, backend: by.backend, startedAt: new Date(), error: null },
+      data: { status: 'RUNNING', attempts: { increment: 1 }, workerId: by.workerId, backend: by.backend, device: by.device ?? null, startedAt: new Date(), error: null },
     });
     return count === 1 ? this.findById(id) : null;
   }
 
-  async complete(id: string, result: { accuracy: number; featureDim: number }): Promise<void> {
+  /** `device`: the device that computed it, when the result names one (else the claim's stays). */
+  async complete(id: string, result: { accuracy: number; featureDim: number; device?: string }): Promise<void> {
     await this.prisma.$transaction(async (tx) => {
       const { count } = await tx.baseline.updateMany({
         where: { id, status: 'RUNNING' },
-        data: { status: 'SUCCEEDED', accuracy: result.accuracy, featureDim: result.featureDim, finishedAt: new Date(), error: null },
+        data: { status: 'SUCCEEDED', accuracy: result.accuracy, featureDim: result.featureDim, ...(result.device ? { device: result.device } : {}), finishedAt: new Date(), error: null },
       });
       if (count !== 1) return;
       const baseline = await tx.baseline.findUniqueOrThrow({ where: { id } });

@@ -43,6 +43,8 @@ export interface LeaderboardRow {
   probeProtocol: string;
   pooling: string;
   backend: string;
+  /** The device that computed it (the WebGPU adapter, else the worker's device); null on results recorded before devices were. */
+  device: string | null;
   createdAt: Date;
 }
 
@@ -81,6 +83,7 @@ export interface UntrainedBaselineRow {
   protocolKey: string;
   modelName: string;
   backend: string;
+  device: string | null;
 }
 
 export interface HeatmapCell {
@@ -250,7 +253,7 @@ export class LeaderboardRepository {
              c.step, top.sweep_id AS "sweepId", s.name AS "sweepName", top.run_id AS "runId",
              top.checkpoint_id AS "checkpointId", top.protocol_key AS "protocolKey",
              top.noise_protocol AS "noiseProtocol", top.probe_protocol AS "probeProtocol", top.pooling,
-             top.backend, top.created_at AS "createdAt"
+             top.backend, top.device, top.created_at AS "createdAt"
       FROM top
       JOIN runs r ON r.id = top.run_id
       JOIN checkpoints c ON c.id = top.checkpoint_id
@@ -305,7 +308,7 @@ export class LeaderboardRepository {
     const sweep = sweepId ? Prisma.sql`AND lr.sweep_id = ${sweepId}::uuid` : Prisma.empty;
     return this.prisma.$queryRaw<UntrainedBaselineRow[]>`
       SELECT pr.dataset, pr.method, pr.accuracy, pr.layer, pr.noise_level AS "noiseLevel",
-             pr.feature_dim AS "featureDim", pr.protocol_key AS "protocolKey", r.model_name AS "modelName", pr.backend
+             pr.feature_dim AS "featureDim", pr.protocol_key AS "protocolKey", r.model_name AS "modelName", pr.backend, pr.device
       FROM (
         SELECT DISTINCT ON (lr.dataset, lr.method) lr.result_id, lr.run_id FROM leaderboard_runs lr
         WHERE lr.untrained AND lr.dataset IN (${Prisma.join(datasets)}) ${sweep}

@@ -55,7 +55,7 @@ export class ProbeRepository {
    */
   async complete(
     task: ProbeTask,
-    context: { checkpointId: string; dataset: string; method: string; untrained: boolean; backend: string; workerId: string },
+    context: { checkpointId: string; dataset: string; method: string; untrained: boolean; backend: string; device?: string; workerId: string },
     results: LayerResult[],
     follow?: FollowUp,
   ): Promise<{ createdTaskIds: string[] }> {
@@ -76,6 +76,7 @@ export class ProbeRepository {
           featureDim: r.featureDim,
           protocol: task.protocol as Prisma.InputJsonValue,
           backend: context.backend,
+          device: context.device ?? null,
           workerId: context.workerId,
           probeTaskId: task.id,
         };

@@ -32,6 +32,8 @@ export interface ExportRow {
   featureDim: number;
   checkpointStep: number;
   backend: string;
+  /** The device that computed it (the WebGPU adapter, else the worker's device); null on results recorded before devices were. */
+  device: string | null;
   workerId: string;
   resultId: string;
   createdAt: Date;
@@ -76,7 +78,7 @@ export class ResultsRepository {
              CASE WHEN r.dit IS NULL THEN 'unet' ELSE 'dit' END AS backbone, r.unet, r.dit, r.parameters, r.steps, (r.hyper->>'batchSize')::int AS "batchSize", (r.hyper->>'learningRate')::float8 AS "learningRate",
              r.seed, r.untrained, pr.layer, pr.noise_level AS "noiseLevel", pr.pooling, pr.noise_protocol AS "noiseProtocol",
              pr.probe_protocol AS "probeProtocol", pr.protocol_key AS "protocolKey", pr.accuracy, pr.train_accuracy AS "trainAccuracy",
-             pr.feature_dim AS "featureDim", c.step AS "checkpointStep", pr.backend, pr.worker_id AS "workerId", pr.id AS "resultId",
+             pr.feature_dim AS "featureDim", c.step AS "checkpointStep", pr.backend, pr.device, pr.worker_id AS "workerId", pr.id AS "resultId",
              pr.created_at AS "createdAt"
       FROM probe_results pr
       JOIN runs r ON r.id = pr.run_id

@@ -22,7 +22,7 @@ export class RunRepository {
    * Claims a run for a worker: QUEUED, or RUNNING left behind by a lost worker, becomes RUNNING.
    * Returns null when the run is finished or cancelled: the job then has nothing to do.
    */
-  async claim(id: string, by: Claimant & { backend: string }): Promise<Run | null | typeof THROTTLED> {
+  async claim(id: string, by: Claimant & { backend: string; device?: string }): Promise<Run | null | typeof THROTTLED> {
     const claimed = await this.prisma.$transaction(async (tx) => {
       const row = await tx.run.findUnique({ where: { id }, select: { sweepId: true } });
       if (!row) return 0;
@@ -35,6 +35,7 @@ export class RunRepository {
           attempts: { increment: 1 },
           workerId: by.workerId,
           backend: by.backend,
+          device: by.device ?? null,
           startedAt: new Date(),
           error: null,
         },
@@ -88,7 +89,8 @@ export class RunRepository {
    * `stoppedEarly`, probing during pretraining found a plateau at the final checkpoint's step:
    * recorded as `stoppedEarlyAt` and a `run.stopped-early` event.
    */
-  async complete(id: string, final: CheckpointRecord, options: { stoppedEarly?: boolean } = {}): Promise<boolean> {
+  /** `options.device`: the device that computed the run, when the result names one (else the claim's stays). */
+  async complete(id: string, final: CheckpointRecord, options: { stoppedEarly?: boolean; device?: string } = {}): Promise<boolean> {
     return this.prisma.$transaction(async (tx) => {
       await tx.checkpoint.upsert({
         where: { runId_step: { runId: id, step: final.step } },
@@ -97,7 +99,7 @@ export class RunRepository {
       });
       const { count } = await tx.run.updateMany({
         where: { id, status: 'RUNNING' },
-        data: { status: 'SUCCEEDED', stepsDone: final.step, finishedAt: new Date(), error: null, stoppedEarlyAt: options.stoppedEarly ? final.step : null },
+        data: { status: 'SUCCEEDED', stepsDone: final.step, finishedAt: new Date(), error: null, stoppedEarlyAt: options.stoppedEarly ? final.step : null, ...(options.device ? { device: options.device } : {}) },
       });
       if (count === 1) {
         const run = await tx.run.findUniqueOrThrow({ where: { id }, select: { sweepId: true, key: true, steps: true } });

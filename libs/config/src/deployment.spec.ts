@@ -1,0 +1,162 @@
+import { execFileSync } from 'node:child_process';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse, parseAllDocuments } from 'yaml';
+import { apiEnvSchema, workerEnvSchema } from './env.schema';
+
+/**
+ * What can be checked of infra/ without a Docker engine or a cluster (the project's machines have
+ * neither): the Dockerfile's stages and what each installs, that every file it copies exists, that
+ * every variable infra/ sets is one our configuration reads (or a named outside one), that the
+ * values parse, and the GPU workers' Kubernetes shape.
+ */
+const root = path.resolve(__dirname, '../../..');
+const read = (file: string) => readFileSync(path.join(root, file), 'utf8');
+
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { fieldRef?: unknown; secretKeyRef?: unknown };
+}
+interface K8sDoc {
+  kind: string;
+  spec: {
+    selector: { matchLabels: Record<string, string> };
+    template: {
+      metadata: { labels: Record<string, string> };
+      spec: {
+        terminationGracePeriodSeconds: number;
+        containers: { image: string; env?: EnvVar[]; resources: { limits: Record<string, unknown> }; livenessProbe: { httpGet: { port: number } } }[];
+      };
+    };
+  };
+}
+
+/** Variables that are not ours, each read by something named here. */
+const OUTSIDE = new Map([
+  ['NODE_ENV', 'Node.js and its libraries'],
+  ['npm_config_nodedir', 'node-gyp (Node headers to compile against)'],
+  ['NVIDIA_VISIBLE_DEVICES', 'the NVIDIA container runtime'],
+  ['NVIDIA_DRIVER_CAPABILITIES', 'the NVIDIA container runtime'],
+  ['VK_DRIVER_FILES', 'the Vulkan loader'],
+]);
+const OURS = new Set([...Object.keys(apiEnvSchema.shape), ...Object.keys(workerEnvSchema.shape)]);
+
+/** The Dockerfile's stages in order, each with its instructions (continuation lines joined). */
+function dockerStages(text: string): { name: string; from: string; lines: string[] }[] {
+  const lines = text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  const stages: { name: string; from: string; lines: string[] }[] = [];
+  for (const line of lines) {
+    const from = /^FROM\s+(\S+)(?:\s+AS\s+(\S+))?$/i.exec(line);
+    if (from) stages.push({ from: from[1], name: from[2] ?? '', lines: [] });
+    else stages.at(-1)?.lines.push(line);
+  }
+  return stages;
+}
+
+/** NAME=value pairs of a stage's ENV instructions. */
+function envOf(lines: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of lines.filter((l) => /^ENV\s/i.test(l))) {
+    for (const m of line.slice(4).matchAll(/([A-Za-z_][A-Za-z0-9_]*)=(\S+)/g)) env[m[1]] = m[2];
+  }
+  return env;
+}
+
+describe('deployment (infra/, checked by reading)', () => {
+  const dockerfile = read('infra/Dockerfile');
+  const stages = dockerStages(dockerfile);
+  const stage = (name: string) => {
+    const s = stages.find((x) => x.name === name);
+    if (!s) throw new Error(`infra/Dockerfile has no stage "${name}" (stages: ${stages.map((x) => x.name).join(', ')})`);
+    return s;
+  };
+
+  it('builds the native kernels in a build stage, and the CPU image (the default target) runs them', () => {
+    expect(stages.map((s) => s.name)).toEqual(['build', 'runtime', 'gpu-worker', 'cpu']);
+    const build = stage('build').lines.join('\n');
+    expect(build).toMatch(/apt-get install[^\n]*\bg\+\+/);
+    expect(build).toMatch(/apt-get install[^\n]*\bmake\b/);
+    expect(build).toMatch(/apt-get install[^\n]*\bpython3\b/);
+    expect(build).toMatch(/build-native\.mjs --strict/);
+    const runtime = stage('runtime').lines.join('\n');
+    expect(runtime).toMatch(/apt-get install[^\n]*libopenblas0/);
+    expect(runtime).toMatch(/apt-get install[^\n]*libgomp1/);
+    expect(runtime).toContain('COPY --from=build /app/libs/native-kernels/build/Release/ddae_kernels.node');
+    expect(stage('cpu').from).toBe('runtime');
+    // The CPU image no longer claims to fall back to WebAssembly: it computes on the native kernels.
+    expect(dockerfile).not.toMatch(/wasm|webassembly/i);
+  });
+
+  it('has a GPU worker target with the Vulkan loader and the graphics capability (the NVIDIA ICD is mounted only then)', () => {
+    const gpu = stage('gpu-worker');
+    expect(gpu.from).toBe('runtime');
+    expect(gpu.lines.join('\n')).toMatch(/apt-get install[^\n]*\blibvulkan1\b/);
+    const env = envOf(gpu.lines);
+    expect(env.NVIDIA_DRIVER_CAPABILITIES.split(',').sort()).toEqual(['compute', 'graphics', 'utility']);
+    expect(env.DDAE_BACKEND).toBe('webgpu');
+    expect(gpu.lines.some((l) => /^CMD .*apps\/worker\/src\/main\.ts/.test(l))).toBe(true);
+    // Its entry point exists, is executable, and is valid shell.
+    const entry = /^COPY\s+(\S+)\s+\/usr\/local\/bin\/ddae-gpu-entrypoint$/m.exec(gpu.lines.join('\n'))?.[1];
+    expect(entry).toBe('infra/gpu-entrypoint.sh');
+    accessSync(path.join(root, 'infra/gpu-entrypoint.sh'), constants.X_OK);
+    execFileSync('sh', ['-n', path.join(root, 'infra/gpu-entrypoint.sh')]);
+  });
+
+  it('copies only files that exist, and never the host\'s node_modules or builds', () => {
+    for (const s of stages) {
+      for (const line of s.lines.filter((l) => /^COPY\s/i.test(l) && !/--from=/.test(l))) {
+        const sources = line.split(/\s+/).slice(1, -1);
+        for (const src of sources) expect({ line, exists: existsSync(path.join(root, src)) }).toEqual({ line, exists: true });
+      }
+    }
+    const ignored = read('.dockerignore').split('\n').map((l) => l.trim());
+    expect(ignored).toEqual(expect.arrayContaining(['node_modules', 'libs/native-kernels/build', 'libs/db/src/generated']));
+  });
+
+  it('sets only variables our configuration reads (or a named outside one), with values it accepts', () => {
+    const k8s = parseAllDocuments(read('infra/k8s/worker-gpu.yaml')).map((d) => d.toJS() as K8sDoc);
+    const containers = k8s.flatMap((d) => d.spec?.template?.spec?.containers ?? []);
+    const compose = parse(read('infra/docker-compose.yml')) as { 'x-app': { environment: Record<string, string> }; services: Record<string, { environment?: Record<string, string> }> };
+    const sets: [string, string][] = [
+      ...stages.flatMap((s) => Object.keys(envOf(s.lines)).map((n): [string, string] => [n, `infra/Dockerfile (${s.name})`])),
+      ...containers.flatMap((c) => (c.env ?? []).map((e): [string, string] => [e.name, 'infra/k8s/worker-gpu.yaml'])),
+      ...Object.keys(compose['x-app'].environment).map((n): [string, string] => [n, 'infra/docker-compose.yml']),
+    ];
+    expect(sets.length).toBeGreaterThan(10);
+    const unknown = sets.filter(([name]) => !OURS.has(name) && !OUTSIDE.has(name));
+    expect(unknown).toEqual([]);
+    // The values parse: the GPU image's and pod's worker environment (a secret stands in as a URL,
+    // the pod's name as a pod name).
+    const podEnv = Object.fromEntries(
+      containers.flatMap((c) => c.env ?? []).map((e) => [e.name, e.value ?? (e.valueFrom?.fieldRef ? 'ddae-worker-gpu-5f7c9d-x2kqp' : 'postgresql://secret@db:5432/ddae')]),
+    );
+    const imageEnv = envOf(stage('runtime').lines);
+    const gpuEnv = envOf(stage('gpu-worker').lines);
+    const parsed = workerEnvSchema.safeParse({ ...imageEnv, ...gpuEnv, ...podEnv, REDIS_URL: 'redis://redis:6379' });
+    expect(parsed.error?.issues ?? []).toEqual([]);
+    expect(parsed.data).toMatchObject({ DDAE_BACKEND: 'webgpu', DDAE_GPU: 'auto', ARTIFACT_DIR: '/artifacts' });
+  });
+
+  it('runs one GPU worker per pod, with a grace period longer than the worker\'s', () => {
+    const docs = parseAllDocuments(read('infra/k8s/worker-gpu.yaml'));
+    for (const d of docs) expect(d.errors).toEqual([]);
+    const deployment = docs.map((d) => d.toJS() as K8sDoc).find((d) => d.kind === 'Deployment');
+    if (!deployment) throw new Error('infra/k8s/worker-gpu.yaml has no Deployment');
+    const pod = deployment.spec.template.spec;
+    expect(pod.containers).toHaveLength(1);
+    const [worker] = pod.containers;
+    expect(worker.image).toMatch(/^ddae-gpu-worker:/);
+    expect(worker.resources.limits['nvidia.com/gpu']).toBe(1);
+    const env = Object.fromEntries((worker.env ?? []).map((e) => [e.name, e.value]));
+    expect(env.DDAE_BACKEND).toBe('webgpu');
+    expect(env.DDAE_GPU).toBeDefined();
+    expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThan(Number(env.SHUTDOWN_GRACE_MS));
+    expect(worker.livenessProbe.httpGet.port).toBe(Number(env.HEALTH_PORT));
+    expect(deployment.spec.selector.matchLabels).toEqual(deployment.spec.template.metadata.labels);
+  });
+});
