@@ -247,6 +247,8 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
   const models = Array.isArray(spec.models) ? spec.models : [];
   const layers = spec.probe && Array.isArray(spec.probe.layers) ? spec.probe.layers : null;
   const progressLayers = spec.pretrain?.progressProbe && Array.isArray(spec.pretrain.progressProbe.layers) ? spec.pretrain.progressProbe.layers : null;
+  /** One issue per unknown layer (its path), naming every model that lacks it. */
+  const unknownLayers = new Map<string, { path: (string | number)[]; layer: string; models: { index: number; known: string[] }[] }>();
   models.forEach((model, i) => {
     const unetParsed = modelSpecSchema.shape.unet.safeParse(model?.unet);
     if (!unetParsed.success) return;
@@ -261,20 +263,14 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
     if (badGroups) {
       ctx.addIssue({ code: 'custom', path: ['models', i, 'unet', 'groups'], message: `${unet.groups} groups do not divide the ${badGroups.channels} channels of ${badGroups.name}` });
     }
-    if (layers) {
-      const known = new Set(tappableBlockNames({ ...unet, imageSize, imageChannels: shape.channels }));
-      layers.forEach((layer, j) => {
-        if (typeof layer === 'string' && !known.has(layer)) {
-          ctx.addIssue({ code: 'custom', path: ['probe', 'layers', j], message: `unknown layer "${layer}" for model ${i}; known: ${[...known].join(', ')}` });
-        }
-      });
-    }
-    if (progressLayers) {
-      const known = new Set(tappableBlockNames({ ...unet, imageSize, imageChannels: shape.channels }));
-      progressLayers.forEach((layer, j) => {
-        if (typeof layer === 'string' && !known.has(layer)) {
-          ctx.addIssue({ code: 'custom', path: ['pretrain', 'progressProbe', 'layers', j], message: `unknown layer "${layer}" for model ${i}; known: ${[...known].join(', ')}` });
-        }
+    const known = tappableBlockNames({ ...unet, imageSize, imageChannels: shape.channels });
+    for (const [list, at] of [[layers, ['probe', 'layers']], [progressLayers, ['pretrain', 'progressProbe', 'layers']]] as const) {
+      list?.forEach((layer, j) => {
+        if (typeof layer !== 'string' || known.includes(layer)) return;
+        const key = `${at.join('.')}.${j}`;
+        const entry = unknownLayers.get(key) ?? { path: [...at, j], layer, models: [] };
+        entry.models.push({ index: i, known });
+        unknownLayers.set(key, entry);
       });
     }
     const pp = spec.pretrain?.progressProbe;
@@ -291,6 +287,10 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
       }
     }
   });
+  for (const { path, layer, models: lacking } of unknownLayers.values()) {
+    const where = lacking.map((m) => `model ${m.index} (known: ${m.known.join(', ')})`).join('; ');
+    ctx.addIssue({ code: 'custom', path, message: `unknown layer "${layer}" for ${where}` });
+  }
   const progress = spec.pretrain?.progressProbe;
   if (progress && typeof progress === 'object') {
     for (const key of ['trainSize', 'testSize'] as const) {
