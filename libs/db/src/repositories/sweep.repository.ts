@@ -121,7 +121,9 @@ export class SweepRepository {
         }
         await appendEvent(tx, sweep.id, 'sweep.submitted', { name: sweep.name, runs: input.runs.length, probeTasks: input.probeTasks.length, baselines: input.baselines.length });
         return { sweep, created: true, runIds: [...runIds.values()], pendingBaselineIds };
-      });
+        // One row per run and probe task: a big sweep, or a loaded machine (5.9 s measured for a
+        // tiny one on a 2-core machine at load 30), outlasts Prisma's default 5 s.
+      }, { timeout: 60_000, maxWait: 10_000 });
     } catch (error) {
       if (input.idempotencyKey && error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') {
         const existing = await this.prisma.sweep.findUnique({ where: { idempotencyKey: input.idempotencyKey } });
