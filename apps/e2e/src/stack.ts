@@ -43,9 +43,11 @@ export async function startStack(options: {
   env?: Record<string, string>;
   /** The deployment's Redis. Default REDIS_URL, the machine's shared one. */
   redisUrl?: string;
+  /** The PostgreSQL server its database is created on. Default: TEST_DATABASE_URL / DATABASE_URL, the shared one. */
+  databaseServerUrl?: string;
 }): Promise<Stack> {
   const redisUrl = options.redisUrl ?? REDIS_URL;
-  const db = await createTestDatabase();
+  const db = await createTestDatabase(options.databaseServerUrl ? { serverUrl: options.databaseServerUrl } : {});
   // Writes need a token of scope submit (API_AUTH defaults to writes).
   const { token } = await new TokenRepository(db.prisma).create('e2e', 'submit');
   const artifacts = await mkdtemp(path.join(tmpdir(), 'ddae-e2e-'));
@@ -60,8 +62,16 @@ export async function startStack(options: {
   );
   const client = new ApiClient(base, { token });
   const logs = () => [api, ...workers].map((p, i) => `--- ${i === 0 ? 'api' : `worker-${i}`}\n${p.output().slice(-2500)}`).join('\n');
-  const healthy = () => waitFor('the API to answer /health', async () => client.health().then(() => true, () => undefined), { timeoutMs: 60_000, describe: async () => logs() });
-  await healthy();
+  const healthy = () => waitFor('the API to answer /health', async () => client.health().then(() => true, () => undefined), { timeoutMs: 120_000, describe: async () => logs() });
+  try {
+    await healthy();
+  } catch (error) {
+    // Leave nothing running behind a failed start (jest would wait for it forever).
+    await Promise.all([api, ...workers].map((p) => p.stop()));
+    await db.drop();
+    await rm(artifacts, { recursive: true, force: true });
+    throw error;
+  }
   return {
     base,
     prefix,

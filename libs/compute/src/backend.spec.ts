@@ -4,12 +4,38 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { Rng, conv2d } from '@ddae/diffusion';
 import { backendFromEnv, currentBackend, selectBackend } from './backend';
 
+/** Whether an optional package is installed here (what auto's first choices depend on). */
+function installed(pkg: string): boolean {
+  try {
+    require.resolve(pkg);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 describe('backend selection', () => {
-  // CI installs OpenBLAS and npm ci builds the addon: auto must then find our native kernels
-  // (tfjs-node cannot install here), and a missing addon fails this test rather than hiding.
+  // CI installs OpenBLAS and npm ci builds the addon: where tfjs-node cannot install (as on CI),
+  // auto must find our native kernels, and a missing addon fails this test rather than hiding.
   // CI also has software Vulkan (lavapipe) for the webgpu tests: auto must pass it by, saying why.
-  it('picks the native kernels here (no tfjs-node, no hardware GPU) and keeps its first choice', async () => {
+  // Where tfjs-node(-gpu) did install, auto must take it (or say it is installed but broken).
+  const tfjsNode = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'].filter(installed);
+  it(`auto picks ${tfjsNode.length ? `${tfjsNode[0]} (installed here)` : 'the native kernels (no tfjs-node here, no hardware GPU)'} and keeps its first choice`, async () => {
+    if (tfjsNode.length) {
+      const chosen = await selectBackend('auto').then(
+        (b) => b.backend,
+        (e: Error) => e.message,
+      );
+      process.stdout.write(`backend.spec: ${tfjsNode.join(' and ')} installed here; auto chose: ${chosen}\n`);
+      expect(chosen).toMatch(tfjsNode[0] === '@tensorflow/tfjs-node-gpu' ? /^tensorflow-gpu$|tfjs-node-gpu is installed but failed to load/ : /^tensorflow$|tfjs-node is installed but failed to load/);
+      return;
+    }
     const first = await selectBackend('auto');
+    if (first.backend === 'webgpu') {
+      // A hardware adapter: auto prefers it, and names it.
+      expect(first.gpu?.fallback).toBe(false);
+      return;
+    }
     expect(first.backend).toBe('native');
     expect(first.detail).toMatch(/libopenblas/);
     expect(first.detail).toMatch(/@tensorflow\/tfjs-node-gpu absent, webgpu: no hardware adapter \(only software: "llvmpipe[^"]*"; DDAE_BACKEND=webgpu would use it\), @tensorflow\/tfjs-node absent/);

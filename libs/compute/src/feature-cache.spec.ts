@@ -30,15 +30,22 @@ describe('FeatureCache: listing and pruning', () => {
 
   it('lists entries with their checkpoint, level, layer, size and last use', () => {
     const cache = new FeatureCache(dir);
+    // File times may be coarser than the clock (whole seconds on some file systems).
+    const before = Math.floor(Date.now() / 1000) * 1000;
     cache.put(key('aaaa', 4), values(8, 1));
     cache.put(key('bbbb', 11, 'out_2'), values(16, 2));
+    const after = Date.now();
     const list = cache.entries().sort((a, b) => a.noiseLevel - b.noiseLevel);
     expect(list.map((e) => [e.checkpoint, e.noiseLevel, e.layer, e.pooling])).toEqual([
       ['aaaa', 4, 'out_1', 'avg4'],
       ['bbbb', 11, 'out_2', 'avg4'],
     ]);
     expect(list[1].bytes).toBeGreaterThan(16 * 4);
-    expect(Date.now() - list[0].lastUsed.getTime()).toBeLessThan(60_000);
+    // Last use: the write, between the moments before and after it.
+    for (const e of list) {
+      expect(e.lastUsed.getTime()).toBeGreaterThanOrEqual(before);
+      expect(e.lastUsed.getTime()).toBeLessThanOrEqual(after);
+    }
   });
 
   it('prunes what was last used before the cut-off, and a hit counts as a use', () => {
@@ -77,6 +84,22 @@ describe('FeatureCache: listing and pruning', () => {
     expect(cache.get(key('aaaa1111', 4), 8)).toBeNull();
     expect(cache.get(key('bbbb2222', 4), 8)).toEqual(values(8, 2));
     expect(fs.existsSync(orphan) || fs.existsSync(tmp)).toBe(false);
+  });
+
+  it('a flipped byte in the data (same length, valid metadata) is a miss, and a put replaces the entry', () => {
+    const cache = new FeatureCache(dir);
+    const k = key('cccc', 7);
+    cache.put(k, values(8, 0.5));
+    const [entry] = cache.entries();
+    const data = entry.files.find((f) => f.endsWith('.f32')) as string;
+    const bytes = fs.readFileSync(data);
+    bytes[5] ^= 0x80;
+    fs.writeFileSync(data, bytes);
+    expect(cache.get(k, 8)).toBeNull();
+    expect(cache.stats).toEqual({ hits: 0, misses: 1 });
+    cache.put(k, values(8, 0.5));
+    expect(cache.get(k, 8)).toEqual(values(8, 0.5));
+    expect(cache.stats).toEqual({ hits: 1, misses: 1 });
   });
 
   it('is empty, not an error, where the directory does not exist', () => {

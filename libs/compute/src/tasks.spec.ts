@@ -120,6 +120,31 @@ describe('compute tasks on wasm', () => {
     expect(fs.readdirSync(cacheDir, { recursive: true }).some((f) => String(f).includes('.tmp-'))).toBe(false);
   });
 
+  it('a cached matrix with one flipped byte fails its checksum: a miss, recomputed and replaced by the right bytes', async () => {
+    const cacheDir = path.join(root, 'features-flip');
+    const task = { ...baseProbe, checkpointPath, featureCacheDir: cacheDir };
+    const first = await runProbeTask(task);
+    const data: string[] = [];
+    const walk = (d: string): void => fs.readdirSync(d, { withFileTypes: true }).forEach((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : e.name.endsWith('.f32') && data.push(path.join(d, e.name))));
+    walk(cacheDir);
+    // 2 layers x (train + test) matrices; corrupt each one in turn (same length, one bit off).
+    expect(data).toHaveLength(4);
+    for (const file of data) {
+      const good = fs.readFileSync(file);
+      const bad = Buffer.from(good);
+      bad[bad.length >> 1] ^= 0x01;
+      fs.writeFileSync(file, bad);
+      const again = await runProbeTask(task);
+      // The corrupted matrix is not read as a hit: its split is recomputed (both layers in one pass)...
+      expect(again.featureCache?.misses).toBe(1);
+      expect(again.featureCache?.hits).toBeLessThan(4);
+      expect(again.layers).toEqual(first.layers);
+      // ...and written back: the file holds the right bytes again, and the next probe hits everything.
+      expect(fs.readFileSync(file).equals(good)).toBe(true);
+      expect((await runProbeTask(task)).featureCache).toEqual({ hits: 4, misses: 0 });
+    }
+  });
+
   it('runs the reference protocol (per-epoch augmented features) with fixed and fresh noise', async () => {
     const reference = { ...baseProbe, checkpointPath, noiseLevel: 400, featureCacheDir: path.join(root, 'features-ref'), protocol: { ...baseProbe.protocol, probe: 'reference' as const, epochs: 4, learningRate: 0.05 } };
     const progress: string[] = [];

@@ -288,6 +288,8 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
   const models = Array.isArray(spec.models) ? spec.models : [];
   const layers = spec.probe && Array.isArray(spec.probe.layers) ? spec.probe.layers : null;
   const progressLayers = spec.pretrain?.progressProbe && Array.isArray(spec.pretrain.progressProbe.layers) ? spec.pretrain.progressProbe.layers : null;
+  /** One issue per unknown layer (its path), naming every model that lacks it. */
+  const unknownLayers = new Map<string, { path: (string | number)[]; layer: string; models: { index: number; kind: string; known: string[] }[] }>();
   models.forEach((model, i) => {
     const own = model && typeof model.imageSize === 'number' ? model.imageSize : undefined;
     if (own !== undefined && own < shape.size) {
@@ -297,21 +299,14 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
     const imageSize = own ?? paddedImageSize(shape.size);
     const net = checkedBackbone(model, i, { imageSize, own: own !== undefined, minSize: shape.size }, shape.channels, ctx);
     if (!net) return;
-    const kind = net.backbone === 'dit' ? 'DiT' : 'UNet';
-    if (layers) {
-      const known = new Set(backboneTappableLayers(net, imageSize, shape.channels));
-      layers.forEach((layer, j) => {
-        if (typeof layer === 'string' && !known.has(layer)) {
-          ctx.addIssue({ code: 'custom', path: ['probe', 'layers', j], message: `unknown layer "${layer}" for model ${i} (a ${kind}); known: ${[...known].join(', ')}` });
-        }
-      });
-    }
-    if (progressLayers) {
-      const known = new Set(backboneTappableLayers(net, imageSize, shape.channels));
-      progressLayers.forEach((layer, j) => {
-        if (typeof layer === 'string' && !known.has(layer)) {
-          ctx.addIssue({ code: 'custom', path: ['pretrain', 'progressProbe', 'layers', j], message: `unknown layer "${layer}" for model ${i} (a ${kind}); known: ${[...known].join(', ')}` });
-        }
+    const known = backboneTappableLayers(net, imageSize, shape.channels);
+    for (const [list, at] of [[layers, ['probe', 'layers']], [progressLayers, ['pretrain', 'progressProbe', 'layers']]] as const) {
+      list?.forEach((layer, j) => {
+        if (typeof layer !== 'string' || known.includes(layer)) return;
+        const key = `${at.join('.')}.${j}`;
+        const entry = unknownLayers.get(key) ?? { path: [...at, j], layer, models: [] };
+        entry.models.push({ index: i, kind: net.backbone === 'dit' ? 'DiT' : 'UNet', known });
+        unknownLayers.set(key, entry);
       });
     }
     const pp = spec.pretrain?.progressProbe;
@@ -328,6 +323,10 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
       }
     }
   });
+  for (const { path, layer, models: lacking } of unknownLayers.values()) {
+    const where = lacking.map((m) => `model ${m.index} (a ${m.kind}; known: ${m.known.join(', ')})`).join('; ');
+    ctx.addIssue({ code: 'custom', path, message: `unknown layer "${layer}" for ${where}` });
+  }
   const progress = spec.pretrain?.progressProbe;
   if (progress && typeof progress === 'object') {
     for (const key of ['trainSize', 'testSize'] as const) {

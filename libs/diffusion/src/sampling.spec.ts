@@ -93,7 +93,17 @@ describe('sampling', () => {
     expect(maxAbsDiff(whole, other)).toBeGreaterThan(1e-3);
   });
 
-  it('samples a UNet (DDIM and Heun): shape, range [-1, 1], determinism, no leaked tensors', async () => {
+  it('clips the final images to [-1, 1]: predictors that overshoot land exactly on the bounds', async () => {
+    // eps = -5 x_t puts every x0 estimate far outside [-1, 1]; D(x) = 2x drives the ODE outwards.
+    const ddim = await ddimSample((x) => tf.mul(x, -5), SHAPE, { n: 4, steps: 5, seed: 3 });
+    const heun = await heunSample((x) => tf.mul(x, 2), SHAPE, { n: 4, steps: 5, seed: 3 });
+    for (const out of [ddim, heun]) {
+      expect(Array.from(out).every((v) => Math.abs(v) === 1)).toBe(true);
+      expect(out.some((v) => v === 1) && out.some((v) => v === -1)).toBe(true);
+    }
+  });
+
+  it('samples a UNet (DDIM and Heun): shape, finite and clipped to [-1, 1], determinism, no leaked tensors', async () => {
     const unet = new UNet(tinyCfg, 0);
     const before = tf.memory().numTensors;
     for (const method of ['ddpm', 'edm'] as const) {

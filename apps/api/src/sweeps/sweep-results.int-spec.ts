@@ -1,6 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { apiEnvSchema } from '@ddae/config';
+import { decoderBlockNames, resolveUNet } from '@ddae/contracts';
 import { ResultsRepository } from '@ddae/db';
 import { createTestDatabase, deleteQueueKeys, seedFinishedSweep, uniqueQueuePrefix, type FinishedSweep, type TestDatabase } from '@ddae/testing';
 import { createApiApp } from '../bootstrap';
@@ -156,6 +157,35 @@ describe('results, verdict, loss, samples and short ids (real Postgres)', () => 
     expect(bad.body.issues[0].path).toBe('query.cursor');
     const cellCursor = (await http().get('/api/leaderboard').query({ limit: 1 }).expect(200)).body.nextCursor;
     await http().get('/api/leaderboard').query({ per: 'config', cursor: cellCursor }).expect(400);
+  });
+
+  it('ranks per=run (each trained run\'s best cell) and per=config (mean and spread over seeds per cell) over HTTP, from the stored results', async () => {
+    const layers = decoderBlockNames({ ...resolveUNet('small'), imageSize: 32, imageChannels: 1 });
+    const levels = [4, 8, 25];
+    const cells = layers.flatMap((layer) => levels.map((noiseLevel) => ({ layer, noiseLevel })));
+    const runs = ['ddpm-small-s0', 'ddpm-small-s1'];
+
+    const perRun = (await http().get('/api/leaderboard').query({ per: 'run', sweep: sweep.sweepId, limit: 500 }).expect(200)).body;
+    expect(perRun.filter.per).toBe('run');
+    expect(perRun.rows.map((r: { runKey: string }) => r.runKey).sort()).toEqual(runs);
+    for (const row of perRun.rows as { runKey: string; layer: string; noiseLevel: number; accuracy: number }[]) {
+      const best = Math.max(...cells.map((c) => sweep.accuracy(row.runKey, c.layer, c.noiseLevel)));
+      expect(row.accuracy).toBeCloseTo(best, 12);
+      expect(sweep.accuracy(row.runKey, row.layer, row.noiseLevel)).toBeCloseTo(best, 12);
+    }
+
+    const perConfig = (await http().get('/api/leaderboard').query({ per: 'config', sweep: sweep.sweepId, limit: 500 }).expect(200)).body;
+    const rows = perConfig.rows as { layer: string; noiseLevel: number; mean: number; std: number | null; n: number; seeds: number[] }[];
+    expect(rows).toHaveLength(cells.length);
+    for (const row of rows) {
+      const xs = runs.map((r) => sweep.accuracy(r, row.layer, row.noiseLevel));
+      const mean = (xs[0] + xs[1]) / 2;
+      expect(row).toMatchObject({ n: 2, seeds: [0, 1] });
+      expect(row.mean).toBeCloseTo(mean, 12);
+      expect(row.std).toBeCloseTo(Math.sqrt(((xs[0] - mean) ** 2 + (xs[1] - mean) ** 2) / 1), 12);
+    }
+    expect(rows.map((r) => r.mean)).toEqual([...rows.map((r) => r.mean)].sort((a, b) => b - a));
+    await http().get('/api/leaderboard').query({ per: 'seed' }).expect(400);
   });
 
   it('names the untrained baseline\'s cell beside the ranking', async () => {

@@ -72,6 +72,17 @@ describe('noise-search', () => {
     // The search's best is the best of what it measured, and the grid's best is the overall best.
     const at = new Map(r.grid.accuracies.map((a) => [a.noiseLevel, a.accuracy]));
     expect(r.adaptive.best.accuracy).toBe(Math.max(...searched.map((l) => at.get(l) as number)));
+    // Round by round: each later round refines around a best level so far, i.e. every new level
+    // lies strictly between the measured levels on either side of one of the best so far.
+    const measured: number[] = [...r.adaptive.rounds[0]];
+    for (const round of r.adaptive.rounds.slice(1)) {
+      const top = Math.max(...measured.map((l) => at.get(l) as number));
+      const sorted = [...measured].sort((a, b) => a - b);
+      const brackets = sorted.filter((l) => at.get(l) === top).map((b) => [sorted.filter((l) => l < b).at(-1) ?? -Infinity, sorted.find((l) => l > b) ?? Infinity]);
+      for (const level of round) expect(brackets.some(([lo, hi]) => level > lo && level < hi)).toBe(true);
+      measured.push(...round);
+    }
+    expect(r.adaptive.rounds.length).toBeGreaterThan(1);
     expect(r.grid.best.accuracy).toBe(Math.max(...at.values()));
     expect(r.accuracyGap).toBeCloseTo(r.grid.best.accuracy - r.adaptive.best.accuracy, 12);
     expect(r.foundGridBest).toBe(r.adaptive.best.noiseLevel === r.grid.best.noiseLevel);

@@ -1,5 +1,4 @@
 import type { Prisma, PrismaClient } from '../generated/client';
-import type { Db } from './types';
 
 export type SweepEventType =
   | 'sweep.submitted'
@@ -32,16 +31,31 @@ export interface SweepEventRow {
   createdAt: Date;
 }
 
-/** Appends one event (inside the caller's transaction when given one). */
-export async function appendEvent(db: Db, sweepId: string, type: SweepEventType, data: Record<string, unknown>): Promise<void> {
-  await db.sweepEvent.create({ data: { sweepId, type, data: data as Prisma.InputJsonValue } });
+/**
+ * Appends one event inside the caller's transaction.
+ *
+ * Event ids come from a sequence, taken at insert and visible at commit: without care, a
+ * transaction that took id 10 could commit after one that took id 11, and a live stream that had
+ * already sent 11 (it reads `id > last`) would never send 10. So each insert first takes a
+ * per-sweep advisory lock held until its transaction ends: a sweep's events are written one
+ * transaction at a time, and commit in id order. (Callers append after their row updates, so the
+ * lock is the last one their transaction takes.)
+ */
+export async function appendEvent(tx: Prisma.TransactionClient, sweepId: string, type: SweepEventType, data: Record<string, unknown>): Promise<void> {
+  await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`sweep_events:${sweepId}`}, 0))`;
+  await tx.sweepEvent.create({ data: { sweepId, type, data: data as Prisma.InputJsonValue } });
+}
+
+/** Appends one event in a transaction of its own (see appendEvent). */
+export function appendEventAlone(prisma: PrismaClient, sweepId: string, type: SweepEventType, data: Record<string, unknown>): Promise<void> {
+  return prisma.$transaction((tx) => appendEvent(tx, sweepId, type, data));
 }
 
 export class EventRepository {
   constructor(private readonly prisma: PrismaClient) {}
 
   append(sweepId: string, type: SweepEventType, data: Record<string, unknown>): Promise<void> {
-    return appendEvent(this.prisma, sweepId, type, data);
+    return appendEventAlone(this.prisma, sweepId, type, data);
   }
 
   /** Events of a sweep after `afterId`, oldest first. */

@@ -1,6 +1,6 @@
 import type { Prisma, PrismaClient, ProbeTask } from '../generated/client';
 import { THROTTLED, underConcurrencyCap, type Claimant } from './types';
-import { appendEvent } from './event.repository';
+import { appendEvent, appendEventAlone } from './event.repository';
 import { lockModelSummaries, refreshSummaries } from './summary';
 
 export interface LayerResult {
@@ -43,7 +43,7 @@ export class ProbeRepository {
     if (claimed === THROTTLED) return THROTTLED;
     if (claimed !== 1) return null;
     const task = await this.findById(id);
-    if (task) await appendEvent(this.prisma, task.sweepId, 'probe.started', { probeTaskId: id, runId: task.runId, noiseLevel: task.noiseLevel, attempt: task.attempts, workerId: by.workerId });
+    if (task) await appendEventAlone(this.prisma, task.sweepId, 'probe.started', { probeTaskId: id, runId: task.runId, noiseLevel: task.noiseLevel, attempt: task.attempts, workerId: by.workerId });
     return task;
   }
 

@@ -1,6 +1,6 @@
 import type { Checkpoint, PrismaClient, Run } from '../generated/client';
 import { THROTTLED, underConcurrencyCap, type Claimant } from './types';
-import { appendEvent } from './event.repository';
+import { appendEvent, appendEventAlone } from './event.repository';
 import { lockModelSummaries, refreshSummaries } from './summary';
 
 export interface CheckpointRecord {
@@ -45,7 +45,7 @@ export class RunRepository {
     if (claimed === THROTTLED) return THROTTLED;
     if (claimed !== 1) return null;
     const run = await this.findById(id);
-    if (run) await appendEvent(this.prisma, run.sweepId, 'run.started', { runId: id, run: run.key, attempt: run.attempts, workerId: by.workerId, backend: by.backend });
+    if (run) await appendEventAlone(this.prisma, run.sweepId, 'run.started', { runId: id, run: run.key, attempt: run.attempts, workerId: by.workerId, backend: by.backend });
     return run;
   }
 
@@ -120,13 +120,14 @@ export class RunRepository {
       // A run that was cancelled (or had ended) meanwhile changes nothing and tells nothing.
       if (count !== 1) return;
       const run = await tx.run.findUniqueOrThrow({ where: { id }, select: { sweepId: true, key: true } });
-      await appendEvent(tx, run.sweepId, final ? 'run.failed' : 'run.requeued', { runId: id, run: run.key, error });
       if (final) {
         await tx.probeTask.updateMany({
           where: { runId: id, status: { in: ['QUEUED', 'RUNNING'] } },
           data: { status: 'FAILED', error: 'pretraining run failed', finishedAt: new Date() },
         });
       }
+      // The event last: it takes the sweep's event lock (see appendEvent).
+      await appendEvent(tx, run.sweepId, final ? 'run.failed' : 'run.requeued', { runId: id, run: run.key, error });
     });
   }
 
