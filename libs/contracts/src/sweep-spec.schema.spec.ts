@@ -114,7 +114,7 @@ describe('sweep spec schema', () => {
     it('names the layers a DiT has: blk_1..blk_N', () => {
       const r = dit({ dit: 'dit-tiny' }, { timesteps: [5], layers: ['blk_1', 'out_1', 'blk_5'] });
       expect(paths(r)).toEqual(['probe.layers.1', 'probe.layers.2']);
-      expect(r.error?.issues[0].message).toMatch(/model 0 \(a DiT\); known: blk_1, blk_2, blk_3, blk_4$/);
+      expect(r.error?.issues[0].message).toMatch(/model 0 \(a DiT; known: blk_1, blk_2, blk_3, blk_4\)$/);
       const progress = sweepSpecSchema.safeParse({ ...minimal, models: [{ method: 'ddpm', backbone: 'dit', dit: 'dit-tiny' }], pretrain: { steps: 100, progressProbe: { every: 10, layers: ['mid_1'] } } });
       expect(progress.error?.issues.map((i) => i.path.join('.'))).toEqual(['pretrain.progressProbe.layers.0']);
     });

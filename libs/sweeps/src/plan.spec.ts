@@ -144,7 +144,7 @@ describe('validateSweepSpec', () => {
     // One issue per bad field, naming both models that lack the layer.
     expect(issues({ every: 10, layers: ['out_1', 'nope'] })).toEqual(['pretrain.progressProbe.layers.1']);
     const r = validateSweepSpec({ ...spec(), pretrain: { steps: 50, progressProbe: { every: 10, layers: ['out_1', 'nope'] } } });
-    expect(r.ok ? [] : r.issues.map((i) => i.message)).toEqual([expect.stringMatching(/^unknown layer "nope" for model 0 \(known: .*out_1.*\); model 1 \(known: .*\)$/)]);
+    expect(r.ok ? [] : r.issues.map((i) => i.message)).toEqual([expect.stringMatching(/^unknown layer "nope" for model 0 \(a UNet; known: .*out_1.*\); model 1 \(a UNet; known: .*\)$/)]);
     expect(issues({ every: 10, timesteps: [5, 2000] })).toEqual(['pretrain.progressProbe.timesteps.1']);
     expect(issues({ every: 10, timesteps: [1, 2, 3, 4, 5, 6, 7, 8, 9] })).toEqual(['pretrain.progressProbe.timesteps']);
     // The small grid: 9 decoder blocks of edm-small x 8 sigmas = 72 cells per probe.

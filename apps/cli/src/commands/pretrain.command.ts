@@ -212,7 +212,7 @@ export async function pretrainTaskFromArgs(a: PretrainArgs): Promise<PretrainTas
   if (net.backbone === 'dit') {
     const size = imageSize ?? paddedImageSize(DATASET_SHAPES[dataset].size);
     const problem = ditConfigProblem(net.dit, size);
-    if (problem) throw new CliError(`--${a.dit !== undefined ? 'dit' : 'preset'}: ${problem.message} (${dataset} images are ${size}x${size}${imageSize === undefined ? ' after padding' : ''})`);
+    if (problem) throw new CliError(`--${a.dit !== undefined ? 'dit' : 'preset'}: ${problem.message} (${dataset} images are ${imageSize === undefined ? 'padded to ' : ''}${size}x${size})`);
   }
   const progressProbe = progressProbeSpecFromArgs(a, { method, net, steps, dataset, imageSize });
   const grid = progressProbe?.noiseLevels ?? (method === 'ddpm' ? [1] : [0.002]);
