@@ -118,7 +118,7 @@ describe('ddae against a real API', () => {
     const csv = await ddae('export', sweep.sweepId.slice(0, 8));
     expect(csv.code).toBe(0);
     const lines = csv.stdout.trimEnd().split('\r\n');
-    expect(lines[0]).toMatch(/^sweep_id,sweep,dataset,run,model,method,untrained,unet,/);
+    expect(lines[0]).toMatch(/^sweep_id,sweep,dataset,run,model,method,untrained,backbone,unet,dit,/);
     expect(lines).toHaveLength(total + 1);
     expect(lines.filter((l) => l.includes(',ddpm-small-untrained-s0,')).length).toBeGreaterThan(0);
 
