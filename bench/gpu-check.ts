@@ -138,6 +138,34 @@ interface BenchJson {
   slowdown?: number;
 }
 
+interface ProfileJson {
+  unet: string;
+  batch: number;
+  kernels: number;
+  kernelsTimed: number;
+  kernelMs: number;
+  wallMs: number;
+  rows: { kernel: string; calls: number; ms: number; share: number | null }[];
+  note: string;
+}
+
+/** One training step under the profiler: GPU time in kernels against wall time, and the top kernels. */
+function profileSummary(p: ProfileJson | undefined): Record<string, unknown> | null {
+  if (!p) return null;
+  return {
+    unet: p.unet,
+    batch: p.batch,
+    kernelCalls: p.kernels,
+    kernelsTimed: p.kernelsTimed,
+    kernelMs: p.kernelMs,
+    wallMs: p.wallMs,
+    // The share of the step's wall time the GPU spent inside kernels (the rest: dispatch, sync, host).
+    kernelShareOfWall: p.wallMs > 0 ? Number((p.kernelMs / p.wallMs).toFixed(3)) : null,
+    top: p.rows.slice(0, 12),
+    note: p.note,
+  };
+}
+
 /** The figures docs/results.md records, from the files of one gpu-check run. */
 export function summarize(files: Record<string, unknown>): Record<string, unknown> {
   const bench = (name: string): BenchJson | undefined => files[name] as BenchJson | undefined;
@@ -162,8 +190,9 @@ export function summarize(files: Record<string, unknown>): Record<string, unknow
     fp32PeakSource: peak ? peak[2] : 'no datasheet figure for this adapter',
     train: side(bench('bench-train.json'), 3) ?? null,
     features: side(bench('bench-features.json'), 2) ?? null,
+    profile: profileSummary(files['profile.json'] as ProfileJson | undefined),
     pretrainProbe: files['pretrain-probe.json'] ?? null,
-    errors: Object.keys(files).filter((f) => f.endsWith('.error')),
+    errors: Object.fromEntries(Object.entries(files).filter(([f]) => f.endsWith('.error')).map(([f, text]) => [f, String(text).slice(0, 2000)])),
   };
 }
 

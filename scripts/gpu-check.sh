@@ -12,9 +12,13 @@
 #     adapters.json         every adapter Dawn offers
 #     bench-train.json      npm run bench -- train --backend webgpu: our training step vs PyTorch (CUDA fp32)
 #     bench-features.json   the same for the feature pass
+#     profile.json          where one training step's time goes, per kernel (GPU timestamp queries)
 #     pretrain-probe.json   a short inline pretrain + probe of every decoder block, on the GPU
-#     summary.json          img/s both sides, ratios, fraction of the GPU's fp32 peak, the goals
-#   A step that fails or runs out of time leaves <step>.error and the others still run.
+#     summary.json          img/s both sides, ratios, fraction of the GPU's fp32 peak, the goals,
+#                           the profile's top kernels and every step's error
+#     logs.txt              every step's stderr and error, one after the other
+#   A step that fails or runs out of time leaves <step>.error and the others still run. At most 8
+#   files come back from a lent machine: the run ends with exactly the 8 above.
 #
 # On a lent device machine: pack here first, then run there with `.gpu-check` among the carried
 # (git-ignored) paths, e.g. `bash scripts/gpu-check.sh run` with OUT set by the machine, a time
@@ -39,7 +43,7 @@ pack() {
   log "bundling bench/ with esbuild"
   # webgpu stays a package (it loads dawn.node beside itself); tfjs-node, wasm and our native addon
   # are optional backends the check never selects.
-  for entry in main ours gpu-check; do
+  for entry in main ours gpu-check profile; do
     npx --no-install esbuild "bench/$entry.ts" --bundle --platform=node --target=node20 --format=cjs \
       --outfile="$PACK/app/bench/$entry.cjs" --log-level=warning \
       --external:webgpu --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu \
@@ -148,24 +152,33 @@ run() {
     ls /etc/vulkan/icd.d /usr/share/vulkan/icd.d 2>&1
   } > "$OUT/gpu.txt"
 
-  local bench_args pp_config
+  local bench_args pp_config profile_args
   if [ "$SIZES" = tiny ]; then
     bench_args=(--base 8 --batch 4 --iters 1 --warmup 0)
+    profile_args=(--unet tiny --batch 4 --warmup 0)
     pp_config='{"unet":{"baseChannels":8,"channelMults":[1,2],"blocksPerLevel":1,"attentionResolutions":[],"dropout":0.1,"groups":4},"steps":2,"batch":8,"trainSize":64,"timestep":100,"probe":{"trainSize":64,"testSize":64,"epochs":1}'
   else
     bench_args=(--batch 64)
+    profile_args=(--unet base32 --batch 64 --warmup 2)
     # The benchmark model, trained briefly: 300 steps of batch 64, probed on 4000 / 2000 images.
     pp_config='{"unet":{"baseChannels":32,"channelMults":[1,2,2],"blocksPerLevel":2,"attentionResolutions":[],"dropout":0.1,"groups":8},"steps":300,"batch":64,"trainSize":12000,"timestep":100,"probe":{"trainSize":4000,"testSize":2000,"epochs":15}'
   fi
   pp_config="$pp_config,\"out\":\"$work/run\"${data_dir:+,\"dataDir\":\"$data_dir\"}}"
   rm -rf "$work/run"
 
-  (cd "$ROOT" && step adapters.json 60 "$node" "${runner[@]}" "$app/gpu-check.$ext" adapters)
+  (cd "$ROOT" && step adapters.json 40 "$node" "${runner[@]}" "$app/gpu-check.$ext" adapters)
   (cd "$ROOT" && step bench-train.json 150 "$node" "${runner[@]}" "$app/main.$ext" train --backend webgpu --json "${bench_args[@]}")
-  (cd "$ROOT" && step bench-features.json 100 "$node" "${runner[@]}" "$app/main.$ext" features --backend webgpu --json "${bench_args[@]}")
-  (cd "$ROOT" && step pretrain-probe.json 180 "$node" "${runner[@]}" "$app/gpu-check.$ext" pretrain-probe "$pp_config")
+  (cd "$ROOT" && step bench-features.json 90 "$node" "${runner[@]}" "$app/main.$ext" features --backend webgpu --json "${bench_args[@]}")
+  (cd "$ROOT" && step profile.json 90 "$node" "${runner[@]}" "$app/profile.$ext" --backend webgpu --json "${profile_args[@]}")
+  (cd "$ROOT" && step pretrain-probe.json 150 "$node" "${runner[@]}" "$app/gpu-check.$ext" pretrain-probe "$pp_config")
   (cd "$ROOT" && step summary.json 30 "$node" "${runner[@]}" "$app/gpu-check.$ext" summary "$OUT")
   rm -f "$OUT"/*.stdout
+  # One log file for every step's stderr and error (a lent machine sends back 8 files at most).
+  for f in "$OUT"/*.stderr "$OUT"/*.error; do
+    [ -f "$f" ] || continue
+    { echo "=== $(basename "$f")"; tail -n 60 "$f"; } >> "$OUT/logs.txt"
+    rm -f "$f"
+  done
   log "results in $OUT"
   [ -f "$OUT/summary.json" ] && cat "$OUT/summary.json"
 }
