@@ -54,6 +54,8 @@ async function pretrainProbe(cfg: PretrainProbeConfig): Promise<Record<string, u
       checkpointDir,
     });
     const pretrainWall = (Date.now() - t0) / 1000;
+    // Progress on stderr: a step that runs out of time still says how far it got (logs.txt).
+    process.stderr.write(`[pretrain-probe] pretrained ${cfg.steps} steps in ${pretrainWall.toFixed(1)} s\n`);
     if (pretrained.kind !== 'pretrain') throw new Error(`expected a pretrain result, got ${pretrained.kind}`);
     const protocol: ProbeProtocol = {
       pooling: 'gap',
@@ -82,6 +84,7 @@ async function pretrainProbe(cfg: PretrainProbeConfig): Promise<Record<string, u
       protocol,
     });
     const probeWall = (Date.now() - t1) / 1000;
+    process.stderr.write(`[pretrain-probe] probed ${layers.length} layers in ${probeWall.toFixed(1)} s\n`);
     if (probed.kind !== 'probe') throw new Error(`expected a probe result, got ${probed.kind}`);
     const best = [...probed.layers].sort((a, b) => b.accuracy - a.accuracy)[0];
     return {

@@ -4,10 +4,12 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Method, PretrainTask, TrainLossPoint } from '@ddae/contracts';
 import { loadDataset, seededOrder, toModelInput, type LabeledImages } from '@ddae/datasets';
+import { ADAM, adamStep, hasFusedAdamEmaScaled, type AdamSlot } from '@ddae/diffusion';
 import { DeviceLimitError, NonFiniteLossError, StoppedError, createTrainer, extractFeatures, loadForInference, pretrain, readCheckpointData, sampleUNet, sumScalars } from '@ddae/diffusion';
 import { NATIVE_BACKEND, registerNativeBackend } from '@ddae/native-kernels';
 import { trainLinearProbes } from '@ddae/probe';
 import { releaseBackend, selectBackend, type SelectedBackend } from './backend';
+import { planFilterGradChunks } from './webgpu-kernels';
 import { runBaselineTask } from './baseline.task';
 
 /**
@@ -61,6 +63,11 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
+}
+
+/** The Conv2DBackpropFilter kernel of the current backend (what conv2d's gradient calls). */
+function filterGrad(x: tf.Tensor, dy: tf.Tensor, filterShape: [number, number, number, number], strides: number, pad: 'same' | 'valid'): tf.Tensor {
+  return tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides, pad, dataFormat: 'NHWC', filterShape } as never) as tf.Tensor;
 }
 
 /** Runs `fn` on the CPU (our native backend), then returns to webgpu. */
@@ -131,7 +138,8 @@ describe('webgpu backend (Dawn on lavapipe)', () => {
     // One tfjs-core: the webgpu backend registered its kernels in the engine our code uses.
     const core = (from: string) => require.resolve('@tensorflow/tfjs-core', { paths: [path.dirname(require.resolve(from))] });
     expect(core('@tensorflow/tfjs-backend-webgpu')).toBe(core('@tensorflow/tfjs'));
-    expect(tf.getKernel('Conv2DBackpropFilter', 'webgpu')).toBeDefined();
+    // Our chunked weight gradient replaced tfjs-webgpu's (webgpu-kernels.ts).
+    expect(tf.getKernel('Conv2DBackpropFilter', 'webgpu')?.kernelFunc.name).toBe('ddaeConv2DBackpropFilter');
   });
 
   it('sums every parameter norm in chunks (one addN over them would be dropped by the device)', async () => {
@@ -139,6 +147,90 @@ describe('webgpu backend (Dawn on lavapipe)', () => {
     const s = sumScalars(xs);
     expect((await s.data())[0]).toBe((150 * 151) / 2);
     tf.dispose([s, ...xs]);
+  });
+
+  it("computes a convolution's weight gradient with our chunked kernel, equal to a direct sum and to the CPU's", async () => {
+    // The UNet's convolutions: 3x3 same, the 3x3 stride-2 downsampling, 1x1 skips, plus valid padding.
+    const cases: { x: [number, number, number, number]; f: [number, number, number, number]; stride: number; pad: 'same' | 'valid' }[] = [
+      { x: [3, 8, 8, 4], f: [3, 3, 4, 8], stride: 1, pad: 'same' },
+      { x: [2, 9, 7, 3], f: [3, 3, 3, 5], stride: 2, pad: 'same' },
+      { x: [4, 6, 6, 6], f: [1, 1, 6, 4], stride: 1, pad: 'valid' },
+      { x: [2, 7, 7, 2], f: [3, 3, 2, 3], stride: 1, pad: 'valid' },
+    ];
+    const plans: number[] = [];
+    for (const c of cases) {
+      const x = tf.randomNormal(c.x, 0, 1, 'float32', 1);
+      const info = tf.backend_util.computeConv2DInfo(c.x, c.f, c.stride, 1, c.pad);
+      const dy = tf.randomNormal([c.x[0], info.outHeight, info.outWidth, c.f[3]], 0, 1, 'float32', 2);
+      const dw = filterGrad(x, dy, c.f, c.stride, c.pad);
+      const [xs, dys, got] = await Promise.all([x.data(), dy.data(), dw.data()]);
+      // The direct sum, written out: dW[kh,kw,ci,co] = sum over b, yR, yC of x[b, yR*s+kh-top, yC*s+kw-left, ci] * dy[b, yR, yC, co].
+      const [B, H, W, C] = c.x;
+      const [KH, KW, , CO] = c.f;
+      const want = new Float32Array(got.length);
+      for (let kh = 0; kh < KH; kh++)
+        for (let kw = 0; kw < KW; kw++)
+          for (let ci = 0; ci < C; ci++)
+            for (let co = 0; co < CO; co++) {
+              let sum = 0;
+              for (let b = 0; b < B; b++)
+                for (let yR = 0; yR < info.outHeight; yR++)
+                  for (let yC = 0; yC < info.outWidth; yC++) {
+                    const xR = yR * c.stride + kh - info.padInfo.top;
+                    const xC = yC * c.stride + kw - info.padInfo.left;
+                    if (xR < 0 || xR >= H || xC < 0 || xC >= W) continue;
+                    sum += xs[((b * H + xR) * W + xC) * C + ci] * dys[((b * info.outHeight + yR) * info.outWidth + yC) * CO + co];
+                  }
+              want[((kh * KW + kw) * C + ci) * CO + co] = sum;
+            }
+      expect(maxDiff(got, want)).toBeLessThan(1e-4);
+      const cpu = await onCpu(async () => {
+        const [xc, dyc] = [tf.tensor(xs, c.x), tf.tensor(dys, dy.shape)];
+        const out = filterGrad(xc, dyc, c.f, c.stride, c.pad);
+        const values = await out.data();
+        tf.dispose([xc, dyc, out]);
+        return values;
+      });
+      expect(maxDiff(got, cpu)).toBeLessThan(1e-4);
+      plans.push(planFilterGradChunks(B, info.outHeight, c.f.reduce((p, d) => p * d, 1)).chunks);
+      tf.dispose([x, dy, dw]);
+    }
+    // The sums above really were split: several chunks, each added in order by the second dispatch.
+    expect(Math.min(...plans)).toBeGreaterThan(1);
+  });
+
+  it('takes an Adam + EMA step as our fused kernel, the clipping scale a tensor, equal to the formula', async () => {
+    expect(hasFusedAdamEmaScaled()).toBe(true);
+    const n = 1000;
+    const rand = (seed: number, lo = -1) => Float32Array.from({ length: n }, (_, i) => lo + (1 - lo) * (0.5 + 0.5 * Math.sin(i * 12.9898 + seed * 78.233)));
+    const [p0, g0, m0, v0, e0] = [rand(1), rand(2), rand(3), rand(4, 0), rand(5)];
+    const slot = (withEma: boolean): AdamSlot => ({
+      param: tf.variable(tf.tensor(p0)),
+      m: tf.variable(tf.tensor(m0)),
+      v: tf.variable(tf.tensor(v0)),
+      ...(withEma ? { ema: tf.variable(tf.tensor(e0)) } : {}),
+    });
+    const slots = [slot(true), slot(false)];
+    const grad = tf.tensor(g0);
+    const scale = tf.scalar(0.5);
+    const [lr, step, decay] = [1e-2, 3, 0.9];
+    adamStep(slots, [grad, grad], { step, lr, gradScale: scale, emaDecay: decay });
+    const { beta1: b1, beta2: b2, epsilon: eps } = ADAM;
+    const want = { p: new Float32Array(n), m: new Float32Array(n), v: new Float32Array(n), e: new Float32Array(n) };
+    for (let i = 0; i < n; i++) {
+      const g = g0[i] * 0.5;
+      want.m[i] = m0[i] * b1 + g * (1 - b1);
+      want.v[i] = v0[i] * b2 + g * g * (1 - b2);
+      want.p[i] = p0[i] - (want.m[i] / (1 - b1 ** step) / (Math.sqrt(want.v[i] / (1 - b2 ** step)) + eps)) * lr;
+      want.e[i] = e0[i] * decay + want.p[i] * (1 - decay);
+    }
+    for (const s of slots) {
+      expect(maxDiff(await s.param.data(), want.p)).toBeLessThan(1e-6);
+      expect(maxDiff(await s.m.data(), want.m)).toBeLessThan(1e-6);
+      expect(maxDiff(await s.v.data(), want.v)).toBeLessThan(1e-6);
+    }
+    expect(maxDiff(await (slots[0].ema as tf.Variable).data(), want.e)).toBeLessThan(1e-6);
+    tf.dispose([grad, scale, ...slots.flatMap((s) => [s.param, s.m, s.v, ...(s.ema ? [s.ema] : [])])]);
   });
 
   it('trains DDPM and EDM step for step like the CPU (native) backend', async () => {

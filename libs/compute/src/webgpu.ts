@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describeGpuAdapter, formatGpuSelector, parseGpuSelector, type GpuAdapter, type GpuSelector } from '@ddae/contracts';
+import { registerWebGpuKernels } from './webgpu-kernels';
 import { GpuSelectionError, dawnDeviceSlug, parseDawnAdapterList, parseDeviceSelectList, planAdapter, type ListedAdapter } from './gpu-adapters';
 
 /**
@@ -232,6 +233,7 @@ export async function useWebGpu(selector: GpuSelector, allowSoftware: boolean): 
   setup = { dawn, device, faults };
   if (!(await tf.setBackend('webgpu'))) throw new Error('tf.setBackend("webgpu") failed');
   await tf.ready();
+  registerWebGpuKernels();
   const info = adapterOf(chosen.index, chosen.name, chosen.api, adapter, device, pci);
   return { adapter: info, detail: `@tensorflow/tfjs-backend-webgpu on Dawn (webgpu ${dawnVersion()}), ${describeGpuAdapter(info)}` };
 }

@@ -19,6 +19,16 @@ export const FUSED_KERNELS = {
   convAdd: 'DdaeConv2DAdd',
 } as const;
 
+/** Fused kernels a GPU backend MAY provide (webgpu does: libs/compute webgpu-kernels.ts); the CPU backends do not. */
+export const GPU_FUSED_KERNELS = {
+  /**
+   * Adam + EMA with the clipping scale as a scalar tensor input (a GPU never waits for the norm):
+   * inputs {p, g, m, v, scale [], ema?}; attrs AdamEmaAttrs without gradScale; outputs [p, m, v]
+   * plus ema when given.
+   */
+  adamEmaScaled: 'DdaeAdamEmaScaled',
+} as const;
+
 /** A square convolution's stride and symmetric zero padding. */
 export interface ConvAddAttrs {
   stride: 1 | 2;
@@ -82,6 +92,17 @@ export interface AdamEmaAttrs {
 /** Whether the active backend has the fused optimiser kernel. */
 export function hasFusedAdamEma(): boolean {
   return tf.getKernel(FUSED_KERNELS.adamEma, tf.getBackend()) !== undefined;
+}
+
+/** Whether the active backend has the fused optimiser kernel that takes the clipping scale as a tensor. */
+export function hasFusedAdamEmaScaled(): boolean {
+  return tf.getKernel(GPU_FUSED_KERNELS.adamEmaScaled, tf.getBackend()) !== undefined;
+}
+
+/** New values of (p, m, v[, ema]) after one step, the gradient scaled by the scalar tensor `scale`. */
+export function fusedAdamEmaScaled(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, scale: tf.Scalar, ema: tf.Tensor | undefined, attrs: Omit<AdamEmaAttrs, 'gradScale'>): tf.Tensor[] {
+  const inputs: tf.NamedTensorMap = ema ? { p, g, m, v, scale, ema } : { p, g, m, v, scale };
+  return tf.engine().runKernel(GPU_FUSED_KERNELS.adamEmaScaled, inputs, attrs as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[];
 }
 
 /** New values of (p, m, v, ema) after one step; the caller assigns them to its variables. */

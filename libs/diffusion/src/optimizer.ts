@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
-import { fusedAdamEma, hasFusedAdamEma, type AdamEmaAttrs } from './fused';
+import { fusedAdamEma, fusedAdamEmaScaled, hasFusedAdamEma, hasFusedAdamEmaScaled, type AdamEmaAttrs } from './fused';
 
 /**
  * Adam, written once: the diffusion trainer and the linear probes (libs/probe) step through
  * {@link adamStep}. Where the backend registers our fused `DdaeAdamEma` kernel (libs/native-kernels)
  * a parameter's whole `corrected` update (clipping scale, moments, step, EMA) is that one kernel;
- * elsewhere (cpu, wasm, webgpu, tfjs-node) it is composed of tf ops, the same ops in the same order
+ * on webgpu it is `DdaeAdamEmaScaled` (WGSL, the clipping scale a tensor: one dispatch per output
+ * instead of about 18 per parameter); elsewhere (cpu, wasm, tfjs-node) it is composed of tf ops, the same ops in the same order
  * as the two trainers used before this module existed, so no number changed. The probes' `folded`
  * form always composes tf ops: the kernel rounds its constants differently (1 - b1 in float32), so
  * fusing it would move the probes' weights by an ulp a step on the native backend, for no speed
@@ -71,6 +72,21 @@ export function adamStep(slots: readonly AdamSlot[], grads: readonly tf.Tensor[]
   const decay = options.emaDecay ?? 0;
   const folded = options.epsilon === 'folded';
   const scale = options.gradScale;
+  if (!folded && hasFusedAdamEmaScaled()) {
+    // A GPU's fused step (webgpu): the clipping scale stays a tensor, one kernel call per output.
+    const attrs = { lr: options.lr, b1, b2, eps, bc1, bc2, decay };
+    tf.tidy(() => {
+      const scaleT = typeof scale === 'object' ? scale : tf.scalar(scale ?? 1);
+      slots.forEach((s, i) => {
+        const [p, m, v, e] = fusedAdamEmaScaled(s.param, grads[i], s.m, s.v, scaleT, s.ema, attrs);
+        s.param.assign(p);
+        s.m.assign(m);
+        s.v.assign(v);
+        if (s.ema) s.ema.assign(e);
+      });
+    });
+    return;
+  }
   if (!folded && hasFusedAdamEma() && typeof scale !== 'object') {
     const attrs: AdamEmaAttrs = { gradScale: scale ?? 1, lr: options.lr, b1, b2, eps, bc1, bc2, decay };
     tf.tidy(() => {

@@ -1,0 +1,210 @@
+import * as tf from '@tensorflow/tfjs';
+import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+
+/**
+ * Kernels of our own for the webgpu backend, where tfjs-backend-webgpu's own cost the most.
+ *
+ * Conv2DBackpropFilter (a convolution's weight gradient): tfjs-webgpu runs one GPU thread per
+ * filter element, each looping over batch x output height x output width: 36,864 threads of
+ * 65,536 products each for a 3x3, 64 -> 64 convolution at 32x32 and batch 64. Measured on an
+ * H200 (docs/results.md) that one kernel was 83 % of a training step's GPU time, 56x slower than
+ * the input gradient of the same convolutions. Ours splits the sum over (image, output row) into
+ * chunks: one thread per (chunk, filter element) writes a partial sum, and a second dispatch adds
+ * the chunks up in a fixed order (deterministic: no atomics). Same arithmetic, about a thousand
+ * times more threads in flight.
+ */
+
+/** About this many threads in the first dispatch (enough to fill a large GPU), when the sum is long enough. */
+const TARGET_THREADS = 1 << 21;
+/** A thread sums at least this many output rows (a chunk shorter than that costs more in partial sums than it saves). */
+const MIN_ROWS_PER_CHUNK = 2;
+
+/** How the sum over (image, output row) is cut: `rowsPerChunk` rows per partial sum, `chunks` of them. */
+export function planFilterGradChunks(batch: number, outHeight: number, filterSize: number): { rowsPerChunk: number; chunks: number } {
+  const rows = batch * outHeight;
+  const wanted = Math.max(1, Math.floor(TARGET_THREADS / Math.max(1, filterSize)));
+  const rowsPerChunk = Math.min(rows, Math.max(MIN_ROWS_PER_CHUNK, Math.ceil(rows / wanted)));
+  return { rowsPerChunk, chunks: Math.ceil(rows / rowsPerChunk) };
+}
+
+type ProgramBase = Pick<WebGPUProgram, 'outputShape' | 'shaderKey' | 'dispatchLayout' | 'dispatch' | 'variableNames' | 'uniforms' | 'workgroupSize' | 'size' | 'getUserCode'>;
+
+function flatProgram(outputShape: number[], shaderKey: string, variableNames: string[], uniforms: string, body: string): ProgramBase {
+  const webgpu = require('@tensorflow/tfjs-backend-webgpu') as typeof import('@tensorflow/tfjs-backend-webgpu');
+  const workgroupSize: [number, number, number] = [64, 1, 1];
+  const dispatchLayout = webgpu.webgpu_util.flatDispatchLayout(outputShape);
+  return {
+    outputShape,
+    shaderKey,
+    variableNames,
+    uniforms,
+    workgroupSize,
+    size: true,
+    dispatchLayout,
+    dispatch: webgpu.webgpu_util.computeDispatch(dispatchLayout, outputShape, workgroupSize),
+    // tfjs-webgpu wraps this with the bindings, uniforms, getX/getDy accessors and
+    // getCoordsFromIndex for the output's rank; `main(index)` is called once per output element.
+    getUserCode: () => `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          ${body}
+        }
+      }`,
+  };
+}
+
+/** Partial weight gradients [chunks, kh, kw, inC, outC] of a channels-last convolution. */
+function partialFilterGradProgram(chunks: number, filterShape: [number, number, number, number]): ProgramBase {
+  return flatProgram(
+    [chunks, ...filterShape],
+    'ddaeConv2DDerFilterPartial',
+    ['x', 'dy'],
+    'pads : vec2<i32>, strides : vec2<i32>, rows : i32, rowsPerChunk : i32, outHeight : i32, outWidth : i32, inHeight : i32, inWidth : i32,',
+    `
+          // Rank-5 coordinates are tfjs-webgpu's struct vec5 (fields x, y, z, w, u), not an array.
+          let coords = getCoordsFromIndex(index);
+          let chunk = coords.x;
+          let wR = coords.y;
+          let wC = coords.z;
+          let d1 = coords.w;
+          let d2 = coords.u;
+          let first = chunk * uniforms.rowsPerChunk;
+          let last = min(first + uniforms.rowsPerChunk, uniforms.rows);
+          var dotProd = 0.0;
+          for (var r = first; r < last; r = r + 1) {
+            let b = r / uniforms.outHeight;
+            let yR = r - b * uniforms.outHeight;
+            let xR = wR + yR * uniforms.strides[0] - uniforms.pads[0];
+            if (xR < 0 || xR >= uniforms.inHeight) {
+              continue;
+            }
+            for (var yC = 0; yC < uniforms.outWidth; yC = yC + 1) {
+              let xC = wC + yC * uniforms.strides[1] - uniforms.pads[1];
+              if (xC < 0 || xC >= uniforms.inWidth) {
+                continue;
+              }
+              dotProd = dotProd + getX(b, xR, xC, d1) * getDy(b, yR, yC, d2);
+            }
+          }
+          setOutputAtIndex(index, dotProd);`,
+  );
+}
+
+/** The sum over the leading axis of [chunks, ...shape], in chunk order: one thread per output element. */
+function sumLeadingAxisProgram(shape: number[]): ProgramBase {
+  return flatProgram(
+    shape,
+    'ddaeSumLeadingAxis',
+    ['partial'],
+    'chunks : i32,',
+    `
+          var total = 0.0;
+          for (var c = 0; c < uniforms.chunks; c = c + 1) {
+            total = total + partial[c * uniforms.size + index];
+          }
+          setOutputAtIndex(index, total);`,
+  );
+}
+
+type AdamOutput = 'param' | 'moment1' | 'moment2' | 'average';
+
+/**
+ * One output of DdaeAdamEmaScaled over a parameter of n elements: each of the (up to) four outputs
+ * is one dispatch that recomputes the few products it needs, in the same order as the composed tf
+ * ops of libs/diffusion's optimizer (so the results match them to rounding).
+ */
+function adamProgram(shape: number[], output: AdamOutput): ProgramBase {
+  // Each program binds exactly the inputs it reads (an unread binding is dropped from the layout).
+  const inputs: Record<AdamOutput, string[]> = {
+    moment1: ['grad', 'moment1', 'gradScale'],
+    moment2: ['grad', 'moment2', 'gradScale'],
+    param: ['param', 'grad', 'moment1', 'moment2', 'gradScale'],
+    average: ['param', 'grad', 'moment1', 'moment2', 'gradScale', 'average'],
+  };
+  const lines = ['let g = grad[index] * gradScale[0];'];
+  if (output !== 'moment2') lines.push('let m1 = moment1[index] * uniforms.b1 + g * uniforms.oneMinusB1;');
+  if (output !== 'moment1') lines.push('let m2 = moment2[index] * uniforms.b2 + (g * g) * uniforms.oneMinusB2;');
+  if (output === 'param' || output === 'average') lines.push('let p1 = param[index] - ((m1 / uniforms.bc1) / (sqrt(m2 / uniforms.bc2) + uniforms.eps)) * uniforms.lr;');
+  const result: Record<AdamOutput, string> = { moment1: 'm1', moment2: 'm2', param: 'p1', average: 'average[index] * uniforms.decay + p1 * uniforms.oneMinusDecay' };
+  lines.push(`setOutputAtIndex(index, ${result[output]});`);
+  return flatProgram(
+    shape,
+    `ddaeAdam_${output}`,
+    inputs[output],
+    'lr : f32, b1 : f32, oneMinusB1 : f32, b2 : f32, oneMinusB2 : f32, bc1 : f32, bc2 : f32, eps : f32, decay : f32, oneMinusDecay : f32,',
+    lines.join('\n          '),
+  );
+}
+
+interface AdamAttrs {
+  lr: number;
+  b1: number;
+  b2: number;
+  eps: number;
+  bc1: number;
+  bc2: number;
+  decay: number;
+}
+
+let registered = false;
+
+/**
+ * Replaces tfjs-webgpu's Conv2DBackpropFilter with ours and registers our fused Adam + EMA step
+ * (once per process; after the backend is set up).
+ */
+export function registerWebGpuKernels(): void {
+  if (registered) return;
+  const original = tf.getKernel('Conv2DBackpropFilter', 'webgpu');
+  if (!original) throw new Error('tfjs-backend-webgpu registered no Conv2DBackpropFilter: its version changed? (STACK.md pins 4.22)');
+  tf.unregisterKernel('Conv2DBackpropFilter', 'webgpu');
+  tf.registerKernel({
+    kernelName: 'Conv2DBackpropFilter',
+    backendName: 'webgpu',
+    kernelFunc: function ddaeConv2DBackpropFilter(args) {
+      const { inputs, attrs } = args;
+      const backend = args.backend as unknown as WebGPUBackend;
+      const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+      const a = attrs as unknown as { strides: [number, number] | number; pad: 'valid' | 'same' | number; dataFormat: 'NHWC' | 'NCHW'; dimRoundingMode?: 'floor' | 'round' | 'ceil'; filterShape: [number, number, number, number] };
+      if (a.dataFormat === 'NCHW' || x.dtype !== 'float32') return original.kernelFunc(args);
+      const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode, false, 'channelsLast');
+      const filterSize = a.filterShape.reduce((p, d) => p * d, 1);
+      const { rowsPerChunk, chunks } = planFilterGradChunks(info.batchSize, info.outHeight, filterSize);
+      const partial = backend.runWebGPUProgram(partialFilterGradProgram(chunks, a.filterShape) as WebGPUProgram, [x, dy], 'float32', [
+        { type: 'int32', data: [info.padInfo.top, info.padInfo.left] },
+        { type: 'int32', data: [info.strideHeight, info.strideWidth] },
+        { type: 'int32', data: [info.batchSize * info.outHeight] },
+        { type: 'int32', data: [rowsPerChunk] },
+        { type: 'int32', data: [info.outHeight] },
+        { type: 'int32', data: [info.outWidth] },
+        { type: 'int32', data: [info.inHeight] },
+        { type: 'int32', data: [info.inWidth] },
+      ]);
+      const summed = backend.runWebGPUProgram(sumLeadingAxisProgram(a.filterShape) as WebGPUProgram, [partial], 'float32', [{ type: 'int32', data: [chunks] }]);
+      backend.disposeData(partial.dataId);
+      return summed;
+    },
+  });
+  // Adam + EMA with the clipping scale as a tensor (libs/diffusion fused.ts, GPU_FUSED_KERNELS.adamEmaScaled).
+  tf.registerKernel({
+    kernelName: 'DdaeAdamEmaScaled',
+    backendName: 'webgpu',
+    kernelFunc: function ddaeAdamEmaScaled(args) {
+      const backend = args.backend as unknown as WebGPUBackend;
+      const { p, g, m, v, scale, ema } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+      if (!p || !g || !m || !v || !scale) throw new Error('DdaeAdamEmaScaled needs inputs p, g, m, v and scale');
+      for (const t of [g, m, v, ...(ema ? [ema] : [])]) {
+        if (t.shape.join() !== p.shape.join()) throw new Error(`DdaeAdamEmaScaled: shape [${t.shape}] differs from the parameter's [${p.shape}]`);
+      }
+      const a = args.attrs as unknown as AdamAttrs;
+      // One uniform entry per field (an entry is a scalar or a short vector).
+      const uniforms = [a.lr, a.b1, 1 - a.b1, a.b2, 1 - a.b2, a.bc1, a.bc2, a.eps, a.decay, 1 - a.decay].map((x) => ({ type: 'float32', data: [x] }));
+      const byName: Record<string, tf.TensorInfo> = { param: p, grad: g, moment1: m, moment2: v, gradScale: scale, ...(ema ? { average: ema } : {}) };
+      const outputs: AdamOutput[] = ema ? ['param', 'moment1', 'moment2', 'average'] : ['param', 'moment1', 'moment2'];
+      return outputs.map((o) => {
+        const program = adamProgram(p.shape, o);
+        return backend.runWebGPUProgram(program as WebGPUProgram, program.variableNames.map((n) => byName[n]), 'float32', uniforms);
+      });
+    },
+  });
+  registered = true;
+}
