@@ -29,17 +29,19 @@ import type { WorkerEnv } from '@ddae/config';
 import { BaselineRepository, ProbeRepository, RunRepository, RunSampleRepository, THROTTLED, TrainLossRepository } from '@ddae/db';
 import { withTimeout } from '@ddae/queue';
 import { SweepOrchestrator, type RunHyper } from '@ddae/sweeps';
-import { ComputeProcess, type ComputeCallbacks } from '../compute/compute-process';
+import { ComputeError, ComputeProcess, type ComputeCallbacks } from '../compute/compute-process';
 import { NON_RETRYABLE_ERRORS, STOPPED_ERROR } from '../compute/child-protocol';
 import { WORKER_ENV, WorkerIdentity } from '../core/worker-identity';
 import { CurrentJob } from '../core/current-job';
+import { environmentFault, type FaultError } from '../core/environment-fault';
+import { WorkerHealth } from '../core/worker-health';
 import { retryWrite } from '../core/retry';
 
 /** What a job's row is, for the bookkeeping shared by every kind. */
 interface RowHandle {
   label: string;
   status(): Promise<string | null>;
-  fail(error: string, final: boolean): Promise<void>;
+  fail(error: string, final: boolean, options?: { handedBack?: boolean }): Promise<void>;
   ended(): Promise<void>;
 }
 
@@ -70,6 +72,7 @@ export class ComputeJobsService {
     private readonly trainLosses: TrainLossRepository,
     private readonly samples: RunSampleRepository,
     private readonly orchestrator: SweepOrchestrator,
+    private readonly health: WorkerHealth,
   ) {}
 
   async process(job: Job, token?: string): Promise<JobOutcome> {
@@ -98,7 +101,7 @@ export class ComputeJobsService {
     const handle: RowHandle = {
       label: `run ${run.key}`,
       status: () => this.runs.status(runId),
-      fail: (error, final) => this.runs.fail(runId, error, final),
+      fail: (error, final, options) => this.runs.fail(runId, error, final, options),
       ended: () => this.orchestrator.taskEnded(run.sweepId),
     };
     const hyper = run.hyper as unknown as RunHyper;
@@ -177,7 +180,7 @@ export class ComputeJobsService {
     const handle: RowHandle = {
       label: `probe ${probeTaskId}`,
       status: () => this.probes.status(probeTaskId),
-      fail: (error, final) => this.probes.fail(probeTaskId, error, final),
+      fail: (error, final, options) => this.probes.fail(probeTaskId, error, final, options),
       ended: () => this.orchestrator.taskEnded(row.sweepId),
     };
     const run = await this.runs.findById(row.runId);
@@ -220,7 +223,7 @@ export class ComputeJobsService {
     const handle: RowHandle = {
       label: `baseline ${row.kind}/${row.dataset}`,
       status: async () => (await this.baselines.findById(baselineId))?.status ?? null,
-      fail: (error, final) => this.baselines.fail(baselineId, error, final),
+      fail: (error, final, options) => this.baselines.fail(baselineId, error, final, options),
       ended: () => this.orchestrator.baselineEnded(baselineId),
     };
     const task: BaselineTask = {
@@ -267,6 +270,9 @@ export class ComputeJobsService {
         }
         throw e;
       }
+      // The machine's fault, not the job's: hand it back unspent and take no more jobs here.
+      const fault = environmentFault(faultOf(e), { artifactRoot: this.artifactRoot, datasetDirs: this.identity.datasetDirs });
+      if (fault !== undefined) return await this.handBack(job, token, row, fault);
       const retryable = !NON_RETRYABLE_ERRORS.has(e.name);
       const final = !retryable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       this.logger.warn(`${row.label}: ${e.name}: ${e.message}${final ? '' : ' (will retry)'}`);
@@ -276,6 +282,21 @@ export class ComputeJobsService {
     } finally {
       this.current.clear();
     }
+  }
+
+  /**
+   * An environment fault met during a job: stop taking jobs first (so this worker never takes the
+   * job again), then hand the job back without spending an attempt: its row goes back to QUEUED with
+   * the attempt its claim counted returned and a `*.requeued` event naming the fault, and the BullMQ
+   * job goes back to wait as it was (moveToWait does not count an attempt), for a healthy worker.
+   */
+  private async handBack(job: Job, token: string | undefined, row: RowHandle, fault: string): Promise<never> {
+    this.logger.error(`${row.label}: this worker's environment failed, not the job: handing it back`);
+    await this.health.unhealthy(fault);
+    await this.write('hand back row', () => row.fail(`worker ${this.identity.id} handed it back: ${fault}`, false, { handedBack: true }));
+    if (!token) throw new Error(`${row.label}: ${fault}`);
+    await withTimeout(job.moveToWait(token), HAND_BACK_TIMEOUT_MS, 'handing the job back to Redis').catch((error: Error) => this.logger.warn(`${row.label}: ${error.message}`));
+    throw new WaitingError();
   }
 
   /**
@@ -319,6 +340,13 @@ function onDevice(result: ComputeResult): string {
   if (!d?.gpu) return '';
   const mib = (b: number | undefined) => (b === undefined ? '?' : `${Math.round(b / 2 ** 20)} MiB`);
   return ` on GPU ${d.gpu.index} "${d.gpu.name}" (GPU memory ${mib(d.memory?.gpuBytesUsed)} in use, ${mib(d.memory?.gpuBytesAllocated)} allocated)`;
+}
+
+/** What the classifier reads of a failure: the compute child's serialized error, or a local system error. */
+function faultOf(e: Error): FaultError {
+  if (e instanceof ComputeError) return e.remote;
+  const sys = e as NodeJS.ErrnoException;
+  return { name: e.name, message: e.message, ...(typeof sys.code === 'string' ? { code: sys.code } : {}), ...(typeof sys.path === 'string' ? { path: sys.path } : {}) };
 }
 
 /** Redis is a boundary too: a payload that does not parse can never succeed. */
