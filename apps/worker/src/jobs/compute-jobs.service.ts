@@ -105,30 +105,33 @@ export class ComputeJobsService {
       ended: () => this.orchestrator.taskEnded(run.sweepId),
     };
     const hyper = run.hyper as unknown as RunHyper;
-    const task: PretrainTask = {
-      kind: 'pretrain',
-      runId,
-      method: run.method as Method,
-      ...runNetwork(run),
-      dataset: { name: run.dataset as DatasetName },
-      trainSize: hyper.trainSize ?? undefined,
-      ...(hyper.imageSize !== undefined ? { imageSize: hyper.imageSize } : {}),
-      steps: hyper.steps,
-      batchSize: hyper.batchSize,
-      learningRate: hyper.learningRate,
-      warmupSteps: hyper.warmupSteps,
-      gradClip: hyper.gradClip,
-      emaDecayCap: hyper.emaDecayCap,
-      checkpointEvery: hyper.checkpointEvery,
-      seed: run.seed,
-      checkpointDir: path.join(this.artifactRoot, 'runs', runId),
-      ...(hyper.lossEvery !== undefined ? { lossEvery: hyper.lossEvery } : {}),
-      // A trained run's final checkpoint is sampled (a small grid, beside it); the untrained control's is noise.
-      ...(run.untrained ? {} : { samples: workerSampleSpec(run.method as Method) }),
-    };
-    // Probing during pretraining, as planned into the run's settings (Postgres is a boundary too).
-    const progressProbe = hyper.progressProbe === undefined ? undefined : progressProbeConfigSchema.parse(hyper.progressProbe);
-    if (progressProbe) task.progressProbe = progressProbe;
+    const { task, progressProbe } = await this.build(handle, () => {
+      const task: PretrainTask = {
+        kind: 'pretrain',
+        runId,
+        method: run.method as Method,
+        ...runNetwork(run),
+        dataset: { name: run.dataset as DatasetName },
+        trainSize: hyper.trainSize ?? undefined,
+        ...(hyper.imageSize !== undefined ? { imageSize: hyper.imageSize } : {}),
+        steps: hyper.steps,
+        batchSize: hyper.batchSize,
+        learningRate: hyper.learningRate,
+        warmupSteps: hyper.warmupSteps,
+        gradClip: hyper.gradClip,
+        emaDecayCap: hyper.emaDecayCap,
+        checkpointEvery: hyper.checkpointEvery,
+        seed: run.seed,
+        checkpointDir: path.join(this.artifactRoot, 'runs', runId),
+        ...(hyper.lossEvery !== undefined ? { lossEvery: hyper.lossEvery } : {}),
+        // A trained run's final checkpoint is sampled (a small grid, beside it); the untrained control's is noise.
+        ...(run.untrained ? {} : { samples: workerSampleSpec(run.method as Method) }),
+      };
+      // Probing during pretraining, as planned into the run's settings (Postgres is a boundary too).
+      const progressProbe = hyper.progressProbe === undefined ? undefined : progressProbeConfigSchema.parse(hyper.progressProbe);
+      if (progressProbe) task.progressProbe = progressProbe;
+      return { task, progressProbe };
+    });
     const progressContext = progressProbe && {
       protocol: progressProbe.protocol,
       protocolKey: protocolKey(progressProbe.protocol),
@@ -190,7 +193,7 @@ export class ComputeJobsService {
       await handle.ended();
       throw new UnrecoverableError(`probe task ${probeTaskId}: the run has no final checkpoint`);
     }
-    const task: ProbeTask = {
+    const task: ProbeTask = await this.build(handle, () => ({
       kind: 'probe',
       probeTaskId,
       method: run.method as Method,
@@ -201,7 +204,7 @@ export class ComputeJobsService {
       layers: row.layers,
       protocol: probeProtocolSchema.parse(row.protocol),
       featureCacheDir: path.join(this.artifactRoot, 'features'),
-    };
+    }));
     const result = await this.execute(job, token, handle, task, {});
     if ('outcome' in result) return result;
     if (result.kind !== 'probe') throw new Error(`expected a probe result, got ${result.kind}`);
@@ -226,13 +229,13 @@ export class ComputeJobsService {
       fail: (error, final, options) => this.baselines.fail(baselineId, error, final, options),
       ended: () => this.orchestrator.baselineEnded(baselineId),
     };
-    const task: BaselineTask = {
+    const task: BaselineTask = await this.build(handle, () => ({
       kind: 'baseline',
       baselineId,
       baseline: 'pixels',
       dataset: { name: row.dataset as DatasetName },
       protocol: probeProtocolSchema.parse(row.protocol),
-    };
+    }));
     const result = await this.execute(job, token, handle, task, {});
     if ('outcome' in result) return result;
     if (result.kind !== 'baseline') throw new Error(`expected a baseline result, got ${result.kind}`);
@@ -241,6 +244,23 @@ export class ComputeJobsService {
     await this.write('refresh sweeps', () => handle.ended());
     this.logger.log(`baseline ${row.kind}/${row.dataset}: ${result.accuracy.toFixed(4)}${onDevice(result)}`);
     return { outcome: 'done' };
+  }
+
+  /**
+   * Builds a job's task from its claimed row (its network, protocol and settings, parsed: Postgres
+   * is a boundary too). Building is pure, so a failure here (a ZodError) fails the same way on
+   * every attempt: the job fails at once, the reason on its row and in the sweep's events.
+   */
+  private async build<T>(row: RowHandle, make: () => T): Promise<T> {
+    try {
+      return make();
+    } catch (error) {
+      const reason = `${row.label} cannot be built: ${describeError(error)}`;
+      this.logger.warn(reason);
+      await this.write('record failure', () => row.fail(reason, true));
+      await this.write('refresh sweep', () => row.ended());
+      throw new UnrecoverableError(reason);
+    }
   }
 
   /**
@@ -340,6 +360,13 @@ function onDevice(result: ComputeResult): string {
   if (!d?.gpu) return '';
   const mib = (b: number | undefined) => (b === undefined ? '?' : `${Math.round(b / 2 ** 20)} MiB`);
   return ` on GPU ${d.gpu.index} "${d.gpu.name}" (GPU memory ${mib(d.memory?.gpuBytesUsed)} in use, ${mib(d.memory?.gpuBytesAllocated)} allocated)`;
+}
+
+/** An error in one line: a ZodError as its issues (`path: message`), anything else as `name: message`. */
+export function describeError(error: unknown): string {
+  if (error instanceof z.ZodError) return `ZodError: ${error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`;
+  const e = error instanceof Error ? error : new Error(String(error));
+  return `${e.name}: ${e.message}`;
 }
 
 /** What the classifier reads of a failure: the compute child's serialized error, or a local system error. */
