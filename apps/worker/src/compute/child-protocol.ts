@@ -27,7 +27,9 @@ export interface SerializedError {
 
 /** An error as it crosses the IPC channel: name, message and, for a system error, where it happened. */
 export function serializeError(error: unknown, phase: 'startup' | 'task'): SerializedError {
-  const e = error instanceof Error ? (error as NodeJS.ErrnoException) : new Error(String(error));
+  // Duck-typed: an error from another realm (a vm context) is no `instanceof Error` here.
+  const isError = typeof error === 'object' && error !== null && typeof (error as Error).message === 'string';
+  const e = isError ? (error as Error) : new Error(String(error));
   const where = e as Partial<NodeJS.ErrnoException>;
   return {
     name: e.name,

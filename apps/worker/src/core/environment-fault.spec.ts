@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { serializeError } from '../compute/child-protocol';
 import { environmentFault, type FaultError } from './environment-fault';
 
 const site = { artifactRoot: '/srv/artifacts', datasetDirs: ['/data/fashion-mnist'] };
@@ -38,7 +39,7 @@ describe('environment faults: the machine, not the job', () => {
     expect(fault({ code: 'ECONNREFUSED', path: '/srv/artifacts' })).toBeUndefined();
   });
 
-  it('a real system error, as Node throws it, carries the code and path the classifier reads', async () => {
+  it('a real system error, as Node throws it and the child sends it, carries the code and path the classifier reads', async () => {
     const root = await mkdtemp(path.join(tmpdir(), 'ddae-fault-'));
     try {
       // A directory replaced by a regular file: fails for every user, root included.
@@ -46,8 +47,12 @@ describe('environment faults: the machine, not the job', () => {
       await writeFile(artifacts, '');
       const error = await mkdir(path.join(artifacts, 'runs', 'r1'), { recursive: true }).then(() => undefined, (e: NodeJS.ErrnoException) => e);
       expect(error?.code).toBe('ENOTDIR');
-      const reason = environmentFault({ name: error?.name ?? '', message: error?.message ?? '', code: error?.code, path: error?.path }, { artifactRoot: artifacts, datasetDirs: [] });
-      expect(reason).toMatch(/^ARTIFACT_DIR .*artifacts cannot be written \(ENOTDIR on /);
+      // As it crosses the compute child's IPC channel (structured clone drops an Error's own fields).
+      const wire = structuredClone(serializeError(error, 'task'));
+      expect(wire).toMatchObject({ name: 'Error', code: 'ENOTDIR', syscall: 'mkdir', phase: 'task' });
+      expect(environmentFault(wire, { artifactRoot: artifacts, datasetDirs: [] })).toMatch(/^ARTIFACT_DIR .*artifacts cannot be written \(ENOTDIR on /);
+      // Before the child was ready, any failure is its backend's.
+      expect(environmentFault(structuredClone(serializeError(new Error('no adapter'), 'startup')), { artifactRoot: artifacts, datasetDirs: [] })).toMatch(/^the compute backend failed to load/);
     } finally {
       await rm(root, { recursive: true, force: true });
     }
