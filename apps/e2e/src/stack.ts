@@ -25,6 +25,8 @@ export interface Stack {
   /** Submits a spec (JSON); created: false is a replay of the idempotency key, queued: false a 202. */
   submit(spec: unknown, idempotencyKey?: string): Promise<SweepSubmitted>;
   waitForSweep(id: string, timeoutMs: number): Promise<SweepDetail>;
+  /** Starts one more worker (`e2e-worker-<n>`) with the stack's environment plus `env`; stopped with the stack. */
+  addWorker(env?: Record<string, string>): ManagedProcess;
   /** Stops the API process (SIGTERM) and starts a new one on the same port. */
   restartApi(): Promise<void>;
   stop(): Promise<void>;
@@ -57,9 +59,9 @@ export async function startStack(options: {
   const common = { DATABASE_URL: db.url, REDIS_URL: redisUrl, QUEUE_PREFIX: prefix, ARTIFACT_DIR: artifacts, LOG_LEVEL: 'log', ...options.env };
   const apiEnv = { ...common, PORT: String(port), RECONCILE_MS: '2000' };
   let api = startTsProcess('apps/api/src/main.ts', apiEnv);
-  const workers = Array.from({ length: options.workers }, (_, i) =>
-    startTsProcess('apps/worker/src/main.ts', { ...common, WORKER_ID: `e2e-worker-${i + 1}`, HEARTBEAT_MS: '1000', DDAE_BACKEND: 'wasm', DDAE_WASM_THREADS: '1', DDAE_NATIVE_THREADS: '1', ...options.workerEnv, ...options.workerEnvs?.[i] }, `worker-${i + 1}`),
-  );
+  const startWorker = (i: number, env?: Record<string, string>) =>
+    startTsProcess('apps/worker/src/main.ts', { ...common, WORKER_ID: `e2e-worker-${i + 1}`, HEARTBEAT_MS: '1000', DDAE_BACKEND: 'wasm', DDAE_WASM_THREADS: '1', DDAE_NATIVE_THREADS: '1', ...env }, `worker-${i + 1}`);
+  const workers = Array.from({ length: options.workers }, (_, i) => startWorker(i, { ...options.workerEnv, ...options.workerEnvs?.[i] }));
   const client = new ApiClient(base, { token });
   const logs = () => [api, ...workers].map((p, i) => `--- ${i === 0 ? 'api' : `worker-${i}`}\n${p.output().slice(-2500)}`).join('\n');
   const healthy = () => waitFor('the API to answer /health', async () => client.health().then(() => true, () => undefined), { timeoutMs: 120_000, describe: async () => logs() });
@@ -83,6 +85,11 @@ export async function startStack(options: {
     workers,
     logs,
     client,
+    addWorker(env) {
+      const worker = startWorker(workers.length, env);
+      workers.push(worker);
+      return worker;
+    },
     submit: (spec, idempotencyKey) => client.submitSweep({ json: spec }, { idempotencyKey }),
     waitForSweep: (id, timeoutMs) =>
       waitFor(`sweep ${id} to finish`, async () => {

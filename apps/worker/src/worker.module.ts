@@ -4,6 +4,7 @@ import { createPrismaClient, type PrismaClient } from '@ddae/db';
 import { ComputeQueue, withTimeout } from '@ddae/queue';
 import { createSweepServices, serviceProviders } from '@ddae/sweeps';
 import { CurrentJob } from './core/current-job';
+import { WorkerHealth } from './core/worker-health';
 import { COMPUTE_QUEUE, PRISMA, WORKER_ENV, WorkerIdentity } from './core/worker-identity';
 import { WorkerRuntime } from './core/worker-runtime.service';
 import { ComputeJobsService } from './jobs/compute-jobs.service';
@@ -22,6 +23,7 @@ export class WorkerModule implements OnApplicationShutdown {
       ...serviceProviders(SERVICES),
       { provide: WorkerIdentity, useValue: new WorkerIdentity({ id: env.WORKER_ID, device: env.DEVICE, cudaVisibleDevices: env.CUDA_VISIBLE_DEVICES, gpu: env.DDAE_GPU }) },
       CurrentJob,
+      WorkerHealth,
       ComputeJobsService,
       WorkerRuntime,
     ];

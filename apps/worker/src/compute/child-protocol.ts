@@ -5,7 +5,7 @@ export type ToChild = { type: 'run'; task: ComputeTask } | { type: 'stop'; reaso
 
 /** Messages from the compute child to the worker. */
 export type FromChild =
-  | { type: 'ready'; backend: BackendName; detail: string; gpu?: GpuAdapter }
+  | { type: 'ready'; backend: BackendName; detail: string; gpu?: GpuAdapter; datasetDirs?: string[] }
   | { type: 'progress'; fraction: number; step?: number; loss?: number; message?: string }
   | { type: 'checkpoint'; info: CheckpointInfo }
   | { type: 'progress-probe'; point: ProgressPoint }
@@ -17,6 +17,29 @@ export interface SerializedError {
   name: string;
   message: string;
   stack?: string;
+  /** A system error's code (EACCES, ENOSPC, ENOTDIR, ...), the call and the path it failed on. */
+  code?: string;
+  syscall?: string;
+  path?: string;
+  /** startup: before the child was ready (loading and initialising the backend); task: while computing. */
+  phase?: 'startup' | 'task';
+}
+
+/** An error as it crosses the IPC channel: name, message and, for a system error, where it happened. */
+export function serializeError(error: unknown, phase: 'startup' | 'task'): SerializedError {
+  // Duck-typed: an error from another realm (a vm context) is no `instanceof Error` here.
+  const isError = typeof error === 'object' && error !== null && typeof (error as Error).message === 'string';
+  const e = isError ? (error as Error) : new Error(String(error));
+  const where = e as Partial<NodeJS.ErrnoException>;
+  return {
+    name: e.name,
+    message: e.message,
+    stack: e.stack,
+    phase,
+    ...(typeof where.code === 'string' ? { code: where.code } : {}),
+    ...(typeof where.syscall === 'string' ? { syscall: where.syscall } : {}),
+    ...(typeof where.path === 'string' ? { path: where.path } : {}),
+  };
 }
 
 /**

@@ -4,10 +4,12 @@
  * it runs here, one fresh process per job (no tensor memory carried across jobs).
  */
 import { computeChildEnvSchema, loadEnv } from '@ddae/config';
-import { computeTaskSchema, type BackendName } from '@ddae/contracts';
+import { existsSync } from 'node:fs';
+import { DATASET_NAMES, computeTaskSchema, type BackendName } from '@ddae/contracts';
 import { backendFromEnv, gpuFromEnv, runComputeTask, selectBackend } from '@ddae/compute';
+import { datasetDir } from '@ddae/datasets';
 import { childChannel } from './child-channel';
-import type { FromChild, ToChild } from './child-protocol';
+import { serializeError, type FromChild, type ToChild } from './child-protocol';
 
 // The worker died: nobody would hear the result; stop at once (the job will be retried). A send
 // that finds the channel closed leaves the same way, never through an unhandled EPIPE.
@@ -22,7 +24,8 @@ async function main(): Promise<void> {
   const selected = await selectBackend(prefer, { gpu: gpuFromEnv() });
   const ready: FromChild = { type: 'ready', backend: selected.backend, detail: selected.detail, ...(selected.gpu ? { gpu: selected.gpu } : {}) };
   if (loadEnv(computeChildEnvSchema).DDAE_PROBE_ONLY === '1') {
-    sendAndExit(ready, 0);
+    // The data sets this machine holds now: one that vanishes later is the machine's fault, not the job's.
+    sendAndExit({ ...ready, datasetDirs: DATASET_NAMES.map((name) => datasetDir(name)).filter((dir) => existsSync(dir)) }, 0);
     return;
   }
   send(ready);
@@ -50,12 +53,11 @@ async function run(raw: unknown): Promise<void> {
     });
     sendAndExit({ type: 'done', result }, 0);
   } catch (error) {
-    const e = error instanceof Error ? error : new Error(String(error));
-    sendAndExit({ type: 'error', error: { name: e.name, message: e.message, stack: e.stack } }, 0);
+    sendAndExit({ type: 'error', error: serializeError(error, 'task') }, 0);
   }
 }
 
+// Before 'ready': the backend failed to load or initialise (the machine's fault, see environment-fault.ts).
 main().catch((error: unknown) => {
-  const e = error instanceof Error ? error : new Error(String(error));
-  sendAndExit({ type: 'error', error: { name: e.name, message: e.message, stack: e.stack } }, 1);
+  sendAndExit({ type: 'error', error: serializeError(error, 'startup') }, 1);
 });

@@ -146,7 +146,7 @@ export class ComputeProcess {
   }
 
   /** Starts a child only to learn which backend it gets: done once, when the worker starts. */
-  static probeBackend(options: ComputeProcessOptions): Promise<{ backend: BackendName; detail: string; gpu?: GpuAdapter }> {
+  static probeBackend(options: ComputeProcessOptions): Promise<{ backend: BackendName; detail: string; gpu?: GpuAdapter; datasetDirs: string[] }> {
     const entry = childEntry();
     const child = fork(entry.file, [], {
       execArgv: entry.execArgv,
@@ -156,7 +156,7 @@ export class ComputeProcess {
     });
     return new Promise((resolve, reject) => {
       child.on('message', (message: FromChild) => {
-        if (message.type === 'ready') resolve({ backend: message.backend, detail: message.detail, ...(message.gpu ? { gpu: message.gpu } : {}) });
+        if (message.type === 'ready') resolve({ backend: message.backend, detail: message.detail, ...(message.gpu ? { gpu: message.gpu } : {}), datasetDirs: message.datasetDirs ?? [] });
         if (message.type === 'error') reject(new ComputeError(message.error));
       });
       child.on('error', reject);

@@ -18,6 +18,8 @@ export class WorkerIdentity {
   backendDetail = '';
   /** On webgpu: the adapter the probe chose; every job's child is pinned to it. */
   gpu?: GpuAdapter;
+  /** The data set directories the probe found at start: one that vanishes later is an environment fault. */
+  datasetDirs: string[] = [];
   private readonly deviceOverride?: string;
 
   constructor(private readonly options: { id?: string; device?: string; cudaVisibleDevices?: string; gpu?: string }) {
@@ -27,8 +29,9 @@ export class WorkerIdentity {
   }
 
   /** Records the backend (and adapter) the compute child's probe chose. */
-  chose(probe: { backend: BackendName; detail: string; gpu?: GpuAdapter }): void {
+  chose(probe: { backend: BackendName; detail: string; gpu?: GpuAdapter; datasetDirs?: string[] }): void {
     this.backend = probe.backend;
+    this.datasetDirs = probe.datasetDirs ?? [];
     this.backendDetail = probe.detail;
     this.gpu = probe.gpu;
     if (probe.gpu && this.deviceOverride === undefined) this.device = describeGpuAdapter(probe.gpu);

@@ -1,7 +1,7 @@
 import { preflightProblems, PreflightError } from './preflight';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { createServer, type Server } from 'node:http';
-import { Worker } from 'bullmq';
+import { Worker, type Job } from 'bullmq';
 import { QUEUES } from '@ddae/contracts';
 import type { WorkerEnv } from '@ddae/config';
 import { WorkerRepository } from '@ddae/db';
@@ -9,20 +9,25 @@ import { redisConnection, withTimeout } from '@ddae/queue';
 import { ComputeProcess } from '../compute/compute-process';
 import { ComputeJobsService } from '../jobs/compute-jobs.service';
 import { CurrentJob } from './current-job';
+import { WorkerHealth } from './worker-health';
 import { lockGpu } from './gpu-lock';
 import { WORKER_ENV, WorkerIdentity } from './worker-identity';
 
 /**
  * The worker's life: learn the backend, register, consume the compute queue one job at a time,
  * heartbeat into Postgres (which is also when a cancelled job is noticed), and on shutdown stop
- * taking jobs, let the running child checkpoint, hand its job back and exit.
+ * taking jobs, let the running child checkpoint, hand its job back and exit. A worker whose
+ * environment fails during a job (see environment-fault.ts) hands the job back, stops taking jobs
+ * and stays up reporting `unhealthy` with the reason (heartbeat, GET /api/workers, a 503 from its
+ * /health) until it is fixed and restarted; it does not exit, so no supervisor restart loop can
+ * take jobs on a broken machine (and a restart meets the start-up checks first).
  */
 @Injectable()
 export class WorkerRuntime implements OnApplicationShutdown {
   private readonly logger = new Logger('Worker');
   private worker?: Worker;
   private heartbeat?: NodeJS.Timeout;
-  private state: 'starting' | 'idle' | 'busy' | 'stopping' | 'stopped' = 'starting';
+  private state: 'starting' | 'idle' | 'busy' | 'stopping' | 'stopped' | 'unhealthy' = 'starting';
   private shuttingDown = false;
   private activeJobId: string | null = null;
   private health?: Server;
@@ -34,7 +39,10 @@ export class WorkerRuntime implements OnApplicationShutdown {
     private readonly current: CurrentJob,
     private readonly workers: WorkerRepository,
     private readonly jobs: ComputeJobsService,
-  ) {}
+    private readonly fitness: WorkerHealth,
+  ) {
+    this.fitness.onUnhealthy((reason) => this.stopConsuming(reason));
+  }
 
   /** Whether a shutdown got as far as handing back its job (or had none): safe to exit. */
   get released(): boolean {
@@ -55,7 +63,15 @@ export class WorkerRuntime implements OnApplicationShutdown {
     if (released > 0) this.logger.warn(`handed back ${released} task(s) a previous process with id ${this.identity.id} left running`);
     await this.beat();
     this.heartbeat = setInterval(() => void this.tick(), this.env.HEARTBEAT_MS);
-    this.worker = new Worker(QUEUES.compute, (job, token) => this.jobs.process(job, token), {
+    // A job handed back or put off (WaitingError, DelayedError) emits neither 'completed' nor
+    // 'failed': the worker's state follows the processor itself.
+    const processor = (job: Job, token?: string) =>
+      this.jobs.process(job, token).finally(() => {
+        this.activeJobId = null;
+        this.state = this.afterJob();
+        void this.beat();
+      });
+    this.worker = new Worker(QUEUES.compute, processor, {
       connection: redisConnection(this.env.REDIS_URL, 'worker'),
       prefix: this.env.QUEUE_PREFIX,
       concurrency: 1,
@@ -70,12 +86,12 @@ export class WorkerRuntime implements OnApplicationShutdown {
       void this.beat();
     });
     this.worker.on('completed', (job) => {
-      this.state = this.shuttingDown ? 'stopping' : 'idle';
+      this.state = this.afterJob();
       this.activeJobId = null;
       this.logger.debug(`job ${job.id} completed: ${JSON.stringify(job.returnvalue)}`);
     });
     this.worker.on('failed', (job, error) => {
-      this.state = this.shuttingDown ? 'stopping' : 'idle';
+      this.state = this.afterJob();
       this.activeJobId = null;
       // Handed back (shutdown) or put off (concurrency cap): not failures.
       if (error.name !== 'WaitingError' && error.name !== 'DelayedError') this.logger.warn(`job ${job?.id} failed: ${error.message}`);
@@ -84,12 +100,29 @@ export class WorkerRuntime implements OnApplicationShutdown {
     if (this.env.HEALTH_PORT >= 0) this.serveHealth(this.env.HEALTH_PORT);
   }
 
-  /** GET /health on its own port: 200 while the worker runs, 503 once it is stopping. */
+  /** The state once a job has ended: stopping, unhealthy (it takes no more) or idle. */
+  private afterJob(): 'stopping' | 'unhealthy' | 'idle' {
+    if (this.shuttingDown) return 'stopping';
+    return this.fitness.reason === undefined ? 'idle' : 'unhealthy';
+  }
+
+  /**
+   * An environment fault: take no more jobs (the running one is being handed back), say so at once.
+   * `pause(true)` does not wait for the active job: it is the caller, handing itself back.
+   */
+  private async stopConsuming(reason: string): Promise<void> {
+    this.logger.error(`unhealthy, taking no more jobs: ${reason}`);
+    if (!this.shuttingDown) this.state = 'unhealthy';
+    await this.worker?.pause(true);
+    await this.beat();
+  }
+
+  /** GET /health on its own port: 200 while the worker runs, 503 once it is stopping or unhealthy (with the reason). */
   private serveHealth(port: number): void {
     this.health = createServer((req, res) => {
-      const ok = this.state !== 'stopping' && this.state !== 'stopped';
+      const ok = this.state !== 'stopping' && this.state !== 'stopped' && this.fitness.reason === undefined;
       res.writeHead(req.url === '/health' ? (ok ? 200 : 503) : 404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ id: this.identity.id, state: this.state, backend: this.identity.backend, device: this.identity.device, currentJobId: this.activeJobId }));
+      res.end(JSON.stringify({ id: this.identity.id, state: this.state, unhealthyReason: this.fitness.reason ?? null, backend: this.identity.backend, device: this.identity.device, currentJobId: this.activeJobId }));
     });
     this.health.listen(port, () => {
       const address = this.health?.address();
@@ -118,6 +151,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
         device: this.identity.device,
         state: this.state,
         currentJobId: this.activeJobId,
+        unhealthyReason: this.fitness.reason ?? null,
       })
       .catch((error: Error) => this.logger.warn(`heartbeat failed: ${error.message}`));
   }

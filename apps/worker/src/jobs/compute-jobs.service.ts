@@ -29,17 +29,19 @@ import type { WorkerEnv } from '@ddae/config';
 import { BaselineRepository, ProbeRepository, RunRepository, RunSampleRepository, THROTTLED, TrainLossRepository } from '@ddae/db';
 import { withTimeout } from '@ddae/queue';
 import { SweepOrchestrator, type RunHyper } from '@ddae/sweeps';
-import { ComputeProcess, type ComputeCallbacks } from '../compute/compute-process';
+import { ComputeError, ComputeProcess, type ComputeCallbacks } from '../compute/compute-process';
 import { NON_RETRYABLE_ERRORS, STOPPED_ERROR } from '../compute/child-protocol';
 import { WORKER_ENV, WorkerIdentity } from '../core/worker-identity';
 import { CurrentJob } from '../core/current-job';
+import { environmentFault, type FaultError } from '../core/environment-fault';
+import { WorkerHealth } from '../core/worker-health';
 import { retryWrite } from '../core/retry';
 
 /** What a job's row is, for the bookkeeping shared by every kind. */
 interface RowHandle {
   label: string;
   status(): Promise<string | null>;
-  fail(error: string, final: boolean): Promise<void>;
+  fail(error: string, final: boolean, options?: { handedBack?: boolean }): Promise<void>;
   ended(): Promise<void>;
 }
 
@@ -70,6 +72,7 @@ export class ComputeJobsService {
     private readonly trainLosses: TrainLossRepository,
     private readonly samples: RunSampleRepository,
     private readonly orchestrator: SweepOrchestrator,
+    private readonly health: WorkerHealth,
   ) {}
 
   async process(job: Job, token?: string): Promise<JobOutcome> {
@@ -98,34 +101,37 @@ export class ComputeJobsService {
     const handle: RowHandle = {
       label: `run ${run.key}`,
       status: () => this.runs.status(runId),
-      fail: (error, final) => this.runs.fail(runId, error, final),
+      fail: (error, final, options) => this.runs.fail(runId, error, final, options),
       ended: () => this.orchestrator.taskEnded(run.sweepId),
     };
     const hyper = run.hyper as unknown as RunHyper;
-    const task: PretrainTask = {
-      kind: 'pretrain',
-      runId,
-      method: run.method as Method,
-      ...runNetwork(run),
-      dataset: { name: run.dataset as DatasetName },
-      trainSize: hyper.trainSize ?? undefined,
-      ...(hyper.imageSize !== undefined ? { imageSize: hyper.imageSize } : {}),
-      steps: hyper.steps,
-      batchSize: hyper.batchSize,
-      learningRate: hyper.learningRate,
-      warmupSteps: hyper.warmupSteps,
-      gradClip: hyper.gradClip,
-      emaDecayCap: hyper.emaDecayCap,
-      checkpointEvery: hyper.checkpointEvery,
-      seed: run.seed,
-      checkpointDir: path.join(this.artifactRoot, 'runs', runId),
-      ...(hyper.lossEvery !== undefined ? { lossEvery: hyper.lossEvery } : {}),
-      // A trained run's final checkpoint is sampled (a small grid, beside it); the untrained control's is noise.
-      ...(run.untrained ? {} : { samples: workerSampleSpec(run.method as Method) }),
-    };
-    // Probing during pretraining, as planned into the run's settings (Postgres is a boundary too).
-    const progressProbe = hyper.progressProbe === undefined ? undefined : progressProbeConfigSchema.parse(hyper.progressProbe);
-    if (progressProbe) task.progressProbe = progressProbe;
+    const { task, progressProbe } = await this.build(handle, () => {
+      const task: PretrainTask = {
+        kind: 'pretrain',
+        runId,
+        method: run.method as Method,
+        ...runNetwork(run),
+        dataset: { name: run.dataset as DatasetName },
+        trainSize: hyper.trainSize ?? undefined,
+        ...(hyper.imageSize !== undefined ? { imageSize: hyper.imageSize } : {}),
+        steps: hyper.steps,
+        batchSize: hyper.batchSize,
+        learningRate: hyper.learningRate,
+        warmupSteps: hyper.warmupSteps,
+        gradClip: hyper.gradClip,
+        emaDecayCap: hyper.emaDecayCap,
+        checkpointEvery: hyper.checkpointEvery,
+        seed: run.seed,
+        checkpointDir: path.join(this.artifactRoot, 'runs', runId),
+        ...(hyper.lossEvery !== undefined ? { lossEvery: hyper.lossEvery } : {}),
+        // A trained run's final checkpoint is sampled (a small grid, beside it); the untrained control's is noise.
+        ...(run.untrained ? {} : { samples: workerSampleSpec(run.method as Method) }),
+      };
+      // Probing during pretraining, as planned into the run's settings (Postgres is a boundary too).
+      const progressProbe = hyper.progressProbe === undefined ? undefined : progressProbeConfigSchema.parse(hyper.progressProbe);
+      if (progressProbe) task.progressProbe = progressProbe;
+      return { task, progressProbe };
+    });
     const progressContext = progressProbe && {
       protocol: progressProbe.protocol,
       protocolKey: protocolKey(progressProbe.protocol),
@@ -177,7 +183,7 @@ export class ComputeJobsService {
     const handle: RowHandle = {
       label: `probe ${probeTaskId}`,
       status: () => this.probes.status(probeTaskId),
-      fail: (error, final) => this.probes.fail(probeTaskId, error, final),
+      fail: (error, final, options) => this.probes.fail(probeTaskId, error, final, options),
       ended: () => this.orchestrator.taskEnded(row.sweepId),
     };
     const run = await this.runs.findById(row.runId);
@@ -187,7 +193,7 @@ export class ComputeJobsService {
       await handle.ended();
       throw new UnrecoverableError(`probe task ${probeTaskId}: the run has no final checkpoint`);
     }
-    const task: ProbeTask = {
+    const task: ProbeTask = await this.build(handle, () => ({
       kind: 'probe',
       probeTaskId,
       method: run.method as Method,
@@ -198,7 +204,7 @@ export class ComputeJobsService {
       layers: row.layers,
       protocol: probeProtocolSchema.parse(row.protocol),
       featureCacheDir: path.join(this.artifactRoot, 'features'),
-    };
+    }));
     const result = await this.execute(job, token, handle, task, {});
     if ('outcome' in result) return result;
     if (result.kind !== 'probe') throw new Error(`expected a probe result, got ${result.kind}`);
@@ -220,16 +226,16 @@ export class ComputeJobsService {
     const handle: RowHandle = {
       label: `baseline ${row.kind}/${row.dataset}`,
       status: async () => (await this.baselines.findById(baselineId))?.status ?? null,
-      fail: (error, final) => this.baselines.fail(baselineId, error, final),
+      fail: (error, final, options) => this.baselines.fail(baselineId, error, final, options),
       ended: () => this.orchestrator.baselineEnded(baselineId),
     };
-    const task: BaselineTask = {
+    const task: BaselineTask = await this.build(handle, () => ({
       kind: 'baseline',
       baselineId,
       baseline: 'pixels',
       dataset: { name: row.dataset as DatasetName },
       protocol: probeProtocolSchema.parse(row.protocol),
-    };
+    }));
     const result = await this.execute(job, token, handle, task, {});
     if ('outcome' in result) return result;
     if (result.kind !== 'baseline') throw new Error(`expected a baseline result, got ${result.kind}`);
@@ -238,6 +244,23 @@ export class ComputeJobsService {
     await this.write('refresh sweeps', () => handle.ended());
     this.logger.log(`baseline ${row.kind}/${row.dataset}: ${result.accuracy.toFixed(4)}${onDevice(result)}`);
     return { outcome: 'done' };
+  }
+
+  /**
+   * Builds a job's task from its claimed row (its network, protocol and settings, parsed: Postgres
+   * is a boundary too). Building is pure, so a failure here (a ZodError) fails the same way on
+   * every attempt: the job fails at once, the reason on its row and in the sweep's events.
+   */
+  private async build<T>(row: RowHandle, make: () => T): Promise<T> {
+    try {
+      return make();
+    } catch (error) {
+      const reason = `${row.label} cannot be built: ${describeError(error)}`;
+      this.logger.warn(reason);
+      await this.write('record failure', () => row.fail(reason, true));
+      await this.write('refresh sweep', () => row.ended());
+      throw new UnrecoverableError(reason);
+    }
   }
 
   /**
@@ -267,6 +290,9 @@ export class ComputeJobsService {
         }
         throw e;
       }
+      // The machine's fault, not the job's: hand it back unspent and take no more jobs here.
+      const fault = environmentFault(faultOf(e), { artifactRoot: this.artifactRoot, datasetDirs: this.identity.datasetDirs });
+      if (fault !== undefined) return await this.handBack(job, token, row, fault);
       const retryable = !NON_RETRYABLE_ERRORS.has(e.name);
       const final = !retryable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       this.logger.warn(`${row.label}: ${e.name}: ${e.message}${final ? '' : ' (will retry)'}`);
@@ -276,6 +302,21 @@ export class ComputeJobsService {
     } finally {
       this.current.clear();
     }
+  }
+
+  /**
+   * An environment fault met during a job: stop taking jobs first (so this worker never takes the
+   * job again), then hand the job back without spending an attempt: its row goes back to QUEUED with
+   * the attempt its claim counted returned and a `*.requeued` event naming the fault, and the BullMQ
+   * job goes back to wait as it was (moveToWait does not count an attempt), for a healthy worker.
+   */
+  private async handBack(job: Job, token: string | undefined, row: RowHandle, fault: string): Promise<never> {
+    this.logger.error(`${row.label}: this worker's environment failed, not the job: handing it back`);
+    await this.health.unhealthy(fault);
+    await this.write('hand back row', () => row.fail(`worker ${this.identity.id} handed it back: ${fault}`, false, { handedBack: true }));
+    if (!token) throw new Error(`${row.label}: ${fault}`);
+    await withTimeout(job.moveToWait(token), HAND_BACK_TIMEOUT_MS, 'handing the job back to Redis').catch((error: Error) => this.logger.warn(`${row.label}: ${error.message}`));
+    throw new WaitingError();
   }
 
   /**
@@ -319,6 +360,20 @@ function onDevice(result: ComputeResult): string {
   if (!d?.gpu) return '';
   const mib = (b: number | undefined) => (b === undefined ? '?' : `${Math.round(b / 2 ** 20)} MiB`);
   return ` on GPU ${d.gpu.index} "${d.gpu.name}" (GPU memory ${mib(d.memory?.gpuBytesUsed)} in use, ${mib(d.memory?.gpuBytesAllocated)} allocated)`;
+}
+
+/** An error in one line: a ZodError as its issues (`path: message`), anything else as `name: message`. */
+export function describeError(error: unknown): string {
+  if (error instanceof z.ZodError) return `ZodError: ${error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`;
+  const e = error instanceof Error ? error : new Error(String(error));
+  return `${e.name}: ${e.message}`;
+}
+
+/** What the classifier reads of a failure: the compute child's serialized error, or a local system error. */
+function faultOf(e: Error): FaultError {
+  if (e instanceof ComputeError) return e.remote;
+  const sys = e as NodeJS.ErrnoException;
+  return { name: e.name, message: e.message, ...(typeof sys.code === 'string' ? { code: sys.code } : {}), ...(typeof sys.path === 'string' ? { path: sys.path } : {}) };
 }
 
 /** Redis is a boundary too: a payload that does not parse can never succeed. */

@@ -358,6 +358,7 @@ export const workerSchema = z.object({
   backend,
   device: z.string(),
   state: z.string().describe('starting | idle | busy | stopping | unhealthy'),
+  unhealthyReason: z.string().nullable().describe('why an unhealthy worker takes no jobs: the environment fault it met during a job (its artifact directory, a data set, its compute backend); null when healthy'),
   currentJobId: z.string().nullable(),
   startedAt: instant,
   lastHeartbeatAt: instant,

@@ -33,12 +33,16 @@ export class BaselineRepository {
     });
   }
 
-  /** A failure: FAILED when final, else back to QUEUED; either way an event to the sweeps waiting on it. */
-  async fail(id: string, error: string, final: boolean): Promise<void> {
+  /**
+   * A failure: FAILED when final, else back to QUEUED; either way an event to the sweeps waiting on it.
+   * `handedBack`: a worker handed the row back because its own environment failed (not the job):
+   * the attempt its claim counted is returned, so a misconfigured machine spends none of the job's.
+   */
+  async fail(id: string, error: string, final: boolean, options: { handedBack?: boolean } = {}): Promise<void> {
     await this.prisma.$transaction(async (tx) => {
       const { count } = await tx.baseline.updateMany({
         where: { id, status: { in: ['QUEUED', 'RUNNING'] } },
-        data: final ? { status: 'FAILED', error, finishedAt: new Date() } : { status: 'QUEUED', error },
+        data: final ? { status: 'FAILED', error, finishedAt: new Date() } : { status: 'QUEUED', error, ...(options.handedBack ? { attempts: { decrement: 1 } } : {}) },
       });
       if (count !== 1) return;
       const baseline = await tx.baseline.findUniqueOrThrow({ where: { id } });

@@ -135,11 +135,16 @@ export class ProbeRepository {
     });
   }
 
-  async fail(id: string, error: string, final: boolean): Promise<void> {
+  /**
+   * A failure: FAILED when final, else back to QUEUED.
+   * `handedBack`: a worker handed the row back because its own environment failed (not the job):
+   * the attempt its claim counted is returned, so a misconfigured machine spends none of the job's.
+   */
+  async fail(id: string, error: string, final: boolean, options: { handedBack?: boolean } = {}): Promise<void> {
     await this.prisma.$transaction(async (tx) => {
       const { count } = await tx.probeTask.updateMany({
         where: { id, status: { in: ['QUEUED', 'RUNNING'] } },
-        data: final ? { status: 'FAILED', error, finishedAt: new Date() } : { status: 'QUEUED', error },
+        data: final ? { status: 'FAILED', error, finishedAt: new Date() } : { status: 'QUEUED', error, ...(options.handedBack ? { attempts: { decrement: 1 } } : {}) },
       });
       // A task that was cancelled (or had ended) meanwhile changes nothing and tells nothing.
       if (count !== 1) return;

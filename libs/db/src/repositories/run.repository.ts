@@ -110,12 +110,16 @@ export class RunRepository {
     });
   }
 
-  /** A failure: FAILED when final (no retry left or not retryable), else back to QUEUED. */
-  async fail(id: string, error: string, final: boolean): Promise<void> {
+  /**
+   * A failure: FAILED when final (no retry left or not retryable), else back to QUEUED.
+   * `handedBack`: a worker handed the row back because its own environment failed (not the job):
+   * the attempt its claim counted is returned, so a misconfigured machine spends none of the job's.
+   */
+  async fail(id: string, error: string, final: boolean, options: { handedBack?: boolean } = {}): Promise<void> {
     await this.prisma.$transaction(async (tx) => {
       const { count } = await tx.run.updateMany({
         where: { id, status: { in: ['QUEUED', 'RUNNING'] } },
-        data: final ? { status: 'FAILED', error, finishedAt: new Date() } : { status: 'QUEUED', error },
+        data: final ? { status: 'FAILED', error, finishedAt: new Date() } : { status: 'QUEUED', error, ...(options.handedBack ? { attempts: { decrement: 1 } } : {}) },
       });
       // A run that was cancelled (or had ended) meanwhile changes nothing and tells nothing.
       if (count !== 1) return;

@@ -7,15 +7,19 @@ export interface WorkerBeat {
   pid: number;
   backend: string;
   device: string;
-  state: 'starting' | 'idle' | 'busy' | 'stopping' | 'stopped';
+  /** unhealthy: it met an environment fault during a job, handed the job back and takes no more. */
+  state: 'starting' | 'idle' | 'busy' | 'stopping' | 'stopped' | 'unhealthy';
   currentJobId: string | null;
+  /** Why it is unhealthy (null otherwise): names the fault and where it happened. */
+  unhealthyReason?: string | null;
 }
 
 export class WorkerRepository {
   constructor(private readonly prisma: PrismaClient) {}
 
-  async beat(w: WorkerBeat): Promise<void> {
+  async beat(beat: WorkerBeat): Promise<void> {
     const now = new Date();
+    const w = { ...beat, unhealthyReason: beat.unhealthyReason ?? null };
     await this.prisma.worker.upsert({
       where: { id: w.id },
       create: { ...w, startedAt: now, lastHeartbeatAt: now },
