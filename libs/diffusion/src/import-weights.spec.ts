@@ -29,9 +29,12 @@ function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
 }
 
+const made: string[] = [];
 function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'ddae-import-'));
+  made.push(fs.mkdtempSync(path.join(os.tmpdir(), 'ddae-import-')));
+  return made[made.length - 1];
 }
+afterAll(() => made.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
 describe('importing the PyTorch twin', () => {
   beforeAll(async () => {

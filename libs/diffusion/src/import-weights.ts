@@ -99,6 +99,15 @@ export function torchTwinMapping(config: ModelConfig): TorchNameMapping[] {
   }
 }
 
+/**
+ * The image channels a twin's file was trained on (its first layer's input channels), or undefined
+ * when the file lacks that layer (the mapping then names the missing tensor).
+ */
+export function twinImageChannels(file: SafetensorsFile, backbone: 'unet' | 'dit'): number | undefined {
+  const t = file.tensors.get(backbone === 'dit' ? 'patchify.weight' : 'stem.weight');
+  return t && t.shape.length === 4 ? t.shape[1] : undefined;
+}
+
 /** A file whose tensors do not fit the architecture; `tensor` is the first one that does not. */
 export class WeightMismatchError extends Error {
   constructor(
@@ -223,16 +232,24 @@ export interface ImportedCheckpoint {
  * @param outDir the checkpoint directory (the checkpoint lands in `<outDir>/step-00000000`)
  * @param expectedSha256 when given, the source must hash to it
  */
-export function importTorchCheckpoint(source: string, config: ModelConfig, method: Method, outDir: string, expectedSha256?: string): ImportedCheckpoint {
+export function importTorchCheckpoint(
+  source: string,
+  config: ModelConfig | ((file: SafetensorsFile) => ModelConfig),
+  method: Method,
+  outDir: string,
+  expectedSha256?: string,
+): ImportedCheckpoint {
   const buf = fs.readFileSync(source);
   const sourceSha256 = createHash('sha256').update(buf).digest('hex');
   if (expectedSha256 !== undefined && expectedSha256.toLowerCase() !== sourceSha256) {
     throw new WeightMismatchError(`${source}: sha256 ${sourceSha256}, expected ${expectedSha256}`, source);
   }
-  const { params, flat, totalSize } = mapTorchTwinWeights(readSafetensors(buf), config);
+  const file = readSafetensors(buf);
+  const resolved = typeof config === 'function' ? config(file) : config;
+  const { params, flat, totalSize } = mapTorchTwinWeights(file, resolved);
   const checkpoint = writeCheckpoint(
     outDir,
-    { step: 0, method, config, params, totalSize, rngState: new Rng(0).getState(), imported: { format: 'safetensors', source, sha256: sourceSha256 } },
+    { step: 0, method, config: resolved, params, totalSize, rngState: new Rng(0).getState(), imported: { format: 'safetensors', source, sha256: sourceSha256 } },
     { weights: flat, ema: flat, optimizer: new Float32Array(2 * totalSize) },
   );
   return { checkpoint, source, sourceSha256, parameterCount: totalSize };
