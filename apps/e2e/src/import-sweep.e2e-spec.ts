@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -63,6 +64,11 @@ describe('a sweep of a model pretrained elsewhere, end to end', () => {
     for (const line of jsonl.trim().split('\n')) expect(JSON.parse(line)).toMatchObject({ steps: 0, source_path: FIXTURE, source_sha256: SHA256 });
     // The sweep's own view of its run.
     expect(sweep.runs.map((r) => r.source)).toEqual([{ path: FIXTURE, sha256: SHA256 }]);
+    // The CLI's leaderboard names the imported model's source under the ranking.
+    const cli = spawnSync(process.execPath, ['-r', '@swc-node/register', 'apps/cli/src/main.ts', 'leaderboard', '--sweep', id, '--api', stack.base], { encoding: 'utf8' });
+    expect(cli.status === 0 ? 0 : `exit ${cli.status}: ${cli.stderr}`).toBe(0);
+    expect(cli.stdout).toContain('imported models (pretrained elsewhere, not trained by the sweep)');
+    expect(cli.stdout).toMatch(new RegExp(`twin-tiny +${FIXTURE.replace(/[.]/g, '\\.')} +${SHA256}`));
   });
 
   it('fails the run at once, naming both hashes, when the file is not the one the spec names', async () => {

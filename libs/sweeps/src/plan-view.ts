@@ -4,7 +4,7 @@ import type { SweepPlan } from './plan';
 export const DRY_RUN_SAMPLE_ROWS = 200;
 
 export interface PlanView {
-  runs: { key: string; method: string; model: string; untrained: boolean; seed: number; steps: number; backbone: string; unet?: unknown; dit?: unknown; progressProbe: unknown }[];
+  runs: { key: string; method: string; model: string; untrained: boolean; seed: number; steps: number; backbone: string; unet?: unknown; dit?: unknown; progressProbe: unknown; checkpoint?: { path: string; sha256?: string } }[];
   probeTasks: { run: string; noiseLevel: number; layers: string[] }[];
   baselines: { dataset: string; kind: string }[];
   /**
