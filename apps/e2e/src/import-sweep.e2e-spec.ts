@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isLeaderboardCellRow, isLeaderboardConfigRow } from '@ddae/contracts';
 import { startStack, type Stack } from './stack';
@@ -69,6 +69,15 @@ describe('a sweep of a model pretrained elsewhere, end to end', () => {
     expect(cli.status === 0 ? 0 : `exit ${cli.status}: ${cli.stderr}`).toBe(0);
     expect(cli.stdout).toContain('imported models (pretrained elsewhere, not trained by the sweep)');
     expect(cli.stdout).toMatch(new RegExp(`twin-tiny +${FIXTURE.replace(/[.]/g, '\\.')} +${SHA256}`));
+  });
+
+  it('reads a relative path under the workers\' ARTIFACT_DIR and, given no sha256, records the one it found', async () => {
+    mkdirSync(path.join(stack.artifacts, 'imports'));
+    copyFileSync(FIXTURE, path.join(stack.artifacts, 'imports', 'twin.safetensors'));
+    const { id } = await stack.submit(importSweep('e2e-import-relative', { path: 'imports/twin.safetensors' }));
+    const sweep = await stack.waitForSweep(id, 600_000);
+    expect(sweep.status).toBe('SUCCEEDED');
+    expect(sweep.runs.map((r) => r.source)).toEqual([{ path: 'imports/twin.safetensors', sha256: SHA256 }]);
   });
 
   it('fails the run at once, naming both hashes, when the file is not the one the spec names', async () => {
