@@ -130,6 +130,19 @@ would; resumes when --out holds checkpoints; writes only under --out.
                           (default $DDAE_GPU or auto: the one hardware adapter)
 Prints progress to stderr; --json: {"checkpoint","steps","seconds","parameters","backbone","backend"} (+ "gpu" on webgpu)
 (+ "progress": [{"step","accuracy"}], "stoppedEarly" with --probe-every).`,
+  import: `usage: npm run ddae -- import FILE.safetensors (--preset P | --unet U | --dit D) --out DIR [options]
+
+Writes one of our checkpoints (DIR/step-00000000) from a PyTorch model's weights in the safetensors
+format, under the names of the PyTorch twin (bench/torch_twin.py; docs/import.md has the mapping).
+probe --checkpoint DIR and sweeps (models[].checkpoint) read it like a pretrained checkpoint.
+  --preset P, --unet U, --dit D, --backbone unet|dit   the architecture, as for pretrain (required)
+  --method ddpm|edm (ddpm)   how the model was trained (decides the noise levels its features use)
+  --dataset D                the images it takes (padded size and channels); without it
+  --image-size N (32)        the input side; the channels are read from the file
+A file that does not fit the architecture writes nothing and names the first tensor that does not
+(name, expected shape, found shape) or the first missing or unexpected one.
+Prints the checkpoint and the source's sha256; --json: {"checkpoint","source","sha256","backbone",
+"method","parameters","imageSize","imageChannels"}.`,
   sample: `usage: npm run ddae -- sample --checkpoint DIR --out FILE [options]
 
 Generates images from a checkpoint's EMA weights into a PNG grid (inline, no service).
@@ -190,6 +203,7 @@ service commands (talk to the API):
 inline commands (TensorFlow.js in this process; no API, Redis or Postgres):
   pretrain                train a diffusion UNet as a worker would
   sample                  generate images from a checkpoint into a PNG grid
+  import FILE             a checkpoint from a PyTorch model's safetensors weights
   probe                   linear probes on pixels or on a checkpoint's features
   noise-search            the adaptive noise search against the full grid
   cache list|prune        the feature cache

@@ -4,6 +4,7 @@ import { exportResults } from './commands/export.command';
 import { helpOf, USAGE } from './help';
 import { parseCommandLine } from './options';
 import { heatmapFromProbeFiles, heatmapPng } from './commands/heatmap.command';
+import { importInline } from './commands/import.command';
 import { leaderboard, workers } from './commands/leaderboard.command';
 import { pretrainInline } from './commands/pretrain.command';
 import { cacheCommand } from './commands/cache.command';
@@ -96,6 +97,9 @@ async function main(argv: string[]): Promise<string | undefined> {
     case 'noise-search':
       if (sub !== undefined) throw new UsageError(`noise-search takes options only, got "${sub}" (npm run ddae -- help ${command} lists them)`);
       return noiseSearchInline(values, { json });
+    case 'import':
+      if (arg !== undefined) throw new UsageError(`import takes one safetensors file, got "${sub}" and "${arg}"`);
+      return importInline(sub, values, { json });
     case 'pretrain':
     case 'sample':
       if (sub !== undefined) throw new UsageError(`${command} takes options only, got "${sub}" (npm run ddae -- help ${command} lists them)`);

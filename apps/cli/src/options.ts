@@ -47,6 +47,7 @@ export const COMMAND_OPTIONS = {
     'probe-every': str, 'probe-noise': str, 'probe-layers': str, 'probe-train-size': str, 'probe-test-size': str, 'probe-epochs': str, 'probe-pooling': str,
     patience: str, 'min-delta': str,
   },
+  import: { backbone: str, preset: str, unet: str, dit: str, method: str, dataset: str, 'image-size': str, out: str },
   sample: { checkpoint: str, n: str, steps: str, seed: str, batch: str, eta: str, out: str, backend: str, gpu: str, weights: str },
 } as const satisfies Record<string, Options>;
 

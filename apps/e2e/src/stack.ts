@@ -15,6 +15,8 @@ export interface Stack {
   prefix: string;
   /** The API token (scope submit) this stack's requests send. */
   token: string;
+  /** The workers' ARTIFACT_DIR (a temporary directory, removed by stop()). */
+  artifacts: string;
   db: TestDatabase;
   api: ManagedProcess;
   workers: ManagedProcess[];
@@ -78,6 +80,7 @@ export async function startStack(options: {
     base,
     prefix,
     token,
+    artifacts,
     db,
     get api() {
       return api;

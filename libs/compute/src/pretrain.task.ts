@@ -1,6 +1,7 @@
+import * as fs from 'node:fs';
 import { DATASET_SHAPES, backboneFields, backboneOf, paddedImageSize, type ComputeHooks, type PretrainResult, type PretrainTask, type ProgressPoint } from '@ddae/contracts';
 import { loadDataset, seededOrder, toModelInput } from '@ddae/datasets';
-import { latestCheckpoint, pretrain } from '@ddae/diffusion';
+import { importTorchCheckpoint, latestCheckpoint, modelConfigOf, pretrain, SafetensorsError, WeightMismatchError } from '@ddae/diffusion';
 import { runProbeTask } from './probe.task';
 import { plateaued, readProgressHistory, writeProgressHistory } from './progress-probe';
 
@@ -17,6 +18,7 @@ import { plateaued, readProgressHistory, writeProgressHistory } from './progress
  * history is kept beside the checkpoints, so a killed and resumed run keeps its patience.
  */
 export async function runPretrainTask(task: PretrainTask, hooks: ComputeHooks = {}): Promise<PretrainResult> {
+  if (task.importFrom) return importPretrained(task, task.importFrom);
   const train = await loadDataset(task.dataset.name, 'train', task.dataset.dir !== undefined ? { dir: task.dataset.dir } : {});
   const n = Math.min(task.trainSize ?? train.count, train.count);
   const indices = seededOrder(train.count, task.seed).subarray(0, n);
@@ -86,4 +88,40 @@ async function probeCheckpoint(task: PretrainTask, checkpointPath: string, step:
     for (const l of r.layers) cells.push({ layer: l.layer, noiseLevel, accuracy: l.accuracy, featureDim: l.featureDim });
   }
   return { step, accuracy: Math.max(...cells.map((c) => c.accuracy)), cells };
+}
+
+/** A file that cannot become this run's checkpoint (corrupt, another architecture, another sha256): retrying cannot help. */
+export class ImportError extends Error {
+  override readonly name = 'ImportError';
+}
+
+/**
+ * A model pretrained elsewhere: its safetensors file (the PyTorch twin's names) becomes the run's
+ * only checkpoint, step 0, holding the weights as both the raw and the EMA weights; nothing is
+ * trained. The network is the task's, on the data set's images (padded or `imageSize`). A retried
+ * attempt imports again over its own earlier checkpoint (the same bytes).
+ */
+function importPretrained(task: PretrainTask, from: NonNullable<PretrainTask['importFrom']>): PretrainResult {
+  const started = Date.now();
+  const shape = DATASET_SHAPES[task.dataset.name];
+  const config = modelConfigOf(task, task.imageSize ?? paddedImageSize(shape.size), shape.channels);
+  let imported: ReturnType<typeof importTorchCheckpoint>;
+  // A source that is not there is the spec's fault, not this machine's: without this, its ENOENT
+  // under ARTIFACT_DIR would read as an unusable artifact directory and take every worker offline in turn.
+  if (!fs.existsSync(from.path)) throw new ImportError(`import of ${from.path}: no such file (a relative checkpoint path is read under the workers' ARTIFACT_DIR)`);
+  try {
+    imported = importTorchCheckpoint(from.path, config, task.method, task.checkpointDir, from.sha256);
+  } catch (error) {
+    if (error instanceof WeightMismatchError || error instanceof SafetensorsError) throw new ImportError(`import of ${from.path}: ${error.message}`);
+    throw error;
+  }
+  const c = imported.checkpoint;
+  return {
+    kind: 'pretrain',
+    finalCheckpoint: { step: c.step, path: c.path, sha256: c.manifestSha256 },
+    steps: 0,
+    seconds: (Date.now() - started) / 1000,
+    parameters: imported.parameterCount,
+    source: { path: from.path, sha256: imported.sourceSha256 },
+  };
 }

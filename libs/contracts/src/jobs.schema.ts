@@ -74,6 +74,12 @@ export const pretrainTaskSchema = z.object({
   /** Steps per point of the training-loss curve (`ComputeHooks.trainLoss`). Default 50. */
   lossEvery: z.number().int().positive().optional(),
   /**
+   * A model pretrained elsewhere: instead of training, import this safetensors file (the PyTorch
+   * twin's names) as the run's only checkpoint (step 0), refusing it when `sha256` is given and differs.
+   * `path` is absolute (the worker resolves a spec's relative path against its ARTIFACT_DIR).
+   */
+  importFrom: z.object({ path: z.string(), sha256: z.string().optional() }).optional(),
+  /**
    * After training, sample a small grid from the final checkpoint's EMA weights and write it as a
    * PNG beside the checkpoints (`samples-step-XXXXXXXX.png`). Default: no samples.
    */
@@ -340,6 +346,8 @@ export const pretrainResultSchema = z.object({
   /** The sample grid of the final checkpoint (when the task asked for `samples`), or why there is none. */
   samples: sampleGridInfoSchema.optional(),
   samplesError: z.string().optional(),
+  /** An imported run's source: the file and the sha256 it hashed to. */
+  source: z.object({ path: z.string(), sha256: z.string() }).optional(),
 });
 
 export const probeResultSchema = z.object({

@@ -90,6 +90,17 @@ export function ditSpecFormSchema(value: unknown): z.ZodType {
   return ditConfigSchema;
 }
 
+/** Where a model pretrained elsewhere is: a safetensors file the workers can read. */
+export const modelCheckpointSchema = z
+  .object({
+    /** The file: absolute, or relative to the workers' ARTIFACT_DIR. */
+    path: z.string().min(1).max(1024).regex(/^[^\0]*$/, 'no NUL characters').regex(/\.safetensors$/, 'a .safetensors file'),
+    /** Its sha256 (64 hex digits); when given, a worker refuses a file that does not hash to it. Default: not checked (the hash found is recorded). */
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, '64 lowercase hex digits').optional(),
+  })
+  .strict();
+export type ModelCheckpointSpec = z.output<typeof modelCheckpointSchema>;
+
 export const modelSpecSchema = z
   .object({
     /** A label for the leaderboard; default `<method>-<preset or size>`. */
@@ -111,6 +122,13 @@ export const modelSpecSchema = z
      * halve it exactly (28 with 3 levels: 28, 14, 7), a DiT's patch divide it. Default: the next power of two (28 -> 32).
      */
     imageSize: z.number().int().min(8).max(256).optional(),
+    /**
+     * A model pretrained elsewhere: weights in the safetensors format under the PyTorch twin's names
+     * (docs/import.md), of the architecture (`unet` / `dit`) and `method` this model names. The sweep
+     * imports and probes it on the grid and never trains it (`pretrain` does not apply to it; one run,
+     * the first seed). Default: none (the model is pretrained by the sweep).
+     */
+    checkpoint: modelCheckpointSchema.optional(),
   })
   .strict();
 export type ModelSpec = z.output<typeof modelSpecSchema>;

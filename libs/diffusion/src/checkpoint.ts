@@ -30,6 +30,8 @@ export interface CheckpointManifest {
   totalSize: number;
   rngState: RngState;
   loss?: number;
+  /** Set when the weights were imported (`ddae import`) rather than trained here: the source file and its sha256. */
+  imported?: { format: 'safetensors'; source: string; sha256: string };
   /** sha256 (hex) of each data file. */
   files: Record<string, string>;
   createdAt: string;

@@ -11,3 +11,5 @@ export * from './device-limits';
 export * from './dit';
 export * from './backbone';
 export * from './optimizer';
+export * from './safetensors';
+export * from './import-weights';

@@ -102,6 +102,7 @@ export class SweepOrchestrator {
         seed: r.seed,
         hyper: r.hyper as unknown as Prisma.InputJsonValue,
         steps: r.hyper.steps,
+        ...(r.hyper.importFrom ? { sourcePath: r.hyper.importFrom.path, ...(r.hyper.importFrom.sha256 ? { sourceSha256: r.hyper.importFrom.sha256 } : {}) } : {}),
       })),
       probeTasks: plan.probeTasks.map((t) => ({
         runKey: t.runKey,

@@ -4,7 +4,7 @@ import type { SweepPlan } from './plan';
 export const DRY_RUN_SAMPLE_ROWS = 200;
 
 export interface PlanView {
-  runs: { key: string; method: string; model: string; untrained: boolean; seed: number; steps: number; backbone: string; unet?: unknown; dit?: unknown; progressProbe: unknown }[];
+  runs: { key: string; method: string; model: string; untrained: boolean; seed: number; steps: number; backbone: string; unet?: unknown; dit?: unknown; progressProbe: unknown; checkpoint?: { path: string; sha256?: string } }[];
   probeTasks: { run: string; noiseLevel: number; layers: string[] }[];
   baselines: { dataset: string; kind: string }[];
   /**
@@ -22,6 +22,7 @@ export interface PlanView {
 export function planView(plan: SweepPlan, limit = DRY_RUN_SAMPLE_ROWS): PlanView {
   const runs = plan.runs.slice(0, limit).map((r) => ({
     key: r.key, method: r.method, model: r.modelName, untrained: r.untrained, seed: r.seed, steps: r.hyper.steps, backbone: r.backbone, ...(r.unet ? { unet: r.unet } : { dit: r.dit }), progressProbe: r.hyper.progressProbe ?? null,
+    ...(r.hyper.importFrom ? { checkpoint: r.hyper.importFrom } : {}),
   }));
   const probeTasks = plan.probeTasks.slice(0, limit).map((t) => ({ run: t.runKey, noiseLevel: t.noiseLevel, layers: t.layers }));
   const view: PlanView = { runs, probeTasks, baselines: plan.baselines.map((b) => ({ dataset: b.dataset, kind: b.kind })) };

@@ -116,9 +116,55 @@ describe('the untrained-network baseline', () => {
     expect(plan.baselines.map((b) => b.kind)).toEqual(['pixels']);
     expect(plan.counts).toMatchObject({ runs: 8, probeTasks: 12, pretrainSteps: 300 });
   });
+
+  it('plans a model pretrained elsewhere (models[].checkpoint) as one imported run of 0 steps, probed on the grid, never trained', () => {
+    const sha256 = 'ab'.repeat(32);
+    const plan = planSweep(
+      spec({
+        models: [
+          { method: 'ddpm', unet: 'tiny' },
+          { name: 'twin-tiny', method: 'ddpm', unet: 'tiny', checkpoint: { path: '/models/twin.safetensors', sha256 } },
+          { name: 'twin-dit', method: 'edm', backbone: 'dit', dit: { depth: 2, width: 16, heads: 2, patch: 4 }, checkpoint: { path: 'imports/dit.safetensors' } },
+        ],
+        pretrain: { steps: 50, seeds: [3, 4], progressProbe: { every: 10 } },
+        baselines: ['pixels', 'untrained'],
+      }),
+    );
+    const twin = plan.runs.filter((r) => r.modelName === 'twin-tiny');
+    // One run (its first seed) plus the untrained control: seeds would give the same weights.
+    expect(twin.map((r) => [r.key, r.untrained, r.hyper.steps])).toEqual([['twin-tiny-s3', false, 0], ['twin-tiny-untrained-s3', true, 0]]);
+    expect(twin[0].hyper).toMatchObject({ steps: 0, warmupSteps: 0, trainSize: null, importFrom: { path: '/models/twin.safetensors', sha256 } });
+    // Pretraining's probing does not apply to a model that is not trained.
+    expect(twin[0].hyper.progressProbe).toBeUndefined();
+    expect(twin[1].hyper.importFrom).toBeUndefined();
+    const dit = plan.runs.find((r) => r.key === 'twin-dit-s3');
+    expect(dit).toMatchObject({ backbone: 'dit', method: 'edm', dit: { depth: 2, width: 16 }, hyper: { importFrom: { path: 'imports/dit.safetensors' } } });
+    expect(dit?.hyper.importFrom).not.toHaveProperty('sha256');
+    // Probed on the whole grid, every decoder block / every DiT block.
+    expect(plan.probeTasks.filter((t) => t.runKey === 'twin-tiny-s3').map((t) => [t.noiseLevel, t.layers])).toEqual([
+      [5, ['out_1', 'out_2', 'out_3', 'out_4']],
+      [25, ['out_1', 'out_2', 'out_3', 'out_4']],
+    ]);
+    expect(plan.probeTasks.filter((t) => t.runKey === 'twin-dit-s3').map((t) => t.noiseLevel)).toEqual([0.06]);
+    // Only the sweep's own model trains: 2 seeds x 50 steps.
+    expect(plan.counts.pretrainSteps).toBe(100);
+    expect(plan.runs.filter((r) => r.hyper.steps > 0).map((r) => r.key)).toEqual(['ddpm-tiny-s3', 'ddpm-tiny-s4']);
+  });
 });
 
 describe('validateSweepSpec', () => {
+  it('refuses a bad models[].checkpoint with the path of the bad field', () => {
+    const issues = (checkpoint: unknown) => {
+      const r = validateSweepSpec({ ...spec(), models: [{ method: 'ddpm', unet: 'tiny', checkpoint }] });
+      return r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`);
+    };
+    expect(issues({ path: '/m/model.safetensors' })).toEqual([]);
+    expect(issues({ path: '/m/model.pt' })).toEqual([expect.stringMatching(/^models\.0\.checkpoint\.path: .*\.safetensors/)]);
+    expect(issues({ path: '/m/model.safetensors', sha256: 'XYZ' })).toEqual([expect.stringMatching(/^models\.0\.checkpoint\.sha256: 64 lowercase hex digits/)]);
+    expect(issues({ path: '/m/model.safetensors', url: 'https://x' })).toEqual([expect.stringMatching(/^models\.0\.checkpoint/)]);
+    expect(issues('/m/model.safetensors')).toEqual([expect.stringMatching(/^models\.0\.checkpoint/)]);
+  });
+
   it('reports the fields of the UNet a spec meant, not a bare "invalid input"', () => {
     const r = validateSweepSpec({ ...spec(), models: [{ method: 'ddpm', unet: { baseChannels: -1, channelMults: [1], blocksPerLevel: 1 } }] });
     expect(r.ok).toBe(false);

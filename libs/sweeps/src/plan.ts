@@ -37,6 +37,8 @@ export interface RunHyper {
   lossEvery?: number;
   /** Side of the model input (the spec's `models[].imageSize`); absent: the data set's padded size (28 -> 32). */
   imageSize?: number;
+  /** A model pretrained elsewhere (the spec's `models[].checkpoint`): imported, never trained (0 steps). */
+  importFrom?: { path: string; sha256?: string };
 }
 
 export interface PlannedRun {
@@ -186,8 +188,27 @@ export function planSweep(spec: SweepSpec): SweepPlan {
         probeTasks.push({ runKey: run.key, noiseLevel, layers, protocol, protocolKey: key });
       }
     };
-    for (const seed of spec.pretrain.seeds) {
-      addRun({ key: `${modelName}-s${seed}`, modelName, untrained: false, method: model.method, ...network, dataset: spec.dataset, seed, hyper });
+    if (model.checkpoint) {
+      // Pretrained elsewhere: one run (seeds would give the same weights), imported as its step-0
+      // checkpoint and probed like any other; pretraining's settings do not apply to it.
+      const seed = spec.pretrain.seeds[0];
+      const imported: RunHyper = {
+        steps: 0,
+        batchSize: hyper.batchSize,
+        learningRate: hyper.learningRate,
+        warmupSteps: 0,
+        gradClip: hyper.gradClip,
+        emaDecayCap: hyper.emaDecayCap,
+        checkpointEvery: 1,
+        trainSize: null,
+        ...(model.imageSize !== undefined ? { imageSize: model.imageSize } : {}),
+        importFrom: { path: model.checkpoint.path, ...(model.checkpoint.sha256 !== undefined ? { sha256: model.checkpoint.sha256 } : {}) },
+      };
+      addRun({ key: `${modelName}-s${seed}`, modelName, untrained: false, method: model.method, ...network, dataset: spec.dataset, seed, hyper: imported });
+    } else {
+      for (const seed of spec.pretrain.seeds) {
+        addRun({ key: `${modelName}-s${seed}`, modelName, untrained: false, method: model.method, ...network, dataset: spec.dataset, seed, hyper });
+      }
     }
     if (spec.baselines.includes('untrained')) {
       const seed = spec.pretrain.seeds[0];

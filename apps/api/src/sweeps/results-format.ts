@@ -32,6 +32,9 @@ export const EXPORT_COLUMNS: readonly [string, (r: ExportRow) => unknown][] = [
   ['worker', (r) => r.workerId],
   ['result_id', (r) => r.resultId],
   ['created_at', (r) => r.createdAt.toISOString()],
+  // An imported model's provenance (models[].checkpoint); empty for a model its sweep pretrained.
+  ['source_path', (r) => r.sourcePath],
+  ['source_sha256', (r) => r.sourceSha256],
 ];
 
 /** One CSV field (RFC 4180): quoted when it holds a comma, quote or line break; null is empty. */

@@ -107,6 +107,7 @@ export class SweepsController {
         id: r.id, key: r.key, method: r.method, model: r.modelName, untrained: r.untrained, seed: r.seed, status: r.status, steps: r.steps,
         stepsDone: r.stepsDone, lastLoss: r.lastLoss, parameters: r.parameters, attempts: r.attempts, error: r.error,
         workerId: r.workerId, backend: r.backend, stoppedEarlyAt: r.stoppedEarlyAt, startedAt: r.startedAt, finishedAt: r.finishedAt,
+        source: r.sourcePath === null ? null : { path: r.sourcePath, sha256: r.sourceSha256 },
       })),
       probeTasks: probeTasks.map((t) => ({
         id: t.id, run: runKey.get(t.runId), noiseLevel: t.noiseLevel, layers: t.layers, status: t.status,

@@ -35,7 +35,16 @@ export async function leaderboard(api: ApiClient, opts: { dataset?: string; meth
       )}`
     : '\n\n(no baselines computed yet)';
   const more = r.nextCursor ? `\n\nmore rows: add --cursor ${r.nextCursor}` : '';
-  return (r.rows.length ? rows : '(no probe results yet)') + more + baselines;
+  // Provenance of the models pretrained elsewhere (models[].checkpoint), one line each.
+  const imported = new Map<string, { path: string; sha256: string | null }>();
+  for (const x of r.rows as Row[]) if (x.source) imported.set(`${x.sweepId} ${x.modelName}`, x.source);
+  const sources = imported.size
+    ? `\n\nimported models (pretrained elsewhere, not trained by the sweep)\n${table(
+        ['model', 'source', 'sha256'],
+        [...imported].map(([key, src]) => [key.slice(key.indexOf(' ') + 1), src.path, src.sha256]),
+      )}`
+    : '';
+  return (r.rows.length ? rows : '(no probe results yet)') + more + sources + baselines;
 }
 
 export async function workers(api: ApiClient, opts: { json: boolean }): Promise<string> {

@@ -125,7 +125,11 @@ export class ComputeJobsService {
         checkpointDir: path.join(this.artifactRoot, 'runs', runId),
         ...(hyper.lossEvery !== undefined ? { lossEvery: hyper.lossEvery } : {}),
         // A trained run's final checkpoint is sampled (a small grid, beside it); the untrained control's is noise.
-        ...(run.untrained ? {} : { samples: workerSampleSpec(run.method as Method) }),
+        ...(run.untrained || hyper.importFrom ? {} : { samples: workerSampleSpec(run.method as Method) }),
+        // Pretrained elsewhere: imported, not trained; a relative path is under the artifact root.
+        ...(hyper.importFrom
+          ? { importFrom: { path: path.resolve(this.artifactRoot, hyper.importFrom.path), ...(hyper.importFrom.sha256 ? { sha256: hyper.importFrom.sha256 } : {}) } }
+          : {}),
       };
       // Probing during pretraining, as planned into the run's settings (Postgres is a boundary too).
       const progressProbe = hyper.progressProbe === undefined ? undefined : progressProbeConfigSchema.parse(hyper.progressProbe);
@@ -168,8 +172,9 @@ export class ComputeJobsService {
     if (result.samples) await this.recordSamples(runId, run.key, result.samples);
     else if (result.samplesError) this.logger.warn(`run ${run.key}: no sample grid (${result.samplesError})`);
     const stoppedEarly = result.stoppedEarly === true;
-    const completed = await this.write('complete run', () => this.runs.complete(runId, { step: final.step, path: this.relative(final.path), sha256: final.sha256, loss: final.loss }, { stoppedEarly, device: this.identity.resultDevice(result.device) }));
+    const completed = await this.write('complete run', () => this.runs.complete(runId, { step: final.step, path: this.relative(final.path), sha256: final.sha256, loss: final.loss }, { stoppedEarly, device: this.identity.resultDevice(result.device), ...(result.source ? { sourceSha256: result.source.sha256 } : {}) }));
     if (completed) await this.write('enqueue probes', () => this.orchestrator.runSucceeded(runId, run.sweepId));
+    if (result.source) this.logger.log(`run ${run.key}: imported ${result.source.path} (sha256 ${result.source.sha256})`);
     this.logger.log(`run ${run.key}: ${result.steps} steps in ${result.seconds.toFixed(1)} s${stoppedEarly ? ` (stopped early: the probe plateaued; planned ${hyper.steps})` : ''}${onDevice(result)}`);
     return { outcome: 'done' };
   }

@@ -12,6 +12,8 @@ const status = z.enum(SWEEP_STATUSES);
 const statusCounts = z.object({ QUEUED: z.number().int(), RUNNING: z.number().int(), SUCCEEDED: z.number().int(), FAILED: z.number().int(), CANCELLED: z.number().int() });
 /** A sweep spec with every default applied (its schema: the request body of `POST /api/sweeps`). */
 const specJson = z.record(z.string(), z.unknown()).describe('the sweep spec with every default applied');
+/** Provenance of an imported model (null: pretrained by its sweep): the safetensors file and its sha256 (null until the import verified it). */
+const modelSource = z.object({ path: z.string(), sha256: z.string().nullable() }).nullable();
 const backend = z.string().describe(`the compute backend, one of ${BACKENDS.join(', ')}`);
 
 // ---- health -------------------------------------------------------------------------------------
@@ -40,6 +42,8 @@ export const sweepPlanSchema = z.object({
       unet: z.record(z.string(), z.unknown()).optional(),
       dit: z.record(z.string(), z.unknown()).optional(),
       progressProbe: z.record(z.string(), z.unknown()).nullable(),
+      /** A model pretrained elsewhere: the file it is imported from (never trained). */
+      checkpoint: z.object({ path: z.string(), sha256: z.string().optional() }).optional(),
     }),
   ),
   probeTasks: z.array(z.object({ run: z.string(), noiseLevel: z.number(), layers: z.array(z.string()) })),
@@ -109,6 +113,8 @@ export const sweepRunSchema = z.object({
   stoppedEarlyAt: z.number().int().nullable(),
   startedAt: instant.nullable(),
   finishedAt: instant.nullable(),
+  /** A model pretrained elsewhere: the file it was imported from and its sha256; null: trained by the sweep. */
+  source: modelSource,
 });
 
 export const sweepProbeTaskSchema = z.object({
@@ -182,6 +188,8 @@ export const configRowSchema = z.object({
   noiseProtocol: z.string(),
   probeProtocol: z.string(),
   pooling: z.string(),
+  /** Set when the model was pretrained elsewhere and imported: the source file and its sha256. */
+  source: modelSource,
 });
 
 /** `GET /api/sweeps/:id/verdict`: the trained models' best cell beside the pixel baseline and the untrained network, same protocol. */
@@ -300,6 +308,8 @@ export const leaderboardCellRowSchema = z.object({
   backend,
   /** The device that computed it: the GPU adapter on webgpu, else the worker's device label; null on rows from before it was recorded. */
   device: z.string().nullable(),
+  /** Set when the model was pretrained elsewhere and imported (`models[].checkpoint`): the source file and its sha256. */
+  source: modelSource,
   createdAt: instant,
 });
 /** per=config: mean and spread over seeds. */

@@ -45,7 +45,16 @@ export interface LeaderboardRow {
   backend: string;
   /** The device that computed it (the WebGPU adapter, else the worker's device); null on results recorded before devices were. */
   device: string | null;
+  /** An imported model's provenance (the safetensors file and its sha256); null for a model its sweep pretrained. */
+  source: ModelSource | null;
   createdAt: Date;
+}
+
+/** Where an imported model's weights came from. */
+export interface ModelSource {
+  path: string;
+  /** null until the import verified the file. */
+  sha256: string | null;
 }
 
 /** One (sweep, model config, layer, noise level, protocol) cell over its seeds. */
@@ -71,6 +80,8 @@ export interface LeaderboardConfigRow {
   noiseProtocol: string;
   probeProtocol: string;
   pooling: string;
+  /** An imported model's provenance; null for a model its sweep pretrained. */
+  source: ModelSource | null;
 }
 
 export interface UntrainedBaselineRow {
@@ -253,7 +264,7 @@ export class LeaderboardRepository {
              c.step, top.sweep_id AS "sweepId", s.name AS "sweepName", top.run_id AS "runId",
              top.checkpoint_id AS "checkpointId", top.protocol_key AS "protocolKey",
              top.noise_protocol AS "noiseProtocol", top.probe_protocol AS "probeProtocol", top.pooling,
-             top.backend, top.device, top.created_at AS "createdAt"
+             top.backend, top.device, CASE WHEN r.source_path IS NULL THEN NULL ELSE json_build_object('path', r.source_path, 'sha256', r.source_sha256) END AS source, top.created_at AS "createdAt"
       FROM top
       JOIN runs r ON r.id = top.run_id
       JOIN checkpoints c ON c.id = top.checkpoint_id
@@ -292,8 +303,14 @@ export class LeaderboardRepository {
     const rows = await this.prisma.$queryRaw<LeaderboardConfigRow[]>`
       SELECT g.mean, g.std, g.min, g.max, g.n, g.seeds, g.layer, g.noise_level AS "noiseLevel", g.method, g.dataset,
              g.model_name AS "modelName", g.parameters, g.sweep_id AS "sweepId", s.name AS "sweepName",
-             g.protocol_key AS "protocolKey", g.noise_protocol AS "noiseProtocol", g.probe_protocol AS "probeProtocol", g.pooling
+             g.protocol_key AS "protocolKey", g.noise_protocol AS "noiseProtocol", g.probe_protocol AS "probeProtocol", g.pooling,
+             src.source
       FROM (${ranked}) g JOIN sweeps s ON s.id = g.sweep_id
+      -- An imported model's provenance: its one run (a sweep's model name is unique).
+      LEFT JOIN LATERAL (
+        SELECT CASE WHEN r.source_path IS NULL THEN NULL ELSE json_build_object('path', r.source_path, 'sha256', r.source_sha256) END AS source
+        FROM runs r WHERE r.sweep_id = g.sweep_id AND r.model_name = g.model_name AND r.untrained = g.untrained AND r.source_path IS NOT NULL LIMIT 1
+      ) src ON true
       ORDER BY ${order}`;
     return { rows: rows.slice(0, limit), rank0: after?.r ?? 0, more: rows.length > limit };
   }

@@ -37,6 +37,9 @@ export interface ExportRow {
   workerId: string;
   resultId: string;
   createdAt: Date;
+  /** An imported model's source file and its sha256; null for a model its sweep pretrained. */
+  sourcePath: string | null;
+  sourceSha256: string | null;
 }
 
 /** The export's order: trained runs then controls, by run, protocol, noise level and layer. */
@@ -79,7 +82,7 @@ export class ResultsRepository {
              r.seed, r.untrained, pr.layer, pr.noise_level AS "noiseLevel", pr.pooling, pr.noise_protocol AS "noiseProtocol",
              pr.probe_protocol AS "probeProtocol", pr.protocol_key AS "protocolKey", pr.accuracy, pr.train_accuracy AS "trainAccuracy",
              pr.feature_dim AS "featureDim", c.step AS "checkpointStep", pr.backend, pr.device, pr.worker_id AS "workerId", pr.id AS "resultId",
-             pr.created_at AS "createdAt"
+             pr.created_at AS "createdAt", r.source_path AS "sourcePath", r.source_sha256 AS "sourceSha256"
       FROM probe_results pr
       JOIN runs r ON r.id = pr.run_id
       JOIN checkpoints c ON c.id = pr.checkpoint_id

@@ -90,7 +90,8 @@ export class RunRepository {
    * recorded as `stoppedEarlyAt` and a `run.stopped-early` event.
    */
   /** `options.device`: the device that computed the run, when the result names one (else the claim's stays). */
-  async complete(id: string, final: CheckpointRecord, options: { stoppedEarly?: boolean; device?: string } = {}): Promise<boolean> {
+  /** `options.sourceSha256`: an imported run's source file as the import hashed it (its provenance). */
+  async complete(id: string, final: CheckpointRecord, options: { stoppedEarly?: boolean; device?: string; sourceSha256?: string } = {}): Promise<boolean> {
     return this.prisma.$transaction(async (tx) => {
       await tx.checkpoint.upsert({
         where: { runId_step: { runId: id, step: final.step } },
@@ -99,7 +100,7 @@ export class RunRepository {
       });
       const { count } = await tx.run.updateMany({
         where: { id, status: 'RUNNING' },
-        data: { status: 'SUCCEEDED', stepsDone: final.step, finishedAt: new Date(), error: null, stoppedEarlyAt: options.stoppedEarly ? final.step : null, ...(options.device ? { device: options.device } : {}) },
+        data: { status: 'SUCCEEDED', stepsDone: final.step, finishedAt: new Date(), error: null, stoppedEarlyAt: options.stoppedEarly ? final.step : null, ...(options.device ? { device: options.device } : {}), ...(options.sourceSha256 ? { sourceSha256: options.sourceSha256 } : {}) },
       });
       if (count === 1) {
         const run = await tx.run.findUniqueOrThrow({ where: { id }, select: { sweepId: true, key: true, steps: true } });

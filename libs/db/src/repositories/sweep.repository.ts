@@ -15,6 +15,9 @@ export interface NewRun {
   seed: number;
   hyper: Prisma.InputJsonValue;
   steps: number;
+  /** A model pretrained elsewhere: the file it is imported from, and its sha256 when the spec names one. */
+  sourcePath?: string;
+  sourceSha256?: string;
 }
 
 export interface NewProbeTask {
@@ -79,9 +82,9 @@ const arrayLiteral = (values: (string | number)[]): string => `{${values.join(',
 async function insertRuns(tx: Db, sweepId: string, runIds: Map<string, string>, runs: NewRun[]): Promise<void> {
   const rows = JSON.stringify(runs.map((r) => ({ ...r, id: runIds.get(r.key) })));
   await tx.$executeRaw`
-    INSERT INTO runs (id, sweep_id, key, model_name, method, unet, dit, dataset, seed, untrained, hyper, steps, created_at, updated_at)
-    SELECT r.id, ${sweepId}::uuid, r.key, r."modelName", r.method, r.unet, r.dit, r.dataset, r.seed, r.untrained, r.hyper, r.steps, now(), now()
-    FROM jsonb_to_recordset(${rows}::jsonb) AS r(id uuid, key text, "modelName" text, method text, unet jsonb, dit jsonb, dataset text, seed int, untrained boolean, hyper jsonb, steps int)`;
+    INSERT INTO runs (id, sweep_id, key, model_name, method, unet, dit, dataset, seed, untrained, hyper, steps, source_path, source_sha256, created_at, updated_at)
+    SELECT r.id, ${sweepId}::uuid, r.key, r."modelName", r.method, r.unet, r.dit, r.dataset, r.seed, r.untrained, r.hyper, r.steps, r."sourcePath", r."sourceSha256", now(), now()
+    FROM jsonb_to_recordset(${rows}::jsonb) AS r(id uuid, key text, "modelName" text, method text, unet jsonb, dit jsonb, dataset text, seed int, untrained boolean, hyper jsonb, steps int, "sourcePath" text, "sourceSha256" text)`;
 }
 
 /**
