@@ -51,6 +51,8 @@ which are never ranked).
                           model, layer, noise level and protocol
   --limit N               rows per page (1..500, default 20)
   --cursor C              the next page: the cursor a previous page printed
+  --labels N|all          the label budget (default all): results of probes trained on N labelled
+                          images in total, class-balanced (a budget of the sweep's probe.labels)
 
 ${COMMON}`,
   verdict: `usage: npm run ddae -- verdict <id> [--summary FILE [--seconds N]]
@@ -64,6 +66,7 @@ never the best cell. --json prints the API's verdict instead.
                            "baselines":{"pixels":{"accuracy"},"untrained":{"accuracy","layer","noise"}},
                            "margins":{"pixels","untrained"}}  (accuracies and margins as fractions)
   --seconds N             the "seconds" of the summary (default 0)
+  --labels N|all          the label budget every number is at (default all)
 
 ${ID}
 
@@ -75,6 +78,8 @@ Renders a sweep's layer x noise heatmap to a PNG: the trained models' grids, the
 network's (a control, never outlined); the legend compares the best trained cell (mean over seeds)
 with each baseline. Rows are decoder blocks out_1..out_N, deepest first; columns the noise levels.
   --out FILE              where to write the PNG (required; "-" writes it to stdout)
+  --labels N|all          the label budget (default all): cells of probes on N labelled images in
+                          total, class-balanced; with --from: the grids' names instead (a,b)
   --from FILES            the same from files written by inline "probe ... --json" (no service)
 
 ${ID}

@@ -1,10 +1,11 @@
 import type { ApiClient } from '../api-client';
-import { DATASET_NAMES, isLeaderboardCellRow, isLeaderboardConfigRow, LEADERBOARD_PER, METHODS, type LeaderboardCellRow, type LeaderboardConfigRowView } from '@ddae/contracts';
+import { DATASET_NAMES, formatLabelBudget, isLeaderboardCellRow, isLeaderboardConfigRow, LEADERBOARD_PER, METHODS, type LeaderboardCellRow, type LeaderboardConfigRowView } from '@ddae/contracts';
 import { UsageError } from '../api-client';
 import { pct, table } from '../table';
 
-export async function leaderboard(api: ApiClient, opts: { dataset?: string; method?: string; sweep?: string; per?: string; limit?: string; cursor?: string; json: boolean }): Promise<string> {
+export async function leaderboard(api: ApiClient, opts: { dataset?: string; method?: string; sweep?: string; per?: string; limit?: string; cursor?: string; labels?: string; json: boolean }): Promise<string> {
   const r = await api.leaderboard({
+    labels: labelBudgetOption(opts.labels),
     dataset: oneOf('--dataset', opts.dataset, DATASET_NAMES),
     method: oneOf('--method', opts.method, METHODS),
     per: oneOf('--per', opts.per, LEADERBOARD_PER),
@@ -35,13 +36,24 @@ export async function leaderboard(api: ApiClient, opts: { dataset?: string; meth
       )}`
     : '\n\n(no baselines computed yet)';
   const more = r.nextCursor ? `\n\nmore rows: add --cursor ${r.nextCursor}` : '';
-  return (r.rows.length ? rows : '(no probe results yet)') + more + baselines;
+  const budget = r.filter.labels === 'all' ? 'label budget: all of each protocol\'s training images' : `label budget: ${r.filter.labels} labelled images in total (class-balanced)`;
+  return `${budget}\n\n${r.rows.length ? rows : '(no probe results yet)'}${more}${baselines}`;
 }
 
 export async function workers(api: ApiClient, opts: { json: boolean }): Promise<string> {
   const r = await api.workers();
   if (opts.json) return JSON.stringify(r);
   return table(['worker', 'host', 'backend', 'device', 'state', 'job', 'last heartbeat'], r.workers.map((w) => [w.id, w.hostname, w.backend, w.device, w.state, w.currentJobId, w.lastHeartbeatAt]));
+}
+
+/**
+ * `--labels N|all`: a label budget (labelled training images in total, class-balanced), checked
+ * here so the message names the flag; absent: all.
+ */
+export function labelBudgetOption(value: string | undefined): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (value === 'all' || /^[1-9][0-9]{0,8}$/.test(value)) return value === 'all' ? 'all' : formatLabelBudget(Number(value));
+  throw new UsageError(`--labels must be all or a positive number of labelled images (a budget of the sweep's probe.labels), got "${value}"`);
 }
 
 /** An option's value checked against its allowed values (the API would answer 400; the CLI names the flag). */

@@ -26,7 +26,7 @@ import {
   type UNetConfig,
 } from '@ddae/contracts';
 import type { WorkerEnv } from '@ddae/config';
-import { BaselineRepository, ProbeRepository, RunRepository, RunSampleRepository, THROTTLED, TrainLossRepository } from '@ddae/db';
+import { BaselineRepository, ProbeRepository, RunRepository, RunSampleRepository, taskLabelBudgets, THROTTLED, TrainLossRepository } from '@ddae/db';
 import { withTimeout } from '@ddae/queue';
 import { SweepOrchestrator, type RunHyper } from '@ddae/sweeps';
 import { ComputeProcess, type ComputeCallbacks } from '../compute/compute-process';
@@ -197,6 +197,8 @@ export class ComputeJobsService {
       noiseLevel: row.noiseLevel,
       layers: row.layers,
       protocol: probeProtocolSchema.parse(row.protocol),
+      // One linear probe per layer and label budget on the same features.
+      ...(row.labels != null ? { labels: taskLabelBudgets(row) } : {}),
       featureCacheDir: path.join(this.artifactRoot, 'features'),
     };
     const result = await this.execute(job, token, handle, task, {});
