@@ -208,9 +208,12 @@ export class ComputeJobsService {
     // Stores the results and decides what follows (an adaptive noise search's next round) at once.
     const { next } = await this.write('store probe results', () => this.orchestrator.probeSucceeded(row, context, result.layers));
     if (next.length) this.logger.log(`probe ${run.key}: noise search continues with ${next.length} more level(s)`);
-    const best = [...result.layers].sort((a, b) => b.accuracy - a.accuracy)[0];
+    // The best with all labels (else the largest budget's): fewer labels answer another question.
+    const largest = result.layers.at(-1)?.labels;
+    const best = result.layers.filter((l) => l.labels === largest).sort((a, b) => b.accuracy - a.accuracy)[0];
+    const budgets = new Set(result.layers.map((l) => l.labels)).size;
     const cache = result.featureCache ? `, feature cache ${result.featureCache.hits} hit(s) ${result.featureCache.misses} miss(es)` : '';
-    this.logger.log(`probe ${run.key} @ ${row.noiseLevel}: best ${best?.layer} ${best?.accuracy.toFixed(4)} (${result.seconds.toFixed(1)} s${cache})${onDevice(result)}`);
+    this.logger.log(`probe ${run.key} @ ${row.noiseLevel}: best ${best?.layer} ${best?.accuracy.toFixed(4)}${budgets > 1 ? ` with ${largest ?? 'all'} labels (${budgets} budgets)` : ''} (${result.seconds.toFixed(1)} s${cache})${onDevice(result)}`);
     return { outcome: 'done' };
   }
 
