@@ -154,9 +154,12 @@ Trains linear probes inline on raw pixels or on a checkpoint's features (the wor
   --protocol fast|reference (fast: linear probe on cached features; reference: features
                           recomputed every epoch from augmented images)
   --noise-protocol fixed|fresh (fixed; fresh: new noise every epoch, needs --protocol reference)
+  --labels 100,1000,all   label budgets: labelled training images in total, class-balanced, out of
+                          --train-size (all: every one); one feature pass per noise level serves all
   --cache DIR|none        feature cache; default $ARTIFACT_DIR/features when ARTIFACT_DIR is set, else none
   --backend B, --gpu G    as for pretrain
-  --json: last line is one JSON object with at least "accuracy" (the best cell)`,
+  --json: last line is one JSON object with at least "accuracy" (the best cell; with --labels, of
+          the largest budget, and "budgets": [{labels, accuracy, best, cells}])`,
   'noise-search': `usage: npm run ddae -- noise-search --checkpoint DIR --noise GRID [options]
 
 Measures the adaptive noise search against the full grid on one checkpoint (inline).

@@ -393,30 +393,36 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
   }
 }
 
-/**
- * `probe.labels`: each budget between the class count and the probe's training images (`pool`),
- * unique, ascending with `all` last; an issue names `probe.labels.i` and the fix.
- */
+/** `probe.labels` checked in a spec: each issue at `probe.labels.i`. */
 function checkLabelBudgets(labels: unknown[], pool: number, classes: number, dataset: string, ctx: RefineContext): void {
+  for (const { index, message } of labelBudgetIssues(labels, pool, classes, dataset)) ctx.addIssue({ code: 'custom', path: ['probe', 'labels', index], message });
+}
+
+/**
+ * Label budgets (a sweep's `probe.labels`, the inline probe's `--labels`): each between the class
+ * count and the probe's training images (`pool`, its trainSize), unique, ascending with `all`
+ * last; one issue per bad entry, with its index and the fix. Entries of another type are left to
+ * the schema.
+ */
+export function labelBudgetIssues(labels: readonly unknown[], pool: number, classes: number, dataset: string): { index: number; message: string }[] {
+  const issues: { index: number; message: string }[] = [];
   let previous: number | 'all' | undefined;
-  labels.forEach((budget, i) => {
-    const path = ['probe', 'labels', i];
+  labels.forEach((budget, index) => {
     if (budget !== 'all' && typeof budget !== 'number') return;
     if (typeof budget === 'number') {
       if (budget < classes) {
-        ctx.addIssue({ code: 'custom', path, message: `${budget} labels cannot cover the ${classes} classes of ${dataset} (a budget counts labelled images in total, class-balanced): use at least ${classes}` });
+        issues.push({ index, message: `${budget} labels cannot cover the ${classes} classes of ${dataset} (a budget counts labelled images in total, class-balanced): use at least ${classes}` });
       } else if (budget > pool) {
-        ctx.addIssue({ code: 'custom', path, message: `${budget} labels exceed the probe's ${pool} training images (probe.trainSize): raise trainSize or use all` });
+        issues.push({ index, message: `${budget} labels exceed the probe's ${pool} training images (probe.trainSize): raise trainSize or use all` });
       }
     }
     if (previous !== undefined) {
-      if (budget === previous) ctx.addIssue({ code: 'custom', path, message: `${budget} is listed twice: list each budget once` });
-      else if (previous === 'all' || (typeof budget === 'number' && budget < previous)) {
-        ctx.addIssue({ code: 'custom', path, message: 'list the budgets in ascending order, all last' });
-      }
+      if (budget === previous) issues.push({ index, message: `${budget} is listed twice: list each budget once` });
+      else if (previous === 'all' || (typeof budget === 'number' && budget < previous)) issues.push({ index, message: 'list the budgets in ascending order, all last' });
     }
     previous = budget;
   });
+  return issues;
 }
 
 /**
