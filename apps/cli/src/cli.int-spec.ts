@@ -161,4 +161,25 @@ describe('ddae against a real API', () => {
     expect(ranks(first.stdout)).toEqual([1, 2]);
     expect(ranks(second.stdout)).toEqual([3, 4]);
   });
+
+  it('reads the leaderboard, verdict and heatmap at a label budget (--labels), and names a bad one', async () => {
+    const budgets = await seedFinishedSweep(db.prisma, { name: 'cli-budgets', labels: [20] });
+    const id = budgets.sweepId.slice(0, 8);
+    const few = await ddae('leaderboard', '--sweep', id, '--labels', '20', '--per', 'config', '--limit', '1', '--json');
+    expect(few.code).toBe(0);
+    const board = JSON.parse(few.stdout) as { filter: { labels: unknown }; rows: { labels: unknown; mean: number }[]; baselines: { labels: unknown }[] };
+    expect([board.filter.labels, board.rows[0].labels, ...board.baselines.map((b) => b.labels)]).toEqual([20, 20, 20, 20]);
+    const mean = (labels?: number) => (budgets.accuracy('ddpm-small-s0', 'out_2', 4, labels) + budgets.accuracy('ddpm-small-s1', 'out_2', 4, labels)) / 2;
+    expect(board.rows[0].mean).toBeCloseTo(mean(20), 10);
+    const table = await ddae('leaderboard', '--sweep', id, '--labels', '20');
+    expect(table.stdout).toContain('label budget: 20 labelled images in total (class-balanced)');
+    expect((await ddae('leaderboard', '--sweep', id)).stdout).toContain("label budget: all of each protocol's training images");
+    expect((await ddae('verdict', id, '--labels', '20')).stdout).toMatch(new RegExp(`${(100 * mean(20)).toFixed(2)} % ± [0-9.]+ \\(mean of 2 seeds, 20 labels\\)`));
+    const heat = await ddae('heatmap', id, '--labels', '20', '--out', 'told-budget.png', '--json');
+    expect(JSON.parse(heat.stdout)).toMatchObject({ labels: 20, cells: 2 * 27 });
+    fs.rmSync(path.join(cwd, 'told-budget.png'));
+    const bad = await ddae('leaderboard', '--labels', 'some');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--labels must be all or a positive number of labelled images');
+  });
 });

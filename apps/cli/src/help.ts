@@ -51,6 +51,8 @@ which are never ranked).
                           model, layer, noise level and protocol
   --limit N               rows per page (1..500, default 20)
   --cursor C              the next page: the cursor a previous page printed
+  --labels N|all          the label budget (default all): results of probes trained on N labelled
+                          images in total, class-balanced (a budget of the sweep's probe.labels)
 
 ${COMMON}`,
   verdict: `usage: npm run ddae -- verdict <id> [--summary FILE [--seconds N]]
@@ -64,6 +66,7 @@ never the best cell. --json prints the API's verdict instead.
                            "baselines":{"pixels":{"accuracy"},"untrained":{"accuracy","layer","noise"}},
                            "margins":{"pixels","untrained"}}  (accuracies and margins as fractions)
   --seconds N             the "seconds" of the summary (default 0)
+  --labels N|all          the label budget every number is at (default all)
 
 ${ID}
 
@@ -75,6 +78,8 @@ Renders a sweep's layer x noise heatmap to a PNG: the trained models' grids, the
 network's (a control, never outlined); the legend compares the best trained cell (mean over seeds)
 with each baseline. Rows are decoder blocks out_1..out_N, deepest first; columns the noise levels.
   --out FILE              where to write the PNG (required; "-" writes it to stdout)
+  --labels N|all          the label budget (default all): cells of probes on N labelled images in
+                          total, class-balanced; with --from: the grids' names instead (a,b)
   --from FILES            the same from files written by inline "probe ... --json" (no service)
 
 ${ID}
@@ -162,9 +167,12 @@ Trains linear probes inline on raw pixels or on a checkpoint's features (the wor
   --protocol fast|reference (fast: linear probe on cached features; reference: features
                           recomputed every epoch from augmented images)
   --noise-protocol fixed|fresh (fixed; fresh: new noise every epoch, needs --protocol reference)
+  --labels 100,1000,all   label budgets: labelled training images in total, class-balanced, out of
+                          --train-size (all: every one); one feature pass per noise level serves all
   --cache DIR|none        feature cache; default $ARTIFACT_DIR/features when ARTIFACT_DIR is set, else none
   --backend B, --gpu G    as for pretrain
-  --json: last line is one JSON object with at least "accuracy" (the best cell)`,
+  --json: last line is one JSON object with at least "accuracy" (the best cell; with --labels, of
+          the largest budget, and "budgets": [{labels, accuracy, best, cells}])`,
   'noise-search': `usage: npm run ddae -- noise-search --checkpoint DIR --noise GRID [options]
 
 Measures the adaptive noise search against the full grid on one checkpoint (inline).

@@ -73,15 +73,15 @@ async function main(argv: string[]): Promise<string | undefined> {
       return sweepProgress(api, sub, { json });
     case 'verdict':
       if (!sub) throw new UsageError('verdict needs a sweep id: npm run ddae -- verdict <id>');
-      return sweepVerdict(api, sub, { json, summary: values.summary, seconds: values.seconds });
+      return sweepVerdict(api, sub, { json, summary: values.summary, seconds: values.seconds, labels: values.labels });
     case 'leaderboard':
-      return leaderboard(api, { dataset: values.dataset, method: values.method, sweep: values.sweep, per: values.per, limit: values.limit, cursor: values.cursor, json });
+      return leaderboard(api, { dataset: values.dataset, method: values.method, sweep: values.sweep, per: values.per, limit: values.limit, cursor: values.cursor, labels: values.labels, json });
     case 'heatmap':
       if (values.from !== undefined) {
         return heatmapFromProbeFiles(values.from.split(',').map((f) => f.trim()).filter(Boolean), { labels: values.labels, baseline: values.baseline, title: values.title, out: values.out, json });
       }
       if (!sub) throw new UsageError('heatmap needs a sweep id: npm run ddae -- heatmap <id> --out heatmap.png');
-      return heatmapPng(api, sub, { out: values.out, json });
+      return heatmapPng(api, sub, { out: values.out, labels: values.labels, json });
     case 'export':
       if (!sub) throw new UsageError('export needs a sweep id: npm run ddae -- export <id> --format csv --out results.csv');
       return exportResults(api, sub, { format: values.format, out: values.out });

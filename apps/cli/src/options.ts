@@ -15,8 +15,9 @@ export const GLOBAL_OPTIONS = {
 
 const PROBE = {
   features: str, dataset: str, checkpoint: str, layers: str, noise: str, pooling: str, epochs: str, batch: str, lr: str, seed: str,
-  'noise-seed': str, 'train-size': str, 'test-size': str, standardize: str, protocol: str, 'noise-protocol': str, cache: str, 'data-dir': str, backend: str, gpu: str,
+  'noise-seed': str, 'train-size': str, 'test-size': str, standardize: str, protocol: str, 'noise-protocol': str, labels: str, cache: str, 'data-dir': str, backend: str, gpu: str,
 } as const satisfies Options;
+const { labels: _labels, ...PROBE_WITHOUT_LABELS } = PROBE;
 
 /**
  * The options of each command (`sweep submit`, `leaderboard`...), beside the global ones: a command
@@ -32,15 +33,16 @@ export const COMMAND_OPTIONS = {
   'sweep resume': {},
   'sweep retry-failed': {},
   progress: { out: str },
-  verdict: { summary: str, seconds: str },
-  leaderboard: { dataset: str, method: str, sweep: str, per: str, limit: str, cursor: str },
+  verdict: { summary: str, seconds: str, labels: str },
+  leaderboard: { dataset: str, method: str, sweep: str, per: str, limit: str, cursor: str, labels: str },
   heatmap: { out: str, from: str, labels: str, baseline: str, title: str },
   export: { format: str, out: str },
   workers: {},
   token: { name: str, scope: str },
   cache: { cache: str, checkpoint: str, 'older-than': str, 'dry-run': flag },
   probe: PROBE,
-  'noise-search': { ...PROBE, coarse: str, 'min-step': str },
+  // Every probe option but the label budgets (the search ranks noise levels with all labels).
+  'noise-search': { ...PROBE_WITHOUT_LABELS, coarse: str, 'min-step': str },
   pretrain: {
     dataset: str, method: str, unet: str, backbone: str, preset: str, dit: str, steps: str, batch: str, lr: str, warmup: str, 'ema-cap': str, seed: str, 'train-size': str, 'image-size': str,
     'checkpoint-every': str, 'data-dir': str, out: str, backend: str, gpu: str,

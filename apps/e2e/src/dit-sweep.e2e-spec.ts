@@ -1,13 +1,16 @@
 import { isLeaderboardCellRow } from '@ddae/contracts';
 import { startStack, type Stack } from './stack';
 
-/** One small DiT (a full configuration: depth 2, width 32) through the whole pipeline, on a few hundred real Fashion-MNIST images. */
+/**
+ * One small DiT (a full configuration: depth 2, width 32) through the whole pipeline, on a few
+ * hundred real Fashion-MNIST images, probed at two label budgets (20 labels, class-balanced, and all 200).
+ */
 const DIT_SWEEP = {
   name: 'e2e-dit',
   dataset: 'fashion-mnist',
   models: [{ method: 'ddpm', backbone: 'dit', dit: { depth: 2, width: 32, heads: 2, patch: 4 } }],
   pretrain: { steps: 4, batchSize: 16, learningRate: 0.001, checkpointEvery: 4, trainSize: 128, seeds: [0] },
-  probe: { layers: 'all', timesteps: [10], pooling: 'avg2', epochs: 5, batchSize: 64, learningRate: 0.01, trainSize: 200, testSize: 100 },
+  probe: { layers: 'all', timesteps: [10], pooling: 'avg2', epochs: 5, batchSize: 64, learningRate: 0.01, trainSize: 200, testSize: 100, labels: [20, 'all'] },
   baselines: ['pixels', 'untrained'],
 };
 
@@ -50,7 +53,24 @@ describe('a DiT sweep, end to end', () => {
       expect(row).toMatchObject({ runKey: 'ddpm-dit-d2w32p4-s0', step: 4, method: 'ddpm' });
       expect(row.accuracy).toBeGreaterThan(0.2);
     }
-    expect(board.baselines).toEqual([expect.objectContaining({ kind: 'pixels' }), expect.objectContaining({ kind: 'untrained' })]);
+    expect(board.baselines).toEqual([expect.objectContaining({ kind: 'pixels', labels: 'all' }), expect.objectContaining({ kind: 'untrained', labels: 'all' })]);
+    expect(rows.every((r) => r.labels === 'all')).toBe(true);
+
+    // Each budget's results exist: one probe task per (run, noise level) wrote both, from one feature pass.
+    const results = await stack.db.prisma.probeResult.findMany({ where: { sweepId: id }, orderBy: [{ untrained: 'asc' }, { layer: 'asc' }, { labels: 'asc' }] });
+    expect(results.map((r) => [r.untrained, r.layer, r.labels])).toEqual([
+      [false, 'blk_1', 20], [false, 'blk_1', null], [false, 'blk_2', 20], [false, 'blk_2', null],
+      [true, 'blk_1', 20], [true, 'blk_1', null], [true, 'blk_2', 20], [true, 'blk_2', null],
+    ]);
+    expect(await stack.db.prisma.probeTask.count({ where: { sweepId: id } })).toBe(2);
+    // The leaderboard at 20 labels: that budget's rows and baselines alone.
+    const few = await stack.client.leaderboard({ sweep: id, limit: '50', labels: '20' });
+    expect(few.filter.labels).toBe(20);
+    expect(few.rows.map((r) => r.labels)).toEqual([20, 20]);
+    expect(few.rows.map((r) => (isLeaderboardCellRow(r) ? r.accuracy : null)).sort()).toEqual(results.filter((r) => !r.untrained && r.labels === 20).map((r) => r.accuracy).sort());
+    expect(few.baselines.map((b) => [b.kind, b.labels])).toEqual([['pixels', 20], ['untrained', 20]]);
+    expect((await stack.client.heatmap(id, { labels: '20' })).cells.every((c) => c.labels === 20)).toBe(true);
+    expect((await stack.client.labelCurves(id)).budgets).toEqual([20, 'all']);
 
     const heatmap = await stack.client.heatmap(id);
     expect(JSON.stringify(heatmap)).toContain('blk_2');

@@ -3,6 +3,7 @@ import {
   apiErrorSchema,
   healthSchema,
   heatmapSchema,
+  labelCurvesSchema,
   leaderboardSchema,
   lossCurvesSchema,
   progressSchema,
@@ -17,6 +18,7 @@ import {
   verdictSchema,
   workerListSchema,
   type ApiErrorBody,
+  type LabelsQuery,
   type LeaderboardQuery,
   type ListSweepsQuery,
 } from '@ddae/contracts';
@@ -81,12 +83,18 @@ export class ApiClient {
     return this.call(sweepDetailSchema, 'GET', `/api/sweeps/${encodeURIComponent(id)}`);
   }
 
-  heatmap(id: string) {
-    return this.call(heatmapSchema, 'GET', `/api/sweeps/${encodeURIComponent(id)}/heatmap`);
+  /** `query.labels`: the label budget (`all`, the default, or N labelled images in total). */
+  heatmap(id: string, query: LabelsQuery = {}) {
+    return this.call(heatmapSchema, 'GET', `/api/sweeps/${encodeURIComponent(id)}/heatmap${queryString(query)}`);
   }
 
-  verdict(id: string) {
-    return this.call(verdictSchema, 'GET', `/api/sweeps/${encodeURIComponent(id)}/verdict`);
+  verdict(id: string, query: LabelsQuery = {}) {
+    return this.call(verdictSchema, 'GET', `/api/sweeps/${encodeURIComponent(id)}/verdict${queryString(query)}`);
+  }
+
+  /** Accuracy against the number of labels. */
+  labelCurves(id: string) {
+    return this.call(labelCurvesSchema, 'GET', `/api/sweeps/${encodeURIComponent(id)}/labels`);
   }
 
   loss(id: string) {

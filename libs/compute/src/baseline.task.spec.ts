@@ -35,6 +35,15 @@ describe('runBaselineTask', () => {
     expect(b.accuracy).toBe(a.accuracy);
   });
 
+  it('trains on a class-balanced label budget of the pool: fewer labels, another (deterministic) accuracy', async () => {
+    const progress: string[] = [];
+    const few = await runBaselineTask(task({ trainSize: 500, testSize: 200, epochs: 2, labels: 20 }), { progress: (_f, d) => progress.push(d.message ?? '') });
+    expect(progress.some((m) => m.includes('pixel probe: 20 train'))).toBe(true);
+    const all = await runBaselineTask(task({ trainSize: 500, testSize: 200, epochs: 2 }), {});
+    expect(few.accuracy).not.toBe(all.accuracy);
+    expect((await runBaselineTask(task({ trainSize: 500, testSize: 200, epochs: 2, labels: 20 }), {})).accuracy).toBe(few.accuracy);
+  });
+
   it('augments the training pixels at every epoch under the reference protocol', async () => {
     const fast = await runBaselineTask(task({ epochs: 2 }), {});
     const reference = await runBaselineTask(task({ epochs: 2, probe: 'reference' }), {});

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DATASET_SHAPES, type ComputeHooks, type ProbeResult, type ProbeTask } from '@ddae/contracts';
-import { augmentationFor, createRng, loadDataset, randomCropFlip, seededOrder, toModelInput, type LabeledImages } from '@ddae/datasets';
+import { augmentationFor, balancedSubset, createRng, loadDataset, randomCropFlip, seededOrder, toModelInput, type LabeledImages } from '@ddae/datasets';
 import { extractFeatures, loadForInference, pooledDim } from '@ddae/diffusion';
 import { trainLinearProbes } from '@ddae/probe';
 import { FeatureCache, type FeatureCacheKey } from './feature-cache';
@@ -16,6 +16,13 @@ export class ProbeStoppedError extends Error {
 const FEATURE_BATCH = 64;
 /** Offset of the test split's noise seed: train image i and test image i never share a noise draw. */
 const TEST_NOISE_OFFSET = 0x7e57;
+
+/** The rows `rows` of an `n x dim` row-major matrix. */
+function selectRows(matrix: Float32Array, dim: number, rows: ArrayLike<number>): Float32Array {
+  const out = new Float32Array(rows.length * dim);
+  for (let k = 0; k < rows.length; k++) out.set(matrix.subarray(rows[k] * dim, (rows[k] + 1) * dim), k * dim);
+  return out;
+}
 
 function labelsOf(data: LabeledImages, indices: ArrayLike<number>): Uint8Array {
   const y = new Uint8Array(indices.length);
@@ -45,6 +52,11 @@ export function checkpointChecksum(checkpointPath: string): string {
  *   pad 4, flip except on digits), with the fixed noise of each image or, under `fresh` noise, a new
  *   draw per epoch.
  * Test features (no augmentation, one noise draw) are cacheable under every protocol.
+ * - Label budgets (`task.labels`, default [all]): one linear probe per layer and budget, a budget
+ *   `N` trained on the class-balanced subset {@link balancedSubset} of N of the training rows. Under
+ *   `fast` the training features are extracted ONCE and every budget reads its rows; under
+ *   `reference` (features recomputed every epoch) each budget's probe extracts its own rows.
+ *   Results come budget by budget, each with its `labels` (none for `all`).
  */
 export async function runProbeTask(task: ProbeTask, hooks: ComputeHooks = {}): Promise<ProbeResult> {
   const started = Date.now();
@@ -100,33 +112,54 @@ export async function runProbeTask(task: ProbeTask, hooks: ComputeHooks = {}): P
     for (const l of task.layers) dims[l] = testX[l].length / testN;
     const trainY = labelsOf(train, trainIdx);
     const testY = labelsOf(test, testIdx);
+    const budgets = task.labels ?? ['all'];
+    /** Each budget's rows: positions in the training pool (`all`: every one). */
+    const subsets = budgets.map((budget) => (budget === 'all' ? null : balancedSubset(trainY, budget, shape.classes)));
 
-    let epochFeatures: (epoch: number) => Float32Array[] | Promise<Float32Array[]>;
+    let fixedTrain: Record<string, Float32Array> | null = null;
     if (p.probe === 'fast') {
       stopIfAsked();
       hooks.progress?.(0.2, { message: 'train features' });
-      const trainX = await cachedFeatures('train', train, trainIdx, `order=${p.probeSeed};n=${trainIdx.length}`, p.noiseSeed);
-      const fixed = task.layers.map((l) => trainX[l]);
-      epochFeatures = () => fixed;
-    } else {
-      const clean = toModelInput(train, trainIdx, size);
-      const augment = augmentationFor(task.dataset.name);
-      epochFeatures = async (epoch) => {
-        stopIfAsked();
-        hooks.progress?.(0.2 + (0.8 * epoch) / p.epochs, { message: `epoch ${epoch + 1}/${p.epochs}: augmented features` });
-        const images = randomCropFlip(clean, trainIdx.length, size, shape.channels, augment, createRng(freshNoiseSeed(p.probeSeed, 1000 + epoch)));
-        const seed = p.noise === 'fresh' ? freshNoiseSeed(p.noiseSeed, epoch) : p.noiseSeed;
-        const x = await extract(images, trainIdx, seed);
-        return task.layers.map((l) => x[l]);
-      };
+      // ONE feature pass over the pool serves every budget: a budget's probe reads its rows.
+      fixedTrain = await cachedFeatures('train', train, trainIdx, `order=${p.probeSeed};n=${trainIdx.length}`, p.noiseSeed);
     }
-    stopIfAsked();
-    const results = await trainLinearProbes(
-      { n: trainIdx.length, y: trainY, dims: task.layers.map((l) => dims[l]), epoch: epochFeatures },
-      task.layers.map((l) => ({ x: testX[l], y: testY, n: testN, dim: dims[l] })),
-      { epochs: p.epochs, batchSize: p.batchSize, learningRate: p.learningRate, seed: p.probeSeed, standardize: p.standardize, classes: shape.classes },
-    );
-    const layers: ProbeResult['layers'] = task.layers.map((layer, i) => ({ layer, accuracy: results[i].accuracy, trainAccuracy: results[i].trainAccuracy, featureDim: dims[layer] }));
+    const clean = p.probe === 'reference' ? toModelInput(train, trainIdx, size) : null;
+    const augment = augmentationFor(task.dataset.name);
+    const layers: ProbeResult['layers'] = [];
+    for (const [b, budget] of budgets.entries()) {
+      const rows = subsets[b];
+      const n = rows ? rows.length : trainIdx.length;
+      const fraction = (done: number) => 0.2 + (0.8 * (b + done)) / budgets.length;
+      let epochFeatures: (epoch: number) => Float32Array[] | Promise<Float32Array[]>;
+      if (fixedTrain) {
+        const train0 = fixedTrain;
+        const fixed = task.layers.map((l) => (rows ? selectRows(train0[l], dims[l], rows) : train0[l]));
+        epochFeatures = () => fixed;
+      } else {
+        // The reference protocol recomputes features every epoch anyway: a budget's probe augments and extracts its own rows.
+        if (!clean) throw new Error('no training images to augment');
+        const images = rows ? selectRows(clean, size * size * shape.channels, rows) : clean;
+        const keys = rows ? Uint32Array.from(rows, (r) => trainIdx[r]) : trainIdx;
+        epochFeatures = async (epoch) => {
+          stopIfAsked();
+          hooks.progress?.(fraction(epoch / p.epochs), { message: `${budget === 'all' ? '' : `${budget} labels, `}epoch ${epoch + 1}/${p.epochs}: augmented features` });
+          const augmented = randomCropFlip(images, n, size, shape.channels, augment, createRng(freshNoiseSeed(p.probeSeed, 1000 + epoch)));
+          const seed = p.noise === 'fresh' ? freshNoiseSeed(p.noiseSeed, epoch) : p.noiseSeed;
+          const x = await extract(augmented, keys, seed);
+          return task.layers.map((l) => x[l]);
+        };
+      }
+      stopIfAsked();
+      if (budgets.length > 1) hooks.progress?.(fraction(0), { message: `probes on ${budget === 'all' ? `all ${trainIdx.length}` : budget} labels` });
+      const results = await trainLinearProbes(
+        { n, y: rows ? Uint8Array.from(rows, (r) => trainY[r]) : trainY, dims: task.layers.map((l) => dims[l]), epoch: epochFeatures },
+        task.layers.map((l) => ({ x: testX[l], y: testY, n: testN, dim: dims[l] })),
+        { epochs: p.epochs, batchSize: p.batchSize, learningRate: p.learningRate, seed: p.probeSeed, standardize: p.standardize, classes: shape.classes },
+      );
+      for (const [i, layer] of task.layers.entries()) {
+        layers.push({ layer, ...(budget === 'all' ? {} : { labels: budget }), accuracy: results[i].accuracy, trainAccuracy: results[i].trainAccuracy, featureDim: dims[layer] });
+      }
+    }
     hooks.progress?.(1, { message: 'done' });
     const seconds = (Date.now() - started) / 1000;
     return {

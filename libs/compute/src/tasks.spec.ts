@@ -120,6 +120,22 @@ describe('compute tasks on wasm', () => {
     expect(fs.readdirSync(cacheDir, { recursive: true }).some((f) => String(f).includes('.tmp-'))).toBe(false);
   });
 
+  it('probes every label budget on ONE feature pass: all as without budgets, each budget its own probes, deterministic', async () => {
+    const task = { ...baseProbe, checkpointPath, featureCacheDir: path.join(root, 'features-labels') };
+    const all = await runProbeTask(task);
+    const budgets = await runProbeTask({ ...task, featureCacheDir: path.join(root, 'features-labels-2'), labels: [10, 20, 'all'] });
+    // The same misses as one budget: the training features are extracted once for all three.
+    expect(budgets.featureCache).toEqual(all.featureCache);
+    expect(budgets.layers.map((l) => [l.layer, l.labels])).toEqual([['out_1', 10], ['out_4', 10], ['out_1', 20], ['out_4', 20], ['out_1', undefined], ['out_4', undefined]]);
+    expect(budgets.layers.slice(4)).toEqual(all.layers);
+    // Fewer labels train another probe (its training accuracy is over its own rows).
+    expect(budgets.layers.slice(0, 2).map((l) => l.trainAccuracy)).not.toEqual(all.layers.map((l) => l.trainAccuracy));
+    const again = await runProbeTask({ ...task, labels: [10, 20, 'all'] });
+    expect(again.featureCache).toEqual({ hits: 4, misses: 0 });
+    expect(again.layers).toEqual(budgets.layers);
+    await expect(runProbeTask({ ...task, labels: [5] })).rejects.toThrow(/cannot cover 10 classes/);
+  });
+
   it('a cached matrix with one flipped byte fails its checksum: a miss, recomputed and replaced by the right bytes', async () => {
     const cacheDir = path.join(root, 'features-flip');
     const task = { ...baseProbe, checkpointPath, featureCacheDir: cacheDir };
@@ -150,6 +166,10 @@ describe('compute tasks on wasm', () => {
     const progress: string[] = [];
     const fixed = await runProbeTask(reference, { progress: (_f, d) => progress.push(d.message ?? '') });
     expect(progress.filter((m) => m.includes('augmented features'))).toHaveLength(4);
+    // With a budget: its probe augments and extracts its own rows; `all` is as without budgets.
+    const budgeted = await runProbeTask({ ...reference, labels: [10, 'all'] });
+    expect(budgeted.layers.slice(2)).toEqual(fixed.layers);
+    expect(budgeted.layers.slice(0, 2).every((l) => l.labels === 10)).toBe(true);
     // Only the test features are cacheable under the reference protocol.
     expect(fixed.featureCache).toEqual({ hits: 0, misses: 1 });
     const fresh = await runProbeTask({ ...reference, protocol: { ...reference.protocol, noise: 'fresh' as const } });

@@ -130,6 +130,13 @@ export const probeProtocolSchema = z.object({
   testSize: z.number().int().positive(),
   /** Seed of the probe's initialisation and batch order. */
   probeSeed: z.number().int().min(0),
+  /**
+   * The label budget of a result: the linear layer trained on this many labelled images in total,
+   * class-balanced out of the `trainSize` training images (see `balancedSubset` in @ddae/datasets).
+   * Absent: every one of the `trainSize` images (the budget `all`). A probe task's protocol has none
+   * (it lists its budgets apart); each of its results has its own.
+   */
+  labels: z.number().int().positive().optional(),
 });
 export type ProbeProtocol = z.infer<typeof probeProtocolSchema>;
 
@@ -145,7 +152,15 @@ export function protocolKey(p: ProbeProtocol): string {
     `std=${p.standardize ? 1 : 0}`,
     `n=${p.trainSize}/${p.testSize}`,
     `seed=${p.probeSeed}`,
+    // Only with a budget: the keys of results on every training image stay what they were.
+    ...(p.labels !== undefined ? [`labels=${p.labels}`] : []),
   ].join(';');
+}
+
+/** The protocol of a result at `budget` (`all`: the protocol as is, without `labels`). */
+export function protocolAtBudget(p: ProbeProtocol, budget: number | 'all'): ProbeProtocol {
+  const { labels: _none, ...base } = p;
+  return budget === 'all' ? base : { ...base, labels: budget };
 }
 
 /**
@@ -187,6 +202,11 @@ export const probeTaskSchema = z.object({
   noiseLevel: z.number().min(0),
   layers: z.array(z.string()).min(1),
   protocol: probeProtocolSchema,
+  /**
+   * Label budgets: one linear probe per layer and budget on the same features (counts in total,
+   * class-balanced, or `all`). Default [all].
+   */
+  labels: z.array(z.union([z.number().int().positive(), z.literal('all')])).min(1).optional(),
   /**
    * Directory of the feature cache (see compute's FeatureCache); features that the protocol allows
    * to cache (fixed noise, no augmentation) are read from and written to it. Undefined: no cache.
@@ -309,6 +329,8 @@ export type CheckpointInfo = z.infer<typeof checkpointInfoSchema>;
 
 export const layerAccuracySchema = z.object({
   layer: z.string(),
+  /** The label budget it was trained on (a count, class-balanced); absent: all of the protocol's training images. */
+  labels: z.number().int().positive().optional(),
   accuracy: z.number().min(0).max(1),
   trainAccuracy: z.number().min(0).max(1).optional(),
   featureDim: z.number().int().positive(),

@@ -1,5 +1,5 @@
-import { modelImageSize, paddedImageSize, resolveModelBackbone, resolveUNet, sweepSpecSchema, UNET_PRESETS } from './sweep-spec.schema';
-import { protocolKey } from './jobs.schema';
+import { modelImageSize, paddedImageSize, probeLabelBudgets, resolveModelBackbone, resolveUNet, sweepSpecSchema, UNET_PRESETS } from './sweep-spec.schema';
+import { protocolAtBudget, protocolKey } from './jobs.schema';
 
 describe('sweep spec schema', () => {
   const minimal = {
@@ -59,6 +59,30 @@ describe('sweep spec schema', () => {
     expect(protocolKey({ ...p, epochs: 14 })).not.toBe(protocolKey(p));
     expect(protocolKey({ ...p, probe: 'reference' })).toBe('pool=gap;noise=fixed:0;probe=reference;ep=15;bs=128;lr=0.001;std=1;n=100/50;seed=0');
     expect(protocolKey({ ...p, noise: 'fresh', probe: 'reference' })).toContain('noise=fresh:0;probe=reference');
+  });
+
+  it('takes label budgets (in total, class-balanced) up to the probe trainSize, unique, ascending, all last; none means all', () => {
+    expect(sweepSpecSchema.parse(minimal).probe.labels).toBeUndefined();
+    expect(probeLabelBudgets(sweepSpecSchema.parse(minimal).probe)).toEqual(['all']);
+    const ok = sweepSpecSchema.parse({ ...minimal, probe: { timesteps: [5], labels: [10, 1000, 10000, 'all'] } });
+    expect(probeLabelBudgets(ok.probe)).toEqual([10, 1000, 10000, 'all']);
+    const bad = sweepSpecSchema.safeParse({ ...minimal, probe: { timesteps: [5], trainSize: 500, labels: [9, 100, 100, 50, 600, 'all', 20] } });
+    expect(bad.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([
+      ['probe.labels.0', expect.stringMatching(/9 labels cannot cover the 10 classes .*in total.*use at least 10/)],
+      ['probe.labels.2', '100 is listed twice: list each budget once'],
+      ['probe.labels.3', 'list the budgets in ascending order, all last'],
+      ['probe.labels.4', "600 labels exceed the probe's 500 training images (probe.trainSize): raise trainSize or use all"],
+      ['probe.labels.6', 'list the budgets in ascending order, all last'],
+    ]);
+    const types = sweepSpecSchema.safeParse({ ...minimal, probe: { timesteps: [5], labels: [0, 'some', 1.5] } });
+    expect(types.error?.issues.map((i) => i.path.join('.'))).toEqual(['probe.labels.0', 'probe.labels.1', 'probe.labels.2']);
+  });
+
+  it('keys a result at a label budget apart from the same protocol on every image', () => {
+    const p = { pooling: 'gap', noise: 'fixed', noiseSeed: 0, probe: 'fast', epochs: 15, batchSize: 128, learningRate: 0.001, standardize: true, trainSize: 100, testSize: 50, probeSeed: 0 } as const;
+    expect(protocolKey(protocolAtBudget(p, 'all'))).toBe(protocolKey(p));
+    expect(protocolKey(protocolAtBudget(p, 20))).toBe(`${protocolKey(p)};labels=20`);
+    expect(protocolAtBudget({ ...p, labels: 20 }, 'all')).toEqual(p);
   });
 
   it('defaults to fixed noise and the fast protocol, and refuses fresh noise on cached features', () => {

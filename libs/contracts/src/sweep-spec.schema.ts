@@ -260,8 +260,32 @@ export const probeSpecSchema = z
     protocol: z.enum(PROBE_PROTOCOLS).default('fast'),
     /** Noise axis: every level of the grid (default) or an adaptive coarse-to-fine search over it. */
     noiseSearch: noiseSearchSpecSchema.optional(),
+    /**
+     * Label budgets: every cell (and every baseline) is probed once per budget, on features
+     * extracted once. A number is the count of labelled training images IN TOTAL (not per class),
+     * drawn class-balanced from the probe's training images (the first `trainSize` of the seeded
+     * order): N / classes per class, the remainder one more each for the lowest class indices, each
+     * class's images taken in that seeded order, so the same seed gives the same subset and a smaller
+     * budget's subset is nested in a larger one's. `all`: every one of the `trainSize` images, as
+     * without this field. Positive integers from the class count up to `trainSize`, and/or `all`;
+     * unique, ascending, `all` last. Default: [all].
+     */
+    labels: z.array(z.union([positiveInt, z.literal('all')])).min(1).max(16).optional(),
   })
   .strict();
+
+/** A label budget: a count of labelled training images in total (class-balanced), or `all` of the probe's training images. */
+export type LabelBudget = number | 'all';
+
+/** The budgets of a parsed spec's probe: its `labels`, or just `all`. */
+export function probeLabelBudgets(probe: { labels?: LabelBudget[] | undefined }): LabelBudget[] {
+  return probe.labels && probe.labels.length > 0 ? [...probe.labels] : ['all'];
+}
+
+/** A budget as a query and the CLI write it: `all` or the count. */
+export function formatLabelBudget(labels: number | null | undefined): string {
+  return labels == null ? 'all' : String(labels);
+}
 
 /**
  * `pixels`: a linear probe on raw pixels. `untrained`: each model's UNet at initialisation (its
@@ -374,6 +398,7 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
     if (typeof spec.probe.testSize === 'number' && spec.probe.testSize > shape.test) {
       ctx.addIssue({ code: 'custom', path: ['probe', 'testSize'], message: `${spec.dataset} has ${shape.test} test images` });
     }
+    if (Array.isArray(spec.probe.labels)) checkLabelBudgets(spec.probe.labels, Math.min(typeof spec.probe.trainSize === 'number' ? spec.probe.trainSize : shape.train, shape.train), shape.classes, spec.dataset, ctx);
   }
   if (spec.pretrain && typeof spec.pretrain === 'object') {
     if (typeof spec.pretrain.trainSize === 'number' && spec.pretrain.trainSize > shape.train) {
@@ -384,6 +409,38 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
       ctx.addIssue({ code: 'custom', path: ['pretrain', 'seeds'], message: `${models.length * seeds} runs exceed the limit of ${SPEC_LIMITS.maxRuns}` });
     }
   }
+}
+
+/** `probe.labels` checked in a spec: each issue at `probe.labels.i`. */
+function checkLabelBudgets(labels: unknown[], pool: number, classes: number, dataset: string, ctx: RefineContext): void {
+  for (const { index, message } of labelBudgetIssues(labels, pool, classes, dataset)) ctx.addIssue({ code: 'custom', path: ['probe', 'labels', index], message });
+}
+
+/**
+ * Label budgets (a sweep's `probe.labels`, the inline probe's `--labels`): each between the class
+ * count and the probe's training images (`pool`, its trainSize), unique, ascending with `all`
+ * last; one issue per bad entry, with its index and the fix. Entries of another type are left to
+ * the schema.
+ */
+export function labelBudgetIssues(labels: readonly unknown[], pool: number, classes: number, dataset: string): { index: number; message: string }[] {
+  const issues: { index: number; message: string }[] = [];
+  let previous: number | 'all' | undefined;
+  labels.forEach((budget, index) => {
+    if (budget !== 'all' && typeof budget !== 'number') return;
+    if (typeof budget === 'number') {
+      if (budget < classes) {
+        issues.push({ index, message: `${budget} labels cannot cover the ${classes} classes of ${dataset} (a budget counts labelled images in total, class-balanced): use at least ${classes}` });
+      } else if (budget > pool) {
+        issues.push({ index, message: `${budget} labels exceed the probe's ${pool} training images (probe.trainSize): raise trainSize or use all` });
+      }
+    }
+    if (previous !== undefined) {
+      if (budget === previous) issues.push({ index, message: `${budget} is listed twice: list each budget once` });
+      else if (previous === 'all' || (typeof budget === 'number' && budget < previous)) issues.push({ index, message: 'list the budgets in ascending order, all last' });
+    }
+    previous = budget;
+  });
+  return issues;
 }
 
 /**

@@ -4,3 +4,4 @@ export * from './dataset-info';
 export * from './seeded-order';
 export * from './model-input';
 export * from './augmentation';
+export * from './balanced-subset';

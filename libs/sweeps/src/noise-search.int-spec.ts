@@ -92,6 +92,32 @@ describe('adaptive noise search and seed statistics (real Postgres and Redis)', 
     expect(best).toMatchObject({ noiseProtocol: 'fixed', probeProtocol: 'fast', pooling: 'gap' });
   });
 
+  it('with label budgets, searches on the largest budget: every budget stored at each probed level', async () => {
+    const budgeted = sweepSpecSchema.parse({ ...spec, probe: { ...spec.probe, trainSize: 1000, labels: [20, 200] } });
+    const created = await services.orchestrator.submit(budgeted, planSweep(budgeted));
+    const [runId] = created.runIds;
+    const checkpointId = await finishRun(runId, created.sweep.id);
+    expect((await queuedTasks(runId)).map((t) => t.labels)).toEqual([[20, 200], [20, 200], [20, 200], [20, 200]]);
+    for (let tasks = await queuedTasks(runId); tasks.length; tasks = await queuedTasks(runId)) {
+      for (const t of tasks) {
+        const claimed = await services.probes.claim(t.id, { workerId: 'w' });
+        if (!claimed || claimed === 'throttled') throw new Error(`could not claim ${t.id}`);
+        // 200 labels peak at t = 11; 20 labels (a decoy the search must not follow) rise towards t = 300.
+        const results = [20, 200].flatMap((labels) => claimed.layers.map((layer) => ({ layer, labels, accuracy: labels === 200 ? accuracyAt(claimed.noiseLevel, 0) : 0.5 + claimed.noiseLevel / 1000, featureDim: 8 })));
+        await services.orchestrator.probeSucceeded(claimed, { checkpointId, dataset: 'fashion-mnist', method: 'ddpm', untrained: false, backend: 'wasm', workerId: 'w' }, results);
+      }
+    }
+    const probed = await db.prisma.probeTask.findMany({ where: { runId } });
+    expect(probed.map((p) => p.noiseLevel)).toEqual(expect.arrayContaining([8, 11, 15]));
+    expect(probed.every((p) => JSON.stringify(p.labels) === '[20,200]')).toBe(true);
+    // Both budgets at every probed level and layer, none at all.
+    expect(await db.prisma.probeResult.count({ where: { runId, labels: 20 } })).toBe(2 * probed.length);
+    expect(await db.prisma.probeResult.count({ where: { runId, labels: 200 } })).toBe(2 * probed.length);
+    expect(await db.prisma.probeResult.count({ where: { runId, labels: null } })).toBe(0);
+    const events = await db.prisma.sweepEvent.findMany({ where: { sweepId: created.sweep.id, type: 'probe.search' }, orderBy: { id: 'asc' } });
+    expect(events.at(-1)?.data).toMatchObject({ runId, done: true, best: { noiseLevel: 11 } });
+  });
+
   it('decides each round once: repeated and concurrent completions, and a lost Redis', async () => {
     const created = await services.orchestrator.submit(spec, planSweep(spec));
     const [runId] = created.runIds;

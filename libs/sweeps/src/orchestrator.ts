@@ -110,12 +110,14 @@ export class SweepOrchestrator {
         layers: t.layers,
         protocol: t.protocol as unknown as Prisma.InputJsonValue,
         protocolKey: t.protocolKey,
+        ...(t.labels ? { labels: t.labels } : {}),
       })),
       baselines: plan.baselines.map((b) => ({
         dataset: b.dataset,
         kind: b.kind,
         protocol: b.protocol as unknown as Prisma.InputJsonValue,
         protocolKey: b.protocolKey,
+        ...(b.protocol.labels !== undefined ? { labels: b.protocol.labels } : {}),
       })),
     });
     if (!created.created) return created;

@@ -5,8 +5,8 @@ export const DRY_RUN_SAMPLE_ROWS = 200;
 
 export interface PlanView {
   runs: { key: string; method: string; model: string; untrained: boolean; seed: number; steps: number; backbone: string; unet?: unknown; dit?: unknown; progressProbe: unknown; checkpoint?: { path: string; sha256?: string } }[];
-  probeTasks: { run: string; noiseLevel: number; layers: string[] }[];
-  baselines: { dataset: string; kind: string }[];
+  probeTasks: { run: string; noiseLevel: number; layers: string[]; labels: (number | 'all')[] }[];
+  baselines: { dataset: string; kind: string; labels: number | 'all' }[];
   /**
    * Present only when the plan has more runs or probe tasks than a dry run lists: how many of each
    * are shown (the first, in plan order) of how many planned. `counts` has every total.
@@ -24,8 +24,9 @@ export function planView(plan: SweepPlan, limit = DRY_RUN_SAMPLE_ROWS): PlanView
     key: r.key, method: r.method, model: r.modelName, untrained: r.untrained, seed: r.seed, steps: r.hyper.steps, backbone: r.backbone, ...(r.unet ? { unet: r.unet } : { dit: r.dit }), progressProbe: r.hyper.progressProbe ?? null,
     ...(r.hyper.importFrom ? { checkpoint: r.hyper.importFrom } : {}),
   }));
-  const probeTasks = plan.probeTasks.slice(0, limit).map((t) => ({ run: t.runKey, noiseLevel: t.noiseLevel, layers: t.layers }));
-  const view: PlanView = { runs, probeTasks, baselines: plan.baselines.map((b) => ({ dataset: b.dataset, kind: b.kind })) };
+  const probeTasks = plan.probeTasks.slice(0, limit).map((t) => ({ run: t.runKey, noiseLevel: t.noiseLevel, layers: t.layers, labels: t.labels ?? ['all' as const] }));
+  const baselines = plan.baselines.map((b) => ({ dataset: b.dataset, kind: b.kind, labels: b.protocol.labels ?? ('all' as const) }));
+  const view: PlanView = { runs, probeTasks, baselines };
   if (plan.runs.length > limit || plan.probeTasks.length > limit) {
     view.sampled = { runs: { shown: runs.length, of: plan.runs.length }, probeTasks: { shown: probeTasks.length, of: plan.probeTasks.length } };
   }

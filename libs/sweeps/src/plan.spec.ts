@@ -43,6 +43,29 @@ describe('planSweep', () => {
     expect(plan.counts).toEqual({ runs: 6, probeTasks: 9, probeCells: 6 * 4 + 3 * 9, baselines: 1, pretrainSteps: 300 });
   });
 
+  it('plans label budgets: every task probes them all on its features, one baseline per budget, none named: all as before', () => {
+    const plain = planSweep(spec());
+    expect(plain.labels).toEqual(['all']);
+    expect(plain.probeTasks[0]).not.toHaveProperty('labels');
+    expect(plain.baselines.map((b) => b.protocolKey)).toEqual([plain.probeTasks[0].protocolKey]);
+    const plan = planSweep(spec({ probe: { timesteps: [5, 25], sigmas: [0.06], trainSize: 1000, labels: [100, 500, 'all'] } }));
+    expect(plan.labels).toEqual([100, 500, 'all']);
+    // The same tasks (one feature pass each): only the budgets are new.
+    expect(plan.probeTasks.map((t) => [t.runKey, t.noiseLevel, t.protocolKey])).toEqual(plain.probeTasks.map((t) => [t.runKey, t.noiseLevel, t.protocolKey]));
+    expect(plan.probeTasks.every((t) => JSON.stringify(t.labels) === '[100,500,"all"]')).toBe(true);
+    expect(plan.baselines.map((b) => [b.kind, b.protocol.labels, b.protocolKey])).toEqual([
+      ['pixels', 100, `${plain.probeTasks[0].protocolKey};labels=100`],
+      ['pixels', 500, `${plain.probeTasks[0].protocolKey};labels=500`],
+      ['pixels', undefined, plain.probeTasks[0].protocolKey],
+    ]);
+    expect(plan.counts.baselines).toBe(3);
+  });
+
+  it('refuses label budgets out of range or order with probe.labels.i', () => {
+    const r = validateSweepSpec({ ...spec(), probe: { timesteps: [5], sigmas: [0.06], trainSize: 1000, labels: [5, 2000, 'all', 'all'] } });
+    expect(r.ok ? [] : r.issues.map((i) => i.path)).toEqual(['probe.labels.0', 'probe.labels.1', 'probe.labels.3']);
+  });
+
   it("carries a model's imageSize into its runs (the untrained control's too), absent otherwise", () => {
     const plan = planSweep(
       spec({ models: [{ method: 'ddpm', unet: 'small', imageSize: 28 }, { name: 'padded', method: 'ddpm', unet: 'tiny' }], baselines: ['untrained'], probe: { timesteps: [5], layers: 'all' } }),

@@ -5,8 +5,11 @@ import {
   backboneDefaultLayers,
   backboneFields,
   modelImageSize,
+  probeLabelBudgets,
+  protocolAtBudget,
   protocolKey,
   resolveModelBackbone,
+  type LabelBudget,
   type BackboneSpec,
   type BaselineKind,
   type DiTConfig,
@@ -62,12 +65,15 @@ export interface PlannedProbeTask {
   layers: string[];
   protocol: ProbeProtocol;
   protocolKey: string;
+  /** The label budgets its probes are trained at on its features, each a result of its own; absent: just all. */
+  labels?: LabelBudget[];
 }
 
 export interface PlannedBaseline {
   dataset: DatasetName;
-  /** Baselines computed once per data set and protocol (the untrained network is a run instead). */
+  /** Baselines computed once per data set, protocol and label budget (the untrained network is a run instead). */
   kind: Exclude<BaselineKind, 'untrained'>;
+  /** The protocol at the baseline's budget (its `labels`; none for all). */
   protocol: ProbeProtocol;
   protocolKey: string;
 }
@@ -79,6 +85,9 @@ export interface SweepPlan {
   runs: PlannedRun[];
   probeTasks: PlannedProbeTask[];
   baselines: PlannedBaseline[];
+  /** The label budgets of every cell and baseline (the spec's probe.labels; default [all]). */
+  labels: LabelBudget[];
+  /** probeCells: (run, noise level, layer) cells, each probed at every budget. */
   counts: { runs: number; probeTasks: number; probeCells: number; baselines: number; pretrainSteps: number };
 }
 
@@ -145,6 +154,9 @@ export function planSweep(spec: SweepSpec): SweepPlan {
     probeSeed: 0,
   };
   const key = protocolKey(protocol);
+  const labels = probeLabelBudgets(spec.probe);
+  // Only when the spec names budgets: the tasks of earlier specs are stored as they were.
+  const taskLabels = spec.probe.labels ? { labels } : {};
 
   const names = new Set<string>();
   const runs: PlannedRun[] = [];
@@ -185,7 +197,7 @@ export function planSweep(spec: SweepSpec): SweepPlan {
     const addRun = (run: PlannedRun) => {
       runs.push(run);
       for (const noiseLevel of [...new Set(noiseLevels)]) {
-        probeTasks.push({ runKey: run.key, noiseLevel, layers, protocol, protocolKey: key });
+        probeTasks.push({ runKey: run.key, noiseLevel, layers, protocol, protocolKey: key, ...taskLabels });
       }
     };
     if (model.checkpoint) {
@@ -219,12 +231,14 @@ export function planSweep(spec: SweepSpec): SweepPlan {
     }
   });
 
-  const baselines: PlannedBaseline[] = [...new Set(spec.baselines)].flatMap((kind) => (kind === 'untrained' ? [] : [kind])).map((kind) => ({
-    dataset: spec.dataset,
-    kind,
-    protocol,
-    protocolKey: key,
-  }));
+  const baselines: PlannedBaseline[] = [...new Set(spec.baselines)]
+    .flatMap((kind) => (kind === 'untrained' ? [] : [kind]))
+    .flatMap((kind) =>
+      labels.map((budget) => {
+        const at = protocolAtBudget(protocol, budget);
+        return { dataset: spec.dataset, kind, protocol: at, protocolKey: protocolKey(at) };
+      }),
+    );
 
   return {
     name: spec.name,
@@ -233,6 +247,7 @@ export function planSweep(spec: SweepSpec): SweepPlan {
     runs,
     probeTasks,
     baselines,
+    labels,
     counts: {
       runs: runs.length,
       probeTasks: probeTasks.length,

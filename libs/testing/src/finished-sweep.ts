@@ -1,7 +1,7 @@
 import type { Prisma, PrismaClient } from '@ddae/db';
 import { BaselineRepository, ProbeRepository, ProgressProbeRepository, RunRepository, RunSampleRepository, SweepRepository, TrainLossRepository } from '@ddae/db';
 import { createHash } from 'node:crypto';
-import { decoderBlockNames, protocolKey, resolveUNet, sweepSpecSchema, type ProbeProtocol } from '@ddae/contracts';
+import { decoderBlockNames, protocolAtBudget, protocolKey, resolveUNet, sweepSpecSchema, type ProbeProtocol } from '@ddae/contracts';
 import { imageGridPng } from '@ddae/render';
 
 export interface FinishedSweepOptions {
@@ -16,14 +16,19 @@ export interface FinishedSweepOptions {
   pixels?: number;
   /** The backend and device every result is recorded as computed on. Default native on `cpu`. */
   computedOn?: { backend: string; device: string };
+  /**
+   * Label budgets below all (ascending, e.g. [20, 200]): every cell and the pixel baseline also at
+   * each, a budget's accuracy lower the fewer its labels. Default none (all only).
+   */
+  labels?: number[];
 }
 
 export interface FinishedSweep {
   sweepId: string;
   /** Runs by key (`ddpm-small-s0`, ..., `ddpm-small-untrained-s0`). */
   runs: Record<string, string>;
-  /** The accuracy each (run key, layer, noise level) cell was given. */
-  accuracy(run: string, layer: string, noiseLevel: number): number;
+  /** The accuracy each (run key, layer, noise level) cell was given (at `labels`; default all). */
+  accuracy(run: string, layer: string, noiseLevel: number, labels?: number): number;
 }
 
 
@@ -46,7 +51,7 @@ export async function seedFinishedSweep(prisma: PrismaClient, options: FinishedS
     dataset: 'fashion-mnist',
     models: [{ method: 'ddpm', unet: 'small' }],
     pretrain: { steps: 400, batchSize: 64, learningRate: 1e-3, checkpointEvery: 200, seeds, lossEvery: 50 },
-    probe: { layers: 'all', timesteps: levels, pooling: 'avg4', trainSize: 4000, testSize: 2000, epochs: 10 },
+    probe: { layers: 'all', timesteps: levels, pooling: 'avg4', trainSize: 4000, testSize: 2000, epochs: 10, ...(options.labels ? { labels: [...options.labels, 'all'] } : {}) },
     baselines: ['pixels', 'untrained'],
   });
   const unet = resolveUNet('small');
@@ -68,19 +73,24 @@ export async function seedFinishedSweep(prisma: PrismaClient, options: FinishedS
     spec: json(spec),
     specHash: createHash('sha256').update(JSON.stringify(spec)).digest('hex'),
     runs: runSpecs.map((r) => ({ key: r.key, modelName: 'ddpm-small', untrained: r.untrained, method: 'ddpm', unet: json(unet), dataset: 'fashion-mnist', seed: r.seed, hyper: json(r.hyper), steps: r.steps })),
-    probeTasks: runSpecs.flatMap((r) => levels.map((noiseLevel) => ({ runKey: r.key, noiseLevel, layers, protocol: json(protocol), protocolKey: key }))),
-    baselines: [{ dataset: 'fashion-mnist', kind: 'pixels', protocol: json(protocol), protocolKey: key }],
+    probeTasks: runSpecs.flatMap((r) => levels.map((noiseLevel) => ({ runKey: r.key, noiseLevel, layers, protocol: json(protocol), protocolKey: key, ...(options.labels ? { labels: [...options.labels, 'all' as const] } : {}) }))),
+    baselines: [...(options.labels ?? []), 'all' as const].map((budget) => {
+      const at = protocolAtBudget(protocol, budget);
+      return { dataset: 'fashion-mnist', kind: 'pixels', protocol: json(at), protocolKey: protocolKey(at), ...(budget === 'all' ? {} : { labels: budget }) };
+    }),
   });
   const sweepId = created.sweep.id;
   const runRows = await prisma.run.findMany({ where: { sweepId }, orderBy: { key: 'asc' } });
   const runs = Object.fromEntries(runRows.map((r) => [r.key, r.id]));
 
-  const accuracy = (run: string, layer: string, noiseLevel: number): number => {
+  /** Fewer labels, lower accuracy: 0.05 per decade below 10,000 labels (the untrained control loses more). */
+  const budgetLoss = (labels: number | undefined, untrained: boolean): number => (labels === undefined ? 0 : (untrained ? 0.08 : 0.05) * Math.max(0, 4 - Math.log10(labels)));
+  const accuracy = (run: string, layer: string, noiseLevel: number, labels?: number): number => {
     const row = runRows.find((r) => r.key === run);
     const depth = Number(/\d+/.exec(layer)?.[0] ?? 0);
     const peak = row?.untrained ? (options.untrainedWins ? 0.86 : 0.812) : 0.838;
     const seedShift = row?.untrained ? 0 : 0.002 * (row?.seed ?? 0);
-    return Math.round((peak - 0.006 * Math.abs(depth - 2) - 0.003 * Math.abs(levels.indexOf(noiseLevel) - 0) + seedShift) * 1e4) / 1e4;
+    return Math.round((peak - 0.006 * Math.abs(depth - 2) - 0.003 * Math.abs(levels.indexOf(noiseLevel) - 0) + seedShift - budgetLoss(labels, row?.untrained ?? false)) * 1e4) / 1e4;
   };
 
   const runRepo = new RunRepository(prisma);
@@ -113,13 +123,15 @@ export async function seedFinishedSweep(prisma: PrismaClient, options: FinishedS
     for (const task of await probes.openTasksOfRun(run.id)) {
       await probes.claim(task.id, WORKER);
       const context = { checkpointId: checkpoint.id, dataset: run.dataset, method: run.method, untrained: run.untrained, ...WORKER, device };
-      await probes.complete(task, context, task.layers.map((layer) => ({ layer, accuracy: accuracy(run.key, layer, task.noiseLevel), featureDim: 1024 })));
+      const budgets = [...(options.labels ?? []), undefined];
+      await probes.complete(task, context, budgets.flatMap((labels) => task.layers.map((layer) => ({ layer, ...(labels === undefined ? {} : { labels }), accuracy: accuracy(run.key, layer, task.noiseLevel, labels), featureDim: 1024 }))));
     }
   }
   const baselineRepo = new BaselineRepository(prisma);
   for (const id of created.pendingBaselineIds) {
     await baselineRepo.claim(id, { ...WORKER, device });
-    await baselineRepo.complete(id, { accuracy: options.pixels ?? 0.826, featureDim: 784, device });
+    const labels = (await baselineRepo.findById(id))?.labels ?? undefined;
+    await baselineRepo.complete(id, { accuracy: Math.round(((options.pixels ?? 0.826) - budgetLoss(labels, true)) * 1e4) / 1e4, featureDim: 784, device });
   }
   await sweeps.refreshStatus(sweepId);
   return { sweepId, runs, accuracy };

@@ -1,5 +1,5 @@
 import { Controller, Get, Query } from '@nestjs/common';
-import { leaderboardQuerySchema, leaderboardSchema } from '@ddae/contracts';
+import { labelBudgetOf, labelsFromQuery, leaderboardQuerySchema, leaderboardSchema } from '@ddae/contracts';
 import { BaselineRepository, InvalidCursorError, LeaderboardRepository } from '@ddae/db';
 import { ApiError } from '../core/api-error';
 import { reply } from '../core/reply';
@@ -18,7 +18,8 @@ export class LeaderboardController {
   async get(@Query() query: unknown) {
     const q = parseOr400(leaderboardQuerySchema, query, 'query');
     const sweepId = q.sweep === undefined ? undefined : await this.ids.resolve(q.sweep, 'query.sweep');
-    const filter = { dataset: q.dataset, method: q.method, sweepId, per: q.per, limit: q.limit, cursor: q.cursor };
+    const labels = labelsFromQuery(q.labels);
+    const filter = { dataset: q.dataset, method: q.method, sweepId, per: q.per, limit: q.limit, cursor: q.cursor, labels };
     let page: Awaited<ReturnType<LeaderboardRepository['page']>>;
     try {
       page = await this.leaderboard.page(filter);
@@ -28,17 +29,18 @@ export class LeaderboardController {
     }
     const rows: { dataset: string }[] = page.rows;
     const datasets = q.dataset ? [q.dataset] : [...new Set(rows.map((r) => r.dataset))];
-    const [pixels, untrained] = await Promise.all([datasets.length ? this.baselines.forDatasets(datasets) : [], this.leaderboard.untrainedBest(datasets, sweepId)]);
+    const [pixels, untrained] = await Promise.all([datasets.length ? this.baselines.forDatasets(datasets, labels) : [], this.leaderboard.untrainedBest(datasets, sweepId, labels)]);
     return reply(leaderboardSchema, {
-      filter: { ...q, sweep: sweepId },
-      rows: page.rows,
+      filter: { ...q, sweep: sweepId, labels: labelBudgetOf(labels) },
+      // Every row says its budget (all rows share the filter's).
+      rows: page.rows.map((r) => ({ ...r, labels: labelBudgetOf(r.labels) })),
       nextCursor: page.nextCursor,
       // Beside the ranking, never in it: the raw-pixel baselines, and the untrained network's best cell (named).
       baselines: [
-        ...pixels.map((b) => ({ dataset: b.dataset, kind: b.kind, accuracy: b.accuracy, featureDim: b.featureDim, protocolKey: b.protocolKey, backend: b.backend, device: b.device })),
+        ...pixels.map((b) => ({ dataset: b.dataset, kind: b.kind, accuracy: b.accuracy, featureDim: b.featureDim, protocolKey: b.protocolKey, labels: labelBudgetOf(b.labels), backend: b.backend, device: b.device })),
         ...untrained.map((u) => ({
           dataset: u.dataset, kind: 'untrained', method: u.method, model: u.modelName, layer: u.layer, noiseLevel: u.noiseLevel,
-          accuracy: u.accuracy, featureDim: u.featureDim, protocolKey: u.protocolKey, backend: u.backend, device: u.device,
+          accuracy: u.accuracy, featureDim: u.featureDim, protocolKey: u.protocolKey, labels: labelBudgetOf(u.labels), backend: u.backend, device: u.device,
         })),
       ],
     });

@@ -23,6 +23,8 @@ export const EXPORT_COLUMNS: readonly [string, (r: ExportRow) => unknown][] = [
   ['noise_protocol', (r) => r.noiseProtocol],
   ['probe_protocol', (r) => r.probeProtocol],
   ['protocol_key', (r) => r.protocolKey],
+  // The label budget: labelled training images in total (class-balanced), or `all`.
+  ['labels', (r) => r.labels ?? 'all'],
   ['accuracy', (r) => r.accuracy],
   ['train_accuracy', (r) => r.trainAccuracy],
   ['feature_dim', (r) => r.featureDim],

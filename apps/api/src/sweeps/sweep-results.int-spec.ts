@@ -264,4 +264,56 @@ describe('results, verdict, loss, samples and short ids (real Postgres)', () => 
     expect((await http().get('/api/sweeps/abcdef1200004000800000000000000').expect(409)).body.candidates).toHaveLength(2);
     expect((await http().get('/api/sweeps/abcdef12-0000-4000-8000-000000000002').expect(200)).body.id).toBe('abcdef12-0000-4000-8000-000000000002');
   });
+
+  // Last: its baselines (one per budget) would change the tests above.
+  it('reads a sweep at each label budget: leaderboard, heatmap, verdict, curves and export say their budget, and never mix them', async () => {
+    const budgets = await seedFinishedSweep(db.prisma, { name: 'budgets-fixture', labels: [20, 200] });
+    type Board = { filter: { labels: number | 'all' }; rows: { labels: number | 'all'; accuracy: number; runKey: string; layer: string; noiseLevel: number }[]; baselines: { kind: string; labels: number | 'all'; accuracy: number }[] };
+    for (const labels of [20, 200, 'all'] as const) {
+      const board = (await http().get('/api/leaderboard').query({ sweep: budgets.sweepId, labels, limit: 500 }).expect(200)).body as Board;
+      expect(board.filter.labels).toBe(labels);
+      expect(board.rows).toHaveLength(2 * 27);
+      for (const r of board.rows) {
+        expect(r.labels).toBe(labels);
+        expect(r.accuracy).toBe(budgets.accuracy(r.runKey, r.layer, r.noiseLevel, labels === 'all' ? undefined : labels));
+      }
+      expect(board.baselines.map((b) => [b.kind, b.labels]).sort()).toEqual([['pixels', labels], ['untrained', labels]]);
+      const heat = (await http().get(`/api/sweeps/${budgets.sweepId}/heatmap`).query({ labels }).expect(200)).body as { labels: unknown; budgets: unknown[]; cells: { labels: unknown }[] };
+      expect([heat.labels, heat.budgets]).toEqual([labels, [20, 200, 'all']]);
+      expect(heat.cells.length).toBe(2 * 27);
+      expect(heat.cells.every((c) => c.labels === labels)).toBe(true);
+      const verdict = (await http().get(`/api/sweeps/${budgets.sweepId}/verdict`).query({ labels }).expect(200)).body as { labels: unknown; best: { labels: unknown; mean: number }; pixels: { protocolKey: string } };
+      expect([verdict.labels, verdict.best.labels]).toEqual([labels, labels]);
+      expect(verdict.pixels.protocolKey.endsWith(`;labels=${labels}`)).toBe(labels !== 'all');
+    }
+    // No budget named: all, as before budgets were.
+    expect(((await http().get('/api/leaderboard').query({ sweep: budgets.sweepId }).expect(200)).body as Board).filter.labels).toBe('all');
+    // A budget the sweep lacks: nothing, not the numbers of another budget.
+    expect(((await http().get('/api/leaderboard').query({ sweep: budgets.sweepId, labels: 50 }).expect(200)).body as Board).rows).toEqual([]);
+    for (const bad of ['0', 'few', '-3', '1.5']) {
+      const res = await http().get('/api/leaderboard').query({ labels: bad }).expect(400);
+      expect(res.body.issues).toEqual([{ path: 'query.labels', message: expect.stringContaining('positive whole number') }]);
+      expect((await http().get(`/api/sweeps/${budgets.sweepId}/heatmap`).query({ labels: bad }).expect(400)).body.issues[0].path).toBe('query.labels');
+    }
+    const curves = (await http().get(`/api/sweeps/${budgets.sweepId}/labels`).expect(200)).body as { budgets: unknown[]; models: { untrained: boolean; points: { labels: unknown }[] }[]; pixels: { labels: unknown }[] };
+    expect(curves.budgets).toEqual([20, 200, 'all']);
+    expect(curves.models.map((m) => [m.untrained, m.points.map((p) => p.labels)])).toEqual([[false, [20, 200, 'all']], [true, [20, 200, 'all']]]);
+    expect(curves.pixels.map((p) => p.labels)).toEqual([20, 200, 'all']);
+    // The export: a labels column, every result once per budget.
+    const csv = (await http().get(`/api/sweeps/${budgets.sweepId}/results.csv`).buffer(true).parse((r, done) => {
+      let text = '';
+      r.setEncoding('utf8');
+      r.on('data', (c: string) => (text += c));
+      r.on('end', () => done(null, text));
+    }).expect(200)).body as string;
+    const [header, ...rows] = parseCsv(csv);
+    const at = (r: string[], c: string) => r[header.indexOf(c)];
+    expect(header).toContain('labels');
+    expect(rows).toHaveLength(3 * 81);
+    for (const r of rows) {
+      const labels = at(r, 'labels') === 'all' ? undefined : Number(at(r, 'labels'));
+      expect(Number(at(r, 'accuracy'))).toBe(budgets.accuracy(at(r, 'run'), at(r, 'layer'), Number(at(r, 'noise_level')), labels));
+    }
+    expect([...new Set(rows.map((r) => at(r, 'labels')))].sort()).toEqual(['20', '200', 'all']);
+  });
 });

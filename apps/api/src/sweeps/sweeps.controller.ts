@@ -4,6 +4,10 @@ import type { Request, Response } from 'express';
 import { z } from 'zod';
 import {
   heatmapSchema,
+  labelBudgetOf,
+  labelCurvesSchema,
+  labelsFromQuery,
+  labelsQuerySchema,
   listSweepsQuerySchema,
   lossCurvesSchema,
   progressSchema,
@@ -114,24 +118,42 @@ export class SweepsController {
         attempts: t.attempts, error: t.error, workerId: t.workerId, finishedAt: t.finishedAt,
       })),
       baselines: baselines.map((b) => ({
-        id: b.id, kind: b.kind, dataset: b.dataset, protocolKey: b.protocolKey, status: b.status, accuracy: b.accuracy,
+        id: b.id, kind: b.kind, dataset: b.dataset, protocolKey: b.protocolKey, labels: labelBudgetOf(b.labels), status: b.status, accuracy: b.accuracy,
         attempts: b.attempts, error: b.error, workerId: b.workerId, finishedAt: b.finishedAt,
       })),
     });
   }
 
   @Get(':id/heatmap')
-  async heatmap(@Param('id') id: string) {
+  async heatmap(@Param('id') id: string, @Query() query: unknown) {
+    const labels = labelsFromQuery(parseOr400(labelsQuerySchema, query, 'query').labels);
     const sweepId = await this.ids.resolve(id);
     if (!(await this.sweeps.findById(sweepId))) throw new ApiError('not_found', `no sweep ${sweepId}`);
-    return reply(heatmapSchema, { sweepId, cells: await this.leaderboard.heatmap(sweepId) });
+    const [cells, budgets] = await Promise.all([this.leaderboard.heatmap(sweepId, labels), this.leaderboard.budgets(sweepId)]);
+    return reply(heatmapSchema, { sweepId, labels: labelBudgetOf(labels), budgets: budgets.map(labelBudgetOf), cells: cells.map((c) => ({ ...c, labels: labelBudgetOf(c.labels) })) });
   }
 
   @Get(':id/verdict')
-  async verdict(@Param('id') id: string) {
+  async verdict(@Param('id') id: string, @Query() query: unknown) {
+    const labels = labelsFromQuery(parseOr400(labelsQuerySchema, query, 'query').labels);
     const sweepId = await this.ids.resolve(id);
     if (!(await this.sweeps.findById(sweepId))) throw new ApiError('not_found', `no sweep ${sweepId}`);
-    return reply(verdictSchema, { sweepId, ...(await this.leaderboard.verdict(sweepId)) });
+    const v = await this.leaderboard.verdict(sweepId, labels);
+    const row = (r: typeof v.best) => (r ? { ...r, labels: labelBudgetOf(r.labels) } : null);
+    return reply(verdictSchema, { sweepId, ...v, labels: labelBudgetOf(v.labels), best: row(v.best), untrained: row(v.untrained) });
+  }
+
+  @Get(':id/labels')
+  async labelCurves(@Param('id') id: string) {
+    const sweepId = await this.ids.resolve(id);
+    if (!(await this.sweeps.findById(sweepId))) throw new ApiError('not_found', `no sweep ${sweepId}`);
+    const curves = await this.leaderboard.labelCurves(sweepId);
+    return reply(labelCurvesSchema, {
+      sweepId,
+      budgets: curves.budgets.map(labelBudgetOf),
+      models: curves.models.map((m) => ({ ...m, points: m.points.map((p) => ({ ...p, labels: labelBudgetOf(p.labels) })) })),
+      pixels: curves.pixels.map((p) => ({ ...p, labels: labelBudgetOf(p.labels) })),
+    });
   }
 
   @Get(':id/loss')

@@ -192,4 +192,52 @@ describe('the web page in headless Chromium (real API, real Postgres)', () => {
     expect(page.problems).toEqual([]);
     await page.close();
   });
+
+  // Last: its sweep (two label budgets beside all) would change the other tests' leaderboards.
+  it('draws accuracy against the number of labels for a sweep with several budgets, and only then', async () => {
+    const budgets = await seedFinishedSweep(db.prisma, { name: 'label-budgets', labels: [20, 200] });
+    const without = await open(`/?sweep=${wins.sweepId}`, { width: 1400, height: 900 });
+    expect(await without.evaluate('document.getElementById("labels-box").hidden')).toBe(true);
+    await without.close();
+    const page = await open(`/?sweep=${budgets.sweepId}`, { width: 1400, height: 900 });
+    await page.waitFor('the labels chart', 'document.getElementById("labels-box").hidden === false && document.querySelector("#labels svg.chart") !== null');
+    // One line per model, its untrained control and raw pixels; one point per budget, fewest labels left.
+    expect(await page.evaluate('document.querySelectorAll("#labels polyline").length')).toBe(3);
+    expect(await page.evaluate('document.querySelectorAll("#labels circle").length')).toBe(9);
+    const ticks = await page.evaluate<string[]>("[...document.querySelectorAll('#labels svg.chart text')].filter((t) => !t.classList.contains('title') && !t.textContent.includes('.')).map((t) => t.textContent)");
+    expect(ticks).toEqual(['20', '200', 'all (4,000)']);
+    const titles = await page.evaluate<string[]>("[...document.querySelectorAll('#labels svg.chart text.title')].map((t) => t.textContent)");
+    expect(titles).toEqual(['labelled training images (in total, class-balanced)', 'probe accuracy (%)']);
+    // The trained model at its best cell with all labels (out_2, t=4, seeds 0 and 1): from 20 labels to all.
+    const mean = (labels?: number) => (budgets.accuracy('ddpm-small-s0', 'out_2', 4, labels) + budgets.accuracy('ddpm-small-s1', 'out_2', 4, labels)) / 2;
+    const series = await text(page, '#labels .series');
+    expect(series).toContain(`ddpm-small (out_2, t=4) ${(100 * mean(20)).toFixed(1)} % with 20 labels, ${(100 * mean()).toFixed(1)} % with all (4,000)`);
+    expect(series).toContain('ddpm-small (untrained) (out_2, t=4)');
+    expect(series).toContain('raw pixels');
+    // The headline and heatmap stay at all labels, saying so nowhere differently from before.
+    expect(await text(page, '#verdict')).toContain(`Best trained cell: ddpm-small, out_2, t=4: ${(100 * mean()).toFixed(2)} %`);
+    expect(await page.evaluate('document.getElementById("labels-choice").hidden')).toBe(false);
+    expect(await page.evaluate('[...document.querySelectorAll("#sweep-labels option")].map((o) => o.value)')).toEqual(['20', '200', 'all']);
+    await keep(page, 'labels');
+    // The verdict and heatmaps at 20 labels: they say so, and the link keeps it.
+    await page.evaluate("(() => { const s = document.getElementById('sweep-labels'); s.value = '20'; s.dispatchEvent(new Event('change')); })()");
+    await page.waitFor('the verdict at 20 labels', 'document.getElementById("verdict").innerText.includes("20 labels (in total, class-balanced)")');
+    expect(await text(page, '#verdict')).toContain(`Best trained cell: ddpm-small, out_2, t=4: ${(100 * mean(20)).toFixed(2)} %`);
+    expect(await text(page, '#verdict')).toContain('mean over 2 seeds, 20 labels');
+    expect(await page.evaluate('new URLSearchParams(location.search).get("labels")')).toBe('20');
+    // The leaderboard at 20 labels: that budget's accuracies only.
+    await page.evaluate(`(() => { const b = document.getElementById('f-sweep'); b.value = ${JSON.stringify(budgets.sweepId)}; b.dispatchEvent(new Event('change')); const s = document.getElementById('f-labels'); s.value = '20'; s.dispatchEvent(new Event('change')); })()`);
+    const best20 = (100 * Math.max(budgets.accuracy('ddpm-small-s0', 'out_2', 4, 20), budgets.accuracy('ddpm-small-s1', 'out_2', 4, 20))).toFixed(2);
+    await page.waitFor('the leaderboard at 20 labels', `document.querySelector("#leaderboard td[data-key=accuracy]")?.innerText === ${JSON.stringify(best20)}`);
+    expect(await page.evaluate('new URLSearchParams(location.search).get("boardLabels")')).toBe('20');
+    // A link to a budget the sweep lacks falls back to all.
+    const linked = await open(`/?sweep=${wins.sweepId}&labels=20`, { width: 1400, height: 900 });
+    await linked.waitFor('the fallback to all', 'new URLSearchParams(location.search).get("labels") === null');
+    expect(await linked.evaluate('document.getElementById("labels-choice").hidden')).toBe(true);
+    expect(await text(linked, '#verdict')).toContain('Linear-probe test accuracy with all training labels');
+    expect(linked.problems).toEqual([]);
+    await linked.close();
+    expect(page.problems).toEqual([]);
+    await page.close();
+  });
 });

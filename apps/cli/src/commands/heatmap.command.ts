@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CliError, UsageError, type ApiClient } from '../api-client';
 import { renderHeatmapPng, type HeatmapCell } from '@ddae/render';
+import { labelBudgetOption } from './leaderboard.command';
 
 /** Writes a PNG to `out` (parent directories created), or to stdout for "-"; refuses to guess a file name. */
 async function writePng(png: Buffer, out: string | undefined, example: string): Promise<string> {
@@ -20,19 +21,20 @@ async function writePng(png: Buffer, out: string | undefined, example: string): 
  * network's (a control, never outlined), and a legend comparing the best trained cell with the
  * pixel baseline of the same protocol and the untrained network's best cell.
  */
-export async function heatmapPng(api: ApiClient, id: string, opts: { out?: string; json: boolean }): Promise<string | undefined> {
+export async function heatmapPng(api: ApiClient, id: string, opts: { out?: string; labels?: string; json: boolean }): Promise<string | undefined> {
   if (opts.out === undefined) await writePng(Buffer.alloc(0), undefined, `npm run ddae -- heatmap ${id} --out heatmap.png`);
+  const labels = labelBudgetOption(opts.labels);
   const sweep = await api.getSweep(id);
-  const [{ cells }, verdict] = await Promise.all([api.heatmap(sweep.id), api.verdict(sweep.id)]);
+  const [{ cells, labels: budget }, verdict] = await Promise.all([api.heatmap(sweep.id, { labels }), api.verdict(sweep.id, { labels })]);
   const rendered = renderHeatmapPng({
     title: `${sweep.name} - ${sweep.dataset}`,
-    subtitle: `linear-probe test accuracy, mean ± std over seeds (${sweep.status.toLowerCase()})`,
+    subtitle: `linear-probe test accuracy, mean ± std over seeds, ${budget === 'all' ? 'all labels' : `${budget} labels`} (${sweep.status.toLowerCase()})`,
     cells,
     baseline: verdict.pixels ? { kind: 'pixels', accuracy: verdict.pixels.accuracy } : null,
   });
   const out = await writePng(rendered.png, opts.out, '');
   if (out === '-') return undefined;
-  const summary = { out, width: rendered.width, height: rendered.height, cells: cells.length, sweep: sweep.id };
+  const summary = { out, width: rendered.width, height: rendered.height, cells: cells.length, sweep: sweep.id, labels: budget };
   return opts.json ? JSON.stringify(summary) : `wrote ${out} (${rendered.width}x${rendered.height} px, ${cells.length} cells)`;
 }
 

@@ -1,10 +1,11 @@
 import type { ApiClient } from '../api-client';
-import { DATASET_NAMES, isLeaderboardCellRow, isLeaderboardConfigRow, LEADERBOARD_PER, METHODS, type LeaderboardCellRow, type LeaderboardConfigRowView } from '@ddae/contracts';
+import { DATASET_NAMES, formatLabelBudget, isLeaderboardCellRow, isLeaderboardConfigRow, LEADERBOARD_PER, METHODS, type LeaderboardCellRow, type LeaderboardConfigRowView } from '@ddae/contracts';
 import { UsageError } from '../api-client';
 import { pct, table } from '../table';
 
-export async function leaderboard(api: ApiClient, opts: { dataset?: string; method?: string; sweep?: string; per?: string; limit?: string; cursor?: string; json: boolean }): Promise<string> {
+export async function leaderboard(api: ApiClient, opts: { dataset?: string; method?: string; sweep?: string; per?: string; limit?: string; cursor?: string; labels?: string; json: boolean }): Promise<string> {
   const r = await api.leaderboard({
+    labels: labelBudgetOption(opts.labels),
     dataset: oneOf('--dataset', opts.dataset, DATASET_NAMES),
     method: oneOf('--method', opts.method, METHODS),
     per: oneOf('--per', opts.per, LEADERBOARD_PER),
@@ -44,7 +45,8 @@ export async function leaderboard(api: ApiClient, opts: { dataset?: string; meth
         [...imported].map(([key, src]) => [key.slice(key.indexOf(' ') + 1), src.path, src.sha256]),
       )}`
     : '';
-  return (r.rows.length ? rows : '(no probe results yet)') + more + sources + baselines;
+  const budget = r.filter.labels === 'all' ? 'label budget: all of each protocol\'s training images' : `label budget: ${r.filter.labels} labelled images in total (class-balanced)`;
+  return `${budget}\n\n${r.rows.length ? rows : '(no probe results yet)'}${more}${sources}${baselines}`;
 }
 
 export async function workers(api: ApiClient, opts: { json: boolean }): Promise<string> {
@@ -54,6 +56,16 @@ export async function workers(api: ApiClient, opts: { json: boolean }): Promise<
   // An unhealthy worker takes no jobs: say why under the table, one line each (the reason is long).
   const why = r.workers.filter((w) => w.unhealthyReason).map((w) => `${w.id} is unhealthy: ${w.unhealthyReason}`);
   return why.length ? `${rows}\n\n${why.join('\n')}` : rows;
+}
+
+/**
+ * `--labels N|all`: a label budget (labelled training images in total, class-balanced), checked
+ * here so the message names the flag; absent: all.
+ */
+export function labelBudgetOption(value: string | undefined): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (value === 'all' || /^[1-9][0-9]{0,8}$/.test(value)) return value === 'all' ? 'all' : formatLabelBudget(Number(value));
+  throw new UsageError(`--labels must be all or a positive number of labelled images (a budget of the sweep's probe.labels), got "${value}"`);
 }
 
 /** An option's value checked against its allowed values (the API would answer 400; the CLI names the flag). */

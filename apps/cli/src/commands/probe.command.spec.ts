@@ -1,6 +1,6 @@
 import { CliError } from '../api-client';
 import * as path from 'node:path';
-import { featureCacheDirOf, parseNoiseLevels, probeInline, protocolFromArgs } from './probe.command';
+import { featureCacheDirOf, parseLabelBudgets, parseNoiseLevels, probeInline, protocolFromArgs } from './probe.command';
 
 describe('the feature cache a probe writes to', () => {
   const saved = process.env.ARTIFACT_DIR;
@@ -43,6 +43,27 @@ describe('probe command arguments', () => {
     expect(parseNoiseLevels('5, 25,100')).toEqual([5, 25, 100]);
     expect(() => parseNoiseLevels('5,,x')).toThrow(/--noise/);
     expect(() => parseNoiseLevels(undefined)).toThrow(/--noise/);
+  });
+
+  it('parses label budgets (in total, class-balanced) and names the fix for a bad one', () => {
+    const protocol = protocolFromArgs({ 'train-size': '500' }, 'fashion-mnist');
+    expect(parseLabelBudgets(undefined, protocol, 'fashion-mnist')).toEqual(['all']);
+    expect(parseLabelBudgets('10, 100,all', protocol, 'fashion-mnist')).toEqual([10, 100, 'all']);
+    expect(() => parseLabelBudgets('5,all', protocol, 'fashion-mnist')).toThrow(/--labels "5,all": 5 labels cannot cover the 10 classes .*use at least 10/);
+    expect(() => parseLabelBudgets('600', protocol, 'fashion-mnist')).toThrow(/600 labels exceed the probe's 500 training images \(--train-size\)/);
+    expect(() => parseLabelBudgets('100,20', protocol, 'fashion-mnist')).toThrow(/ascending order, all last/);
+    expect(() => parseLabelBudgets('many', protocol, 'fashion-mnist')).toThrow(/"many" is neither all nor a positive number/);
+  });
+
+  it('probes raw pixels at each label budget (Fashion-MNIST slice), the largest the headline', async () => {
+    const r = JSON.parse(await probeInline({ features: 'pixels', dataset: 'fashion-mnist', 'train-size': '200', 'test-size': '100', epochs: '2', labels: '20,all', backend: 'wasm' }, { json: true, log: () => undefined })) as {
+      accuracy: number; labels: unknown; protocolKey: string; budgets: { labels: unknown; accuracy: number; protocolKey: string }[];
+    };
+    expect(r.budgets.map((b) => b.labels)).toEqual([20, 'all']);
+    expect(r.labels).toBe('all');
+    expect(r.accuracy).toBe(r.budgets[1].accuracy);
+    expect(r.budgets[0].protocolKey).toBe(`${r.protocolKey};labels=20`);
+    expect(r.budgets[0].accuracy).not.toBe(r.budgets[1].accuracy);
   });
 
   it('needs exactly one feature source', async () => {

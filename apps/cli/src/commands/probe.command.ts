@@ -1,7 +1,25 @@
 import { cliEnvSchema, loadEnv } from '@ddae/config';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DATASET_NAMES, DATASET_SHAPES, NOISE_PROTOCOLS, POOLINGS, PROBE_PROTOCOLS, backboneDefaultLayers, backboneFields, backboneOfModelConfig, backboneTappableLayers, protocolKey, type DatasetName, type ProbeProtocol, type ProbeTask, probeSpecSchema } from '@ddae/contracts';
+import {
+  DATASET_NAMES,
+  DATASET_SHAPES,
+  NOISE_PROTOCOLS,
+  POOLINGS,
+  PROBE_PROTOCOLS,
+  backboneDefaultLayers,
+  backboneFields,
+  backboneOfModelConfig,
+  backboneTappableLayers,
+  labelBudgetIssues,
+  protocolAtBudget,
+  protocolKey,
+  type DatasetName,
+  type LabelBudget,
+  type ProbeProtocol,
+  type ProbeTask,
+  probeSpecSchema,
+} from '@ddae/contracts';
 import { CliError } from '../api-client';
 import { numberOption, parseBackend, parseGpu, withInlineBackend } from './pretrain.command';
 
@@ -23,6 +41,7 @@ export interface ProbeArgs {
   standardize?: string;
   protocol?: string;
   'noise-protocol'?: string;
+  labels?: string;
   cache?: string;
   'data-dir'?: string;
   backend?: string;
@@ -72,6 +91,22 @@ export function protocolFromArgs(a: ProbeArgs, dataset: DatasetName): ProbeProto
   };
 }
 
+/**
+ * `--labels 100,1000,all` -> [100, 1000, 'all']: label budgets in total (class-balanced), each from
+ * the class count up to `--train-size`, ascending, `all` last. Absent: [all].
+ */
+export function parseLabelBudgets(raw: string | undefined, protocol: ProbeProtocol, dataset: DatasetName): LabelBudget[] {
+  if (raw === undefined) return ['all'];
+  const budgets = raw.split(',').map((s) => s.trim()).map((s): LabelBudget => {
+    if (s === 'all') return 'all';
+    if (!/^[1-9][0-9]{0,8}$/.test(s)) throw new CliError(`--labels "${raw}": "${s}" is neither all nor a positive number of labelled images (e.g. --labels 100,1000,all)`);
+    return Number(s);
+  });
+  const [issue] = labelBudgetIssues(budgets, protocol.trainSize, DATASET_SHAPES[dataset].classes, dataset);
+  if (issue) throw new CliError(`--labels "${raw}": ${issue.message.replace('(probe.trainSize)', '(--train-size)')}`);
+  return budgets;
+}
+
 /** `--noise 5,25,100` -> [5, 25, 100]. */
 export function parseNoiseLevels(raw: string | undefined): number[] {
   if (!raw) throw new CliError(`probe --checkpoint needs --noise: DDPM timesteps or EDM sigmas, comma-separated (e.g. --noise 5,25,100)`);
@@ -101,40 +136,74 @@ export async function probeInline(a: ProbeArgs, opts: { json: boolean; log?: (li
     if (!a.dataset || !(DATASET_NAMES as readonly string[]).includes(a.dataset)) throw new CliError(`probe --features pixels needs --dataset ${DATASET_NAMES.join('|')}: ${EXAMPLES[0]}`);
     const dataset = a.dataset as DatasetName;
     const protocol = protocolFromArgs(a, dataset);
+    const budgets = parseLabelBudgets(a.labels, protocol, dataset);
     return withInlineBackend(a, async (backend) => {
       log(`raw pixels of ${dataset}: ${protocol.trainSize} train / ${protocol.testSize} test images, backend ${backend.backend}`);
-      const r = await runBaselineTask({ kind: 'baseline', baselineId: 'cli', baseline: 'pixels', dataset: { name: dataset }, protocol }, {});
-      const result = { features: 'pixels', dataset, accuracy: r.accuracy, featureDim: r.featureDim, seconds: r.seconds, backend: backend.backend, protocol, protocolKey: protocolKey(protocol) };
-      return opts.json ? JSON.stringify(result) : `pixels on ${dataset}: accuracy ${(100 * r.accuracy).toFixed(2)} % (${r.featureDim} features, ${r.seconds.toFixed(1)} s, ${backend.backend})`;
+      // One probe per label budget; the largest is the headline (`accuracy`, `protocol`).
+      const runs: { labels: LabelBudget; accuracy: number; featureDim: number; seconds: number; protocol: ProbeProtocol }[] = [];
+      for (const budget of budgets) {
+        const at = protocolAtBudget(protocol, budget);
+        const r = await runBaselineTask({ kind: 'baseline', baselineId: 'cli', baseline: 'pixels', dataset: { name: dataset }, protocol: at }, {});
+        runs.push({ labels: budget, accuracy: r.accuracy, featureDim: r.featureDim, seconds: r.seconds, protocol: at });
+        if (budgets.length > 1) log(`  ${budget} labels: ${(100 * r.accuracy).toFixed(2)} % (${r.seconds.toFixed(1)} s)`);
+      }
+      const top = runs[runs.length - 1];
+      const result = {
+        features: 'pixels', dataset, accuracy: top.accuracy, featureDim: top.featureDim, seconds: runs.reduce((s, r) => s + r.seconds, 0), backend: backend.backend, protocol: top.protocol, protocolKey: protocolKey(top.protocol),
+        ...(a.labels !== undefined ? { labels: top.labels, budgets: runs.map((r) => ({ labels: r.labels, accuracy: r.accuracy, protocolKey: protocolKey(r.protocol) })) } : {}),
+      };
+      if (opts.json) return JSON.stringify(result);
+      if (budgets.length === 1 && a.labels === undefined) return `pixels on ${dataset}: accuracy ${(100 * top.accuracy).toFixed(2)} % (${top.featureDim} features, ${top.seconds.toFixed(1)} s, ${backend.backend})`;
+      return runs.map((r) => `pixels on ${dataset} with ${r.labels} labels: accuracy ${(100 * r.accuracy).toFixed(2)} %`).join('\n');
     });
   }
 
   const target = await probeTarget(a);
   const { found, method, step, dataset, layers, levels, protocol } = target;
+  const budgets = parseLabelBudgets(a.labels, protocol, dataset);
+  const largest = budgets[budgets.length - 1];
+  const labelsOf = (l: { labels?: number }): LabelBudget => l.labels ?? 'all';
   return withInlineBackend(a, async (backend) => {
-    log(`probing ${found.path} (${method}, step ${step}) on ${dataset}: layers ${layers.join(',')} at ${method === 'ddpm' ? 't' : 'sigma'} = ${levels.join(', ')}; backend ${backend.backend}`);
+    log(`probing ${found.path} (${method}, step ${step}) on ${dataset}: layers ${layers.join(',')} at ${method === 'ddpm' ? 't' : 'sigma'} = ${levels.join(', ')}${a.labels !== undefined ? `; labels ${budgets.join(', ')}` : ''}; backend ${backend.backend}`);
     const featureCacheDir = featureCacheDirOf(a.cache);
-    const cells: { layer: string; noiseLevel: number; accuracy: number; trainAccuracy?: number; featureDim: number }[] = [];
+    // Every budget's cells (one feature pass per level serves them all); `cells` is the largest budget's.
+    const all: { layer: string; labels?: number; noiseLevel: number; accuracy: number; trainAccuracy?: number; featureDim: number }[] = [];
     let seconds = 0;
     const featureCache = { hits: 0, misses: 0 };
     for (const noiseLevel of levels) {
-      const r = await runProbeTask(target.task(noiseLevel, featureCacheDir), {});
+      const r = await runProbeTask({ ...target.task(noiseLevel, featureCacheDir), ...(a.labels !== undefined ? { labels: budgets } : {}) }, {});
       seconds += r.seconds;
       featureCache.hits += r.featureCache?.hits ?? 0;
       featureCache.misses += r.featureCache?.misses ?? 0;
-      for (const l of r.layers) cells.push({ ...l, noiseLevel });
-      const best = [...r.layers].sort((x, y) => y.accuracy - x.accuracy)[0];
+      for (const l of r.layers) all.push({ ...l, noiseLevel });
+      const best = r.layers.filter((l) => labelsOf(l) === largest).sort((x, y) => y.accuracy - x.accuracy)[0];
       const cached = r.featureCache ? `, cache ${r.featureCache.hits} hit / ${r.featureCache.misses} miss` : '';
       log(`  ${method === 'ddpm' ? 't' : 'sigma'}=${noiseLevel}: best ${best.layer} ${(100 * best.accuracy).toFixed(2)} % (${r.seconds.toFixed(1)} s${cached})`);
     }
-    const best = [...cells].sort((x, y) => y.accuracy - x.accuracy)[0];
+    const cellsAt = (budget: LabelBudget) => all.filter((c) => labelsOf(c) === budget).map(({ labels: _labels, ...c }) => c);
+    const bestOf = (cs: ReturnType<typeof cellsAt>) => [...cs].sort((x, y) => y.accuracy - x.accuracy)[0];
+    const cells = cellsAt(largest);
+    const best = bestOf(cells);
+    const top = protocolAtBudget(protocol, largest);
     const result = {
-      checkpoint: found.path, method, step, dataset, accuracy: best.accuracy, best, cells, seconds, backend: backend.backend, protocol, protocolKey: protocolKey(protocol),
+      checkpoint: found.path, method, step, dataset, accuracy: best.accuracy, best, cells, seconds, backend: backend.backend, protocol: top, protocolKey: protocolKey(top),
       ...(featureCacheDir ? { featureCache: { dir: featureCacheDir, ...featureCache } } : {}),
+      // With --labels: `cells` and `best` are the largest budget's; each budget's here.
+      ...(a.labels !== undefined
+        ? { labels: largest, budgets: budgets.map((labels) => ({ labels, accuracy: bestOf(cellsAt(labels)).accuracy, best: bestOf(cellsAt(labels)), cells: cellsAt(labels), protocolKey: protocolKey(protocolAtBudget(protocol, labels)) })) }
+        : {}),
     };
     if (opts.json) return JSON.stringify(result);
-    const lines = cells.map((c) => `${c.layer.padEnd(7)} ${String(c.noiseLevel).padStart(6)}  ${(100 * c.accuracy).toFixed(2)} %`);
-    return [`layer    noise  accuracy`, ...lines, `best: ${best.layer} at ${best.noiseLevel}: ${(100 * best.accuracy).toFixed(2)} %`].join('\n');
+    if (a.labels === undefined) {
+      const lines = cells.map((c) => `${c.layer.padEnd(7)} ${String(c.noiseLevel).padStart(6)}  ${(100 * c.accuracy).toFixed(2)} %`);
+      return [`layer    noise  accuracy`, ...lines, `best: ${best.layer} at ${best.noiseLevel}: ${(100 * best.accuracy).toFixed(2)} %`].join('\n');
+    }
+    const lines = budgets.flatMap((labels) => cellsAt(labels).map((c) => `${String(labels).padStart(6)} ${c.layer.padEnd(7)} ${String(c.noiseLevel).padStart(6)}  ${(100 * c.accuracy).toFixed(2)} %`));
+    const bests = budgets.map((labels) => {
+      const b = bestOf(cellsAt(labels));
+      return `best with ${labels} labels: ${b.layer} at ${b.noiseLevel}: ${(100 * b.accuracy).toFixed(2)} %`;
+    });
+    return [`labels layer    noise  accuracy`, ...lines, ...bests].join('\n');
   });
 }
 

@@ -2,12 +2,13 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { VerdictView as VerdictWire } from '@ddae/contracts';
 import { UsageError, type ApiClient } from '../api-client';
+import { labelBudgetOption } from './leaderboard.command';
 
 /** One (model, layer, noise level) cell of the verdict (the contract's row): what the sentence and the summary read of it. */
 export type VerdictCell = Pick<VerdictWire['best'] & object, 'mean' | 'std' | 'n' | 'seeds' | 'layer' | 'noiseLevel' | 'method' | 'modelName' | 'protocolKey'>;
 
 /** `GET /api/sweeps/:id/verdict` (libs/contracts' verdictSchema), as far as the CLI reads it. */
-export type VerdictView = Omit<VerdictWire, 'best' | 'untrained'> & { best: VerdictCell | null; untrained: VerdictCell | null };
+export type VerdictView = Omit<VerdictWire, 'best' | 'untrained' | 'labels'> & { best: VerdictCell | null; untrained: VerdictCell | null; labels?: VerdictWire['labels'] };
 
 /** `.demo/summary.json`: what the demo found, for scripts (accuracies and margins as fractions). */
 export interface DemoSummary {
@@ -56,7 +57,8 @@ export function verdictSentence(v: VerdictView): string {
   if (!best) return `Sweep ${v.sweepId.slice(0, 8)}: no trained model has a probe result yet, so there is no verdict.`;
   const spread = best.std ?? 0;
   const seeds = `${best.n} ${best.n === 1 ? 'seed' : 'seeds'}`;
-  const head = `Best trained cell: ${best.modelName} ${best.layer} ${noise(best)}, ${pct(best.mean)}${best.std !== null ? ` ± ${(100 * best.std).toFixed(2)}` : ''} (mean of ${seeds})`;
+  const budget = v.labels === undefined || v.labels === 'all' ? '' : `, ${v.labels} labels`;
+  const head = `Best trained cell: ${best.modelName} ${best.layer} ${noise(best)}, ${pct(best.mean)}${best.std !== null ? ` ± ${(100 * best.std).toFixed(2)}` : ''} (mean of ${seeds}${budget})`;
   const against = (name: string, accuracy: number, margin: number): string => {
     if (margin <= 0) return `does not beat ${name} (${pct(accuracy)}): ${points(margin)}`;
     const clear = margin >= 0.01 && margin > 2 * spread;
@@ -71,14 +73,14 @@ export function verdictSentence(v: VerdictView): string {
 }
 
 /** `ddae verdict <id>`: the verdict sentence (or its JSON); with --summary FILE also writes the demo's summary (atomically). */
-export async function sweepVerdict(api: ApiClient, id: string, opts: { json: boolean; summary?: string; seconds?: string }): Promise<string> {
+export async function sweepVerdict(api: ApiClient, id: string, opts: { json: boolean; summary?: string; seconds?: string; labels?: string }): Promise<string> {
   if (opts.seconds !== undefined && opts.summary === undefined) throw new UsageError('--seconds goes with --summary FILE: npm run ddae -- verdict <id> --summary .demo/summary.json --seconds 600');
   let seconds = 0;
   if (opts.seconds !== undefined) {
     seconds = Number(opts.seconds);
     if (!Number.isFinite(seconds) || seconds < 0) throw new UsageError(`--seconds must be a number of seconds >= 0, got "${opts.seconds}"`);
   }
-  const verdict = await api.verdict(id);
+  const verdict = await api.verdict(id, { labels: labelBudgetOption(opts.labels) });
   if (opts.summary !== undefined) {
     const file = path.resolve(opts.summary);
     await mkdir(path.dirname(file), { recursive: true });

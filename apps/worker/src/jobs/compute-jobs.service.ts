@@ -26,7 +26,7 @@ import {
   type UNetConfig,
 } from '@ddae/contracts';
 import type { WorkerEnv } from '@ddae/config';
-import { BaselineRepository, ProbeRepository, RunRepository, RunSampleRepository, THROTTLED, TrainLossRepository } from '@ddae/db';
+import { BaselineRepository, ProbeRepository, RunRepository, RunSampleRepository, taskLabelBudgets, THROTTLED, TrainLossRepository } from '@ddae/db';
 import { withTimeout } from '@ddae/queue';
 import { SweepOrchestrator, type RunHyper } from '@ddae/sweeps';
 import { ComputeError, ComputeProcess, type ComputeCallbacks } from '../compute/compute-process';
@@ -208,6 +208,8 @@ export class ComputeJobsService {
       noiseLevel: row.noiseLevel,
       layers: row.layers,
       protocol: probeProtocolSchema.parse(row.protocol),
+      // One linear probe per layer and label budget on the same features.
+      ...(row.labels != null ? { labels: taskLabelBudgets(row) } : {}),
       featureCacheDir: path.join(this.artifactRoot, 'features'),
     }));
     const result = await this.execute(job, token, handle, task, {});
@@ -217,9 +219,12 @@ export class ComputeJobsService {
     // Stores the results and decides what follows (an adaptive noise search's next round) at once.
     const { next } = await this.write('store probe results', () => this.orchestrator.probeSucceeded(row, context, result.layers));
     if (next.length) this.logger.log(`probe ${run.key}: noise search continues with ${next.length} more level(s)`);
-    const best = [...result.layers].sort((a, b) => b.accuracy - a.accuracy)[0];
+    // The best with all labels (else the largest budget's): fewer labels answer another question.
+    const largest = result.layers.at(-1)?.labels;
+    const best = result.layers.filter((l) => l.labels === largest).sort((a, b) => b.accuracy - a.accuracy)[0];
+    const budgets = new Set(result.layers.map((l) => l.labels)).size;
     const cache = result.featureCache ? `, feature cache ${result.featureCache.hits} hit(s) ${result.featureCache.misses} miss(es)` : '';
-    this.logger.log(`probe ${run.key} @ ${row.noiseLevel}: best ${best?.layer} ${best?.accuracy.toFixed(4)} (${result.seconds.toFixed(1)} s${cache})${onDevice(result)}`);
+    this.logger.log(`probe ${run.key} @ ${row.noiseLevel}: best ${best?.layer} ${best?.accuracy.toFixed(4)}${budgets > 1 ? ` with ${largest ?? 'all'} labels (${budgets} budgets)` : ''} (${result.seconds.toFixed(1)} s${cache})${onDevice(result)}`);
     return { outcome: 'done' };
   }
 

@@ -1,9 +1,10 @@
 import type { z } from 'zod';
 import { healthDownSchema } from './api-error.schema';
-import { leaderboardQuerySchema, listSweepsQuerySchema, submitSweepQuerySchema, sweepEventsQuerySchema } from './api-query.schema';
+import { labelsQuerySchema, leaderboardQuerySchema, listSweepsQuerySchema, submitSweepQuerySchema, sweepEventsQuerySchema } from './api-query.schema';
 import {
   healthSchema,
   heatmapSchema,
+  labelCurvesSchema,
   leaderboardSchema,
   lossCurvesSchema,
   progressSchema,
@@ -124,9 +125,10 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     method: 'get',
     path: '/api/sweeps/{id}/heatmap',
     tag: 'sweeps',
-    summary: 'Mean accuracy per (model, layer, noise level) of a sweep, over seeds',
+    summary: 'Mean accuracy per (model, layer, noise level) of a sweep, over seeds, at one label budget',
     scope: 'read',
     pathParams: SWEEP_ID,
+    query: labelsQuerySchema,
     responses: { 200: json('Heatmap', heatmapSchema, 'every cell with its spread over seeds') },
     errors: BY_ID,
   },
@@ -135,10 +137,22 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     method: 'get',
     path: '/api/sweeps/{id}/verdict',
     tag: 'sweeps',
-    summary: "The trained models' best cell (mean over seeds) beside the raw-pixel baseline and the untrained network's best cell, under the same probe protocol, with both margins",
+    summary: "The trained models' best cell (mean over seeds) beside the raw-pixel baseline and the untrained network's best cell, under the same probe protocol and label budget, with both margins",
     scope: 'read',
     pathParams: SWEEP_ID,
+    query: labelsQuerySchema,
     responses: { 200: json('Verdict', verdictSchema, 'the verdict') },
+    errors: BY_ID,
+  },
+  {
+    operationId: 'sweepLabelCurves',
+    method: 'get',
+    path: '/api/sweeps/{id}/labels',
+    tag: 'sweeps',
+    summary: 'Accuracy against the number of labels: per model and untrained control its best cell at the largest budget (mean over seeds) at every budget, and the raw-pixel baseline at every budget',
+    scope: 'read',
+    pathParams: SWEEP_ID,
+    responses: { 200: json('LabelCurves', labelCurvesSchema, 'accuracy against labels') },
     errors: BY_ID,
   },
   {

@@ -19,6 +19,25 @@ export const listSweepsQuerySchema = z.strictObject({
   before: z.iso.datetime().optional().describe('only sweeps created before this instant (the createdAt of the last sweep of the previous page)'),
 });
 
+/**
+ * `?labels=N|all`: the label budget whose results to read (labelled training images in total,
+ * class-balanced, as the spec's probe.labels counts them); default all. Numbers at different budgets
+ * never mix.
+ */
+const labelsParam = z
+  .string()
+  .regex(/^(all|[1-9][0-9]{0,8})$/, 'all, or a label budget: a positive whole number of labelled images (in total)')
+  .default('all')
+  .describe("label budget: `all` (default) or N, the labelled training images in total (class-balanced) of the sweep's probe.labels");
+
+/** A `labels` query value as the repositories take it: null for all, else the count. */
+export function labelsFromQuery(value: string | undefined): number | null {
+  return value === undefined || value === 'all' ? null : Number(value);
+}
+
+/** `?labels=` of the heatmap and verdict. */
+export const labelsQuerySchema = z.strictObject({ labels: labelsParam });
+
 export const LEADERBOARD_PER = ['cell', 'run', 'config'] as const;
 export const leaderboardQuerySchema = z.strictObject({
   dataset: z.enum(DATASET_NAMES).optional(),
@@ -30,6 +49,7 @@ export const leaderboardQuerySchema = z.strictObject({
     .describe("cell: every result; run: each run's best cell; config: mean and spread over seeds per (model, layer, noise, protocol)"),
   limit: z.coerce.number().int().min(1).max(500).default(20).describe('rows per page, 1..500'),
   cursor: z.string().min(1).max(2000).optional().describe('the nextCursor of the previous page (same filter)'),
+  labels: labelsParam,
 });
 
 export const sweepEventsQuerySchema = z.strictObject({
@@ -43,3 +63,4 @@ export const noQuerySchema = z.strictObject({});
 type QueryInput<S extends z.ZodObject> = { [K in keyof z.output<S>]?: Exclude<z.output<S>[K], undefined> extends number ? number | string : z.output<S>[K] };
 export type ListSweepsQuery = QueryInput<typeof listSweepsQuerySchema>;
 export type LeaderboardQuery = QueryInput<typeof leaderboardQuerySchema>;
+export type LabelsQuery = QueryInput<typeof labelsQuerySchema>;

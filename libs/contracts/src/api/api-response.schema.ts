@@ -19,6 +19,11 @@ const backend = z.string().describe(`the compute backend, one of ${BACKENDS.join
 // ---- health -------------------------------------------------------------------------------------
 export const healthSchema = z.object({ status: z.literal('ok'), postgres: z.literal('up'), redis: z.literal('up') });
 
+/** A label budget as the API writes it: labelled training images in total (class-balanced), or `all`. */
+export const labelBudgetSchema = z.union([z.number().int().positive(), z.literal('all')]);
+/** A stored budget (null: all) as the API writes it. */
+export const labelBudgetOf = (labels: number | null | undefined): number | 'all' => labels ?? 'all';
+
 // ---- sweeps -------------------------------------------------------------------------------------
 export const planCountsSchema = z.object({
   runs: z.number().int(),
@@ -46,8 +51,10 @@ export const sweepPlanSchema = z.object({
       checkpoint: z.object({ path: z.string(), sha256: z.string().optional() }).optional(),
     }),
   ),
-  probeTasks: z.array(z.object({ run: z.string(), noiseLevel: z.number(), layers: z.array(z.string()) })),
-  baselines: z.array(z.object({ dataset: z.string(), kind: z.string() })),
+  /** `labels`: the label budgets each task's cells are probed at (counts in total, class-balanced, and/or all). */
+  probeTasks: z.array(z.object({ run: z.string(), noiseLevel: z.number(), layers: z.array(z.string()), labels: z.array(labelBudgetSchema) })),
+  /** One per kind and label budget. */
+  baselines: z.array(z.object({ dataset: z.string(), kind: z.string(), labels: labelBudgetSchema })),
   /** Only on a plan bigger than a dry run lists: how many runs and probe tasks are shown (the first, in plan order) of how many planned. */
   sampled: z
     .object({ runs: z.object({ shown: z.number().int(), of: z.number().int() }), probeTasks: z.object({ shown: z.number().int(), of: z.number().int() }) })
@@ -134,6 +141,7 @@ export const sweepBaselineSchema = z.object({
   kind: z.string(),
   dataset: z.string(),
   protocolKey: z.string(),
+  labels: labelBudgetSchema,
   status,
   accuracy: z.number().nullable(),
   attempts: z.number().int(),
@@ -164,9 +172,11 @@ export const heatmapCellSchema = z.object({
   min: z.number(),
   max: z.number(),
   n: z.number().int(),
+  /** The label budget the cell's probes were trained at. */
+  labels: labelBudgetSchema,
 });
-/** `GET /api/sweeps/:id/heatmap`. */
-export const heatmapSchema = z.object({ sweepId: z.uuid(), cells: z.array(heatmapCellSchema) });
+/** `GET /api/sweeps/:id/heatmap?labels=`: every cell at one label budget (`labels`), and the budgets the sweep has. */
+export const heatmapSchema = z.object({ sweepId: z.uuid(), labels: labelBudgetSchema, budgets: z.array(labelBudgetSchema), cells: z.array(heatmapCellSchema) });
 
 /** One (sweep, model config, layer, noise level, protocol) cell over its seeds. */
 export const configRowSchema = z.object({
@@ -190,15 +200,42 @@ export const configRowSchema = z.object({
   pooling: z.string(),
   /** Set when the model was pretrained elsewhere and imported: the source file and its sha256. */
   source: modelSource,
+  /** The label budget: part of the protocol the mean is under. */
+  labels: labelBudgetSchema,
 });
 
 /** `GET /api/sweeps/:id/verdict`: the trained models' best cell beside the pixel baseline and the untrained network, same protocol. */
 export const verdictSchema = z.object({
   sweepId: z.uuid(),
+  /** The label budget of every number here. */
+  labels: labelBudgetSchema,
   best: configRowSchema.nullable(),
   untrained: configRowSchema.nullable(),
   pixels: z.object({ accuracy: z.number(), featureDim: z.number().int().nullable(), protocolKey: z.string() }).nullable(),
   margins: z.object({ pixels: z.number().nullable(), untrained: z.number().nullable() }),
+});
+
+/**
+ * `GET /api/sweeps/:id/labels`: accuracy against the number of labels. Per model (and untrained
+ * control) the cell best at the largest budget, its mean over seeds at every budget; the raw-pixel
+ * baseline at every budget.
+ */
+export const labelCurvesSchema = z.object({
+  sweepId: z.uuid(),
+  budgets: z.array(labelBudgetSchema),
+  models: z.array(
+    z.object({
+      modelName: z.string(),
+      untrained: z.boolean(),
+      method: z.string(),
+      layer: z.string(),
+      noiseLevel: z.number(),
+      /** The protocol of the cell's results, less the budget. */
+      protocolKey: z.string(),
+      points: z.array(z.object({ labels: labelBudgetSchema, mean: z.number(), std: z.number().nullable(), n: z.number().int() })),
+    }),
+  ),
+  pixels: z.array(z.object({ labels: labelBudgetSchema, accuracy: z.number() })),
 });
 
 /** `GET /api/sweeps/:id/loss`: per trained run, the mean loss of each window of `lossEvery` steps. */
@@ -305,6 +342,8 @@ export const leaderboardCellRowSchema = z.object({
   noiseProtocol: z.string(),
   probeProtocol: z.string(),
   pooling: z.string(),
+  /** The label budget the probe was trained at. */
+  labels: labelBudgetSchema,
   backend,
   /** The device that computed it: the GPU adapter on webgpu, else the worker's device label; null on rows from before it was recorded. */
   device: z.string().nullable(),
@@ -326,6 +365,7 @@ export const leaderboardBaselineSchema = z.union([
     accuracy: z.number(),
     featureDim: z.number().int(),
     protocolKey: z.string(),
+    labels: labelBudgetSchema,
     backend,
     device: z.string().nullable(),
   }),
@@ -335,6 +375,7 @@ export const leaderboardBaselineSchema = z.union([
     accuracy: z.number().nullable(),
     featureDim: z.number().int().nullable(),
     protocolKey: z.string(),
+    labels: labelBudgetSchema,
     backend: z.string().nullable(),
     device: z.string().nullable(),
   }),
@@ -349,6 +390,8 @@ export const leaderboardSchema = z.object({
     per: z.enum(LEADERBOARD_PER),
     limit: z.number().int(),
     cursor: z.string().optional(),
+    /** The label budget of every row and baseline. */
+    labels: labelBudgetSchema,
   }),
   rows: z.array(z.union([leaderboardConfigRowSchema, leaderboardCellRowSchema])),
   nextCursor: z.string().nullable(),
@@ -387,6 +430,7 @@ export type SweepProgressView = z.infer<typeof sweepProgressSchema>;
 export type HeatmapCellView = z.infer<typeof heatmapCellSchema>;
 export type HeatmapView = z.infer<typeof heatmapSchema>;
 export type VerdictView = z.infer<typeof verdictSchema>;
+export type LabelCurvesView = z.infer<typeof labelCurvesSchema>;
 export type LossCurves = z.infer<typeof lossCurvesSchema>;
 export type SampleList = z.infer<typeof sampleListSchema>;
 export type ProgressView = z.infer<typeof progressSchema>;

@@ -58,10 +58,10 @@ export class BaselineRepository {
     return rows.map((r) => r.sweepId);
   }
 
-  /** Finished baselines of the given data sets, best first. */
-  forDatasets(datasets: string[]): Promise<Baseline[]> {
+  /** Finished baselines of the given data sets at one label budget (null: all), best first. */
+  forDatasets(datasets: string[], labels: number | null = null): Promise<Baseline[]> {
     return this.prisma.baseline.findMany({
-      where: { dataset: { in: datasets }, status: 'SUCCEEDED' },
+      where: { dataset: { in: datasets }, status: 'SUCCEEDED', labels },
       orderBy: [{ dataset: 'asc' }, { accuracy: 'desc' }],
     });
   }

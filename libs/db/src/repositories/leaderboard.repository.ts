@@ -13,6 +13,12 @@ export interface LeaderboardFilter {
   limit?: number;
   /** Continue after the page that returned this `nextCursor` (same filter). Default: the first page. */
   cursor?: string;
+  /**
+   * The label budget: results of probes trained on this many labelled images (in total,
+   * class-balanced), or null for all of the protocol's training images. Default null (all):
+   * numbers at different budgets never mix.
+   */
+  labels?: number | null;
 }
 
 /** One page of the leaderboard: ranks continue across pages; `nextCursor` is null on the last page. */
@@ -42,6 +48,8 @@ export interface LeaderboardRow {
   noiseProtocol: string;
   probeProtocol: string;
   pooling: string;
+  /** The label budget (labelled training images in total, class-balanced); null: all. */
+  labels: number | null;
   backend: string;
   /** The device that computed it (the WebGPU adapter, else the worker's device); null on results recorded before devices were. */
   device: string | null;
@@ -82,6 +90,8 @@ export interface LeaderboardConfigRow {
   pooling: string;
   /** An imported model's provenance; null for a model its sweep pretrained. */
   source: ModelSource | null;
+  /** The label budget; null: all. */
+  labels: number | null;
 }
 
 export interface UntrainedBaselineRow {
@@ -93,6 +103,8 @@ export interface UntrainedBaselineRow {
   featureDim: number;
   protocolKey: string;
   modelName: string;
+  /** The label budget; null: all. */
+  labels: number | null;
   backend: string;
   device: string | null;
 }
@@ -110,6 +122,20 @@ export interface HeatmapCell {
   min: number;
   max: number;
   n: number;
+  /** The label budget; null: all. */
+  labels: number | null;
+}
+
+/**
+ * Accuracy against the number of labels in one sweep: per model (and untrained control) the cell
+ * that is best at the largest budget, its mean over seeds at every budget; the raw-pixel baseline
+ * at every budget. `labels` null: all.
+ */
+export interface LabelCurves {
+  /** The sweep's budgets with a result, ascending, all (null) last. */
+  budgets: (number | null)[];
+  models: { modelName: string; untrained: boolean; method: string; layer: string; noiseLevel: number; protocolKey: string; points: { labels: number | null; mean: number; std: number | null; n: number }[] }[];
+  pixels: { labels: number | null; accuracy: number }[];
 }
 
 /** The best trained cell of a sweep beside its baselines, under the same probe protocol. */
@@ -118,8 +144,10 @@ export interface SweepVerdict {
   best: LeaderboardConfigRow | null;
   /** The untrained network's best cell (mean over its seeds) under the best's protocol; null when not part of the sweep or not probed yet. */
   untrained: LeaderboardConfigRow | null;
-  /** The raw-pixel baseline of the sweep's data set under the best's protocol; null when not part of the sweep or not finished. */
+  /** The raw-pixel baseline of the sweep's data set under the best's protocol (its budget too); null when not part of the sweep or not finished. */
   pixels: { accuracy: number; featureDim: number | null; protocolKey: string } | null;
+  /** The label budget every number of the verdict is at; null: all. */
+  labels: number | null;
   /** best.mean minus each baseline's accuracy (fractions); null where either side is missing. */
   margins: { pixels: number | null; untrained: number | null };
 }
@@ -195,6 +223,8 @@ export class LeaderboardRepository {
     if (filter.method) where.push(Prisma.sql`${a}.method = ${filter.method}`);
     if (filter.sweepId) where.push(Prisma.sql`${a}.sweep_id = ${filter.sweepId}::uuid`);
     if (protocolKey !== undefined) where.push(Prisma.sql`${a}.protocol_key = ${protocolKey}`);
+    // One budget at a time (default all): accuracies at different budgets never share a ranking.
+    where.push(filter.labels == null ? Prisma.sql`${a}.labels IS NULL` : Prisma.sql`${a}.labels = ${filter.labels}::int`);
     return where;
   }
 
@@ -263,7 +293,7 @@ export class LeaderboardRepository {
              r.model_name AS "modelName", r.key AS "runKey", r.seed, r.parameters,
              c.step, top.sweep_id AS "sweepId", s.name AS "sweepName", top.run_id AS "runId",
              top.checkpoint_id AS "checkpointId", top.protocol_key AS "protocolKey",
-             top.noise_protocol AS "noiseProtocol", top.probe_protocol AS "probeProtocol", top.pooling,
+             top.noise_protocol AS "noiseProtocol", top.probe_protocol AS "probeProtocol", top.pooling, top.labels,
              top.backend, top.device, CASE WHEN r.source_path IS NULL THEN NULL ELSE json_build_object('path', r.source_path, 'sha256', r.source_sha256) END AS source, top.created_at AS "createdAt"
       FROM top
       JOIN runs r ON r.id = top.run_id
@@ -303,7 +333,7 @@ export class LeaderboardRepository {
     const rows = await this.prisma.$queryRaw<LeaderboardConfigRow[]>`
       SELECT g.mean, g.std, g.min, g.max, g.n, g.seeds, g.layer, g.noise_level AS "noiseLevel", g.method, g.dataset,
              g.model_name AS "modelName", g.parameters, g.sweep_id AS "sweepId", s.name AS "sweepName",
-             g.protocol_key AS "protocolKey", g.noise_protocol AS "noiseProtocol", g.probe_protocol AS "probeProtocol", g.pooling,
+             g.protocol_key AS "protocolKey", g.noise_protocol AS "noiseProtocol", g.probe_protocol AS "probeProtocol", g.pooling, g.labels,
              src.source
       FROM (${ranked}) g JOIN sweeps s ON s.id = g.sweep_id
       -- An imported model's provenance: its one run (a sweep's model name is unique).
@@ -320,15 +350,16 @@ export class LeaderboardRepository {
    * one sweep when given), to stand beside the trained models' ranking. The best of the controls'
    * per-run bests (leaderboard_runs: one row per control run), then their result rows by key.
    */
-  async untrainedBest(datasets: string[], sweepId?: string): Promise<UntrainedBaselineRow[]> {
+  async untrainedBest(datasets: string[], sweepId?: string, labels: number | null = null): Promise<UntrainedBaselineRow[]> {
     if (datasets.length === 0) return [];
     const sweep = sweepId ? Prisma.sql`AND lr.sweep_id = ${sweepId}::uuid` : Prisma.empty;
+    const budget = labels === null ? Prisma.sql`AND lr.labels IS NULL` : Prisma.sql`AND lr.labels = ${labels}::int`;
     return this.prisma.$queryRaw<UntrainedBaselineRow[]>`
       SELECT pr.dataset, pr.method, pr.accuracy, pr.layer, pr.noise_level AS "noiseLevel",
-             pr.feature_dim AS "featureDim", pr.protocol_key AS "protocolKey", r.model_name AS "modelName", pr.backend, pr.device
+             pr.feature_dim AS "featureDim", pr.protocol_key AS "protocolKey", r.model_name AS "modelName", pr.labels, pr.backend, pr.device
       FROM (
         SELECT DISTINCT ON (lr.dataset, lr.method) lr.result_id, lr.run_id FROM leaderboard_runs lr
-        WHERE lr.untrained AND lr.dataset IN (${Prisma.join(datasets)}) ${sweep}
+        WHERE lr.untrained AND lr.dataset IN (${Prisma.join(datasets)}) ${sweep} ${budget}
         ORDER BY lr.dataset, lr.method, lr.accuracy DESC, lr.created_at ASC, lr.result_id ASC
       ) best
       JOIN probe_results pr ON pr.id = best.result_id
@@ -341,20 +372,22 @@ export class LeaderboardRepository {
    * baseline and the untrained network's best cell, all under the best cell's probe protocol. A
    * control is never the best: untrained cells are ranked apart.
    */
-  async verdict(sweepId: string): Promise<SweepVerdict> {
-    const [best] = (await this.configs({ sweepId }, 1)).rows;
-    // The control's best cell under the best's protocol: under another one it would not compare.
-    const [untrained] = (await this.configs({ sweepId }, 1, true, best?.protocolKey)).rows;
+  async verdict(sweepId: string, labels: number | null = null): Promise<SweepVerdict> {
+    const [best] = (await this.configs({ sweepId, labels }, 1)).rows;
+    // The control's best cell under the best's protocol (its budget too): under another one it would not compare.
+    const [untrained] = (await this.configs({ sweepId, labels }, 1, true, best?.protocolKey)).rows;
+    const budget = labels === null ? Prisma.sql`b.labels IS NULL` : Prisma.sql`b.labels = ${labels}::int`;
     const baselines = await this.prisma.$queryRaw<{ accuracy: number; featureDim: number | null; protocolKey: string }[]>`
       SELECT b.accuracy, b.feature_dim AS "featureDim", b.protocol_key AS "protocolKey"
       FROM sweep_baselines sb JOIN baselines b ON b.id = sb.baseline_id
-      WHERE sb.sweep_id = ${sweepId}::uuid AND b.kind = 'pixels' AND b.status = 'SUCCEEDED' AND b.accuracy IS NOT NULL
+      WHERE sb.sweep_id = ${sweepId}::uuid AND b.kind = 'pixels' AND b.status = 'SUCCEEDED' AND b.accuracy IS NOT NULL AND ${budget}
       ORDER BY b.created_at ASC`;
     const pixels = (best ? baselines.find((b) => b.protocolKey === best.protocolKey) : baselines[0]) ?? null;
     return {
       best: best ?? null,
       untrained: untrained ?? null,
       pixels,
+      labels,
       margins: {
         pixels: best && pixels ? best.mean - pixels.accuracy : null,
         untrained: best && untrained ? best.mean - untrained.mean : null,
@@ -363,12 +396,50 @@ export class LeaderboardRepository {
   }
 
   /** Mean and spread over seeds of every (model, layer, noise level) cell of one sweep (heatmap_cells, kept on write); untrained-network cells flagged. */
-  async heatmap(sweepId: string): Promise<HeatmapCell[]> {
+  async heatmap(sweepId: string, labels: number | null = null): Promise<HeatmapCell[]> {
+    const budget = labels === null ? Prisma.sql`h.labels IS NULL` : Prisma.sql`h.labels = ${labels}::int`;
     return this.prisma.$queryRaw<HeatmapCell[]>`
       SELECT h.model_name || CASE WHEN h.untrained THEN ' (untrained)' ELSE '' END AS "modelName", h.untrained,
-             h.method, h.layer, h.noise_level AS "noiseLevel", h.mean, h.std, h.min, h.max, h.n
+             h.method, h.layer, h.noise_level AS "noiseLevel", h.mean, h.std, h.min, h.max, h.n, h.labels
       FROM heatmap_cells h
-      WHERE h.sweep_id = ${sweepId}::uuid
+      WHERE h.sweep_id = ${sweepId}::uuid AND ${budget}
       ORDER BY h.untrained, h.model_name, h.noise_level, h.layer`;
+  }
+
+  /** The label budgets one sweep has results at, ascending, all (null) last. */
+  async budgets(sweepId: string): Promise<(number | null)[]> {
+    const rows = await this.prisma.$queryRaw<{ labels: number | null }[]>`
+      SELECT DISTINCT labels FROM leaderboard_configs WHERE sweep_id = ${sweepId}::uuid ORDER BY labels ASC NULLS LAST`;
+    return rows.map((r) => r.labels);
+  }
+
+  /**
+   * Accuracy against labels in one sweep (see {@link LabelCurves}): per model and control, the cell
+   * best at the largest budget probed (mean over seeds, then the ranking's order), followed across
+   * every budget; the pixel baseline at every budget of the sweep.
+   */
+  async labelCurves(sweepId: string): Promise<LabelCurves> {
+    const cells = await this.prisma.$queryRaw<{ modelName: string; untrained: boolean; method: string; layer: string; noiseLevel: number; baseKey: string; labels: number | null; mean: number; std: number | null; n: number }[]>`
+      SELECT g.model_name AS "modelName", g.untrained, g.method, g.layer, g.noise_level AS "noiseLevel",
+             regexp_replace(g.protocol_key, ';labels=[0-9]+$', '') AS "baseKey", g.labels, g.mean, g.std, g.n
+      FROM leaderboard_configs g WHERE g.sweep_id = ${sweepId}::uuid
+      ORDER BY g.untrained, g.model_name, g.labels ASC NULLS LAST, g.mean DESC, g.n DESC, g.layer, g.noise_level, g.protocol_key`;
+    const pixels = await this.prisma.$queryRaw<{ labels: number | null; accuracy: number }[]>`
+      SELECT b.labels, b.accuracy FROM sweep_baselines sb JOIN baselines b ON b.id = sb.baseline_id
+      WHERE sb.sweep_id = ${sweepId}::uuid AND b.kind = 'pixels' AND b.status = 'SUCCEEDED' AND b.accuracy IS NOT NULL
+      ORDER BY b.labels ASC NULLS LAST`;
+    const order = (a: number | null, b: number | null) => (a === b ? 0 : a === null ? 1 : b === null ? -1 : a - b);
+    const budgets = [...new Set(cells.map((c) => c.labels))].sort(order);
+    const models: LabelCurves['models'] = [];
+    for (const key of [...new Set(cells.map((c) => `${c.untrained ? 1 : 0}\u0000${c.modelName}`))]) {
+      const own = cells.filter((c) => `${c.untrained ? 1 : 0}\u0000${c.modelName}` === key);
+      // Rows come by budget ascending, all last, best first within one: the last budget's first row is the cell.
+      const largest = own.at(-1)?.labels ?? null;
+      const best = own.find((c) => c.labels === largest);
+      if (!best) continue;
+      const points = own.filter((c) => c.layer === best.layer && c.noiseLevel === best.noiseLevel && c.baseKey === best.baseKey).map((c) => ({ labels: c.labels, mean: c.mean, std: c.std, n: c.n }));
+      models.push({ modelName: best.modelName, untrained: best.untrained, method: best.method, layer: best.layer, noiseLevel: best.noiseLevel, protocolKey: best.baseKey, points });
+    }
+    return { budgets, models, pixels: pixels.filter((p, i) => pixels.findIndex((q) => q.labels === p.labels) === i) };
   }
 }

@@ -1,3 +1,4 @@
+import { probeProtocolSchema, protocolAtBudget, protocolKey, type ProbeProtocol } from '@ddae/contracts';
 import type { Prisma, PrismaClient, ProbeTask } from '../generated/client';
 import { THROTTLED, underConcurrencyCap, type Claimant } from './types';
 import { appendEvent, appendEventAlone } from './event.repository';
@@ -5,6 +6,8 @@ import { lockModelSummaries, refreshSummaries } from './summary';
 
 export interface LayerResult {
   layer: string;
+  /** The label budget it was trained on (a count in total, class-balanced); absent: all. */
+  labels?: number;
   accuracy: number;
   trainAccuracy?: number;
   featureDim: number;
@@ -66,7 +69,10 @@ export class ProbeRepository {
       const [run] = await tx.$queryRaw<{ model_name: string }[]>`SELECT model_name FROM runs WHERE id = ${task.runId}::uuid`;
       if (run) await lockModelSummaries(tx, task.sweepId, run.model_name);
       const protocol = task.protocol as { noise?: string; probe?: string; pooling?: string };
+      /** A result's protocol and key at its budget (`all`: the task's own). */
+      const atBudget = budgetKeys(task);
       for (const r of results) {
+        const at = atBudget(r.labels);
         const values = {
           noiseProtocol: protocol.noise ?? 'fixed',
           probeProtocol: protocol.probe ?? 'fast',
@@ -74,7 +80,8 @@ export class ProbeRepository {
           accuracy: r.accuracy,
           trainAccuracy: r.trainAccuracy ?? null,
           featureDim: r.featureDim,
-          protocol: task.protocol as Prisma.InputJsonValue,
+          protocol: at.protocol as Prisma.InputJsonValue,
+          labels: r.labels ?? null,
           backend: context.backend,
           device: context.device ?? null,
           workerId: context.workerId,
@@ -86,7 +93,7 @@ export class ProbeRepository {
               checkpointId: context.checkpointId,
               layer: r.layer,
               noiseLevel: task.noiseLevel,
-              protocolKey: task.protocolKey,
+              protocolKey: at.key,
             },
           },
           create: {
@@ -94,7 +101,7 @@ export class ProbeRepository {
             checkpointId: context.checkpointId,
             layer: r.layer,
             noiseLevel: task.noiseLevel,
-            protocolKey: task.protocolKey,
+            protocolKey: at.key,
             sweepId: task.sweepId,
             runId: task.runId,
             dataset: context.dataset,
@@ -104,14 +111,19 @@ export class ProbeRepository {
           update: values,
         });
       }
-      if (run && results.length > 0) {
-        await refreshSummaries(tx, { sweepId: task.sweepId, modelName: run.model_name, runId: task.runId, untrained: context.untrained, protocolKey: task.protocolKey, noiseLevel: task.noiseLevel });
+      if (run) {
+        for (const labels of new Set(results.map((r) => r.labels))) {
+          await refreshSummaries(tx, { sweepId: task.sweepId, modelName: run.model_name, runId: task.runId, untrained: context.untrained, protocolKey: atBudget(labels).key, noiseLevel: task.noiseLevel, labels: labels ?? null });
+        }
       }
       const { count } = await tx.probeTask.updateMany({
         where: { id: task.id, status: 'RUNNING' },
         data: { status: 'SUCCEEDED', finishedAt: new Date(), error: null },
       });
-      const best = [...results].sort((a, b) => b.accuracy - a.accuracy)[0];
+      // The largest budget decides (`all` where probed): the best over fewer labels is another question.
+      const searchLabels = largestBudget(task);
+      const searched = results.filter((r) => r.labels === searchLabels);
+      const best = [...searched].sort((a, b) => b.accuracy - a.accuracy)[0];
       await appendEvent(tx, task.sweepId, 'probe.succeeded', { probeTaskId: task.id, runId: task.runId, noiseLevel: task.noiseLevel, best: best ? { layer: best.layer, accuracy: best.accuracy } : null });
       if (!follow || count !== 1) return { createdTaskIds: [] };
       // The run's tasks of this protocol: a round is complete when every one has succeeded.
@@ -119,7 +131,7 @@ export class ProbeRepository {
       if (siblings.some((t) => t.status !== 'SUCCEEDED')) return { createdTaskIds: [] };
       const levels = await tx.$queryRaw<{ noiseLevel: number; accuracy: number }[]>`
         SELECT noise_level AS "noiseLevel", max(accuracy) AS accuracy FROM probe_results
-        WHERE checkpoint_id = ${context.checkpointId}::uuid AND protocol_key = ${task.protocolKey}
+        WHERE checkpoint_id = ${context.checkpointId}::uuid AND protocol_key = ${atBudget(searchLabels).key}
         GROUP BY noise_level`;
       const probed = new Map(levels.map((l) => [l.noiseLevel, l.accuracy]));
       const decision = follow(probed);
@@ -127,7 +139,15 @@ export class ProbeRepository {
       await appendEvent(tx, task.sweepId, 'probe.search', { runId: task.runId, probed: probed.size, next, done: next.length === 0, best: decision.best });
       if (next.length === 0) return { createdTaskIds: [] };
       await tx.probeTask.createMany({
-        data: next.map((noiseLevel) => ({ sweepId: task.sweepId, runId: task.runId, noiseLevel, layers: task.layers, protocol: task.protocol as Prisma.InputJsonValue, protocolKey: task.protocolKey })),
+        data: next.map((noiseLevel) => ({
+          sweepId: task.sweepId,
+          runId: task.runId,
+          noiseLevel,
+          layers: task.layers,
+          protocol: task.protocol as Prisma.InputJsonValue,
+          protocolKey: task.protocolKey,
+          ...(task.labels != null ? { labels: task.labels as Prisma.InputJsonValue } : {}),
+        })),
         skipDuplicates: true,
       });
       const created = await tx.probeTask.findMany({ where: { runId: task.runId, protocolKey: task.protocolKey, noiseLevel: { in: next }, status: 'QUEUED' }, select: { id: true }, orderBy: { noiseLevel: 'asc' } });
@@ -157,4 +177,24 @@ export class ProbeRepository {
     const row = await this.prisma.probeTask.findUnique({ where: { id }, select: { status: true } });
     return row?.status ?? null;
   }
+}
+
+/** A probe task's label budgets as stored (null: just all). */
+export function taskLabelBudgets(task: Pick<ProbeTask, 'labels'>): (number | 'all')[] {
+  return Array.isArray(task.labels) && task.labels.length > 0 ? (task.labels as (number | 'all')[]) : ['all'];
+}
+
+/** The largest of a task's budgets: undefined for `all` (listed last when present). */
+function largestBudget(task: Pick<ProbeTask, 'labels'>): number | undefined {
+  const last = taskLabelBudgets(task).at(-1);
+  return last === 'all' ? undefined : last;
+}
+
+/** For a task: the protocol and protocol key of its result at a budget (undefined: all, the task's own, as stored). */
+function budgetKeys(task: Pick<ProbeTask, 'protocol' | 'protocolKey'>): (labels: number | undefined) => { protocol: ProbeProtocol | Prisma.JsonValue; key: string } {
+  return (labels) => {
+    if (labels === undefined) return { protocol: task.protocol, key: task.protocolKey };
+    const protocol = protocolAtBudget(probeProtocolSchema.parse(task.protocol), labels);
+    return { protocol, key: protocolKey(protocol) };
+  };
 }

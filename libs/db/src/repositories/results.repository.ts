@@ -27,6 +27,8 @@ export interface ExportRow {
   noiseProtocol: string;
   probeProtocol: string;
   protocolKey: string;
+  /** The label budget (labelled training images in total, class-balanced); null: all. */
+  labels: number | null;
   accuracy: number;
   trainAccuracy: number | null;
   featureDim: number;
@@ -80,7 +82,7 @@ export class ResultsRepository {
       SELECT pr.sweep_id AS "sweepId", s.name AS "sweepName", pr.dataset, r.key AS run, r.model_name AS model, pr.method,
              CASE WHEN r.dit IS NULL THEN 'unet' ELSE 'dit' END AS backbone, r.unet, r.dit, r.parameters, r.steps, (r.hyper->>'batchSize')::int AS "batchSize", (r.hyper->>'learningRate')::float8 AS "learningRate",
              r.seed, r.untrained, pr.layer, pr.noise_level AS "noiseLevel", pr.pooling, pr.noise_protocol AS "noiseProtocol",
-             pr.probe_protocol AS "probeProtocol", pr.protocol_key AS "protocolKey", pr.accuracy, pr.train_accuracy AS "trainAccuracy",
+             pr.probe_protocol AS "probeProtocol", pr.protocol_key AS "protocolKey", pr.labels, pr.accuracy, pr.train_accuracy AS "trainAccuracy",
              pr.feature_dim AS "featureDim", c.step AS "checkpointStep", pr.backend, pr.device, pr.worker_id AS "workerId", pr.id AS "resultId",
              pr.created_at AS "createdAt", r.source_path AS "sourcePath", r.source_sha256 AS "sourceSha256"
       FROM probe_results pr

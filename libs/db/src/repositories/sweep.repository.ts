@@ -26,6 +26,8 @@ export interface NewProbeTask {
   layers: string[];
   protocol: Prisma.InputJsonValue;
   protocolKey: string;
+  /** Label budgets probed on the task's features (counts and/or `all`); absent: just all. */
+  labels?: (number | 'all')[];
 }
 
 export interface NewBaseline {
@@ -33,6 +35,8 @@ export interface NewBaseline {
   kind: string;
   protocol: Prisma.InputJsonValue;
   protocolKey: string;
+  /** The label budget (also in protocol and protocolKey); absent: all. */
+  labels?: number;
 }
 
 export interface NewSweep {
@@ -98,6 +102,7 @@ async function insertProbeTasks(tx: Db, sweepId: string, runIds: Map<string, str
   const protocols = new Map<string, number>();
   const protocolValues: Prisma.InputJsonValue[] = [];
   const protocolKeys: string[] = [];
+  const protocolLabels: ((number | 'all')[] | null)[] = [];
   const run: string[] = [];
   const noise: number[] = [];
   const layerIndex: number[] = [];
@@ -107,11 +112,12 @@ async function insertProbeTasks(tx: Db, sweepId: string, runIds: Map<string, str
     if (!runId) throw new Error(`probe task of an unknown run "${t.runKey}"`);
     const layers = JSON.stringify(t.layers);
     if (!layerSets.has(layers)) layerSets.set(layers, layerSets.size);
-    const pk = `${t.protocolKey}\u0000${JSON.stringify(t.protocol)}`;
+    const pk = `${t.protocolKey}\u0000${JSON.stringify(t.protocol)}\u0000${JSON.stringify(t.labels ?? null)}`;
     if (!protocols.has(pk)) {
       protocols.set(pk, protocols.size);
       protocolValues.push(t.protocol);
       protocolKeys.push(t.protocolKey);
+      protocolLabels.push(t.labels ?? null);
     }
     run.push(runId);
     noise.push(t.noiseLevel);
@@ -124,11 +130,12 @@ async function insertProbeTasks(tx: Db, sweepId: string, runIds: Map<string, str
       SELECT (o - 1)::int AS i, ARRAY(SELECT jsonb_array_elements_text(l)) AS layers
       FROM jsonb_array_elements(${layerLists}::jsonb) WITH ORDINALITY AS s(l, o)
     ), protocols AS (
-      SELECT (o - 1)::int AS i, p AS protocol, (${protocolKeys}::text[])[o] AS key
+      SELECT (o - 1)::int AS i, p AS protocol, (${protocolKeys}::text[])[o] AS key,
+             NULLIF(${JSON.stringify(protocolLabels)}::jsonb -> (o - 1)::int, 'null'::jsonb) AS labels
       FROM jsonb_array_elements(${JSON.stringify(protocolValues)}::jsonb) WITH ORDINALITY AS s(p, o)
     )
-    INSERT INTO probe_tasks (id, sweep_id, run_id, noise_level, layers, protocol, protocol_key, created_at, updated_at)
-    SELECT gen_random_uuid(), ${sweepId}::uuid, t.run_id, t.noise_level, l.layers, p.protocol, p.key, now(), now()
+    INSERT INTO probe_tasks (id, sweep_id, run_id, noise_level, layers, protocol, protocol_key, labels, created_at, updated_at)
+    SELECT gen_random_uuid(), ${sweepId}::uuid, t.run_id, t.noise_level, l.layers, p.protocol, p.key, p.labels, now(), now()
     FROM unnest(${arrayLiteral(run)}::text::uuid[], ${arrayLiteral(noise)}::text::float8[], ${arrayLiteral(layerIndex)}::text::int[], ${arrayLiteral(protocolIndex)}::text::int[])
       AS t(run_id, noise_level, li, pi)
     JOIN layer_sets l ON l.i = t.li JOIN protocols p ON p.i = t.pi`;
@@ -171,7 +178,7 @@ export class SweepRepository {
         for (const b of input.baselines) {
           const baseline = await tx.baseline.upsert({
             where: { dataset_kind_protocolKey: { dataset: b.dataset, kind: b.kind, protocolKey: b.protocolKey } },
-            create: { dataset: b.dataset, kind: b.kind, protocol: b.protocol, protocolKey: b.protocolKey },
+            create: { dataset: b.dataset, kind: b.kind, protocol: b.protocol, protocolKey: b.protocolKey, labels: b.labels ?? null },
             update: {},
           });
           await tx.sweepBaseline.create({ data: { sweepId: sweep.id, baselineId: baseline.id } });
