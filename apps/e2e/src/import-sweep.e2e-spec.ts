@@ -71,6 +71,43 @@ describe('a sweep of a model pretrained elsewhere, end to end', () => {
     expect(cli.stdout).toMatch(new RegExp(`twin-tiny +${FIXTURE.replace(/[.]/g, '\\.')} +${SHA256}`));
   });
 
+  it('runs the acceptance sweep of issue 14: one pretrained DiT, one imported checkpoint, three label budgets', async () => {
+    const { id } = await stack.submit({
+      name: 'e2e-dit-import-budgets',
+      dataset: 'fashion-mnist',
+      models: [
+        { name: 'dit', method: 'ddpm', backbone: 'dit', dit: { depth: 2, width: 32, heads: 2, patch: 4 } },
+        { name: 'twin-tiny', method: 'ddpm', unet: 'tiny', checkpoint: { path: FIXTURE, sha256: SHA256 } },
+      ],
+      pretrain: { steps: 4, batchSize: 16, learningRate: 0.001, checkpointEvery: 4, trainSize: 128, seeds: [0] },
+      probe: { layers: 'all', timesteps: [10], pooling: 'avg2', epochs: 3, batchSize: 64, learningRate: 0.01, trainSize: 200, testSize: 100, labels: [20, 50, 'all'] },
+      baselines: ['pixels'],
+    });
+    const sweep = await stack.waitForSweep(id, 900_000);
+    expect(sweep.status).toBe('SUCCEEDED');
+    const runs = await stack.db.prisma.run.findMany({ where: { sweepId: id }, orderBy: { key: 'asc' } });
+    expect(runs.map((r) => [r.key, r.status, r.steps, r.sourceSha256])).toEqual([
+      ['dit-s0', 'SUCCEEDED', 4, null],
+      ['twin-tiny-s0', 'SUCCEEDED', 0, SHA256],
+    ]);
+    // Every block of each model at each budget: the DiT's blk_1..2, the tiny UNet's out_1..4.
+    const results = await stack.db.prisma.probeResult.findMany({ where: { sweepId: id } });
+    const cells = new Set(results.map((r) => `${r.layer}@${r.labels ?? 'all'}`));
+    for (const labels of ['20', '50', 'all']) {
+      for (const layer of ['blk_1', 'blk_2', 'out_1', 'out_2', 'out_3', 'out_4']) expect(cells.has(`${layer}@${labels}`)).toBe(true);
+    }
+    expect(results).toHaveLength(3 * 6);
+    // The leaderboard ranks one budget at a time, with the baseline at that budget.
+    for (const labels of ['20', '50', 'all'] as const) {
+      const board = await stack.client.leaderboard({ sweep: id, labels, limit: '50' });
+      const rows = board.rows.filter(isLeaderboardCellRow);
+      expect(rows).toHaveLength(6);
+      expect(new Set(rows.map((r) => String(r.labels)))).toEqual(new Set([labels]));
+      expect(board.baselines).toEqual([expect.objectContaining({ kind: 'pixels', labels: labels === 'all' ? 'all' : Number(labels) })]);
+      for (const r of rows) if (r.runKey === 'twin-tiny-s0') expect(r.source).toEqual({ path: FIXTURE, sha256: SHA256 });
+    }
+  });
+
   it('reads a relative path under the workers\' ARTIFACT_DIR and, given no sha256, records the one it found', async () => {
     mkdirSync(path.join(stack.artifacts, 'imports'));
     copyFileSync(FIXTURE, path.join(stack.artifacts, 'imports', 'twin.safetensors'));
