@@ -46,7 +46,7 @@ describe('sweeps API at the limits (real Postgres and Redis)', () => {
     expect(big.body.counts).toMatchObject({ runs: 1000, probeTasks: 8000, probeCells: 32_000 });
     expect(big.body.plan.runs).toHaveLength(200);
     expect(big.body.plan.probeTasks).toHaveLength(200);
-    expect(big.body.plan.probeTasks[0]).toEqual({ run: 'tiny-0-s0', noiseLevel: 1, layers: ['out_1', 'out_2', 'out_3', 'out_4'] });
+    expect(big.body.plan.probeTasks[0]).toEqual({ run: 'tiny-0-s0', noiseLevel: 1, layers: ['out_1', 'out_2', 'out_3', 'out_4'], labels: ['all'] });
     expect(big.body.plan.sampled).toEqual({ runs: { shown: 200, of: 1000 }, probeTasks: { shown: 200, of: 8000 } });
     const small = { ...largest('small'), models: [{ method: 'ddpm', unet: 'tiny' }], pretrain: { steps: 10, seeds: [0, 1] }, probe: { ...largest().probe, timesteps: [5, 50] } };
     const dry = await request(server).post('/api/sweeps?dryRun=true').send({ ...small, probe: { ...small.probe, layers: ['out_1'] } }).expect(200);
