@@ -172,12 +172,11 @@ describe('ddae against a real API', () => {
     expect(created.stderr).toContain('it is shown once, keep it now');
     const token = JSON.parse(created.stdout) as { id: string; name: string; scope: string; token: string };
     expect(token).toMatchObject({ name: 'cli-int', scope: 'read' });
-    const listed = await ddaeWith(pg, 'token', 'list', '--json');
+    const [listed, table] = await Promise.all([ddaeWith(pg, 'token', 'list', '--json'), ddaeWith(pg, 'token', 'list')]);
     expect(listed.code).toBe(0);
     expect(listed.stdout).not.toContain(token.token);
     const rows = JSON.parse(listed.stdout) as { id: string; name: string; scope: string; prefix: string; revokedAt: string | null }[];
     expect(rows.find((r) => r.id === token.id)).toMatchObject({ name: 'cli-int', scope: 'read', prefix: token.token.slice(0, 10), revokedAt: null });
-    const table = await ddaeWith(pg, 'token', 'list');
     expect(table.stdout).toMatch(new RegExp(`^${token.id}\\s+cli-int\\s+read\\s+${token.token.slice(0, 10)}`, 'm'));
 
     const revoked = await ddaeWith(pg, 'token', 'revoke', token.token.slice(0, 10), '--json');
@@ -188,13 +187,12 @@ describe('ddae against a real API', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain(`no live token with id or prefix "${token.id}" (see npm run ddae -- token list)`);
 
-    const scope = await ddaeWith(pg, 'token', 'create', '--scope', 'root');
+    // Independent commands run side by side (each is a process of its own).
+    const [scope, noId, unknown] = await Promise.all([ddaeWith(pg, 'token', 'create', '--scope', 'root'), ddaeWith(pg, 'token', 'revoke'), ddaeWith(pg, 'token', 'rotate')]);
     expect(scope.code).toBe(2);
     expect(scope.stderr).toContain('--scope must be one of read, submit, admin (got "root")');
-    const noId = await ddaeWith(pg, 'token', 'revoke');
     expect(noId.code).toBe(2);
     expect(noId.stderr).toContain('npm run ddae -- token revoke <id|prefix>');
-    const unknown = await ddaeWith(pg, 'token', 'rotate');
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown token command "rotate": use create, list or revoke');
   });
@@ -235,18 +233,20 @@ describe('ddae against a real API', () => {
       expect(listed.sweeps.every((s) => s.status === 'QUEUED')).toBe(true);
 
       // Bad input: the file is named, the spec's bad fields by their paths, the command line's by its usage.
-      const bad = await ddaeWith(auth, 'sweep', 'submit', 'told-bad.yaml');
+      const [bad, missing, noFile, noId] = await Promise.all([
+        ddaeWith(auth, 'sweep', 'submit', 'told-bad.yaml'),
+        ddaeWith(auth, 'sweep', 'submit', 'told-nowhere.yaml'),
+        ddaeWith(auth, 'sweep', 'submit'),
+        ddaeWith(auth, 'sweep', 'cancel'),
+      ]);
       expect(bad.code).toBe(1);
       expect(bad.stderr).toMatch(/^ddae: 400 /);
       expect(bad.stderr).toMatch(/^ {2}models\.0\.method: /m);
       expect(bad.stderr).toMatch(/^ {2}pretrain\.steps: /m);
-      const missing = await ddaeWith(auth, 'sweep', 'submit', 'told-nowhere.yaml');
       expect(missing.code).toBe(1);
       expect(missing.stderr).toContain('cannot read the spec file "told-nowhere.yaml": check the path');
-      const noFile = await ddaeWith(auth, 'sweep', 'submit');
       expect(noFile.code).toBe(2);
       expect(noFile.stderr).toContain('sweep submit needs a spec file: npm run ddae -- sweep submit examples/fashion-mnist.yaml');
-      const noId = await ddaeWith(auth, 'sweep', 'cancel');
       expect(noId.code).toBe(2);
       expect(noId.stderr).toContain('npm run ddae -- sweep cancel <id>');
       expect(await sweeps()).toBe(1);
@@ -276,7 +276,18 @@ describe('ddae against a real API', () => {
       expect(r.code).toBe(0);
       return JSON.parse(r.stdout) as Board;
     };
-    const cells = await board('--method', 'ddpm', '--dataset', 'fashion-mnist', '--limit', '500');
+    // Independent commands run side by side (each is a process of its own).
+    const [cells, perRun, edm, mnist, text, per, method, limit, foreign] = await Promise.all([
+      board('--method', 'ddpm', '--dataset', 'fashion-mnist', '--limit', '500'),
+      board('--per', 'run'),
+      board('--method', 'edm'),
+      board('--dataset', 'mnist'),
+      ddae('leaderboard', '--sweep', short, '--per', 'run'),
+      ddae('leaderboard', '--per', 'seed'),
+      ddae('leaderboard', '--method', 'gan'),
+      ddae('leaderboard', '--limit', '0'),
+      ddae('leaderboard', '--status', 'running'),
+    ]);
     expect(cells.filter).toMatchObject({ method: 'ddpm', dataset: 'fashion-mnist', per: 'cell' });
     const trained = await db.prisma.probeResult.count({ where: { sweepId: sweep.sweepId, untrained: false } });
     expect(cells.rows).toHaveLength(trained);
@@ -284,26 +295,20 @@ describe('ddae against a real API', () => {
     expect(cells.rows.every((r) => r.method === 'ddpm' && r.runKey !== undefined && !r.runKey.includes('untrained'))).toBe(true);
     expect(cells.baselines.map((b) => b.kind)).toEqual(['pixels', 'untrained']);
     // Best per run: one row for each trained seed.
-    const perRun = await board('--per', 'run');
     expect(perRun.rows.map((r) => r.runKey).sort()).toEqual(['ddpm-small-s0', 'ddpm-small-s1']);
     // Nothing of another method or data set.
-    expect((await board('--method', 'edm')).rows).toEqual([]);
-    expect((await board('--dataset', 'mnist')).rows).toEqual([]);
+    expect(edm.rows).toEqual([]);
+    expect(mnist.rows).toEqual([]);
 
-    const text = await ddae('leaderboard', '--sweep', short, '--per', 'run');
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^#\s+acc %\s+model\s+method\s+layer\s+noise/m);
     expect(text.stdout).toContain('baselines (beside the ranking, never in it)');
-    const per = await ddae('leaderboard', '--per', 'seed');
     expect(per.code).toBe(2);
     expect(per.stderr).toContain('--per must be one of cell, run, config, got "seed"');
-    const method = await ddae('leaderboard', '--method', 'gan');
     expect(method.code).toBe(2);
     expect(method.stderr).toContain('--method must be one of ddpm, edm, got "gan"');
-    const limit = await ddae('leaderboard', '--limit', '0');
     expect(limit.code).toBe(1);
     expect(limit.stderr).toMatch(/^ddae: 400 [\s\S]*limit/);
-    const foreign = await ddae('leaderboard', '--status', 'running');
     expect(foreign.code).toBe(2);
     expect(foreign.stderr).toContain('leaderboard does not take --status');
   });
