@@ -27,11 +27,14 @@ describe('ddae against a real API', () => {
   let cwd: string;
   let sweep: FinishedSweep;
 
-  const ddae = (...args: string[]): Promise<Ran> =>
+  const ddae = (...args: string[]): Promise<Ran> => ddaeWith({}, ...args);
+  /** `env`: DDAE_API_TOKEN, DATABASE_URL... for this command only (none of the test's own reaches it). */
+  const ddaeWith = (env: Record<string, string>, ...args: string[]): Promise<Ran> =>
     new Promise((resolve, reject) => {
+      const { DDAE_API_TOKEN: _token, DATABASE_URL: _db, ...inherited } = process.env;
       const child = spawn(process.execPath, ['-r', require.resolve('@swc-node/register'), path.join(ROOT, 'apps/cli/src/main.ts'), ...args], {
         cwd,
-        env: { ...process.env, DDAE_API_URL: base, SWC_NODE_PROJECT: path.join(ROOT, 'tsconfig.json'), ARTIFACT_DIR: '' },
+        env: { ...inherited, DDAE_API_URL: base, SWC_NODE_PROJECT: path.join(ROOT, 'tsconfig.json'), ARTIFACT_DIR: '', ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let stdout = '';
@@ -181,5 +184,153 @@ describe('ddae against a real API', () => {
     const bad = await ddae('leaderboard', '--labels', 'some');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--labels must be all or a positive number of labelled images');
+  });
+
+  it('manages API tokens straight in Postgres: created once, listed without the secret, revoked; a wrong command line exits 2 naming the fix', async () => {
+    const pg = { DATABASE_URL: db.url };
+    const created = await ddaeWith(pg, 'token', 'create', '--name', 'cli-int', '--scope', 'read', '--json');
+    expect(created.code).toBe(0);
+    expect(created.stderr).toContain('it is shown once, keep it now');
+    const token = JSON.parse(created.stdout) as { id: string; name: string; scope: string; token: string };
+    expect(token).toMatchObject({ name: 'cli-int', scope: 'read' });
+    const [listed, table] = await Promise.all([ddaeWith(pg, 'token', 'list', '--json'), ddaeWith(pg, 'token', 'list')]);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).not.toContain(token.token);
+    const rows = JSON.parse(listed.stdout) as { id: string; name: string; scope: string; prefix: string; revokedAt: string | null }[];
+    expect(rows.find((r) => r.id === token.id)).toMatchObject({ name: 'cli-int', scope: 'read', prefix: token.token.slice(0, 10), revokedAt: null });
+    expect(table.stdout).toMatch(new RegExp(`^${token.id}\\s+cli-int\\s+read\\s+${token.token.slice(0, 10)}`, 'm'));
+
+    const revoked = await ddaeWith(pg, 'token', 'revoke', token.token.slice(0, 10), '--json');
+    expect(revoked).toMatchObject({ code: 0 });
+    expect(JSON.parse(revoked.stdout)).toEqual({ revoked: 1 });
+    expect((await db.prisma.apiToken.findUniqueOrThrow({ where: { id: token.id } })).revokedAt).not.toBeNull();
+    const again = await ddaeWith(pg, 'token', 'revoke', token.id);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain(`no live token with id or prefix "${token.id}" (see npm run ddae -- token list)`);
+
+    // Independent commands run side by side (each is a process of its own).
+    const [scope, noId, unknown] = await Promise.all([ddaeWith(pg, 'token', 'create', '--scope', 'root'), ddaeWith(pg, 'token', 'revoke'), ddaeWith(pg, 'token', 'rotate')]);
+    expect(scope.code).toBe(2);
+    expect(scope.stderr).toContain('--scope must be one of read, submit, admin (got "root")');
+    expect(noId.code).toBe(2);
+    expect(noId.stderr).toContain('npm run ddae -- token revoke <id|prefix>');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown token command "rotate": use create, list or revoke');
+  });
+
+  it('submits, shows, lists and cancels a sweep with a token; without one, or with a revoked one, says how to get one', async () => {
+    const spec = { name: 'cli-submit', dataset: 'fashion-mnist', models: [{ method: 'ddpm', unet: 'tiny' }], pretrain: { steps: 5, seeds: [0, 1] }, probe: { timesteps: [5, 10] } };
+    fs.writeFileSync(path.join(cwd, 'told-spec.json'), JSON.stringify(spec));
+    fs.writeFileSync(path.join(cwd, 'told-bad.yaml'), 'name: cli-bad\ndataset: fashion-mnist\nmodels: [{method: gan, unet: tiny}]\npretrain: {steps: 0}\nprobe: {timesteps: [5]}\n');
+    const sweeps = () => db.prisma.sweep.count({ where: { name: 'cli-submit' } });
+    try {
+      const denied = await ddae('sweep', 'submit', 'told-spec.json');
+      expect(denied.code).toBe(1);
+      expect(denied.stderr).toContain('ddae: this endpoint needs an API token of scope submit');
+      expect(denied.stderr).toContain('npm run ddae -- token create --scope submit');
+      expect(denied.stderr).toContain('then pass it with --token <token> or DDAE_API_TOKEN');
+      expect(await sweeps()).toBe(0);
+
+      const pg = { DATABASE_URL: db.url };
+      const { token, id: tokenId } = JSON.parse((await ddaeWith(pg, 'token', 'create', '--name', 'cli-submit', '--json')).stdout) as { token: string; id: string };
+      const auth = { DDAE_API_TOKEN: token };
+      const plan = await ddaeWith(auth, 'sweep', 'submit', 'told-spec.json', '--dry-run', '--json');
+      expect(plan.code).toBe(0);
+      expect(JSON.parse(plan.stdout)).toMatchObject({ counts: { runs: 2, probeTasks: 4 } });
+      expect(await sweeps()).toBe(0);
+
+      const submitted = await ddaeWith(auth, 'sweep', 'submit', 'told-spec.json', '--json');
+      expect(submitted.code).toBe(0);
+      const body = JSON.parse(submitted.stdout) as { id: string; created: boolean; queued: boolean; counts: Record<string, number> };
+      expect(body).toMatchObject({ created: true, queued: true, counts: { runs: 2, probeTasks: 4 } });
+      expect(await sweeps()).toBe(1);
+      const shown = await ddae('sweep', 'status', body.id.slice(0, 8), '--json');
+      expect(shown.code).toBe(0);
+      const detail = JSON.parse(shown.stdout) as { id: string; status: string; runs: { key: string; status: string }[] };
+      expect(detail).toMatchObject({ id: body.id, status: 'QUEUED' });
+      expect(detail.runs.map((r) => [r.key, r.status]).sort()).toEqual([['ddpm-tiny-s0', 'QUEUED'], ['ddpm-tiny-s1', 'QUEUED']]);
+      const listed = JSON.parse((await ddae('sweep', 'list', '--status', 'queued', '--json')).stdout) as { sweeps: { id: string; status: string }[] };
+      expect(listed.sweeps.map((s) => [s.id, s.status])).toContainEqual([body.id, 'QUEUED']);
+      expect(listed.sweeps.every((s) => s.status === 'QUEUED')).toBe(true);
+
+      // Bad input: the file is named, the spec's bad fields by their paths, the command line's by its usage.
+      const [bad, missing, noFile, noId] = await Promise.all([
+        ddaeWith(auth, 'sweep', 'submit', 'told-bad.yaml'),
+        ddaeWith(auth, 'sweep', 'submit', 'told-nowhere.yaml'),
+        ddaeWith(auth, 'sweep', 'submit'),
+        ddaeWith(auth, 'sweep', 'cancel'),
+      ]);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/^ddae: 400 /);
+      expect(bad.stderr).toMatch(/^ {2}models\.0\.method: /m);
+      expect(bad.stderr).toMatch(/^ {2}pretrain\.steps: /m);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toContain('cannot read the spec file "told-nowhere.yaml": check the path');
+      expect(noFile.code).toBe(2);
+      expect(noFile.stderr).toContain('sweep submit needs a spec file: npm run ddae -- sweep submit examples/fashion-mnist.yaml');
+      expect(noId.code).toBe(2);
+      expect(noId.stderr).toContain('npm run ddae -- sweep cancel <id>');
+      expect(await sweeps()).toBe(1);
+
+      const cancelled = await ddaeWith(auth, 'sweep', 'cancel', body.id.slice(0, 8), '--json');
+      expect(cancelled.code).toBe(0);
+      expect(JSON.parse(cancelled.stdout)).toMatchObject({ id: body.id, status: 'CANCELLED' });
+      expect((await db.prisma.sweep.findUniqueOrThrow({ where: { id: body.id } })).status).toBe('CANCELLED');
+      expect((await ddae('sweep', 'status', body.id)).stdout).toContain(`sweep ${body.id}  cli-submit  [CANCELLED]`);
+
+      await ddaeWith(pg, 'token', 'revoke', tokenId);
+      const stale = await ddaeWith(auth, 'sweep', 'submit', 'told-spec.json');
+      expect(stale.code).toBe(1);
+      expect(stale.stderr).toContain('401 unknown or revoked API token');
+      expect(await sweeps()).toBe(1);
+    } finally {
+      for (const f of ['told-spec.json', 'told-bad.yaml']) fs.rmSync(path.join(cwd, f));
+    }
+  });
+
+  it('filters the leaderboard (--json parsed; a filter the API would refuse names the flag)', async () => {
+    const short = sweep.sweepId.slice(0, 8);
+    type Board = { rows: { method: string; dataset: string; runKey?: string; rank: number; accuracy?: number; mean?: number }[]; baselines: { kind: string }[]; filter: Record<string, unknown>; nextCursor: string | null };
+    const board = async (...args: string[]): Promise<Board> => {
+      const r = await ddae('leaderboard', '--sweep', short, ...args, '--json');
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      return JSON.parse(r.stdout) as Board;
+    };
+    // Independent commands run side by side (each is a process of its own).
+    const [cells, perRun, edm, mnist, text, per, method, limit, foreign] = await Promise.all([
+      board('--method', 'ddpm', '--dataset', 'fashion-mnist', '--limit', '500'),
+      board('--per', 'run'),
+      board('--method', 'edm'),
+      board('--dataset', 'mnist'),
+      ddae('leaderboard', '--sweep', short, '--per', 'run'),
+      ddae('leaderboard', '--per', 'seed'),
+      ddae('leaderboard', '--method', 'gan'),
+      ddae('leaderboard', '--limit', '0'),
+      ddae('leaderboard', '--status', 'running'),
+    ]);
+    expect(cells.filter).toMatchObject({ method: 'ddpm', dataset: 'fashion-mnist', per: 'cell' });
+    const trained = await db.prisma.probeResult.count({ where: { sweepId: sweep.sweepId, untrained: false } });
+    expect(cells.rows).toHaveLength(trained);
+    expect(cells.rows.map((r) => r.rank)).toEqual(cells.rows.map((_, i) => i + 1));
+    expect(cells.rows.every((r) => r.method === 'ddpm' && r.runKey !== undefined && !r.runKey.includes('untrained'))).toBe(true);
+    expect(cells.baselines.map((b) => b.kind)).toEqual(['pixels', 'untrained']);
+    // Best per run: one row for each trained seed.
+    expect(perRun.rows.map((r) => r.runKey).sort()).toEqual(['ddpm-small-s0', 'ddpm-small-s1']);
+    // Nothing of another method or data set.
+    expect(edm.rows).toEqual([]);
+    expect(mnist.rows).toEqual([]);
+
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^#\s+acc %\s+model\s+method\s+layer\s+noise/m);
+    expect(text.stdout).toContain('baselines (beside the ranking, never in it)');
+    expect(per.code).toBe(2);
+    expect(per.stderr).toContain('--per must be one of cell, run, config, got "seed"');
+    expect(method.code).toBe(2);
+    expect(method.stderr).toContain('--method must be one of ddpm, edm, got "gan"');
+    expect(limit.code).toBe(1);
+    expect(limit.stderr).toMatch(/^ddae: 400 [\s\S]*limit/);
+    expect(foreign.code).toBe(2);
+    expect(foreign.stderr).toContain('leaderboard does not take --status');
   });
 });

@@ -1,12 +1,12 @@
 import { deleteQueueKeys, startPostgresServer, startRedisServer, waitFor, type PostgresServer, type RedisServer } from '@ddae/testing';
 import { childPids, isAlive, REDIS_URL, startStack, type Stack } from './stack';
 
-/** Long enough to be killed mid-run: 40 steps, a checkpoint every 8. */
+/** Long enough to be killed mid-run: 40 steps, a checkpoint every 8, a loss point every step (where an attempt resumed is read from them). */
 const SWEEP = {
   name: 'e2e-faults',
   dataset: 'fashion-mnist',
   models: [{ method: 'ddpm', unet: 'tiny' }],
-  pretrain: { steps: 40, batchSize: 8, learningRate: 0.001, checkpointEvery: 8, trainSize: 256, seeds: [0] },
+  pretrain: { steps: 40, batchSize: 8, learningRate: 0.001, checkpointEvery: 8, trainSize: 256, seeds: [0], lossEvery: 1 },
   probe: { layers: ['out_4'], timesteps: [10], epochs: 5, batchSize: 64, learningRate: 0.01, trainSize: 200, testSize: 100 },
   baselines: [],
 };
@@ -27,6 +27,22 @@ async function expectExactlyOnce(stack: Stack, extraCheckpoints: number[] = []) 
   const run = await stack.db.prisma.run.findFirstOrThrow();
   expect(run).toMatchObject({ status: 'SUCCEEDED', stepsDone: 40 });
   return run;
+}
+
+/**
+ * Where the run's last attempt started training, read from state, not from logs: that attempt
+ * began at its `run.started` event; every step it trained wrote its loss point (upserted on
+ * (run, step), `updated_at` the time of the newest write), so the first point written after that
+ * event is the first step it trained. Also the newest checkpoint recorded before the attempt: a
+ * resume starts there.
+ */
+async function lastAttempt(stack: Stack): Promise<{ resumedFrom: number; newestCheckpoint: number; attempt: unknown }> {
+  const started = await stack.db.prisma.sweepEvent.findFirstOrThrow({ where: { type: 'run.started' }, orderBy: { id: 'desc' } });
+  const firstTrained = await stack.db.prisma.trainLoss.findFirstOrThrow({ where: { updatedAt: { gte: started.createdAt } }, orderBy: { step: 'asc' } });
+  // Every step before it has its point, from the earlier attempt: none lost.
+  expect(await stack.db.prisma.trainLoss.count({ where: { step: { lt: firstTrained.step } } })).toBe(firstTrained.step - 1);
+  const newest = await stack.db.prisma.checkpoint.findFirst({ where: { createdAt: { lt: started.createdAt } }, orderBy: { step: 'desc' } });
+  return { resumedFrom: firstTrained.step - 1, newestCheckpoint: newest?.step ?? 0, attempt: (started.data as { attempt?: unknown }).attempt };
 }
 
 describe('faults, injected for real: nothing lost, nothing counted twice', () => {
@@ -56,8 +72,10 @@ describe('faults, injected for real: nothing lost, nothing counted twice', () =>
     expect((await stack.waitForSweep(body.id, 300_000)).status).toBe('SUCCEEDED');
     const run = await expectExactlyOnce(stack);
     expect(run.attempts).toBe(2);
-    const resumed = /resumed from the checkpoint of step (\d+)/.exec(stack.workers[0].output());
-    expect(Number(resumed?.[1])).toBeGreaterThanOrEqual(before.checkpoints[0].step);
+    // The retry resumed from the newest checkpoint the killed attempt had recorded.
+    const resumed = await lastAttempt(stack);
+    expect(resumed).toMatchObject({ attempt: 2, resumedFrom: resumed.newestCheckpoint });
+    expect(resumed.resumedFrom).toBeGreaterThanOrEqual(before.checkpoints[0].step);
   });
 
   it('kill -9 of a whole worker: its lock expires and another worker resumes the run', async () => {
@@ -67,7 +85,6 @@ describe('faults, injected for real: nothing lost, nothing counted twice', () =>
     // Worker ids are e2e-worker-<1-based index>.
     const victimIndex = Number(before.workerId?.replace('e2e-worker-', '')) - 1;
     const victim = s.workers[victimIndex];
-    const survivor = s.workers[1 - victimIndex];
     const orphans = childPids(victim.child.pid as number);
     expect(orphans).toHaveLength(1);
     victim.child.kill('SIGKILL');
@@ -75,7 +92,9 @@ describe('faults, injected for real: nothing lost, nothing counted twice', () =>
     expect((await s.waitForSweep(body.id, 300_000)).status).toBe('SUCCEEDED');
     const run = await expectExactlyOnce(s);
     expect(run.workerId).toBe(`e2e-worker-${2 - victimIndex}`);
-    expect(survivor.output()).toMatch(/resumed from the checkpoint of step (8|16|24|32)/);
+    const resumed = await lastAttempt(s);
+    expect(resumed).toMatchObject({ attempt: 2, resumedFrom: resumed.newestCheckpoint });
+    expect([8, 16, 24, 32]).toContain(resumed.resumedFrom);
     // The dead worker's compute child noticed its parent was gone and exited.
     for (const pid of orphans) expect(isAlive(pid)).toBe(false);
   });
@@ -99,7 +118,7 @@ describe('faults, injected for real: nothing lost, nothing counted twice', () =>
     expect((await s.waitForSweep(body.id, 300_000)).status).toBe('SUCCEEDED');
     const run = await expectExactlyOnce(s, [stopStep]);
     expect(run.workerId).toBe(`e2e-worker-${2 - victimIndex}`);
-    expect(s.workers[1 - victimIndex].output()).toContain(`resumed from the checkpoint of step ${stopStep}`);
+    expect(await lastAttempt(s)).toEqual({ attempt: 2, resumedFrom: stopStep, newestCheckpoint: stopStep });
     const gone = await s.db.prisma.worker.findUniqueOrThrow({ where: { id: `e2e-worker-${victimIndex + 1}` } });
     expect(gone.state).toBe('stopped');
   });
@@ -128,7 +147,7 @@ describe('faults, injected for real: nothing lost, nothing counted twice', () =>
     expect((await s.waitForSweep(body.id, 300_000)).status).toBe('SUCCEEDED');
     const run = await expectExactlyOnce(s, [stopStep]);
     expect(run.workerId).toBe(`e2e-worker-${2 - victimIndex}`);
-    expect(s.workers[1 - victimIndex].output()).toContain(`resumed from the checkpoint of step ${stopStep}`);
+    expect(await lastAttempt(s)).toEqual({ attempt: 2, resumedFrom: stopStep, newestCheckpoint: stopStep });
   });
 
   it('Redis restarts mid-sweep (a real redis-server, down, back empty on the same port): the sweep completes, finished cells are not run again', async () => {

@@ -1,5 +1,8 @@
+import { Queue } from 'bullmq';
+import { jobIds, QUEUES } from '@ddae/contracts';
+import { redisConnection } from '@ddae/queue';
 import { waitFor } from '@ddae/testing';
-import { childPids, startStack, type Stack } from './stack';
+import { childPids, REDIS_URL, startStack, type Stack } from './stack';
 
 describe('scheduling: a sweep\'s concurrency cap holds across worker processes', () => {
   let stack: Stack;
@@ -12,7 +15,9 @@ describe('scheduling: a sweep\'s concurrency cap holds across worker processes',
     await stack?.stop();
   });
 
-  it('runs at most maxConcurrency tasks of a sweep at once, and still finishes it', async () => {
+  it('runs at most maxConcurrency tasks of a sweep at once, and still finishes it; a throttled job spends no attempt', async () => {
+    // Both workers waiting on the queue: the second to take a job of the sweep finds it at its cap.
+    await waitFor('both workers to register', async () => ((await stack.client.workers()).workers.length === 2 ? true : undefined), { timeoutMs: 60_000, describe: async () => stack.logs() });
     const body = await stack.submit({
       name: 'e2e-capped',
       dataset: 'fashion-mnist',
@@ -38,6 +43,26 @@ describe('scheduling: a sweep\'s concurrency cap holds across worker processes',
     expect(most).toBe(1);
     // Both workers were there, one of them kept waiting for its turn.
     expect(stack.workers.every((w) => /backend wasm/.test(w.output()))).toBe(true);
+
+    // Throttled jobs went back to the queue without spending an attempt: in Postgres every task
+    // was claimed once, and in BullMQ every job completed on its first attempt, though some were
+    // started more than once (each throttle is a start, put back for 5 s).
+    const runs = await stack.db.prisma.run.findMany({ where: { sweepId: body.id } });
+    const probes = await stack.db.prisma.probeTask.findMany({ where: { sweepId: body.id } });
+    expect([...runs, ...probes].map((t) => [t.status, t.attempts])).toEqual(Array(4).fill(['SUCCEEDED', 1]));
+    const queue = new Queue(QUEUES.compute, { connection: redisConnection(REDIS_URL, 'producer'), prefix: stack.prefix });
+    try {
+      const jobs = await Promise.all([...runs.map((r) => jobIds.pretrain(r.id)), ...probes.map((p) => jobIds.probe(p.id))].map(async (id) => {
+        const job = await queue.getJob(id);
+        return { id, state: await job?.getState(), attemptsMade: job?.attemptsMade, attemptsStarted: job?.attemptsStarted ?? 0 };
+      }));
+      for (const job of jobs) expect(job).toMatchObject({ state: 'completed', attemptsMade: 1 });
+      const throttled = jobs.filter((j) => j.attemptsStarted > 1);
+      expect(throttled.length).toBeGreaterThan(0);
+      process.stdout.write(`scheduling.e2e: started / made per job: ${jobs.map((j) => `${j.id.split('-')[0]} ${j.attemptsStarted}/${j.attemptsMade}`).join(', ')}\n`);
+    } finally {
+      await queue.close();
+    }
   });
 
   it('cancel: the running job notices within a heartbeat, its child stops and frees the device', async () => {

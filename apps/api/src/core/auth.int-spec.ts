@@ -14,7 +14,7 @@ describe('API tokens (real Postgres)', () => {
   let prefix: string;
   const apps: INestApplication[] = [];
 
-  const start = async (mode: 'writes' | 'all') => {
+  const start = async (mode: 'off' | 'writes' | 'all') => {
     const app = await createApiApp(apiEnvSchema.parse({ DATABASE_URL: db.url, REDIS_URL, QUEUE_PREFIX: prefix, RECONCILE_MS: '0', LOG_LEVEL: 'error', API_AUTH: mode }));
     await app.init();
     apps.push(app);
@@ -63,5 +63,25 @@ describe('API tokens (real Postgres)', () => {
     await request(server).get('/api/leaderboard').set('authorization', `Bearer ${reader}`).expect(200);
     await request(server).get('/health').expect(200);
     await request(server).get('/').expect(200);
+  });
+
+  it('serves every endpoint without a token when API_AUTH=off, and refuses a mode it does not know', async () => {
+    const [off, writes] = [await start('off'), await start('writes')];
+    // The same write, without a token: stored and queued when auth is off, refused when it is on.
+    await request(writes).post('/api/sweeps').send({ ...SPEC, name: 'auth-off' }).expect(401);
+    expect(await db.prisma.sweep.count({ where: { name: 'auth-off' } })).toBe(0);
+    const { body } = await request(off).post('/api/sweeps').send({ ...SPEC, name: 'auth-off' }).expect(201);
+    expect(body).toMatchObject({ queued: true });
+    expect(await db.prisma.sweep.count({ where: { name: 'auth-off' } })).toBe(1);
+    for (const action of ['pause', 'resume', 'retry-failed']) await request(off).post(`/api/sweeps/${body.id}/${action}`).expect(200);
+    expect((await request(off).post(`/api/sweeps/${body.id}/cancel`).expect(200)).body.status).toBe('CANCELLED');
+    await request(writes).post(`/api/sweeps/${body.id}/cancel`).expect(401);
+    await request(off).get(`/api/sweeps/${body.id}`).expect(200);
+    await request(off).get('/api/leaderboard').expect(200);
+
+    const bad = apiEnvSchema.safeParse({ DATABASE_URL: db.url, API_AUTH: 'none' });
+    expect(bad.success).toBe(false);
+    expect(bad.error?.issues[0]).toMatchObject({ path: ['API_AUTH'] });
+    expect(bad.error?.issues[0].message).toMatch(/off.*writes.*all/);
   });
 });

@@ -1,4 +1,4 @@
-import { CliError } from '../api-client';
+import { CliError, UsageError } from '../api-client';
 import { table } from '../table';
 
 const SCOPES = ['read', 'submit', 'admin'] as const;
@@ -15,7 +15,7 @@ export async function tokenCommand(sub: string | undefined, arg: string | undefi
     switch (sub) {
       case 'create': {
         const scope = (opts.scope ?? 'submit') as (typeof SCOPES)[number];
-        if (!SCOPES.includes(scope)) throw new CliError(`--scope must be one of ${SCOPES.join(', ')} (got "${opts.scope}")`);
+        if (!SCOPES.includes(scope)) throw new UsageError(`--scope must be one of ${SCOPES.join(', ')} (got "${opts.scope}")`);
         const { token, row } = await tokens.create(opts.name ?? 'cli', scope);
         process.stderr.write(`created token "${row.name}" (${row.scope}, id ${row.id}); it is shown once, keep it now\n`);
         return opts.json ? JSON.stringify({ id: row.id, name: row.name, scope: row.scope, token }) : token;
@@ -26,13 +26,13 @@ export async function tokenCommand(sub: string | undefined, arg: string | undefi
         return table(['id', 'name', 'scope', 'prefix', 'created', 'last used', 'revoked'], rows.map((r) => [r.id, r.name, r.scope, r.prefix, r.createdAt.toISOString(), r.lastUsedAt?.toISOString(), r.revokedAt?.toISOString()]));
       }
       case 'revoke': {
-        if (!arg) throw new CliError('token revoke needs a token id or prefix: npm run ddae -- token revoke <id|prefix> (see token list)');
+        if (!arg) throw new UsageError('token revoke needs a token id or prefix: npm run ddae -- token revoke <id|prefix> (see token list)');
         const n = await tokens.revoke(arg);
         if (n === 0) throw new CliError(`no live token with id or prefix "${arg}" (see npm run ddae -- token list)`);
         return opts.json ? JSON.stringify({ revoked: n }) : `revoked ${n} token(s)`;
       }
       default:
-        throw new CliError(`unknown token command "${sub ?? ''}": use create, list or revoke`);
+        throw new UsageError(`unknown token command "${sub ?? ''}": use create, list or revoke`);
     }
   } finally {
     await prisma.$disconnect();
