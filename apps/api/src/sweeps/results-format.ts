@@ -1,3 +1,4 @@
+import { DATASET_SHAPES, paddedImageSize, type DatasetName } from '@ddae/contracts';
 import type { ExportRow } from '@ddae/db';
 
 /** The export's columns, in order: CSV header names and how each is read from a row. */
@@ -13,6 +14,8 @@ export const EXPORT_COLUMNS: readonly [string, (r: ExportRow) => unknown][] = [
   ['unet', (r) => (r.unet === null ? null : JSON.stringify(r.unet))],
   ['dit', (r) => (r.dit === null ? null : JSON.stringify(r.dit))],
   ['parameters', (r) => r.parameters],
+  // The side of the model's input: the spec's imageSize, else the data set's padded to a power of two (28 -> 32).
+  ['image_size', (r) => r.imageSize ?? (r.dataset in DATASET_SHAPES ? paddedImageSize(DATASET_SHAPES[r.dataset as DatasetName].size) : null)],
   ['steps', (r) => r.steps],
   ['batch_size', (r) => r.batchSize],
   ['learning_rate', (r) => r.learningRate],

@@ -74,7 +74,7 @@ describe('results, verdict, loss, samples and short ids (real Postgres)', () => 
     expect(res.headers['content-type']).toMatch(/^text\/csv/);
     expect(res.headers['content-disposition']).toContain(`sweep-${sweep.sweepId.slice(0, 8)}-results.csv`);
     const [header, ...rows] = parseCsv(res.body as string);
-    for (const column of ['model', 'method', 'unet', 'steps', 'batch_size', 'learning_rate', 'seed', 'layer', 'noise_level', 'pooling', 'protocol_key', 'accuracy', 'checkpoint_step', 'backend', 'device', 'worker']) {
+    for (const column of ['model', 'method', 'unet', 'image_size', 'steps', 'batch_size', 'learning_rate', 'seed', 'layer', 'noise_level', 'pooling', 'protocol_key', 'accuracy', 'checkpoint_step', 'backend', 'device', 'worker']) {
       expect(header).toContain(column);
     }
     const total = await db.prisma.probeResult.count({ where: { sweepId: sweep.sweepId } });
@@ -87,6 +87,8 @@ describe('results, verdict, loss, samples and short ids (real Postgres)', () => 
     for (const r of rows) {
       expect(Number(at(r, 'accuracy'))).toBe(sweep.accuracy(at(r, 'run'), at(r, 'layer'), Number(at(r, 'noise_level'))));
       expect(JSON.parse(at(r, 'unet'))).toMatchObject({ baseChannels: 16, channelMults: [1, 2, 2] });
+      // No imageSize in this sweep's spec: Fashion-MNIST's 28 padded to 32.
+      expect(at(r, 'image_size')).toBe('32');
       expect([at(r, 'batch_size'), at(r, 'learning_rate'), at(r, 'pooling'), at(r, 'backend'), at(r, 'device'), at(r, 'worker')]).toEqual(['64', '0.001', 'avg4', 'webgpu', GPU, 'fixture-worker']);
     }
     expect(rows.filter((r) => at(r, 'untrained') === 'false').map((r) => at(r, 'checkpoint_step'))).toEqual(rows.filter((r) => at(r, 'untrained') === 'false').map(() => '400'));

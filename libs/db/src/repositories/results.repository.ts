@@ -15,6 +15,8 @@ export interface ExportRow {
   /** The resolved DiT configuration (JSON); null for a UNet. */
   dit: unknown;
   parameters: number | null;
+  /** The spec's models[].imageSize; null: the data set's own size padded to a power of two. */
+  imageSize: number | null;
   /** Planned pretraining steps (0: the untrained-network control). */
   steps: number;
   batchSize: number | null;
@@ -80,7 +82,7 @@ export class ResultsRepository {
       : Prisma.empty;
     return this.prisma.$queryRaw<ExportRow[]>`
       SELECT pr.sweep_id AS "sweepId", s.name AS "sweepName", pr.dataset, r.key AS run, r.model_name AS model, pr.method,
-             CASE WHEN r.dit IS NULL THEN 'unet' ELSE 'dit' END AS backbone, r.unet, r.dit, r.parameters, r.steps, (r.hyper->>'batchSize')::int AS "batchSize", (r.hyper->>'learningRate')::float8 AS "learningRate",
+             CASE WHEN r.dit IS NULL THEN 'unet' ELSE 'dit' END AS backbone, r.unet, r.dit, r.parameters, r.steps, (r.hyper->>'imageSize')::int AS "imageSize", (r.hyper->>'batchSize')::int AS "batchSize", (r.hyper->>'learningRate')::float8 AS "learningRate",
              r.seed, r.untrained, pr.layer, pr.noise_level AS "noiseLevel", pr.pooling, pr.noise_protocol AS "noiseProtocol",
              pr.probe_protocol AS "probeProtocol", pr.protocol_key AS "protocolKey", pr.labels, pr.accuracy, pr.train_accuracy AS "trainAccuracy",
              pr.feature_dim AS "featureDim", c.step AS "checkpointStep", pr.backend, pr.device, pr.worker_id AS "workerId", pr.id AS "resultId",
