@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import type { AdamEmaAttrs } from '@ddae/diffusion';
 
 /**
  * Kernels of our own for the webgpu backend, where tfjs-backend-webgpu's own cost the most.
@@ -136,15 +137,8 @@ function adamProgram(shape: number[], output: AdamOutput): ProgramBase {
   );
 }
 
-interface AdamAttrs {
-  lr: number;
-  b1: number;
-  b2: number;
-  eps: number;
-  bc1: number;
-  bc2: number;
-  decay: number;
-}
+/** Adam's constants and this step's learning rate, bias corrections and EMA decay (the clipping scale is an input). */
+type AdamAttrs = Omit<AdamEmaAttrs, 'gradScale'>;
 
 let registered = false;
 

@@ -16,6 +16,7 @@ import {
   type DatasetName,
   type Method,
   type ProbeProtocol,
+  type PretrainTask,
   type ProgressProbeConfig,
   type SweepSpec,
   type UNetConfig,
@@ -42,6 +43,25 @@ export interface RunHyper {
   imageSize?: number;
   /** A model pretrained elsewhere (the spec's `models[].checkpoint`): imported, never trained (0 steps). */
   importFrom?: { path: string; sha256?: string };
+}
+
+/**
+ * The pretraining task's settings that come from a run's resolved hyper-parameters: one place for
+ * the worker (a stored run) and the CLI's inline `pretrain` (a one-run plan) to build them from.
+ */
+export function pretrainSettings(hyper: RunHyper): Pick<PretrainTask, 'trainSize' | 'imageSize' | 'steps' | 'batchSize' | 'learningRate' | 'warmupSteps' | 'gradClip' | 'emaDecayCap' | 'checkpointEvery' | 'lossEvery'> {
+  return {
+    ...(hyper.trainSize !== null ? { trainSize: hyper.trainSize } : {}),
+    ...(hyper.imageSize !== undefined ? { imageSize: hyper.imageSize } : {}),
+    steps: hyper.steps,
+    batchSize: hyper.batchSize,
+    learningRate: hyper.learningRate,
+    warmupSteps: hyper.warmupSteps,
+    gradClip: hyper.gradClip,
+    emaDecayCap: hyper.emaDecayCap,
+    checkpointEvery: hyper.checkpointEvery,
+    ...(hyper.lossEvery !== undefined ? { lossEvery: hyper.lossEvery } : {}),
+  };
 }
 
 export interface PlannedRun {

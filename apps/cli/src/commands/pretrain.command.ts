@@ -236,7 +236,7 @@ export async function pretrainTaskFromArgs(a: PretrainArgs): Promise<PretrainTas
     baselines: untrained ? ['untrained'] : [],
   };
   // Lazy: @ddae/sweeps brings Prisma and BullMQ along, which the other commands need not load.
-  const { validateSweepSpec } = await import('@ddae/sweeps');
+  const { pretrainSettings, validateSweepSpec } = await import('@ddae/sweeps');
   const planned = validateSweepSpec(spec);
   if (!planned.ok) throw new CliError(`pretrain: ${planned.issues.map((i) => `${flagOf(i.path)}: ${i.message}`).join('; ')}`);
   const run = planned.plan.runs.find((r) => r.untrained === untrained);
@@ -248,15 +248,7 @@ export async function pretrainTaskFromArgs(a: PretrainArgs): Promise<PretrainTas
     method,
     ...(run.unet ? { unet: unetConfigSchema.required().parse(run.unet) } : { dit: run.dit }),
     dataset: { name: dataset, ...(a['data-dir'] ? { dir: a['data-dir'] } : {}) },
-    ...(hyper.trainSize !== null ? { trainSize: hyper.trainSize } : {}),
-    ...(hyper.imageSize !== undefined ? { imageSize: hyper.imageSize } : {}),
-    steps: hyper.steps,
-    batchSize: hyper.batchSize,
-    learningRate: hyper.learningRate,
-    warmupSteps: hyper.warmupSteps,
-    gradClip: hyper.gradClip,
-    emaDecayCap: hyper.emaDecayCap,
-    checkpointEvery: hyper.checkpointEvery,
+    ...pretrainSettings(hyper),
     seed: run.seed,
     checkpointDir: path.resolve(a.out),
   });

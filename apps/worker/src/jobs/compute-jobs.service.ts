@@ -28,7 +28,7 @@ import {
 import type { WorkerEnv } from '@ddae/config';
 import { BaselineRepository, ProbeRepository, RunRepository, RunSampleRepository, taskLabelBudgets, THROTTLED, TrainLossRepository } from '@ddae/db';
 import { withTimeout } from '@ddae/queue';
-import { SweepOrchestrator, type RunHyper } from '@ddae/sweeps';
+import { SweepOrchestrator, pretrainSettings, type RunHyper } from '@ddae/sweeps';
 import { ComputeError, ComputeProcess, type ComputeCallbacks } from '../compute/compute-process';
 import { NON_RETRYABLE_ERRORS, STOPPED_ERROR } from '../compute/child-protocol';
 import { WORKER_ENV, WorkerIdentity } from '../core/worker-identity';
@@ -112,18 +112,9 @@ export class ComputeJobsService {
         method: run.method as Method,
         ...runNetwork(run),
         dataset: { name: run.dataset as DatasetName },
-        trainSize: hyper.trainSize ?? undefined,
-        ...(hyper.imageSize !== undefined ? { imageSize: hyper.imageSize } : {}),
-        steps: hyper.steps,
-        batchSize: hyper.batchSize,
-        learningRate: hyper.learningRate,
-        warmupSteps: hyper.warmupSteps,
-        gradClip: hyper.gradClip,
-        emaDecayCap: hyper.emaDecayCap,
-        checkpointEvery: hyper.checkpointEvery,
+        ...pretrainSettings(hyper),
         seed: run.seed,
         checkpointDir: path.join(this.artifactRoot, 'runs', runId),
-        ...(hyper.lossEvery !== undefined ? { lossEvery: hyper.lossEvery } : {}),
         // A trained run's final checkpoint is sampled (a small grid, beside it); the untrained control's is noise.
         ...(run.untrained || hyper.importFrom ? {} : { samples: workerSampleSpec(run.method as Method) }),
         // Pretrained elsewhere: imported, not trained; a relative path is under the artifact root.
