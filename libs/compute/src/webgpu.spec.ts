@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Method, PretrainTask, TrainLossPoint } from '@ddae/contracts';
 import { loadDataset, seededOrder, toModelInput, type LabeledImages } from '@ddae/datasets';
-import { ADAM, adamStep, hasFusedAdamEmaScaled, type AdamSlot } from '@ddae/diffusion';
+import { ADAM, adamStep, fusedGroupNorm, hasFusedAdamEmaScaled, hasFusedGroupNorm, type AdamSlot } from '@ddae/diffusion';
 import { DeviceLimitError, NonFiniteLossError, StoppedError, createTrainer, extractFeatures, loadForInference, pretrain, readCheckpointData, sampleUNet, sumScalars } from '@ddae/diffusion';
 import { NATIVE_BACKEND, registerNativeBackend } from '@ddae/native-kernels';
 import { trainLinearProbes } from '@ddae/probe';
@@ -231,6 +231,46 @@ describe('webgpu backend (Dawn on lavapipe)', () => {
     }
     expect(maxDiff(await (slots[0].ema as tf.Variable).data(), want.e)).toBeLessThan(1e-6);
     tf.dispose([grad, scale, ...slots.flatMap((s) => [s.param, s.m, s.v, ...(s.ema ? [s.ema] : [])])]);
+  });
+
+  it('runs GroupNorm (+ SiLU) forward and backward as our kernels, equal to the composite ops on the CPU', async () => {
+    expect(hasFusedGroupNorm()).toBe(true);
+    const composite = (x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, groups: number, act: boolean): tf.Tensor => {
+      const [n, h, w, c] = x.shape;
+      const xr = tf.reshape(x, [n, h, w, groups, c / groups]);
+      const { mean, variance } = tf.moments(xr, [1, 2, 4], true);
+      const y = tf.add(tf.mul(tf.reshape(tf.mul(tf.sub(xr, mean), tf.rsqrt(tf.add(variance, 1e-5))), [n, h, w, c]), gamma), beta);
+      return act ? tf.mul(y, tf.sigmoid(y)) : y;
+    };
+    // Group sizes below, at and above one workgroup's 256 threads (the reduction's strides).
+    const cases: { shape: [number, number, number, number]; groups: number }[] = [
+      { shape: [2, 4, 4, 8], groups: 4 },
+      { shape: [3, 5, 3, 6], groups: 2 },
+      { shape: [2, 16, 16, 8], groups: 2 },
+    ];
+    for (const { shape, groups } of cases) {
+      for (const act of [true, false]) {
+        const size = shape.reduce((p, d) => p * d, 1);
+        const xv = Float32Array.from({ length: size }, (_, i) => 2 * Math.sin(i * 0.731) + 0.5);
+        const dyv = Float32Array.from({ length: size }, (_, i) => Math.cos(i * 0.377));
+        const gv = Float32Array.from({ length: shape[3] }, (_, i) => 1 + 0.1 * i);
+        const bv = Float32Array.from({ length: shape[3] }, (_, i) => 0.05 * i - 0.1);
+        const run = async (fused: boolean) => {
+          const [x, dy, gamma, beta] = [tf.tensor4d(xv, shape), tf.tensor4d(dyv, shape), tf.tensor1d(gv), tf.tensor1d(bv)];
+          const f = (xi: tf.Tensor, gi: tf.Tensor, bi: tf.Tensor) =>
+            tf.sum(tf.mul(fused ? fusedGroupNorm(xi as tf.Tensor4D, gi, bi, { groups, eps: 1e-5, silu: act }) : composite(xi as tf.Tensor4D, gi, bi, groups, act), dy));
+          const y = fused ? fusedGroupNorm(x, gamma, beta, { groups, eps: 1e-5, silu: act }) : composite(x, gamma, beta, groups, act);
+          const grads = tf.grads(f)([x, gamma, beta]);
+          const out = await Promise.all([y, ...grads].map((t) => t.data()));
+          tf.dispose([x, dy, gamma, beta, y, ...grads]);
+          return out;
+        };
+        const gpu = await run(true);
+        const cpu = await onCpu(() => run(false));
+        const names = ['y', 'dx', 'dgamma', 'dbeta'];
+        gpu.forEach((values, i) => expect([names[i], maxDiff(values, cpu[i]) < 2e-4]).toEqual([names[i], true]));
+      }
+    }
   });
 
   it('trains DDPM and EDM step for step like the CPU (native) backend', async () => {
