@@ -1,7 +1,19 @@
 import type { BackendName, CheckpointInfo, ComputeResult, ComputeTask, GpuAdapter, ProgressPoint, TrainLossPoint } from '@ddae/contracts';
 
-/** Messages from the worker to its compute child. */
-export type ToChild = { type: 'run'; task: ComputeTask } | { type: 'stop'; reason: string };
+/**
+ * Messages from the worker to its compute child: run a task, stop the running one (it checkpoints
+ * and the child exits), or leave (a warm child between jobs, replaced by a fresh one).
+ */
+export type ToChild = { type: 'run'; task: ComputeTask } | { type: 'stop'; reason: string } | { type: 'retire'; reason: string };
+
+/** What a compute child holds after a job: the worker replaces a warm child that grew past its limits. */
+export interface ChildUsage {
+  /** tf.memory(): tensors alive and their bytes (the cached models' weights among them). */
+  numTensors: number;
+  numBytes: number;
+  /** process.memoryUsage().rss of the child. */
+  rssBytes: number;
+}
 
 /** Messages from the compute child to the worker. */
 export type FromChild =
@@ -10,7 +22,7 @@ export type FromChild =
   | { type: 'checkpoint'; info: CheckpointInfo }
   | { type: 'progress-probe'; point: ProgressPoint }
   | { type: 'train-loss'; point: TrainLossPoint }
-  | { type: 'done'; result: ComputeResult }
+  | { type: 'done'; result: ComputeResult; usage?: ChildUsage }
   | { type: 'error'; error: SerializedError };
 
 export interface SerializedError {
