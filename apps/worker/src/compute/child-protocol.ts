@@ -22,7 +22,8 @@ export type FromChild =
   | { type: 'checkpoint'; info: CheckpointInfo }
   | { type: 'progress-probe'; point: ProgressPoint }
   | { type: 'train-loss'; point: TrainLossPoint }
-  | { type: 'done'; result: ComputeResult; usage?: ChildUsage }
+  /** computeMs: the task's time in the child, from the `run` message to its result (the job's compute, the rest is overhead). */
+  | { type: 'done'; result: ComputeResult; usage?: ChildUsage; computeMs?: number }
   | { type: 'error'; error: SerializedError };
 
 export interface SerializedError {

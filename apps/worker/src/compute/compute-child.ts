@@ -9,6 +9,7 @@
  */
 import { computeChildEnvSchema, loadEnv } from '@ddae/config';
 import { existsSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { DATASET_NAMES, computeTaskSchema, type BackendName } from '@ddae/contracts';
 import { backendFromEnv, gpuFromEnv, runComputeTask, selectBackend, setModelCacheSize, tensorMemory } from '@ddae/compute';
 import { datasetDir } from '@ddae/datasets';
@@ -51,6 +52,7 @@ function usage(): ChildUsage {
 
 async function run(raw: unknown): Promise<void> {
   running = true;
+  const started = performance.now();
   try {
     const task = computeTaskSchema.parse(raw);
     let lastProgress = 0;
@@ -67,9 +69,10 @@ async function run(raw: unknown): Promise<void> {
       shouldStop: () => stopRequested,
     });
     running = false;
+    const done: FromChild = { type: 'done', result, usage: usage(), computeMs: Math.round((performance.now() - started) * 10) / 10 };
     // Asked to stop (the task may have finished first): this child's work is over either way.
-    if (stopRequested) sendAndExit({ type: 'done', result, usage: usage() }, 0);
-    else send({ type: 'done', result, usage: usage() });
+    if (stopRequested) sendAndExit(done, 0);
+    else send(done);
   } catch (error) {
     // A failed task may leave tensors or half-done state behind: the next job gets a fresh child.
     sendAndExit({ type: 'error', error: serializeError(error, 'task') }, 0);

@@ -53,6 +53,8 @@ describe('the warm compute child (real child processes on wasm)', () => {
     for (let i = 0; i < 4; i++) {
       results.push(accuracy(await compute.run(baseline(`b${i}`))));
       pids.push(compute.last?.pid);
+      // The task's own time in the child: what the job computed (the rest of its wall time is overhead).
+      expect(compute.last?.computeMs).toBeGreaterThan(0);
       if (i === 2) expect(compute.last?.retired).toMatch(/ran 3 job\(s\)/);
       else expect(compute.last?.retired).toBeUndefined();
     }

@@ -70,6 +70,8 @@ export interface ChildRecord {
   /** Why the child was replaced after this job; undefined while it stays warm. */
   retired?: string;
   usage?: ChildUsage;
+  /** The task's time in the child (see the `done` message). */
+  computeMs?: number;
 }
 
 /**
@@ -186,7 +188,13 @@ export class ComputeProcess {
               // Decided now, before the caller can start the next job on this child.
               this.jobsOnChild += 1;
               const retired = this.stopping ? 'stopped' : this.outgrown(message.usage);
-              this.last = { pid: child.pid, jobs: this.jobsOnChild, ...(retired ? { retired } : {}), ...(message.usage ? { usage: message.usage } : {}) };
+              this.last = {
+                pid: child.pid,
+                jobs: this.jobsOnChild,
+                ...(retired ? { retired } : {}),
+                ...(message.usage ? { usage: message.usage } : {}),
+                ...(message.computeMs !== undefined ? { computeMs: message.computeMs } : {}),
+              };
               if (retired) this.retire(child, retired);
               finish(() => resolve(message.result));
               break;

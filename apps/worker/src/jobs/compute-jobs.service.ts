@@ -51,7 +51,8 @@ const HAND_BACK_TIMEOUT_MS = 2_000;
 /** How long a job of a sweep at its concurrency cap waits before it is offered again. */
 const THROTTLE_DELAY_MS = 5_000;
 
-export type JobOutcome = { outcome: 'done' | 'skipped' | 'cancelled'; detail?: string };
+/** A job's return value in BullMQ; computeMs: the time its task took in the compute child (the rest of the job's time is overhead). */
+export type JobOutcome = { outcome: 'done' | 'skipped' | 'cancelled'; detail?: string; computeMs?: number };
 
 /**
  * Thin adapters, one per job name: parse the payload -> claim the row -> run the compute task in
@@ -77,6 +78,12 @@ export class ComputeJobsService {
   ) {}
 
   async process(job: Job, token?: string): Promise<JobOutcome> {
+    const out = await this.dispatch(job, token);
+    const computeMs = out.outcome === 'done' ? this.computeProcess?.last?.computeMs : undefined;
+    return computeMs === undefined ? out : { ...out, computeMs };
+  }
+
+  private async dispatch(job: Job, token?: string): Promise<JobOutcome> {
     switch (job.name) {
       case JOB_NAMES.pretrain:
         return this.pretrain(job, token);
