@@ -404,7 +404,8 @@ async function timeJobs(base: string, database: string, prefix: string, n: numbe
   let log = '';
   worker.stdout?.on('data', (d: Buffer) => (log += d.toString()));
   worker.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-  const queue = new Queue(QUEUES.compute, { connection: new Redis(REDIS_URL, { maxRetriesPerRequest: null }), prefix });
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const queue = new Queue(QUEUES.compute, { connection: redis, prefix });
   try {
     const res = await fetch(`${base}/api/sweeps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
     if (!res.ok) throw new Error(`submitting the job sweep: ${res.status} ${await res.text()}`);
@@ -443,6 +444,8 @@ async function timeJobs(base: string, database: string, prefix: string, n: numbe
     };
   } finally {
     await queue.close().catch(() => undefined);
+    // A connection handed to BullMQ stays open after close(): it would keep this process alive.
+    redis.disconnect();
     if (worker.exitCode === null) {
       worker.kill('SIGTERM');
       await new Promise((r) => worker.once('exit', r));
