@@ -18,6 +18,8 @@ export interface ChildUsage {
 /** Messages from the compute child to the worker. */
 export type FromChild =
   | { type: 'ready'; backend: BackendName; detail: string; gpu?: GpuAdapter; datasetDirs?: string[] }
+  /** The child took the task (from then on, its death is this job's failed attempt). */
+  | { type: 'started' }
   | { type: 'progress'; fraction: number; step?: number; loss?: number; message?: string }
   | { type: 'checkpoint'; info: CheckpointInfo }
   | { type: 'progress-probe'; point: ProgressPoint }

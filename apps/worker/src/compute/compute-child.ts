@@ -53,6 +53,7 @@ function usage(): ChildUsage {
 async function run(raw: unknown): Promise<void> {
   running = true;
   const started = performance.now();
+  send({ type: 'started' });
   try {
     const task = computeTaskSchema.parse(raw);
     let lastProgress = 0;

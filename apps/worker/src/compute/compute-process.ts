@@ -103,9 +103,12 @@ export class ComputeProcess {
     if (this.attempt) return Promise.reject(new Error('the compute child is already running a job'));
     this.stopping = false;
     if (!this.child || !alive(this.child)) this.spawn();
-    const child = this.child as ChildProcess;
+    let child = this.child as ChildProcess;
     let chain: Promise<void> = Promise.resolve();
     let settled = false;
+    /** The job went to a child that was already warm: until it says `started`, its death is not this job's. */
+    let warm = this.childReady;
+    let started = false;
 
     return new Promise<ComputeResult>((resolve, reject) => {
       const end = () => {
@@ -163,6 +166,9 @@ export class ComputeProcess {
               callbacks.onReady?.(message.backend, message.detail);
               start();
               break;
+            case 'started':
+              started = true;
+              break;
             case 'progress':
               callbacks.onProgress?.(message);
               break;
@@ -211,6 +217,15 @@ export class ComputeProcess {
         exit: (code, signal) => {
           // After its answer (a stopped or retired child leaving): the attempt is already decided.
           if (settled) return;
+          if (warm && !started && !this.stopping) {
+            // A warm child that died idle (killed, OOM) before this job reached it: the job never
+            // ran there, so it is not this job's crash. Once, on a fresh child.
+            warm = false;
+            this.spawn();
+            child = this.child as ChildProcess;
+            if (this.attempt) this.attempt.child = child;
+            return;
+          }
           this.last = { pid: child.pid, jobs: this.jobsOnChild + 1, retired: `exited (code ${code}, signal ${signal})` };
           finish(() => reject(new ComputeError({ name: 'ComputeProcessExit', message: `compute child exited unexpectedly (code ${code}, signal ${signal})` })));
         },
@@ -305,7 +320,8 @@ export class ComputeProcess {
   }
 
   private send(child: ChildProcess, message: ToChild): void {
-    if (child.connected) child.send(message);
+    // A child that died meanwhile fails the send: its exit decides what happens to the job.
+    if (child.connected) child.send(message, (error: Error | null) => void error);
   }
 }
 
