@@ -1,12 +1,16 @@
 /**
  * The orchestrator's reads and submit at scale, over real HTTP against the API app:
- *   npm run -s bench -- orchestration [--json] [--rows N] [--requests N] [--keep]
+ *   npm run -s bench -- orchestration [--json] [--rows N] [--requests N] [--jobs N] [--only job] [--keep]
  * Creates its own database (dropped at the end unless --keep), seeds it with set-based SQL
  * (generate_series) to about 10,000 probe results, times every view, then to --rows (default
  * 1,000,000) and times them again, in the same run; then submits the largest sweep the limits
  * allow. The last stdout line is one JSON object:
  *   {"rows", "views": {"<name>": {"p50Ms", "p95Ms", "p95MsAt10k", "growth"}}, "submit": {"cells", "runs", "ms"}, "job", ...}
- * where growth = p95 at --rows / p95 at 10k. Each sweep has the same shape at both sizes (11 runs:
+ * where growth = p95 at --rows / p95 at 10k. `job`: a real worker (the compiled dist/worker, built if
+ * stale) runs --jobs tiny jobs (pretrain of the tiny UNet for 2 steps, then one probe of one layer,
+ * per seed) from the same database and queue; per job, overhead = its time in the worker (BullMQ's
+ * processedOn to finishedOn) minus the compute time its child reports, medians over the jobs after
+ * the first (which starts the compute child); jobsPerSecond over all of them, first taken to last done. Each sweep has the same shape at both sizes (11 runs:
  * two models x 5 seeds and an untrained control, 9 layers x 50 noise levels each, 4,950 results):
  * the larger database has more sweeps, which is what history adds.
  */
@@ -17,23 +21,28 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Client } from 'pg';
 import { DEFAULT_DATABASE_URL, rawEnv } from '@ddae/config';
-import { decoderBlockNames, protocolKey, resolveUNet, SPEC_LIMITS, sweepSpecSchema, type ProbeProtocol } from '@ddae/contracts';
+import { decoderBlockNames, protocolKey, QUEUES, resolveUNet, SPEC_LIMITS, sweepSpecSchema, type ProbeProtocol } from '@ddae/contracts';
 
 const ROOT = path.resolve(__dirname, '..');
-const USAGE = 'usage: npm run -s bench -- orchestration [--json] [--rows N (default 1000000)] [--requests N (default 30)] [--keep]';
+const USAGE = 'usage: npm run -s bench -- orchestration [--json] [--rows N (default 1000000)] [--requests N (default 30)] [--jobs N (default 20; 0: none)] [--only job] [--keep]';
 
 interface Options {
   json: boolean;
   rows: number;
   requests: number;
   keep: boolean;
+  /** Tiny jobs a real worker runs for the `job` figures (0: not measured). */
+  jobs: number;
+  /** `job`: only the job figures (no seeding, no views, no submit). */
+  only?: 'job';
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { json: false, rows: 1_000_000, requests: 30, keep: false };
+  const o: Options = { json: false, rows: 1_000_000, requests: 30, keep: false, jobs: 20 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const int = (): number => {
@@ -45,6 +54,11 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--keep') o.keep = true;
     else if (a === '--rows') o.rows = int();
     else if (a === '--requests') o.requests = int();
+    else if (a === '--jobs') o.jobs = argv[i + 1] === '0' ? (i++, 0) : int();
+    else if (a === '--only') {
+      if (argv[++i] !== 'job') throw new Error(`--only takes job, got ${argv[i]}\n${USAGE}`);
+      o.only = 'job';
+    }
     else throw new Error(`unknown option ${a}\n${USAGE}`);
   }
   if (o.rows < SMALL_ROWS) throw new Error(`--rows must be at least ${SMALL_ROWS} (the small measurement)\n${USAGE}`);
@@ -344,6 +358,102 @@ async function startApi(database: string, prefix: string): Promise<{ base: strin
   }
 }
 
+interface JobTiming {
+  jobs: number;
+  /** Median over the jobs after the first: time in the worker minus the child's compute time. */
+  overheadMs: number;
+  /** Median compute time the child reported, same jobs. */
+  computeMs: number;
+  /** Jobs finished per second, from the first taken to the last finished (queue round trips included). */
+  jobsPerSecond: number;
+  /** The first job: its overhead includes starting the compute child (TensorFlow.js, the backend). */
+  firstJob: { overheadMs: number; computeMs: number };
+  /** Median gap between one job's end and the next one's start in the worker (BullMQ's fetch). */
+  gapMs: number;
+  backend: string;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/**
+ * A real worker (compiled JavaScript, as deployed) over this database and queue runs `n` tiny jobs:
+ * n/2 seeds of a 2-step pretrain of the tiny UNet on 16 images, each followed by a probe of one
+ * layer on 64 + 64 images. BullMQ records when the worker took and finished each job; the job's
+ * return value carries the compute time its child measured.
+ */
+async function timeJobs(base: string, database: string, prefix: string, n: number, say: (line: string) => void): Promise<JobTiming> {
+  const build = spawnSync(process.execPath, ['scripts/build-worker.mjs', '--if-stale'], { cwd: ROOT, encoding: 'utf8' });
+  if (build.status !== 0) throw new Error(`building the worker failed: ${build.stderr}`);
+  const seeds = Array.from({ length: Math.max(1, Math.round(n / 2)) }, (_, i) => i);
+  const spec = {
+    name: 'bench-jobs', dataset: 'fashion-mnist', models: [{ method: 'ddpm', unet: 'tiny' }],
+    pretrain: { steps: 2, batchSize: 4, learningRate: 0.001, checkpointEvery: 2, trainSize: 16, seeds },
+    probe: { layers: ['out_4'], timesteps: [10], epochs: 1, batchSize: 32, learningRate: 0.01, trainSize: 64, testSize: 64 },
+    baselines: [],
+  };
+  const artifacts = path.join(os.tmpdir(), `ddae-bench-jobs-${randomBytes(4).toString('hex')}`);
+  const threads = String(Math.max(1, os.availableParallelism() - 1));
+  const worker = spawn(process.execPath, ['dist/worker/main.js'], {
+    cwd: ROOT,
+    env: { DDAE_NATIVE_THREADS: threads, DDAE_WASM_THREADS: threads, ...rawEnv(), DATABASE_URL: databaseUrl(database), REDIS_URL, QUEUE_PREFIX: prefix, ARTIFACT_DIR: artifacts, WORKER_ID: 'bench-worker', LOG_LEVEL: 'log', HEARTBEAT_MS: '1000' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  worker.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+  worker.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const queue = new Queue(QUEUES.compute, { connection: redis, prefix });
+  try {
+    const res = await fetch(`${base}/api/sweeps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
+    if (!res.ok) throw new Error(`submitting the job sweep: ${res.status} ${await res.text()}`);
+    const id = ((await res.json()) as { id: string }).id;
+    say(`job sweep ${id}: ${seeds.length} pretrain + ${seeds.length} probe jobs on one worker`);
+    const deadline = Date.now() + 15 * 60_000;
+    for (;;) {
+      if (worker.exitCode !== null) throw new Error(`the worker exited: ${log.slice(-1500)}`);
+      const status = ((await (await fetch(`${base}/api/sweeps/${id}`)).json()) as { status: string }).status;
+      if (status === 'SUCCEEDED') break;
+      if (status === 'FAILED' || status === 'CANCELLED') throw new Error(`the job sweep ${status}: ${log.slice(-1500)}`);
+      if (Date.now() > deadline) throw new Error(`the job sweep did not finish within 15 minutes: ${log.slice(-1500)}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const done = (await queue.getCompleted(0, 10_000))
+      .filter((j) => j.processedOn && j.finishedOn && (j.returnvalue as { outcome?: string } | null)?.outcome === 'done')
+      .sort((a, b) => (a.processedOn as number) - (b.processedOn as number));
+    if (done.length === 0) throw new Error('no completed job carries a compute time');
+    const per = done.map((j) => {
+      const computeMs = (j.returnvalue as { computeMs?: number }).computeMs ?? NaN;
+      return { computeMs, overheadMs: (j.finishedOn as number) - (j.processedOn as number) - computeMs };
+    });
+    const warm = per.length > 1 ? per.slice(1) : per;
+    const gaps = done.slice(1).map((j, i) => (j.processedOn as number) - (done[i].finishedOn as number));
+    const span = ((done[done.length - 1].finishedOn as number) - (done[0].processedOn as number)) / 1000;
+    const round = (x: number) => Math.round(x * 10) / 10;
+    const backend = /backend (\S+)/.exec(log)?.[1] ?? 'unknown';
+    return {
+      jobs: done.length,
+      overheadMs: round(median(warm.map((p) => p.overheadMs))),
+      computeMs: round(median(warm.map((p) => p.computeMs))),
+      jobsPerSecond: Math.round((done.length / span) * 100) / 100,
+      firstJob: { overheadMs: round(per[0].overheadMs), computeMs: round(per[0].computeMs) },
+      gapMs: round(median(gaps)),
+      backend,
+    };
+  } finally {
+    await queue.close().catch(() => undefined);
+    // A connection handed to BullMQ stays open after close(): it would keep this process alive.
+    redis.disconnect();
+    if (worker.exitCode === null) {
+      worker.kill('SIGTERM');
+      await new Promise((r) => worker.once('exit', r));
+    }
+    spawnSync('rm', ['-rf', artifacts]);
+  }
+}
+
 async function deleteQueueKeys(prefix: string): Promise<void> {
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
   try {
@@ -381,6 +491,15 @@ export async function runOrchestrationBench(argv: string[]): Promise<void> {
     const migrate = spawnSync(process.execPath, ['-r', '@swc-node/register', 'libs/migrations/src/main.ts', 'deploy'], { cwd: ROOT, env: { ...rawEnv(), DATABASE_URL: databaseUrl(database) }, encoding: 'utf8' });
     if (migrate.status !== 0) throw new Error(`migrate deploy failed: ${migrate.stderr || migrate.stdout}`);
     await c.connect();
+    if (o.only === 'job') {
+      const started = await startApi(database, prefix);
+      api = started.child;
+      apiStderr = started.stderr;
+      const job = await timeJobs(started.base, database, prefix, o.jobs || 20, say);
+      say(`job: overhead ${job.overheadMs} ms, compute ${job.computeMs} ms (medians of ${job.jobs - 1} warm jobs), ${job.jobsPerSecond} jobs/s; the first job: overhead ${job.firstJob.overheadMs} ms`);
+      process.stdout.write(`${JSON.stringify({ job, load: { before: loadBefore, after: os.loadavg().map((x) => Math.round(x * 100) / 100), cpus: os.availableParallelism() } })}\n`);
+      return;
+    }
     const small = Math.max(1, Math.round(SMALL_ROWS / RESULTS_PER_SWEEP));
     const large = Math.max(small, Math.round(o.rows / RESULTS_PER_SWEEP));
     say(`database ${database}; seeding ${small} sweeps (${small * RESULTS_PER_SWEEP} results)`);
@@ -404,6 +523,9 @@ export async function runOrchestrationBench(argv: string[]): Promise<void> {
       views[name] = { ...t, p95MsAt10k: at10k[name].p95Ms, growth: Math.round((t.p95Ms / at10k[name].p95Ms) * 100) / 100 };
       say(`${name.padEnd(42)} p50 ${t.p50Ms} ms, p95 ${t.p95Ms} ms (at 10k: ${at10k[name].p95Ms} ms), growth ${views[name].growth}`);
     }
+    // Before the submits: their (large) jobs stay queued, and this worker must take only the tiny ones.
+    const job = o.jobs > 0 ? await timeJobs(base, database, prefix, o.jobs, say) : undefined;
+    if (job) say(`job: overhead ${job.overheadMs} ms, compute ${job.computeMs} ms (medians of ${job.jobs - 1} warm jobs), ${job.jobsPerSecond} jobs/s; the first job: overhead ${job.firstJob.overheadMs} ms`);
     say('submitting the largest allowed sweep 3 times');
     const submit = await timeSubmit(base, c, database, started.child.pid ?? 0, 3);
     say(`submit: ${submit.runs} runs, ${submit.cells} cells, ${submit.probeTasks} probe tasks: median ${submit.ms} ms (${submit.allMs.join(', ')}); CPU: API ${submit.cpuMs.api} ms, Postgres ${submit.cpuMs.postgres} ms`);
@@ -411,8 +533,7 @@ export async function runOrchestrationBench(argv: string[]): Promise<void> {
       rows,
       views,
       submit,
-      job: null,
-      jobNote: 'not measured: the job overhead (compiled JavaScript, a warm compute child) is not built yet',
+      ...(job ? { job } : { job: null, jobNote: 'not measured (--jobs 0)' }),
       database: { sweeps: Number(counts.sweeps), runs: Number(counts.runs), probeTasks: Number(counts.tasks), configCells: Number(counts.configs), smallRows: small * RESULTS_PER_SWEEP },
       seed: { small: seedSmall, large: seedLarge },
       load: { before: loadBefore, after: os.loadavg().map((x) => Math.round(x * 100) / 100), cpus: os.availableParallelism() },

@@ -49,8 +49,10 @@ trap cleanup EXIT
 
 node -r @swc-node/register apps/api/src/main.ts >.demo/api.log 2>&1 &
 pids+=($!)
+# The workers run compiled JavaScript (dist/worker), built now if a source changed since the last build.
+node scripts/build-worker.mjs --if-stale
 for i in $(seq 1 "$nworkers"); do
-  WORKER_ID=demo-worker-$i node -r @swc-node/register apps/worker/src/main.ts >".demo/worker-$i.log" 2>&1 &
+  WORKER_ID=demo-worker-$i node dist/worker/main.js >".demo/worker-$i.log" 2>&1 &
   pids+=($!)
 done
 say "API on $DDAE_API_URL (web page at $DDAE_API_URL/), $nworkers workers (logs in .demo/)"

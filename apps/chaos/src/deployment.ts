@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TokenRepository } from '@ddae/db';
-import { createTestDatabase, freePort, startRedisServer, startTsProcess, waitFor, type ManagedProcess, type RedisServer, type TestDatabase } from '@ddae/testing';
+import { createTestDatabase, freePort, startRedisServer, startTsProcess, startWorkerProcess, waitFor, type ManagedProcess, type RedisServer, type TestDatabase } from '@ddae/testing';
 
 /**
  * A whole deployment as real processes, isolated from everything else on the machine: a fresh
@@ -37,8 +37,7 @@ export async function startDeployment(options: { workers: number; verbose: boole
   const workers: ManagedProcess[] = [];
   const startWorker = (slot: number) => {
     // The same id after a restart, as a StatefulSet or a systemd unit with WORKER_ID would give.
-    workers[slot] = startTsProcess(
-      'apps/worker/src/main.ts',
+    workers[slot] = startWorkerProcess(
       {
         ...common,
         WORKER_ID: workerId(slot),

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { ApiClient } from '@ddae/api-client';
 import type { SweepDetail, SweepSubmitted } from '@ddae/contracts';
 import { TokenRepository } from '@ddae/db';
-import { createTestDatabase, deleteQueueKeys, freePort, startTsProcess, uniqueQueuePrefix, waitFor, type ManagedProcess, type TestDatabase } from '@ddae/testing';
+import { createTestDatabase, deleteQueueKeys, freePort, startTsProcess, startWorkerProcess, uniqueQueuePrefix, waitFor, type ManagedProcess, type TestDatabase } from '@ddae/testing';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -62,7 +62,7 @@ export async function startStack(options: {
   const apiEnv = { ...common, PORT: String(port), RECONCILE_MS: '2000' };
   let api = startTsProcess('apps/api/src/main.ts', apiEnv);
   const startWorker = (i: number, env?: Record<string, string>) =>
-    startTsProcess('apps/worker/src/main.ts', { ...common, WORKER_ID: `e2e-worker-${i + 1}`, HEARTBEAT_MS: '1000', DDAE_BACKEND: 'wasm', DDAE_WASM_THREADS: '1', DDAE_NATIVE_THREADS: '1', ...env }, `worker-${i + 1}`);
+    startWorkerProcess({ ...common, WORKER_ID: `e2e-worker-${i + 1}`, HEARTBEAT_MS: '1000', DDAE_BACKEND: 'wasm', DDAE_WASM_THREADS: '1', DDAE_NATIVE_THREADS: '1', ...env }, `worker-${i + 1}`);
   const workers = Array.from({ length: options.workers }, (_, i) => startWorker(i, { ...options.workerEnv, ...options.workerEnvs?.[i] }));
   const client = new ApiClient(base, { token });
   const logs = () => [api, ...workers].map((p, i) => `--- ${i === 0 ? 'api' : `worker-${i}`}\n${p.output().slice(-2500)}`).join('\n');

@@ -208,3 +208,9 @@ export async function computeDevice(): Promise<ComputeDevice | undefined> {
     },
   };
 }
+
+/** Tensors alive in this process and their bytes (tf.memory()): what a warm compute child carries from job to job. */
+export function tensorMemory(): { numTensors: number; numBytes: number } {
+  const m = tf.memory();
+  return { numTensors: m.numTensors, numBytes: m.numBytes };
+}

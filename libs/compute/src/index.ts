@@ -12,6 +12,7 @@ export { MAX_WASM_THREADS, wasmThreading, wasmThreadsFromEnv, type WasmThreading
 export * from './pretrain.task';
 export * from './probe.task';
 export * from './feature-cache';
+export * from './model-cache';
 export * from './progress-probe';
 export * from './baseline.task';
 export * from './sample-grid';

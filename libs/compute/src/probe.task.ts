@@ -3,9 +3,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DATASET_SHAPES, type ComputeHooks, type ProbeResult, type ProbeTask } from '@ddae/contracts';
 import { augmentationFor, balancedSubset, createRng, loadDataset, randomCropFlip, seededOrder, toModelInput, type LabeledImages } from '@ddae/datasets';
-import { extractFeatures, loadForInference, pooledDim } from '@ddae/diffusion';
+import { extractFeatures, pooledDim } from '@ddae/diffusion';
 import { trainLinearProbes } from '@ddae/probe';
 import { FeatureCache, type FeatureCacheKey } from './feature-cache';
+import { acquireInferenceModel } from './model-cache';
 
 /** Thrown when `hooks.shouldStop()` asks a probe task to stop: it has no partial result to keep. */
 export class ProbeStoppedError extends Error {
@@ -73,7 +74,9 @@ export async function runProbeTask(task: ProbeTask, hooks: ComputeHooks = {}): P
   const shape = DATASET_SHAPES[task.dataset.name];
   const cache = task.featureCacheDir ? new FeatureCache(task.featureCacheDir) : null;
   const checkpoint = cache ? checkpointChecksum(task.checkpointPath) : '';
-  const { unet, manifest } = loadForInference(task.checkpointPath);
+  // Loaded once per checkpoint by a warm compute child (see model-cache.ts); released, not disposed.
+  const model = acquireInferenceModel(task.checkpointPath);
+  const { unet, manifest } = model;
   // The images go in at the size the model was trained on (its manifest says; e.g. 28 unpadded, or 32).
   const size = manifest.config.imageSize;
   let featureMs = 0;
@@ -171,6 +174,6 @@ export async function runProbeTask(task: ProbeTask, hooks: ComputeHooks = {}): P
       probeSeconds: Math.max(0, seconds - featureMs / 1000),
     };
   } finally {
-    unet.dispose();
+    model.release();
   }
 }

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { probeTaskSchema, pretrainTaskSchema, type PretrainTask, type ProbeTask } from '@ddae/contracts';
 import { encodeIdx } from '@ddae/datasets';
 import { selectBackend } from './backend';
-import { plateaued, runComputeTask, runPretrainTask, runProbeTask } from './index';
+import { acquireInferenceModel, modelCacheKeys, plateaued, runComputeTask, runPretrainTask, runProbeTask, setModelCacheSize } from './index';
 
 jest.setTimeout(60_000);
 
@@ -91,6 +91,35 @@ describe('compute tasks on wasm', () => {
 
   let checkpointPath = '';
   let baseProbe: ProbeTask;
+
+  it('a warm process keeps a checkpoint loaded across probes while its files are the same, and gives the same answer', async () => {
+    const before = tf.memory().numTensors;
+    const cold = await runProbeTask(baseProbe);
+    expect(tf.memory().numTensors).toBe(before);
+    setModelCacheSize(1);
+    try {
+      const first = acquireInferenceModel(checkpointPath);
+      first.release();
+      const again = acquireInferenceModel(checkpointPath);
+      expect({ first: first.cached, again: again.cached, same: again.unet === first.unet }).toEqual({ first: false, again: true, same: true });
+      again.release();
+      // Probes on the cached weights answer exactly as from a fresh load.
+      expect((await runProbeTask(baseProbe)).layers).toEqual(cold.layers);
+      expect(modelCacheKeys()).toHaveLength(1);
+      // The same checkpoint rewritten (its EMA file touched): loaded again, the old copy disposed.
+      const ema = path.join(checkpointPath, 'ema.bin');
+      const later = new Date(Date.now() + 5_000);
+      fs.utimesSync(ema, later, later);
+      const reloaded = acquireInferenceModel(checkpointPath);
+      expect(reloaded.cached).toBe(false);
+      reloaded.release();
+      expect(modelCacheKeys()).toHaveLength(1);
+    } finally {
+      setModelCacheSize(0);
+    }
+    // Nothing held once the cache is off: no tensor leaks from cached models.
+    expect(tf.memory().numTensors).toBe(before);
+  });
 
   it('caches features: a second probe of the same features hits, another key misses, results agree', async () => {
     const cacheDir = path.join(root, 'features');

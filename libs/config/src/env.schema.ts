@@ -104,6 +104,15 @@ export const workerEnvSchema = z.object({
   SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(30_000),
   /** Whether the worker consumes jobs from the start. Default true. */
   WORKER_AUTORUN: bool.default(true),
+  /**
+   * The compute child stays warm across jobs (TensorFlow.js, data sets, checkpoint weights loaded
+   * once) and is replaced by a fresh one after this many jobs. 1: a fresh child per job. Default 50.
+   */
+  COMPUTE_CHILD_MAX_JOBS: z.coerce.number().int().positive().default(50),
+  /** A warm compute child whose resident memory (RSS) ends a job above this many MiB is replaced. Default 4096. */
+  COMPUTE_CHILD_MAX_RSS_MB: z.coerce.number().positive().default(4096),
+  /** A warm compute child holding more than this many MiB of tensors (`tf.memory().numBytes`) after a job is replaced. Default 1024. */
+  COMPUTE_CHILD_MAX_TENSOR_MB: z.coerce.number().positive().default(1024),
 });
 export type WorkerEnv = z.infer<typeof workerEnvSchema>;
 
@@ -124,6 +133,8 @@ export type CliEnv = z.infer<typeof cliEnvSchema>;
 export const computeChildEnvSchema = z.object({
   /** `1`: the child only probes the backend at start-up (names it, then exits). Default 0. */
   DDAE_PROBE_ONLY: z.enum(['0', '1']).default('0'),
+  /** Checkpoints whose weights a warm child keeps loaded for probing (most recently used first). 0: none. Default 2. */
+  DDAE_MODEL_CACHE: z.coerce.number().int().min(0).max(16).default(2),
 });
 
 export class ConfigError extends Error {

@@ -55,6 +55,19 @@ describe('IDX files', () => {
     expect(await loadDataset('fashion-mnist', 'train', { dir })).toBe(data);
   });
 
+  it('serves a cached split only while its directory holds the same files: a rewritten or vanished set is read again', async () => {
+    const dir = path.join(tmp, 'changing');
+    writeTinyIdx(dir, 3, [7, 0, 9]);
+    const first = await loadDataset('fashion-mnist', 'train', { dir });
+    writeTinyIdx(dir, 2, [4, 5]);
+    const second = await loadDataset('fashion-mnist', 'train', { dir });
+    expect(second).not.toBe(first);
+    expect(Array.from(second.labels)).toEqual([4, 5]);
+    expect(await loadDataset('fashion-mnist', 'train', { dir })).toBe(second);
+    rmSync(dir, { recursive: true });
+    await expect(loadDataset('fashion-mnist', 'train', { dir })).rejects.toMatchObject({ name: 'DatasetMissingError' });
+  });
+
   it('rejects a bad magic number, a wrong dimension count and a size mismatch with clear errors', () => {
     const good = encodeIdx([2, 2, 2], new Uint8Array(8));
     const badMagic = good.slice();

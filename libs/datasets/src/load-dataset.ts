@@ -1,4 +1,5 @@
 import { rawEnv } from '@ddae/config';
+import { readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -188,7 +189,27 @@ function checkLabels(labels: Uint8Array, classes: number, source: string): void 
   }
 }
 
-const cache = new Map<string, Promise<LabeledImages>>();
+/** Decoded splits, with the signature of their directory when they were read. */
+const cache = new Map<string, { pending: Promise<LabeledImages>; signature: string }>();
+
+/**
+ * The files of a data set directory as they are now: each entry's name, inode, size and mtime (a
+ * few entries; a stat each). A file replaced, rewritten, added or removed changes it; a directory
+ * that cannot be read gives its error code, so a cached split is not served from a vanished copy.
+ */
+function directorySignature(dir: string): string {
+  try {
+    return readdirSync(dir)
+      .sort()
+      .map((name) => {
+        const s = statSync(path.join(dir, name));
+        return `${name}:${s.ino}:${s.size}:${s.mtimeMs}`;
+      })
+      .join('|');
+  } catch (error) {
+    return `unreadable:${(error as NodeJS.ErrnoException).code ?? String(error)}`;
+  }
+}
 
 /**
  * Loads one split of a data set, decoded to NHWC bytes.
@@ -198,21 +219,26 @@ const cache = new Map<string, Promise<LabeledImages>>();
  * numbers, sizes, image shape and label range are validated. A missing file rejects with a
  * {@link DatasetMissingError} naming the path and how to get the file.
  *
- * Decoded splits are cached in-process per (name, split, directory); concurrent calls share one
- * read. The cached arrays are shared: do not modify them.
+ * Decoded splits are cached in-process per (name, split, directory) while the directory holds the
+ * same files (names, inodes, sizes, mtimes); concurrent calls share one read. The cached arrays are
+ * shared: do not modify them.
  */
 export function loadDataset(name: DatasetName, split: DatasetSplit, opts: LoadDatasetOptions = {}): Promise<LabeledImages> {
   if (!(name in DATASET_SHAPES)) return Promise.reject(new RangeError(`unknown data set "${String(name)}"`));
   if (split !== 'train' && split !== 'test') return Promise.reject(new RangeError(`unknown split "${String(split)}"`));
   const dir = datasetDir(name, opts);
   const key = `${name}\0${split}\0${dir}`;
-  let pending = cache.get(key);
-  if (!pending) {
-    pending = name === 'cifar10' ? loadCifarSplit(split, dir) : loadIdxSplit(name, split, dir);
-    cache.set(key, pending);
-    // A failed load is not cached: the files may be installed later.
-    pending.catch(() => cache.delete(key));
-  }
+  // A long-lived process (a warm compute child) reuses a split while its directory holds the same files.
+  const signature = directorySignature(dir);
+  const hit = cache.get(key);
+  if (hit && hit.signature === signature) return hit.pending;
+  const pending = name === 'cifar10' ? loadCifarSplit(split, dir) : loadIdxSplit(name, split, dir);
+  const entry = { pending, signature };
+  cache.set(key, entry);
+  // A failed load is not cached: the files may be installed later.
+  pending.catch(() => {
+    if (cache.get(key) === entry) cache.delete(key);
+  });
   return pending;
 }
 

@@ -1,7 +1,7 @@
 export { createTestDatabase, type CreateTestDatabaseOptions, type TestDatabase } from './database';
 export { uniqueQueuePrefix, deleteQueueKeys, queuedJobIds } from './queue';
 export { waitFor } from './wait';
-export { startTsProcess, freePort, type ManagedProcess } from './process';
+export { startTsProcess, startWorkerProcess, ensureWorkerBuild, freePort, type ManagedProcess } from './process';
 export { startRedisServer, redisServerHasTls, type RedisServer, type RedisServerOptions } from './redis-server';
 export { startPostgresServer, postgresBinDir, type PostgresServer, type PostgresServerOptions } from './postgres-server';
 export { seedFinishedSweep, type FinishedSweep, type FinishedSweepOptions } from './finished-sweep';

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import path from 'node:path';
 
@@ -15,7 +15,25 @@ const ROOT = path.resolve(__dirname, '../../..');
 
 /** Starts one of the workspace's TypeScript entry points (apps/x/src/main.ts) as a real process. */
 export function startTsProcess(entry: string, env: Record<string, string>, label = path.basename(path.dirname(path.dirname(entry)))): ManagedProcess {
-  const child = spawn(process.execPath, ['-r', '@swc-node/register', entry], {
+  return startNodeProcess(['-r', '@swc-node/register', entry], env, label);
+}
+
+/**
+ * Builds the worker's compiled JavaScript (dist/worker) when a source changed since its last build:
+ * a test never runs a stale worker. A content hash of the sources, so a few ms when nothing changed.
+ */
+export function ensureWorkerBuild(): void {
+  execFileSync(process.execPath, ['scripts/build-worker.mjs', '--if-stale', '--quiet'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/** Starts a worker as it runs in production: the compiled JavaScript of the current tree (dist/worker/main.js). */
+export function startWorkerProcess(env: Record<string, string>, label = 'worker'): ManagedProcess {
+  ensureWorkerBuild();
+  return startNodeProcess([path.join(ROOT, 'dist/worker/main.js')], env, label);
+}
+
+function startNodeProcess(args: string[], env: Record<string, string>, label: string): ManagedProcess {
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

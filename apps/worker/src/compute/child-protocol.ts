@@ -1,16 +1,31 @@
 import type { BackendName, CheckpointInfo, ComputeResult, ComputeTask, GpuAdapter, ProgressPoint, TrainLossPoint } from '@ddae/contracts';
 
-/** Messages from the worker to its compute child. */
-export type ToChild = { type: 'run'; task: ComputeTask } | { type: 'stop'; reason: string };
+/**
+ * Messages from the worker to its compute child: run a task, stop the running one (it checkpoints
+ * and the child exits), or leave (a warm child between jobs, replaced by a fresh one).
+ */
+export type ToChild = { type: 'run'; task: ComputeTask } | { type: 'stop'; reason: string } | { type: 'retire'; reason: string };
+
+/** What a compute child holds after a job: the worker replaces a warm child that grew past its limits. */
+export interface ChildUsage {
+  /** tf.memory(): tensors alive and their bytes (the cached models' weights among them). */
+  numTensors: number;
+  numBytes: number;
+  /** process.memoryUsage().rss of the child. */
+  rssBytes: number;
+}
 
 /** Messages from the compute child to the worker. */
 export type FromChild =
   | { type: 'ready'; backend: BackendName; detail: string; gpu?: GpuAdapter; datasetDirs?: string[] }
+  /** The child took the task (from then on, its death is this job's failed attempt). */
+  | { type: 'started' }
   | { type: 'progress'; fraction: number; step?: number; loss?: number; message?: string }
   | { type: 'checkpoint'; info: CheckpointInfo }
   | { type: 'progress-probe'; point: ProgressPoint }
   | { type: 'train-loss'; point: TrainLossPoint }
-  | { type: 'done'; result: ComputeResult }
+  /** computeMs: the task's time in the child, from the `run` message to its result (the job's compute, the rest is overhead). */
+  | { type: 'done'; result: ComputeResult; usage?: ChildUsage; computeMs?: number }
   | { type: 'error'; error: SerializedError };
 
 export interface SerializedError {

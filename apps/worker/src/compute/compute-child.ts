@@ -1,41 +1,59 @@
 /**
- * The compute child: the one process that loads TensorFlow.js and runs a task. TensorFlow.js work
+ * The compute child: the one process that loads TensorFlow.js and runs tasks. TensorFlow.js work
  * is synchronous and would starve the worker's event loop (BullMQ lock renewal, heartbeats), so
- * it runs here, one fresh process per job (no tensor memory carried across jobs).
+ * it runs here. The child stays warm across jobs: the backend is initialised once, data sets and
+ * checkpoint weights stay loaded while their files are the same (libs/datasets, model-cache.ts),
+ * and after each job it reports what it holds (tensors, RSS) so the worker can replace it when it
+ * grew or ran its share of jobs (compute-process.ts). A task that fails, or that was asked to stop,
+ * ends its child: the next job gets a fresh one.
  */
 import { computeChildEnvSchema, loadEnv } from '@ddae/config';
 import { existsSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { DATASET_NAMES, computeTaskSchema, type BackendName } from '@ddae/contracts';
-import { backendFromEnv, gpuFromEnv, runComputeTask, selectBackend } from '@ddae/compute';
+import { backendFromEnv, gpuFromEnv, runComputeTask, selectBackend, setModelCacheSize, tensorMemory } from '@ddae/compute';
 import { datasetDir } from '@ddae/datasets';
 import { childChannel } from './child-channel';
-import { serializeError, type FromChild, type ToChild } from './child-protocol';
+import { serializeError, type ChildUsage, type FromChild, type ToChild } from './child-protocol';
 
 // The worker died: nobody would hear the result; stop at once (the job will be retried). A send
 // that finds the channel closed leaves the same way, never through an unhandled EPIPE.
 const { send, sendAndExit } = childChannel(process);
 
+/** Set by a `stop` (cancel or shutdown): the running task checkpoints and ends, and so does the child. */
 let stopRequested = false;
+let running = false;
 
 async function main(): Promise<void> {
   if (!process.send) throw new Error('compute-child must be started by the worker (with an IPC channel)');
+  const env = loadEnv(computeChildEnvSchema);
   // The worker validated DDAE_BACKEND and DDAE_GPU (libs/config) and passes them on.
   const prefer: BackendName | 'auto' = backendFromEnv();
   const selected = await selectBackend(prefer, { gpu: gpuFromEnv() });
   const ready: FromChild = { type: 'ready', backend: selected.backend, detail: selected.detail, ...(selected.gpu ? { gpu: selected.gpu } : {}) };
-  if (loadEnv(computeChildEnvSchema).DDAE_PROBE_ONLY === '1') {
+  if (env.DDAE_PROBE_ONLY === '1') {
     // The data sets this machine holds now: one that vanishes later is the machine's fault, not the job's.
     sendAndExit({ ...ready, datasetDirs: DATASET_NAMES.map((name) => datasetDir(name)).filter((dir) => existsSync(dir)) }, 0);
     return;
   }
+  setModelCacheSize(env.DDAE_MODEL_CACHE);
   send(ready);
   process.on('message', (raw: ToChild) => {
     if (raw.type === 'stop') stopRequested = true;
+    // Between jobs only: the worker retires a child that has run its share or grew.
+    if (raw.type === 'retire' && !running) process.exit(0);
     if (raw.type === 'run') void run(raw.task);
   });
 }
 
+function usage(): ChildUsage {
+  return { ...tensorMemory(), rssBytes: process.memoryUsage().rss };
+}
+
 async function run(raw: unknown): Promise<void> {
+  running = true;
+  const started = performance.now();
+  send({ type: 'started' });
   try {
     const task = computeTaskSchema.parse(raw);
     let lastProgress = 0;
@@ -51,8 +69,13 @@ async function run(raw: unknown): Promise<void> {
       trainLoss: (point) => send({ type: 'train-loss', point }),
       shouldStop: () => stopRequested,
     });
-    sendAndExit({ type: 'done', result }, 0);
+    running = false;
+    const done: FromChild = { type: 'done', result, usage: usage(), computeMs: Math.round((performance.now() - started) * 10) / 10 };
+    // Asked to stop (the task may have finished first): this child's work is over either way.
+    if (stopRequested) sendAndExit(done, 0);
+    else send(done);
   } catch (error) {
+    // A failed task may leave tensors or half-done state behind: the next job gets a fresh child.
     sendAndExit({ type: 'error', error: serializeError(error, 'task') }, 0);
   }
 }

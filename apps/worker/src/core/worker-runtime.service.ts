@@ -176,6 +176,8 @@ export class WorkerRuntime implements OnApplicationShutdown {
         await withTimeout(worker.close(true), 500, 'forced worker close').catch(() => undefined);
       });
     }
+    // The warm compute child, idle now (a running one was stopped above): it leaves with the worker.
+    this.jobs.closeCompute();
     clearInterval(this.heartbeat);
     this.health?.close();
     this.gpuLock?.release();

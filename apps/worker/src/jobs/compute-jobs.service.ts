@@ -51,7 +51,8 @@ const HAND_BACK_TIMEOUT_MS = 2_000;
 /** How long a job of a sweep at its concurrency cap waits before it is offered again. */
 const THROTTLE_DELAY_MS = 5_000;
 
-export type JobOutcome = { outcome: 'done' | 'skipped' | 'cancelled'; detail?: string };
+/** A job's return value in BullMQ; computeMs: the time its task took in the compute child (the rest of the job's time is overhead). */
+export type JobOutcome = { outcome: 'done' | 'skipped' | 'cancelled'; detail?: string; computeMs?: number };
 
 /**
  * Thin adapters, one per job name: parse the payload -> claim the row -> run the compute task in
@@ -61,6 +62,7 @@ export type JobOutcome = { outcome: 'done' | 'skipped' | 'cancelled'; detail?: s
 @Injectable()
 export class ComputeJobsService {
   private readonly logger = new Logger('Jobs');
+  private computeProcess?: ComputeProcess;
 
   constructor(
     @Inject(WORKER_ENV) private readonly env: WorkerEnv,
@@ -76,6 +78,12 @@ export class ComputeJobsService {
   ) {}
 
   async process(job: Job, token?: string): Promise<JobOutcome> {
+    const out = await this.dispatch(job, token);
+    const computeMs = out.outcome === 'done' ? this.computeProcess?.last?.computeMs : undefined;
+    return computeMs === undefined ? out : { ...out, computeMs };
+  }
+
+  private async dispatch(job: Job, token?: string): Promise<JobOutcome> {
     switch (job.name) {
       case JOB_NAMES.pretrain:
         return this.pretrain(job, token);
@@ -265,14 +273,36 @@ export class ComputeJobsService {
   }
 
   /**
-   * Runs the task in a fresh compute child and applies the retry policy to its failure.
+   * This worker's compute child, kept warm across jobs (see ComputeProcess): created on the first
+   * job, once the backend is known.
+   */
+  get compute(): ComputeProcess {
+    this.computeProcess ??= new ComputeProcess({
+      backend: this.identity.backend,
+      env: this.identity.childEnv(),
+      maxJobs: this.env.COMPUTE_CHILD_MAX_JOBS,
+      maxRssBytes: this.env.COMPUTE_CHILD_MAX_RSS_MB * 2 ** 20,
+      maxTensorBytes: this.env.COMPUTE_CHILD_MAX_TENSOR_MB * 2 ** 20,
+    });
+    return this.computeProcess;
+  }
+
+  /** Ends the warm compute child between jobs (the worker is shutting down). */
+  closeCompute(): void {
+    this.computeProcess?.close();
+  }
+
+  /**
+   * Runs the task in the compute child and applies the retry policy to its failure.
    * Returns the result, or an outcome when the task was cancelled.
    */
   private async execute(job: Job, token: string | undefined, row: RowHandle, task: ComputeTask, callbacks: ComputeCallbacks): Promise<ComputeResult | JobOutcome> {
-    const child = new ComputeProcess({ backend: this.identity.backend, env: this.identity.childEnv() });
+    const child = this.compute;
     this.current.start({ jobId: job.id ?? '?', label: row.label, child, status: row.status });
     try {
-      return await child.run(task, callbacks);
+      const result = await child.run(task, callbacks);
+      if (child.last?.retired) this.logger.log(`compute child ${child.last.pid} replaced after ${child.last.jobs} job(s): ${child.last.retired}`);
+      return result;
     } catch (error) {
       const e = error instanceof Error ? error : new Error(String(error));
       if (e.name === STOPPED_ERROR) {
