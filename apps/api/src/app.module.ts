@@ -7,6 +7,8 @@ import { ErrorFilter } from './core/error.filter';
 import { QueryContractInterceptor } from './core/query-contract.interceptor';
 import { ReconcilerService } from './core/reconciler.service';
 import { HealthController } from './health/health.controller';
+import { MetricsController } from './health/metrics.controller';
+import { ApiMetrics } from './core/metrics';
 import { LeaderboardController } from './leaderboard/leaderboard.controller';
 import { SweepEventsController } from './sweeps/sweep-events.controller';
 import { SweepIdResolver } from './sweeps/sweep-id';
@@ -21,8 +23,8 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [CoreModule.forRoot(env)],
-      controllers: [SweepsController, SweepResultsController, SweepEventsController, LeaderboardController, WorkersController, HealthController, WebController],
-      providers: [{ provide: APP_FILTER, useClass: ErrorFilter }, { provide: APP_GUARD, useClass: AuthGuard }, { provide: APP_INTERCEPTOR, useClass: QueryContractInterceptor }, ReconcilerService, SweepIdResolver],
+      controllers: [SweepsController, SweepResultsController, SweepEventsController, LeaderboardController, WorkersController, HealthController, MetricsController, WebController],
+      providers: [{ provide: APP_FILTER, useClass: ErrorFilter }, { provide: APP_GUARD, useClass: AuthGuard }, { provide: APP_INTERCEPTOR, useClass: QueryContractInterceptor }, ReconcilerService, SweepIdResolver, ApiMetrics],
     };
   }
 }

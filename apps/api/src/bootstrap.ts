@@ -8,6 +8,7 @@ import type { ApiEnv } from '@ddae/config';
 import { AppModule } from './app.module';
 import { installBodyParsers } from './core/body-parsers';
 import { installHttpPolicy } from './core/http-policy';
+import { ApiMetrics } from './core/metrics';
 
 const LEVELS: LogLevel[] = ['error', 'warn', 'log', 'debug', 'verbose'];
 
@@ -17,11 +18,14 @@ export async function createApiApp(env: ApiEnv): Promise<NestExpressApplication>
     bodyParser: false,
     logger: LEVELS.slice(0, LEVELS.indexOf(env.LOG_LEVEL) + 1),
   });
+  // First: the latency histogram times every request, those the policy refuses included.
+  app.use(app.get(ApiMetrics).httpMiddleware());
   installHttpPolicy(app, env);
   installBodyParsers(app.getHttpAdapter().getInstance(), env.BODY_LIMIT);
   app.setGlobalPrefix('api', {
     exclude: [
       { path: 'health', method: RequestMethod.GET },
+      { path: 'metrics', method: RequestMethod.GET },
       { path: '/', method: RequestMethod.GET },
     ],
   });

@@ -6,6 +6,7 @@ import { createSweepServices, serviceProviders } from '@ddae/sweeps';
 import { CurrentJob } from './core/current-job';
 import { WorkerHealth } from './core/worker-health';
 import { COMPUTE_QUEUE, PRISMA, WORKER_ENV, WorkerIdentity } from './core/worker-identity';
+import { WorkerMetrics } from './core/worker-metrics';
 import { WorkerRuntime } from './core/worker-runtime.service';
 import { ComputeJobsService } from './jobs/compute-jobs.service';
 
@@ -24,6 +25,7 @@ export class WorkerModule implements OnApplicationShutdown {
       { provide: WorkerIdentity, useValue: new WorkerIdentity({ id: env.WORKER_ID, device: env.DEVICE, cudaVisibleDevices: env.CUDA_VISIBLE_DEVICES, gpu: env.DDAE_GPU }) },
       CurrentJob,
       WorkerHealth,
+      WorkerMetrics,
       ComputeJobsService,
       WorkerRuntime,
     ];

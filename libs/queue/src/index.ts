@@ -1,2 +1,3 @@
 export * from './connection';
 export * from './compute-queue';
+export * from './metrics';

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { ApiEnv } from '@ddae/config';
 import { SweepOrchestrator } from '@ddae/sweeps';
+import { ApiMetrics } from './metrics';
 import { API_ENV } from './tokens';
 
 /**
@@ -16,6 +17,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnApplicationS
   constructor(
     private readonly orchestrator: SweepOrchestrator,
     @Inject(API_ENV) private readonly env: ApiEnv,
+    private readonly metrics: ApiMetrics,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -34,9 +36,13 @@ export class ReconcilerService implements OnApplicationBootstrap, OnApplicationS
     this.running = true;
     try {
       const { enqueued, reset } = await this.orchestrator.reconcile({ workerStaleMs: this.env.WORKER_STALE_MS });
+      this.metrics.reconcilerPasses.inc({ result: 'ok' });
+      this.metrics.reconcilerActions.inc({ action: 'requeued' }, reset);
+      this.metrics.reconcilerActions.inc({ action: 'reoffered' }, enqueued);
       if (reset > 0) this.logger.warn(`requeued ${reset} rows whose worker stopped heartbeating`);
       if (enqueued > 0) this.logger.debug(`re-offered ${enqueued} queued rows to the queue`);
     } catch (error) {
+      this.metrics.reconcilerPasses.inc({ result: 'failed' });
       this.logger.warn(`reconcile failed: ${(error as Error).message}`);
     } finally {
       this.running = false;

@@ -12,6 +12,7 @@ import { CurrentJob } from './current-job';
 import { WorkerHealth } from './worker-health';
 import { lockGpu } from './gpu-lock';
 import { WORKER_ENV, WorkerIdentity } from './worker-identity';
+import { jobResultOf, WorkerMetrics } from './worker-metrics';
 
 /**
  * The worker's life: learn the backend, register, consume the compute queue one job at a time,
@@ -40,6 +41,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
     private readonly workers: WorkerRepository,
     private readonly jobs: ComputeJobsService,
     private readonly fitness: WorkerHealth,
+    private readonly metrics: WorkerMetrics,
   ) {
     this.fitness.onUnhealthy((reason) => this.stopConsuming(reason));
   }
@@ -65,12 +67,24 @@ export class WorkerRuntime implements OnApplicationShutdown {
     this.heartbeat = setInterval(() => void this.tick(), this.env.HEARTBEAT_MS);
     // A job handed back or put off (WaitingError, DelayedError) emits neither 'completed' nor
     // 'failed': the worker's state follows the processor itself.
-    const processor = (job: Job, token?: string) =>
-      this.jobs.process(job, token).finally(() => {
-        this.activeJobId = null;
-        this.state = this.afterJob();
-        void this.beat();
-      });
+    const processor = (job: Job, token?: string) => {
+      const startedAt = Date.now();
+      this.metrics.jobStarted(job);
+      return this.jobs
+        .process(job, token)
+        .then(
+          (outcome) => (this.metrics.jobEnded(job.name, jobResultOf(outcome), startedAt), outcome),
+          (error: Error) => {
+            this.metrics.jobEnded(job.name, jobResultOf(error), startedAt);
+            throw error;
+          },
+        )
+        .finally(() => {
+          this.activeJobId = null;
+          this.state = this.afterJob();
+          void this.beat();
+        });
+    };
     this.worker = new Worker(QUEUES.compute, processor, {
       connection: redisConnection(this.env.REDIS_URL, 'worker'),
       prefix: this.env.QUEUE_PREFIX,
@@ -117,9 +131,19 @@ export class WorkerRuntime implements OnApplicationShutdown {
     await this.beat();
   }
 
-  /** GET /health on its own port: 200 while the worker runs, 503 once it is stopping or unhealthy (with the reason). */
+  /**
+   * GET /health on its own port: 200 while the worker runs, 503 once it is stopping or unhealthy
+   * (with the reason); GET /metrics: its Prometheus metrics (worker-metrics.ts).
+   */
   private serveHealth(port: number): void {
     this.health = createServer((req, res) => {
+      if (req.url === '/metrics') {
+        this.metrics.registry.metrics().then(
+          (text) => res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(text),
+          (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(error.message),
+        );
+        return;
+      }
       const ok = this.state !== 'stopping' && this.state !== 'stopped' && this.fitness.reason === undefined;
       res.writeHead(req.url === '/health' ? (ok ? 200 : 503) : 404, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ id: this.identity.id, state: this.state, unhealthyReason: this.fitness.reason ?? null, backend: this.identity.backend, device: this.identity.device, currentJobId: this.activeJobId }));

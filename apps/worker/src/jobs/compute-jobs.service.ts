@@ -35,6 +35,7 @@ import { WORKER_ENV, WorkerIdentity } from '../core/worker-identity';
 import { CurrentJob } from '../core/current-job';
 import { environmentFault, type FaultError } from '../core/environment-fault';
 import { WorkerHealth } from '../core/worker-health';
+import { WorkerMetrics } from '../core/worker-metrics';
 import { retryWrite } from '../core/retry';
 
 /** What a job's row is, for the bookkeeping shared by every kind. */
@@ -73,6 +74,7 @@ export class ComputeJobsService {
     private readonly samples: RunSampleRepository,
     private readonly orchestrator: SweepOrchestrator,
     private readonly health: WorkerHealth,
+    private readonly metrics: WorkerMetrics,
   ) {}
 
   async process(job: Job, token?: string): Promise<JobOutcome> {
@@ -159,6 +161,7 @@ export class ComputeJobsService {
       onProgress: (p) => {
         if (p.message?.startsWith('resumed')) this.logger.log(`run ${run.key}: ${p.message}`);
         void job.updateProgress({ fraction: p.fraction, step: p.step, loss: p.loss }).catch(() => undefined);
+        if (p.step !== undefined) this.metrics.trainingProgress(runId, p.step, hyper.batchSize);
         if (p.step !== undefined && Date.now() - lastWrite > 2_000) {
           lastWrite = Date.now();
           void this.runs.progress(runId, p.step, p.loss).catch(() => undefined);
