@@ -9,6 +9,7 @@ import { ReconcilerService } from './core/reconciler.service';
 import { HealthController } from './health/health.controller';
 import { MetricsController } from './health/metrics.controller';
 import { ApiMetrics } from './core/metrics';
+import { RedisConfigCheck } from './core/redis-check.service';
 import { LeaderboardController } from './leaderboard/leaderboard.controller';
 import { SweepEventsController } from './sweeps/sweep-events.controller';
 import { SweepIdResolver } from './sweeps/sweep-id';
@@ -24,7 +25,7 @@ export class AppModule {
       module: AppModule,
       imports: [CoreModule.forRoot(env)],
       controllers: [SweepsController, SweepResultsController, SweepEventsController, LeaderboardController, WorkersController, HealthController, MetricsController, WebController],
-      providers: [{ provide: APP_FILTER, useClass: ErrorFilter }, { provide: APP_GUARD, useClass: AuthGuard }, { provide: APP_INTERCEPTOR, useClass: QueryContractInterceptor }, ReconcilerService, SweepIdResolver, ApiMetrics],
+      providers: [{ provide: APP_FILTER, useClass: ErrorFilter }, { provide: APP_GUARD, useClass: AuthGuard }, { provide: APP_INTERCEPTOR, useClass: QueryContractInterceptor }, ReconcilerService, SweepIdResolver, ApiMetrics, RedisConfigCheck],
     };
   }
 }

@@ -1,3 +1,4 @@
 export * from './connection';
 export * from './compute-queue';
 export * from './metrics';
+export * from './redis-durability';
