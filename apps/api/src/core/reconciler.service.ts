@@ -1,8 +1,9 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { ApiEnv } from '@ddae/config';
+import type { RedisOutageWatch } from '@ddae/queue';
 import { SweepOrchestrator } from '@ddae/sweeps';
 import { ApiMetrics } from './metrics';
-import { API_ENV } from './tokens';
+import { API_ENV, REDIS_WATCH } from './tokens';
 
 /**
  * Re-enqueues queued rows whose job is missing from Redis (lost enqueue, flushed Redis) at start
@@ -18,6 +19,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnApplicationS
     private readonly orchestrator: SweepOrchestrator,
     @Inject(API_ENV) private readonly env: ApiEnv,
     private readonly metrics: ApiMetrics,
+    @Inject(REDIS_WATCH) private readonly redis: RedisOutageWatch,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -43,7 +45,9 @@ export class ReconcilerService implements OnApplicationBootstrap, OnApplicationS
       if (enqueued > 0) this.logger.debug(`re-offered ${enqueued} queued rows to the queue`);
     } catch (error) {
       this.metrics.reconcilerPasses.inc({ result: 'failed' });
-      this.logger.warn(`reconcile failed: ${(error as Error).message}`);
+      // During a Redis outage (logged once by the watch) each pass failing is no news.
+      if (this.redis.isDown) this.logger.debug(`reconcile failed: ${(error as Error).message}`);
+      else this.logger.warn(`reconcile failed: ${(error as Error).message}`);
     } finally {
       this.running = false;
     }

@@ -5,13 +5,13 @@ import { Worker, type Job } from 'bullmq';
 import { QUEUES } from '@ddae/contracts';
 import type { WorkerEnv } from '@ddae/config';
 import { WorkerRepository } from '@ddae/db';
-import { redisConnection, withTimeout } from '@ddae/queue';
+import { redisConnection, withTimeout, type RedisOutageWatch } from '@ddae/queue';
 import { ComputeProcess } from '../compute/compute-process';
 import { ComputeJobsService } from '../jobs/compute-jobs.service';
 import { CurrentJob } from './current-job';
 import { WorkerHealth } from './worker-health';
 import { lockGpu } from './gpu-lock';
-import { WORKER_ENV, WorkerIdentity } from './worker-identity';
+import { REDIS_WATCH, WORKER_ENV, WorkerIdentity } from './worker-identity';
 import { jobResultOf, WorkerMetrics } from './worker-metrics';
 
 /**
@@ -42,6 +42,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
     private readonly jobs: ComputeJobsService,
     private readonly fitness: WorkerHealth,
     private readonly metrics: WorkerMetrics,
+    @Inject(REDIS_WATCH) private readonly redis: RedisOutageWatch,
   ) {
     this.fitness.onUnhealthy((reason) => this.stopConsuming(reason));
   }
@@ -110,7 +111,8 @@ export class WorkerRuntime implements OnApplicationShutdown {
       // Handed back (shutdown) or put off (concurrency cap): not failures.
       if (error.name !== 'WaitingError' && error.name !== 'DelayedError') this.logger.warn(`job ${job?.id} failed: ${error.message}`);
     });
-    this.worker.on('error', (error) => this.logger.warn(`queue error: ${error.message}`));
+    // A connection error is the outage's (one line down, one up); anything else is news.
+    this.worker.on('error', (error) => this.redis.error(error) || this.logger.warn(`queue error: ${error.message}`));
     if (this.env.HEALTH_PORT >= 0) this.serveHealth(this.env.HEALTH_PORT);
   }
 
