@@ -51,13 +51,13 @@ describe('Prometheus metrics of the API and a worker, end to end', () => {
   beforeAll(async () => {
     const healthPort = await freePort();
     workerMetrics = `http://127.0.0.1:${healthPort}/metrics`;
-    stack = await startStack({ workers: 1, workerEnv: { HEALTH_PORT: String(healthPort) } });
+    stack = await startStack({ workers: 1, workerEnv: { HEALTH_PORT: String(healthPort) }, env: { LOG_FORMAT: 'json' } });
   });
   afterAll(async () => {
     await stack?.stop();
   });
 
-  it('reports queue depth, reconciler passes, HTTP latency by route template, and the worker its jobs, throughput and busy ratio', async () => {
+  it("reports queue depth, reconciler passes, HTTP latency by route template, the worker its jobs, throughput and busy ratio; LOG_FORMAT=json lines carry the job's ids", async () => {
     const { id } = await stack.submit(SWEEP);
     expect((await stack.waitForSweep(id, 240_000)).status).toBe('SUCCEEDED');
     await stack.client.getSweep(id.slice(0, 8));
@@ -100,6 +100,15 @@ describe('Prometheus metrics of the API and a worker, end to end', () => {
     expect(ratio).toBeGreaterThan(0);
     expect(ratio).toBeLessThan(1);
     expect(sample(worker.samples, 'ddae_worker_busy_seconds_total', w)).toBeGreaterThan(0);
+
+    // LOG_FORMAT=json: every line is a JSON object; the job's lines carry its ids.
+    const lines = (p: { output(): string }) => p.output().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const run = await stack.db.prisma.run.findFirstOrThrow({ where: { sweepId: id } });
+    const workerLines = lines(stack.workers[0]);
+    expect(workerLines.every((l) => l['service'] === 'worker' && l['worker'] === 'e2e-worker-1' && typeof l['level'] === 'string')).toBe(true);
+    expect(workerLines).toContainEqual(expect.objectContaining({ level: 'info', context: 'Jobs', jobKind: 'pretrain', jobId: expect.any(String), sweepId: id, runId: run.id, msg: expect.stringMatching(/ steps in /) }));
+    expect(lines(stack.api)).toContainEqual(expect.objectContaining({ service: 'api', level: 'info', req: expect.objectContaining({ method: 'POST', url: '/api/sweeps' }), res: expect.objectContaining({ statusCode: 201 }) }));
+    expect(JSON.stringify(lines(stack.api))).not.toContain(stack.token);
 
     // While a job runs the worker says so (busy 1, and a training rate once two progress reports came).
     const { id: second } = await stack.submit({ ...SWEEP, name: 'e2e-metrics-2', pretrain: { ...SWEEP.pretrain, steps: 400, checkpointEvery: 200 } });

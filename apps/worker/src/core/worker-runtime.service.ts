@@ -3,7 +3,7 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/
 import { createServer, type Server } from 'node:http';
 import { Worker, type Job } from 'bullmq';
 import { QUEUES } from '@ddae/contracts';
-import type { WorkerEnv } from '@ddae/config';
+import { withLogContext, type WorkerEnv } from '@ddae/config';
 import { WorkerRepository } from '@ddae/db';
 import { redisConnection, withTimeout, type RedisOutageWatch } from '@ddae/queue';
 import { ComputeProcess } from '../compute/compute-process';
@@ -71,8 +71,8 @@ export class WorkerRuntime implements OnApplicationShutdown {
     const processor = (job: Job, token?: string) => {
       const startedAt = Date.now();
       this.metrics.jobStarted(job);
-      return this.jobs
-        .process(job, token)
+      // Every line logged for the job carries its id (and its sweep and run, once claimed).
+      return withLogContext({ jobId: job.id, jobKind: job.name }, () => this.jobs.process(job, token))
         .then(
           (outcome) => (this.metrics.jobEnded(job.name, jobResultOf(outcome), startedAt), outcome),
           (error: Error) => {

@@ -25,7 +25,7 @@ import {
   type DiTConfig,
   type UNetConfig,
 } from '@ddae/contracts';
-import type { WorkerEnv } from '@ddae/config';
+import { addLogContext, type WorkerEnv } from '@ddae/config';
 import { BaselineRepository, ProbeRepository, RunRepository, RunSampleRepository, THROTTLED, TrainLossRepository } from '@ddae/db';
 import { withTimeout } from '@ddae/queue';
 import { SweepOrchestrator, type RunHyper } from '@ddae/sweeps';
@@ -96,9 +96,11 @@ export class ComputeJobsService {
 
   private async pretrain(job: Job, token?: string): Promise<JobOutcome> {
     const { runId } = parsePayload(pretrainPayloadSchema, job);
+    addLogContext({ runId });
     const run = await this.write('claim run', () => this.runs.claim(runId, { workerId: this.identity.id, backend: this.identity.backend, device: this.identity.resultDevice() }));
     if (run === THROTTLED) return this.throttle(job, token);
     if (!run) return { outcome: 'skipped', detail: `run ${runId} is ${(await this.runs.status(runId)) ?? 'gone'}` };
+    addLogContext({ sweepId: run.sweepId });
     await this.write('mark sweep started', () => this.orchestrator.taskStarted(run.sweepId));
     const handle: RowHandle = {
       label: `run ${run.key}`,
@@ -184,9 +186,11 @@ export class ComputeJobsService {
 
   private async probe(job: Job, token?: string): Promise<JobOutcome> {
     const { probeTaskId } = parsePayload(probePayloadSchema, job);
+    addLogContext({ probeTaskId });
     const row = await this.write('claim probe task', () => this.probes.claim(probeTaskId, { workerId: this.identity.id }));
     if (row === THROTTLED) return this.throttle(job, token);
     if (!row) return { outcome: 'skipped', detail: `probe task ${probeTaskId} is ${(await this.probes.status(probeTaskId)) ?? 'gone'}` };
+    addLogContext({ sweepId: row.sweepId, runId: row.runId });
     await this.write('mark sweep started', () => this.orchestrator.taskStarted(row.sweepId));
     const handle: RowHandle = {
       label: `probe ${probeTaskId}`,
@@ -228,6 +232,7 @@ export class ComputeJobsService {
 
   private async baseline(job: Job, token?: string): Promise<JobOutcome> {
     const { baselineId } = parsePayload(baselinePayloadSchema, job);
+    addLogContext({ baselineId });
     const row = await this.write('claim baseline', () => this.baselines.claim(baselineId, { workerId: this.identity.id, backend: this.identity.backend, device: this.identity.resultDevice() }));
     if (!row) return { outcome: 'skipped', detail: `baseline ${baselineId} is not open` };
     await this.write('mark sweeps started', () => this.orchestrator.baselineStarted(baselineId));
