@@ -107,6 +107,11 @@ describe('Prometheus metrics of the API and a worker, end to end', () => {
     const workerLines = lines(stack.workers[0]);
     expect(workerLines.every((l) => l['service'] === 'worker' && l['worker'] === 'e2e-worker-1' && typeof l['level'] === 'string')).toBe(true);
     expect(workerLines).toContainEqual(expect.objectContaining({ level: 'info', context: 'Jobs', jobKind: 'pretrain', jobId: expect.any(String), sweepId: id, runId: run.id, msg: expect.stringMatching(/ steps in /) }));
+    // One line per change of the worker's state: started once, busy once per job taken.
+    const changes = workerLines.filter((l) => l['context'] === 'Worker' && String(l['msg']).includes(' -> ')).map((l) => String(l['msg']));
+    expect(changes.filter((m) => m === 'starting -> idle')).toHaveLength(1);
+    expect(changes.filter((m) => /^idle -> busy \(job \S+\)$/.test(m))).toHaveLength(jobs);
+    expect(changes.filter((m) => m === 'busy -> idle')).toHaveLength(jobs);
     expect(lines(stack.api)).toContainEqual(expect.objectContaining({ service: 'api', level: 'info', req: expect.objectContaining({ method: 'POST', url: '/api/sweeps' }), res: expect.objectContaining({ statusCode: 201 }) }));
     expect(JSON.stringify(lines(stack.api))).not.toContain(stack.token);
 

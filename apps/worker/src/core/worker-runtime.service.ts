@@ -23,12 +23,14 @@ import { jobResultOf, WorkerMetrics } from './worker-metrics';
  * /health) until it is fixed and restarted; it does not exit, so no supervisor restart loop can
  * take jobs on a broken machine (and a restart meets the start-up checks first).
  */
+type WorkerState = 'starting' | 'idle' | 'busy' | 'stopping' | 'stopped' | 'unhealthy';
+
 @Injectable()
 export class WorkerRuntime implements OnApplicationShutdown {
   private readonly logger = new Logger('Worker');
   private worker?: Worker;
   private heartbeat?: NodeJS.Timeout;
-  private state: 'starting' | 'idle' | 'busy' | 'stopping' | 'stopped' | 'unhealthy' = 'starting';
+  private stateNow: WorkerState = 'starting';
   private shuttingDown = false;
   private activeJobId: string | null = null;
   private health?: Server;
@@ -45,6 +47,18 @@ export class WorkerRuntime implements OnApplicationShutdown {
     @Inject(REDIS_WATCH) private readonly redis: RedisOutageWatch,
   ) {
     this.fitness.onUnhealthy((reason) => this.stopConsuming(reason));
+  }
+
+  private get state(): WorkerState {
+    return this.stateNow;
+  }
+
+  /** One log line per change of state (with the job taken, when it turns busy). */
+  private set state(next: WorkerState) {
+    if (next === this.stateNow) return;
+    const previous = this.stateNow;
+    this.stateNow = next;
+    this.logger.log(`${previous} -> ${next}${next === 'busy' && this.activeJobId ? ` (job ${this.activeJobId})` : ''}`);
   }
 
   /** Whether a shutdown got as far as handing back its job (or had none): safe to exit. */
@@ -96,8 +110,8 @@ export class WorkerRuntime implements OnApplicationShutdown {
       name: this.identity.id,
     });
     this.worker.on('active', (job) => {
-      this.state = 'busy';
       this.activeJobId = job.id ?? null;
+      this.state = 'busy';
       void this.beat();
     });
     this.worker.on('completed', (job) => {
