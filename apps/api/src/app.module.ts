@@ -43,6 +43,11 @@ function jsonLogs(env: ApiEnv): DynamicModule {
       autoLogging: { ignore: (req) => req.url === '/health' || req.url === '/metrics' },
       customLogLevel: (req, res, error) => (error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : req.method === 'GET' || req.method === 'HEAD' ? 'debug' : 'info'),
       quietReqLogger: true,
+      // The sweep a request is about, as a field of its line (`:id` once the route matched).
+      customProps: (req) => {
+        const id = (req as { params?: Record<string, unknown> }).params?.['id'];
+        return typeof id === 'string' ? { sweepId: id } : {};
+      },
     },
   });
 }

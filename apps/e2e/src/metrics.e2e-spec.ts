@@ -123,5 +123,7 @@ describe('Prometheus metrics of the API and a worker, end to end', () => {
     }, { timeoutMs: 120_000, intervalMs: 300, describe: async () => stack.logs() });
     expect(sample(running, 'ddae_worker_busy', w)).toBe(1);
     await stack.client.cancel(second);
+    // The API's line of a write names the sweep it was about.
+    await waitFor('the cancel line', async () => lines(stack.api).find((l) => l['sweepId'] === second && (l['req'] as { url?: string } | undefined)?.url === `/api/sweeps/${second}/cancel`), { timeoutMs: 5_000, describe: async () => stack.logs() });
   });
 });
