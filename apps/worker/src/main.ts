@@ -1,16 +1,19 @@
 import 'reflect-metadata';
-import { Logger, type LogLevel } from '@nestjs/common';
+import { hostname } from 'node:os';
+import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { loadEnv, workerEnvSchema } from '@ddae/config';
+import { createServiceLogger, loadEnv, nestLogLevels, PinoNestLogger, workerEnvSchema } from '@ddae/config';
 import { WorkerModule } from './worker.module';
 import { WorkerRuntime } from './core/worker-runtime.service';
-
-const LEVELS: LogLevel[] = ['error', 'warn', 'log', 'debug', 'verbose'];
 
 async function main(): Promise<void> {
   const env = loadEnv(workerEnvSchema);
   const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(env), {
-    logger: LEVELS.slice(0, LEVELS.indexOf(env.LOG_LEVEL) + 1),
+    // LOG_FORMAT=json: pino, every line with the worker's id (and a job's ids while it runs).
+    logger:
+      env.LOG_FORMAT === 'json'
+        ? new PinoNestLogger(createServiceLogger({ level: env.LOG_LEVEL, base: { service: 'worker', worker: env.WORKER_ID ?? `${hostname()}-${process.pid}` } }))
+        : nestLogLevels(env.LOG_LEVEL),
   });
   // Our own signal handling (not Nest's, which re-raises the signal): close the app, which stops
   // taking jobs, lets the running child checkpoint and hands its job back, then exit with 0.

@@ -1,7 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
+import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { Service } from 'kubernetes-models/v1';
+import { QUEUES } from '@ddae/contracts';
 import { apiEnvSchema, workerEnvSchema } from './env.schema';
 
 /**
@@ -41,6 +45,22 @@ const OUTSIDE = new Map([
   ['VK_DRIVER_FILES', 'the Vulkan loader'],
 ]);
 const OURS = new Set([...Object.keys(apiEnvSchema.shape), ...Object.keys(workerEnvSchema.shape)]);
+
+/** Every Kubernetes manifest of infra/k8s, and its documents. */
+const K8S_FILES = readdirSync(path.join(root, 'infra/k8s')).filter((f) => /\.ya?ml$/.test(f)).map((f) => `infra/k8s/${f}`);
+const k8sDocs = (file: string) => parseAllDocuments(read(file)).map((d) => d.toJS() as K8sDoc & { apiVersion: string; metadata: { name: string; annotations?: Record<string, string> } });
+
+/** The kinds infra/k8s uses, each with its model (kubernetes-models: the Kubernetes and KEDA JSON schemas, bundled). */
+const MODELS: Record<string, new (data: never) => { validate(): void }> = {
+  'apps/v1 Deployment': Deployment,
+  'v1 Service': Service,
+  'keda.sh/v1alpha1 ScaledObject': ScaledObject,
+};
+
+/** A container's environment as the process would see it: a secret stands in as a URL, a field as a pod name. */
+function containerEnv(env: EnvVar[] | undefined): Record<string, string> {
+  return Object.fromEntries((env ?? []).map((e) => [e.name, e.value ?? (e.valueFrom?.fieldRef ? 'ddae-worker-gpu-5f7c9d-x2kqp' : e.name === 'REDIS_URL' ? 'redis://:secret@redis:6379' : 'postgresql://secret@db:5432/ddae')]));
+}
 
 /** The Dockerfile's stages in order, each with its instructions (continuation lines joined). */
 function dockerStages(text: string): { name: string; from: string; lines: string[] }[] {
@@ -124,7 +144,7 @@ describe('deployment (infra/, checked by reading)', () => {
     const compose = parse(read('infra/docker-compose.yml')) as { 'x-app': { environment: Record<string, string> }; services: Record<string, { environment?: Record<string, string> }> };
     const sets: [string, string][] = [
       ...stages.flatMap((s) => Object.keys(envOf(s.lines)).map((n): [string, string] => [n, `infra/Dockerfile (${s.name})`])),
-      ...containers.flatMap((c) => (c.env ?? []).map((e): [string, string] => [e.name, 'infra/k8s/worker-gpu.yaml'])),
+      ...K8S_FILES.flatMap((file) => k8sDocs(file).flatMap((d) => d.spec?.template?.spec?.containers ?? []).flatMap((c) => (c.env ?? []).map((e): [string, string] => [e.name, file]))),
       ...Object.keys(compose['x-app'].environment).map((n): [string, string] => [n, 'infra/docker-compose.yml']),
     ];
     expect(sets.length).toBeGreaterThan(10);
@@ -158,5 +178,60 @@ describe('deployment (infra/, checked by reading)', () => {
     expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThan(Number(env.SHUTDOWN_GRACE_MS));
     expect(worker.livenessProbe.httpGet.port).toBe(Number(env.HEALTH_PORT));
     expect(deployment.spec.selector.matchLabels).toEqual(deployment.spec.template.metadata.labels);
+  });
+
+  it('validates every Kubernetes manifest against its kind\'s schema (Kubernetes and KEDA, offline)', () => {
+    expect(K8S_FILES.sort()).toEqual(['infra/k8s/api.yaml', 'infra/k8s/keda-worker-gpu.yaml', 'infra/k8s/worker-gpu.yaml']);
+    for (const file of K8S_FILES) {
+      for (const doc of parseAllDocuments(read(file))) {
+        expect([file, doc.errors]).toEqual([file, []]);
+        const data = doc.toJS() as { apiVersion: string; kind: string; metadata: { name: string } };
+        const Model = MODELS[`${data.apiVersion} ${data.kind}`];
+        expect([file, data.kind, Boolean(Model)]).toEqual([file, data.kind, true]);
+        expect(() => new Model(data as never).validate()).not.toThrow();
+      }
+    }
+    // The validator is not a yes-man: a value of the wrong type fails.
+    const bad = k8sDocs('infra/k8s/worker-gpu.yaml')[0] as unknown as { spec: { template: { spec: { terminationGracePeriodSeconds: unknown } } } };
+    bad.spec.template.spec.terminationGracePeriodSeconds = '90';
+    expect(() => new Deployment(bad as never).validate()).toThrow(/terminationGracePeriodSeconds must be integer/);
+  });
+
+  it('the API\'s manifest sets variables the API accepts, and is scraped where it serves /metrics', () => {
+    const [api, service] = k8sDocs('infra/k8s/api.yaml');
+    const [container] = api.spec.template.spec.containers as unknown as ({ env?: EnvVar[]; ports: { containerPort: number }[] } & Record<string, unknown>)[];
+    const parsed = apiEnvSchema.safeParse(containerEnv(container.env));
+    expect(parsed.error?.issues ?? []).toEqual([]);
+    expect(parsed.data).toMatchObject({ HOST: '0.0.0.0', LOG_FORMAT: 'json' });
+    const annotations = (api.spec.template as unknown as { metadata: { annotations: Record<string, string> } }).metadata.annotations;
+    expect(annotations).toEqual({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(parsed.data?.PORT), 'prometheus.io/path': '/metrics' });
+    expect(container.ports[0].containerPort).toBe(parsed.data?.PORT);
+    expect((service as unknown as { spec: { selector: Record<string, string> } }).spec.selector).toEqual(api.spec.selector.matchLabels);
+    // The Service's name is a Host the API answers to.
+    expect(parsed.data?.ALLOWED_HOSTS).toContain(service.metadata.name);
+  });
+
+  it('scales the GPU workers with KEDA on the waiting, prioritized and running jobs, and the workers are scraped on HEALTH_PORT', () => {
+    const [scaled] = k8sDocs('infra/k8s/keda-worker-gpu.yaml') as unknown as {
+      spec: { scaleTargetRef: { kind: string; name: string }; minReplicaCount: number; maxReplicaCount: number; triggers: { type: string; metadata: Record<string, string> }[]; advanced: { horizontalPodAutoscalerConfig: { behavior: { scaleDown: { stabilizationWindowSeconds: number; policies: { type: string; value: number }[] } } } } };
+    }[];
+    const worker = k8sDocs('infra/k8s/worker-gpu.yaml').find((d) => d.kind === 'Deployment');
+    expect(scaled.spec.scaleTargetRef).toMatchObject({ kind: 'Deployment', name: worker?.metadata.name });
+    // KEDA owns the count: the Deployment does not set one to fight it with.
+    expect((worker?.spec as { replicas?: number }).replicas).toBeUndefined();
+    const [trigger] = scaled.spec.triggers;
+    // Prometheus, not the Redis-list scaler (blind to BullMQ's prioritized sorted set).
+    expect(trigger.type).toBe('prometheus');
+    expect(trigger.metadata.query).toContain(`ddae_queue_jobs{queue="${QUEUES.compute}", state=~"waiting|prioritized|active"}`);
+    expect(trigger.metadata.threshold).toBe('1');
+    const down = scaled.spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown;
+    expect(down.stabilizationWindowSeconds).toBeGreaterThanOrEqual(300);
+    expect(down.policies).toEqual([expect.objectContaining({ type: 'Pods', value: 1 })]);
+    const pod = worker?.spec.template as unknown as { metadata: { annotations: Record<string, string> }; spec: { containers: { env?: EnvVar[]; ports: { containerPort: number }[] }[]; terminationGracePeriodSeconds: number } };
+    const env = workerEnvSchema.parse({ ...containerEnv(pod.spec.containers[0].env) });
+    expect(pod.metadata.annotations).toEqual({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(env.HEALTH_PORT), 'prometheus.io/path': '/metrics' });
+    expect(pod.spec.containers[0].ports[0].containerPort).toBe(env.HEALTH_PORT);
+    // A busy pod chosen for removal has time to checkpoint and hand its job back before SIGKILL.
+    expect(pod.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(env.SHUTDOWN_GRACE_MS + 10_000);
   });
 });

@@ -25,6 +25,12 @@ const shared = {
   ARTIFACT_DIR: z.string().default('./artifacts'),
   /** Log level. Default `log`. */
   LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
+  /**
+   * `json`: one JSON object per line (pino: level, time, msg, context, the sweep/run/job/worker ids,
+   * credentials redacted), for a log collector; `pretty`: Nest's coloured lines, for a terminal.
+   * Default pretty.
+   */
+  LOG_FORMAT: z.enum(['json', 'pretty']).default('pretty'),
 };
 
 export const apiEnvSchema = z.object({

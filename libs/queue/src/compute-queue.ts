@@ -37,6 +37,8 @@ export interface ComputeQueueOptions {
   redisUrl: string;
   /** Key prefix. Default `ddae`. */
   prefix?: string;
+  /** Errors of the queue's connection (a RedisOutageWatch takes the connection errors). Default: BullMQ's console.error. */
+  onError?: (error: Error) => void;
 }
 
 export type EnqueueRequest = (
@@ -72,6 +74,7 @@ export class ComputeQueue {
       prefix: options.prefix ?? 'ddae',
       defaultJobOptions: COMPUTE_JOB_DEFAULTS,
     });
+    if (options.onError) this.queue.on('error', options.onError);
   }
 
   async enqueue(requests: EnqueueRequest[]): Promise<void> {

@@ -15,6 +15,8 @@ export interface RedisServerOptions {
    * 127.0.0.1; clients trust it through `caFile` (e.g. `NODE_EXTRA_CA_CERTS`). Default false.
    */
   tls?: boolean;
+  /** More redis-server arguments, after the defaults (e.g. `['--maxmemory-policy', 'allkeys-lru']`). */
+  args?: string[];
 }
 
 /**
@@ -58,6 +60,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const dir = mkdtempSync(path.join(tmpdir(), 'ddae-redis-'));
   const args = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir, '--loglevel', 'warning'];
   if (options.password) args.push('--requirepass', options.password);
+  if (options.args) args.push(...options.args);
   let caFile: string | undefined;
   if (options.tls) {
     caFile = path.join(dir, 'cert.pem');

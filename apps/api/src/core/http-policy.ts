@@ -30,7 +30,8 @@ export function hostName(header: string | undefined): string | undefined {
  * - a Host allow-list (ALLOWED_HOSTS): a page on another site that rebinds its DNS name to this
  *   machine sends its own name as Host and is refused with 403, so it cannot read the API.
  *   `GET /health` is exempt: an orchestrator's probe names the pod's address, and it tells only
- *   whether Postgres and Redis answer;
+ *   whether Postgres and Redis answer. `GET /metrics` likewise (Prometheus scrapes the pod's
+ *   address; it tells counts and latencies, nothing of a sweep's content);
  * - CORS (CORS_ORIGINS): no cross-origin access by default; listed origins may call with
  *   `Authorization`, `Content-Type`, `Idempotency-Key` and `Last-Event-ID`.
  */
@@ -40,7 +41,7 @@ export function installHttpPolicy(app: INestApplication, env: ApiEnv): void {
   const hosts = allowedHosts(env);
   express.use((req: Request, res: Response, next: NextFunction) => {
     res.setHeader('X-Content-Type-Options', 'nosniff');
-    if (hosts === '*' || (req.method === 'GET' && req.path === '/health')) return next();
+    if (hosts === '*' || (req.method === 'GET' && (req.path === '/health' || req.path === '/metrics'))) return next();
     const host = hostName(req.headers.host);
     if (host !== undefined && hosts.has(host)) return next();
     const body: ErrorBody = {

@@ -1,7 +1,9 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { ApiEnv } from '@ddae/config';
+import type { RedisOutageWatch } from '@ddae/queue';
 import { SweepOrchestrator } from '@ddae/sweeps';
-import { API_ENV } from './tokens';
+import { ApiMetrics } from './metrics';
+import { API_ENV, REDIS_WATCH } from './tokens';
 
 /**
  * Re-enqueues queued rows whose job is missing from Redis (lost enqueue, flushed Redis) at start
@@ -16,6 +18,8 @@ export class ReconcilerService implements OnApplicationBootstrap, OnApplicationS
   constructor(
     private readonly orchestrator: SweepOrchestrator,
     @Inject(API_ENV) private readonly env: ApiEnv,
+    private readonly metrics: ApiMetrics,
+    @Inject(REDIS_WATCH) private readonly redis: RedisOutageWatch,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -34,10 +38,16 @@ export class ReconcilerService implements OnApplicationBootstrap, OnApplicationS
     this.running = true;
     try {
       const { enqueued, reset } = await this.orchestrator.reconcile({ workerStaleMs: this.env.WORKER_STALE_MS });
+      this.metrics.reconcilerPasses.inc({ result: 'ok' });
+      this.metrics.reconcilerActions.inc({ action: 'requeued' }, reset);
+      this.metrics.reconcilerActions.inc({ action: 'reoffered' }, enqueued);
       if (reset > 0) this.logger.warn(`requeued ${reset} rows whose worker stopped heartbeating`);
       if (enqueued > 0) this.logger.debug(`re-offered ${enqueued} queued rows to the queue`);
     } catch (error) {
-      this.logger.warn(`reconcile failed: ${(error as Error).message}`);
+      this.metrics.reconcilerPasses.inc({ result: 'failed' });
+      // During a Redis outage (logged once by the watch) each pass failing is no news.
+      if (this.redis.isDown) this.logger.debug(`reconcile failed: ${(error as Error).message}`);
+      else this.logger.warn(`reconcile failed: ${(error as Error).message}`);
     } finally {
       this.running = false;
     }

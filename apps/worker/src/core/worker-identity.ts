@@ -5,6 +5,8 @@ import { describeGpuAdapter, gpuDeviceLabel, type BackendName, type ComputeDevic
 export const WORKER_ENV = Symbol('WORKER_ENV');
 export const PRISMA = Symbol('PRISMA');
 export const COMPUTE_QUEUE = Symbol('COMPUTE_QUEUE');
+/** The worker's RedisOutageWatch (libs/queue): a Redis outage is one line when it starts and one when it ends. */
+export const REDIS_WATCH = Symbol('REDIS_WATCH');
 
 /** Who this worker is; the backend is learned once, at start, from a probe of the compute child. */
 @Injectable()

@@ -3,15 +3,16 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/
 import { createServer, type Server } from 'node:http';
 import { Worker, type Job } from 'bullmq';
 import { QUEUES } from '@ddae/contracts';
-import type { WorkerEnv } from '@ddae/config';
+import { withLogContext, type WorkerEnv } from '@ddae/config';
 import { WorkerRepository } from '@ddae/db';
-import { redisConnection, withTimeout } from '@ddae/queue';
+import { redisConnection, withTimeout, type RedisOutageWatch } from '@ddae/queue';
 import { ComputeProcess } from '../compute/compute-process';
 import { ComputeJobsService } from '../jobs/compute-jobs.service';
 import { CurrentJob } from './current-job';
 import { WorkerHealth } from './worker-health';
 import { lockGpu } from './gpu-lock';
-import { WORKER_ENV, WorkerIdentity } from './worker-identity';
+import { REDIS_WATCH, WORKER_ENV, WorkerIdentity } from './worker-identity';
+import { jobResultOf, WorkerMetrics } from './worker-metrics';
 
 /**
  * The worker's life: learn the backend, register, consume the compute queue one job at a time,
@@ -22,12 +23,14 @@ import { WORKER_ENV, WorkerIdentity } from './worker-identity';
  * /health) until it is fixed and restarted; it does not exit, so no supervisor restart loop can
  * take jobs on a broken machine (and a restart meets the start-up checks first).
  */
+type WorkerState = 'starting' | 'idle' | 'busy' | 'stopping' | 'stopped' | 'unhealthy';
+
 @Injectable()
 export class WorkerRuntime implements OnApplicationShutdown {
   private readonly logger = new Logger('Worker');
   private worker?: Worker;
   private heartbeat?: NodeJS.Timeout;
-  private state: 'starting' | 'idle' | 'busy' | 'stopping' | 'stopped' | 'unhealthy' = 'starting';
+  private stateNow: WorkerState = 'starting';
   private shuttingDown = false;
   private activeJobId: string | null = null;
   private health?: Server;
@@ -40,8 +43,22 @@ export class WorkerRuntime implements OnApplicationShutdown {
     private readonly workers: WorkerRepository,
     private readonly jobs: ComputeJobsService,
     private readonly fitness: WorkerHealth,
+    private readonly metrics: WorkerMetrics,
+    @Inject(REDIS_WATCH) private readonly redis: RedisOutageWatch,
   ) {
     this.fitness.onUnhealthy((reason) => this.stopConsuming(reason));
+  }
+
+  private get state(): WorkerState {
+    return this.stateNow;
+  }
+
+  /** One log line per change of state (with the job taken, when it turns busy). */
+  private set state(next: WorkerState) {
+    if (next === this.stateNow) return;
+    const previous = this.stateNow;
+    this.stateNow = next;
+    this.logger.log(`${previous} -> ${next}${next === 'busy' && this.activeJobId ? ` (job ${this.activeJobId})` : ''}`);
   }
 
   /** Whether a shutdown got as far as handing back its job (or had none): safe to exit. */
@@ -65,12 +82,24 @@ export class WorkerRuntime implements OnApplicationShutdown {
     this.heartbeat = setInterval(() => void this.tick(), this.env.HEARTBEAT_MS);
     // A job handed back or put off (WaitingError, DelayedError) emits neither 'completed' nor
     // 'failed': the worker's state follows the processor itself.
-    const processor = (job: Job, token?: string) =>
-      this.jobs.process(job, token).finally(() => {
-        this.activeJobId = null;
-        this.state = this.afterJob();
-        void this.beat();
-      });
+    const processor = (job: Job, token?: string) => {
+      const startedAt = Date.now();
+      this.metrics.jobStarted(job);
+      // Every line logged for the job carries its id (and its sweep and run, once claimed).
+      return withLogContext({ jobId: job.id, jobKind: job.name }, () => this.jobs.process(job, token))
+        .then(
+          (outcome) => (this.metrics.jobEnded(job.name, jobResultOf(outcome), startedAt), outcome),
+          (error: Error) => {
+            this.metrics.jobEnded(job.name, jobResultOf(error), startedAt);
+            throw error;
+          },
+        )
+        .finally(() => {
+          this.activeJobId = null;
+          this.state = this.afterJob();
+          void this.beat();
+        });
+    };
     this.worker = new Worker(QUEUES.compute, processor, {
       connection: redisConnection(this.env.REDIS_URL, 'worker'),
       prefix: this.env.QUEUE_PREFIX,
@@ -81,8 +110,8 @@ export class WorkerRuntime implements OnApplicationShutdown {
       name: this.identity.id,
     });
     this.worker.on('active', (job) => {
-      this.state = 'busy';
       this.activeJobId = job.id ?? null;
+      this.state = 'busy';
       void this.beat();
     });
     this.worker.on('completed', (job) => {
@@ -96,7 +125,8 @@ export class WorkerRuntime implements OnApplicationShutdown {
       // Handed back (shutdown) or put off (concurrency cap): not failures.
       if (error.name !== 'WaitingError' && error.name !== 'DelayedError') this.logger.warn(`job ${job?.id} failed: ${error.message}`);
     });
-    this.worker.on('error', (error) => this.logger.warn(`queue error: ${error.message}`));
+    // A connection error is the outage's (one line down, one up); anything else is news.
+    this.worker.on('error', (error) => this.redis.error(error) || this.logger.warn(`queue error: ${error.message}`));
     if (this.env.HEALTH_PORT >= 0) this.serveHealth(this.env.HEALTH_PORT);
   }
 
@@ -117,9 +147,19 @@ export class WorkerRuntime implements OnApplicationShutdown {
     await this.beat();
   }
 
-  /** GET /health on its own port: 200 while the worker runs, 503 once it is stopping or unhealthy (with the reason). */
+  /**
+   * GET /health on its own port: 200 while the worker runs, 503 once it is stopping or unhealthy
+   * (with the reason); GET /metrics: its Prometheus metrics (worker-metrics.ts).
+   */
   private serveHealth(port: number): void {
     this.health = createServer((req, res) => {
+      if (req.url === '/metrics') {
+        this.metrics.registry.metrics().then(
+          (text) => res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(text),
+          (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(error.message),
+        );
+        return;
+      }
       const ok = this.state !== 'stopping' && this.state !== 'stopped' && this.fitness.reason === undefined;
       res.writeHead(req.url === '/health' ? (ok ? 200 : 503) : 404, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ id: this.identity.id, state: this.state, unhealthyReason: this.fitness.reason ?? null, backend: this.identity.backend, device: this.identity.device, currentJobId: this.activeJobId }));

@@ -25,7 +25,7 @@ import {
   type DiTConfig,
   type UNetConfig,
 } from '@ddae/contracts';
-import type { WorkerEnv } from '@ddae/config';
+import { addLogContext, type WorkerEnv } from '@ddae/config';
 import { BaselineRepository, ProbeRepository, RunRepository, RunSampleRepository, taskLabelBudgets, THROTTLED, TrainLossRepository } from '@ddae/db';
 import { withTimeout } from '@ddae/queue';
 import { SweepOrchestrator, pretrainSettings, type RunHyper } from '@ddae/sweeps';
@@ -35,6 +35,7 @@ import { WORKER_ENV, WorkerIdentity } from '../core/worker-identity';
 import { CurrentJob } from '../core/current-job';
 import { environmentFault, type FaultError } from '../core/environment-fault';
 import { WorkerHealth } from '../core/worker-health';
+import { WorkerMetrics } from '../core/worker-metrics';
 import { retryWrite } from '../core/retry';
 
 /** What a job's row is, for the bookkeeping shared by every kind. */
@@ -75,6 +76,7 @@ export class ComputeJobsService {
     private readonly samples: RunSampleRepository,
     private readonly orchestrator: SweepOrchestrator,
     private readonly health: WorkerHealth,
+    private readonly metrics: WorkerMetrics,
   ) {}
 
   async process(job: Job, token?: string): Promise<JobOutcome> {
@@ -102,9 +104,11 @@ export class ComputeJobsService {
 
   private async pretrain(job: Job, token?: string): Promise<JobOutcome> {
     const { runId } = parsePayload(pretrainPayloadSchema, job);
+    addLogContext({ runId });
     const run = await this.write('claim run', () => this.runs.claim(runId, { workerId: this.identity.id, backend: this.identity.backend, device: this.identity.resultDevice() }));
     if (run === THROTTLED) return this.throttle(job, token);
     if (!run) return { outcome: 'skipped', detail: `run ${runId} is ${(await this.runs.status(runId)) ?? 'gone'}` };
+    addLogContext({ sweepId: run.sweepId });
     await this.write('mark sweep started', () => this.orchestrator.taskStarted(run.sweepId));
     const handle: RowHandle = {
       label: `run ${run.key}`,
@@ -158,6 +162,7 @@ export class ComputeJobsService {
       onProgress: (p) => {
         if (p.message?.startsWith('resumed')) this.logger.log(`run ${run.key}: ${p.message}`);
         void job.updateProgress({ fraction: p.fraction, step: p.step, loss: p.loss }).catch(() => undefined);
+        if (p.step !== undefined) this.metrics.trainingProgress(runId, p.step, hyper.batchSize);
         if (p.step !== undefined && Date.now() - lastWrite > 2_000) {
           lastWrite = Date.now();
           void this.runs.progress(runId, p.step, p.loss).catch(() => undefined);
@@ -180,9 +185,11 @@ export class ComputeJobsService {
 
   private async probe(job: Job, token?: string): Promise<JobOutcome> {
     const { probeTaskId } = parsePayload(probePayloadSchema, job);
+    addLogContext({ probeTaskId });
     const row = await this.write('claim probe task', () => this.probes.claim(probeTaskId, { workerId: this.identity.id }));
     if (row === THROTTLED) return this.throttle(job, token);
     if (!row) return { outcome: 'skipped', detail: `probe task ${probeTaskId} is ${(await this.probes.status(probeTaskId)) ?? 'gone'}` };
+    addLogContext({ sweepId: row.sweepId, runId: row.runId });
     await this.write('mark sweep started', () => this.orchestrator.taskStarted(row.sweepId));
     const handle: RowHandle = {
       label: `probe ${probeTaskId}`,
@@ -229,6 +236,7 @@ export class ComputeJobsService {
 
   private async baseline(job: Job, token?: string): Promise<JobOutcome> {
     const { baselineId } = parsePayload(baselinePayloadSchema, job);
+    addLogContext({ baselineId });
     const row = await this.write('claim baseline', () => this.baselines.claim(baselineId, { workerId: this.identity.id, backend: this.identity.backend, device: this.identity.resultDevice() }));
     if (!row) return { outcome: 'skipped', detail: `baseline ${baselineId} is not open` };
     await this.write('mark sweeps started', () => this.orchestrator.baselineStarted(baselineId));

@@ -82,6 +82,16 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     errors: [],
   },
   {
+    operationId: 'metrics',
+    method: 'get',
+    path: '/metrics',
+    tag: 'health',
+    summary: 'Prometheus metrics: queue depth by state, reconciler actions, HTTP latency by route (names in the README)',
+    scope: 'public',
+    responses: { 200: { description: "Prometheus' text exposition format", mediaType: 'text/plain; version=0.0.4' } },
+    errors: [],
+  },
+  {
     operationId: 'submitSweep',
     method: 'post',
     path: '/api/sweeps',
