@@ -225,6 +225,15 @@ export type NoiseProtocol = (typeof NOISE_PROTOCOLS)[number];
 export const PROBE_PROTOCOLS = ['reference', 'fast'] as const;
 export type ProbeProtocolName = (typeof PROBE_PROTOCOLS)[number];
 
+/**
+ * The protocols a stored result can carry: the linear probes' (`fast`, `reference`) and
+ * `finetune` (the network up to the tapped block and a linear head trained end to end; the spec's
+ * `probe.finetune`). Its key says `probe=finetune`, so fine-tuned and linear numbers never share a
+ * ranking.
+ */
+export const RESULT_PROTOCOLS = [...PROBE_PROTOCOLS, 'finetune'] as const;
+export type ResultProtocolName = (typeof RESULT_PROTOCOLS)[number];
+
 export const probeSpecSchema = z
   .object({
     /** Blocks to tap: `all` (every decoder block) or a list of block names such as out_3. Default all. */
