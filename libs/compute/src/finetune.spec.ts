@@ -61,6 +61,26 @@ describe('fine-tuning on the native kernels', () => {
     net.dispose();
   });
 
+  it('fine-tunes a DiT up to its tapped block: blocks after it and the final layer keep their weights', async () => {
+    const dit = createBackbone({ backbone: 'dit', depth: 2, width: 16, heads: 2, patch: 2, mlpRatio: 2, imageSize: 8, imageChannels: 1 }, 0);
+    const train = blobs(16, 1);
+    const test = blobs(8, 2);
+    const keys = (n: number) => Uint32Array.from({ length: n }, (_, i) => i);
+    const data: FinetuneData = { trainX: train.x, trainY: train.y, trainKeys: keys(16), testX: test.x, testY: test.y, testKeys: keys(8), classes: 4 };
+    const snapshot = () => new Map([...dit.params].map(([name, v]) => [name, Float32Array.from(v.dataSync())]));
+    const before = snapshot();
+    const tensors = tf.memory().numTensors;
+    const tuned = await finetuneCell(dit, data, { method: 'ddpm', noiseLevel: 50, layer: 'blk_1', pooling: 'avg2', noise: 'fresh', noiseSeed: 0, epochs: 2, batchSize: 8, learningRate: 1e-2, augment: { pad: 1, flip: true }, standardize: true, seed: 0 });
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(tuned.featureDim).toBe(2 * 2 * 16);
+    const after = snapshot();
+    const changed = [...before.keys()].filter((name) => !(after.get(name) as Float32Array).every((x, i) => x === (before.get(name) as Float32Array)[i]));
+    expect(changed).toContain('patch.w');
+    expect(changed.some((n) => n.startsWith('blk_1.'))).toBe(true);
+    expect(changed.filter((n) => n.startsWith('blk_2.') || n.startsWith('final.'))).toEqual([]);
+    dit.dispose();
+  });
+
   it('refuses an unknown layer, naming the known ones', async () => {
     const net = createBackbone(CONFIG, 0);
     const data: FinetuneData = { trainX: new Float32Array(64 * 4), trainY: new Uint8Array(4), trainKeys: [0, 1, 2, 3], testX: new Float32Array(64), testY: new Uint8Array(1), testKeys: [0], classes: 4 };
