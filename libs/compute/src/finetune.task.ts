@@ -200,6 +200,7 @@ export async function runFinetuneTask(task: ProbeTask, hooks: ComputeHooks = {})
   const trainY = labelsOf(train, trainIdx);
   const testY = labelsOf(test, testIdx);
   const budgets = task.labels ?? (p.labels !== undefined ? [p.labels] : ['all']);
+  let testX: Float32Array | null = null;
   const layers: ProbeResult['layers'] = [];
   const cells = task.layers.length * budgets.length;
   let done = 0;
@@ -215,7 +216,7 @@ export async function runFinetuneTask(task: ProbeTask, hooks: ComputeHooks = {})
           trainX: toModelInput(train, keys, size),
           trainY: rows ? Uint8Array.from(rows, (r) => trainY[r]) : trainY,
           trainKeys: keys,
-          testX: toModelInput(test, testIdx, size),
+          testX: (testX ??= toModelInput(test, testIdx, size)),
           testY,
           testKeys: testIdx,
           classes: shape.classes,
