@@ -90,6 +90,11 @@ describe('probe to choose, fine-tune to deploy (real Postgres and Redis)', () =>
     expect(tuned[0]).toMatchObject({ runId: trained.id, noiseLevel: 11, layers: ['out_1'], labels: [100], status: 'SUCCEEDED' });
     expect(tuned[0].protocol).toMatchObject({ probe: 'finetune', epochs: 2, augment: true, learningRate: 1e-4 });
     expect(await db.prisma.probeTask.count({ where: { runId: control.id, protocolKey: { contains: 'probe=finetune' } } })).toBe(0);
+    // A retried completion of the trained run's last linear task (a redelivered job) creates nothing twice.
+    const last = await db.prisma.probeTask.findFirstOrThrow({ where: { runId: trained.id, protocolKey: { not: tuned[0].protocolKey } }, orderBy: { finishedAt: 'desc' } });
+    const again = await services.orchestrator.probeSucceeded(last, { checkpointId: checkpoints.get(trained.id) as string, dataset: 'fashion-mnist', method: 'ddpm', untrained: false, backend: 'wasm', workerId: 'w' }, last.layers.map((layer, i) => ({ layer, accuracy: linearAt(last.noiseLevel) - 0.02 * i, featureDim: 8 })));
+    expect(again.next).toEqual([]);
+    expect(await db.prisma.probeTask.count({ where: { sweepId, protocolKey: { contains: 'probe=finetune' } } })).toBe(1);
     const events = await db.prisma.sweepEvent.findMany({ where: { sweepId, type: 'probe.finetune' } });
     expect(events.map((e) => e.data)).toEqual([expect.objectContaining({ runId: trained.id, layer: 'out_1', noiseLevel: 11 })]);
 
