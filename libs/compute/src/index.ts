@@ -1,6 +1,7 @@
 import type { ComputeHooks, ComputeResult, ComputeTask } from '@ddae/contracts';
 import { runBaselineTask } from './baseline.task';
 import { runPretrainTask } from './pretrain.task';
+import { runFinetuneTask } from './finetune.task';
 import { runProbeTask } from './probe.task';
 import { computeDevice } from './backend';
 import { withSampleGrid } from './sample-grid';
@@ -11,6 +12,7 @@ export { GpuSelectionError } from './gpu-adapters';
 export { MAX_WASM_THREADS, wasmThreading, wasmThreadsFromEnv, type WasmThreading } from './wasm-threads';
 export * from './pretrain.task';
 export * from './probe.task';
+export * from './finetune.task';
 export * from './feature-cache';
 export * from './model-cache';
 export * from './progress-probe';
@@ -32,7 +34,8 @@ function runTask(task: ComputeTask, hooks: ComputeHooks): Promise<ComputeResult>
     case 'pretrain':
       return runPretrainTask(task, hooks).then((result) => withSampleGrid(task, result));
     case 'probe':
-      return runProbeTask(task, hooks);
+      // The same task row and result shape; its protocol says how the cell is trained.
+      return task.protocol.probe === 'finetune' ? runFinetuneTask(task, hooks) : runProbeTask(task, hooks);
     case 'baseline':
       return runBaselineTask(task, hooks);
   }

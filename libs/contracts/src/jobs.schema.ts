@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ditConfigSchema } from './dit-layout';
-import { DATASET_NAMES, METHODS, NOISE_PROTOCOLS, POOLINGS, PROBE_PROTOCOLS, unetConfigSchema, type Method } from './sweep-spec.schema';
+import { DATASET_NAMES, METHODS, NOISE_PROTOCOLS, POOLINGS, RESULT_PROTOCOLS, unetConfigSchema, type Method } from './sweep-spec.schema';
 
 /** Queue names. Never rename one: jobs already in Redis would be orphaned. */
 export const QUEUES = {
@@ -119,8 +119,11 @@ export const probeProtocolSchema = z.object({
    * `reference`: training features recomputed at every epoch from augmented images (random crop,
    * flip where it applies) and, with fresh noise, new noise; `fast`: features extracted once
    * (cached) and the linear layer trained on them. Both: Adam, cosine schedule, `epochs`, `batchSize`.
+   * `finetune`: the network up to the tapped block and a linear head trained end to end at the
+   * task's noise level (compute's runFinetuneTask), with `augment` saying whether its training
+   * images are randomly cropped and flipped every epoch.
    */
-  probe: z.enum(PROBE_PROTOCOLS),
+  probe: z.enum(RESULT_PROTOCOLS),
   epochs: z.number().int().positive(),
   batchSize: z.number().int().positive(),
   learningRate: z.number().positive(),
@@ -137,6 +140,8 @@ export const probeProtocolSchema = z.object({
    * (it lists its budgets apart); each of its results has its own.
    */
   labels: z.number().int().positive().optional(),
+  /** Fine-tuning only (`probe: 'finetune'`): random crop (pad 4) and flip (except digits) of the training images every epoch. */
+  augment: z.boolean().optional(),
 });
 export type ProbeProtocol = z.infer<typeof probeProtocolSchema>;
 
@@ -154,6 +159,7 @@ export function protocolKey(p: ProbeProtocol): string {
     `seed=${p.probeSeed}`,
     // Only with a budget: the keys of results on every training image stay what they were.
     ...(p.labels !== undefined ? [`labels=${p.labels}`] : []),
+    ...(p.augment !== undefined ? [`aug=${p.augment ? 1 : 0}`] : []),
   ].join(';');
 }
 

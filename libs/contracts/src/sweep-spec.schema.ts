@@ -225,6 +225,48 @@ export type NoiseProtocol = (typeof NOISE_PROTOCOLS)[number];
 export const PROBE_PROTOCOLS = ['reference', 'fast'] as const;
 export type ProbeProtocolName = (typeof PROBE_PROTOCOLS)[number];
 
+/**
+ * The protocols a stored result can carry: the linear probes' (`fast`, `reference`) and
+ * `finetune` (the network up to the tapped block and a linear head trained end to end; the spec's
+ * `probe.finetune`). Its key says `probe=finetune`, so fine-tuned and linear numbers never share a
+ * ranking.
+ */
+export const RESULT_PROTOCOLS = [...PROBE_PROTOCOLS, 'finetune'] as const;
+export type ResultProtocolName = (typeof RESULT_PROTOCOLS)[number];
+
+/**
+ * "Probe to choose, fine-tune to deploy": after the linear probes of a run, the network up to the
+ * tapped block and a linear head are trained end to end at chosen cells (compute's finetuneCell),
+ * each result stored under the `finetune` protocol (its key says `probe=finetune`), beside the
+ * linear result of the same cell and never ranked with it.
+ */
+export const finetuneSpecSchema = z
+  .object({
+    /**
+     * `best`: each trained run's best linear cell (at the largest label budget of `probe.labels`),
+     * planned once the run's linear probes (and its noise search) are done; or a list of
+     * `{ layer, noiseLevel }` (DDPM timestep / EDM sigma by the model's method), planned with the
+     * sweep. Default best.
+     */
+    cells: z
+      .union([z.literal('best'), z.array(z.object({ layer: z.string().min(1), noiseLevel: z.number().min(0).max(1000) }).strict()).min(1).max(16)])
+      .default('best'),
+    /** Adam learning rate of the network and the head (cosine schedule to 0). Default 1e-4. */
+    learningRate: z.number().positive().max(1).default(1e-4),
+    /** Epochs over the labelled images. Default 10. */
+    epochs: positiveInt.max(200).default(10),
+    /** Batch size. Default: the probe's batchSize. */
+    batchSize: positiveInt.max(4096).optional(),
+    /** Random crop (pad 4) and horizontal flip (not on digits) of the training images every epoch, as the reference protocol. Default true. */
+    augment: z.boolean().default(true),
+    /** `fixed`: each image's seeded noise; `fresh`: a new draw every epoch. Default fixed. */
+    noise: z.enum(NOISE_PROTOCOLS).default('fixed'),
+    /** The label budget: labelled training images in total (class-balanced, as `probe.labels`), or `all` of `probe.trainSize`. Default all. */
+    labels: z.union([positiveInt, z.literal('all')]).default('all'),
+  })
+  .strict();
+export type FinetuneSpec = z.output<typeof finetuneSpecSchema>;
+
 export const probeSpecSchema = z
   .object({
     /** Blocks to tap: `all` (every decoder block) or a list of block names such as out_3. Default all. */
@@ -271,6 +313,12 @@ export const probeSpecSchema = z
      * unique, ascending, `all` last. Default: [all].
      */
     labels: z.array(z.union([positiveInt, z.literal('all')])).min(1).max(16).optional(),
+    /**
+     * Fine-tuning after the linear probe (`protocol` stays the linear probes' protocol: fine-tuning
+     * every cell of a grid would cost a pretraining per cell; the probe chooses, this trains).
+     * Default: none.
+     */
+    finetune: finetuneSpecSchema.optional(),
   })
   .strict();
 
@@ -330,6 +378,7 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
   const models = Array.isArray(spec.models) ? spec.models : [];
   const layers = spec.probe && Array.isArray(spec.probe.layers) ? spec.probe.layers : null;
   const progressLayers = spec.pretrain?.progressProbe && Array.isArray(spec.pretrain.progressProbe.layers) ? spec.pretrain.progressProbe.layers : null;
+  const finetuneCells = spec.probe?.finetune && Array.isArray(spec.probe.finetune.cells) ? spec.probe.finetune.cells : null;
   /** One issue per unknown layer (its path), naming every model that lacks it. */
   const unknownLayers = new Map<string, { path: (string | number)[]; layer: string; models: { index: number; kind: string; known: string[] }[] }>();
   models.forEach((model, i) => {
@@ -342,11 +391,12 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
     const net = checkedBackbone(model, i, { imageSize, own: own !== undefined, minSize: shape.size }, shape.channels, ctx);
     if (!net) return;
     const known = backboneTappableLayers(net, imageSize, shape.channels);
-    for (const [list, at] of [[layers, ['probe', 'layers']], [progressLayers, ['pretrain', 'progressProbe', 'layers']]] as const) {
+    const cellLayers = finetuneCells?.map((c) => (c && typeof c === 'object' ? c.layer : undefined)) ?? null;
+    for (const [list, at, tail] of [[layers, ['probe', 'layers'], []], [progressLayers, ['pretrain', 'progressProbe', 'layers'], []], [cellLayers, ['probe', 'finetune', 'cells'], ['layer']]] as const) {
       list?.forEach((layer, j) => {
         if (typeof layer !== 'string' || known.includes(layer)) return;
         const key = `${at.join('.')}.${j}`;
-        const entry = unknownLayers.get(key) ?? { path: [...at, j], layer, models: [] };
+        const entry = unknownLayers.get(key) ?? { path: [...at, j, ...tail], layer, models: [] };
         entry.models.push({ index: i, kind: net.backbone === 'dit' ? 'DiT' : 'UNet', known });
         unknownLayers.set(key, entry);
       });
@@ -397,6 +447,11 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
     }
     if (typeof spec.probe.testSize === 'number' && spec.probe.testSize > shape.test) {
       ctx.addIssue({ code: 'custom', path: ['probe', 'testSize'], message: `${spec.dataset} has ${shape.test} test images` });
+    }
+    const ft = spec.probe.finetune;
+    if (ft && typeof ft === 'object' && (typeof ft.labels === 'number' || ft.labels === 'all')) {
+      const pool = Math.min(typeof spec.probe.trainSize === 'number' ? spec.probe.trainSize : shape.train, shape.train);
+      for (const { message } of labelBudgetIssues([ft.labels], pool, shape.classes, spec.dataset)) ctx.addIssue({ code: 'custom', path: ['probe', 'finetune', 'labels'], message });
     }
     if (Array.isArray(spec.probe.labels)) checkLabelBudgets(spec.probe.labels, Math.min(typeof spec.probe.trainSize === 'number' ? spec.probe.trainSize : shape.train, shape.train), shape.classes, spec.dataset, ctx);
   }

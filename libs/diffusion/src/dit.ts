@@ -121,6 +121,7 @@ export class DiT {
     const wanted = new Set(opts.taps ?? []);
     const known = new Set(this.layout.map((b) => b.name));
     for (const t of wanted) if (!known.has(t)) throw new Error(`unknown tap "${t}"; known: ${[...known].join(', ')}`);
+    if (opts.until !== undefined && !known.has(opts.until)) throw new Error(`unknown block "${opts.until}"; known: ${[...known].join(', ')}`);
     const { width: d, patch, imageSize: s, imageChannels: c } = this.config;
     const g = this.grid;
     const n = x.shape[0];
@@ -134,6 +135,7 @@ export class DiT {
     for (const b of this.layout) {
       h = this.block(b.name, h, cond);
       if (wanted.has(b.name)) taps[b.name] = tf.reshape(h, [n, g, g, d]) as tf.Tensor4D;
+      if (opts.until === b.name) return { output: taps[b.name] ?? (tf.reshape(h, [n, g, g, d]) as tf.Tensor4D), taps };
     }
     const [shift, scale] = tf.split(tf.reshape(this.dense('final.adaln', cond), [n, 1, 2 * d]), 2, 2);
     const y = this.dense('final.linear', tf.reshape(modulate(layerNorm(h), shift, scale), [n * l, d]) as tf.Tensor2D);

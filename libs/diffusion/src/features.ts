@@ -24,6 +24,25 @@ export function fixedNoise(noiseSeed: number, index: number, size: number): Floa
   return new Rng(seed).normal(size);
 }
 
+/**
+ * How an image enters the network at a noise level: input `a * x + b * eps` and time input `tIn`.
+ * DDPM: `sqrt(abar_t)`, `sqrt(1 - abar_t)`, t / 1000. EDM: `c_in`, `c_in * sigma`, `c_noise`;
+ * sigma = 0 is the clean image, with the smallest Karras sigma's preconditioning (c_noise = ln(sigma)/4
+ * is undefined at 0). The feature pass and fine-tuning both noise this way.
+ */
+export function noiseInputCoefficients(method: Method, noiseLevel: number): { a: number; b: number; tIn: number } {
+  if (method === 'ddpm') {
+    const { a, b } = ddpmCoefficients(noiseLevel);
+    return { a, b, tIn: ddpmTimeInput(noiseLevel) };
+  }
+  if (noiseLevel > 0) {
+    const pc = edmPrecond(noiseLevel);
+    return { a: pc.cIn, b: pc.cIn * noiseLevel, tIn: pc.cNoise };
+  }
+  const pc = edmPrecond(0.002);
+  return { a: pc.cIn, b: 0, tIn: pc.cNoise };
+}
+
 /** Feature dimension of a tap with `channels` channels at spatial size `resolution`. */
 export function pooledDim(pooling: Pooling, resolution: number, channels: number): number {
   const g = pooling === 'gap' ? 1 : Math.min(pooling === 'avg2' ? 2 : 4, resolution);
@@ -45,8 +64,9 @@ function adaptiveMatrix(length: number, cells: number): Float32Array {
  * Pools a tap to a g x g grid of cell means, flattened cell-major ((row * g + col) * C + channel).
  * A tap smaller than the grid keeps its own resolution. Sizes the grid does not divide (a 7x7 or
  * 14x14 tap of a 28x28 model under avg4) take PyTorch's adaptive cells, as `poolFeatures` does.
+ * Differentiable (fine-tuning backpropagates through it).
  */
-function pool(x: tf.Tensor4D, pooling: Pooling): tf.Tensor2D {
+export function poolTap(x: tf.Tensor4D, pooling: Pooling): tf.Tensor2D {
   const [n, h, w, c] = x.shape;
   if (pooling === 'gap') return tf.mean(x, [1, 2]) as tf.Tensor2D;
   const g = Math.min(pooling === 'avg2' ? 2 : 4, h);
@@ -88,23 +108,7 @@ export async function extractFeatures(unet: Backbone, method: Method, images: Fl
     dims[l] = pooledDim(pooling, b.resolution, b.channels);
     out[l] = new Float32Array(count * dims[l]);
   }
-  let a = 1;
-  let nb = 0;
-  let tIn = 0;
-  if (method === 'ddpm') {
-    ({ a, b: nb } = ddpmCoefficients(noiseLevel));
-    tIn = ddpmTimeInput(noiseLevel);
-  } else if (noiseLevel > 0) {
-    const pc = edmPrecond(noiseLevel);
-    a = pc.cIn;
-    nb = pc.cIn * noiseLevel;
-    tIn = pc.cNoise;
-  } else {
-    // sigma = 0 is the clean image; c_noise = ln(sigma)/4 is undefined there, so use the smallest Karras sigma's preconditioning.
-    const pc = edmPrecond(0.002);
-    a = pc.cIn;
-    tIn = pc.cNoise;
-  }
+  const { a, b: nb, tIn } = noiseInputCoefficients(method, noiseLevel);
   for (let start = 0; start < count; start += batchSize) {
     const n = Math.min(batchSize, count - start);
     const x = new Float32Array(n * d);
@@ -116,7 +120,7 @@ export async function extractFeatures(unet: Backbone, method: Method, images: Fl
     }
     const pooled = tf.tidy(() => {
       const { taps } = unet.forward(tf.tensor4d(x, [n, s, s, c]), tf.fill([n], tIn) as tf.Tensor1D, { training: false, taps: layers });
-      return layers.map((l) => pool(taps[l], pooling));
+      return layers.map((l) => poolTap(taps[l], pooling));
     });
     try {
       const values = await Promise.all(pooled.map((t) => t.data() as Promise<Float32Array>));

@@ -20,6 +20,12 @@ export interface ForwardOptions {
   taps?: string[];
   /** Source of dropout masks; required when training with dropout > 0. */
   rng?: Rng;
+  /**
+   * Stop after this block (a layout name): the pass computes only what the block's output needs and
+   * returns it as `output` (and as a tap when asked). Fine-tuning trains the network up to the tap
+   * without paying for the rest. Default: the whole network.
+   */
+  until?: string;
 }
 
 export interface ForwardResult {
@@ -161,6 +167,7 @@ export class UNet {
     const wanted = new Set(opts.taps ?? []);
     const known = new Set(this.layout.map((b) => b.name));
     for (const t of wanted) if (!known.has(t)) throw new Error(`unknown tap "${t}"; known: ${[...known].join(', ')}`);
+    if (opts.until !== undefined && !known.has(opts.until)) throw new Error(`unknown block "${opts.until}"; known: ${[...known].join(', ')}`);
     const dropout = opts.training ? this.config.dropout : 0;
     if (dropout > 0 && !opts.rng) throw new Error('forward: training with dropout needs an rng');
     const taps: Record<string, tf.Tensor4D> = {};
@@ -180,6 +187,7 @@ export class UNet {
         h = this.resBlock(b.name, tf.concat([h, skip], 3), emb, b.attention, dropout, opts.rng);
       }
       if (wanted.has(b.name)) taps[b.name] = h;
+      if (opts.until === b.name) return { output: h, taps };
       if (b.kind === 'decoder' && this.upsampleAfter(b)) h = this.conv(`${b.name}.up`, upsample2x(h), 1, 1);
     }
     const out = this.conv('head.conv', this.normAct('head.norm', h, true), 1, 1);

@@ -23,9 +23,9 @@ const jobs = {
     priority: untrained ? jobPriority(JOB_NAMES.baseline, sweepPriority) : jobPriority(JOB_NAMES.pretrain, sweepPriority, position),
   }),
 };
-import type { SweepSpec } from '@ddae/contracts';
-import type { LayerResult, ProbeTask } from '@ddae/db';
-import type { SweepPlan } from './plan';
+import { sweepSpecSchema, type SweepSpec } from '@ddae/contracts';
+import type { FinetuneFollowUp, LayerResult, ProbeTask } from '@ddae/db';
+import { resolveFinetune, type SweepPlan } from './plan';
 import { nextNoiseLevels, type NoiseSearchOptions } from './noise-search';
 
 /** The adaptive noise search a sweep's spec asks for, for a run of `method` (null: the full grid). */
@@ -35,6 +35,19 @@ export function noiseSearchOf(spec: unknown, method: string): { grid: number[]; 
   if (!probe || !search || search.search !== 'adaptive') return null;
   const grid = (method === 'ddpm' ? probe.timesteps : probe.sigmas) ?? [];
   return { grid, options: { coarse: search.coarse, minStep: search.minStep } };
+}
+
+/**
+ * The fine-tuning that follows a run's linear probes (`probe.finetune.cells: best`), or null: none
+ * asked, the run is an untrained control, or the spec does not parse (a stored spec of an older schema).
+ */
+export function finetuneFollowUpOf(spec: unknown, untrained: boolean): FinetuneFollowUp | null {
+  if (untrained) return null;
+  const parsed = sweepSpecSchema.safeParse(spec);
+  if (!parsed.success) return null;
+  const plan = resolveFinetune(parsed.data);
+  if (!plan || plan.cells !== 'best') return null;
+  return { protocol: plan.protocol, protocolKey: plan.protocolKey, ...(plan.labels ? { labels: plan.labels } : {}) };
 }
 
 /** Where a probe result was measured, stored with it. */
@@ -158,7 +171,8 @@ export class SweepOrchestrator {
   /**
    * A probe task finished: its results are stored and the task marked done in one transaction and,
    * under an adaptive noise search, when this completes a round of the run's probes, the next
-   * round's tasks are created in that same transaction (so the sweep is never seen finished between
+   * round's tasks are created in that same transaction; when the run's linear probes are then done
+   * and the spec fine-tunes the best cell, that cell's fine-tuning task is created there too (so the sweep is never seen finished between
    * two rounds) and then enqueued. A retried call stores the same rows and creates nothing twice
    * (natural keys); tasks created but not enqueued (a crash in between) are re-offered by reconcile.
    */
@@ -166,7 +180,8 @@ export class SweepOrchestrator {
     const sweep = await this.deps.sweeps.findById(task.sweepId);
     const search = sweep ? noiseSearchOf(sweep.spec, context.method) : null;
     const follow = search && sweep?.status !== 'CANCELLED' ? (probed: ReadonlyMap<number, number>) => nextNoiseLevels(search.grid, probed, search.options) : undefined;
-    const { createdTaskIds } = await this.deps.probes.complete(task, context, results, follow);
+    const finetune = sweep && sweep.status !== 'CANCELLED' ? finetuneFollowUpOf(sweep.spec, context.untrained) : null;
+    const { createdTaskIds } = await this.deps.probes.complete(task, context, results, follow, finetune ?? undefined);
     if (createdTaskIds.length && sweep && !sweep.pausedAt) await this.deps.queue.enqueue(createdTaskIds.map((id) => jobs.probe(id, sweep.priority)));
     await this.deps.sweeps.refreshStatus(task.sweepId);
     return { next: createdTaskIds };

@@ -66,6 +66,37 @@ describe('planSweep', () => {
     expect(r.ok ? [] : r.issues.map((i) => i.path)).toEqual(['probe.labels.0', 'probe.labels.1', 'probe.labels.3']);
   });
 
+  it('plans fine-tuning: named cells with the sweep (trained runs only), best later; its own protocol key', () => {
+    const named = planSweep(
+      spec({
+        baselines: ['pixels', 'untrained'],
+        probe: { timesteps: [5, 25], sigmas: [0.06], trainSize: 1000, finetune: { cells: [{ layer: 'out_2', noiseLevel: 25 }, { layer: 'out_4', noiseLevel: 25 }], labels: 100, epochs: 3 } },
+      }),
+    );
+    const tuned = named.probeTasks.filter((t) => t.protocol.probe === 'finetune');
+    // One task per trained run at level 25 covering both layers; the untrained controls are not fine-tuned.
+    expect(tuned.map((t) => t.runKey)).toEqual(['ddpm-tiny-s0', 'ddpm-tiny-s1', 'ddpm-tiny-s2', 'edm-small-s0', 'edm-small-s1', 'edm-small-s2']);
+    expect(tuned[0]).toMatchObject({ noiseLevel: 25, layers: ['out_2', 'out_4'], labels: [100] });
+    expect(tuned[0].protocol).toMatchObject({ probe: 'finetune', epochs: 3, learningRate: 1e-4, batchSize: 128, augment: true, noise: 'fixed', trainSize: 1000, standardize: true });
+    expect(tuned[0].protocolKey).toContain('probe=finetune');
+    expect(tuned[0].protocolKey).toContain('aug=1');
+    const linear = named.probeTasks.find((t) => t.protocol.probe === 'fast');
+    expect(linear?.protocolKey).not.toContain('aug=');
+    expect(tuned[0].protocolKey).not.toBe(linear?.protocolKey);
+    // `best` plans nothing at submit: the orchestrator adds the task once the run's linear results exist.
+    const best = planSweep(spec({ probe: { timesteps: [5, 25], sigmas: [0.06], trainSize: 1000, finetune: {} } }));
+    expect(best.probeTasks.every((t) => t.protocol.probe === 'fast')).toBe(true);
+    expect(best.probeTasks).toHaveLength(planSweep(spec()).probeTasks.length);
+  });
+
+  it('refuses a fine-tuning cell of an unknown layer, and a budget out of range, with the path of the field', () => {
+    const r = validateSweepSpec({ ...spec(), probe: { timesteps: [5], sigmas: [0.06], trainSize: 1000, finetune: { cells: [{ layer: 'out_2', noiseLevel: 5 }, { layer: 'blk_1', noiseLevel: 5 }], labels: 5000 } } });
+    expect(r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      expect.stringMatching(/^probe\.finetune\.cells\.1\.layer: unknown layer "blk_1"/),
+      expect.stringMatching(/^probe\.finetune\.labels: 5000 labels exceed the probe's 1000 training images/),
+    ]);
+  });
+
   it("carries a model's imageSize into its runs (the untrained control's too), absent otherwise", () => {
     const plan = planSweep(
       spec({ models: [{ method: 'ddpm', unet: 'small', imageSize: 28 }, { name: 'padded', method: 'ddpm', unet: 'tiny' }], baselines: ['untrained'], probe: { timesteps: [5], layers: 'all' } }),

@@ -111,6 +111,40 @@ export interface SweepPlan {
   counts: { runs: number; probeTasks: number; probeCells: number; baselines: number; pretrainSteps: number };
 }
 
+/** The fine-tuning of a sweep's cells: its task protocol (no budget: the task lists it) and key, and its budget. */
+export interface FinetunePlan {
+  cells: 'best' | { layer: string; noiseLevel: number }[];
+  protocol: ProbeProtocol;
+  protocolKey: string;
+  /** The task's budgets: [n] for a budget of n labels; absent: all. */
+  labels?: LabelBudget[];
+}
+
+/**
+ * The spec's `probe.finetune`, resolved (null: none): the linear probe's pooling, noise seed,
+ * sizes and probe seed; fine-tuning's own learning rate, epochs, batch size (default the probe's),
+ * augmentation and noise; standardised features (the statistics of the network before fine-tuning).
+ */
+export function resolveFinetune(spec: SweepSpec): FinetunePlan | null {
+  const ft = spec.probe.finetune;
+  if (!ft) return null;
+  const protocol: ProbeProtocol = {
+    pooling: spec.probe.pooling,
+    noise: ft.noise,
+    noiseSeed: spec.probe.noiseSeed,
+    probe: 'finetune',
+    epochs: ft.epochs,
+    batchSize: ft.batchSize ?? spec.probe.batchSize,
+    learningRate: ft.learningRate,
+    standardize: true,
+    trainSize: spec.probe.trainSize,
+    testSize: spec.probe.testSize ?? DATASET_SHAPES[spec.dataset].test,
+    probeSeed: 0,
+    augment: ft.augment,
+  };
+  return { cells: ft.cells, protocol, protocolKey: protocolKey(protocol), ...(ft.labels === 'all' ? {} : { labels: [ft.labels] }) };
+}
+
 /** EMA caps of the reference code. */
 const EMA_CAP: Record<Method, number> = { ddpm: 0.9999, edm: 0.9993 };
 
@@ -178,6 +212,8 @@ export function planSweep(spec: SweepSpec): SweepPlan {
   // Only when the spec names budgets: the tasks of earlier specs are stored as they were.
   const taskLabels = spec.probe.labels ? { labels } : {};
 
+  const finetune = resolveFinetune(spec);
+
   const names = new Set<string>();
   const runs: PlannedRun[] = [];
   const probeTasks: PlannedProbeTask[] = [];
@@ -218,6 +254,14 @@ export function planSweep(spec: SweepSpec): SweepPlan {
       runs.push(run);
       for (const noiseLevel of [...new Set(noiseLevels)]) {
         probeTasks.push({ runKey: run.key, noiseLevel, layers, protocol, protocolKey: key, ...taskLabels });
+      }
+      // Cells named in the spec are fine-tuned as soon as the run is done (`best` waits for its linear results: the orchestrator).
+      if (finetune && Array.isArray(finetune.cells) && !run.untrained) {
+        const byLevel = new Map<number, string[]>();
+        for (const c of finetune.cells) byLevel.set(c.noiseLevel, [...new Set([...(byLevel.get(c.noiseLevel) ?? []), c.layer])]);
+        for (const [noiseLevel, cellLayers] of byLevel) {
+          probeTasks.push({ runKey: run.key, noiseLevel, layers: cellLayers, protocol: finetune.protocol, protocolKey: finetune.protocolKey, ...(finetune.labels ? { labels: finetune.labels } : {}) });
+        }
       }
     };
     if (model.checkpoint) {

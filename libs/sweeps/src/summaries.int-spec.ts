@@ -33,7 +33,9 @@ async function rawConfigRanking(prisma: PrismaClient, untrained: boolean, where 
              pr.layer, pr.noise_level AS "noiseLevel", pr.method, pr.dataset, r.model_name AS "modelName",
              max(r.parameters) AS parameters, pr.sweep_id AS "sweepId", s.name AS "sweepName",
              pr.protocol_key AS "protocolKey", pr.noise_protocol AS "noiseProtocol", pr.probe_protocol AS "probeProtocol", pr.pooling, pr.labels,
-             CASE WHEN max(r.source_path) IS NULL THEN NULL ELSE json_build_object('path', max(r.source_path), 'sha256', max(r.source_sha256)) END AS source
+             CASE WHEN max(r.source_path) IS NULL THEN NULL ELSE json_build_object('path', max(r.source_path), 'sha256', max(r.source_sha256)) END AS source,
+             -- These sweeps fine-tune nothing (finetune.int-spec.ts covers that).
+             NULL::json AS finetuned
       FROM probe_results pr JOIN runs r ON r.id = pr.run_id JOIN sweeps s ON s.id = pr.sweep_id
       WHERE pr.untrained = ${untrained} AND ${where} AND ${budgetSql(labels)}
       GROUP BY pr.sweep_id, s.name, r.model_name, pr.method, pr.dataset, pr.layer, pr.noise_level,

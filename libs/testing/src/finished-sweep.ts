@@ -14,6 +14,8 @@ export interface FinishedSweepOptions {
   untrainedWins?: boolean;
   /** Accuracy of the raw-pixel baseline. Default 0.826. */
   pixels?: number;
+  /** Fine-tune each trained run's best cell (out_2 at the first level, all labels) to this accuracy (+0.002 per seed). Default: no fine-tuning. */
+  finetuned?: number;
   /** The backend and device every result is recorded as computed on. Default native on `cpu`. */
   computedOn?: { backend: string; device: string };
   /**
@@ -59,6 +61,8 @@ export async function seedFinishedSweep(prisma: PrismaClient, options: FinishedS
   const protocol: ProbeProtocol = { pooling: 'avg4', noise: 'fixed', noiseSeed: 0, probe: 'fast', epochs: 10, batchSize: 128, learningRate: 1e-3, standardize: true, trainSize: 4000, testSize: 2000, probeSeed: 0 };
   const progressProtocol: ProbeProtocol = { ...protocol, epochs: 5, trainSize: 2000, testSize: 1000 };
   const key = protocolKey(protocol);
+  const ftProtocol: ProbeProtocol = { ...protocol, probe: 'finetune', epochs: 5, learningRate: 1e-4, augment: true };
+  const ftKey = protocolKey(ftProtocol);
   const hyper = { steps: 400, batchSize: 64, learningRate: 1e-3, warmupSteps: 40, gradClip: 1, emaDecayCap: 0.9999, checkpointEvery: 200, trainSize: null, lossEvery: 50, progressProbe: { every: 100, noiseLevels: [8], layers: ['out_2', 'out_4'], protocol: progressProtocol } };
   const runSpecs = [
     ...seeds.map((seed) => ({ key: `ddpm-small-s${seed}`, untrained: false, seed, hyper, steps: 400 })),
@@ -73,7 +77,10 @@ export async function seedFinishedSweep(prisma: PrismaClient, options: FinishedS
     spec: json(spec),
     specHash: createHash('sha256').update(JSON.stringify(spec)).digest('hex'),
     runs: runSpecs.map((r) => ({ key: r.key, modelName: 'ddpm-small', untrained: r.untrained, method: 'ddpm', unet: json(unet), dataset: 'fashion-mnist', seed: r.seed, hyper: json(r.hyper), steps: r.steps })),
-    probeTasks: runSpecs.flatMap((r) => levels.map((noiseLevel) => ({ runKey: r.key, noiseLevel, layers, protocol: json(protocol), protocolKey: key, ...(options.labels ? { labels: [...options.labels, 'all' as const] } : {}) }))),
+    probeTasks: [
+      ...runSpecs.flatMap((r) => levels.map((noiseLevel) => ({ runKey: r.key, noiseLevel, layers, protocol: json(protocol), protocolKey: key, ...(options.labels ? { labels: [...options.labels, 'all' as const] } : {}) }))),
+      ...(options.finetuned === undefined ? [] : runSpecs.filter((r) => !r.untrained).map((r) => ({ runKey: r.key, noiseLevel: levels[0], layers: ['out_2'], protocol: json(ftProtocol), protocolKey: ftKey }))),
+    ],
     baselines: [...(options.labels ?? []), 'all' as const].map((budget) => {
       const at = protocolAtBudget(protocol, budget);
       return { dataset: 'fashion-mnist', kind: 'pixels', protocol: json(at), protocolKey: protocolKey(at), ...(budget === 'all' ? {} : { labels: budget }) };
@@ -123,6 +130,10 @@ export async function seedFinishedSweep(prisma: PrismaClient, options: FinishedS
     for (const task of await probes.openTasksOfRun(run.id)) {
       await probes.claim(task.id, WORKER);
       const context = { checkpointId: checkpoint.id, dataset: run.dataset, method: run.method, untrained: run.untrained, ...WORKER, device };
+      if (task.protocolKey === ftKey) {
+        await probes.complete(task, context, task.layers.map((layer) => ({ layer, accuracy: Math.round(((options.finetuned ?? 0) + 0.002 * run.seed) * 1e4) / 1e4, featureDim: 1024 })));
+        continue;
+      }
       const budgets = [...(options.labels ?? []), undefined];
       await probes.complete(task, context, budgets.flatMap((labels) => task.layers.map((layer) => ({ layer, ...(labels === undefined ? {} : { labels }), accuracy: accuracy(run.key, layer, task.noiseLevel, labels), featureDim: 1024 }))));
     }

@@ -19,7 +19,7 @@ export class LeaderboardController {
     const q = parseOr400(leaderboardQuerySchema, query, 'query');
     const sweepId = q.sweep === undefined ? undefined : await this.ids.resolve(q.sweep, 'query.sweep');
     const labels = labelsFromQuery(q.labels);
-    const filter = { dataset: q.dataset, method: q.method, sweepId, per: q.per, limit: q.limit, cursor: q.cursor, labels };
+    const filter = { dataset: q.dataset, method: q.method, sweepId, per: q.per, limit: q.limit, cursor: q.cursor, labels, protocol: q.protocol };
     let page: Awaited<ReturnType<LeaderboardRepository['page']>>;
     try {
       page = await this.leaderboard.page(filter);
@@ -33,7 +33,7 @@ export class LeaderboardController {
     return reply(leaderboardSchema, {
       filter: { ...q, sweep: sweepId, labels: labelBudgetOf(labels) },
       // Every row says its budget (all rows share the filter's).
-      rows: page.rows.map((r) => ({ ...r, labels: labelBudgetOf(r.labels) })),
+      rows: page.rows.map((r) => ({ ...r, labels: labelBudgetOf(r.labels), ...('finetuned' in r ? { finetuned: r.finetuned ? { ...r.finetuned, labels: labelBudgetOf(r.finetuned.labels) } : null } : {}) })),
       nextCursor: page.nextCursor,
       // Beside the ranking, never in it: the raw-pixel baselines, and the untrained network's best cell (named).
       baselines: [

@@ -139,7 +139,7 @@ export class SweepsController {
     const sweepId = await this.ids.resolve(id);
     if (!(await this.sweeps.findById(sweepId))) throw new ApiError('not_found', `no sweep ${sweepId}`);
     const v = await this.leaderboard.verdict(sweepId, labels);
-    const row = (r: typeof v.best) => (r ? { ...r, labels: labelBudgetOf(r.labels) } : null);
+    const row = (r: typeof v.best) => (r ? { ...r, labels: labelBudgetOf(r.labels), finetuned: r.finetuned ? { ...r.finetuned, labels: labelBudgetOf(r.finetuned.labels) } : null } : null);
     return reply(verdictSchema, { sweepId, ...v, labels: labelBudgetOf(v.labels), best: row(v.best), untrained: row(v.untrained) });
   }
 

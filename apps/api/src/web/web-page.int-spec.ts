@@ -36,7 +36,7 @@ describe('the web page in headless Chromium (real API, real Postgres)', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    wins = await seedFinishedSweep(db.prisma, { name: 'trained-wins' });
+    wins = await seedFinishedSweep(db.prisma, { name: 'trained-wins', finetuned: 0.9 });
     loses = await seedFinishedSweep(db.prisma, { name: 'control-wins', untrainedWins: true });
     prefix = uniqueQueuePrefix('web-page');
     const env = apiEnvSchema.parse({ DATABASE_URL: db.url, REDIS_URL, QUEUE_PREFIX: prefix, RECONCILE_MS: '0', LOG_LEVEL: 'error', API_AUTH: 'off' });
@@ -82,6 +82,8 @@ describe('the web page in headless Chromium (real API, real Postgres)', () => {
     expect(verdict).toContain('mean over 2 seeds');
     expect(verdict).toContain('raw pixels (logistic regression, same protocol): 82.60 %: the best trained cell is +1.30 points');
     expect(verdict).toContain('untrained network: best cell out_2, t=4 86.00 %: the best trained cell is −2.10 points (below the control)');
+    // Not fine-tuned: no such line.
+    expect(verdict).not.toContain('fine-tuned');
     // One outlined cell, in the trained grid; the control's grid is labelled as such.
     const grids = await page.evaluate<{ untrained: string; title: string; best: number }[]>(
       "[...document.querySelectorAll('#heatmaps .heatmap')].map((g) => ({ untrained: g.dataset.untrained, title: g.querySelector('h3').innerText, best: g.querySelectorAll('td.cell.best').length }))",
@@ -121,6 +123,8 @@ describe('the web page in headless Chromium (real API, real Postgres)', () => {
     expect(await page.evaluate('document.getElementById("sweep-select").value')).toBe(wins.sweepId);
     expect(await page.evaluate('location.search')).toBe(`?sweep=${wins.sweepId}`);
     expect(await text(page, '#verdict')).toContain('untrained network: best cell out_2, t=4 81.20 %: the best trained cell is +2.70 points');
+    // Probe to choose, fine-tune to deploy: the best cell fine-tuned (0.900 and 0.902) beside its linear mean (0.839).
+    expect(await text(page, '#verdict')).toContain('fine-tuned end to end at this cell (all training labels, mean over 2 seeds): 90.10 %: +6.20 points against its linear probe');
 
     // Every cell, both sweeps: 2 x 27 trained cells each; 20 per page, then "more".
     expect(await page.evaluate('document.querySelectorAll("#leaderboard tbody tr").length')).toBe(20);

@@ -59,6 +59,14 @@ describe('verdictSentence', () => {
     );
   });
 
+  it('adds the best cell fine-tuned, when it was, apart from the linear comparison', () => {
+    const v = verdict({ best: cell({ finetuned: { mean: 0.9, std: null, n: 1, protocolKey: 'probe=finetune', labels: 100 } }) });
+    expect(verdictSentence(v)).toBe(
+      "Best trained cell: ddpm-b16 out_2 t=4, 85.00 % ± 0.20 (mean of 2 seeds) beats raw pixels (83.50 %) by +1.50 points and beats the untrained network's best cell out_5 t=4 (83.00 %) by +2.00 points; same probe protocol. Fine-tuned end to end at that cell (100 labels, 1 seed): 90.00 %, +5.00 points against its linear probe.",
+    );
+    expect(verdictSentence(verdict({ best: cell({ finetuned: null }) }))).not.toContain('Fine-tuned');
+  });
+
   it('says when the trained cell loses, or wins by less than a point or within twice the spread', () => {
     const lost = verdictSentence(verdict({ margins: { pixels: -0.004, untrained: 0.005 }, pixels: { accuracy: 0.854, featureDim: 784, protocolKey: '' } }));
     expect(lost).toContain('does not beat raw pixels (85.40 %): -0.40 points');

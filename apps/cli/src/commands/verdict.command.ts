@@ -5,7 +5,8 @@ import { UsageError, type ApiClient } from '../api-client';
 import { labelBudgetOption } from './leaderboard.command';
 
 /** One (model, layer, noise level) cell of the verdict (the contract's row): what the sentence and the summary read of it. */
-export type VerdictCell = Pick<VerdictWire['best'] & object, 'mean' | 'std' | 'n' | 'seeds' | 'layer' | 'noiseLevel' | 'method' | 'modelName' | 'protocolKey'>;
+export type VerdictCell = Pick<VerdictWire['best'] & object, 'mean' | 'std' | 'n' | 'seeds' | 'layer' | 'noiseLevel' | 'method' | 'modelName' | 'protocolKey'> &
+  Partial<Pick<VerdictWire['best'] & object, 'finetuned'>>;
 
 /** `GET /api/sweeps/:id/verdict` (libs/contracts' verdictSchema), as far as the CLI reads it. */
 export type VerdictView = Omit<VerdictWire, 'best' | 'untrained' | 'labels'> & { best: VerdictCell | null; untrained: VerdictCell | null; labels?: VerdictWire['labels'] };
@@ -69,7 +70,12 @@ export function verdictSentence(v: VerdictView): string {
   else parts.push('has no raw-pixel baseline to compare with');
   if (v.untrained && v.margins.untrained !== null) parts.push(against(`the untrained network's best cell ${v.untrained.layer} ${noise(v.untrained)}`, v.untrained.mean, v.margins.untrained));
   else parts.push('has no untrained-network control to compare with');
-  return `${head} ${parts.join(' and ')}; same probe protocol.`;
+  const ft = best.finetuned;
+  // Probe to choose, fine-tune to deploy: the chosen cell trained end to end, said apart from the linear comparison.
+  const tuned = ft
+    ? ` Fine-tuned end to end at that cell (${ft.labels === 'all' ? 'all labels' : `${ft.labels} labels`}, ${ft.n} ${ft.n === 1 ? 'seed' : 'seeds'}): ${pct(ft.mean)}, ${points(ft.mean - best.mean)} against its linear probe.`
+    : '';
+  return `${head} ${parts.join(' and ')}; same probe protocol.${tuned}`;
 }
 
 /** `ddae verdict <id>`: the verdict sentence (or its JSON); with --summary FILE also writes the demo's summary (atomically). */

@@ -50,6 +50,10 @@ export const leaderboardQuerySchema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(20).describe('rows per page, 1..500'),
   cursor: z.string().min(1).max(2000).optional().describe('the nextCursor of the previous page (same filter)'),
   labels: labelsParam,
+  protocol: z
+    .enum(['linear', 'finetune'])
+    .default('linear')
+    .describe('linear (default): the linear probes\' results; finetune: fine-tuned cells (probe.finetune). Never ranked together; per=run ranks linear results only'),
 });
 
 export const sweepEventsQuerySchema = z.strictObject({

@@ -202,6 +202,14 @@ export const configRowSchema = z.object({
   source: modelSource,
   /** The label budget: part of the protocol the mean is under. */
   labels: labelBudgetSchema,
+  /**
+   * "Probe to choose, fine-tune to deploy": on a linear cell, the same (model, layer, noise level)
+   * fine-tuned end to end (the spec's probe.finetune), mean over its seeds at its own budget; null
+   * when the cell was not fine-tuned, and on a fine-tuned row itself.
+   */
+  finetuned: z
+    .object({ mean: z.number(), std: z.number().nullable(), n: z.number().int(), protocolKey: z.string(), labels: labelBudgetSchema })
+    .nullable(),
 });
 
 /** `GET /api/sweeps/:id/verdict`: the trained models' best cell beside the pixel baseline and the untrained network, same protocol. */

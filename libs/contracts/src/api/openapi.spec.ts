@@ -24,7 +24,7 @@ describe('the OpenAPI document', () => {
 
   it('lists query parameters, both body types and an opaque bearer token', () => {
     expect(op('/api/sweeps', 'get').parameters.map((p) => p.name)).toEqual(['limit', 'status', 'before']);
-    expect(op('/api/leaderboard', 'get').parameters.map((p) => p.name)).toEqual(['dataset', 'method', 'sweep', 'per', 'limit', 'cursor', 'labels']);
+    expect(op('/api/leaderboard', 'get').parameters.map((p) => p.name)).toEqual(['dataset', 'method', 'sweep', 'per', 'limit', 'cursor', 'labels', 'protocol']);
     expect(op('/api/sweeps/{id}/heatmap', 'get').parameters.map((p) => p.name)).toEqual(['id', 'labels']);
     expect(Object.keys(op('/api/sweeps', 'post').requestBody?.content ?? {})).toEqual(['application/json', 'application/yaml']);
     expect(Object.keys(op('/api/sweeps', 'post').responses)).toEqual(expect.arrayContaining(['200', '201', '202', '400', '401', '403', '409', '413', '415', '500']));

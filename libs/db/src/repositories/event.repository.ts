@@ -14,6 +14,8 @@ export type SweepEventType =
   | 'probe.failed'
   /** An adaptive noise search finished a round: the levels it probes next, or done. */
   | 'probe.search'
+  /** A run's linear probes are done: its best cell is fine-tuned next (spec probe.finetune.cells: best). */
+  | 'probe.finetune'
   /** Probing during pretraining measured a checkpoint. */
   | 'run.progress-probe'
   /** Probing during pretraining found a plateau: the run stopped early. */

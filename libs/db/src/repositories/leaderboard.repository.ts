@@ -19,6 +19,11 @@ export interface LeaderboardFilter {
    * numbers at different budgets never mix.
    */
   labels?: number | null;
+  /**
+   * `linear`: the linear probes' results (fast, reference); `finetune`: fine-tuned cells. Default
+   * linear: the two never share a ranking. `per=run` ranks linear results only.
+   */
+  protocol?: 'linear' | 'finetune';
 }
 
 /** One page of the leaderboard: ranks continue across pages; `nextCursor` is null on the last page. */
@@ -91,6 +96,21 @@ export interface LeaderboardConfigRow {
   /** An imported model's provenance; null for a model its sweep pretrained. */
   source: ModelSource | null;
   /** The label budget; null: all. */
+  labels: number | null;
+  /**
+   * On a linear cell: the same (sweep, model, layer, noise level) fine-tuned (`probe.finetune`),
+   * mean over its seeds, at its own budget; null when not fine-tuned (or on a fine-tuned row).
+   */
+  finetuned: FinetunedCell | null;
+}
+
+/** A fine-tuned cell beside the linear one. */
+export interface FinetunedCell {
+  mean: number;
+  std: number | null;
+  n: number;
+  protocolKey: string;
+  /** The fine-tuning's label budget; null: all. */
   labels: number | null;
 }
 
@@ -223,6 +243,8 @@ export class LeaderboardRepository {
     if (filter.method) where.push(Prisma.sql`${a}.method = ${filter.method}`);
     if (filter.sweepId) where.push(Prisma.sql`${a}.sweep_id = ${filter.sweepId}::uuid`);
     if (protocolKey !== undefined) where.push(Prisma.sql`${a}.protocol_key = ${protocolKey}`);
+    // leaderboard_runs holds linear results only (./summary).
+    if (t !== 'lr') where.push(filter.protocol === 'finetune' ? Prisma.sql`${a}.probe_protocol = 'finetune'` : Prisma.sql`${a}.probe_protocol <> 'finetune'`);
     // One budget at a time (default all): accuracies at different budgets never share a ranking.
     where.push(filter.labels == null ? Prisma.sql`${a}.labels IS NULL` : Prisma.sql`${a}.labels = ${filter.labels}::int`);
     return where;
@@ -334,8 +356,16 @@ export class LeaderboardRepository {
       SELECT g.mean, g.std, g.min, g.max, g.n, g.seeds, g.layer, g.noise_level AS "noiseLevel", g.method, g.dataset,
              g.model_name AS "modelName", g.parameters, g.sweep_id AS "sweepId", s.name AS "sweepName",
              g.protocol_key AS "protocolKey", g.noise_protocol AS "noiseProtocol", g.probe_protocol AS "probeProtocol", g.pooling, g.labels,
-             src.source
+             src.source, ft.finetuned
       FROM (${ranked}) g JOIN sweeps s ON s.id = g.sweep_id
+      -- The same cell fine-tuned (the best of its fine-tuning protocols, if several), beside a linear cell.
+      LEFT JOIN LATERAL (
+        SELECT json_build_object('mean', f.mean, 'std', f.std, 'n', f.n, 'protocolKey', f.protocol_key, 'labels', f.labels) AS finetuned
+        FROM leaderboard_configs f
+        WHERE g.probe_protocol <> 'finetune' AND f.sweep_id = g.sweep_id AND f.model_name = g.model_name AND f.untrained = g.untrained
+          AND f.noise_level = g.noise_level AND f.layer = g.layer AND f.probe_protocol = 'finetune'
+        ORDER BY f.mean DESC, f.protocol_key LIMIT 1
+      ) ft ON true
       -- An imported model's provenance: its one run (a sweep's model name is unique).
       LEFT JOIN LATERAL (
         SELECT CASE WHEN r.source_path IS NULL THEN NULL ELSE json_build_object('path', r.source_path, 'sha256', r.source_sha256) END AS source
@@ -409,7 +439,7 @@ export class LeaderboardRepository {
   /** The label budgets one sweep has results at, ascending, all (null) last. */
   async budgets(sweepId: string): Promise<(number | null)[]> {
     const rows = await this.prisma.$queryRaw<{ labels: number | null }[]>`
-      SELECT DISTINCT labels FROM leaderboard_configs WHERE sweep_id = ${sweepId}::uuid ORDER BY labels ASC NULLS LAST`;
+      SELECT DISTINCT labels FROM leaderboard_configs WHERE sweep_id = ${sweepId}::uuid AND probe_protocol <> 'finetune' ORDER BY labels ASC NULLS LAST`;
     return rows.map((r) => r.labels);
   }
 
@@ -422,7 +452,7 @@ export class LeaderboardRepository {
     const cells = await this.prisma.$queryRaw<{ modelName: string; untrained: boolean; method: string; layer: string; noiseLevel: number; baseKey: string; labels: number | null; mean: number; std: number | null; n: number }[]>`
       SELECT g.model_name AS "modelName", g.untrained, g.method, g.layer, g.noise_level AS "noiseLevel",
              regexp_replace(g.protocol_key, ';labels=[0-9]+$', '') AS "baseKey", g.labels, g.mean, g.std, g.n
-      FROM leaderboard_configs g WHERE g.sweep_id = ${sweepId}::uuid
+      FROM leaderboard_configs g WHERE g.sweep_id = ${sweepId}::uuid AND g.probe_protocol <> 'finetune'
       ORDER BY g.untrained, g.model_name, g.labels ASC NULLS LAST, g.mean DESC, g.n DESC, g.layer, g.noise_level, g.protocol_key`;
     const pixels = await this.prisma.$queryRaw<{ labels: number | null; accuracy: number }[]>`
       SELECT b.labels, b.accuracy FROM sweep_baselines sb JOIN baselines b ON b.id = sb.baseline_id

@@ -19,6 +19,19 @@ export interface LayerResult {
  */
 export type FollowUp = (probed: ReadonlyMap<number, number>) => { next: number[]; best: { noiseLevel: number; accuracy: number } | null };
 
+/**
+ * Fine-tuning at the best cell ("probe to choose, fine-tune to deploy"): once a run's linear probes
+ * are done (every task of its protocol succeeded and its noise search, if any, asks for nothing
+ * more), one task of this protocol at the run's best linear cell (largest budget; ties: lower
+ * noise level, then layer name).
+ */
+export interface FinetuneFollowUp {
+  protocol: ProbeProtocol;
+  protocolKey: string;
+  /** The task's budgets ([n]); absent: all. */
+  labels?: (number | 'all')[];
+}
+
 export class ProbeRepository {
   constructor(private readonly prisma: PrismaClient) {}
 
@@ -61,11 +74,17 @@ export class ProbeRepository {
     context: { checkpointId: string; dataset: string; method: string; untrained: boolean; backend: string; device?: string; workerId: string },
     results: LayerResult[],
     follow?: FollowUp,
+    finetune?: FinetuneFollowUp,
   ): Promise<{ createdTaskIds: string[] }> {
+    // A fine-tuning task is never a round of the search, and nothing follows it.
+    if ((task.protocol as { probe?: string }).probe === 'finetune') {
+      follow = undefined;
+      finetune = undefined;
+    }
     return this.prisma.$transaction(async (tx) => {
       // Completions of one run's tasks serialise on the run row, so that exactly one of them sees
       // its round complete and decides what follows.
-      if (follow) await tx.$queryRaw`SELECT id FROM runs WHERE id = ${task.runId}::uuid FOR UPDATE`;
+      if (follow || finetune) await tx.$queryRaw`SELECT id FROM runs WHERE id = ${task.runId}::uuid FOR UPDATE`;
       const [run] = await tx.$queryRaw<{ model_name: string }[]>`SELECT model_name FROM runs WHERE id = ${task.runId}::uuid`;
       if (run) await lockModelSummaries(tx, task.sweepId, run.model_name);
       const protocol = task.protocol as { noise?: string; probe?: string; pooling?: string };
@@ -125,34 +144,65 @@ export class ProbeRepository {
       const searched = results.filter((r) => r.labels === searchLabels);
       const best = [...searched].sort((a, b) => b.accuracy - a.accuracy)[0];
       await appendEvent(tx, task.sweepId, 'probe.succeeded', { probeTaskId: task.id, runId: task.runId, noiseLevel: task.noiseLevel, best: best ? { layer: best.layer, accuracy: best.accuracy } : null });
-      if (!follow || count !== 1) return { createdTaskIds: [] };
+      if ((!follow && !finetune) || count !== 1) return { createdTaskIds: [] };
       // The run's tasks of this protocol: a round is complete when every one has succeeded.
       const siblings = await tx.probeTask.findMany({ where: { runId: task.runId, protocolKey: task.protocolKey }, select: { status: true } });
       if (siblings.some((t) => t.status !== 'SUCCEEDED')) return { createdTaskIds: [] };
-      const levels = await tx.$queryRaw<{ noiseLevel: number; accuracy: number }[]>`
-        SELECT noise_level AS "noiseLevel", max(accuracy) AS accuracy FROM probe_results
+      if (follow) {
+        const next = await this.nextRound(tx, task, context.checkpointId, atBudget(searchLabels).key, follow);
+        if (next.length || !finetune) return { createdTaskIds: next };
+      }
+      if (!finetune) return { createdTaskIds: [] };
+      const [cell] = await tx.$queryRaw<{ layer: string; noiseLevel: number; accuracy: number }[]>`
+        SELECT layer, noise_level AS "noiseLevel", accuracy FROM probe_results
         WHERE checkpoint_id = ${context.checkpointId}::uuid AND protocol_key = ${atBudget(searchLabels).key}
-        GROUP BY noise_level`;
-      const probed = new Map(levels.map((l) => [l.noiseLevel, l.accuracy]));
-      const decision = follow(probed);
-      const next = decision.next.filter((l) => !probed.has(l));
-      await appendEvent(tx, task.sweepId, 'probe.search', { runId: task.runId, probed: probed.size, next, done: next.length === 0, best: decision.best });
-      if (next.length === 0) return { createdTaskIds: [] };
+        ORDER BY accuracy DESC, noise_level ASC, layer ASC LIMIT 1`;
+      if (!cell) return { createdTaskIds: [] };
       await tx.probeTask.createMany({
-        data: next.map((noiseLevel) => ({
-          sweepId: task.sweepId,
-          runId: task.runId,
-          noiseLevel,
-          layers: task.layers,
-          protocol: task.protocol as Prisma.InputJsonValue,
-          protocolKey: task.protocolKey,
-          ...(task.labels != null ? { labels: task.labels as Prisma.InputJsonValue } : {}),
-        })),
+        data: [
+          {
+            sweepId: task.sweepId,
+            runId: task.runId,
+            noiseLevel: cell.noiseLevel,
+            layers: [cell.layer],
+            protocol: finetune.protocol as Prisma.InputJsonValue,
+            protocolKey: finetune.protocolKey,
+            ...(finetune.labels ? { labels: finetune.labels as Prisma.InputJsonValue } : {}),
+          },
+        ],
         skipDuplicates: true,
       });
-      const created = await tx.probeTask.findMany({ where: { runId: task.runId, protocolKey: task.protocolKey, noiseLevel: { in: next }, status: 'QUEUED' }, select: { id: true }, orderBy: { noiseLevel: 'asc' } });
+      const created = await tx.probeTask.findMany({ where: { runId: task.runId, protocolKey: finetune.protocolKey, noiseLevel: cell.noiseLevel, status: 'QUEUED' }, select: { id: true } });
+      await appendEvent(tx, task.sweepId, 'probe.finetune', { runId: task.runId, layer: cell.layer, noiseLevel: cell.noiseLevel, linearAccuracy: cell.accuracy, probeTaskIds: created.map((t) => t.id) });
       return { createdTaskIds: created.map((t) => t.id) };
     });
+  }
+
+  /** The adaptive search's next round of a run whose round is complete: its tasks created (QUEUED), their ids. */
+  private async nextRound(tx: Prisma.TransactionClient, task: ProbeTask, checkpointId: string, searchKey: string, follow: FollowUp): Promise<string[]> {
+    const levels = await tx.$queryRaw<{ noiseLevel: number; accuracy: number }[]>`
+      SELECT noise_level AS "noiseLevel", max(accuracy) AS accuracy FROM probe_results
+      WHERE checkpoint_id = ${checkpointId}::uuid AND protocol_key = ${searchKey}
+      GROUP BY noise_level`;
+    const probed = new Map(levels.map((l) => [l.noiseLevel, l.accuracy]));
+    const decision = follow(probed);
+    const next = decision.next.filter((l) => !probed.has(l));
+    await appendEvent(tx, task.sweepId, 'probe.search', { runId: task.runId, probed: probed.size, next, done: next.length === 0, best: decision.best });
+    if (next.length === 0) return [];
+    await tx.probeTask.createMany({
+      data: next.map((noiseLevel) => ({
+        sweepId: task.sweepId,
+        runId: task.runId,
+        noiseLevel,
+        layers: task.layers,
+        protocol: task.protocol as Prisma.InputJsonValue,
+        protocolKey: task.protocolKey,
+        ...(task.labels != null ? { labels: task.labels as Prisma.InputJsonValue } : {}),
+      })),
+      skipDuplicates: true,
+    });
+    const created = await tx.probeTask.findMany({ where: { runId: task.runId, protocolKey: task.protocolKey, noiseLevel: { in: next }, status: 'QUEUED' }, select: { id: true }, orderBy: { noiseLevel: 'asc' } });
+    return created.map((t) => t.id);
   }
 
   /**

@@ -44,12 +44,19 @@ function scopeWhere(scope: SummaryScope): Prisma.Sql {
   return Prisma.join(where, ' AND ');
 }
 
+/**
+ * Linear-probe results only: a run's best and the heatmap (which averages over protocols) never
+ * take a fine-tuned number; fine-tuned cells have their own `leaderboard_configs` rows (keyed by
+ * their protocol) and stand beside the linear cell there.
+ */
+const LINEAR = Prisma.sql`pr.probe_protocol <> 'finetune'`;
+
 /** Each run's best result per label budget (accuracy DESC, created_at, id), the `per=run` ranking's DISTINCT ON. */
 const runBestSql = (where: Prisma.Sql) => Prisma.sql`
   INSERT INTO leaderboard_runs AS b (run_id, labels, result_id, sweep_id, dataset, method, untrained, accuracy, created_at)
   SELECT DISTINCT ON (pr.run_id, pr.labels) pr.run_id, pr.labels, pr.id, pr.sweep_id, pr.dataset, pr.method, pr.untrained, pr.accuracy, pr.created_at
   FROM probe_results pr JOIN runs r ON r.id = pr.run_id
-  WHERE ${where}
+  WHERE ${where} AND ${LINEAR}
   ORDER BY pr.run_id, pr.labels, pr.accuracy DESC, pr.created_at ASC, pr.id ASC
   ON CONFLICT (run_id, labels) DO UPDATE SET result_id = excluded.result_id, sweep_id = excluded.sweep_id, dataset = excluded.dataset,
     method = excluded.method, untrained = excluded.untrained, accuracy = excluded.accuracy, created_at = excluded.created_at, updated_at = now()
@@ -85,7 +92,7 @@ const heatmapSql = (where: Prisma.Sql) => Prisma.sql`
   SELECT pr.sweep_id, r.untrained, r.model_name, pr.noise_level, pr.layer, pr.method, pr.labels,
          avg(pr.accuracy ORDER BY pr.accuracy), stddev_samp(pr.accuracy ORDER BY pr.accuracy), min(pr.accuracy), max(pr.accuracy), count(*)
   FROM probe_results pr JOIN runs r ON r.id = pr.run_id
-  WHERE ${where}
+  WHERE ${where} AND ${LINEAR}
   GROUP BY pr.sweep_id, r.untrained, r.model_name, pr.noise_level, pr.layer, pr.method, pr.labels
   ON CONFLICT (sweep_id, untrained, model_name, noise_level, layer, method, labels) DO UPDATE SET mean = excluded.mean, std = excluded.std,
     min = excluded.min, max = excluded.max, n = excluded.n, updated_at = now()
