@@ -119,7 +119,9 @@ describe('deployment (infra/, checked by reading)', () => {
     const env = envOf(gpu.lines);
     expect(env.NVIDIA_DRIVER_CAPABILITIES.split(',').sort()).toEqual(['compute', 'graphics', 'utility']);
     expect(env.DDAE_BACKEND).toBe('webgpu');
-    expect(gpu.lines.some((l) => /^CMD .*apps\/worker\/src\/main\.ts/.test(l))).toBe(true);
+    // The compiled worker (scripts/build-worker.mjs, run in the runtime stage it inherits).
+    expect(gpu.lines.some((l) => /^CMD .*dist\/worker\/main\.js/.test(l))).toBe(true);
+    expect(stage('runtime').lines.some((l) => /^RUN node scripts\/build-worker\.mjs/.test(l))).toBe(true);
     // Its entry point exists, is executable, and is valid shell.
     const entry = /^COPY\s+(\S+)\s+\/usr\/local\/bin\/ddae-gpu-entrypoint$/m.exec(gpu.lines.join('\n'))?.[1];
     expect(entry).toBe('infra/gpu-entrypoint.sh');
