@@ -1,4 +1,4 @@
-import { planFilterGradChunks } from './webgpu-kernels';
+import { planFilterGradChunks } from './conv2d-backprop-filter';
 
 describe('planFilterGradChunks', () => {
   it('cuts the sum over (image, output row) so that chunks x filter size fills about 2M threads', () => {

@@ -1,0 +1,25 @@
+import * as tf from '@tensorflow/tfjs';
+import { adamEmaScaledConfig } from './adam-ema';
+import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter';
+import { groupNormConfig, groupNormGradConfig } from './group-norm';
+
+export { planFilterGradChunks } from './conv2d-backprop-filter';
+
+/**
+ * Kernels of our own for the webgpu backend, one family per file as the native kernels are: where
+ * tfjs-backend-webgpu's own cost the most (a convolution's weight gradient), and the fused kernels
+ * libs/diffusion asks for by name (fused.ts) as the native backend has them, so that a training
+ * step is fewer dispatches: the host's cost per dispatch is most of a step on a GPU (docs/results.md).
+ */
+
+let registered = false;
+
+/** Replaces tfjs-webgpu's Conv2DBackpropFilter with ours and registers our fused kernels (once per process, after the backend is set up). */
+export function registerWebGpuKernels(): void {
+  if (registered) return;
+  const original = tf.getKernel('Conv2DBackpropFilter', 'webgpu');
+  if (!original) throw new Error('tfjs-backend-webgpu registered no Conv2DBackpropFilter: its version changed? (STACK.md pins 4.22)');
+  tf.unregisterKernel('Conv2DBackpropFilter', 'webgpu');
+  for (const config of [conv2dBackpropFilterConfig(original), adamEmaScaledConfig, groupNormConfig, groupNormGradConfig]) tf.registerKernel(config);
+  registered = true;
+}
