@@ -52,10 +52,10 @@ describe('sweeps API at the limits (real Postgres and Redis)', () => {
     const dry = await request(server).post('/api/sweeps?dryRun=true').send({ ...small, probe: { ...small.probe, layers: ['out_1'] } }).expect(200);
     expect(Object.keys(dry.body.plan).sort()).toEqual(['baselines', 'probeTasks', 'runs']);
     expect(dry.body.plan.probeTasks).toEqual([
-      { run: 'ddpm-tiny-s0', noiseLevel: 5, layers: ['out_1'] },
-      { run: 'ddpm-tiny-s0', noiseLevel: 50, layers: ['out_1'] },
-      { run: 'ddpm-tiny-s1', noiseLevel: 5, layers: ['out_1'] },
-      { run: 'ddpm-tiny-s1', noiseLevel: 50, layers: ['out_1'] },
+      { run: 'ddpm-tiny-s0', noiseLevel: 5, layers: ['out_1'], labels: ['all'] },
+      { run: 'ddpm-tiny-s0', noiseLevel: 50, layers: ['out_1'], labels: ['all'] },
+      { run: 'ddpm-tiny-s1', noiseLevel: 5, layers: ['out_1'], labels: ['all'] },
+      { run: 'ddpm-tiny-s1', noiseLevel: 50, layers: ['out_1'], labels: ['all'] },
     ]);
     // One run too many, or one cell too many: refused with the field to fix.
     const tooMany = await request(server).post('/api/sweeps?dryRun=true').send({ ...largest(), models: [...largest().models, { name: 'one-more', method: 'ddpm', unet: 'tiny' }] }).expect(400);

@@ -52,7 +52,7 @@ describe('web page (real Postgres and Redis)', () => {
     const server = app.getHttpServer();
     const doc = await request(server).get('/api/docs/openapi.json').expect(200);
     expect(Object.keys(doc.body.paths['/'].get.responses['200'].content)).toEqual(['text/html']);
-    expect(Object.keys(doc.body.paths).every((p) => p.startsWith('/api/') || p === '/health' || p === '/')).toBe(true);
+    expect(Object.keys(doc.body.paths).every((p) => p.startsWith('/api/') || p === '/health' || p === '/metrics' || p === '/')).toBe(true);
     await request(server).get('/api').expect(404);
     await request(server).get('/health').expect(200);
   });
