@@ -15,6 +15,7 @@ export * from './feature-cache';
 export * from './progress-probe';
 export * from './baseline.task';
 export * from './sample-grid';
+export * from './gen-quality';
 
 /**
  * Runs any compute task on the backend this process selected (call `selectBackend` first); the

@@ -1,0 +1,2 @@
+export * from './frechet';
+export * from './classifier';
