@@ -4,6 +4,7 @@ import { runPretrainTask } from './pretrain.task';
 import { runProbeTask } from './probe.task';
 import { computeDevice } from './backend';
 import { withSampleGrid } from './sample-grid';
+import { withGenerationQuality } from './gen-quality/evaluate';
 
 export * from './backend';
 export { GpuDeviceError, GpuDeviceLostError, gpuFromEnv, listAdapters, releaseWebGpu, webGpuFault, webGpuMessages } from './webgpu';
@@ -30,7 +31,9 @@ export async function runComputeTask(task: ComputeTask, hooks: ComputeHooks = {}
 function runTask(task: ComputeTask, hooks: ComputeHooks): Promise<ComputeResult> {
   switch (task.kind) {
     case 'pretrain':
-      return runPretrainTask(task, hooks).then((result) => withSampleGrid(task, result));
+      return runPretrainTask(task, hooks)
+        .then((result) => withSampleGrid(task, result))
+        .then((result) => withGenerationQuality(task, result));
     case 'probe':
       return runProbeTask(task, hooks);
     case 'baseline':
