@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { ApiClient, ApiContractError, ApiRequestError } from '@ddae/api-client';
 import { apiEnvSchema } from '@ddae/config';
 import { API_OPERATIONS, apiErrorSchema, buildOpenApiDocument, errorStatusesOf, type ApiOperation } from '@ddae/contracts';
-import { TokenRepository } from '@ddae/db';
+import { RunGenerationQualityRepository, TokenRepository } from '@ddae/db';
 import { createTestDatabase, deleteQueueKeys, seedFinishedSweep, uniqueQueuePrefix, type FinishedSweep, type TestDatabase } from '@ddae/testing';
 import { createApiApp } from './bootstrap';
 
@@ -69,6 +69,15 @@ describe('the wire contract (real Postgres and Redis)', () => {
   it('every JSON response of a finished sweep parses with its schema', async () => {
     const server = app.getHttpServer();
     const id = sweep.sweepId;
+    // FID and KID of every run (what a worker stores with pretrain.fid), so the leaderboard rows carry them.
+    const generation = new RunGenerationQualityRepository(db.prisma);
+    for (const [key, runId] of Object.entries(sweep.runs)) {
+      await generation.record(runId, {
+        step: key.includes('untrained') ? 0 : 400, extractor: 'ddae-fmnist-cnn-v1 penultimate, 128-d', extractorSha256: 'a'.repeat(64), fid: key.includes('untrained') ? 310.5 : 42.25,
+        kidMean: 0.031, kidStd: 0.002, kidSubsets: 20, kidSubsetSize: 500, samples: 2000, reference: 'fashion-mnist test', referenceCount: 10_000, sampler: 'ddim', samplerSteps: 50,
+        seed: 0, seconds: 12.5, backend: 'native', workerId: 'w-contract',
+      });
+    }
     const reads: [string, string][] = [
       ['health', '/health'],
       ['listSweeps', '/api/sweeps'],
@@ -78,6 +87,7 @@ describe('the wire contract (real Postgres and Redis)', () => {
       ['sweepVerdict', `/api/sweeps/${id}/verdict`],
       ['sweepLoss', `/api/sweeps/${id}/loss`],
       ['sweepSamples', `/api/sweeps/${id}/samples`],
+      ['sweepGeneration', `/api/sweeps/${id}/generation`],
       ['sweepProgress', `/api/sweeps/${id}/progress`],
       ['leaderboard', '/api/leaderboard'],
       ['leaderboard', '/api/leaderboard?per=run&limit=2'],
@@ -97,6 +107,14 @@ describe('the wire contract (real Postgres and Redis)', () => {
     expect(parsed.baselines.length).toBeGreaterThan(0);
     const board = (await request(server).get('/api/leaderboard')).body as { rows: unknown[]; baselines: unknown[] };
     expect(board.rows.length).toBeGreaterThan(0);
+    // Generation quality sits beside each run row's accuracy, never folded into it.
+    const perRun = byId('leaderboard').responses[200];
+    if (!('schema' in perRun)) throw new Error('leaderboard declares a JSON body');
+    const runRows = (perRun.schema.parse((await request(server).get(`/api/leaderboard?per=run&sweep=${id}`)).body) as { rows: { runKey: string; accuracy: number; generation?: { fid: number } }[] }).rows;
+    expect(runRows.length).toBeGreaterThan(0);
+    for (const row of runRows) expect(row.generation?.fid).toBe(row.runKey.includes('untrained') ? 310.5 : 42.25);
+    const served = (await request(server).get(`/api/sweeps/${id}/generation`)).body as { runs: { run: string; untrained: boolean; fid: number }[] };
+    expect(served.runs.map((r) => [r.run, r.untrained, r.fid]).sort()).toEqual(Object.keys(sweep.runs).map((k) => [k, k.includes('untrained'), k.includes('untrained') ? 310.5 : 42.25]).sort());
     expect(board.baselines.length).toBeGreaterThan(0);
 
     const auth = { authorization: `Bearer ${submitter}` };
@@ -161,6 +179,7 @@ describe('the wire contract (real Postgres and Redis)', () => {
     expect((await client.heatmap(id)).cells.length).toBeGreaterThan(0);
     expect((await client.verdict(id)).best).not.toBeNull();
     expect((await client.loss(id)).runs.length).toBeGreaterThan(0);
+    expect(Array.isArray((await client.generation(id)).runs)).toBe(true);
     const { samples } = await client.samples(id);
     expect((await client.samplePng(id, samples[0].run)).subarray(1, 4).toString()).toBe('PNG');
     expect((await client.progress(id)).runs.length).toBeGreaterThan(0);

@@ -333,4 +333,26 @@ describe('ddae against a real API', () => {
     expect(foreign.code).toBe(2);
     expect(foreign.stderr).toContain('leaderboard does not take --status');
   });
+
+  // Last: its sweep would change the other tests' leaderboards.
+  it('shows a run\'s FID beside its accuracy (never in the ranking) when the sweep measured it', async () => {
+    const measured = await seedFinishedSweep(db.prisma, { name: 'cli-fid' });
+    for (const runId of Object.values(measured.runs)) {
+      await db.prisma.runGenerationQuality.create({
+        data: {
+          runId, sweepId: measured.sweepId, step: 400, extractor: 'ddae-fmnist-cnn-v1 penultimate, 128-d', extractorSha256: 'a'.repeat(64), fid: 42.5, kidMean: 0.031, kidStd: 0.002, kidSubsets: 20,
+          kidSubsetSize: 500, samples: 2000, reference: 'fashion-mnist test', referenceCount: 10_000, sampler: 'ddim', samplerSteps: 50, seed: 0, seconds: 12.5, backend: 'native', workerId: 'w-cli',
+        },
+      });
+    }
+    const board = await ddae('leaderboard', '--sweep', measured.sweepId.slice(0, 8), '--per', 'run');
+    expect(board.code).toBe(0);
+    expect(board.stdout).toMatch(/^#\s+acc %\s+FID\s+model\s+method/m);
+    expect([...board.stdout.matchAll(/^\s*\d+\s+\d+\.\d\d\s+(\S+)\s/gm)].map((m) => m[1])).toEqual(['42.5', '42.5']);
+    expect(board.stdout).toContain('FID: of each run\'s samples against the test split, in ddae-fmnist-cnn-v1 penultimate, 128-d, 2000 samples (lower is better; not part of the ranking)');
+    // Without a measurement the table keeps its columns.
+    const plain = await ddae('leaderboard', '--sweep', sweep.sweepId.slice(0, 8), '--per', 'run');
+    expect(plain.stdout).toMatch(/^#\s+acc %\s+model\s+method/m);
+    expect(plain.stdout).not.toContain('FID');
+  });
 });

@@ -157,6 +157,20 @@ Generates images from a checkpoint's EMA weights into a PNG grid (inline, no ser
   --batch N (64 images per network call) --eta X (DDIM only, 0)
   --weights ema|raw       EMA weights (default, what features use) or the raw optimiser weights
   --backend B, --gpu G    as for pretrain`,
+  fid: `usage: npm run ddae -- fid --checkpoint DIR [options]
+
+Generation quality of a checkpoint, apart from its features (inline, no service): FID and KID of
+its samples (EMA weights; DDIM for ddpm, Heun for edm) against the 10,000 Fashion-MNIST test images,
+in the feature space of ddae-fmnist-cnn-v1 (a small CNN trained once on Fashion-MNIST, committed
+with the repository, sha256 pinned): "FID (ddae-fmnist-cnn-v1 penultimate, 128-d)". Fashion-MNIST
+(1-channel, 28x28 or padded) checkpoints only; lower is better for both.
+  --checkpoint DIR        a pretrain --out directory (newest checkpoint) or one step-XXXXXXXX directory
+  --samples N (2000)      images sampled; FID is biased upward below ~1,000: read KID there
+  --steps N (50 DDIM steps for ddpm, 18 Heun steps for edm) --seed S (0) --batch N (64)
+  --kid-subsets N (20) --kid-subset-size N (500, capped at --samples)
+  --backend B, --gpu G    as for pretrain
+  --json: {"fid","kid":{"mean","std","subsets","subsetSize"},"extractor","extractorSha256","samples",
+          "reference","referenceCount","sampler","steps","seed","step","checkpoint","seconds",...}`,
   probe: `usage: npm run ddae -- probe (--features pixels --dataset D | --checkpoint DIR --layers L --noise N) [options]
 
 Trains linear probes inline on raw pixels or on a checkpoint's features (the workers' code, no service).
@@ -211,6 +225,7 @@ service commands (talk to the API):
 inline commands (TensorFlow.js in this process; no API, Redis or Postgres):
   pretrain                train a diffusion UNet as a worker would
   sample                  generate images from a checkpoint into a PNG grid
+  fid                     FID and KID of a checkpoint's samples (Fashion-MNIST)
   import FILE             a checkpoint from a PyTorch model's safetensors weights
   probe                   linear probes on pixels or on a checkpoint's features
   noise-search            the adaptive noise search against the full grid

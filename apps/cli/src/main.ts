@@ -13,6 +13,7 @@ import { probeInline } from './commands/probe.command';
 import { sweepProgress, sweepProgressPng } from './commands/progress.command';
 import { sweepVerdict } from './commands/verdict.command';
 import { sampleInline } from './commands/sample.command';
+import { fidInline } from './commands/fid.command';
 import { tokenCommand } from './commands/token.command';
 import { cancelSweep, listSweeps, pauseSweep, renderSweep, retryFailed, submitSweep, sweepStatus, waitForSweep } from './commands/sweep.command';
 
@@ -104,6 +105,9 @@ async function main(argv: string[]): Promise<string | undefined> {
     case 'sample':
       if (sub !== undefined) throw new UsageError(`${command} takes options only, got "${sub}" (npm run ddae -- help ${command} lists them)`);
       return command === 'pretrain' ? pretrainInline(values, { json }) : sampleInline(values, { json });
+    case 'fid':
+      if (sub !== undefined) throw new UsageError(`fid takes options only, got "${sub}" (npm run ddae -- help fid lists them)`);
+      return fidInline(values, { json });
     default:
       return failUnknown(command);
   }

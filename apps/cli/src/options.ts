@@ -51,6 +51,7 @@ export const COMMAND_OPTIONS = {
   },
   import: { backbone: str, preset: str, unet: str, dit: str, method: str, dataset: str, 'image-size': str, out: str },
   sample: { checkpoint: str, n: str, steps: str, seed: str, batch: str, eta: str, out: str, backend: str, gpu: str, weights: str },
+  fid: { checkpoint: str, samples: str, steps: str, seed: str, batch: str, 'kid-subsets': str, 'kid-subset-size': str, backend: str, gpu: str },
 } as const satisfies Record<string, Options>;
 
 /** Every option of every command: the first pass reads the command line with them to find the command. */

@@ -6,6 +6,7 @@ import {
   labelCurvesSchema,
   leaderboardSchema,
   lossCurvesSchema,
+  generationListSchema,
   progressSchema,
   sampleListSchema,
   sweepCancelledSchema,
@@ -99,6 +100,11 @@ export class ApiClient {
 
   loss(id: string) {
     return this.call(lossCurvesSchema, 'GET', `/api/sweeps/${encodeURIComponent(id)}/loss`);
+  }
+
+  /** FID and KID of the sweep's runs (when its spec asked for `pretrain.fid`). */
+  generation(id: string) {
+    return this.call(generationListSchema, 'GET', `/api/sweeps/${encodeURIComponent(id)}/generation`);
   }
 
   samples(id: string) {

@@ -5,6 +5,7 @@ import { runFinetuneTask } from './finetune.task';
 import { runProbeTask } from './probe.task';
 import { computeDevice } from './backend';
 import { withSampleGrid } from './sample-grid';
+import { withGenerationQuality } from './gen-quality/evaluate';
 
 export * from './backend';
 export { GpuDeviceError, GpuDeviceLostError, gpuFromEnv, listAdapters, releaseWebGpu, webGpuFault, webGpuMessages } from './webgpu';
@@ -18,6 +19,7 @@ export * from './model-cache';
 export * from './progress-probe';
 export * from './baseline.task';
 export * from './sample-grid';
+export * from './gen-quality';
 
 /**
  * Runs any compute task on the backend this process selected (call `selectBackend` first); the
@@ -32,7 +34,9 @@ export async function runComputeTask(task: ComputeTask, hooks: ComputeHooks = {}
 function runTask(task: ComputeTask, hooks: ComputeHooks): Promise<ComputeResult> {
   switch (task.kind) {
     case 'pretrain':
-      return runPretrainTask(task, hooks).then((result) => withSampleGrid(task, result));
+      return runPretrainTask(task, hooks)
+        .then((result) => withSampleGrid(task, result))
+        .then((result) => withGenerationQuality(task, result));
     case 'probe':
       // The same task row and result shape; its protocol says how the cell is trained.
       return task.protocol.probe === 'finetune' ? runFinetuneTask(task, hooks) : runProbeTask(task, hooks);

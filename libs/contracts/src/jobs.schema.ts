@@ -48,6 +48,17 @@ export const datasetSliceSchema = z.object({
   dir: z.string().optional(),
 });
 
+/** What a generation-quality evaluation samples: how many images, with how many sampler steps, from which seed. */
+export const generationQualitySpecSchema = z.object({
+  /** Images sampled (a few thousand for FID; KID is the figure to read below ~1,000). */
+  samples: z.number().int().min(2).max(20000),
+  /** Sampler steps: DDIM steps (DDPM models) or Heun steps on the Karras grid (EDM models). */
+  steps: z.number().int().min(2).max(1000),
+  /** Seed of the sampler's noise. Default 0. */
+  seed: z.number().int().min(0).default(0),
+});
+export type GenerationQualitySpec = z.infer<typeof generationQualitySpecSchema>;
+
 export const pretrainTaskSchema = z.object({
   kind: z.literal('pretrain'),
   runId: z.string(),
@@ -93,6 +104,11 @@ export const pretrainTaskSchema = z.object({
       seed: z.number().int().min(0),
     })
     .optional(),
+  /**
+   * After training, FID and KID of the final checkpoint's samples against the test split, in the
+   * feature space of the committed Fashion-MNIST classifier (Fashion-MNIST runs only). Default: none.
+   */
+  fid: generationQualitySpecSchema.optional(),
 });
 export type PretrainTask = z.infer<typeof pretrainTaskSchema> & { progressProbe?: ProgressProbeConfig };
 
@@ -359,6 +375,31 @@ export const sampleGridInfoSchema = z.object({
 });
 export type SampleGridInfo = z.infer<typeof sampleGridInfoSchema>;
 
+/**
+ * Generation quality of one checkpoint: the Frechet distance (FID) and KID of its samples against
+ * a data set's test split, in a named feature extractor's space. Never mixed with probe accuracy.
+ */
+export const generationQualitySchema = z.object({
+  /** The feature extractor, e.g. `ddae-fmnist-cnn-v1 penultimate, 128-d`. */
+  extractor: z.string(),
+  /** sha256 of the extractor's weights. */
+  extractorSha256: z.string(),
+  /** Step of the checkpoint sampled. */
+  step: z.number().int().min(0),
+  samples: z.number().int().positive(),
+  /** The reference images, e.g. `fashion-mnist test`, and how many. */
+  reference: z.string(),
+  referenceCount: z.number().int().positive(),
+  sampler: z.enum(['ddim', 'heun']),
+  steps: z.number().int().positive(),
+  seed: z.number().int().min(0),
+  fid: z.number().min(0),
+  /** Unbiased MMD^2 with the cubic polynomial kernel: mean and std over random subsets. */
+  kid: z.object({ mean: z.number(), std: z.number().min(0), subsets: z.number().int().positive(), subsetSize: z.number().int().positive() }),
+  seconds: z.number().min(0),
+});
+export type GenerationQuality = z.infer<typeof generationQualitySchema>;
+
 export const pretrainResultSchema = z.object({
   kind: z.literal('pretrain'),
   finalCheckpoint: checkpointInfoSchema,
@@ -374,6 +415,9 @@ export const pretrainResultSchema = z.object({
   /** The sample grid of the final checkpoint (when the task asked for `samples`), or why there is none. */
   samples: sampleGridInfoSchema.optional(),
   samplesError: z.string().optional(),
+  /** FID and KID of the final checkpoint (when the task asked for `fid`), or why there are none. */
+  generation: generationQualitySchema.optional(),
+  generationError: z.string().optional(),
   /** An imported run's source: the file and the sha256 it hashed to. */
   source: z.object({ path: z.string(), sha256: z.string() }).optional(),
 });

@@ -94,6 +94,15 @@ describe('sweep spec schema', () => {
     expect(bad.error?.issues.map((i) => i.path.join('.'))).toEqual(['probe.noise']);
   });
 
+  it('takes pretrain.fid on Fashion-MNIST only (the extractor is a Fashion-MNIST classifier), seed 0 by default', () => {
+    const base = { name: 'x', dataset: 'fashion-mnist', models: [{ method: 'ddpm', unet: 'tiny' }], pretrain: { steps: 10, fid: { samples: 64, steps: 4 } }, probe: { timesteps: [5] } };
+    expect(sweepSpecSchema.parse(base).pretrain.fid).toEqual({ samples: 64, steps: 4, seed: 0 });
+    const mnist = sweepSpecSchema.safeParse({ ...base, dataset: 'mnist' });
+    expect(mnist.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([['pretrain.fid', expect.stringMatching(/classifier trained on fashion-mnist: not available for mnist/)]]);
+    const tooFew = sweepSpecSchema.safeParse({ ...base, pretrain: { steps: 10, fid: { samples: 1, steps: 4, extra: 1 } } });
+    expect(tooFew.error?.issues.map((i) => i.path.join('.')).sort()).toEqual(['pretrain.fid', 'pretrain.fid.samples']);
+  });
+
   describe('a DiT model', () => {
     const dit = (model: Record<string, unknown>, probe: Record<string, unknown> = { timesteps: [5] }) => sweepSpecSchema.safeParse({ ...minimal, models: [{ method: 'ddpm', backbone: 'dit', ...model }], probe });
     const paths = (r: ReturnType<typeof dit>) => r.error?.issues.map((i) => i.path.join('.'));

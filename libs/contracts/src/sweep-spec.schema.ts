@@ -211,6 +211,20 @@ export const pretrainSpecSchema = z
     progressProbe: progressProbeSpecSchema.optional(),
     /** Steps per point of the stored training-loss curve (each point: the mean loss over its steps). Default 50. */
     lossEvery: positiveInt.max(SPEC_LIMITS.maxSteps).optional(),
+    /**
+     * Generation quality of every run's final checkpoint (the untrained control's too): FID and KID
+     * of `samples` images (sampled with `steps` DDIM / Heun steps from `seed`) against the test
+     * split, in the feature space of the committed Fashion-MNIST classifier (Fashion-MNIST sweeps
+     * only). Kept apart from probe accuracy. Default: off (a few thousand samples cost minutes).
+     */
+    fid: z
+      .object({
+        samples: z.number().int().min(2).max(20000),
+        steps: z.number().int().min(2).max(1000),
+        seed: z.number().int().min(0).default(0),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -456,6 +470,9 @@ function checkSweepSpec(spec: z.output<typeof sweepSpecBase>, ctx: RefineContext
     if (Array.isArray(spec.probe.labels)) checkLabelBudgets(spec.probe.labels, Math.min(typeof spec.probe.trainSize === 'number' ? spec.probe.trainSize : shape.train, shape.train), shape.classes, spec.dataset, ctx);
   }
   if (spec.pretrain && typeof spec.pretrain === 'object') {
+    if (spec.pretrain.fid && spec.dataset !== 'fashion-mnist') {
+      ctx.addIssue({ code: 'custom', path: ['pretrain', 'fid'], message: `FID/KID are measured with a classifier trained on fashion-mnist: not available for ${spec.dataset} (remove pretrain.fid)` });
+    }
     if (typeof spec.pretrain.trainSize === 'number' && spec.pretrain.trainSize > shape.train) {
       ctx.addIssue({ code: 'custom', path: ['pretrain', 'trainSize'], message: `${spec.dataset} has ${shape.train} training images` });
     }

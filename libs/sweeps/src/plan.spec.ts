@@ -34,6 +34,14 @@ describe('planSweep', () => {
     expect(run?.hyper.progressProbe?.layers).toEqual(['blk_1', 'blk_2', 'blk_3', 'blk_4']);
   });
 
+  it('asks every run, the untrained control too, for FID/KID when the spec has pretrain.fid, and none without it', () => {
+    const plan = planSweep(spec({ baselines: ['untrained'], pretrain: { steps: 50, fid: { samples: 64, steps: 4 } } }));
+    expect(plan.runs.length).toBeGreaterThan(2);
+    for (const r of plan.runs) expect(r.hyper.fid).toEqual({ samples: 64, steps: 4, seed: 0 });
+    expect(plan.runs.some((r) => r.untrained)).toBe(true);
+    for (const r of planSweep(spec()).runs) expect(r.hyper).not.toHaveProperty('fid');
+  });
+
   it('makes one run per (model, seed) and one probe task per (run, noise level)', () => {
     const plan = planSweep(spec());
     expect(plan.runs.map((r) => r.key)).toEqual(['ddpm-tiny-s0', 'ddpm-tiny-s1', 'ddpm-tiny-s2', 'edm-small-s0', 'edm-small-s1', 'edm-small-s2']);

@@ -43,6 +43,8 @@ export interface RunHyper {
   imageSize?: number;
   /** A model pretrained elsewhere (the spec's `models[].checkpoint`): imported, never trained (0 steps). */
   importFrom?: { path: string; sha256?: string };
+  /** FID/KID of the final checkpoint (the spec's `pretrain.fid`); absent: off. */
+  fid?: { samples: number; steps: number; seed: number };
 }
 
 /**
@@ -237,6 +239,7 @@ export function planSweep(spec: SweepSpec): SweepPlan {
       checkpointEvery: Math.min(spec.pretrain.checkpointEvery, steps),
       trainSize: spec.pretrain.trainSize ?? null,
       ...(spec.pretrain.lossEvery !== undefined ? { lossEvery: spec.pretrain.lossEvery } : {}),
+      ...(spec.pretrain.fid ? { fid: { ...spec.pretrain.fid } } : {}),
       // Only when the spec names it: the rows of earlier sweeps (no imageSize) mean the padded size.
       ...(model.imageSize !== undefined ? { imageSize: model.imageSize } : {}),
     };

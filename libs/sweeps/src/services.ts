@@ -8,6 +8,7 @@ import {
   ResultsRepository,
   RunRepository,
   RunSampleRepository,
+  RunGenerationQualityRepository,
   SweepRepository,
   TrainLossRepository,
   WorkerRepository,
@@ -27,6 +28,7 @@ export interface SweepServices {
   progressProbes: ProgressProbeRepository;
   trainLosses: TrainLossRepository;
   samples: RunSampleRepository;
+  generation: RunGenerationQualityRepository;
   results: ResultsRepository;
   baselines: BaselineRepository;
   workers: WorkerRepository;
@@ -51,6 +53,7 @@ export function createSweepServices(prisma: PrismaClient, queue: ComputeQueue): 
     progressProbes,
     trainLosses: new TrainLossRepository(prisma),
     samples: new RunSampleRepository(prisma),
+    generation: new RunGenerationQualityRepository(prisma),
     results: new ResultsRepository(prisma),
     baselines,
     workers: new WorkerRepository(prisma),
@@ -69,6 +72,7 @@ export const SERVICE_CLASSES = {
   progressProbes: ProgressProbeRepository,
   trainLosses: TrainLossRepository,
   samples: RunSampleRepository,
+  generation: RunGenerationQualityRepository,
   results: ResultsRepository,
   baselines: BaselineRepository,
   workers: WorkerRepository,

@@ -1,6 +1,6 @@
 import { Controller, Get, Query } from '@nestjs/common';
 import { labelBudgetOf, labelsFromQuery, leaderboardQuerySchema, leaderboardSchema } from '@ddae/contracts';
-import { BaselineRepository, InvalidCursorError, LeaderboardRepository } from '@ddae/db';
+import { BaselineRepository, InvalidCursorError, LeaderboardRepository, RunGenerationQualityRepository } from '@ddae/db';
 import { ApiError } from '../core/api-error';
 import { reply } from '../core/reply';
 import { parseOr400 } from '../core/zod-query';
@@ -11,6 +11,7 @@ export class LeaderboardController {
   constructor(
     private readonly leaderboard: LeaderboardRepository,
     private readonly baselines: BaselineRepository,
+    private readonly generation: RunGenerationQualityRepository,
     private readonly ids: SweepIdResolver,
   ) {}
 
@@ -29,11 +30,25 @@ export class LeaderboardController {
     }
     const rows: { dataset: string }[] = page.rows;
     const datasets = q.dataset ? [q.dataset] : [...new Set(rows.map((r) => r.dataset))];
-    const [pixels, untrained] = await Promise.all([datasets.length ? this.baselines.forDatasets(datasets, labels) : [], this.leaderboard.untrainedBest(datasets, sweepId, labels)]);
+    const runIds = page.rows.flatMap((r) => ('runId' in r ? [r.runId] : []));
+    const [pixels, untrained, generation] = await Promise.all([
+      datasets.length ? this.baselines.forDatasets(datasets, labels) : [],
+      this.leaderboard.untrainedBest(datasets, sweepId, labels),
+      this.generation.latestOfRuns([...new Set(runIds)]),
+    ]);
     return reply(leaderboardSchema, {
       filter: { ...q, sweep: sweepId, labels: labelBudgetOf(labels) },
       // Every row says its budget (all rows share the filter's).
-      rows: page.rows.map((r) => ({ ...r, labels: labelBudgetOf(r.labels), ...('finetuned' in r ? { finetuned: r.finetuned ? { ...r.finetuned, labels: labelBudgetOf(r.finetuned.labels) } : null } : {}) })),
+      rows: page.rows.map((r) => {
+        // A run's generation quality beside its accuracy (cell and run rows), never folded into it.
+        const g = 'runId' in r ? generation.get(r.runId) : undefined;
+        return {
+          ...r,
+          labels: labelBudgetOf(r.labels),
+          ...('finetuned' in r ? { finetuned: r.finetuned ? { ...r.finetuned, labels: labelBudgetOf(r.finetuned.labels) } : null } : {}),
+          ...(g ? { generation: { fid: g.fid, kidMean: g.kidMean, kidStd: g.kidStd, samples: g.samples, step: g.step, extractor: g.extractor } } : {}),
+        };
+      }),
       nextCursor: page.nextCursor,
       // Beside the ranking, never in it: the raw-pixel baselines, and the untrained network's best cell (named).
       baselines: [

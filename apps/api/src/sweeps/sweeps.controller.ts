@@ -12,6 +12,7 @@ import {
   lossCurvesSchema,
   progressSchema,
   sampleListSchema,
+  generationListSchema,
   submitSweepQuerySchema,
   sweepCancelledSchema,
   sweepDetailSchema,
@@ -22,7 +23,7 @@ import {
   sweepSubmittedSchema,
   verdictSchema,
 } from '@ddae/contracts';
-import { LeaderboardRepository, ProgressProbeRepository, RunSampleRepository, SweepRepository, TrainLossRepository, type PrismaClient } from '@ddae/db';
+import { LeaderboardRepository, ProgressProbeRepository, RunGenerationQualityRepository, RunSampleRepository, SweepRepository, TrainLossRepository, type PrismaClient } from '@ddae/db';
 import { parseSpecText, planView, SweepOrchestrator, validateSweepSpec } from '@ddae/sweeps';
 import { ApiError } from '../core/api-error';
 import { PRISMA } from '../core/tokens';
@@ -43,6 +44,7 @@ export class SweepsController {
     private readonly progressProbes: ProgressProbeRepository,
     private readonly trainLosses: TrainLossRepository,
     private readonly samples: RunSampleRepository,
+    private readonly generation: RunGenerationQualityRepository,
     private readonly ids: SweepIdResolver,
     @Inject(PRISMA) private readonly prisma: PrismaClient,
   ) {}
@@ -171,6 +173,13 @@ export class SweepsController {
     if (!(await this.sweeps.findById(sweepId))) throw new ApiError('not_found', `no sweep ${sweepId}`);
     const rows = await this.samples.ofSweep(sweepId);
     return reply(sampleListSchema, { sweepId, samples: rows.map((r) => ({ ...r, url: `/api/sweeps/${sweepId}/runs/${r.runId}/samples.png` })) });
+  }
+
+  @Get(':id/generation')
+  async generationList(@Param('id') id: string) {
+    const sweepId = await this.ids.resolve(id);
+    if (!(await this.sweeps.findById(sweepId))) throw new ApiError('not_found', `no sweep ${sweepId}`);
+    return reply(generationListSchema, { sweepId, runs: await this.generation.ofSweep(sweepId) });
   }
 
   @Get(':id/runs/:run/samples.png')

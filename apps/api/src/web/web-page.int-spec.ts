@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { PNG } from 'pngjs';
 import { apiEnvSchema } from '@ddae/config';
+import { RunGenerationQualityRepository } from '@ddae/db';
 import { Chromium, createTestDatabase, deleteQueueKeys, seedFinishedSweep, uniqueQueuePrefix, type BrowserPage, type FinishedSweep, type TestDatabase } from '@ddae/testing';
 import { createApiApp } from '../bootstrap';
 
@@ -38,6 +39,15 @@ describe('the web page in headless Chromium (real API, real Postgres)', () => {
     db = await createTestDatabase();
     wins = await seedFinishedSweep(db.prisma, { name: 'trained-wins', finetuned: 0.9 });
     loses = await seedFinishedSweep(db.prisma, { name: 'control-wins', untrainedWins: true });
+    // FID and KID of the first sweep's runs (what a worker stores with pretrain.fid); the other has none.
+    const generation = new RunGenerationQualityRepository(db.prisma);
+    for (const [key, runId] of Object.entries(wins.runs)) {
+      await generation.record(runId, {
+        step: key.includes('untrained') ? 0 : 400, extractor: 'ddae-fmnist-cnn-v1 penultimate, 128-d', extractorSha256: 'a'.repeat(64), fid: key.includes('untrained') ? 310.5 : 42.5,
+        kidMean: 0.031, kidStd: 0.002, kidSubsets: 20, kidSubsetSize: 500, samples: 2000, reference: 'fashion-mnist test', referenceCount: 10_000, sampler: 'ddim', samplerSteps: 50,
+        seed: 0, seconds: 12.5, backend: 'native', workerId: 'w-page',
+      });
+    }
     prefix = uniqueQueuePrefix('web-page');
     const env = apiEnvSchema.parse({ DATABASE_URL: db.url, REDIS_URL, QUEUE_PREFIX: prefix, RECONCILE_MS: '0', LOG_LEVEL: 'error', API_AUTH: 'off' });
     app = await createApiApp(env);
@@ -158,6 +168,24 @@ describe('the web page in headless Chromium (real API, real Postgres)', () => {
     expect(await again.evaluate('[...document.querySelectorAll("#leaderboard td[data-key=sweep]")].every((t) => t.innerText.startsWith("control-wins"))')).toBe(true);
     expect(again.problems).toEqual([]);
     await again.close();
+  });
+
+  it('shows each run\'s FID in its own column beside the accuracy, a dash where none was measured', async () => {
+    const page = await open(`/?sweep=${wins.sweepId}&per=run`, { width: 1400, height: 900 });
+    await page.waitFor('the per-run leaderboard', 'document.querySelector("#leaderboard td[data-key=fid]") !== null');
+    const rows = await page.evaluate<{ sweep: string; fid: string; accuracy: string }[]>(`[...document.querySelectorAll('#leaderboard tbody tr')].map((tr) => ({
+      sweep: tr.querySelector('td[data-key=sweep]').innerText, fid: tr.querySelector('td[data-key=fid]').innerText, accuracy: tr.querySelector('td[data-key=accuracy]').innerText }))`);
+    expect(rows.length).toBeGreaterThan(0);
+    for (const r of rows) {
+      // The FID, and beneath it KID and the sample count.
+      expect(r.fid.replace(/\s+/g, ' ')).toBe(r.sweep.startsWith('trained-wins') ? '42.5 KID 3.1e-2 ± 2e-3 · 2,000 samples' : '–');
+      // The accuracy column is untouched by it.
+      expect(r.accuracy).toMatch(/^\d+\.\d\d$/);
+    }
+    expect(new Set(rows.map((r) => r.fid)).size).toBe(2);
+    expect(await text(page, '#glossary')).toMatch(/FID column .* ddae-fmnist-cnn-v1 .* never enters the ranking/s);
+    expect(page.problems).toEqual([]);
+    await page.close();
   });
 
   it('at 390 px: fits the screen, shows layer and noise of every leaderboard row, charts that fit, details on tap', async () => {

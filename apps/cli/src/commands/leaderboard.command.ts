@@ -25,16 +25,24 @@ export async function leaderboard(api: ApiClient, opts: { dataset?: string; meth
           ['#', 'mean %', '± std', 'seeds', 'min-max %', 'model', 'method', 'layer', 'noise', 'protocol', 'params', 'dataset'],
           configs.map((x) => [x.rank, pct(x.mean), x.std === null ? '-' : (100 * x.std).toFixed(2), x.n, `${pct(x.min)}-${pct(x.max)}`, x.modelName, x.method, x.layer, noise(x), protocol(x), x.parameters, x.dataset]),
         )
-      : table(
-          ['#', 'acc %', 'model', 'method', 'layer', 'noise', 'protocol', 'run', 'params', 'step', 'dataset'],
-          cells.map((x) => [x.rank, pct(x.accuracy), x.modelName, x.method, x.layer, noise(x), protocol(x), x.runKey, x.parameters, x.step, x.dataset]),
-        );
+      : cells.some((x) => x.generation)
+        ? // Generation quality beside the accuracy (never in the ranking), when the sweep measured it.
+          table(
+            ['#', 'acc %', 'FID', 'model', 'method', 'layer', 'noise', 'protocol', 'run', 'params', 'step', 'dataset'],
+            cells.map((x) => [x.rank, pct(x.accuracy), x.generation ? x.generation.fid.toFixed(1) : '-', x.modelName, x.method, x.layer, noise(x), protocol(x), x.runKey, x.parameters, x.step, x.dataset]),
+          )
+        : table(
+            ['#', 'acc %', 'model', 'method', 'layer', 'noise', 'protocol', 'run', 'params', 'step', 'dataset'],
+            cells.map((x) => [x.rank, pct(x.accuracy), x.modelName, x.method, x.layer, noise(x), protocol(x), x.runKey, x.parameters, x.step, x.dataset]),
+          );
   const baselines = r.baselines.length
     ? `\n\nbaselines (beside the ranking, never in it)\n${table(
         ['dataset', 'kind', 'acc %', 'features', 'cell'],
         r.baselines.map((b) => [b.dataset, b.kind === 'untrained' ? 'untrained network' : b.kind, pct(b.accuracy), b.featureDim, 'layer' in b ? `${b.model} ${b.layer} ${b.method === 'edm' ? 'σ' : 't'}=${b.noiseLevel}` : null]),
       )}`
     : '\n\n(no baselines computed yet)';
+  const extractors = [...new Set(cells.flatMap((x) => (x.generation ? [`${x.generation.extractor}, ${x.generation.samples} samples`] : [])))];
+  const fid = extractors.length ? `\n\nFID: of each run's samples against the test split, in ${extractors.join('; ')} (lower is better; not part of the ranking)` : '';
   const more = r.nextCursor ? `\n\nmore rows: add --cursor ${r.nextCursor}` : '';
   // Provenance of the models pretrained elsewhere (models[].checkpoint), one line each.
   const imported = new Map<string, { path: string; sha256: string | null }>();
@@ -46,7 +54,7 @@ export async function leaderboard(api: ApiClient, opts: { dataset?: string; meth
       )}`
     : '';
   const budget = r.filter.labels === 'all' ? 'label budget: all of each protocol\'s training images' : `label budget: ${r.filter.labels} labelled images in total (class-balanced)`;
-  return `${budget}\n\n${r.rows.length ? rows : '(no probe results yet)'}${more}${sources}${baselines}`;
+  return `${budget}\n\n${r.rows.length ? rows : '(no probe results yet)'}${fid}${more}${sources}${baselines}`;
 }
 
 export async function workers(api: ApiClient, opts: { json: boolean }): Promise<string> {

@@ -21,12 +21,13 @@ import {
   type Method,
   type PretrainTask,
   type ProbeTask,
+  type GenerationQuality,
   type SampleGridInfo,
   type DiTConfig,
   type UNetConfig,
 } from '@ddae/contracts';
 import { addLogContext, type WorkerEnv } from '@ddae/config';
-import { BaselineRepository, ProbeRepository, RunRepository, RunSampleRepository, taskLabelBudgets, THROTTLED, TrainLossRepository } from '@ddae/db';
+import { BaselineRepository, ProbeRepository, RunGenerationQualityRepository, RunRepository, RunSampleRepository, taskLabelBudgets, THROTTLED, TrainLossRepository } from '@ddae/db';
 import { withTimeout } from '@ddae/queue';
 import { SweepOrchestrator, pretrainSettings, type RunHyper } from '@ddae/sweeps';
 import { ComputeError, ComputeProcess, type ComputeCallbacks } from '../compute/compute-process';
@@ -74,6 +75,7 @@ export class ComputeJobsService {
     private readonly baselines: BaselineRepository,
     private readonly trainLosses: TrainLossRepository,
     private readonly samples: RunSampleRepository,
+    private readonly generation: RunGenerationQualityRepository,
     private readonly orchestrator: SweepOrchestrator,
     private readonly health: WorkerHealth,
     private readonly metrics: WorkerMetrics,
@@ -129,6 +131,8 @@ export class ComputeJobsService {
         checkpointDir: path.join(this.artifactRoot, 'runs', runId),
         // A trained run's final checkpoint is sampled (a small grid, beside it); the untrained control's is noise.
         ...(run.untrained || hyper.importFrom ? {} : { samples: workerSampleSpec(run.method as Method) }),
+        // FID/KID when the spec asks (the untrained control's too: the figure a trained model must beat).
+        ...(hyper.fid ? { fid: hyper.fid } : {}),
         // Pretrained elsewhere: imported, not trained; a relative path is under the artifact root.
         ...(hyper.importFrom
           ? { importFrom: { path: path.resolve(this.artifactRoot, hyper.importFrom.path), ...(hyper.importFrom.sha256 ? { sha256: hyper.importFrom.sha256 } : {}) } }
@@ -175,6 +179,8 @@ export class ComputeJobsService {
     if (parameters) await this.write('record parameters', () => this.runs.setParameters(runId, parameters));
     if (result.samples) await this.recordSamples(runId, run.key, result.samples);
     else if (result.samplesError) this.logger.warn(`run ${run.key}: no sample grid (${result.samplesError})`);
+    if (result.generation) await this.recordGeneration(runId, run.key, result.generation);
+    else if (result.generationError) this.logger.warn(`run ${run.key}: no FID/KID (${result.generationError})`);
     const stoppedEarly = result.stoppedEarly === true;
     const completed = await this.write('complete run', () => this.runs.complete(runId, { step: final.step, path: this.relative(final.path), sha256: final.sha256, loss: final.loss }, { stoppedEarly, device: this.identity.resultDevice(result.device), ...(result.source ? { sourceSha256: result.source.sha256 } : {}) }));
     if (completed) await this.write('enqueue probes', () => this.orchestrator.runSucceeded(runId, run.sweepId));
@@ -371,6 +377,18 @@ export class ComputeJobsService {
       }),
     );
     this.logger.log(`run ${key}: ${s.n} samples of step ${s.step} (${s.sampler}, ${s.steps} steps, ${s.seconds.toFixed(1)} s)`);
+  }
+
+  /** Stores a run's FID and KID (upserted on run and checkpoint step). */
+  private async recordGeneration(runId: string, key: string, g: GenerationQuality): Promise<void> {
+    await this.write('record generation quality', () =>
+      this.generation.record(runId, {
+        step: g.step, extractor: g.extractor, extractorSha256: g.extractorSha256, fid: g.fid, kidMean: g.kid.mean, kidStd: g.kid.std, kidSubsets: g.kid.subsets,
+        kidSubsetSize: g.kid.subsetSize, samples: g.samples, reference: g.reference, referenceCount: g.referenceCount, sampler: g.sampler, samplerSteps: g.steps,
+        seed: g.seed, seconds: g.seconds, backend: this.identity.backend, workerId: this.identity.id,
+      }),
+    );
+    this.logger.log(`run ${key}: FID (${g.extractor}) ${g.fid.toFixed(2)}, KID ${g.kid.mean.toExponential(2)} ± ${g.kid.std.toExponential(1)} on ${g.samples} samples of step ${g.step} (${g.seconds.toFixed(1)} s)`);
   }
 
   /**

@@ -290,6 +290,49 @@ export const sampleListSchema = z.object({
   ),
 });
 
+/**
+ * Generation quality of a run's checkpoint, apart from its features: FID and KID of its samples
+ * against the test split in a named classifier's feature space (lower is better for both).
+ */
+export const generationQualityViewSchema = z.object({
+  /** The feature extractor, e.g. `ddae-fmnist-cnn-v1 penultimate, 128-d`, and its weights' sha256. */
+  extractor: z.string(),
+  extractorSha256: z.string(),
+  /** Step of the checkpoint sampled. */
+  step: z.number().int(),
+  fid: z.number(),
+  /** KID: the unbiased MMD^2 estimate (cubic polynomial kernel), mean and std over subsets. */
+  kidMean: z.number(),
+  kidStd: z.number(),
+  kidSubsets: z.number().int(),
+  kidSubsetSize: z.number().int(),
+  /** Images sampled, and the reference they were compared with (e.g. `fashion-mnist test`, 10000). */
+  samples: z.number().int(),
+  reference: z.string(),
+  referenceCount: z.number().int(),
+  sampler: z.string(),
+  samplerSteps: z.number().int(),
+  seed: z.number().int(),
+  seconds: z.number(),
+  backend,
+});
+
+/** `GET /api/sweeps/:id/generation`: FID and KID of each run's evaluated checkpoints (the untrained control's too). */
+export const generationListSchema = z.object({
+  sweepId: z.uuid(),
+  runs: z.array(
+    generationQualityViewSchema.extend({
+      runId: z.uuid(),
+      run: z.string(),
+      model: z.string(),
+      method: z.string(),
+      untrained: z.boolean(),
+      workerId: z.string(),
+      createdAt: instant,
+    }),
+  ),
+});
+
 /** `GET /api/sweeps/:id/progress`: accuracy against step per run (probing during pretraining). */
 export const progressSchema = z.object({
   sweepId: z.uuid(),
@@ -358,6 +401,11 @@ export const leaderboardCellRowSchema = z.object({
   /** Set when the model was pretrained elsewhere and imported (`models[].checkpoint`): the source file and its sha256. */
   source: modelSource,
   createdAt: instant,
+  /**
+   * Generation quality of the row's run (its newest evaluated checkpoint), beside the accuracy and
+   * never mixed into it: present only when the sweep measured it (`pretrain.fid`).
+   */
+  generation: z.object({ fid: z.number(), kidMean: z.number(), kidStd: z.number(), samples: z.number().int(), step: z.number().int(), extractor: z.string() }).optional(),
 });
 /** per=config: mean and spread over seeds. */
 export const leaderboardConfigRowSchema = configRowSchema.extend({ rank: z.number().int() });
@@ -441,6 +489,8 @@ export type VerdictView = z.infer<typeof verdictSchema>;
 export type LabelCurvesView = z.infer<typeof labelCurvesSchema>;
 export type LossCurves = z.infer<typeof lossCurvesSchema>;
 export type SampleList = z.infer<typeof sampleListSchema>;
+export type GenerationList = z.infer<typeof generationListSchema>;
+export type GenerationQualityView = z.infer<typeof generationQualityViewSchema>;
 export type ProgressView = z.infer<typeof progressSchema>;
 export type SweepPaused = z.infer<typeof sweepPausedSchema>;
 export type SweepRetried = z.infer<typeof sweepRetriedSchema>;

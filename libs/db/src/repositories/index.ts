@@ -5,6 +5,7 @@ export * from './probe.repository';
 export * from './progress-probe.repository';
 export * from './train-loss.repository';
 export * from './run-sample.repository';
+export * from './run-generation-quality.repository';
 export * from './results.repository';
 export * from './baseline.repository';
 export * from './worker.repository';

@@ -1,0 +1,3 @@
+export * from './frechet';
+export * from './classifier';
+export * from './evaluate';
