@@ -32,6 +32,8 @@ export class WorkerRuntime implements OnApplicationShutdown {
   private heartbeat?: NodeJS.Timeout;
   private stateNow: WorkerState = 'starting';
   private shuttingDown = false;
+  /** The heartbeat being written (beats are chained: see beat()). */
+  private beating: Promise<void> = Promise.resolve();
   private activeJobId: string | null = null;
   private health?: Server;
   private gpuLock?: { release(): void };
@@ -181,19 +183,28 @@ export class WorkerRuntime implements OnApplicationShutdown {
     }
   }
 
-  private async beat(): Promise<void> {
-    await this.workers
-      .beat({
-        id: this.identity.id,
-        hostname: this.identity.hostname,
-        pid: this.identity.pid,
-        backend: this.identity.backend,
-        device: this.identity.device,
-        state: this.state,
-        currentJobId: this.activeJobId,
-        unhealthyReason: this.fitness.reason ?? null,
-      })
-      .catch((error: Error) => this.logger.warn(`heartbeat failed: ${error.message}`));
+  /**
+   * One heartbeat at a time, each writing the state as it is when its turn comes: a periodic beat
+   * still in flight at shutdown can then never land after the last one and undo its `stopped`.
+   */
+  private beat(): Promise<void> {
+    this.beating = this.beating.then(() => this.writeBeat());
+    return this.beating;
+  }
+
+  private async writeBeat(): Promise<void> {
+    const write = this.workers.beat({
+      id: this.identity.id,
+      hostname: this.identity.hostname,
+      pid: this.identity.pid,
+      backend: this.identity.backend,
+      device: this.identity.device,
+      state: this.state,
+      currentJobId: this.activeJobId,
+      unhealthyReason: this.fitness.reason ?? null,
+    });
+    // A write that hangs (a partitioned database) must not hold every later beat behind it.
+    await withTimeout(write, 2 * this.env.HEARTBEAT_MS, 'heartbeat').catch((error: Error) => this.logger.warn(`heartbeat failed: ${error.message}`));
   }
 
   async onApplicationShutdown(signal?: string): Promise<void> {
@@ -222,6 +233,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
     this.health?.close();
     this.gpuLock?.release();
     this.state = 'stopped';
-    await withTimeout(this.beat(), Math.max(left(0), 250), 'last heartbeat').catch(() => undefined);
+    // After any beat still in flight (chained), so `stopped` is the last state written.
+    await withTimeout(this.beat(), Math.max(left(0), 1_000), 'last heartbeat').catch(() => undefined);
   }
 }
