@@ -16,7 +16,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -25,6 +25,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Client } from 'pg';
 import { DEFAULT_DATABASE_URL, rawEnv } from '@ddae/config';
+import { createPrismaClient, rebuildSummaries } from '@ddae/db';
 import { decoderBlockNames, protocolKey, QUEUES, resolveUNet, SPEC_LIMITS, sweepSpecSchema, type ProbeProtocol } from '@ddae/contracts';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -131,7 +132,7 @@ const edmLevels = (): number[] => Array.from({ length: LEVELS }, (_, i) => Math.
 /**
  * Adds `sweeps` sweeps of the seeded shape, set-based: a handful of INSERT ... SELECT over
  * generate_series. probe_results' secondary indexes are dropped first and built again after (what a
- * bulk load does); the summary rows come from the migration's own backfill statements.
+ * bulk load does); the summary rows come from `rebuildSummaries`, the backfill of libs/db.
  */
 async function seed(c: Client, sweeps: number, offset: number): Promise<{ seedMs: number; indexMs: number; backfillMs: number }> {
   const t0 = performance.now();
@@ -192,12 +193,14 @@ async function seed(c: Client, sweeps: number, offset: number): Promise<{ seedMs
      SELECT gen_random_uuid(), d, 'pixels', $1, $2::jsonb, 'SUCCEEDED', 0.826, 784, 1, 'native', 'bench-worker', now(), now(), now(), now()
      FROM unnest(ARRAY['fashion-mnist', 'mnist']) d ON CONFLICT DO NOTHING`, [key, protocol]);
   await c.query(`INSERT INTO sweep_baselines (sweep_id, baseline_id) SELECT s.id, b.id FROM bench_sweeps s JOIN baselines b ON b.dataset = s.dataset AND b.kind = 'pixels'`);
-  // The summaries: the migration's backfill, as on an existing database.
-  const dir = path.join(ROOT, 'prisma/migrations');
-  const backfill = readdirSync(dir).find((d) => d.endsWith('_leaderboard_summaries_backfill'));
-  if (!backfill) throw new Error('the leaderboard summaries backfill migration is missing');
-  const sql = readFileSync(path.join(dir, backfill, 'migration.sql'), 'utf8');
-  for (const statement of sql.split(/;\s*$/m).map((s) => s.replace(/^--.*$/gm, '').trim()).filter(Boolean)) await c.query(statement);
+  // The summaries: rebuildSummaries, the backfill the live code keeps (the old backfill migration
+  // predates label budgets and its conflict keys no longer match the tables).
+  const prisma = createPrismaClient(databaseUrl(c.database ?? ''), { max: 1 });
+  try {
+    await rebuildSummaries(prisma);
+  } finally {
+    await prisma.$disconnect();
+  }
   const t3 = performance.now();
   await c.query('ANALYZE');
   return { seedMs: Math.round(t1 - t0), indexMs: Math.round(t2 - t1), backfillMs: Math.round(t3 - t2) };
