@@ -6,3 +6,4 @@ export { startRedisServer, redisServerHasTls, type RedisServer, type RedisServer
 export { startPostgresServer, postgresBinDir, type PostgresServer, type PostgresServerOptions } from './postgres-server';
 export { seedFinishedSweep, type FinishedSweep, type FinishedSweepOptions } from './finished-sweep';
 export { Chromium, BrowserPage, findChromium, type Viewport } from './chromium';
+export { useServicesHarness, type ServicesHarness, type ServicesHarnessOptions } from './services-harness';
