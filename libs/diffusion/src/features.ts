@@ -43,10 +43,21 @@ export function noiseInputCoefficients(method: Method, noiseLevel: number): { a:
   return { a: pc.cIn, b: 0, tIn: pc.cNoise };
 }
 
-/** Feature dimension of a tap with `channels` channels at spatial size `resolution`. */
+/** The grid side of each pooling: 1 (global), 2 or 4. */
+export const POOLING_GRID: Record<Pooling, number> = { gap: 1, avg2: 2, avg4: 4 };
+
+/** Grid cells along an axis of `length` pixels: the pooling's grid, or `length` when the tap is smaller. */
+const cellsAlong = (length: number, grid: number): number => Math.min(length, grid);
+
+/** Length of the features {@link poolTap} returns for an H x W x C tap. */
+export function pooledTapDim(height: number, width: number, channels: number, pooling: Pooling): number {
+  const g = POOLING_GRID[pooling];
+  return cellsAlong(height, g) * cellsAlong(width, g) * channels;
+}
+
+/** Feature dimension of a square tap with `channels` channels at spatial size `resolution`. */
 export function pooledDim(pooling: Pooling, resolution: number, channels: number): number {
-  const g = pooling === 'gap' ? 1 : Math.min(pooling === 'avg2' ? 2 : 4, resolution);
-  return g * g * channels;
+  return pooledTapDim(resolution, resolution, channels, pooling);
 }
 
 /** [cells, length] averaging matrix of PyTorch's AdaptiveAvgPool1d: cell i averages [floor(i*L/g), ceil((i+1)*L/g)). */
@@ -61,25 +72,37 @@ function adaptiveMatrix(length: number, cells: number): Float32Array {
 }
 
 /**
- * Pools a tap to a g x g grid of cell means, flattened cell-major ((row * g + col) * C + channel).
- * A tap smaller than the grid keeps its own resolution. Sizes the grid does not divide (a 7x7 or
- * 14x14 tap of a 28x28 model under avg4) take PyTorch's adaptive cells, as `poolFeatures` does.
- * Differentiable (fine-tuning backpropagates through it).
+ * Pools a feature tap [N, H, W, C] to [N, D], the one pooling of the project (feature pass, probes,
+ * fine-tuning):
+ * - `gap`: global average over H x W per channel, D = C (the reference's pooling);
+ * - `avg2` / `avg4`: average over a 2x2 / 4x4 grid of cells, flattened cell-major
+ *   (feature index = (gridRow * g + gridCol) * C + channel), D = g*g*C.
+ *
+ * When H or W is not divisible by the grid (a 7x7 or 14x14 tap of a 28x28 model under avg4), cells
+ * follow PyTorch's AdaptiveAvgPool2d (boundaries floor(i*L/g) .. ceil((i+1)*L/g), neighbours may
+ * share a pixel). When the tap is smaller than the grid along an axis (a 2x2 or 1x1 tap with avg4),
+ * that axis is not pooled: each pixel is its own cell, so D = min(H, g) * min(W, g) * C (see
+ * {@link pooledTapDim}); no feature is duplicated. Differentiable (fine-tuning backpropagates
+ * through it).
  */
 export function poolTap(x: tf.Tensor4D, pooling: Pooling): tf.Tensor2D {
   const [n, h, w, c] = x.shape;
-  if (pooling === 'gap') return tf.mean(x, [1, 2]) as tf.Tensor2D;
-  const g = Math.min(pooling === 'avg2' ? 2 : 4, h);
-  if (h % g === 0 && w % g === 0) {
-    const r = tf.reshape(x, [n, g, h / g, g, w / g, c]);
-    return tf.reshape(tf.mean(r, [2, 4]), [n, g * g * c]);
+  const g = POOLING_GRID[pooling];
+  if (g === undefined) throw new RangeError(`unknown pooling "${String(pooling)}"`);
+  if (g === 1) return tf.mean(x, [1, 2]) as tf.Tensor2D;
+  const gh = cellsAlong(h, g);
+  const gw = cellsAlong(w, g);
+  if (h % gh === 0 && w % gw === 0) {
+    const r = tf.reshape(x, [n, gh, h / gh, gw, w / gw, c]);
+    return tf.reshape(tf.mean(r, [2, 4]), [n, gh * gw * c]);
   }
-  const rows = tf.tensor2d(adaptiveMatrix(h, g), [g, h]);
-  const cols = tf.tensor2d(adaptiveMatrix(w, g), [g, w]);
-  // [N, H, W, C] -> [H, N*W*C], pool rows -> [g, N, W, C]; then [W, g*N*C], pool columns -> [g(col), g(row), N, C].
-  const byRow = tf.reshape(tf.matMul(rows, tf.reshape(tf.transpose(x, [1, 0, 2, 3]), [h, n * w * c])), [g, n, w, c]);
-  const byCol = tf.matMul(cols, tf.reshape(tf.transpose(byRow, [2, 0, 1, 3]), [w, g * n * c]));
-  return tf.reshape(tf.transpose(tf.reshape(byCol, [g, g, n, c]), [2, 1, 0, 3]), [n, g * g * c]);
+  // Separable adaptive pooling: [N, H, W, C] -> [H, N*W*C], pool rows -> [gh, N, W, C]; then
+  // [W, gh*N*C], pool columns -> [gw, gh, N, C] -> [N, gh, gw, C].
+  const rows = tf.tensor2d(adaptiveMatrix(h, gh), [gh, h]);
+  const cols = tf.tensor2d(adaptiveMatrix(w, gw), [gw, w]);
+  const byRow = tf.reshape(tf.matMul(rows, tf.reshape(tf.transpose(x, [1, 0, 2, 3]), [h, n * w * c])), [gh, n, w, c]);
+  const byCol = tf.matMul(cols, tf.reshape(tf.transpose(byRow, [2, 0, 1, 3]), [w, gh * n * c]));
+  return tf.reshape(tf.transpose(tf.reshape(byCol, [gw, gh, n, c]), [2, 1, 0, 3]), [n, gh * gw * c]);
 }
 
 /**
