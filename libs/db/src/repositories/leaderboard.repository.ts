@@ -297,17 +297,21 @@ export class LeaderboardRepository {
     // of at most `limit + 1` entries each: the rest of the cursor's accuracy (equality, then a row
     // comparison on the index's next columns) and every lower accuracy. However many results share
     // an accuracy, a page reads no more than that.
+    // Every ORDER BY on the table starts with its `labels` column: the filter holds it to one value,
+    // but `labels IS NULL` (all labels) is not an equality to the planner, so without it the index's
+    // order (untrained, labels, ..., accuracy DESC, ...) would not be seen to match and every page
+    // would sort the whole filter (measured: 0.4-2.8 s at 1,000,000 results, against 18 ms at 10,000).
     const ranked = after
       ? Prisma.sql`
           SELECT * FROM (
             (SELECT ${cols} FROM ${from} WHERE ${where} AND ${a}.accuracy = ${after.a}::float8
                AND (${a}.created_at, ${id}) > (${new Date(after.c)}::timestamptz, ${after.i}::uuid)
-             ORDER BY ${a}.created_at ASC, ${id} ASC LIMIT ${n})
+             ORDER BY ${a}.labels, ${a}.created_at ASC, ${id} ASC LIMIT ${n})
             UNION ALL
             (SELECT ${cols} FROM ${from} WHERE ${where} AND ${a}.accuracy < ${after.a}::float8
-             ORDER BY ${a}.accuracy DESC, ${a}.created_at ASC, ${id} ASC LIMIT ${n})
+             ORDER BY ${a}.labels, ${a}.accuracy DESC, ${a}.created_at ASC, ${id} ASC LIMIT ${n})
           ) u ORDER BY u.accuracy DESC, u.created_at ASC, u.${idName} ASC LIMIT ${n}`
-      : Prisma.sql`SELECT ${cols} FROM ${from} WHERE ${where} ORDER BY ${a}.accuracy DESC, ${a}.created_at ASC, ${id} ASC LIMIT ${n}`;
+      : Prisma.sql`SELECT ${cols} FROM ${from} WHERE ${where} ORDER BY ${a}.labels, ${a}.accuracy DESC, ${a}.created_at ASC, ${id} ASC LIMIT ${n}`;
     const top = kind === 'run' ? Prisma.sql`SELECT pr.* FROM (${ranked}) best JOIN probe_results pr ON pr.id = best.result_id` : ranked;
     const rows = await this.prisma.$queryRaw<LeaderboardRow[]>`
       WITH top AS (${top})
@@ -337,6 +341,8 @@ export class LeaderboardRepository {
     const where = Prisma.join(this.filters('g', filter, untrained, protocolKey), ' AND ');
     const n = limit + 1;
     const order = Prisma.sql`g.mean DESC, g.n DESC, g.model_name, g.layer, g.noise_level, g.protocol_key, g.sweep_id`;
+    // On the table itself the order starts with `labels`, held to one value by the filter: see `cells`.
+    const indexOrder = Prisma.sql`g.labels, ${order}`;
     // Strictly after the cursor in (mean DESC, n DESC, model, layer, noise, protocol, sweep), as
     // three index range scans of at most `limit + 1` entries each: the rest of the cursor's (mean, n),
     // the rest of its mean, every lower mean.
@@ -345,13 +351,13 @@ export class LeaderboardRepository {
           SELECT * FROM (
             (SELECT * FROM leaderboard_configs g WHERE ${where} AND g.mean = ${after.m}::float8 AND g.n = ${after.n}
                AND (g.model_name, g.layer, g.noise_level, g.protocol_key, g.sweep_id) > (${after.name}, ${after.layer}, ${after.noise}::float8, ${after.p}, ${after.s}::uuid)
-             ORDER BY ${order} LIMIT ${n})
+             ORDER BY ${indexOrder} LIMIT ${n})
             UNION ALL
-            (SELECT * FROM leaderboard_configs g WHERE ${where} AND g.mean = ${after.m}::float8 AND g.n < ${after.n} ORDER BY ${order} LIMIT ${n})
+            (SELECT * FROM leaderboard_configs g WHERE ${where} AND g.mean = ${after.m}::float8 AND g.n < ${after.n} ORDER BY ${indexOrder} LIMIT ${n})
             UNION ALL
-            (SELECT * FROM leaderboard_configs g WHERE ${where} AND g.mean < ${after.m}::float8 ORDER BY ${order} LIMIT ${n})
+            (SELECT * FROM leaderboard_configs g WHERE ${where} AND g.mean < ${after.m}::float8 ORDER BY ${indexOrder} LIMIT ${n})
           ) g ORDER BY ${order} LIMIT ${n}`
-      : Prisma.sql`SELECT * FROM leaderboard_configs g WHERE ${where} ORDER BY ${order} LIMIT ${n}`;
+      : Prisma.sql`SELECT * FROM leaderboard_configs g WHERE ${where} ORDER BY ${indexOrder} LIMIT ${n}`;
     const rows = await this.prisma.$queryRaw<LeaderboardConfigRow[]>`
       SELECT g.mean, g.std, g.min, g.max, g.n, g.seeds, g.layer, g.noise_level AS "noiseLevel", g.method, g.dataset,
              g.model_name AS "modelName", g.parameters, g.sweep_id AS "sweepId", s.name AS "sweepName",
