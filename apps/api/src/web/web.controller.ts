@@ -8,10 +8,17 @@ import { RequireScope } from '../core/auth.guard';
 @Controller()
 export class WebController implements OnModuleInit {
   private page: WebPage | undefined;
+  /** Started with the controller, so bundling the client (about a second) overlaps the rest of the boot. */
+  private readonly loading: Promise<WebPage> = loadWebPage();
 
-  /** Built before the API listens (its client is bundled then): a page that cannot be built stops the boot. */
+  constructor() {
+    // Awaited (and thrown) in onModuleInit; this only keeps an early failure from being "unhandled".
+    this.loading.catch(() => undefined);
+  }
+
+  /** Built before the API listens: a page that cannot be built stops the boot. */
   async onModuleInit(): Promise<void> {
-    this.page = await loadWebPage();
+    this.page = await this.loading;
   }
 
   @Get()
