@@ -54,6 +54,8 @@ describe('web page (real Postgres and Redis)', () => {
     const [client, page] = scripts;
     // (Booleans: a failure must not print a 230 KB bundle.)
     expect(/^("use strict";)?var ddaeApi=/.test(client)).toBe(true);
+    // zod with its English messages only (~236 KB); all its locales would be ~500 KB on every page load.
+    expect(client.length).toBeLessThan(300_000);
     for (const call of ['client.listSweeps(', 'client.getSweep(', 'client.heatmap(', 'client.verdict(', 'client.loss(', 'client.progress(', 'client.samples(', 'client.labelCurves(', 'client.leaderboard(']) expect(page).toContain(call);
     expect(page).not.toMatch(/\bfetch\(|XMLHttpRequest|EventSource|\/api\//);
   });
