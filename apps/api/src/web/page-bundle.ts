@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { build, type Plugin } from 'esbuild';
+import { build, stop, type Plugin } from 'esbuild';
 
 /**
  * The page's API client (page-client.ts: libs/api-client and the contracts' zod schemas) as one
@@ -57,6 +57,9 @@ async function bundle(): Promise<string> {
     text = result.outputFiles[0].text;
   } catch (error) {
     throw new Error(`cannot bundle the web page's API client (${ENTRY}): ${(error as Error).message}`);
+  } finally {
+    // Built once per process: esbuild's service (a Go child process, tens of MB) is not kept for the API's lifetime.
+    await stop();
   }
   // Inlined in <script>: either sequence would end or derail the element before the code does.
   if (/<\/script|<!--/i.test(text)) throw new Error(`the web page's API client bundle contains "</script" or "<!--": it cannot be inlined`);
