@@ -217,6 +217,31 @@ export class BrowserPage {
     }
   }
 
+  /**
+   * From now on, the answers whose URL matches `urlPattern` (DevTools' wildcards: `*` any characters,
+   * `?` one) reach the page with the body `rewrite` makes of the real one: a test serves the page an
+   * answer the real API would never send, without touching the API. Call it before `goto`.
+   */
+  async rewriteResponses(urlPattern: string, rewrite: (body: string, url: string) => string): Promise<void> {
+    this.browser.on('Fetch.requestPaused', this.sessionId, (p) => {
+      void this.fulfil(p as unknown as PausedResponse, rewrite).catch((error: unknown) => this.problems.push(`rewriteResponses(${urlPattern}): ${(error as Error).message}`));
+    });
+    await this.browser.send('Fetch.enable', { patterns: [{ urlPattern, requestStage: 'Response' }] }, this.sessionId);
+  }
+
+  private async fulfil(paused: PausedResponse, rewrite: (body: string, url: string) => string): Promise<void> {
+    const { body, base64Encoded } = (await this.browser.send('Fetch.getResponseBody', { requestId: paused.requestId }, this.sessionId)) as { body: string; base64Encoded: boolean };
+    const text = base64Encoded ? Buffer.from(body, 'base64').toString('utf8') : body;
+    const rewritten = rewrite(text, paused.request.url);
+    // The new body has its own length and is not compressed.
+    const headers = (paused.responseHeaders ?? []).filter((h) => !/^(content-length|content-encoding|etag)$/i.test(h.name));
+    await this.browser.send(
+      'Fetch.fulfillRequest',
+      { requestId: paused.requestId, responseCode: paused.responseStatusCode ?? 200, responseHeaders: headers, body: Buffer.from(rewritten, 'utf8').toString('base64') },
+      this.sessionId,
+    );
+  }
+
   /** A real mouse click (or tap, on a mobile viewport) at the centre of the first element matching `selector`. */
   async click(selector: string): Promise<void> {
     const box = await this.evaluate<{ x: number; y: number } | null>(`(() => {
@@ -253,6 +278,14 @@ export class BrowserPage {
   async close(): Promise<void> {
     await this.browser.send('Target.closeTarget', { targetId: this.targetId });
   }
+}
+
+/** `Fetch.requestPaused` at the response stage. */
+interface PausedResponse {
+  requestId: string;
+  request: { url: string };
+  responseStatusCode?: number;
+  responseHeaders?: { name: string; value: string }[];
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

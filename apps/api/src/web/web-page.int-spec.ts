@@ -225,6 +225,30 @@ describe('the web page in headless Chromium (real API, real Postgres)', () => {
     await page.close();
   });
 
+  it('reads every answer through the contracts: an answer off its schema is an error on the page, never drawn', async () => {
+    const page = await browser.newPage({ width: 1400, height: 900 });
+    // The real verdict with its best mean sent as a string: JSON read unchecked would draw it as
+    // "83.90 %" as if nothing were wrong ((100 * "0.839").toFixed(2)).
+    await page.rewriteResponses('*/api/sweeps/*/verdict*', (body) => {
+      const verdict = JSON.parse(body) as { best: { mean: unknown } };
+      verdict.best.mean = String(verdict.best.mean);
+      return JSON.stringify(verdict);
+    });
+    await page.goto(`${base}/?sweep=${loses.sweepId}`);
+    const error = await page.waitFor<string>('the contract error', "document.querySelector('#status .error[data-error=ApiContractError]')?.innerText");
+    expect(error).toContain("the API's answer does not match the page's contract");
+    expect(error).toContain(`GET /api/sweeps/${loses.sweepId}/verdict?labels=all`);
+    expect(error).toContain('best.mean: Invalid input: expected number, received string');
+    // Nothing of that sweep is drawn from it, and the page never says it loaded.
+    expect(await text(page, '#verdict')).not.toContain('Best trained cell');
+    expect(await page.evaluate("document.body.getAttribute('data-loaded')")).toBeNull();
+    // The rest of the page, read through the same client, is unaffected.
+    await page.waitFor('the leaderboard', 'document.querySelectorAll("#leaderboard tbody tr").length === 20');
+    await keep(page, 'contract-error');
+    expect(page.problems).toEqual([]);
+    await page.close();
+  });
+
   // Last: its sweep (two label budgets beside all) would change the other tests' leaderboards.
   it('draws accuracy against the number of labels for a sweep with several budgets, and only then', async () => {
     const budgets = await seedFinishedSweep(db.prisma, { name: 'label-budgets', labels: [20, 200] });

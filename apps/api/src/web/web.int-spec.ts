@@ -31,7 +31,7 @@ describe('web page (real Postgres and Redis)', () => {
     const res = await request(app.getHttpServer()).get('/').expect(200);
     expect(res.headers['content-type']).toMatch(/^text\/html/);
     const html = res.text;
-    for (const marker of ['data-page="ddae-web"', 'id="leaderboard"', 'id="sweeps"', 'id="heatmaps"', 'id="progress"', '/api/leaderboard', '/api/sweeps', '/heatmap', '/progress']) {
+    for (const marker of ['data-page="ddae-web"', 'id="leaderboard"', 'id="sweeps"', 'id="heatmaps"', 'id="progress"']) {
       expect(html).toContain(marker);
     }
     // The data sets and methods of the contracts fill the filters; nothing is left to substitute.
@@ -40,12 +40,24 @@ describe('web page (real Postgres and Redis)', () => {
     // No external resources (the machines have no internet) and no HTML built from strings.
     expect(html).not.toMatch(/<(script|link|img)[^>]+(src|href)=["']?https?:/i);
     expect(html).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
-    // The inline script is valid JavaScript, and the CSP allows exactly it.
-    const script = /<script>([\s\S]*?)<\/script>/.exec(html)?.[1] ?? '';
-    expect(() => new Script(script)).not.toThrow();
+    // Two inline scripts, the API client's bundle then the page's own: valid JavaScript, and the CSP allows exactly them.
+    const scripts = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1]);
+    expect(scripts).toHaveLength(2);
     const csp = res.headers['content-security-policy'];
-    expect(csp).toContain(`'sha256-${createHash('sha256').update(script).digest('base64')}'`);
+    for (const script of scripts) {
+      expect(() => new Script(script)).not.toThrow();
+      expect(csp).toContain(`'sha256-${createHash('sha256').update(script).digest('base64')}'`);
+    }
+    expect(csp).toMatch(/script-src 'sha256-[^' ]+' 'sha256-[^' ]+';/);
     expect(csp).toContain("default-src 'none'");
+    // The first defines the client the second reads the API through, never fetching itself.
+    const [client, page] = scripts;
+    // (Booleans: a failure must not print a 230 KB bundle.)
+    expect(/^("use strict";)?var ddaeApi=/.test(client)).toBe(true);
+    // zod with its English messages only (~236 KB); all its locales would be ~500 KB on every page load.
+    expect(client.length).toBeLessThan(300_000);
+    for (const call of ['client.listSweeps(', 'client.getSweep(', 'client.heatmap(', 'client.verdict(', 'client.loss(', 'client.progress(', 'client.samples(', 'client.labelCurves(', 'client.leaderboard(']) expect(page).toContain(call);
+    expect(page).not.toMatch(/\bfetch\(|XMLHttpRequest|EventSource|\/api\//);
   });
 
   it('keeps the page out of the /api prefix; the document names it as the one HTML operation', async () => {
