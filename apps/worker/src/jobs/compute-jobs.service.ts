@@ -322,7 +322,13 @@ export class ComputeJobsService {
     const dataset = task.dataset.name;
     const missing = await datasetProblem(dataset);
     this.identity.sawDataset(dataset, missing === undefined);
-    if (missing) return await this.missingDataset(job, token, row, dataset, missing);
+    if (missing) {
+      // One it could read before lost files: its machine broke (environment-fault.ts). One it never
+      // could read: a data set it lacks, which another worker may have (missing-dataset.ts).
+      const fault = environmentFault(faultOf(missing), { artifactRoot: this.artifactRoot, datasetDirs: this.identity.datasetDirs });
+      if (fault !== undefined) return await this.handBack(job, token, row, fault);
+      return await this.missingDataset(job, token, row, dataset, missing);
+    }
     const child = this.compute;
     this.current.start({ jobId: job.id ?? '?', label: row.label, child, status: row.status });
     try {
