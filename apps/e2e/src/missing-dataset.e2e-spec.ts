@@ -72,7 +72,7 @@ describe('a worker that lacks a data set, end to end with two real workers', () 
     expect(new Set(results.map((r) => r.workerId))).toEqual(new Set(['e2e-worker-2']));
 
     // Worker 1 took at least one job (worker 2 runs one at a time) and handed each back, saying why.
-    const events = (await stack.db.prisma.sweepEvent.findMany({ where: { sweepId: body.id }, orderBy: { id: 'asc' } })).map((e) => ({ type: e.type, ...(e.data as Record<string, unknown>) }));
+    const events = (await stack.db.prisma.sweepEvent.findMany({ where: { sweepId: body.id }, orderBy: { id: 'asc' } })).map((e): Record<string, unknown> & { type: string } => ({ type: e.type, ...(e.data as Record<string, unknown>) }));
     const handedBack = events.filter((e) => e.type.endsWith('.requeued'));
     expect(handedBack.length).toBeGreaterThan(0);
     for (const e of handedBack) {

@@ -197,7 +197,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
   private async writeBeat(): Promise<void> {
     // What it can read now: a data set installed (or removed) since start shows in the next beat. A
     // hung mount must not hold the beat: the last answer stands meanwhile.
-    await withTimeout(readableDatasets(), this.env.HEARTBEAT_MS, 'looking at the data sets').then(
+    await withTimeout(readableDatasets(), 2 * this.env.HEARTBEAT_MS, 'looking at the data sets').then(
       (names) => this.identity.sawDatasets(names),
       (error: Error) => this.logger.warn(`could not look at the data sets: ${error.message}`),
     );
