@@ -35,6 +35,7 @@ import { ComputeError, ComputeProcess, type ComputeCallbacks } from '../compute/
 import { NON_RETRYABLE_ERRORS, STOPPED_ERROR } from '../compute/child-protocol';
 import { COMPUTE_QUEUE, WORKER_ENV, WorkerIdentity } from '../core/worker-identity';
 import { missingDatasetDecision } from '../core/missing-dataset';
+import { idleHandBacks, recordIdleHandBack } from '../core/hand-back-log';
 import { CurrentJob } from '../core/current-job';
 import { environmentFault, type FaultError } from '../core/environment-fault';
 import { WorkerHealth } from '../core/worker-health';
@@ -51,9 +52,6 @@ interface RowHandle {
 
 /** How long a stopping worker tries to hand its job back to Redis before leaving that to the lock's expiry. */
 const HAND_BACK_TIMEOUT_MS = 2_000;
-
-/** The start of a job's log line that counts a hand-back made while a worker that has its data set sat idle. */
-const IDLE_HAND_BACK = 'handed back while a worker that has its data set sat idle, by';
 
 /** How long a job of a sweep at its concurrency cap waits before it is offered again. */
 const THROTTLE_DELAY_MS = 5_000;
@@ -388,11 +386,11 @@ export class ComputeJobsService {
    * at once. See missing-dataset.ts for the decision, its bound, and why a hand-back.
    */
   private async missingDataset(job: Job, token: string | undefined, row: RowHandle, dataset: DatasetName, missing: DatasetMissingError): Promise<never> {
-    const [workers, idleHandBacks] = await Promise.all([
+    const [workers, handedBack] = await Promise.all([
       this.write('list live workers', () => this.workers.live(this.env.WORKER_STALE_MS)),
-      this.idleHandBacks(job),
+      job.id ? idleHandBacks(this.queue.queue, job.id).catch(() => 0) : 0,
     ]);
-    const decision = missingDatasetDecision({ dataset, workerId: this.identity.id, dataDir: this.env.DDAE_DATA_DIR, missing: missing.message, workers, idleHandBacks });
+    const decision = missingDatasetDecision({ dataset, workerId: this.identity.id, dataDir: this.env.DDAE_DATA_DIR, missing: missing.message, workers, idleHandBacks: handedBack });
     if (decision.action === 'fail') {
       this.logger.warn(`${row.label}: ${decision.reason}`);
       await this.write('record failure', () => row.fail(decision.reason, true));
@@ -400,21 +398,13 @@ export class ComputeJobsService {
       throw new UnrecoverableError(decision.reason);
     }
     this.logger.log(`${row.label}: handing it back: ${decision.reason}`);
-    // The count survives in the job itself (its BullMQ log, shown by queue dashboards, gone with the job).
-    if (decision.counted) await job.log(`${IDLE_HAND_BACK} ${this.identity.id}: ${decision.reason}`).catch(() => undefined);
+    if (decision.counted) await recordIdleHandBack(job, this.identity.id, decision.reason).catch((error: Error) => this.logger.warn(`${row.label}: could not count the hand-back: ${error.message}`));
     await this.write('hand back row', () => row.fail(`worker ${this.identity.id} handed it back: ${decision.reason}`, false, { handedBack: true }));
     if (!token) throw new Error(`${row.label}: ${decision.reason}`);
     // moveToDelayed does not count an attempt (as the concurrency cap's put-off); Redis unreachable:
     // the lock expires and the job comes back as stalled, or the reconciler re-enqueues the row.
     await withTimeout(job.moveToDelayed(Date.now() + decision.delayMs, token), HAND_BACK_TIMEOUT_MS, 'handing the job back to Redis').catch((error: Error) => this.logger.warn(`${row.label}: ${error.message}`));
     throw new DelayedError();
-  }
-
-  /** How often this job was handed back while a worker that has its data set sat idle (its log lines saying so). */
-  private async idleHandBacks(job: Job): Promise<number> {
-    if (!job.id) return 0;
-    const { logs } = await this.queue.queue.getJobLogs(job.id).catch(() => ({ logs: [] as string[] }));
-    return logs.filter((line) => line.startsWith(IDLE_HAND_BACK)).length;
   }
 
   /**
