@@ -49,13 +49,15 @@ describe('retries, end to end with a real worker', () => {
   const events = async (sweepId: string): Promise<Event[]> =>
     (await stack.db.prisma.sweepEvent.findMany({ where: { sweepId }, orderBy: { id: 'asc' } })).map((e) => ({ type: e.type, data: e.data as Record<string, unknown>, createdAt: e.createdAt }));
 
-  it('deterministic failures fail at once with their reason: a missing data set, an invalid payload', async () => {
+  it('deterministic failures fail at once with their reason: a data set no live worker has, an invalid payload', async () => {
     const body = await stack.submit({ ...SWEEP, name: 'e2e-missing-data' });
     expect(body.created).toBe(true);
     expect((await stack.waitForSweep(body.id, 120_000)).status).toBe('FAILED');
     const run = await stack.db.prisma.run.findFirstOrThrow({ where: { sweepId: body.id } });
     expect(run).toMatchObject({ status: 'FAILED', attempts: 1 });
-    expect(run.error).toMatch(/^DatasetMissingError: /);
+    // No other live worker reports the data set: nobody could run it, so it fails at once, saying so.
+    expect(run.error).toMatch(/^DatasetMissingError: no live worker can read data set fashion-mnist: worker e2e-worker-1 \(DDAE_DATA_DIR=.*\) cannot /);
+    expect(run.error).toContain('Or start a worker that has it.');
     expect(run.error).toContain(path.join(dataRoot, 'fashion-mnist'));
     expect(run.error).toContain('apt-get install -y dataset-fashion-mnist');
     expect(await stack.db.prisma.probeTask.findMany({ where: { sweepId: body.id }, select: { status: true } })).toEqual([{ status: 'FAILED' }]);

@@ -100,6 +100,11 @@ export const workerEnvSchema = z.object({
   DDAE_DATA_DIR: z.string().optional(),
   /** Heartbeat period. Default 5 s. */
   HEARTBEAT_MS: z.coerce.number().int().positive().default(5_000),
+  /**
+   * Another worker whose last heartbeat is older than this is not live: a job needing a data set
+   * this worker lacks is handed back only while a live worker reports it. Default 30 s (the API's too).
+   */
+  WORKER_STALE_MS: z.coerce.number().int().positive().default(30_000),
   /** BullMQ lock duration; renewed by the (never blocked) main loop. Default 30 s. */
   LOCK_DURATION_MS: z.coerce.number().int().positive().default(30_000),
   /** How often BullMQ looks for jobs whose worker died (their lock expired). Default 30 s. */

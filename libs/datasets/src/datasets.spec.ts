@@ -10,11 +10,13 @@ import {
   clearDatasetCache,
   createRng,
   datasetInfo,
+  datasetProblem,
   encodeIdx,
   flattenPixels,
   loadDataset,
   parseIdx,
   randomCropFlip,
+  readableDatasets,
   seededOrder,
   selectLabels,
   toModelInput,
@@ -125,6 +127,33 @@ describe('IDX files', () => {
     process.env['DDAE_DATA_DIR'] = path.join(tmp, 'root');
     try {
       expect((await loadDataset('mnist', 'train')).count).toBe(2);
+    } finally {
+      if (saved === undefined) delete process.env['DDAE_DATA_DIR'];
+      else process.env['DDAE_DATA_DIR'] = saved;
+    }
+  });
+});
+
+describe('readableDatasets', () => {
+  it('lists the data sets whose every file can be read under DDAE_DATA_DIR, and names the first missing file of the others', async () => {
+    const root = path.join(tmp, 'readable');
+    writeTinyIdx(path.join(root, 'mnist'), 2, [1, 2]);
+    // Fashion-MNIST decompressed (accepted as the loader accepts it), but for one file.
+    const fm = path.join(root, 'fashion-mnist');
+    mkdirSync(fm, { recursive: true });
+    for (const f of ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte']) writeFileSync(path.join(fm, f), 'x');
+    mkdirSync(path.join(root, 'cifar10'));
+    const saved = process.env['DDAE_DATA_DIR'];
+    process.env['DDAE_DATA_DIR'] = root;
+    try {
+      expect(await readableDatasets()).toEqual(['mnist']);
+      const missing = await datasetProblem('fashion-mnist');
+      expect(missing).toBeInstanceOf(DatasetMissingError);
+      expect(missing?.path).toBe(path.join(fm, 't10k-labels-idx1-ubyte.gz'));
+      expect(missing?.message).toContain('apt-get install -y dataset-fashion-mnist');
+      expect((await datasetProblem('cifar10'))?.path).toBe(path.join(root, 'cifar10', 'data_batch_1.bin'));
+      writeFileSync(path.join(fm, 't10k-labels-idx1-ubyte'), 'x');
+      expect(await readableDatasets()).toEqual(['fashion-mnist', 'mnist']);
     } finally {
       if (saved === undefined) delete process.env['DDAE_DATA_DIR'];
       else process.env['DDAE_DATA_DIR'] = saved;

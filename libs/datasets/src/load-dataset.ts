@@ -103,8 +103,13 @@ async function readFirst(name: DatasetName, dir: string, candidates: string[]): 
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
   }
+  throw new DatasetMissingError(candidates[0], datasetMissingMessage(name, dir, candidates[0]));
+}
+
+/** What a {@link DatasetMissingError} says: the file that was looked for, and how to get the data set. */
+export function datasetMissingMessage(name: DatasetName, dir: string, file: string): string {
   const label = { 'fashion-mnist': 'Fashion-MNIST', mnist: 'MNIST', cifar10: 'CIFAR-10' }[name];
-  throw new DatasetMissingError(candidates[0], `${label} file not found: ${candidates[0]}. ${howToGet(name, dir)}`);
+  return `${label} file not found: ${file}. ${howToGet(name, dir)}`;
 }
 
 async function readIdx(name: DatasetName, dir: string, gzName: string, expectedDims: number): Promise<{ dims: number[]; data: Uint8Array; file: string }> {

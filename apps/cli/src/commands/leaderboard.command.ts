@@ -60,7 +60,10 @@ export async function leaderboard(api: ApiClient, opts: { dataset?: string; meth
 export async function workers(api: ApiClient, opts: { json: boolean }): Promise<string> {
   const r = await api.workers();
   if (opts.json) return JSON.stringify(r);
-  const rows = table(['worker', 'host', 'backend', 'device', 'state', 'job', 'last heartbeat'], r.workers.map((w) => [w.id, w.hostname, w.backend, w.device, w.state, w.currentJobId, w.lastHeartbeatAt]));
+  const rows = table(
+    ['worker', 'host', 'backend', 'device', 'data sets', 'state', 'job', 'last heartbeat'],
+    r.workers.map((w) => [w.id, w.hostname, w.backend, w.device, w.datasets.join(',') || 'none', w.state, w.currentJobId, w.lastHeartbeatAt]),
+  );
   // An unhealthy worker takes no jobs: say why under the table, one line each (the reason is long).
   const why = r.workers.filter((w) => w.unhealthyReason).map((w) => `${w.id} is unhealthy: ${w.unhealthyReason}`);
   return why.length ? `${rows}\n\n${why.join('\n')}` : rows;

@@ -17,7 +17,7 @@ export interface ChildUsage {
 
 /** Messages from the compute child to the worker. */
 export type FromChild =
-  | { type: 'ready'; backend: BackendName; detail: string; gpu?: GpuAdapter; datasetDirs?: string[] }
+  | { type: 'ready'; backend: BackendName; detail: string; gpu?: GpuAdapter }
   /** The child took the task (from then on, its death is this job's failed attempt). */
   | { type: 'started' }
   | { type: 'progress'; fraction: number; step?: number; loss?: number; message?: string }

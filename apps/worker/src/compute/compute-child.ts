@@ -8,11 +8,9 @@
  * ends its child: the next job gets a fresh one.
  */
 import { computeChildEnvSchema, loadEnv } from '@ddae/config';
-import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { DATASET_NAMES, computeTaskSchema, type BackendName } from '@ddae/contracts';
+import { computeTaskSchema, type BackendName } from '@ddae/contracts';
 import { backendFromEnv, gpuFromEnv, runComputeTask, selectBackend, setModelCacheSize, tensorMemory } from '@ddae/compute';
-import { datasetDir } from '@ddae/datasets';
 import { childChannel } from './child-channel';
 import { serializeError, type ChildUsage, type FromChild, type ToChild } from './child-protocol';
 
@@ -32,8 +30,7 @@ async function main(): Promise<void> {
   const selected = await selectBackend(prefer, { gpu: gpuFromEnv() });
   const ready: FromChild = { type: 'ready', backend: selected.backend, detail: selected.detail, ...(selected.gpu ? { gpu: selected.gpu } : {}) };
   if (env.DDAE_PROBE_ONLY === '1') {
-    // The data sets this machine holds now: one that vanishes later is the machine's fault, not the job's.
-    sendAndExit({ ...ready, datasetDirs: DATASET_NAMES.map((name) => datasetDir(name)).filter((dir) => existsSync(dir)) }, 0);
+    sendAndExit(ready, 0);
     return;
   }
   setModelCacheSize(env.DDAE_MODEL_CACHE);

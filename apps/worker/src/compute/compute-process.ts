@@ -301,11 +301,11 @@ export class ComputeProcess {
   }
 
   /** Starts a child only to learn which backend it gets: done once, when the worker starts. */
-  static probeBackend(options: ComputeProcessOptions): Promise<{ backend: BackendName; detail: string; gpu?: GpuAdapter; datasetDirs: string[] }> {
+  static probeBackend(options: ComputeProcessOptions): Promise<{ backend: BackendName; detail: string; gpu?: GpuAdapter }> {
     const child = forkChild(options, { DDAE_PROBE_ONLY: '1' });
     return new Promise((resolve, reject) => {
       child.on('message', (message: FromChild) => {
-        if (message.type === 'ready') resolve({ backend: message.backend, detail: message.detail, ...(message.gpu ? { gpu: message.gpu } : {}), datasetDirs: message.datasetDirs ?? [] });
+        if (message.type === 'ready') resolve({ backend: message.backend, detail: message.detail, ...(message.gpu ? { gpu: message.gpu } : {}) });
         if (message.type === 'error') reject(new ComputeError(message.error));
       });
       child.on('error', reject);

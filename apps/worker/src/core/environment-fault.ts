@@ -16,7 +16,7 @@ export interface FaultError {
 export interface FaultSite {
   /** ARTIFACT_DIR, resolved: checkpoints, samples and feature caches are written there. */
   artifactRoot: string;
-  /** The data set directories the worker could read when it started (its backend probe saw them). */
+  /** The directories of the data sets the worker has found complete (at start, in a heartbeat, before a job). */
   datasetDirs: string[];
 }
 
@@ -37,11 +37,11 @@ function inside(dir: string, p: string): boolean {
  * - a file system error under ARTIFACT_DIR (a checkpoint, sample or feature cache write: EACCES,
  *   EROFS, ENOSPC, ENOTDIR when the directory became a file, ...);
  * - a file system error under a data set directory, or a data set file missing from a directory
- *   that held it when the worker started (it vanished);
+ *   that held the whole data set when the worker looked (it vanished);
  * - a full or read-only disk (ENOSPC, EDQUOT, EROFS) anywhere.
  * Such a job is handed back for another worker without spending an attempt, and this worker stops
- * taking jobs. Anything else (a diverged loss, a bad payload, a data set this worker never had)
- * is the job's: the normal retry policy applies.
+ * taking jobs. Anything else (a diverged loss, a bad payload) is the job's: the normal retry policy
+ * applies. A data set this worker never could read is neither: see missing-dataset.ts.
  * @returns the reason, naming the fault, the place and the fix; undefined when the job is at fault.
  */
 export function environmentFault(error: FaultError, site: FaultSite): string | undefined {
@@ -54,6 +54,6 @@ export function environmentFault(error: FaultError, site: FaultSite): string | u
     if (dataset) return `the data set directory ${dataset} cannot be read (${error.code} on ${at}): restore it (or point DDAE_DATA_DIR at a readable copy) and restart the worker`;
   }
   if (error.code && DISK_CODES.has(error.code)) return `the disk is full or read-only (${what}): free space or remount it read-write and restart the worker`;
-  if (error.name === 'DatasetMissingError' && dataset) return `the data set directory ${dataset} lost ${at} since the worker started: restore it and restart the worker`;
+  if (error.name === 'DatasetMissingError' && dataset) return `the data set directory ${dataset} lost ${at} since the worker found it complete: restore it and restart the worker`;
   return undefined;
 }

@@ -47,4 +47,22 @@ describe('WorkerIdentity', () => {
     cuda.chose({ backend: 'tensorflow-gpu', detail: '' });
     expect(cuda.resultDevice({ backend: 'tensorflow-gpu', detail: '' })).toBe('gpu1');
   });
+
+  it('reports the data sets it reads now, and remembers the directory of every one it has read (one that loses files later broke)', () => {
+    const saved = process.env['DDAE_DATA_DIR'];
+    process.env['DDAE_DATA_DIR'] = '/data';
+    try {
+      const w = new WorkerIdentity({ id: 'w1' });
+      w.sawDatasets(['mnist']);
+      w.sawDataset('fashion-mnist', true);
+      expect(w.datasets).toEqual(['fashion-mnist', 'mnist']);
+      w.sawDatasets(['cifar10']);
+      w.sawDataset('cifar10', false);
+      expect(w.datasets).toEqual([]);
+      expect(w.datasetDirs).toEqual(['/data/mnist', '/data/fashion-mnist', '/data/cifar10']);
+    } finally {
+      if (saved === undefined) delete process.env['DDAE_DATA_DIR'];
+      else process.env['DDAE_DATA_DIR'] = saved;
+    }
+  });
 });

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import os from 'node:os';
-import { describeGpuAdapter, gpuDeviceLabel, type BackendName, type ComputeDevice, type GpuAdapter } from '@ddae/contracts';
+import { DATASET_NAMES, describeGpuAdapter, gpuDeviceLabel, type BackendName, type ComputeDevice, type DatasetName, type GpuAdapter } from '@ddae/contracts';
+import { datasetDir } from '@ddae/datasets';
 
 export const WORKER_ENV = Symbol('WORKER_ENV');
 export const PRISMA = Symbol('PRISMA');
@@ -20,7 +21,12 @@ export class WorkerIdentity {
   backendDetail = '';
   /** On webgpu: the adapter the probe chose; every job's child is pinned to it. */
   gpu?: GpuAdapter;
-  /** The data set directories the probe found at start: one that vanishes later is an environment fault. */
+  /** The data sets it can read, as of its last look (at start, each heartbeat, each job that needs one). */
+  datasets: DatasetName[] = [];
+  /**
+   * The directories of every data set it has been able to read: one that loses files later is an
+   * environment fault (the machine broke), while one it never could read is a data set it lacks.
+   */
   datasetDirs: string[] = [];
   private readonly deviceOverride?: string;
 
@@ -31,12 +37,25 @@ export class WorkerIdentity {
   }
 
   /** Records the backend (and adapter) the compute child's probe chose. */
-  chose(probe: { backend: BackendName; detail: string; gpu?: GpuAdapter; datasetDirs?: string[] }): void {
+  chose(probe: { backend: BackendName; detail: string; gpu?: GpuAdapter }): void {
     this.backend = probe.backend;
-    this.datasetDirs = probe.datasetDirs ?? [];
     this.backendDetail = probe.detail;
     this.gpu = probe.gpu;
     if (probe.gpu && this.deviceOverride === undefined) this.device = describeGpuAdapter(probe.gpu);
+  }
+
+  /** Records the data sets it can read now (`readableDatasets()`: at start and with each heartbeat). */
+  sawDatasets(readable: DatasetName[]): void {
+    this.datasets = DATASET_NAMES.filter((n) => readable.includes(n));
+    for (const name of this.datasets) {
+      const dir = datasetDir(name);
+      if (!this.datasetDirs.includes(dir)) this.datasetDirs.push(dir);
+    }
+  }
+
+  /** Records what one look at one data set found (a job that needs it). */
+  sawDataset(name: DatasetName, readable: boolean): void {
+    this.sawDatasets(readable ? [...this.datasets, name] : this.datasets.filter((n) => n !== name));
   }
 
   /**

@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import { Worker, type Job } from 'bullmq';
 import { QUEUES } from '@ddae/contracts';
 import { withLogContext, type WorkerEnv } from '@ddae/config';
+import { readableDatasets } from '@ddae/datasets';
 import { WorkerRepository } from '@ddae/db';
 import { redisConnection, withTimeout, type RedisOutageWatch } from '@ddae/queue';
 import { ComputeProcess } from '../compute/compute-process';
@@ -74,9 +75,10 @@ export class WorkerRuntime implements OnApplicationShutdown {
     if (problems.length > 0) throw new PreflightError(problems);
     const probe = await ComputeProcess.probeBackend({ backend: this.env.DDAE_BACKEND, env: this.identity.childEnv() });
     this.identity.chose(probe);
+    this.identity.sawDatasets(await readableDatasets());
     // One worker per GPU: a second worker on this GPU stops here, naming the one that holds it.
     if (probe.gpu) this.gpuLock = lockGpu(probe.gpu, this.identity.id);
-    this.logger.log(`worker ${this.identity.id}: backend ${probe.backend} (${probe.detail}), device ${this.identity.device}`);
+    this.logger.log(`worker ${this.identity.id}: backend ${probe.backend} (${probe.detail}), device ${this.identity.device}, data sets ${this.identity.datasets.join(', ') || 'none'}`);
     this.state = 'idle';
     const released = await this.workers.releaseHeld(this.identity.id);
     if (released > 0) this.logger.warn(`handed back ${released} task(s) a previous process with id ${this.identity.id} left running`);
@@ -164,7 +166,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
       }
       const ok = this.state !== 'stopping' && this.state !== 'stopped' && this.fitness.reason === undefined;
       res.writeHead(req.url === '/health' ? (ok ? 200 : 503) : 404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ id: this.identity.id, state: this.state, unhealthyReason: this.fitness.reason ?? null, backend: this.identity.backend, device: this.identity.device, currentJobId: this.activeJobId }));
+      res.end(JSON.stringify({ id: this.identity.id, state: this.state, unhealthyReason: this.fitness.reason ?? null, datasets: this.identity.datasets, backend: this.identity.backend, device: this.identity.device, currentJobId: this.activeJobId }));
     });
     this.health.listen(port, () => {
       const address = this.health?.address();
@@ -193,6 +195,12 @@ export class WorkerRuntime implements OnApplicationShutdown {
   }
 
   private async writeBeat(): Promise<void> {
+    // What it can read now: a data set installed (or removed) since start shows in the next beat. A
+    // hung mount must not hold the beat: the last answer stands meanwhile.
+    await withTimeout(readableDatasets(), 2 * this.env.HEARTBEAT_MS, 'looking at the data sets').then(
+      (names) => this.identity.sawDatasets(names),
+      (error: Error) => this.logger.warn(`could not look at the data sets: ${error.message}`),
+    );
     const write = this.workers.beat({
       id: this.identity.id,
       hostname: this.identity.hostname,
@@ -202,6 +210,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
       state: this.state,
       currentJobId: this.activeJobId,
       unhealthyReason: this.fitness.reason ?? null,
+      datasets: this.identity.datasets,
     });
     // A write that hangs (a partitioned database) must not hold every later beat behind it.
     await withTimeout(write, 2 * this.env.HEARTBEAT_MS, 'heartbeat').catch((error: Error) => this.logger.warn(`heartbeat failed: ${error.message}`));

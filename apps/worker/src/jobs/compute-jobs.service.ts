@@ -27,12 +27,15 @@ import {
   type UNetConfig,
 } from '@ddae/contracts';
 import { addLogContext, type WorkerEnv } from '@ddae/config';
-import { BaselineRepository, ProbeRepository, RunGenerationQualityRepository, RunRepository, RunSampleRepository, taskLabelBudgets, THROTTLED, TrainLossRepository } from '@ddae/db';
-import { withTimeout } from '@ddae/queue';
+import { datasetProblem, type DatasetMissingError } from '@ddae/datasets';
+import { BaselineRepository, ProbeRepository, RunGenerationQualityRepository, RunRepository, RunSampleRepository, taskLabelBudgets, THROTTLED, TrainLossRepository, WorkerRepository } from '@ddae/db';
+import { withTimeout, type ComputeQueue } from '@ddae/queue';
 import { SweepOrchestrator, pretrainSettings, type RunHyper } from '@ddae/sweeps';
 import { ComputeError, ComputeProcess, type ComputeCallbacks } from '../compute/compute-process';
 import { NON_RETRYABLE_ERRORS, STOPPED_ERROR } from '../compute/child-protocol';
-import { WORKER_ENV, WorkerIdentity } from '../core/worker-identity';
+import { COMPUTE_QUEUE, WORKER_ENV, WorkerIdentity } from '../core/worker-identity';
+import { missingDatasetDecision } from '../core/missing-dataset';
+import { idleHandBacks, recordIdleHandBack } from '../core/hand-back-log';
 import { CurrentJob } from '../core/current-job';
 import { environmentFault, type FaultError } from '../core/environment-fault';
 import { WorkerHealth } from '../core/worker-health';
@@ -79,6 +82,8 @@ export class ComputeJobsService {
     private readonly orchestrator: SweepOrchestrator,
     private readonly health: WorkerHealth,
     private readonly metrics: WorkerMetrics,
+    private readonly workers: WorkerRepository,
+    @Inject(COMPUTE_QUEUE) private readonly queue: ComputeQueue,
   ) {}
 
   async process(job: Job, token?: string): Promise<JobOutcome> {
@@ -311,6 +316,17 @@ export class ComputeJobsService {
    * Returns the result, or an outcome when the task was cancelled.
    */
   private async execute(job: Job, token: string | undefined, row: RowHandle, task: ComputeTask, callbacks: ComputeCallbacks): Promise<ComputeResult | JobOutcome> {
+    // A data set this worker cannot read: known before a compute child is started (a few stats).
+    const dataset = task.dataset.name;
+    const missing = await datasetProblem(dataset);
+    this.identity.sawDataset(dataset, missing === undefined);
+    if (missing) {
+      // One it could read before lost files: its machine broke (environment-fault.ts). One it never
+      // could read: a data set it lacks, which another worker may have (missing-dataset.ts).
+      const fault = environmentFault(faultOf(missing), { artifactRoot: this.artifactRoot, datasetDirs: this.identity.datasetDirs });
+      if (fault !== undefined) return await this.handBack(job, token, row, fault);
+      return await this.missingDataset(job, token, row, dataset, missing);
+    }
     const child = this.compute;
     this.current.start({ jobId: job.id ?? '?', label: row.label, child, status: row.status });
     try {
@@ -362,6 +378,33 @@ export class ComputeJobsService {
     if (!token) throw new Error(`${row.label}: ${fault}`);
     await withTimeout(job.moveToWait(token), HAND_BACK_TIMEOUT_MS, 'handing the job back to Redis').catch((error: Error) => this.logger.warn(`${row.label}: ${error.message}`));
     throw new WaitingError();
+  }
+
+  /**
+   * The job needs a data set this worker cannot read: handed back, unspent and delayed, when another
+   * live worker reports it (this worker stays healthy: it serves its other data sets), else failed
+   * at once. See missing-dataset.ts for the decision, its bound, and why a hand-back.
+   */
+  private async missingDataset(job: Job, token: string | undefined, row: RowHandle, dataset: DatasetName, missing: DatasetMissingError): Promise<never> {
+    const [workers, handedBack] = await Promise.all([
+      this.write('list live workers', () => this.workers.live(this.env.WORKER_STALE_MS)),
+      job.id ? idleHandBacks(this.queue.queue, job.id).catch(() => 0) : 0,
+    ]);
+    const decision = missingDatasetDecision({ dataset, workerId: this.identity.id, dataDir: this.env.DDAE_DATA_DIR, missing: missing.message, workers, idleHandBacks: handedBack });
+    if (decision.action === 'fail') {
+      this.logger.warn(`${row.label}: ${decision.reason}`);
+      await this.write('record failure', () => row.fail(decision.reason, true));
+      await this.write('refresh sweep', () => row.ended());
+      throw new UnrecoverableError(decision.reason);
+    }
+    this.logger.log(`${row.label}: handing it back: ${decision.reason}`);
+    if (decision.counted) await recordIdleHandBack(job, this.identity.id, decision.reason).catch((error: Error) => this.logger.warn(`${row.label}: could not count the hand-back: ${error.message}`));
+    await this.write('hand back row', () => row.fail(`worker ${this.identity.id} handed it back: ${decision.reason}`, false, { handedBack: true }));
+    if (!token) throw new Error(`${row.label}: ${decision.reason}`);
+    // moveToDelayed does not count an attempt (as the concurrency cap's put-off); Redis unreachable:
+    // the lock expires and the job comes back as stalled, or the reconciler re-enqueues the row.
+    await withTimeout(job.moveToDelayed(Date.now() + decision.delayMs, token), HAND_BACK_TIMEOUT_MS, 'handing the job back to Redis').catch((error: Error) => this.logger.warn(`${row.label}: ${error.message}`));
+    throw new DelayedError();
   }
 
   /**

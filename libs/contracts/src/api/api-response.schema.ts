@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BACKENDS } from '../jobs.schema';
+import { DATASET_NAMES } from '../sweep-spec.schema';
 import { LEADERBOARD_PER, SWEEP_STATUSES } from './api-query.schema';
 
 /**
@@ -468,6 +469,9 @@ export const workerSchema = z.object({
   device: z.string(),
   state: z.string().describe('starting | idle | busy | stopping | unhealthy'),
   unhealthyReason: z.string().nullable().describe('why an unhealthy worker takes no jobs: the environment fault it met during a job (its artifact directory, a data set, its compute backend); null when healthy'),
+  datasets: z
+    .array(z.string())
+    .describe(`the data sets (of ${DATASET_NAMES.join(', ')}) the worker could read at its last heartbeat: a job needing one a worker lacks is handed to a live worker that has it, and fails only when none has`),
   currentJobId: z.string().nullable(),
   startedAt: instant,
   lastHeartbeatAt: instant,

@@ -12,6 +12,11 @@ export interface WorkerBeat {
   currentJobId: string | null;
   /** Why it is unhealthy (null otherwise): names the fault and where it happened. */
   unhealthyReason?: string | null;
+  /**
+   * The data sets (names of DATASET_NAMES) it can read now: another worker hands it the jobs that
+   * need one of them rather than failing them. Default: none.
+   */
+  datasets?: string[];
 }
 
 export class WorkerRepository {
@@ -19,7 +24,7 @@ export class WorkerRepository {
 
   async beat(beat: WorkerBeat): Promise<void> {
     const now = new Date();
-    const w = { ...beat, unhealthyReason: beat.unhealthyReason ?? null };
+    const w = { ...beat, unhealthyReason: beat.unhealthyReason ?? null, datasets: beat.datasets ?? [] };
     await this.prisma.worker.upsert({
       where: { id: w.id },
       create: { ...w, startedAt: now, lastHeartbeatAt: now },
