@@ -142,7 +142,28 @@ describe('deployment (infra/, checked by reading)', () => {
       }
     }
     const ignored = read('.dockerignore').split('\n').map((l) => l.trim());
-    expect(ignored).toEqual(expect.arrayContaining(['node_modules', 'libs/native-kernels/build', 'libs/db/src/generated']));
+    expect(ignored).toEqual(expect.arrayContaining(['node_modules', 'libs/native-kernels/build', 'libs/db/src/generated', '.env']));
+  });
+
+  it('gives npm ci in the build stage every file its postinstall loads (prisma.config.ts and what it imports)', () => {
+    // npm ci runs `prisma generate`, which loads prisma.config.ts: a module it imports that the stage
+    // lacks fails the build ("Cannot find module './libs/config/src/process-env'", found by building).
+    const build = stage('build').lines;
+    const npmCi = build.findIndex((l) => /^RUN npm ci\b/.test(l));
+    expect(npmCi).toBeGreaterThan(0);
+    const copied = build
+      .slice(0, npmCi)
+      .filter((l) => /^COPY\s/i.test(l) && !/--from=/.test(l))
+      .flatMap((l) => {
+        const parts = l.split(/\s+/).slice(1);
+        const dest = parts.at(-1) ?? '';
+        return parts.slice(0, -1).map((src) => (dest.endsWith('/') || parts.length > 2 ? path.posix.join(dest, path.posix.basename(src)) : dest));
+      })
+      .map((p) => path.posix.normalize(p.replace(/^\.\//, '')));
+    const has = (file: string) => copied.some((c) => c === file || file.startsWith(`${c}/`));
+    const needed = ['package.json', 'package-lock.json', 'scripts/prisma-generate.mjs', 'scripts/build-native.mjs', 'prisma.config.ts', 'prisma/schema.prisma', 'libs/native-kernels/binding.gyp'];
+    for (const m of read('prisma.config.ts').matchAll(/from\s+'(\.[^']+)'/g)) needed.push(`${path.posix.normalize(m[1])}.ts`);
+    expect(needed.filter((f) => !has(f))).toEqual([]);
   });
 
   it('sets only variables our configuration reads (or a named outside one), with values it accepts', () => {
