@@ -4,7 +4,8 @@ import path from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import { Deployment } from 'kubernetes-models/apps/v1';
-import { Service } from 'kubernetes-models/v1';
+import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import { ConfigMap, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { QUEUES } from '@ddae/contracts';
 import { apiEnvSchema, workerEnvSchema } from './env.schema';
 
@@ -54,6 +55,10 @@ const k8sDocs = (file: string) => parseAllDocuments(read(file)).map((d) => d.toJ
 const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'apps/v1 Deployment': Deployment,
   'v1 Service': Service,
+  'v1 ConfigMap': ConfigMap,
+  'v1 ServiceAccount': ServiceAccount,
+  'rbac.authorization.k8s.io/v1 Role': Role,
+  'rbac.authorization.k8s.io/v1 RoleBinding': RoleBinding,
   'keda.sh/v1alpha1 ScaledObject': ScaledObject,
 };
 
@@ -137,7 +142,28 @@ describe('deployment (infra/, checked by reading)', () => {
       }
     }
     const ignored = read('.dockerignore').split('\n').map((l) => l.trim());
-    expect(ignored).toEqual(expect.arrayContaining(['node_modules', 'libs/native-kernels/build', 'libs/db/src/generated']));
+    expect(ignored).toEqual(expect.arrayContaining(['node_modules', 'libs/native-kernels/build', 'libs/db/src/generated', '.env']));
+  });
+
+  it('gives npm ci in the build stage every file its postinstall loads (prisma.config.ts and what it imports)', () => {
+    // npm ci runs `prisma generate`, which loads prisma.config.ts: a module it imports that the stage
+    // lacks fails the build ("Cannot find module './libs/config/src/process-env'", found by building).
+    const build = stage('build').lines;
+    const npmCi = build.findIndex((l) => /^RUN npm ci\b/.test(l));
+    expect(npmCi).toBeGreaterThan(0);
+    const copied = build
+      .slice(0, npmCi)
+      .filter((l) => /^COPY\s/i.test(l) && !/--from=/.test(l))
+      .flatMap((l) => {
+        const parts = l.split(/\s+/).slice(1);
+        const dest = parts.at(-1) ?? '';
+        return parts.slice(0, -1).map((src) => (dest.endsWith('/') || parts.length > 2 ? path.posix.join(dest, path.posix.basename(src)) : dest));
+      })
+      .map((p) => path.posix.normalize(p.replace(/^\.\//, '')));
+    const has = (file: string) => copied.some((c) => c === file || file.startsWith(`${c}/`));
+    const needed = ['package.json', 'package-lock.json', 'scripts/prisma-generate.mjs', 'scripts/build-native.mjs', 'prisma.config.ts', 'prisma/schema.prisma', 'libs/native-kernels/binding.gyp'];
+    for (const m of read('prisma.config.ts').matchAll(/from\s+'(\.[^']+)'/g)) needed.push(`${path.posix.normalize(m[1])}.ts`);
+    expect(needed.filter((f) => !has(f))).toEqual([]);
   });
 
   it('sets only variables our configuration reads (or a named outside one), with values it accepts', () => {
@@ -183,7 +209,7 @@ describe('deployment (infra/, checked by reading)', () => {
   });
 
   it('validates every Kubernetes manifest against its kind\'s schema (Kubernetes and KEDA, offline)', () => {
-    expect(K8S_FILES.sort()).toEqual(['infra/k8s/api.yaml', 'infra/k8s/keda-worker-gpu.yaml', 'infra/k8s/worker-gpu.yaml']);
+    expect(K8S_FILES.sort()).toEqual(['infra/k8s/api.yaml', 'infra/k8s/keda-worker-gpu.yaml', 'infra/k8s/prometheus.yaml', 'infra/k8s/worker-gpu.yaml']);
     for (const file of K8S_FILES) {
       for (const doc of parseAllDocuments(read(file))) {
         expect([file, doc.errors]).toEqual([file, []]);
@@ -235,5 +261,96 @@ describe('deployment (infra/, checked by reading)', () => {
     expect(pod.spec.containers[0].ports[0].containerPort).toBe(env.HEALTH_PORT);
     // A busy pod chosen for removal has time to checkpoint and hand its job back before SIGKILL.
     expect(pod.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(env.SHUTDOWN_GRACE_MS + 10_000);
+  });
+
+  it('points KEDA at a Prometheus the manifests ship, which may discover and scrapes the annotated pods', () => {
+    type Doc = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> } } & Record<string, unknown>;
+    const all = K8S_FILES.flatMap((file) => k8sDocs(file) as unknown as Doc[]);
+    const named = (kind: string, name: string) => {
+      const found = all.find((d) => d.kind === kind && d.metadata.name === name);
+      if (!found) throw new Error(`infra/k8s defines no ${kind} "${name}" (${kind}s: ${all.filter((d) => d.kind === kind).map((d) => d.metadata.name).join(', ') || 'none'})`);
+      return found;
+    };
+    // Nothing names a namespace: everything goes where `kubectl apply` puts it, `default` as written.
+    expect(all.filter((d) => d.metadata.namespace !== undefined).map((d) => `${d.kind}/${d.metadata.name}`)).toEqual([]);
+    const ns = 'default';
+
+    // serverAddress http://<service>.<namespace>.svc:<port>: a Service of these manifests, on one of its ports.
+    const [scaled] = k8sDocs('infra/k8s/keda-worker-gpu.yaml') as unknown as { spec: { triggers: { metadata: Record<string, string> }[] } }[];
+    const address = new URL(scaled.spec.triggers[0].metadata.serverAddress);
+    const host = /^([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)?$/.exec(address.hostname);
+    expect({ serverAddress: address.href, host: Boolean(host) }).toEqual({ serverAddress: address.href, host: true });
+    const [, serviceName, serviceNs] = host as RegExpExecArray;
+    expect(serviceNs).toBe(ns);
+    const service = named('Service', serviceName) as unknown as { spec: { selector: Record<string, string>; ports: { port: number; targetPort: string | number }[] } };
+    const wanted = Number(address.port || (address.protocol === 'https:' ? 443 : 80));
+    const port = service.spec.ports.find((p) => p.port === wanted);
+    expect({ serverAddress: address.href, servicePort: port?.port }).toEqual({ serverAddress: address.href, servicePort: wanted });
+
+    // The Service selects a Deployment running Prometheus, whose named port is the one it targets.
+    type PodSpec = {
+      serviceAccountName?: string;
+      containers: { image: string; args?: string[]; ports?: { name?: string; containerPort: number }[]; volumeMounts?: { name: string; mountPath: string }[] }[];
+      volumes?: { name: string; configMap?: { name: string } }[];
+    };
+    const deployments = all.filter((d) => d.kind === 'Deployment') as unknown as (Doc & { spec: { template: { metadata: { labels: Record<string, string> }; spec: PodSpec } } })[];
+    const selects = (labels: Record<string, string>) => Object.entries(service.spec.selector).every(([k, v]) => labels[k] === v);
+    const backends = deployments.filter((d) => selects(d.spec.template.metadata.labels));
+    expect(backends.map((d) => d.metadata.name)).toEqual([serviceName]);
+    const pod = backends[0].spec.template.spec;
+    const [prometheus] = pod.containers;
+    expect(prometheus.image).toMatch(/^prom\/prometheus:v\d+\.\d+\.\d+$/);
+    const targetPort = prometheus.ports?.find((p) => p.name === port?.targetPort || p.containerPort === port?.targetPort);
+    expect(targetPort?.containerPort).toBe(9090);
+    expect(prometheus.args).toContain(`--web.listen-address=:${targetPort?.containerPort}`);
+
+    // Its configuration file is the ConfigMap's, mounted where --config.file says.
+    const configFile = prometheus.args?.find((a) => a.startsWith('--config.file='))?.slice('--config.file='.length) ?? '(none)';
+    const mount = prometheus.volumeMounts?.find((m) => configFile.startsWith(`${m.mountPath}/`));
+    const volume = pod.volumes?.find((v) => v.name === mount?.name);
+    const configMap = named('ConfigMap', volume?.configMap?.name ?? '(no ConfigMap volume)') as unknown as { data: Record<string, string> };
+    const config = parse(configMap.data[path.posix.basename(configFile)]) as {
+      scrape_configs: { kubernetes_sd_configs?: { role: string; namespaces?: { own_namespace?: boolean } }[]; relabel_configs: { source_labels?: string[]; regex?: string; action?: string; target_label?: string }[] }[];
+    };
+
+    // It discovers the pods of its namespace: its ServiceAccount is bound to a Role that may list and watch them.
+    const sa = named('ServiceAccount', pod.serviceAccountName ?? '(no serviceAccountName)');
+    const binding = all.find(
+      (d) => d.kind === 'RoleBinding' && (d as unknown as { subjects: { kind: string; name: string; namespace?: string }[] }).subjects.some((s) => s.kind === 'ServiceAccount' && s.name === sa.metadata.name && (s.namespace ?? ns) === ns),
+    ) as unknown as { roleRef: { kind: string; name: string } } | undefined;
+    expect(binding?.roleRef.kind).toBe('Role');
+    const role = named('Role', binding?.roleRef.name ?? '(unbound)') as unknown as { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] };
+    expect(role.rules.some((r) => r.apiGroups.includes('') && r.resources.includes('pods') && ['list', 'watch'].every((v) => r.verbs.includes(v)))).toBe(true);
+    const [job] = config.scrape_configs;
+    expect(job.kubernetes_sd_configs).toEqual([{ role: 'pod', namespaces: { own_namespace: true } }]);
+
+    // Its relabelling keeps exactly the pods annotated prometheus.io/scrape: "true" and scrapes them on the
+    // port and path of their annotations: applied here to the API's and the GPU workers' pod templates.
+    const relabel = (labels: Record<string, string>): Record<string, string> | undefined => {
+      const out = { ...labels };
+      for (const r of job.relabel_configs) {
+        const value = (r.source_labels ?? []).map((l) => out[l] ?? '').join(';');
+        const match = new RegExp(`^(?:${r.regex ?? '(.*)'})$`).exec(value);
+        if ((r.action ?? 'replace') === 'keep') {
+          if (!match) return undefined;
+        } else if (match && r.target_label) {
+          out[r.target_label] = ((r as { replacement?: string }).replacement ?? '$1').replace(/\$(\d)/g, (_, i: string) => match[Number(i)] ?? '');
+        }
+      }
+      return out;
+    };
+    const meta = (d: (typeof deployments)[number]) => {
+      const t = d.spec.template as unknown as { metadata: { labels: Record<string, string>; annotations?: Record<string, string> } };
+      const sd: Record<string, string> = { __address__: '10.1.2.3:1', __meta_kubernetes_pod_ip: '10.1.2.3', __meta_kubernetes_pod_phase: 'Running', __meta_kubernetes_pod_name: `${d.metadata.name}-x2kqp` };
+      for (const [k, v] of Object.entries(t.metadata.labels)) sd[`__meta_kubernetes_pod_label_${k.replace(/[^a-zA-Z0-9_]/g, '_')}`] = v;
+      for (const [k, v] of Object.entries(t.metadata.annotations ?? {})) sd[`__meta_kubernetes_pod_annotation_${k.replace(/[^a-zA-Z0-9_]/g, '_')}`] = v;
+      return sd;
+    };
+    const targets = Object.fromEntries(deployments.map((d) => [d.metadata.name, relabel(meta(d))]));
+    expect(targets['ddae-api']).toMatchObject({ __address__: '10.1.2.3:3000', __metrics_path__: '/metrics', app: 'ddae-api' });
+    expect(targets['ddae-worker-gpu']).toMatchObject({ __address__: '10.1.2.3:8080', __metrics_path__: '/metrics', app: 'ddae-worker' });
+    // Prometheus does not scrape itself, and a pod that is not running is not scraped.
+    expect(targets[serviceName]).toBeUndefined();
+    expect(relabel({ ...meta(deployments.find((d) => d.metadata.name === 'ddae-api') as (typeof deployments)[number]), __meta_kubernetes_pod_phase: 'Pending' })).toBeUndefined();
   });
 });
