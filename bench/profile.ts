@@ -4,8 +4,15 @@
  * kernel times come from GPU timestamp queries when the adapter offers `timestamp-query` (else
  * tfjs reports none, and this says so).
  *   npm run -s bench -- profile ... is not wired; run it directly:
- *   node -r @swc-node/register bench/profile.ts [--backend webgpu|native|wasm|cpu] [--unet tiny|small|base32] [--batch N] [--warmup N] [--json]
+ *   node -r @swc-node/register bench/profile.ts [--backend webgpu|native|wasm|cpu] [--unet tiny|small|base32] [--batch N] [--warmup N] [--steps N] [--json]
  * Prints a table by total time (without --json) and, last, one JSON line.
+ *
+ * On webgpu it also counts dispatches (every WGSL program run: a kernel call of ours is 1-4 of
+ * them, a reshape none) and times `--steps` (default 2) unprofiled steps after the profiled one:
+ * `hostMs`, from the step's start to the loss read it ends with (the JavaScript that records and
+ * submits every dispatch: the step reads nothing else), and `wallMs`, until that read returns.
+ * On a software adapter (lavapipe) the queued work runs on the same CPU cores while the host records,
+ * so host times there are upper bounds that move with the machine's load.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendName, PretrainTask } from '@ddae/contracts';
@@ -35,6 +42,7 @@ async function main(): Promise<void> {
   const batch = Number(opt('--batch', '8'));
   const warmup = Number(opt('--warmup', '1'));
   const json = argv.includes('--json');
+  const timedSteps = Number(opt('--steps', '2'));
   const unet = UNETS[unetName];
   if (!unet) throw new Error(`--unet ${Object.keys(UNETS).join('|')}, got ${unetName}`);
   const selected = await selectBackend(backend, backend === 'webgpu' ? { gpu: gpuFromEnv() } : {});
@@ -48,11 +56,22 @@ async function main(): Promise<void> {
     };
     const trainer = createTrainer(task, images, count, { imageSize: size, imageChannels: 1 });
     for (let i = 0; i < warmup; i++) await trainer.step();
+    const probe = instrument();
     const t0 = performance.now();
     const info = await tf.profile(async () => {
       await trainer.step();
     });
     const wallMs = performance.now() - t0;
+    const dispatches = probe.dispatches;
+    const steps: { hostMs: number; wallMs: number; dispatches: number }[] = [];
+    for (let i = 0; i < timedSteps; i++) {
+      probe.reset();
+      const start = performance.now();
+      await trainer.step();
+      const end = performance.now();
+      steps.push({ hostMs: round1((probe.firstReadAt ?? end) - start), wallMs: round1(end - start), dispatches: probe.dispatches });
+    }
+    probe.restore();
     const byKernel = new Map<string, KernelRow>();
     let timed = 0;
     for (const k of info.kernels) {
@@ -75,17 +94,60 @@ async function main(): Promise<void> {
       kernelsTimed: timed,
       kernelMs: Number(kernelMs.toFixed(2)),
       wallMs: Number(wallMs.toFixed(1)),
+      dispatches: probe.counted ? dispatches : null,
+      steps,
+      hostMsMedian: steps.length ? median(steps.map((x) => x.hostMs)) : null,
       rows: rows.map((r) => ({ ...r, ms: Number(r.ms.toFixed(3)), share: kernelMs > 0 ? Number((r.ms / kernelMs).toFixed(4)) : null })),
       note: timed === 0 ? 'no kernel time reported (no timestamp-query on this adapter?): call counts only' : `${timed} of ${info.kernels.length} kernel calls timed`,
     };
     if (!json) {
       process.stdout.write(`${out.backend}${out.adapter ? ` on ${out.adapter.name}` : ''}: ${unetName} UNet, batch ${batch}: ${out.kernels} kernel calls, ${out.kernelMs} ms in kernels, ${out.wallMs} ms wall (under the profiler)\n`);
+      if (out.dispatches !== null) process.stdout.write(`${out.dispatches} dispatches per step; unprofiled steps (host ms / wall ms): ${steps.map((x) => `${x.hostMs} / ${x.wallMs}`).join(', ')}\n`);
       for (const r of out.rows.slice(0, 25)) process.stdout.write(`${r.kernel.padEnd(28)} ${String(r.calls).padStart(6)} calls ${r.ms.toFixed(1).padStart(10)} ms ${r.share === null ? '' : `${(100 * r.share).toFixed(1)} %`}\n`);
     }
     process.stdout.write(`${JSON.stringify(out)}\n`);
   } finally {
     await releaseBackend();
   }
+}
+
+function round1(x: number): number {
+  return Number(x.toFixed(1));
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : round1((s[s.length / 2 - 1] + s[s.length / 2]) / 2);
+}
+
+/**
+ * Counts the backend's program runs (dispatches) and notes when a step first reads a tensor, by
+ * wrapping the two methods on the backend instance (webgpu only; elsewhere nothing is counted).
+ */
+function instrument(): { dispatches: number; firstReadAt: number | undefined; counted: boolean; reset(): void; restore(): void } {
+  const backend = tf.backend() as unknown as Record<string, unknown>;
+  const state = { dispatches: 0, firstReadAt: undefined as number | undefined, counted: false, reset() {}, restore() {} };
+  if (tf.getBackend() !== 'webgpu' || typeof backend['runWebGPUProgram'] !== 'function') return state;
+  const run = backend['runWebGPUProgram'] as (...a: unknown[]) => unknown;
+  const read = backend['read'] as (...a: unknown[]) => unknown;
+  backend['runWebGPUProgram'] = function (this: unknown, ...a: unknown[]) {
+    state.dispatches++;
+    return run.apply(this, a);
+  };
+  backend['read'] = function (this: unknown, ...a: unknown[]) {
+    state.firstReadAt ??= performance.now();
+    return read.apply(this, a);
+  };
+  state.counted = true;
+  state.reset = () => {
+    state.dispatches = 0;
+    state.firstReadAt = undefined;
+  };
+  state.restore = () => {
+    delete backend['runWebGPUProgram'];
+    delete backend['read'];
+  };
+  return state;
 }
 
 main().catch((err: unknown) => {

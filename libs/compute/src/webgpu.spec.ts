@@ -4,12 +4,12 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Method, PretrainTask, TrainLossPoint } from '@ddae/contracts';
 import { loadDataset, seededOrder, toModelInput, type LabeledImages } from '@ddae/datasets';
-import { ADAM, adamStep, fusedGroupNorm, hasFusedAdamEmaScaled, hasFusedGroupNorm, type AdamSlot } from '@ddae/diffusion';
+import { ADAM, adamStep, fusedClipScale, fusedGroupNorm, hasFusedAdamEmaScaled, hasFusedClipScale, hasFusedGroupNorm, type AdamSlot } from '@ddae/diffusion';
 import { DeviceLimitError, NonFiniteLossError, StoppedError, createTrainer, extractFeatures, loadForInference, pretrain, readCheckpointData, sampleUNet, sumScalars } from '@ddae/diffusion';
 import { NATIVE_BACKEND, registerNativeBackend } from '@ddae/native-kernels';
 import { trainLinearProbes } from '@ddae/probe';
 import { releaseBackend, selectBackend, type SelectedBackend } from './backend';
-import { planFilterGradChunks } from './webgpu-kernels';
+import { planClipScale, planFilterGradChunks } from './webgpu-kernels';
 import { runBaselineTask } from './baseline.task';
 
 /**
@@ -68,6 +68,22 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 /** The Conv2DBackpropFilter kernel of the current backend (what conv2d's gradient calls). */
 function filterGrad(x: tf.Tensor, dy: tf.Tensor, filterShape: [number, number, number, number], strides: number, pad: 'same' | 'valid'): tf.Tensor {
   return tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides, pad, dataFormat: 'NHWC', filterShape } as never) as tf.Tensor;
+}
+
+/** How many WGSL programs (dispatches) `fn` runs on the webgpu backend. */
+function countDispatches<T>(fn: () => T): { result: T; dispatches: number } {
+  const backend = tf.backend() as unknown as { runWebGPUProgram: (...a: unknown[]) => unknown };
+  const run = backend.runWebGPUProgram;
+  let dispatches = 0;
+  backend.runWebGPUProgram = function (this: unknown, ...a: unknown[]) {
+    dispatches++;
+    return run.apply(this, a);
+  };
+  try {
+    return { result: fn(), dispatches };
+  } finally {
+    delete (backend as Partial<typeof backend>).runWebGPUProgram;
+  }
 }
 
 /** Runs `fn` on the CPU (our native backend), then returns to webgpu. */
@@ -231,6 +247,41 @@ describe('webgpu backend (Dawn on lavapipe)', () => {
     }
     expect(maxDiff(await (slots[0].ema as tf.Variable).data(), want.e)).toBeLessThan(1e-6);
     tf.dispose([grad, scale, ...slots.flatMap((s) => [s.param, s.m, s.v, ...(s.ema ? [s.ema] : [])])]);
+  });
+
+  it('computes the global-norm clipping scale of many gradients in a few dispatches, equal to the composite ops on the CPU', async () => {
+    expect(hasFusedClipScale()).toBe(true);
+    // 40 tensors: several full dispatches and a partial last one, sizes below one workgroup's
+    // 256 threads up to several workgroups per input (70,000 > 256 x 16 x 16).
+    const shapes = Array.from({ length: 40 }, (_, i) => [[1], [7], [3, 100], [5000], [10, 7000], [3, 3, 4, 8]][i % 6]);
+    const values = shapes.map((s, k) => Float32Array.from({ length: s.reduce((p, d) => p * d, 1) }, (_, i) => Math.sin(i * 0.37 + k) * (1 + (k % 3))));
+    const composite = (xs: tf.Tensor[], clip: number) => tf.tidy(() => tf.minimum(1, tf.div(clip, tf.add(tf.sqrt(tf.addN(xs.map((x) => tf.sum(tf.square(x))))), 1e-6))));
+    const before = tf.memory().numTensors;
+    for (const clip of [1, 1e9]) {
+      const xs = values.map((v, k) => tf.tensor(v, shapes[k]));
+      const { result: scale, dispatches } = countDispatches(() => fusedClipScale(xs, clip));
+      const again = fusedClipScale(xs, clip);
+      const [got, gotAgain] = [(await scale.data())[0], (await again.data())[0]];
+      expect(scale.shape).toEqual([]);
+      const limit = selected.gpu?.limits.maxStorageBuffersPerShaderStage as number;
+      expect(dispatches).toBe(planClipScale(values.map((v) => v.length), limit).dispatches);
+      expect(dispatches).toBeLessThanOrEqual(Math.ceil(40 / Math.min(15, limit - 1)) + 1);
+      // Fixed-order sums: the same inputs give the same bits.
+      expect(gotAgain).toBe(got);
+      const want = await onCpu(async () => {
+        const cs = values.map((v, k) => tf.tensor(v, shapes[k]));
+        const out = composite(cs, clip);
+        const value = (await out.data())[0];
+        tf.dispose([...cs, out]);
+        return value;
+      });
+      // clip 1: the norm is about 400, so the scale carries it (relative error of float32 sums of ~600k terms).
+      if (clip === 1) expect(want).toBeLessThan(0.01);
+      else expect(want).toBe(1);
+      expect(Math.abs(got - want) / want).toBeLessThan(1e-5);
+      tf.dispose([...xs, scale, again]);
+    }
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('runs GroupNorm (+ SiLU) forward and backward as our kernels, equal to the composite ops on the CPU', async () => {
