@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Method, PretrainTask, TrainLossPoint } from '@ddae/contracts';
 import { loadDataset, seededOrder, toModelInput, type LabeledImages } from '@ddae/datasets';
-import { ADAM, adamStep, fusedClipScale, fusedGroupNorm, hasFusedAdamEmaScaled, hasFusedClipScale, hasFusedGroupNorm, type AdamSlot } from '@ddae/diffusion';
+import { ADAM, adamStep, fusedClipScale, fusedConvAdd, fusedGroupNorm, hasFusedAdamEmaScaled, hasFusedClipScale, hasFusedConvAdd, hasFusedGroupNorm, type AdamSlot } from '@ddae/diffusion';
 import { DeviceLimitError, NonFiniteLossError, StoppedError, createTrainer, extractFeatures, loadForInference, pretrain, readCheckpointData, sampleUNet, sumScalars } from '@ddae/diffusion';
 import { NATIVE_BACKEND, registerNativeBackend } from '@ddae/native-kernels';
 import { trainLinearProbes } from '@ddae/probe';
@@ -280,6 +280,49 @@ describe('webgpu backend (Dawn on lavapipe)', () => {
       else expect(want).toBe(1);
       expect(Math.abs(got - want) / want).toBeLessThan(1e-5);
       tf.dispose([...xs, scale, again]);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('runs conv2d + bias + addend as one dispatch, values and gradients equal to the composite ops on the CPU', async () => {
+    expect(hasFusedConvAdd()).toBe(true);
+    // One case per program tfjs-webgpu picks: tiled conv (vec4 and scalar), im2col + split-K
+    // matmul, and the 1x1 matmuls (reduce and packed); per-image and full-output addends.
+    const cases: { x: [number, number, number, number]; w: [number, number, number, number]; stride: 1 | 2; pad: number; perImage: boolean }[] = [
+      { x: [4, 16, 16, 8], w: [3, 3, 8, 8], stride: 1, pad: 1, perImage: true },
+      { x: [4, 16, 16, 3], w: [3, 3, 3, 5], stride: 1, pad: 1, perImage: false },
+      { x: [2, 6, 6, 4], w: [3, 3, 4, 8], stride: 2, pad: 1, perImage: true },
+      { x: [2, 4, 4, 6], w: [1, 1, 6, 4], stride: 1, pad: 0, perImage: false },
+      { x: [4, 16, 16, 8], w: [1, 1, 8, 16], stride: 1, pad: 0, perImage: true },
+    ];
+    const before = tf.memory().numTensors;
+    for (const c of cases) {
+      const info = tf.backend_util.computeConv2DInfo(c.x, c.w, c.stride, 1, c.pad === 0 ? 'valid' : c.pad);
+      const [n, ho, wo, co] = info.outShape;
+      const aShape: [number, number, number, number] = c.perImage ? [n, 1, 1, co] : [n, ho, wo, co];
+      const val = (len: number, seed: number) => Float32Array.from({ length: len }, (_, i) => Math.sin(i * 0.61 + seed) + 0.3 * Math.cos(i * 1.7));
+      const size = (s: number[]) => s.reduce((p, d) => p * d, 1);
+      const [xv, wv, bv, av, dyv] = [val(size(c.x), 1), val(size(c.w), 2), val(co, 3), val(size(aShape), 4), val(n * ho * wo * co, 5)];
+      const pad = c.pad === 0 ? 'valid' : ([[0, 0], [c.pad, c.pad], [c.pad, c.pad], [0, 0]] as [[number, number], [number, number], [number, number], [number, number]]);
+      const run = async (fused: boolean) => {
+        const [x, w, b, a, dy] = [tf.tensor4d(xv, c.x), tf.tensor4d(wv, c.w), tf.tensor1d(bv), tf.tensor4d(av, aShape), tf.tensor4d(dyv, [n, ho, wo, co])];
+        const f = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor, ai: tf.Tensor) =>
+          fused ? fusedConvAdd(xi as tf.Tensor4D, wi as tf.Tensor4D, bi, ai as tf.Tensor4D, { stride: c.stride, pad: c.pad }) : tf.add(tf.add(tf.conv2d(xi as tf.Tensor4D, wi as tf.Tensor4D, c.stride, pad), bi), ai);
+        const { result: y, dispatches } = countDispatches(() => tf.tidy(() => f(x, w, b, a)));
+        const grads = tf.grads((xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor, ai: tf.Tensor) => tf.sum(tf.mul(f(xi, wi, bi, ai), dy)))([x, w, b, a]);
+        const out = await Promise.all([y, ...grads].map((t) => t.data()));
+        tf.dispose([x, w, b, a, dy, y, ...grads]);
+        return { out, dispatches };
+      };
+      const gpu = await run(true);
+      const cpu = await onCpu(() => run(false));
+      // The 3x3 tiled conv is one dispatch (bias and addend in its epilogue); im2col and split-K add theirs.
+      if (c.w[0] === 3 && c.stride === 1) expect(gpu.dispatches).toBe(1);
+      // Relative to the largest value of each (dw sums up to 1,024 products; measured at most 3.3e-7): float32 rounding in another order.
+      ['y', 'dx', 'dw', 'dbias', 'daddend'].forEach((name, i) => {
+        const scale = Math.max(1, ...Array.from(cpu.out[i], Math.abs));
+        expect([JSON.stringify(c), name, maxDiff(gpu.out[i], cpu.out[i]) / scale < 1e-5]).toEqual([JSON.stringify(c), name, true]);
+      });
     }
     expect(tf.memory().numTensors).toBe(before);
   });
