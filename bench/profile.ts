@@ -7,8 +7,8 @@
  *   node -r @swc-node/register bench/profile.ts [--backend webgpu|native|wasm|cpu] [--unet tiny|small|base32] [--batch N] [--warmup N] [--steps N] [--without K1,K2] [--json]
  * Prints a table by total time (without --json) and, last, one JSON line.
  *
- * On webgpu it also counts dispatches (every WGSL program run: a kernel call of ours is 1-4 of
- * them, a reshape none) and times `--steps` (default 2) unprofiled steps after the profiled one:
+ * On webgpu it also counts dispatches (every compute dispatch recorded: a kernel call of ours is
+ * 1-4 of them, a reshape none) and times `--steps` (default 2) unprofiled steps after the profiled one:
  * `hostMs`, from the step's start to the loss read it ends with (the JavaScript that records and
  * submits every dispatch: the step reads nothing else), `hostCpuMs`, the CPU time of the main
  * thread over the same span (Linux: /proc, 10 ms ticks; what the host spends whatever else runs),
@@ -133,10 +133,6 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : round1((s[s.length / 2 - 1] + s[s.length / 2]) / 2);
 }
 
-/**
- * Counts the backend's program runs (dispatches) and notes when a step first reads a tensor, by
- * wrapping the two methods on the backend instance (webgpu only; elsewhere nothing is counted).
- */
 /** CPU time of this process's main thread in ms (Linux /proc, 10 ms ticks), or null elsewhere. */
 function mainThreadCpuMs(): number | null {
   try {
@@ -149,16 +145,25 @@ function mainThreadCpuMs(): number | null {
   }
 }
 
+/**
+ * Counts dispatches (the backend's dispatchCountInPass, which tfjs-webgpu's programs and our
+ * multi-output ones both increment) and notes when a step first reads a tensor, through the
+ * backend instance (webgpu only; elsewhere nothing is counted).
+ */
 function instrument(): { dispatches: number; firstReadAt: number | undefined; firstReadCpuMs: number | undefined; counted: boolean; reset(): void; restore(): void } {
   const backend = tf.backend() as unknown as Record<string, unknown>;
   const state = { dispatches: 0, firstReadAt: undefined as number | undefined, firstReadCpuMs: undefined as number | undefined, counted: false, reset() {}, restore() {} };
-  if (tf.getBackend() !== 'webgpu' || typeof backend['runWebGPUProgram'] !== 'function') return state;
-  const run = backend['runWebGPUProgram'] as (...a: unknown[]) => unknown;
+  if (tf.getBackend() !== 'webgpu' || typeof backend['dispatchCountInPass'] !== 'number') return state;
+  let inPass = backend['dispatchCountInPass'] as number;
+  Object.defineProperty(backend, 'dispatchCountInPass', {
+    configurable: true,
+    get: () => inPass,
+    set: (v: number) => {
+      if (v > inPass) state.dispatches += v - inPass;
+      inPass = v;
+    },
+  });
   const read = backend['read'] as (...a: unknown[]) => unknown;
-  backend['runWebGPUProgram'] = function (this: unknown, ...a: unknown[]) {
-    state.dispatches++;
-    return run.apply(this, a);
-  };
   backend['read'] = function (this: unknown, ...a: unknown[]) {
     if (state.firstReadAt === undefined) {
       state.firstReadAt = performance.now();
@@ -173,7 +178,7 @@ function instrument(): { dispatches: number; firstReadAt: number | undefined; fi
     state.firstReadCpuMs = undefined;
   };
   state.restore = () => {
-    delete backend['runWebGPUProgram'];
+    Object.defineProperty(backend, 'dispatchCountInPass', { configurable: true, writable: true, enumerable: true, value: inPass });
     delete backend['read'];
   };
   return state;

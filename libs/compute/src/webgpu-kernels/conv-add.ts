@@ -79,7 +79,7 @@ export const convAddConfig: tf.KernelConfig = {
       }) as tf.TensorInfo;
     } finally {
       if (own) Object.defineProperty(backend, 'runWebGPUProgram', own);
-      else delete backend['runWebGPUProgram'];
+      else delete (backend as Partial<Record<string, unknown>>)['runWebGPUProgram'];
     }
     if (patched === 0) {
       backend.disposeData(out.dataId);
