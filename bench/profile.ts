@@ -152,7 +152,8 @@ function mainThreadCpuMs(): number | null {
  */
 function instrument(): { dispatches: number; firstReadAt: number | undefined; firstReadCpuMs: number | undefined; counted: boolean; reset(): void; restore(): void } {
   const backend = tf.backend() as unknown as Record<string, unknown>;
-  const state = { dispatches: 0, firstReadAt: undefined as number | undefined, firstReadCpuMs: undefined as number | undefined, counted: false, reset() {}, restore() {} };
+  const nothing = (): void => undefined;
+  const state = { dispatches: 0, firstReadAt: undefined as number | undefined, firstReadCpuMs: undefined as number | undefined, counted: false, reset: nothing, restore: nothing };
   if (tf.getBackend() !== 'webgpu' || typeof backend['dispatchCountInPass'] !== 'number') return state;
   let inPass = backend['dispatchCountInPass'] as number;
   Object.defineProperty(backend, 'dispatchCountInPass', {
