@@ -363,7 +363,9 @@ describe('webgpu backend (Dawn on lavapipe)', () => {
           const [x, dy, gamma, beta] = [tf.tensor4d(xv, shape), tf.tensor4d(dyv, shape), tf.tensor1d(gv), tf.tensor1d(bv)];
           const f = (xi: tf.Tensor, gi: tf.Tensor, bi: tf.Tensor) =>
             tf.sum(tf.mul(fused ? fusedGroupNorm(xi as tf.Tensor4D, gi, bi, { groups, eps: 1e-5, silu: act }) : composite(xi as tf.Tensor4D, gi, bi, groups, act), dy));
-          const y = fused ? fusedGroupNorm(x, gamma, beta, { groups, eps: 1e-5, silu: act }) : composite(x, gamma, beta, groups, act);
+          const { result: y, dispatches } = countDispatches(() => (fused ? fusedGroupNorm(x, gamma, beta, { groups, eps: 1e-5, silu: act }) : composite(x, gamma, beta, groups, act)));
+          // Ours: statistics and normalisation in one dispatch.
+          if (fused) expect(dispatches).toBe(1);
           const grads = tf.grads(f)([x, gamma, beta]);
           const out = await Promise.all([y, ...grads].map((t) => t.data()));
           tf.dispose([x, dy, gamma, beta, y, ...grads]);

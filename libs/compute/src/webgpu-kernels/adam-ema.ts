@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import type { AdamEmaAttrs } from '@ddae/diffusion';
-import { dispatchMultiOutput, flatProgram, MULTI_THREADS, storageBuffersPerShader, type ProgramBase } from './program';
+import { dispatchMultiOutput, elementGrid, flatProgram, MULTI_THREADS, storageBuffersPerShader, type ProgramBase } from './program';
 
 /**
  * DdaeAdamEmaScaled for webgpu (libs/diffusion fused.ts, GPU_FUSED_KERNELS.adamEmaScaled): Adam +
@@ -81,7 +81,9 @@ export const adamEmaScaledConfig: tf.KernelConfig = {
       const constants = [a.lr, a.b1, 1 - a.b1, a.b2, 1 - a.b2, a.bc1, a.bc2, a.eps, a.decay, 1 - a.decay];
       const inputsInOrder = [p, g, m, v, scale, ...(ema ? [ema] : [])];
       if (inputsInOrder.length + (ema ? 4 : 3) <= storageBuffersPerShader(backend)) {
-        return dispatchMultiOutput(backend, `ddaeAdamMulti_${ema !== undefined}`, adamMultiCode(ema !== undefined), inputsInOrder, ema ? 4 : 3, p.shape, new Float32Array([...constants, 0, 0]).buffer);
+        const size = p.shape.reduce((x, d) => x * d, 1);
+        const outputShapes = Array.from({ length: ema ? 4 : 3 }, () => p.shape);
+        return dispatchMultiOutput(backend, `ddaeAdamMulti_${ema !== undefined}`, adamMultiCode(ema !== undefined), inputsInOrder, outputShapes, new Float32Array([...constants, 0, 0]).buffer, elementGrid(backend, size));
       }
       // One uniform entry per field (an entry is a scalar or a short vector).
       const uniforms = constants.map((x) => ({ type: 'float32', data: [x] }));

@@ -120,15 +120,13 @@ export function storageBuffersPerShader(backend: unknown): number {
  * One dispatch of a WGSL program with SEVERAL outputs, which tfjs-webgpu's programs cannot have
  * (one output buffer each): recorded into the backend's own command encoder and compute pass, with
  * its buffers, submit batching and deferred release, as its runWebGPUProgram does. `code` binds
- * the uniform struct at binding 0, then `inputs` (read) and `outputs` (read_write) in order, each
- * bound to exactly its tensor's size (arrayLength() is the element count), and its entry point
- * `main` runs one thread per element of the first output over a 2-D grid of MULTI_THREADS-thread
- * workgroups: the element is `gid.x + gid.y * nwg.x * MULTI_THREADS`. Returns the outputs, new
- * float32 tensors of `outputShape`.
+ * the uniform struct at binding 0, then `inputs` (read) and one output per `outputShapes` entry
+ * (read_write, new float32 tensors) in order, each bound to exactly its tensor's size (arrayLength()
+ * is the element count), and runs `workgroups` workgroups of its entry point `main`.
  */
-export function dispatchMultiOutput(backendIn: unknown, key: string, code: string, inputs: tf.TensorInfo[], outputCount: number, outputShape: number[], uniforms: ArrayBuffer): tf.TensorInfo[] {
+export function dispatchMultiOutput(backendIn: unknown, key: string, code: string, inputs: tf.TensorInfo[], outputShapes: number[][], uniforms: ArrayBuffer, workgroups: [number, number]): tf.TensorInfo[] {
   const backend = backendIn as BackendInternals;
-  const storage = inputs.length + outputCount;
+  const storage = inputs.length + outputShapes.length;
   if (storage > storageBuffersPerShader(backend)) throw new Error(`${key}: ${storage} storage buffers exceed the device's ${storageBuffersPerShader(backend)} per shader`);
   let cache = pipelines.get(backend);
   if (!cache) pipelines.set(backend, (cache = new Map()));
@@ -137,10 +135,8 @@ export function dispatchMultiOutput(backendIn: unknown, key: string, code: strin
     pipeline = backend.device.createComputePipeline({ layout: 'auto', compute: { module: backend.device.createShaderModule({ code }), entryPoint: 'main' } });
     cache.set(key, pipeline);
   }
-  const size = outputShape.reduce((p, d) => p * d, 1);
-  const outputs = Array.from({ length: outputCount }, () => backend.makeTensorInfo(outputShape, 'float32'));
-  const tensors = [...inputs, ...outputs];
-  const entries = tensors.map((t, i) => {
+  const outputs = outputShapes.map((shape) => backend.makeTensorInfo(shape, 'float32'));
+  const entries = [...inputs, ...outputs].map((t, i) => {
     backend.uploadToGPU(t.dataId);
     backend.commandQueueOwnedIds.add(t.dataId);
     const bytes = 4 * t.shape.reduce((p, d) => p * d, 1);
@@ -153,15 +149,20 @@ export function dispatchMultiOutput(backendIn: unknown, key: string, code: strin
   const bindGroup = backend.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: uniformBuffer } }, ...entries] });
   backend.ensureCommandEncoderReady();
   if (!backend.computePassEncoder) backend.computePassEncoder = (backend.commandEncoder as NonNullable<BackendInternals['commandEncoder']>).beginComputePass({});
-  const groups = Math.max(1, Math.ceil(size / MULTI_THREADS));
-  const perRow = Math.min(groups, backend.device.limits['maxComputeWorkgroupsPerDimension']);
   backend.computePassEncoder.setPipeline(pipeline);
   backend.computePassEncoder.setBindGroup(0, bindGroup);
-  backend.computePassEncoder.dispatchWorkgroups(perRow, Math.ceil(groups / perRow), 1);
+  backend.computePassEncoder.dispatchWorkgroups(workgroups[0], workgroups[1], 1);
   backend.dispatchCountInPass++;
   if ((tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number) <= backend.dispatchCountInPass) {
     backend.endComputePassEncoder();
     backend.submitQueue();
   }
   return outputs;
+}
+
+/** A 2-D grid of MULTI_THREADS-thread workgroups covering `size` elements: element gid.x + gid.y * nwg.x * MULTI_THREADS. */
+export function elementGrid(backend: unknown, size: number): [number, number] {
+  const groups = Math.max(1, Math.ceil(size / MULTI_THREADS));
+  const perRow = Math.min(groups, (backend as BackendInternals).device.limits['maxComputeWorkgroupsPerDimension']);
+  return [perRow, Math.ceil(groups / perRow)];
 }
