@@ -19,7 +19,7 @@ export const FUSED_KERNELS = {
   convAdd: 'DdaeConv2DAdd',
 } as const;
 
-/** Fused kernels a GPU backend MAY provide (webgpu does: libs/compute webgpu-kernels.ts); the CPU backends do not. */
+/** Fused kernels a GPU backend MAY provide (webgpu does: libs/compute src/webgpu-kernels/); the CPU backends do not. */
 export const GPU_FUSED_KERNELS = {
   /**
    * Adam + EMA with the clipping scale as a scalar tensor input (a GPU never waits for the norm):
