@@ -150,6 +150,11 @@ interface ProfileJson {
   wallMs: number;
   rows: { kernel: string; calls: number; ms: number; share: number | null }[];
   note: string;
+  /** Dispatches per step and the unprofiled steps' host time (absent from profiles before 2026-12-01). */
+  dispatches?: number | null;
+  hostMsMedian?: number | null;
+  hostCpuMsMedian?: number | null;
+  steps?: { hostMs: number; hostCpuMs: number | null; wallMs: number; dispatches: number }[];
 }
 
 /** One training step under the profiler: GPU time in kernels against wall time, and the top kernels. */
@@ -164,6 +169,11 @@ function profileSummary(p: ProfileJson | undefined): Record<string, unknown> | n
     wallMs: p.wallMs,
     // The share of the step's wall time the GPU spent inside kernels (the rest: dispatch, sync, host).
     kernelShareOfWall: p.wallMs > 0 ? Number((p.kernelMs / p.wallMs).toFixed(3)) : null,
+    dispatches: p.dispatches ?? null,
+    // Unprofiled steps: time to record and submit every dispatch (the host's share), and the whole step.
+    hostMsMedian: p.hostMsMedian ?? null,
+    hostCpuMsMedian: p.hostCpuMsMedian ?? null,
+    steps: p.steps ?? null,
     top: p.rows.slice(0, 12),
     note: p.note,
   };

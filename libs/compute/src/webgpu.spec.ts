@@ -4,12 +4,12 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Method, PretrainTask, TrainLossPoint } from '@ddae/contracts';
 import { loadDataset, seededOrder, toModelInput, type LabeledImages } from '@ddae/datasets';
-import { ADAM, adamStep, fusedGroupNorm, hasFusedAdamEmaScaled, hasFusedGroupNorm, type AdamSlot } from '@ddae/diffusion';
+import { ADAM, adamStep, fusedClipScale, fusedConvAdd, fusedGroupNorm, hasFusedAdamEmaScaled, hasFusedClipScale, hasFusedConvAdd, hasFusedGroupNorm, type AdamSlot } from '@ddae/diffusion';
 import { DeviceLimitError, NonFiniteLossError, StoppedError, createTrainer, extractFeatures, loadForInference, pretrain, readCheckpointData, sampleUNet, sumScalars } from '@ddae/diffusion';
 import { NATIVE_BACKEND, registerNativeBackend } from '@ddae/native-kernels';
 import { trainLinearProbes } from '@ddae/probe';
 import { releaseBackend, selectBackend, type SelectedBackend } from './backend';
-import { planFilterGradChunks } from './webgpu-kernels';
+import { planClipScale, planFilterGradChunks } from './webgpu-kernels';
 import { runBaselineTask } from './baseline.task';
 
 /**
@@ -68,6 +68,29 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 /** The Conv2DBackpropFilter kernel of the current backend (what conv2d's gradient calls). */
 function filterGrad(x: tf.Tensor, dy: tf.Tensor, filterShape: [number, number, number, number], strides: number, pad: 'same' | 'valid'): tf.Tensor {
   return tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides, pad, dataFormat: 'NHWC', filterShape } as never) as tf.Tensor;
+}
+
+/**
+ * How many dispatches `fn` records on the webgpu backend: tfjs-webgpu's programs and our own
+ * multi-output ones both count them in the backend's dispatchCountInPass (reset at each submit).
+ */
+function countDispatches<T>(fn: () => T): { result: T; dispatches: number } {
+  const backend = tf.backend() as unknown as { dispatchCountInPass: number };
+  let value = backend.dispatchCountInPass;
+  let dispatches = 0;
+  Object.defineProperty(backend, 'dispatchCountInPass', {
+    configurable: true,
+    get: () => value,
+    set: (v: number) => {
+      if (v > value) dispatches += v - value;
+      value = v;
+    },
+  });
+  try {
+    return { result: fn(), dispatches };
+  } finally {
+    Object.defineProperty(backend, 'dispatchCountInPass', { configurable: true, writable: true, enumerable: true, value });
+  }
 }
 
 /** Runs `fn` on the CPU (our native backend), then returns to webgpu. */
@@ -199,7 +222,7 @@ describe('webgpu backend (Dawn on lavapipe)', () => {
     expect(Math.min(...plans)).toBeGreaterThan(1);
   });
 
-  it('takes an Adam + EMA step as our fused kernel, the clipping scale a tensor, equal to the formula', async () => {
+  it('takes an Adam + EMA step as our fused kernel, one dispatch per parameter, the clipping scale a tensor, equal to the formula', async () => {
     expect(hasFusedAdamEmaScaled()).toBe(true);
     const n = 1000;
     const rand = (seed: number, lo = -1) => Float32Array.from({ length: n }, (_, i) => lo + (1 - lo) * (0.5 + 0.5 * Math.sin(i * 12.9898 + seed * 78.233)));
@@ -214,7 +237,10 @@ describe('webgpu backend (Dawn on lavapipe)', () => {
     const grad = tf.tensor(g0);
     const scale = tf.scalar(0.5);
     const [lr, step, decay] = [1e-2, 3, 0.9];
-    adamStep(slots, [grad, grad], { step, lr, gradScale: scale, emaDecay: decay });
+    const { dispatches } = countDispatches(() => adamStep(slots, [grad, grad], { step, lr, gradScale: scale, emaDecay: decay }));
+    // One dispatch per parameter writes all its outputs (the adapter binds the 10 storage buffers it needs; the H200 binds 16).
+    expect(selected.gpu?.limits.maxStorageBuffersPerShaderStage).toBeGreaterThanOrEqual(10);
+    expect(dispatches).toBe(2);
     const { beta1: b1, beta2: b2, epsilon: eps } = ADAM;
     const want = { p: new Float32Array(n), m: new Float32Array(n), v: new Float32Array(n), e: new Float32Array(n) };
     for (let i = 0; i < n; i++) {
@@ -231,6 +257,84 @@ describe('webgpu backend (Dawn on lavapipe)', () => {
     }
     expect(maxDiff(await (slots[0].ema as tf.Variable).data(), want.e)).toBeLessThan(1e-6);
     tf.dispose([grad, scale, ...slots.flatMap((s) => [s.param, s.m, s.v, ...(s.ema ? [s.ema] : [])])]);
+  });
+
+  it('computes the global-norm clipping scale of many gradients in a few dispatches, equal to the composite ops on the CPU', async () => {
+    expect(hasFusedClipScale()).toBe(true);
+    // 40 tensors: several full dispatches and a partial last one, sizes below one workgroup's
+    // 256 threads up to several workgroups per input (70,000 > 256 x 16 x 16).
+    const shapes = Array.from({ length: 40 }, (_, i) => [[1], [7], [3, 100], [5000], [10, 7000], [3, 3, 4, 8]][i % 6]);
+    const values = shapes.map((s, k) => Float32Array.from({ length: s.reduce((p, d) => p * d, 1) }, (_, i) => Math.sin(i * 0.37 + k) * (1 + (k % 3))));
+    const composite = (xs: tf.Tensor[], clip: number) => tf.tidy(() => tf.minimum(1, tf.div(clip, tf.add(tf.sqrt(tf.addN(xs.map((x) => tf.sum(tf.square(x))))), 1e-6))));
+    const before = tf.memory().numTensors;
+    for (const clip of [1, 1e9]) {
+      const xs = values.map((v, k) => tf.tensor(v, shapes[k]));
+      const { result: scale, dispatches } = countDispatches(() => fusedClipScale(xs, clip));
+      const again = fusedClipScale(xs, clip);
+      const [got, gotAgain] = [(await scale.data())[0], (await again.data())[0]];
+      expect(scale.shape).toEqual([]);
+      const limit = selected.gpu?.limits.maxStorageBuffersPerShaderStage as number;
+      expect(dispatches).toBe(planClipScale(values.map((v) => v.length), limit).dispatches);
+      expect(dispatches).toBeLessThanOrEqual(Math.ceil(40 / Math.min(15, limit - 1)) + 1);
+      // Fixed-order sums: the same inputs give the same bits.
+      expect(gotAgain).toBe(got);
+      const want = await onCpu(async () => {
+        const cs = values.map((v, k) => tf.tensor(v, shapes[k]));
+        const out = composite(cs, clip);
+        const value = (await out.data())[0];
+        tf.dispose([...cs, out]);
+        return value;
+      });
+      // clip 1: the norm is about 400, so the scale carries it (relative error of float32 sums of ~600k terms).
+      if (clip === 1) expect(want).toBeLessThan(0.01);
+      else expect(want).toBe(1);
+      expect(Math.abs(got - want) / want).toBeLessThan(1e-5);
+      tf.dispose([...xs, scale, again]);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('runs conv2d + bias + addend as one dispatch, values and gradients equal to the composite ops on the CPU', async () => {
+    expect(hasFusedConvAdd()).toBe(true);
+    // One case per program tfjs-webgpu picks: tiled conv (vec4 and scalar), im2col + split-K
+    // matmul, and the 1x1 matmuls (reduce and packed); per-image and full-output addends.
+    const cases: { x: [number, number, number, number]; w: [number, number, number, number]; stride: 1 | 2; pad: number; perImage: boolean }[] = [
+      { x: [4, 16, 16, 8], w: [3, 3, 8, 8], stride: 1, pad: 1, perImage: true },
+      { x: [4, 16, 16, 3], w: [3, 3, 3, 5], stride: 1, pad: 1, perImage: false },
+      { x: [2, 6, 6, 4], w: [3, 3, 4, 8], stride: 2, pad: 1, perImage: true },
+      { x: [2, 4, 4, 6], w: [1, 1, 6, 4], stride: 1, pad: 0, perImage: false },
+      { x: [4, 16, 16, 8], w: [1, 1, 8, 16], stride: 1, pad: 0, perImage: true },
+    ];
+    const before = tf.memory().numTensors;
+    for (const c of cases) {
+      const info = tf.backend_util.computeConv2DInfo(c.x, c.w, c.stride, 1, c.pad === 0 ? 'valid' : c.pad);
+      const [n, ho, wo, co] = info.outShape;
+      const aShape: [number, number, number, number] = c.perImage ? [n, 1, 1, co] : [n, ho, wo, co];
+      const val = (len: number, seed: number) => Float32Array.from({ length: len }, (_, i) => Math.sin(i * 0.61 + seed) + 0.3 * Math.cos(i * 1.7));
+      const size = (s: number[]) => s.reduce((p, d) => p * d, 1);
+      const [xv, wv, bv, av, dyv] = [val(size(c.x), 1), val(size(c.w), 2), val(co, 3), val(size(aShape), 4), val(n * ho * wo * co, 5)];
+      const pad = c.pad === 0 ? 'valid' : ([[0, 0], [c.pad, c.pad], [c.pad, c.pad], [0, 0]] as [[number, number], [number, number], [number, number], [number, number]]);
+      const run = async (fused: boolean) => {
+        const [x, w, b, a, dy] = [tf.tensor4d(xv, c.x), tf.tensor4d(wv, c.w), tf.tensor1d(bv), tf.tensor4d(av, aShape), tf.tensor4d(dyv, [n, ho, wo, co])];
+        const f = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor, ai: tf.Tensor) =>
+          fused ? fusedConvAdd(xi as tf.Tensor4D, wi as tf.Tensor4D, bi, ai as tf.Tensor4D, { stride: c.stride, pad: c.pad }) : tf.add(tf.add(tf.conv2d(xi as tf.Tensor4D, wi as tf.Tensor4D, c.stride, pad), bi), ai);
+        const { result: y, dispatches } = countDispatches(() => tf.tidy(() => f(x, w, b, a)));
+        const grads = tf.grads((xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor, ai: tf.Tensor) => tf.sum(tf.mul(f(xi, wi, bi, ai), dy)))([x, w, b, a]);
+        const out = await Promise.all([y, ...grads].map((t) => t.data()));
+        tf.dispose([x, w, b, a, dy, y, ...grads]);
+        return { out, dispatches };
+      };
+      const gpu = await run(true);
+      const cpu = await onCpu(() => run(false));
+      // The 3x3 tiled conv is one dispatch (bias and addend in its epilogue); im2col and split-K add theirs.
+      if (c.w[0] === 3 && c.stride === 1) expect(gpu.dispatches).toBe(1);
+      // Relative to the largest value of each (dw sums up to 1,024 products; measured at most 3.3e-7): float32 rounding in another order.
+      ['y', 'dx', 'dw', 'dbias', 'daddend'].forEach((name, i) => {
+        const scale = Math.max(1, ...Array.from(cpu.out[i], Math.abs));
+        expect([JSON.stringify(c), name, maxDiff(gpu.out[i], cpu.out[i]) / scale < 1e-5]).toEqual([JSON.stringify(c), name, true]);
+      });
+    }
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('runs GroupNorm (+ SiLU) forward and backward as our kernels, equal to the composite ops on the CPU', async () => {
@@ -259,7 +363,9 @@ describe('webgpu backend (Dawn on lavapipe)', () => {
           const [x, dy, gamma, beta] = [tf.tensor4d(xv, shape), tf.tensor4d(dyv, shape), tf.tensor1d(gv), tf.tensor1d(bv)];
           const f = (xi: tf.Tensor, gi: tf.Tensor, bi: tf.Tensor) =>
             tf.sum(tf.mul(fused ? fusedGroupNorm(xi as tf.Tensor4D, gi, bi, { groups, eps: 1e-5, silu: act }) : composite(xi as tf.Tensor4D, gi, bi, groups, act), dy));
-          const y = fused ? fusedGroupNorm(x, gamma, beta, { groups, eps: 1e-5, silu: act }) : composite(x, gamma, beta, groups, act);
+          const { result: y, dispatches } = countDispatches(() => (fused ? fusedGroupNorm(x, gamma, beta, { groups, eps: 1e-5, silu: act }) : composite(x, gamma, beta, groups, act)));
+          // Ours: statistics and normalisation in one dispatch.
+          if (fused) expect(dispatches).toBe(1);
           const grads = tf.grads(f)([x, gamma, beta]);
           const out = await Promise.all([y, ...grads].map((t) => t.data()));
           tf.dispose([x, dy, gamma, beta, y, ...grads]);

@@ -19,7 +19,7 @@ export const FUSED_KERNELS = {
   convAdd: 'DdaeConv2DAdd',
 } as const;
 
-/** Fused kernels a GPU backend MAY provide (webgpu does: libs/compute webgpu-kernels.ts); the CPU backends do not. */
+/** Fused kernels a GPU backend MAY provide (webgpu does: libs/compute src/webgpu-kernels/); the CPU backends do not. */
 export const GPU_FUSED_KERNELS = {
   /**
    * Adam + EMA with the clipping scale as a scalar tensor input (a GPU never waits for the norm):
@@ -27,7 +27,29 @@ export const GPU_FUSED_KERNELS = {
    * plus ema when given.
    */
   adamEmaScaled: 'DdaeAdamEmaScaled',
+  /**
+   * The global-norm clipping scale min(1, clip / (sqrt(sum of every input's squares) + 1e-6)) as a
+   * scalar tensor (what adamEmaScaled takes): inputs {0: g0, 1: g1, ...} (any shapes, float32);
+   * attrs ClipScaleAttrs; output scale [].
+   */
+  clipScale: 'DdaeClipScale',
 } as const;
+
+/** The gradient norm above which gradients are scaled down (the task's `gradClip`). */
+export interface ClipScaleAttrs {
+  clip: number;
+}
+
+/** Whether the active backend computes the clipping scale as one kernel. */
+export function hasFusedClipScale(): boolean {
+  return tf.getKernel(GPU_FUSED_KERNELS.clipScale, tf.getBackend()) !== undefined;
+}
+
+/** min(1, clip / (global L2 norm of `grads` + 1e-6)), on the device, never read on the host. */
+export function fusedClipScale(grads: readonly tf.Tensor[], clip: number): tf.Scalar {
+  const inputs = Object.fromEntries(grads.map((g, i) => [String(i), g])) as tf.NamedTensorMap;
+  return tf.engine().runKernel(GPU_FUSED_KERNELS.clipScale, inputs, { clip } as unknown as tf.NamedAttrMap) as tf.Scalar;
+}
 
 /** A square convolution's stride and symmetric zero padding. */
 export interface ConvAddAttrs {

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { DATASET_SHAPES, ditLayout, paddedImageSize, unetLayout, type CheckpointInfo, type ComputeHooks, type PretrainTask } from '@ddae/contracts';
 import { assignParams, latestCheckpoint, readCheckpointData, writeCheckpoint, type FoundCheckpoint, type ParamEntry } from './checkpoint';
 import { imagesPerPass } from './device-limits';
+import { fusedClipScale, hasFusedClipScale } from './fused';
 import { adamIsFused, adamStep, type AdamSlot } from './optimizer';
 import { Rng } from './rng';
 import { DDPM_T, EDM_P_MEAN, EDM_P_STD, ddpmNoise, edmPrecond } from './schedules';
@@ -501,7 +502,8 @@ async function applyUpdate(task: PretrainTask, s: TrainState, grads: tf.NamedTen
     return;
   }
   tf.tidy(() => {
-    const scale = tf.minimum(1, tf.div(task.gradClip, tf.add(gradNorm(), 1e-6))) as tf.Scalar;
+    // A GPU's own kernel (webgpu): 1 + 214 / 15 dispatches for the base-32 UNet instead of about 505.
+    const scale = hasFusedClipScale() ? fusedClipScale(names.map(gradOf), task.gradClip) : (tf.minimum(1, tf.div(task.gradClip, tf.add(gradNorm(), 1e-6))) as tf.Scalar);
     adamStep(slots, names.map(gradOf), { ...options, gradScale: scale });
   });
 }

@@ -1,13 +1,76 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
-import { flatProgram, reduceProgram, REDUCE_THREADS, type ProgramBase } from './program';
+import { dispatchMultiOutput, flatProgram, reduceProgram, REDUCE_THREADS, type ProgramBase } from './program';
 
 /**
  * DdaeGroupNorm / DdaeGroupNormGrad for webgpu (libs/diffusion fused.ts, FUSED_KERNELS.groupNorm and
- * groupNormGrad): GroupNorm, optionally followed by SiLU, in 3 dispatches forward and 4 backward
- * instead of about 12 and 25 composed ones. Reductions run one workgroup per group or channel with
- * a fixed-order tree: deterministic.
+ * groupNormGrad): GroupNorm, optionally followed by SiLU, in 1 dispatch forward (one workgroup per
+ * image and group computes its mean and rstd, then normalises the group: three outputs through
+ * dispatchMultiOutput) and 4 backward, instead of about 12 and 25 composed ones. Reductions run one
+ * workgroup per group or channel with a fixed-order tree: deterministic.
  */
+
+/** The whole forward in one dispatch: the same sums in the same order as groupStatsProgram, then groupNormForwardProgram's formula. */
+function groupNormOneDispatchCode(silu: boolean): string {
+  const element = (k: string) => `
+    let hwAt = ${k} / uniforms.cg;
+    let at = (n * uniforms.hw + hwAt) * uniforms.channels + g * uniforms.cg + (${k} - hwAt * uniforms.cg);`;
+  return `
+struct Constants { groups : i32, hw : i32, channels : i32, cg : i32, eps : f32, pad0 : f32, pad1 : f32, pad2 : f32 }
+@group(0) @binding(0) var<uniform> uniforms : Constants;
+@group(0) @binding(1) var<storage, read> x : array<f32>;
+@group(0) @binding(2) var<storage, read> gamma : array<f32>;
+@group(0) @binding(3) var<storage, read> beta : array<f32>;
+@group(0) @binding(4) var<storage, read_write> y : array<f32>;
+@group(0) @binding(5) var<storage, read_write> meanOut : array<f32>;
+@group(0) @binding(6) var<storage, read_write> rstdOut : array<f32>;
+var<workgroup> part : array<f32, ${REDUCE_THREADS}>;
+fn reduce() {
+  workgroupBarrier();
+  for (var stride = ${REDUCE_THREADS / 2}u; stride > 0u; stride = stride / 2u) {
+    if (lidG < stride) {
+      part[lidG] = part[lidG] + part[lidG + stride];
+    }
+    workgroupBarrier();
+  }
+}
+var<private> lidG : u32;
+@compute @workgroup_size(${REDUCE_THREADS}, 1, 1)
+fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_id) lid3 : vec3<u32>) {
+  lidG = lid3.x;
+  let wg = i32(wid.x);
+  let lid = i32(lid3.x);
+  let n = wg / uniforms.groups;
+  let g = wg - n * uniforms.groups;
+  let count = uniforms.hw * uniforms.cg;
+  var a = 0.0;
+  for (var k = lid; k < count; k = k + ${REDUCE_THREADS}) {${element('k')}
+    a = a + x[at];
+  }
+  part[lid] = a;
+  reduce();
+  let mean = part[0] / f32(count);
+  workgroupBarrier();
+  var q = 0.0;
+  for (var k = lid; k < count; k = k + ${REDUCE_THREADS}) {${element('k')}
+    let d = x[at] - mean;
+    q = q + d * d;
+  }
+  part[lid] = q;
+  reduce();
+  let rstd = 1.0 / sqrt(part[0] / f32(count) + uniforms.eps);
+  for (var k = lid; k < count; k = k + ${REDUCE_THREADS}) {${element('k')}
+    let c = g * uniforms.cg + (k - hwAt * uniforms.cg);
+    let xhat = (x[at] - mean) * rstd;
+    let z = xhat * gamma[c] + beta[c];
+    y[at] = ${silu ? 'z / (1.0 + exp(-z))' : 'z'};
+  }
+  if (lid == 0) {
+    meanOut[wg] = mean;
+    rstdOut[wg] = rstd;
+  }
+}`;
+}
 
 /** GroupNorm's shape uniforms: channels-last x [N, H, W, C], G groups of cg = C / G channels. */
 const GN_UNIFORMS = 'groups : i32, hw : i32, channels : i32, cg : i32, eps : f32,';
@@ -150,6 +213,14 @@ export const groupNormConfig: tf.KernelConfig = {
       const a = args.attrs as unknown as GroupNormKernelAttrs;
       const uniforms = groupNormUniforms(x.shape, a);
       const groups = x.shape[0] * a.groups;
+      if (groups <= 65535) {
+        const constants = new ArrayBuffer(32);
+        const ints = new Int32Array(constants);
+        uniforms.slice(0, 4).forEach((u, i) => (ints[i] = u.data[0]));
+        new Float32Array(constants)[4] = a.eps;
+        const [y, mean, rstd] = dispatchMultiOutput(backend, `ddaeGroupNormOne_${a.silu}`, groupNormOneDispatchCode(a.silu), [x, gamma, beta], [x.shape, [x.shape[0], a.groups], [x.shape[0], a.groups]], constants, [groups, 1]);
+        return [y, mean, rstd];
+      }
       const mean = backend.runWebGPUProgram(groupStatsProgram(groups, 'mean') as WebGPUProgram, [x], 'float32', uniforms);
       const rstd = backend.runWebGPUProgram(groupStatsProgram(groups, 'rstd') as WebGPUProgram, [x], 'float32', uniforms);
       const y = backend.runWebGPUProgram(groupNormForwardProgram(x.shape, a.silu) as WebGPUProgram, [x, gamma, beta, mean, rstd], 'float32', uniforms);

@@ -1,8 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { adamEmaScaledConfig } from './adam-ema';
+import { clipScaleConfig } from './clip-scale';
+import { convAddConfig } from './conv-add';
 import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter';
 import { groupNormConfig, groupNormGradConfig } from './group-norm';
 
+export { planClipScale } from './clip-scale';
 export { planFilterGradChunks } from './conv2d-backprop-filter';
 
 /**
@@ -20,6 +23,6 @@ export function registerWebGpuKernels(): void {
   const original = tf.getKernel('Conv2DBackpropFilter', 'webgpu');
   if (!original) throw new Error('tfjs-backend-webgpu registered no Conv2DBackpropFilter: its version changed? (STACK.md pins 4.22)');
   tf.unregisterKernel('Conv2DBackpropFilter', 'webgpu');
-  for (const config of [conv2dBackpropFilterConfig(original), adamEmaScaledConfig, groupNormConfig, groupNormGradConfig]) tf.registerKernel(config);
+  for (const config of [conv2dBackpropFilterConfig(original), adamEmaScaledConfig, clipScaleConfig, convAddConfig, groupNormConfig, groupNormGradConfig]) tf.registerKernel(config);
   registered = true;
 }

@@ -1,3 +1,4 @@
+import * as tf from '@tensorflow/tfjs';
 import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 
 /** What our WGSL programs set of tfjs-webgpu's WebGPUProgram (the backend fills in the rest). */
@@ -75,4 +76,93 @@ export function reduceProgram(outputShape: number[], shaderKey: string, variable
         ${body}
       }`,
   };
+}
+
+/** The parts of tfjs-webgpu 4.22's WebGPUBackend that a dispatch of our own records into (its internals: STACK.md pins the version). */
+interface BackendInternals {
+  device: {
+    limits: Record<string, number>;
+    createShaderModule(d: { code: string }): unknown;
+    createComputePipeline(d: { layout: 'auto'; compute: { module: unknown; entryPoint: string } }): { getBindGroupLayout(i: number): unknown };
+    createBindGroup(d: { layout: unknown; entries: { binding: number; resource: { buffer: unknown; offset?: number; size?: number } }[] }): unknown;
+  };
+  queue: { writeBuffer(buffer: unknown, offset: number, data: ArrayBuffer, dataOffset: number, size: number): void };
+  tensorMap: { get(dataId: object): { resource: unknown } | undefined };
+  bufferManager: { acquireBuffer(size: number, usage: number): unknown };
+  uniformPendingDisposal: unknown[];
+  commandQueueOwnedIds: WeakSet<object>;
+  commandEncoder: { beginComputePass(d: object): ComputePassLike } | null;
+  computePassEncoder: ComputePassLike | null;
+  dispatchCountInPass: number;
+  uploadToGPU(dataId: object): void;
+  makeTensorInfo(shape: number[], dtype: 'float32'): tf.TensorInfo;
+  ensureCommandEncoderReady(): void;
+  endComputePassEncoder(): void;
+  submitQueue(): void;
+}
+interface ComputePassLike {
+  setPipeline(p: unknown): void;
+  setBindGroup(i: number, g: unknown): void;
+  dispatchWorkgroups(x: number, y: number, z: number): void;
+}
+
+/** Threads per workgroup of a multi-output program (one thread per element). */
+export const MULTI_THREADS = 64;
+
+const pipelines = new WeakMap<object, Map<string, { getBindGroupLayout(i: number): unknown }>>();
+
+/** Storage buffers a shader of this backend's device may bind. */
+export function storageBuffersPerShader(backend: unknown): number {
+  return (backend as BackendInternals).device.limits['maxStorageBuffersPerShaderStage'];
+}
+
+/**
+ * One dispatch of a WGSL program with SEVERAL outputs, which tfjs-webgpu's programs cannot have
+ * (one output buffer each): recorded into the backend's own command encoder and compute pass, with
+ * its buffers, submit batching and deferred release, as its runWebGPUProgram does. `code` binds
+ * the uniform struct at binding 0, then `inputs` (read) and one output per `outputShapes` entry
+ * (read_write, new float32 tensors) in order, each bound to exactly its tensor's size (arrayLength()
+ * is the element count), and runs `workgroups` workgroups of its entry point `main`.
+ */
+export function dispatchMultiOutput(backendIn: unknown, key: string, code: string, inputs: tf.TensorInfo[], outputShapes: number[][], uniforms: ArrayBuffer, workgroups: [number, number]): tf.TensorInfo[] {
+  const backend = backendIn as BackendInternals;
+  const storage = inputs.length + outputShapes.length;
+  if (storage > storageBuffersPerShader(backend)) throw new Error(`${key}: ${storage} storage buffers exceed the device's ${storageBuffersPerShader(backend)} per shader`);
+  let cache = pipelines.get(backend);
+  if (!cache) pipelines.set(backend, (cache = new Map()));
+  let pipeline = cache.get(key);
+  if (!pipeline) {
+    pipeline = backend.device.createComputePipeline({ layout: 'auto', compute: { module: backend.device.createShaderModule({ code }), entryPoint: 'main' } });
+    cache.set(key, pipeline);
+  }
+  const outputs = outputShapes.map((shape) => backend.makeTensorInfo(shape, 'float32'));
+  const entries = [...inputs, ...outputs].map((t, i) => {
+    backend.uploadToGPU(t.dataId);
+    backend.commandQueueOwnedIds.add(t.dataId);
+    const bytes = 4 * t.shape.reduce((p, d) => p * d, 1);
+    return { binding: i + 1, resource: { buffer: backend.tensorMap.get(t.dataId)?.resource, offset: 0, size: bytes } };
+  });
+  // GPUBufferUsage.COPY_DST | GPUBufferUsage.UNIFORM (the constants, as tfjs-webgpu's own uniforms are released after the submit).
+  const uniformBuffer = backend.bufferManager.acquireBuffer(uniforms.byteLength, 0x0008 | 0x0040);
+  backend.queue.writeBuffer(uniformBuffer, 0, uniforms, 0, uniforms.byteLength);
+  backend.uniformPendingDisposal.push(uniformBuffer);
+  const bindGroup = backend.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: uniformBuffer } }, ...entries] });
+  backend.ensureCommandEncoderReady();
+  if (!backend.computePassEncoder) backend.computePassEncoder = (backend.commandEncoder as NonNullable<BackendInternals['commandEncoder']>).beginComputePass({});
+  backend.computePassEncoder.setPipeline(pipeline);
+  backend.computePassEncoder.setBindGroup(0, bindGroup);
+  backend.computePassEncoder.dispatchWorkgroups(workgroups[0], workgroups[1], 1);
+  backend.dispatchCountInPass++;
+  if ((tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number) <= backend.dispatchCountInPass) {
+    backend.endComputePassEncoder();
+    backend.submitQueue();
+  }
+  return outputs;
+}
+
+/** A 2-D grid of MULTI_THREADS-thread workgroups covering `size` elements: element gid.x + gid.y * nwg.x * MULTI_THREADS. */
+export function elementGrid(backend: unknown, size: number): [number, number] {
+  const groups = Math.max(1, Math.ceil(size / MULTI_THREADS));
+  const perRow = Math.min(groups, (backend as BackendInternals).device.limits['maxComputeWorkgroupsPerDimension']);
+  return [perRow, Math.ceil(groups / perRow)];
 }
