@@ -178,9 +178,12 @@ Trains linear probes inline on raw pixels or on a checkpoint's features (the wor
   --checkpoint DIR --layers all|out_1,out_2 --noise 5,25,100 [--dataset D]
   --pooling gap|avg2|avg4 (gap) --epochs N (15) --batch N (128) --lr X (1e-3) --seed S (0)
   --train-size N (all) --test-size N (all) --noise-seed S (0) --standardize true|false (true)
-  --protocol fast|reference (fast: linear probe on cached features; reference: features
-                          recomputed every epoch from augmented images)
-  --noise-protocol fixed|fresh (fixed; fresh: new noise every epoch, needs --protocol reference)
+  --protocol fast|reference|finetune (fast: linear probe on cached features; reference: features
+                          recomputed every epoch from augmented images; finetune: the network up to
+                          each layer and a linear head trained end to end, --checkpoint only, defaults
+                          --epochs 10 --lr 1e-4 as the spec's probe.finetune)
+  --augment true|false    finetune only: random crop (pad 4) and flip every epoch (true)
+  --noise-protocol fixed|fresh (fixed; fresh: new noise every epoch, needs --protocol reference or finetune)
   --labels 100,1000,all   label budgets: labelled training images in total, class-balanced, out of
                           --train-size (all: every one); one feature pass per noise level serves all
   --cache DIR|none        feature cache; default $ARTIFACT_DIR/features when ARTIFACT_DIR is set, else none

@@ -15,9 +15,9 @@ export const GLOBAL_OPTIONS = {
 
 const PROBE = {
   features: str, dataset: str, checkpoint: str, layers: str, noise: str, pooling: str, epochs: str, batch: str, lr: str, seed: str,
-  'noise-seed': str, 'train-size': str, 'test-size': str, standardize: str, protocol: str, 'noise-protocol': str, labels: str, cache: str, 'data-dir': str, backend: str, gpu: str,
+  'noise-seed': str, 'train-size': str, 'test-size': str, standardize: str, protocol: str, 'noise-protocol': str, labels: str, augment: str, cache: str, 'data-dir': str, backend: str, gpu: str,
 } as const satisfies Options;
-const { labels: _labels, ...PROBE_WITHOUT_LABELS } = PROBE;
+const { labels: _labels, augment: _augment, ...PROBE_WITHOUT_LABELS } = PROBE;
 
 /**
  * The options of each command (`sweep submit`, `leaderboard`...), beside the global ones: a command

@@ -93,6 +93,25 @@ describe('inline pretrain and sample', () => {
     expect(summary).toMatchObject({ step: 2, method: 'ddpm', sampler: 'ddim', n: 4 });
   });
 
+  it('fine-tunes a cell end to end with probe --protocol finetune (the spec\'s probe.finetune, inline)', async () => {
+    const out = path.join(root, 'run-ft');
+    const data = path.join(root, 'data');
+    await pretrainInline({ dataset: 'fashion-mnist', method: 'ddpm', unet: 'tiny', steps: '0', 'data-dir': data, out, backend: 'wasm' }, quiet);
+    const { probeInline } = await import('./probe.command');
+    const cell = { checkpoint: out, dataset: 'fashion-mnist', 'data-dir': data, layers: 'out_1', noise: '4', 'train-size': '8', 'test-size': '8', pooling: 'avg2', backend: 'wasm' };
+    const lines: string[] = [];
+    const ft = JSON.parse(await probeInline({ ...cell, protocol: 'finetune', epochs: '2', lr: '1e-2', augment: 'false' }, { json: true, log: (l) => lines.push(l) })) as {
+      protocol: Record<string, unknown>; protocolKey: string; cells: { layer: string; noiseLevel: number; accuracy: number; trainAccuracy: number }[];
+    };
+    expect(ft.protocol).toMatchObject({ probe: 'finetune', epochs: 2, learningRate: 1e-2, augment: false, pooling: 'avg2', trainSize: 8, testSize: 8 });
+    expect(ft.protocolKey).toContain('probe=finetune');
+    expect(ft.cells.map((c) => [c.layer, c.noiseLevel])).toEqual([['out_1', 4]]);
+    // The fine-tuning's own progress (one line per epoch), not a linear probe's.
+    expect(lines.filter((l) => /fine-tuning out_1: epoch \d\/2/.test(l))).toHaveLength(2);
+    expect(ft.cells[0].trainAccuracy).toBeGreaterThanOrEqual(0);
+    await expect(probeInline({ ...cell, protocol: 'finetune', cache: path.join(root, 'cache') }, quiet)).rejects.toThrow(/never cached; drop --cache/);
+  });
+
   it('names the fix when the checkpoint directory holds no checkpoint', async () => {
     const empty = path.join(root, 'empty');
     fs.mkdirSync(empty);

@@ -32,6 +32,7 @@ export async function noiseSearchInline(a: NoiseSearchArgs, opts: { json: boolea
   const minStep = numberOption('min-step', a['min-step'], { min: 0, example: '0' }) ?? 0;
   const prefer = parseBackend(a.backend);
   const target = await probeTarget(a);
+  if (target.protocol.probe === 'finetune') throw new CliError('noise-search ranks linear probes: --protocol finetune is for probe, on the cell the search found');
   const { nextNoiseLevels, searchGrid } = await import('@ddae/sweeps');
   const { selectBackend, runProbeTask } = await import('@ddae/compute');
   const grid = searchGrid(target.levels);

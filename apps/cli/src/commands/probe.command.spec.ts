@@ -39,6 +39,16 @@ describe('probe command arguments', () => {
     expect(protocolFromArgs({ protocol: 'reference', 'noise-protocol': 'fresh' }, 'fashion-mnist')).toMatchObject({ noise: 'fresh', probe: 'reference' });
   });
 
+  it('fine-tunes with the spec\'s probe.finetune defaults (10 epochs, Adam 1e-4, augmented), options override them', () => {
+    expect(protocolFromArgs({ protocol: 'finetune', pooling: 'avg4' }, 'fashion-mnist')).toEqual({
+      pooling: 'avg4', noise: 'fixed', noiseSeed: 0, probe: 'finetune', epochs: 10, batchSize: 128, learningRate: 1e-4, standardize: true, trainSize: 60000, testSize: 10000, probeSeed: 0, augment: true,
+    });
+    expect(protocolFromArgs({ protocol: 'finetune', epochs: '3', lr: '5e-4', augment: 'false', 'noise-protocol': 'fresh' }, 'fashion-mnist')).toMatchObject({ epochs: 3, learningRate: 5e-4, augment: false, noise: 'fresh' });
+    expect(() => protocolFromArgs({ augment: 'true' }, 'fashion-mnist')).toThrow(/--augment applies to --protocol finetune only/);
+    expect(() => protocolFromArgs({ protocol: 'finetune', augment: 'yes' }, 'fashion-mnist')).toThrow(/--augment must be true or false/);
+    expect(() => protocolFromArgs({ protocol: 'fast' }, 'fashion-mnist')).not.toThrow();
+  });
+
   it('parses noise levels and refuses garbage', () => {
     expect(parseNoiseLevels('5, 25,100')).toEqual([5, 25, 100]);
     expect(() => parseNoiseLevels('5,,x')).toThrow(/--noise/);
@@ -64,11 +74,13 @@ describe('probe command arguments', () => {
     expect(r.accuracy).toBe(r.budgets[1].accuracy);
     expect(r.budgets[0].protocolKey).toBe(`${r.protocolKey};labels=20`);
     expect(r.budgets[0].accuracy).not.toBe(r.budgets[1].accuracy);
-  });
+    // Reads the real 60,000-image split: ~15 s on the shared 2-core machine under load.
+  }, 60_000);
 
   it('needs exactly one feature source', async () => {
     await expect(probeInline({}, { json: true })).rejects.toThrow(/exactly one of --features pixels or --checkpoint/);
     await expect(probeInline({ features: 'hog' }, { json: true })).rejects.toThrow(/only "pixels"/);
     await expect(probeInline({ features: 'pixels', checkpoint: 'x' }, { json: true })).rejects.toThrow(/exactly one/);
+    await expect(probeInline({ features: 'pixels', dataset: 'fashion-mnist', protocol: 'finetune' }, { json: true })).rejects.toThrow(/--protocol finetune trains a network: it needs --checkpoint/);
   });
 });

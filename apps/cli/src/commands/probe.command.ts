@@ -6,7 +6,7 @@ import {
   DATASET_SHAPES,
   NOISE_PROTOCOLS,
   POOLINGS,
-  PROBE_PROTOCOLS,
+  RESULT_PROTOCOLS,
   backboneDefaultLayers,
   backboneFields,
   backboneOfModelConfig,
@@ -18,6 +18,7 @@ import {
   type LabelBudget,
   type ProbeProtocol,
   type ProbeTask,
+  finetuneSpecSchema,
   probeSpecSchema,
 } from '@ddae/contracts';
 import { CliError } from '../api-client';
@@ -42,6 +43,7 @@ export interface ProbeArgs {
   protocol?: string;
   'noise-protocol'?: string;
   labels?: string;
+  augment?: string;
   cache?: string;
   'data-dir'?: string;
   backend?: string;
@@ -51,9 +53,14 @@ export interface ProbeArgs {
 const EXAMPLES = [
   'npm run -s ddae -- probe --features pixels --dataset fashion-mnist --json',
   'npm run -s ddae -- probe --checkpoint tmp/ddpm-small --layers all --noise 5,25,100 --json',
+  'npm run -s ddae -- probe --checkpoint tmp/ddpm-small --layers out_4 --noise 8 --pooling avg4 --protocol finetune --json',
 ];
 
-/** The probe protocol from options, with the reference defaults (15 epochs, batch 128, Adam 1e-3). */
+/**
+ * The probe protocol from options, with the reference defaults (15 epochs, batch 128, Adam 1e-3);
+ * `--protocol finetune` (the network up to the layer and a linear head trained end to end) takes the
+ * spec's `probe.finetune` defaults instead (10 epochs, Adam 1e-4, augmentation on), as the workers do.
+ */
 export function protocolFromArgs(a: ProbeArgs, dataset: DatasetName): ProbeProtocol {
   const shape = DATASET_SHAPES[dataset];
   const pooling = (a.pooling ?? 'gap').trim();
@@ -61,33 +68,41 @@ export function protocolFromArgs(a: ProbeArgs, dataset: DatasetName): ProbeProto
   const standardize = (a.standardize ?? 'true').trim();
   if (standardize !== 'true' && standardize !== 'false') throw new CliError(`--standardize must be true or false, got "${standardize}"`);
   const probe = (a.protocol ?? 'fast').trim();
-  if (!(PROBE_PROTOCOLS as readonly string[]).includes(probe)) throw new CliError(`--protocol must be one of ${PROBE_PROTOCOLS.join(', ')}, got "${probe}"`);
+  if (!(RESULT_PROTOCOLS as readonly string[]).includes(probe)) throw new CliError(`--protocol must be one of ${RESULT_PROTOCOLS.join(', ')}, got "${probe}"`);
+  const finetune = probe === 'finetune';
   const noise = (a['noise-protocol'] ?? 'fixed').trim();
   if (!(NOISE_PROTOCOLS as readonly string[]).includes(noise)) throw new CliError(`--noise-protocol must be one of ${NOISE_PROTOCOLS.join(', ')}, got "${noise}"`);
-  if (noise === 'fresh' && probe === 'fast') throw new CliError('--noise-protocol fresh draws new noise every epoch, so features cannot be cached: add --protocol reference');
-  // The sweep spec's probe defaults (epochs, batch, learning rate, noise seed), written once there.
+  if (noise === 'fresh' && probe === 'fast') throw new CliError('--noise-protocol fresh draws new noise every epoch, so features cannot be cached: add --protocol reference (or finetune)');
+  const augment = a.augment?.trim();
+  if (augment !== undefined && !finetune) throw new CliError(`--augment applies to --protocol finetune only (the reference protocol always augments, fast never does)`);
+  if (augment !== undefined && augment !== 'true' && augment !== 'false') throw new CliError(`--augment must be true or false, got "${augment}"`);
+  const epochs = numberOption('epochs', a.epochs, { int: true, positive: true, max: 200, example: finetune ? '10' : '15' });
+  const learningRate = numberOption('lr', a.lr, { positive: true, max: 1, example: finetune ? '1e-4' : '1e-3' });
+  // The sweep spec's probe defaults (epochs, batch, learning rate, noise seed), written once there;
+  // fine-tuning's own (epochs, learning rate, augmentation) from the spec's probe.finetune.
   const spec = probeSpecSchema.parse({
     pooling,
-    noise,
-    protocol: probe,
+    noise: finetune ? 'fixed' : noise,
+    protocol: finetune ? 'fast' : probe,
     noiseSeed: numberOption('noise-seed', a['noise-seed'], { int: true, min: 0, example: '0' }),
-    epochs: numberOption('epochs', a.epochs, { int: true, positive: true, max: 200, example: '15' }),
     batchSize: numberOption('batch', a.batch, { int: true, positive: true, max: 4096, example: '128' }),
-    learningRate: numberOption('lr', a.lr, { positive: true, max: 1, example: '1e-3' }),
+    ...(finetune ? {} : { epochs, learningRate }),
   });
+  const ft = finetune ? finetuneSpecSchema.parse({ noise, epochs, learningRate, ...(augment !== undefined ? { augment: augment === 'true' } : {}) }) : null;
   return {
     pooling: spec.pooling,
-    noise: spec.noise,
-    probe: spec.protocol,
+    noise: ft ? ft.noise : spec.noise,
+    probe: ft ? 'finetune' : spec.protocol,
     noiseSeed: spec.noiseSeed,
-    epochs: spec.epochs,
+    epochs: ft ? ft.epochs : spec.epochs,
     batchSize: spec.batchSize,
-    learningRate: spec.learningRate,
+    learningRate: ft ? ft.learningRate : spec.learningRate,
     standardize: standardize === 'true',
     // Inline, the whole split by default (a sweep's default is the first 10000 training images).
     trainSize: numberOption('train-size', a['train-size'], { int: true, positive: true, max: shape.train, example: String(shape.train) }) ?? shape.train,
     testSize: numberOption('test-size', a['test-size'], { int: true, positive: true, max: shape.test, example: String(shape.test) }) ?? shape.test,
     probeSeed: numberOption('seed', a.seed, { int: true, min: 0, example: '0' }) ?? 0,
+    ...(ft ? { augment: ft.augment } : {}),
   };
 }
 
@@ -131,11 +146,12 @@ export async function probeInline(a: ProbeArgs, opts: { json: boolean; log?: (li
   if (a.features !== undefined && a.features !== 'pixels') throw new CliError(`--features "${a.features}": only "pixels" is known; for diffusion features pass --checkpoint <dir>`);
   if ((a.features === 'pixels') === (a.checkpoint !== undefined)) throw new CliError(`probe needs exactly one of --features pixels or --checkpoint <dir>:\n  ${EXAMPLES.join('\n  ')}`);
 
-  const { runBaselineTask, runProbeTask } = await import('@ddae/compute');
+  const { runBaselineTask, runFinetuneTask, runProbeTask } = await import('@ddae/compute');
   if (a.features === 'pixels') {
     if (!a.dataset || !(DATASET_NAMES as readonly string[]).includes(a.dataset)) throw new CliError(`probe --features pixels needs --dataset ${DATASET_NAMES.join('|')}: ${EXAMPLES[0]}`);
     const dataset = a.dataset as DatasetName;
     const protocol = protocolFromArgs(a, dataset);
+    if (protocol.probe === 'finetune') throw new CliError('--protocol finetune trains a network: it needs --checkpoint <dir>, not --features pixels');
     const budgets = parseLabelBudgets(a.labels, protocol, dataset);
     return withInlineBackend(a, async (backend) => {
       log(`raw pixels of ${dataset}: ${protocol.trainSize} train / ${protocol.testSize} test images, backend ${backend.backend}`);
@@ -163,15 +179,23 @@ export async function probeInline(a: ProbeArgs, opts: { json: boolean; log?: (li
   const budgets = parseLabelBudgets(a.labels, protocol, dataset);
   const largest = budgets[budgets.length - 1];
   const labelsOf = (l: { labels?: number }): LabelBudget => l.labels ?? 'all';
+  const finetune = protocol.probe === 'finetune';
+  if (finetune && a.cache !== undefined && a.cache !== 'none') throw new CliError('--cache: fine-tuning changes the network, so its features are never cached; drop --cache');
   return withInlineBackend(a, async (backend) => {
-    log(`probing ${found.path} (${method}, step ${step}) on ${dataset}: layers ${layers.join(',')} at ${method === 'ddpm' ? 't' : 'sigma'} = ${levels.join(', ')}${a.labels !== undefined ? `; labels ${budgets.join(', ')}` : ''}; backend ${backend.backend}`);
-    const featureCacheDir = featureCacheDirOf(a.cache);
+    log(`${finetune ? 'fine-tuning' : 'probing'} ${found.path} (${method}, step ${step}) on ${dataset}: layers ${layers.join(',')} at ${method === 'ddpm' ? 't' : 'sigma'} = ${levels.join(', ')}${a.labels !== undefined ? `; labels ${budgets.join(', ')}` : ''}; backend ${backend.backend}`);
+    const featureCacheDir = finetune ? undefined : featureCacheDirOf(a.cache);
     // Every budget's cells (one feature pass per level serves them all); `cells` is the largest budget's.
     const all: { layer: string; labels?: number; noiseLevel: number; accuracy: number; trainAccuracy?: number; featureDim: number }[] = [];
     let seconds = 0;
     const featureCache = { hits: 0, misses: 0 };
     for (const noiseLevel of levels) {
-      const r = await runProbeTask({ ...target.task(noiseLevel, featureCacheDir), ...(a.labels !== undefined ? { labels: budgets } : {}) }, {});
+      const task = { ...target.task(noiseLevel, featureCacheDir), ...(a.labels !== undefined ? { labels: budgets } : {}) };
+      // Fine-tuning reports every batch: one line per epoch (a new message) is enough.
+      let said = '';
+      const progress = (f: number, d: { message?: string }) => {
+        if (d.message && d.message !== said) log(`  ${(said = d.message)} (${(100 * f).toFixed(0)} %)`);
+      };
+      const r = finetune ? await runFinetuneTask(task, { progress }) : await runProbeTask(task, {});
       seconds += r.seconds;
       featureCache.hits += r.featureCache?.hits ?? 0;
       featureCache.misses += r.featureCache?.misses ?? 0;
