@@ -12,6 +12,7 @@
  * tmp/mutation/<target>/mutation.json; the summary is also written to tmp/mutation/summary.json.
  * Not part of npm test or CI: tens of minutes on 2 shared cores (docs/results.md).
  */
+import { rawEnv } from '@ddae/config';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -79,7 +80,7 @@ function runTarget(target: Target, opts: Options): MutationCounts {
   const started = Date.now();
   const args = ['stryker', 'run', ...(opts.force ? ['--force'] : [])];
   // Stryker's progress and survivors go to stderr: stdout carries only the summary.
-  const r = spawnSync('npx', args, { cwd: ROOT, env: { ...process.env, STRYKER_TARGET: target }, stdio: ['ignore', 2, 2] });
+  const r = spawnSync('npx', args, { cwd: ROOT, env: { ...rawEnv(), STRYKER_TARGET: target }, stdio: ['ignore', 2, 2] });
   const seconds = Math.round((Date.now() - started) / 1000);
   if (r.status !== 0 || !fs.existsSync(report)) throw new Error(`stryker failed for ${target} (exit ${r.status ?? r.signal}); its output is above`);
   return countMutants(JSON.parse(fs.readFileSync(report, 'utf8')), seconds);
