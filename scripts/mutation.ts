@@ -1,9 +1,11 @@
 /**
  * Mutation testing of the core, library by library (StrykerJS, configured in stryker.config.cjs):
- *   npm run -s mutation -- [--json] [--only <target>] [--force]
+ *   npm run -s mutation -- [--json] [--only <target>] [--mutate <files>] [--force]
  * --only    one target (sweeps, probe, diffusion, worker); default all of them, one after another
  * --force   ignore Stryker's incremental file (tmp/mutation/<target>/incremental.json) and test
  *           every mutant again; by default only mutants whose code or tests changed are re-run
+ * --mutate  files (and line ranges) to mutate instead of the target's list, comma-separated, e.g.
+ *           libs/diffusion/src/schedules.ts,libs/diffusion/src/train.ts:386-507 (with --only)
  * --json    stdout is only the summary line; Stryker's own output goes to stderr either way
  * The last line of stdout is one JSON object:
  *   {"libraries": {"<target>": {"score", "killed", "survived", "noCoverage", "timeout", "mutants", "seconds"}}, "total": {...}}
@@ -37,6 +39,7 @@ interface Options {
   json: boolean;
   only?: Target;
   force: boolean;
+  mutate?: string;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -45,12 +48,18 @@ function parseArgs(argv: string[]): Options {
     const a = argv[i];
     if (a === '--json') opts.json = true;
     else if (a === '--force') opts.force = true;
+    else if (a === '--mutate') {
+      const v = argv[++i];
+      if (!v || v.startsWith('--')) throw new Error('--mutate: expected comma-separated files, e.g. libs/probe/src/metrics.ts');
+      opts.mutate = v;
+    }
     else if (a === '--only') {
       const v = argv[++i];
       if (!MUTATION_TARGETS.includes(v as Target)) throw new Error(`--only: expected one of ${MUTATION_TARGETS.join(', ')}, got ${JSON.stringify(v)}`);
       opts.only = v as Target;
-    } else throw new Error(`unknown argument ${JSON.stringify(a)} (usage: npm run -s mutation -- [--json] [--only <${MUTATION_TARGETS.join('|')}>] [--force])`);
+    } else throw new Error(`unknown argument ${JSON.stringify(a)} (usage: npm run -s mutation -- [--json] [--only <${MUTATION_TARGETS.join('|')}>] [--mutate <files>] [--force])`);
   }
+  if (opts.mutate && !opts.only) throw new Error('--mutate needs --only <target>: the files belong to one target');
   return opts;
 }
 
@@ -78,7 +87,7 @@ function runTarget(target: Target, opts: Options): MutationCounts {
   const report = path.join(ROOT, 'tmp', 'mutation', target, 'mutation.json');
   fs.rmSync(report, { force: true });
   const started = Date.now();
-  const args = ['stryker', 'run', ...(opts.force ? ['--force'] : [])];
+  const args = ['stryker', 'run', ...(opts.force ? ['--force'] : []), ...(opts.mutate ? ['--mutate', opts.mutate] : [])];
   // Stryker's progress and survivors go to stderr: stdout carries only the summary.
   const r = spawnSync('npx', args, { cwd: ROOT, env: { ...rawEnv(), STRYKER_TARGET: target }, stdio: ['ignore', 2, 2] });
   const seconds = Math.round((Date.now() - started) / 1000);
