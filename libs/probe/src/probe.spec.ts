@@ -191,8 +191,13 @@ describe('poolFeatures', () => {
     const f = poolFeatures(t, 'avg2');
     const mean = (rows: number[], cols: number[]) => rows.reduce((s, r) => s + cols.reduce((c, k) => c + r * 3 + k, 0), 0) / (rows.length * cols.length);
     Array.from(f.dataSync()).forEach((v, i) => expect(v).toBeCloseTo([mean([0, 1], [0, 1]), mean([0, 1], [1, 2]), mean([2, 3], [0, 1]), mean([2, 3], [1, 2])][i], 5));
+    // And the other way round: 3 x 4, rows adaptive ([0,2) and [1,3)), columns divisible.
+    const u = tf.tensor4d(Float32Array.from({ length: 12 }, (_, i) => i), [1, 3, 4, 1]);
+    const mean4 = (rows: number[], cols: number[]) => rows.reduce((s, r) => s + cols.reduce((c, k) => c + r * 4 + k, 0), 0) / (rows.length * cols.length);
+    const fu = poolFeatures(u, 'avg2');
+    Array.from(fu.dataSync()).forEach((v, i) => expect(v).toBeCloseTo([mean4([0, 1], [0, 1]), mean4([0, 1], [2, 3]), mean4([1, 2], [0, 1]), mean4([1, 2], [2, 3])][i], 5));
     expect(() => poolFeatures(t, 'avg3' as Pooling)).toThrow(/unknown pooling "avg3"/);
-    tf.dispose([t, f]);
+    tf.dispose([t, f, u, fu]);
   });
 });
 
