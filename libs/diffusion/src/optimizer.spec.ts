@@ -95,6 +95,16 @@ describe('adamStep (one Adam for the trainer and the probes)', () => {
     const a = referenceAdam([[0]], tiny, { lr: [1, 1], scale: [1, 1], decay: [0, 0], epsilon: 'corrected' }).p[0][0];
     const b = referenceAdam([[0]], tiny, { lr: [1, 1], scale: [1, 1], decay: [0, 0], epsilon: 'folded' }).p[0][0];
     expect(Math.abs(a - b)).toBeGreaterThan(1e-3);
+    // And adamStep takes the placement it is asked for (float32 holds these magnitudes).
+    const step = (epsilon: AdamEpsilon): number => {
+      const slot: AdamSlot = { param: tf.variable(tf.zeros([1])), m: tf.variable(tf.zeros([1])), v: tf.variable(tf.zeros([1])) };
+      for (const t of [1, 2]) tf.tidy(() => adamStep([slot], [tf.tensor1d([1e-9])], { step: t, lr: 1, epsilon }));
+      const p = slot.param.dataSync()[0];
+      tf.dispose([slot.param, slot.m, slot.v]);
+      return p;
+    };
+    expect(step('corrected')).toBeCloseTo(a, 4);
+    expect(step('folded')).toBeCloseTo(b, 4);
   });
 
   it('refuses gradients that do not match the parameters, and leaks no tensor', () => {

@@ -1,4 +1,4 @@
-import { DDPM_T, ddpmAlphaBar, ddpmCoefficients, ddpmNoise, ddpmTimeInput, edmPrecond, karrasSigmas } from './schedules';
+import { DDPM_T, EDM_P_MEAN, EDM_P_STD, EDM_RHO, EDM_SIGMA_DATA, EDM_SIGMA_MAX, EDM_SIGMA_MIN, ddpmAlphaBar, ddpmCoefficients, ddpmNoise, ddpmTimeInput, edmPrecond, karrasSigmas } from './schedules';
 import { Rng } from './rng';
 
 describe('DDPM schedule', () => {
@@ -18,7 +18,10 @@ describe('DDPM schedule', () => {
       const { a, b } = ddpmCoefficients(t);
       expect(a * a + b * b).toBeCloseTo(1, 12);
     }
-    expect(() => ddpmCoefficients(1001)).toThrow();
+    expect(() => ddpmCoefficients(1001)).toThrow(RangeError);
+    expect(() => ddpmCoefficients(-1)).toThrow(RangeError);
+    expect(() => ddpmCoefficients(2.5)).toThrow(RangeError);
+    expect(ddpmCoefficients(DDPM_T).a).toBeCloseTo(Math.sqrt(ab[DDPM_T]), 12);
     expect(ddpmTimeInput(250)).toBe(0.25);
   });
   it('noises per image', () => {
@@ -39,6 +42,9 @@ describe('EDM', () => {
     expect(p.cIn).toBeCloseTo(1 / Math.sqrt(0.5), 12);
     expect(p.cNoise).toBeCloseTo(Math.log(0.5) / 4, 12);
     expect(p.weight).toBeCloseTo(0.5 / 0.0625, 12);
+  });
+  it('keeps the constants of Karras et al. (2022), Table 1: the training sigmas\' log-normal, sigma_data and the sampling grid', () => {
+    expect({ EDM_P_MEAN, EDM_P_STD, EDM_SIGMA_DATA, EDM_SIGMA_MIN, EDM_SIGMA_MAX, EDM_RHO }).toEqual({ EDM_P_MEAN: -1.2, EDM_P_STD: 1.2, EDM_SIGMA_DATA: 0.5, EDM_SIGMA_MIN: 0.002, EDM_SIGMA_MAX: 80, EDM_RHO: 7 });
   });
   it('builds the 18-step Karras grid from 80 to 0.002', () => {
     const s = karrasSigmas();

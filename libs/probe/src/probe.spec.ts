@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 // Test-only: the spec picks its backend itself; production code gets it from @ddae/compute.
 // eslint-disable-next-line no-restricted-imports
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import type { Pooling } from '@ddae/contracts';
 import { flattenPixels, loadDataset, seededOrder, selectLabels } from '@ddae/datasets';
 import { accuracy, meanAndSpread, poolFeatures, pooledFeatureDim, trainLinearProbe, trainLinearProbes, type ProbeSplit } from './index';
 
@@ -185,6 +186,21 @@ describe('poolFeatures', () => {
     Array.from(h.dataSync()).forEach((v, i) => expect(v).toBeCloseTo(expected[i], 5));
     tf.dispose([t, f, small, g, six, h]);
   });
+
+  it('pools adaptively along the one axis that does not divide (4 x 3 with avg2), and refuses an unknown pooling', () => {
+    // Rows [0,2) and [2,4) (divisible), columns [0,2) and [1,3) (adaptive); values row * 3 + col.
+    const t = tf.tensor4d(Float32Array.from({ length: 12 }, (_, i) => i), [1, 4, 3, 1]);
+    const f = poolFeatures(t, 'avg2');
+    const mean = (rows: number[], cols: number[]) => rows.reduce((s, r) => s + cols.reduce((c, k) => c + r * 3 + k, 0), 0) / (rows.length * cols.length);
+    Array.from(f.dataSync()).forEach((v, i) => expect(v).toBeCloseTo([mean([0, 1], [0, 1]), mean([0, 1], [1, 2]), mean([2, 3], [0, 1]), mean([2, 3], [1, 2])][i], 5));
+    // And the other way round: 3 x 4, rows adaptive ([0,2) and [1,3)), columns divisible.
+    const u = tf.tensor4d(Float32Array.from({ length: 12 }, (_, i) => i), [1, 3, 4, 1]);
+    const mean4 = (rows: number[], cols: number[]) => rows.reduce((s, r) => s + cols.reduce((c, k) => c + r * 4 + k, 0), 0) / (rows.length * cols.length);
+    const fu = poolFeatures(u, 'avg2');
+    Array.from(fu.dataSync()).forEach((v, i) => expect(v).toBeCloseTo([mean4([0, 1], [0, 1]), mean4([0, 1], [2, 3]), mean4([1, 2], [0, 1]), mean4([1, 2], [2, 3])][i], 5));
+    expect(() => poolFeatures(t, 'avg3' as Pooling)).toThrow(/unknown pooling "avg3"/);
+    tf.dispose([t, f, u, fu]);
+  });
 });
 
 describe('metrics', () => {
@@ -198,7 +214,19 @@ describe('metrics', () => {
     const classes = tf.tensor1d([1, 1, 0], 'int32');
     expect(await accuracy(classes, Uint8Array.from([1, 0, 0]))).toBeCloseTo(2 / 3);
     expect(await accuracy([3, 2], [3, 2])).toBe(1);
-    await expect(accuracy([1], [1, 2])).rejects.toThrow(RangeError);
+    await expect(accuracy([1], [1, 2])).rejects.toThrow(/^1 predictions for 2 labels$/);
+    await expect(accuracy([], [])).rejects.toThrow(/accuracy of an empty set/);
+    tf.dispose([logits, classes]);
+  });
+
+  it('accuracy disposes the argmax it makes and never the tensor it was given', async () => {
+    const logits = tf.tensor2d([[0, 1], [2, 0]]);
+    const classes = tf.tensor1d([1, 0], 'int32');
+    const before = tf.memory().numTensors;
+    expect(await accuracy(logits, [1, 0])).toBe(1);
+    expect(await accuracy(classes, [1, 1])).toBe(0.5);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(classes.isDisposed).toBe(false);
     tf.dispose([logits, classes]);
   });
 
@@ -208,6 +236,8 @@ describe('metrics', () => {
     expect(s.std).toBeCloseTo(0.02, 10);
     expect(s).toMatchObject({ min: 0.8, max: 0.84, n: 3 });
     expect(meanAndSpread([0.5])).toEqual({ mean: 0.5, std: 0, min: 0.5, max: 0.5, n: 1 });
-    expect(() => meanAndSpread([])).toThrow(RangeError);
+    // Two values: the sample std is |a - b| / sqrt(2).
+    expect(meanAndSpread([1, 3]).std).toBeCloseTo(Math.SQRT2, 12);
+    expect(() => meanAndSpread([])).toThrow(/meanAndSpread of no values/);
   });
 });

@@ -31,12 +31,23 @@ describe('environment faults: the machine, not the job', () => {
     expect(fault({ code: 'EROFS', message: 'read-only file system' })).toMatch(/^the disk is full or read-only/);
   });
 
+  it('knows every file system code it lists, and the disk codes wherever the write went', () => {
+    for (const code of ['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT', 'ENOTDIR', 'EISDIR', 'EEXIST', 'ENOENT', 'EIO', 'ESTALE']) {
+      expect(fault({ code, path: '/srv/artifacts/runs/r1/x' })).toMatch(/^ARTIFACT_DIR/);
+    }
+    for (const code of ['ENOSPC', 'EDQUOT', 'EROFS']) expect(fault({ code, path: '/elsewhere/x' })).toMatch(/^the disk is full or read-only/);
+    // An error named by its own code (as some libraries throw them) does not repeat it.
+    expect(fault({ name: 'ENOSPC', code: 'ENOSPC', message: 'no space left' })).toMatch(/^the disk is full or read-only \(ENOSPC: no space left\)/);
+  });
+
   it('the job\'s own failures are not: a diverged loss, a bad payload, a killed child, an error elsewhere', () => {
     expect(fault({ name: 'NonFiniteLossError', message: 'loss is NaN at step 3', phase: 'task' })).toBeUndefined();
     expect(fault({ name: 'ZodError', message: 'invalid', phase: 'task' })).toBeUndefined();
     expect(fault({ name: 'ComputeProcessExit', message: 'compute child exited unexpectedly (code null, signal SIGKILL)' })).toBeUndefined();
     expect(fault({ code: 'ENOENT', path: '/home/someone/spec.yaml' })).toBeUndefined();
     expect(fault({ code: 'ECONNREFUSED', path: '/srv/artifacts' })).toBeUndefined();
+    // Any other error about a file of a data set the worker holds is the job's (a corrupt file, say).
+    expect(fault({ name: 'IdxFormatError', message: 'bad magic', path: '/data/fashion-mnist/train-images-idx3-ubyte.gz' })).toBeUndefined();
   });
 
   it('a real system error, as Node throws it and the child sends it, carries the code and path the classifier reads', async () => {
