@@ -181,7 +181,7 @@ Trains linear probes inline on raw pixels or on a checkpoint's features (the wor
   --protocol fast|reference|finetune (fast: linear probe on cached features; reference: features
                           recomputed every epoch from augmented images; finetune: the network up to
                           each layer and a linear head trained end to end, --checkpoint only, defaults
-                          --epochs 10 --lr 1e-4 as the spec's probe.finetune)
+                          --epochs 10 --lr 1e-3 as the spec's probe.finetune)
   --augment true|false    finetune only: random crop (pad 4) and flip every epoch (true)
   --noise-protocol fixed|fresh (fixed; fresh: new noise every epoch, needs --protocol reference or finetune)
   --labels 100,1000,all   label budgets: labelled training images in total, class-balanced, out of

@@ -64,7 +64,7 @@ describe('probe to choose, fine-tune to deploy (real Postgres and Redis)', () =>
     // One fine-tuning, of the trained run (never of the untrained control), at its best linear cell, on its budget.
     expect(tuned).toHaveLength(1);
     expect(tuned[0]).toMatchObject({ runId: trained.id, noiseLevel: 11, layers: ['out_1'], labels: [100], status: 'SUCCEEDED' });
-    expect(tuned[0].protocol).toMatchObject({ probe: 'finetune', epochs: 2, augment: true, learningRate: 1e-4 });
+    expect(tuned[0].protocol).toMatchObject({ probe: 'finetune', epochs: 2, augment: true, learningRate: 1e-3 });
     expect(await h.db.prisma.probeTask.count({ where: { runId: control.id, protocolKey: { contains: 'probe=finetune' } } })).toBe(0);
     // A retried completion of the trained run's last linear task (a redelivered job) creates nothing twice.
     const last = await h.db.prisma.probeTask.findFirstOrThrow({ where: { runId: trained.id, protocolKey: { not: tuned[0].protocolKey } }, orderBy: { finishedAt: 'desc' } });

@@ -85,7 +85,7 @@ describe('planSweep', () => {
     // One task per trained run at level 25 covering both layers; the untrained controls are not fine-tuned.
     expect(tuned.map((t) => t.runKey)).toEqual(['ddpm-tiny-s0', 'ddpm-tiny-s1', 'ddpm-tiny-s2', 'edm-small-s0', 'edm-small-s1', 'edm-small-s2']);
     expect(tuned[0]).toMatchObject({ noiseLevel: 25, layers: ['out_2', 'out_4'], labels: [100] });
-    expect(tuned[0].protocol).toMatchObject({ probe: 'finetune', epochs: 3, learningRate: 1e-4, batchSize: 128, augment: true, noise: 'fixed', trainSize: 1000, standardize: true });
+    expect(tuned[0].protocol).toMatchObject({ probe: 'finetune', epochs: 3, learningRate: 1e-3, batchSize: 128, augment: true, noise: 'fixed', trainSize: 1000, standardize: true });
     expect(tuned[0].protocolKey).toContain('probe=finetune');
     expect(tuned[0].protocolKey).toContain('aug=1');
     const linear = named.probeTasks.find((t) => t.protocol.probe === 'fast');

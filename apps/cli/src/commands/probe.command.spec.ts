@@ -39,9 +39,9 @@ describe('probe command arguments', () => {
     expect(protocolFromArgs({ protocol: 'reference', 'noise-protocol': 'fresh' }, 'fashion-mnist')).toMatchObject({ noise: 'fresh', probe: 'reference' });
   });
 
-  it('fine-tunes with the spec\'s probe.finetune defaults (10 epochs, Adam 1e-4, augmented), options override them', () => {
+  it('fine-tunes with the spec\'s probe.finetune defaults (10 epochs, Adam 1e-3, augmented), options override them', () => {
     expect(protocolFromArgs({ protocol: 'finetune', pooling: 'avg4' }, 'fashion-mnist')).toEqual({
-      pooling: 'avg4', noise: 'fixed', noiseSeed: 0, probe: 'finetune', epochs: 10, batchSize: 128, learningRate: 1e-4, standardize: true, trainSize: 60000, testSize: 10000, probeSeed: 0, augment: true,
+      pooling: 'avg4', noise: 'fixed', noiseSeed: 0, probe: 'finetune', epochs: 10, batchSize: 128, learningRate: 1e-3, standardize: true, trainSize: 60000, testSize: 10000, probeSeed: 0, augment: true,
     });
     expect(protocolFromArgs({ protocol: 'finetune', epochs: '3', lr: '5e-4', augment: 'false', 'noise-protocol': 'fresh' }, 'fashion-mnist')).toMatchObject({ epochs: 3, learningRate: 5e-4, augment: false, noise: 'fresh' });
     expect(() => protocolFromArgs({ augment: 'true' }, 'fashion-mnist')).toThrow(/--augment applies to --protocol finetune only/);

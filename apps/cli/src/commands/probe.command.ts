@@ -59,7 +59,7 @@ const EXAMPLES = [
 /**
  * The probe protocol from options, with the reference defaults (15 epochs, batch 128, Adam 1e-3);
  * `--protocol finetune` (the network up to the layer and a linear head trained end to end) takes the
- * spec's `probe.finetune` defaults instead (10 epochs, Adam 1e-4, augmentation on), as the workers do.
+ * spec's `probe.finetune` defaults instead (10 epochs, Adam 1e-3, augmentation on), as the workers do.
  */
 export function protocolFromArgs(a: ProbeArgs, dataset: DatasetName): ProbeProtocol {
   const shape = DATASET_SHAPES[dataset];
@@ -77,7 +77,7 @@ export function protocolFromArgs(a: ProbeArgs, dataset: DatasetName): ProbeProto
   if (augment !== undefined && !finetune) throw new CliError(`--augment applies to --protocol finetune only (the reference protocol always augments, fast never does)`);
   if (augment !== undefined && augment !== 'true' && augment !== 'false') throw new CliError(`--augment must be true or false, got "${augment}"`);
   const epochs = numberOption('epochs', a.epochs, { int: true, positive: true, max: 200, example: finetune ? '10' : '15' });
-  const learningRate = numberOption('lr', a.lr, { positive: true, max: 1, example: finetune ? '1e-4' : '1e-3' });
+  const learningRate = numberOption('lr', a.lr, { positive: true, max: 1, example: '1e-3' });
   // The sweep spec's probe defaults (epochs, batch, learning rate, noise seed), written once there;
   // fine-tuning's own (epochs, learning rate, augmentation) from the spec's probe.finetune.
   const spec = probeSpecSchema.parse({
