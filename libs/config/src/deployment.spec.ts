@@ -6,7 +6,7 @@ import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { ConfigMap, Service, ServiceAccount } from 'kubernetes-models/v1';
-import { QUEUES } from '@ddae/contracts';
+import { HEALTH_DEPENDENCY_TIMEOUT_MS, QUEUES } from '@ddae/contracts';
 import { apiEnvSchema, workerEnvSchema } from './env.schema';
 
 /**
@@ -237,6 +237,16 @@ describe('deployment (infra/, checked by reading)', () => {
     expect((service as unknown as { spec: { selector: Record<string, string> } }).spec.selector).toEqual(api.spec.selector.matchLabels);
     // The Service's name is a Host the API answers to.
     expect(parsed.data?.ALLOWED_HOSTS).toContain(service.metadata.name);
+  });
+
+  it('gives the API\'s /health probes longer than /health waits for a dependency, so a slow one reads as 503, not as a probe timeout', () => {
+    const [api] = k8sDocs('infra/k8s/api.yaml');
+    const [container] = api.spec.template.spec.containers as unknown as Record<string, { httpGet: { path: string }; timeoutSeconds?: number }>[];
+    for (const probe of [container.readinessProbe, container.livenessProbe]) {
+      expect(probe.httpGet.path).toBe('/health');
+      // The kubelet's default timeout is 1 s.
+      expect((probe.timeoutSeconds ?? 1) * 1000).toBeGreaterThan(HEALTH_DEPENDENCY_TIMEOUT_MS);
+    }
   });
 
   it('scales the GPU workers with KEDA on the waiting, prioritized and running jobs, and the workers are scraped on HEALTH_PORT', () => {

@@ -1,6 +1,6 @@
 import { Controller, Get, Inject, Res } from '@nestjs/common';
 import type { Response } from 'express';
-import { healthDownSchema, healthSchema } from '@ddae/contracts';
+import { HEALTH_DEPENDENCY_TIMEOUT_MS, healthDownSchema, healthSchema } from '@ddae/contracts';
 import type { PrismaClient } from '@ddae/db';
 import type { ComputeQueue } from '@ddae/queue';
 import { withTimeout } from '@ddae/queue';
@@ -19,8 +19,8 @@ export class HealthController {
   @Get()
   async check(@Res({ passthrough: true }) res: Response) {
     const [db, redis] = await Promise.all([
-      withTimeout(this.prisma.$queryRaw`SELECT 1`, 2_000, 'postgres').then(() => 'up' as const, () => 'down' as const),
-      withTimeout(this.queue.ping(), 2_000, 'redis').then(() => 'up' as const, () => 'down' as const),
+      withTimeout(this.prisma.$queryRaw`SELECT 1`, HEALTH_DEPENDENCY_TIMEOUT_MS, 'postgres').then(() => 'up' as const, () => 'down' as const),
+      withTimeout(this.queue.ping(), HEALTH_DEPENDENCY_TIMEOUT_MS, 'redis').then(() => 'up' as const, () => 'down' as const),
     ]);
     const down = [...(db === 'down' ? ['postgres'] : []), ...(redis === 'down' ? ['redis'] : [])];
     if (down.length === 0) return reply(healthSchema, { status: 'ok', postgres: db, redis });

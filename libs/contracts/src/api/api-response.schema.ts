@@ -18,6 +18,11 @@ const modelSource = z.object({ path: z.string(), sha256: z.string().nullable() }
 const backend = z.string().describe(`the compute backend, one of ${BACKENDS.join(', ')}`);
 
 // ---- health -------------------------------------------------------------------------------------
+/**
+ * How long `GET /health` waits for each dependency (Postgres, Redis) before calling it down. Probes
+ * that call it (infra/k8s) must give it longer than this, or they time out before it can answer 503.
+ */
+export const HEALTH_DEPENDENCY_TIMEOUT_MS = 2_000;
 export const healthSchema = z.object({ status: z.literal('ok'), postgres: z.literal('up'), redis: z.literal('up') });
 
 /** A label budget as the API writes it: labelled training images in total (class-balanced), or `all`. */
