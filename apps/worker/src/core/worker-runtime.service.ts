@@ -12,6 +12,7 @@ import { ComputeJobsService } from '../jobs/compute-jobs.service';
 import { CurrentJob } from './current-job';
 import { WorkerHealth } from './worker-health';
 import { lockGpu } from './gpu-lock';
+import { ParkedJobs } from './parked-jobs';
 import { REDIS_WATCH, WORKER_ENV, WorkerIdentity } from './worker-identity';
 import { jobResultOf, WorkerMetrics } from './worker-metrics';
 
@@ -47,6 +48,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
     private readonly jobs: ComputeJobsService,
     private readonly fitness: WorkerHealth,
     private readonly metrics: WorkerMetrics,
+    private readonly parked: ParkedJobs,
     @Inject(REDIS_WATCH) private readonly redis: RedisOutageWatch,
   ) {
     this.fitness.onUnhealthy((reason) => this.stopConsuming(reason));
@@ -83,6 +85,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
     const released = await this.workers.releaseHeld(this.identity.id);
     if (released > 0) this.logger.warn(`handed back ${released} task(s) a previous process with id ${this.identity.id} left running`);
     await this.beat();
+    await this.wakeParked();
     this.heartbeat = setInterval(() => void this.tick(), this.env.HEARTBEAT_MS);
     // A job handed back or put off (WaitingError, DelayedError) emits neither 'completed' nor
     // 'failed': the worker's state follows the processor itself.
@@ -101,7 +104,8 @@ export class WorkerRuntime implements OnApplicationShutdown {
         .finally(() => {
           this.activeJobId = null;
           this.state = this.afterJob();
-          void this.beat();
+          // Idle (and said so): jobs parked by workers that lack their data set are this one's to take.
+          void this.beat().then(() => this.wakeParked());
         });
     };
     this.worker = new Worker(QUEUES.compute, processor, {
@@ -176,6 +180,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
 
   private async tick(): Promise<void> {
     await this.beat();
+    await this.wakeParked();
     const running = this.current.get();
     if (!running) return;
     const status = await running.status().catch(() => null);
@@ -183,6 +188,19 @@ export class WorkerRuntime implements OnApplicationShutdown {
       this.logger.log(`${running.label} was cancelled: stopping its child`);
       running.child.stop('cancelled', this.env.SHUTDOWN_GRACE_MS);
     }
+  }
+
+  /**
+   * While idle: wakes the jobs that workers lacking their data set parked for a worker that can read
+   * it (parked-jobs.ts), so they run here now rather than after their hand-back's delay. At each
+   * turn to idle and at each heartbeat (a job parked just as this worker turned idle).
+   */
+  private async wakeParked(): Promise<void> {
+    if (this.state !== 'idle' || this.identity.datasets.length === 0) return;
+    await this.parked.wake(this.identity.datasets).then(
+      (ids) => ids.length > 0 && this.logger.log(`woke ${ids.length} job(s) handed back for a data set this worker has: ${ids.join(', ')}`),
+      (error: Error) => this.logger.warn(`could not wake parked jobs: ${error.message}`),
+    );
   }
 
   /**
