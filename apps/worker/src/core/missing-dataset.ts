@@ -40,9 +40,11 @@ export type MissingDatasetDecision =
  * is not counted; the delay only bounds how often this worker looks at the job again (a claim in
  * Redis, nothing in Postgres): the job does not wait it out, a worker that has the data set wakes it
  * as soon as it is idle (parked-jobs.ts). The cap is how late a wake-up that was missed (that worker
- * was killed) is made up for.
+ * was killed) is made up for. standAsideMs: after a hand-back to an idle worker, this worker fetches
+ * no job for this long, so that the job, back in wait after idleDelayMs, is the idle worker's to
+ * take rather than this one's again (both would be waiting for a job; either could get it).
  */
-export const MISSING_DATASET_LIMITS = { maxIdleHandBacks: 20, idleDelayMs: 1_000, busyDelayMs: 10_000, maxBusyDelayMs: 300_000 } as const;
+export const MISSING_DATASET_LIMITS = { maxIdleHandBacks: 20, idleDelayMs: 1_000, busyDelayMs: 10_000, maxBusyDelayMs: 300_000, standAsideMs: 3_000 } as const;
 
 /** States in which a worker takes no more jobs. */
 const NOT_TAKING = new Set(['stopping', 'stopped', 'unhealthy']);

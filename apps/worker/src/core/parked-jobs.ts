@@ -15,32 +15,37 @@ export class ParkedJobs {
     return this.queue.toKey(`parked:${dataset}`);
   }
 
-  /** Lists a job this worker just moved to delayed (after the move: a wake-up before it would find it still active). */
-  async park(jobId: string, dataset: string): Promise<void> {
+  /**
+   * Lists a job this worker just moved to delayed (after the move: a wake-up before it would find it
+   * still active). `at`: when (default now), the order in which the parked jobs are woken.
+   */
+  async park(jobId: string, dataset: string, at = Date.now()): Promise<void> {
     const client = await this.queue.getBackend().client;
-    await client.hset(this.key(dataset), { [jobId]: Date.now() });
+    await client.hset(this.key(dataset), { [jobId]: at });
   }
 
   /**
-   * Promotes every job parked for one of `datasets` that is still delayed (one taken, removed or
-   * promoted meanwhile is left as it is) and forgets them. Returns the ids promoted.
+   * Promotes the job parked longest for one of `datasets` that is still delayed, up to `limit` of
+   * them (a worker takes one job at a time: a job woken that it cannot take at once would only be
+   * taken, and handed back again, by the worker that lacks its data set), and forgets each one it
+   * looks at (one taken, removed or promoted meanwhile is left as it is). Returns the ids promoted.
    */
-  async wake(datasets: readonly string[]): Promise<string[]> {
+  async wake(datasets: readonly string[], limit = 1): Promise<string[]> {
     const client = await this.queue.getBackend().client;
-    const woken: string[] = [];
+    const parked: { id: string; key: string; at: number }[] = [];
     for (const dataset of datasets) {
       const key = this.key(dataset);
-      const ids = Object.keys(await client.hgetall(key));
-      if (ids.length === 0) continue;
-      // Only the ids read: one parked meanwhile stays for the next wake-up.
-      await client.hdel(key, ...ids);
-      for (const id of ids) {
-        const job = await Job.fromId(this.queue, id);
-        if (!job || !(await job.isDelayed())) continue;
-        // Promoted by someone else meanwhile, or taken: nothing to do.
-        const promoted = await job.promote().then(() => true, () => false);
-        if (promoted) woken.push(id);
-      }
+      for (const [id, at] of Object.entries(await client.hgetall(key))) parked.push({ id, key, at: Number(at) });
+    }
+    parked.sort((a, b) => a.at - b.at);
+    const woken: string[] = [];
+    for (const { id, key } of parked) {
+      if (woken.length >= limit) break;
+      await client.hdel(key, id);
+      const job = await Job.fromId(this.queue, id);
+      if (!job || !(await job.isDelayed())) continue;
+      // Promoted by another worker meanwhile, or taken: nothing to do.
+      if (await job.promote().then(() => true, () => false)) woken.push(id);
     }
     return woken;
   }

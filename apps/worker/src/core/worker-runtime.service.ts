@@ -39,6 +39,10 @@ export class WorkerRuntime implements OnApplicationShutdown {
   private activeJobId: string | null = null;
   private health?: Server;
   private gpuLock?: { release(): void };
+  /** A wake-up of parked jobs in flight (see wakeParked). */
+  private waking = false;
+  /** When this worker takes jobs again after standing aside (see standAside). */
+  private standingAside?: NodeJS.Timeout;
 
   constructor(
     @Inject(WORKER_ENV) private readonly env: WorkerEnv,
@@ -52,6 +56,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
     @Inject(REDIS_WATCH) private readonly redis: RedisOutageWatch,
   ) {
     this.fitness.onUnhealthy((reason) => this.stopConsuming(reason));
+    this.jobs.standAside = (ms) => this.standAside(ms);
   }
 
   private get state(): WorkerState {
@@ -156,6 +161,21 @@ export class WorkerRuntime implements OnApplicationShutdown {
   }
 
   /**
+   * Fetches no job for `ms` (the job in hand, being handed back to an idle worker that can run it,
+   * finishes as usual), then takes jobs again, unless it is stopping or unhealthy by then.
+   * `pause(true)`: the caller is that job.
+   */
+  private async standAside(ms: number): Promise<void> {
+    if (!this.worker || this.standingAside || this.shuttingDown || this.fitness.reason !== undefined) return;
+    const worker = this.worker;
+    this.standingAside = setTimeout(() => {
+      this.standingAside = undefined;
+      if (!this.shuttingDown && this.fitness.reason === undefined) void worker.resume();
+    }, ms);
+    await worker.pause(true);
+  }
+
+  /**
    * GET /health on its own port: 200 while the worker runs, 503 once it is stopping or unhealthy
    * (with the reason); GET /metrics: its Prometheus metrics (worker-metrics.ts).
    */
@@ -191,16 +211,21 @@ export class WorkerRuntime implements OnApplicationShutdown {
   }
 
   /**
-   * While idle: wakes the jobs that workers lacking their data set parked for a worker that can read
-   * it (parked-jobs.ts), so they run here now rather than after their hand-back's delay. At each
+   * While idle: wakes the job parked longest by a worker lacking its data set for a worker that can
+   * read it (parked-jobs.ts), so it runs here now rather than after its hand-back's delay. At each
    * turn to idle and at each heartbeat (a job parked just as this worker turned idle).
    */
   private async wakeParked(): Promise<void> {
-    if (this.state !== 'idle' || this.identity.datasets.length === 0) return;
-    await this.parked.wake(this.identity.datasets).then(
-      (ids) => ids.length > 0 && this.logger.log(`woke ${ids.length} job(s) handed back for a data set this worker has: ${ids.join(', ')}`),
-      (error: Error) => this.logger.warn(`could not wake parked jobs: ${error.message}`),
-    );
+    // One wake-up at a time (a turn to idle and a heartbeat can meet): it wakes one job, which this worker then takes.
+    if (this.waking || this.state !== 'idle' || this.identity.datasets.length === 0) return;
+    this.waking = true;
+    await this.parked
+      .wake(this.identity.datasets)
+      .then(
+        (ids) => ids.length > 0 && this.logger.log(`woke job ${ids.join(', ')}, handed back for a data set this worker has`),
+        (error: Error) => this.logger.warn(`could not wake parked jobs: ${error.message}`),
+      )
+      .finally(() => (this.waking = false));
   }
 
   /**
@@ -237,6 +262,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
   async onApplicationShutdown(signal?: string): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
+    clearTimeout(this.standingAside);
     this.state = 'stopping';
     this.logger.log(`stopping${signal ? ` on ${signal}` : ''}`);
     // Everything below fits in the grace period, Redis reachable or not (close() can hang without it).

@@ -34,7 +34,7 @@ import { SweepOrchestrator, pretrainSettings, type RunHyper } from '@ddae/sweeps
 import { ComputeError, ComputeProcess, type ComputeCallbacks } from '../compute/compute-process';
 import { NON_RETRYABLE_ERRORS, STOPPED_ERROR } from '../compute/child-protocol';
 import { COMPUTE_QUEUE, WORKER_ENV, WorkerIdentity } from '../core/worker-identity';
-import { missingDatasetDecision, type MissingDatasetDecision } from '../core/missing-dataset';
+import { MISSING_DATASET_LIMITS, missingDatasetDecision, type MissingDatasetDecision } from '../core/missing-dataset';
 import { handBacks, recordHandBack } from '../core/hand-back-log';
 import { ParkedJobs } from '../core/parked-jobs';
 import { CurrentJob } from '../core/current-job';
@@ -69,6 +69,11 @@ export type JobOutcome = { outcome: 'done' | 'skipped' | 'cancelled'; detail?: s
 export class ComputeJobsService {
   private readonly logger = new Logger('Jobs');
   private computeProcess?: ComputeProcess;
+  /**
+   * Set by the runtime: stop fetching jobs for a while (a job was just handed back for an idle
+   * worker that has its data set: it is that worker's to take when it comes back).
+   */
+  standAside?: (ms: number) => Promise<void>;
 
   constructor(
     @Inject(WORKER_ENV) private readonly env: WorkerEnv,
@@ -449,6 +454,7 @@ export class ComputeJobsService {
       (error: Error) => (this.logger.warn(`${label}: ${error.message}`), false),
     );
     if (moved && job.id) await this.parked.park(job.id, dataset).catch((error: Error) => this.logger.warn(`${label}: could not park it for a worker that has ${dataset}: ${error.message}`));
+    if (moved && decision.counted) await this.standAside?.(MISSING_DATASET_LIMITS.standAsideMs);
     throw new DelayedError();
   }
 
