@@ -193,11 +193,14 @@ describe('the wire contract (real Postgres and Redis)', () => {
 
     const missing = await client.getSweep('00000000-0000-4000-8000-000000000000').catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(ApiRequestError);
-    expect(missing).toMatchObject({ status: 404, body: { error: 'not_found' } });
+    // Each error names the call that failed (a page shows it in the panel that made it).
+    expect(missing).toMatchObject({ status: 404, body: { error: 'not_found' }, endpoint: 'GET /api/sweeps/00000000-0000-4000-8000-000000000000' });
     const bad = await client.leaderboard({ limit: 0 }).catch((e: unknown) => e);
     expect((bad as ApiRequestError).message).toContain('query.limit');
     // A body the client's schema does not describe is an error naming the field, never a silent cast.
     await expect(client.call(z.object({ sweeps: z.array(z.object({ nope: z.string() })) }), 'GET', '/api/sweeps')).rejects.toThrow(ApiContractError);
     await expect(client.call(z.object({ sweeps: z.array(z.object({ nope: z.string() })) }), 'GET', '/api/sweeps')).rejects.toThrow(/sweeps\.0\.nope/);
+    await expect(client.call(z.object({ sweeps: z.array(z.object({ nope: z.string() })) }), 'GET', '/api/sweeps?limit=1')).rejects.toMatchObject({ endpoint: 'GET /api/sweeps?limit=1' });
+    expect(await new ApiClient('http://127.0.0.1:1').health().catch((e: unknown) => e)).toMatchObject({ status: 0, endpoint: 'GET /health' });
   });
 });

@@ -33,8 +33,9 @@ function writeTinyMnist(dir: string): void {
  * A worker that lacks a data set another live worker has does not fail its jobs
  * (apps/worker/src/core/missing-dataset.ts): worker 1 reads only MNIST (its DDAE_DATA_DIR), worker 2
  * Fashion-MNIST (the Debian path). A Fashion-MNIST sweep succeeds, every job computed by worker 2;
- * worker 1 hands back what it takes without spending an attempt and stays healthy. (A single
- * worker lacking the data set fails the job at once: retries.e2e-spec.ts.)
+ * worker 1 hands back what it takes before claiming it (nothing in Postgres, no event in the sweep's
+ * stream, no attempt spent) and stays healthy. (A single worker lacking the data set fails the job
+ * at once: retries.e2e-spec.ts.)
  */
 describe('a worker that lacks a data set, end to end with two real workers', () => {
   let stack: Stack;
@@ -52,7 +53,7 @@ describe('a worker that lacks a data set, end to end with two real workers', () 
 
   const worker = async (id: string): Promise<WorkerView | undefined> => (await stack.client.workers()).workers.find((w) => w.id === id);
 
-  it('hands the jobs it cannot run to the worker that can, unspent, and stays healthy; the sweep succeeds', async () => {
+  it('hands the jobs it cannot run to the worker that can, unspent and unrecorded, and stays healthy; the sweep succeeds', async () => {
     for (const id of ['e2e-worker-1', 'e2e-worker-2']) {
       await waitFor(`${id} to be idle`, async () => (await worker(id))?.state === 'idle' || undefined, { timeoutMs: 120_000, describe: async () => stack.logs() });
     }
@@ -71,29 +72,32 @@ describe('a worker that lacks a data set, end to end with two real workers', () 
     expect(results.length).toBeGreaterThan(0);
     expect(new Set(results.map((r) => r.workerId))).toEqual(new Set(['e2e-worker-2']));
 
-    // Worker 1 took at least one job (worker 2 runs one at a time) and handed each back, saying why.
+    // Nothing of worker 1 reached Postgres or the sweep's event stream: it looked at the data set
+    // before claiming anything, so no run.started / probe.started / *.requeued event, no attempt.
     const events = (await stack.db.prisma.sweepEvent.findMany({ where: { sweepId: body.id }, orderBy: { id: 'asc' } })).map((e): Record<string, unknown> & { type: string } => ({ type: e.type, ...(e.data as Record<string, unknown>) }));
-    const handedBack = events.filter((e) => e.type.endsWith('.requeued'));
-    expect(handedBack.length).toBeGreaterThan(0);
-    for (const e of handedBack) {
-      expect(e['error']).toMatch(new RegExp(`^worker e2e-worker-1 handed it back: it cannot read data set fashion-mnist \\(DDAE_DATA_DIR=${dataRoot}\\); left for e2e-worker-2 \\((idle|busy)\\), which can$`));
-    }
-    expect(events.filter((e) => e.type.endsWith('.failed'))).toEqual([]);
-    // Its claims were returned: no started event of worker 1 counted an attempt the next one repeats.
-    const started = events.filter((e) => e.type === 'run.started');
-    expect(started.filter((e) => e['workerId'] === 'e2e-worker-1').length).toBeGreaterThan(0);
+    expect(events.filter((e) => e.type.endsWith('.requeued') || e.type.endsWith('.failed'))).toEqual([]);
+    const started = events.filter((e) => e.type.endsWith('.started') && e['workerId'] !== undefined);
+    // One started event per run and per probe task, each worker 2's first attempt.
+    expect(started.length).toBe(runs.length + (await stack.db.prisma.probeTask.count({ where: { sweepId: body.id } })));
+    expect(started.filter((e) => e['workerId'] !== 'e2e-worker-2')).toEqual([]);
     expect(started.every((e) => e['attempt'] === 1)).toBe(true);
-
-    // BullMQ agrees: one attempt each.
+    // BullMQ agrees: one attempt each. Worker 1 took at least one job (worker 2 runs one at a time,
+    // worker 1 sat idle) and handed it back: the job's own log says so, and why.
     const queue = new Queue(QUEUES.compute, { connection: redisConnection(REDIS_URL, 'producer'), prefix: stack.prefix });
+    const handBacks: string[] = [];
     try {
       for (const run of runs) {
         const job = await queue.getJob(`pretrain-${run.id}`);
         expect(await job?.getState()).toBe('completed');
         expect(job?.attemptsMade).toBe(1);
+        handBacks.push(...(await queue.getJobLogs(`pretrain-${run.id}`)).logs);
       }
     } finally {
       await queue.close();
+    }
+    expect(handBacks.length).toBeGreaterThan(0);
+    for (const line of handBacks) {
+      expect(line).toMatch(new RegExp(`^handed back while (a worker that has its data set sat idle|every worker that has its data set was busy), by e2e-worker-1: it cannot read data set fashion-mnist \\(DDAE_DATA_DIR=${dataRoot}\\); left for e2e-worker-2 \\((idle|busy)\\), which can$`));
     }
 
     // Worker 1 is up, healthy and idle; the API and the CLI show what each can read.

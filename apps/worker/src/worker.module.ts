@@ -7,6 +7,7 @@ import { CurrentJob } from './core/current-job';
 import { WorkerHealth } from './core/worker-health';
 import { COMPUTE_QUEUE, PRISMA, REDIS_WATCH, WORKER_ENV, WorkerIdentity } from './core/worker-identity';
 import { WorkerMetrics } from './core/worker-metrics';
+import { ParkedJobs } from './core/parked-jobs';
 import { WorkerRuntime } from './core/worker-runtime.service';
 import { ComputeJobsService } from './jobs/compute-jobs.service';
 
@@ -25,6 +26,7 @@ export class WorkerModule implements OnApplicationShutdown {
         useFactory: (watch: RedisOutageWatch) => new ComputeQueue({ redisUrl: env.REDIS_URL, prefix: env.QUEUE_PREFIX, onError: (e) => watch.error(e) || new Logger('Queue').warn(`queue error: ${e.message}`) }),
         inject: [REDIS_WATCH],
       },
+      { provide: ParkedJobs, useFactory: (queue: ComputeQueue) => new ParkedJobs(queue.queue), inject: [COMPUTE_QUEUE] },
       { provide: SERVICES, useFactory: createSweepServices, inject: [PRISMA, COMPUTE_QUEUE] },
       ...serviceProviders(SERVICES),
       { provide: WorkerIdentity, useValue: new WorkerIdentity({ id: env.WORKER_ID, device: env.DEVICE, cudaVisibleDevices: env.CUDA_VISIBLE_DEVICES, gpu: env.DDAE_GPU }) },

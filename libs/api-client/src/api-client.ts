@@ -24,21 +24,31 @@ import {
   type ListSweepsQuery,
 } from '@ddae/contracts';
 
-/** A failed call: `status` is the API's HTTP status, 0 when no answer came back; `body` the API's error body. */
+/**
+ * A failed call: `status` is the API's HTTP status, 0 when no answer came back; `body` the API's
+ * error body; `endpoint` the call (`GET /api/sweeps/<id>/loss`), for a caller that shows which one failed.
+ */
 export class ApiRequestError extends Error {
   override readonly name = 'ApiRequestError';
   constructor(
     message: string,
     readonly status: number,
     readonly body?: ApiErrorBody,
+    readonly endpoint?: string,
   ) {
     super(message);
   }
 }
 
-/** An answer that does not match the contract: the API and this client disagree (a bug, or versions apart). */
+/** An answer that does not match the contract: the API and this client disagree (a bug, or versions apart). `endpoint`: the call. */
 export class ApiContractError extends Error {
   override readonly name = 'ApiContractError';
+  constructor(
+    message: string,
+    readonly endpoint?: string,
+  ) {
+    super(message);
+  }
 }
 
 export interface ApiClientOptions {
@@ -154,23 +164,26 @@ export class ApiClient {
   async stream(path: string, headers: Record<string, string> = {}): Promise<Response> {
     const response = await this.send('GET', path, { headers });
     if (response.ok) return response;
-    throw await this.failure(response);
+    throw await this.failure(response, `GET ${path}`);
   }
 
   /** One call: its answer parsed with `schema`, or the API's error thrown. */
   async call<S extends z.ZodType>(schema: S, method: 'GET' | 'POST', path: string, options: { body?: string; contentType?: string; headers?: Record<string, string> } = {}): Promise<z.output<S>> {
     const response = await this.send(method, path, options);
-    if (!response.ok) throw await this.failure(response);
+    if (!response.ok) throw await this.failure(response, `${method} ${path}`);
     const text = await response.text();
     let body: unknown;
     try {
       body = JSON.parse(text);
     } catch {
-      throw new ApiContractError(`${method} ${path} answered ${response.status} with a body that is not JSON: ${text.slice(0, 200)}`);
+      throw new ApiContractError(`${method} ${path} answered ${response.status} with a body that is not JSON: ${text.slice(0, 200)}`, `${method} ${path}`);
     }
     const parsed = schema.safeParse(body);
     if (!parsed.success) {
-      throw new ApiContractError(`${method} ${path} answered a body this client does not understand (API and client versions apart?): ${parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`);
+      throw new ApiContractError(
+        `${method} ${path} answered a body this client does not understand (API and client versions apart?): ${parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`,
+        `${method} ${path}`,
+      );
     }
     return parsed.data;
   }
@@ -188,11 +201,11 @@ export class ApiClient {
       });
     } catch (error) {
       const cause = (error as Error).cause ?? (error as Error).message;
-      throw this.error(new ApiRequestError(`cannot reach the API at ${this.base} (${String(cause)})`, 0));
+      throw this.error(new ApiRequestError(`cannot reach the API at ${this.base} (${String(cause)})`, 0, undefined, `${method} ${path}`));
     }
   }
 
-  private async failure(response: Response): Promise<Error> {
+  private async failure(response: Response, endpoint: string): Promise<Error> {
     const text = await response.text();
     let json: unknown;
     try {
@@ -201,13 +214,13 @@ export class ApiClient {
       json = undefined;
     }
     const parsed = apiErrorSchema.safeParse(json);
-    if (!parsed.success) return this.error(new ApiRequestError(`${response.status} ${text.slice(0, 200) || response.statusText}`, response.status));
+    if (!parsed.success) return this.error(new ApiRequestError(`${response.status} ${text.slice(0, 200) || response.statusText}`, response.status, undefined, endpoint));
     const body = parsed.data;
     const issues = body.issues?.map((i) => `  ${i.path || '(document)'}: ${i.message}`).join('\n');
     // An ambiguous short id: one candidate per line, to pick from.
     const candidates = body.candidates?.length ? `\n${body.candidates.map((c) => `  ${c.id}  ${c.name}  ${c.status}  ${c.createdAt}`).join('\n')}` : '';
     const message = body.candidates?.length ? `the id matches ${body.candidates.length} sweeps; give more of it:` : body.message;
-    return this.error(new ApiRequestError(`${response.status} ${message}${issues ? `\n${issues}` : ''}${candidates}`, response.status, body));
+    return this.error(new ApiRequestError(`${response.status} ${message}${issues ? `\n${issues}` : ''}${candidates}`, response.status, body, endpoint));
   }
 
   private error(failure: ApiRequestError): Error {

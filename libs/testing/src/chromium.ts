@@ -229,6 +229,28 @@ export class BrowserPage {
     await this.browser.send('Fetch.enable', { patterns: [{ urlPattern, requestStage: 'Response' }] }, this.sessionId);
   }
 
+  /**
+   * From now on, the requests whose URL matches one of `urlPatterns` (DevTools' wildcards) never
+   * reach the API: each fails as `how` says, with no network at all (`'network'`: the page's fetch
+   * rejects) or with an HTTP status and body of its own. Call it before `goto`; a page uses either
+   * this or rewriteResponses (both pause requests through the same DevTools domain).
+   */
+  async failRequests(urlPatterns: string[], how: 'network' | { status: number; body: string }): Promise<void> {
+    this.browser.on('Fetch.requestPaused', this.sessionId, (p) => {
+      const requestId = (p as unknown as PausedResponse).requestId;
+      const sent =
+        how === 'network'
+          ? this.browser.send('Fetch.failRequest', { requestId, errorReason: 'ConnectionRefused' }, this.sessionId)
+          : this.browser.send(
+              'Fetch.fulfillRequest',
+              { requestId, responseCode: how.status, responseHeaders: [{ name: 'content-type', value: 'application/json; charset=utf-8' }], body: Buffer.from(how.body, 'utf8').toString('base64') },
+              this.sessionId,
+            );
+      void sent.catch((error: unknown) => this.problems.push(`failRequests(${urlPatterns.join(', ')}): ${(error as Error).message}`));
+    });
+    await this.browser.send('Fetch.enable', { patterns: urlPatterns.map((urlPattern) => ({ urlPattern, requestStage: 'Request' })) }, this.sessionId);
+  }
+
   private async fulfil(paused: PausedResponse, rewrite: (body: string, url: string) => string): Promise<void> {
     const { body, base64Encoded } = (await this.browser.send('Fetch.getResponseBody', { requestId: paused.requestId }, this.sessionId)) as { body: string; base64Encoded: boolean };
     const text = base64Encoded ? Buffer.from(body, 'base64').toString('utf8') : body;

@@ -84,6 +84,43 @@ describe('the web page in headless Chromium (real API, real Postgres)', () => {
 
   const text = (page: BrowserPage, selector: string) => page.evaluate<string>(`document.querySelector(${JSON.stringify(selector)})?.innerText ?? ''`);
 
+  /** The panels that show a failure, by id: the error's name, the endpoint named and the text shown. */
+  const panelErrors = (page: BrowserPage) =>
+    page.evaluate<Record<string, { error: string; endpoint: string; text: string }>>(
+      "Object.fromEntries([...document.querySelectorAll('.panel-error')].map((e) => [e.parentElement.id, { error: e.dataset.error, endpoint: e.dataset.endpoint, text: e.innerText }]))",
+    );
+
+  /** Every panel the page loads, each with the endpoint it reads (the sweep's through the link's whole id), its query left out. */
+  const panels = (sweepId: string): Record<string, string> => ({
+    sweeps: 'GET /api/sweeps',
+    verdict: `GET /api/sweeps/${sweepId}/verdict`,
+    heatmaps: `GET /api/sweeps/${sweepId}/heatmap`,
+    loss: `GET /api/sweeps/${sweepId}/loss`,
+    progress: `GET /api/sweeps/${sweepId}/progress`,
+    samples: `GET /api/sweeps/${sweepId}/samples`,
+    labels: `GET /api/sweeps/${sweepId}/labels`,
+    leaderboard: 'GET /api/leaderboard',
+  });
+
+  /** Waits for every panel to show its failure; none is left "loading…", nothing says it loaded. */
+  async function expectEveryPanelFailed(page: BrowserPage, sweepId: string, error: string, why: (panel: string) => RegExp): Promise<void> {
+    const expected = panels(sweepId);
+    await page.waitFor('every panel to show its failure', `document.querySelectorAll('.panel-error').length === ${Object.keys(expected).length}`);
+    const shown = await panelErrors(page);
+    expect(Object.fromEntries(Object.entries(shown).map(([id, e]) => [id, e.endpoint.split('?')[0]]))).toEqual(expected);
+    for (const [id, e] of Object.entries(shown)) {
+      expect(e.error).toBe(error);
+      expect(e.text).toContain(`Could not load ${e.endpoint}: `);
+      expect(e.text).toMatch(why(id));
+    }
+    expect(await page.evaluate("document.body.innerText.includes('loading…')")).toBe(false);
+    expect(await page.evaluate('document.getElementById("labels-box").hidden')).toBe(false);
+    expect(await page.evaluate("document.querySelector('#status .error')?.dataset.error")).toBe(error);
+    expect(await page.evaluate("document.body.getAttribute('data-loaded')")).toBeNull();
+    // Nothing drawn from an answer that failed.
+    expect(await page.evaluate('document.querySelectorAll("#heatmaps table, #loss svg, #progress svg, #labels svg, #samples img, #leaderboard table").length')).toBe(0);
+  }
+
   it('at 1400 px: the headline compares the best trained cell with both baselines, and never crowns the control', async () => {
     const page = await open(`/?sweep=${loses.sweepId}`, { width: 1400, height: 900 });
     const verdict = await text(page, '#verdict');
@@ -242,10 +279,51 @@ describe('the web page in headless Chromium (real API, real Postgres)', () => {
     // Nothing of that sweep is drawn from it, and the page never says it loaded.
     expect(await text(page, '#verdict')).not.toContain('Best trained cell');
     expect(await page.evaluate("document.body.getAttribute('data-loaded')")).toBeNull();
-    // The rest of the page, read through the same client, is unaffected.
+    // The verdict's own panel says what failed: which endpoint, the schema path.
+    const verdict = await panelErrors(page);
+    expect(Object.keys(verdict)).toEqual(['verdict']);
+    expect(verdict['verdict']).toMatchObject({ error: 'ApiContractError', endpoint: `GET /api/sweeps/${loses.sweepId}/verdict?labels=all` });
+    expect(verdict['verdict']?.text).toContain('best.mean: Invalid input: expected number, received string');
+    // The rest of the page, read through the same client, is unaffected: the sweep's other panels too.
     await page.waitFor('the leaderboard', 'document.querySelectorAll("#leaderboard tbody tr").length === 20');
+    await page.waitFor('the heatmaps, curves and samples', 'document.querySelectorAll("#heatmaps table").length === 2 && document.querySelectorAll("#loss polyline").length === 2 && document.querySelectorAll("#samples img").length === 2');
+    expect(await page.evaluate("document.body.innerText.includes('loading…')")).toBe(false);
     await keep(page, 'contract-error');
     expect(page.problems).toEqual([]);
+    await page.close();
+  });
+
+  it('shows, in each panel, which answer was off its contract and where, instead of "loading…"', async () => {
+    const page = await browser.newPage({ width: 1400, height: 900 });
+    // Each answer the page reads, real, with one field of the wrong type.
+    await page.rewriteResponses('*/api/*', (body, url) => {
+      const json = JSON.parse(body) as Record<string, unknown>;
+      const { pathname } = new URL(url);
+      if (pathname === '/api/sweeps') json['sweeps'] = 42;
+      else if (pathname === '/api/leaderboard') json['rows'] = 42;
+      else json['sweepId'] = 42;
+      return JSON.stringify(json);
+    });
+    await page.goto(`${base}/?sweep=${loses.sweepId}`);
+    await expectEveryPanelFailed(page, loses.sweepId, 'ApiContractError', (id) =>
+      id === 'sweeps' ? /sweeps: Invalid input: expected array, received number$/ : id === 'leaderboard' ? /rows: Invalid input: expected array, received number$/ : /sweepId: Invalid input: expected string, received number$/,
+    );
+    await keep(page, 'contract-error-panels');
+    expect(page.problems).toEqual([]);
+    await page.close();
+  });
+
+  it.each([
+    ['an HTTP 500', { status: 500, body: JSON.stringify({ statusCode: 500, error: 'INTERNAL', message: 'internal error', errorId: '00000000-0000-4000-8000-000000000000' }) }, /: HTTP 500 internal error$/],
+    ['no network', 'network' as const, /: cannot reach the API at http:\/\/127\.0\.0\.1:\d+ \(Failed to fetch\)$/],
+  ])('shows, in each panel, which call failed with %s, instead of "loading…"', async (_, how, why) => {
+    const page = await browser.newPage({ width: 390, height: 844, mobile: true });
+    await page.failRequests(['*/api/sweeps*', '*/api/leaderboard*'], how);
+    await page.goto(`${base}/?sweep=${wins.sweepId}`);
+    await expectEveryPanelFailed(page, wins.sweepId, 'ApiRequestError', () => why);
+    expect(await page.evaluate('document.documentElement.scrollWidth')).toBe(390);
+    // The browser's own line per failed load, nothing else.
+    for (const problem of page.problems) expect(problem).toMatch(/Failed to load resource/);
     await page.close();
   });
 

@@ -1,7 +1,7 @@
 import { Queue, Worker } from 'bullmq';
 import { redisConnection } from '@ddae/queue';
 import { deleteQueueKeys, uniqueQueuePrefix } from '@ddae/testing';
-import { idleHandBacks, recordIdleHandBack } from './hand-back-log';
+import { handBacks, recordHandBack } from './hand-back-log';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -19,17 +19,18 @@ describe('the hand-back count of a job (a real Redis)', () => {
     queue = new Queue('compute', { connection: redisConnection(REDIS_URL, 'producer'), prefix });
     worker = new Worker('compute', null, { connection: redisConnection(REDIS_URL, 'worker'), prefix, autorun: false });
     await queue.add('pretrain', { v: 1 }, { jobId: 'pretrain-x', attempts: 4 });
-    expect(await idleHandBacks(queue, 'pretrain-x')).toBe(0);
+    expect(await handBacks(queue, 'pretrain-x')).toEqual({ idle: 0, busy: 0 });
     for (let n = 1; n <= 3; n++) {
       const job = await worker.getNextJob(`token-${n}`);
       expect(job?.id).toBe('pretrain-x');
       if (!job) return;
-      await recordIdleHandBack(job, 'w-1', 'it cannot read data set fashion-mnist');
+      await recordHandBack(job, 'w-1', 'it cannot read data set fashion-mnist', true);
+      if (n === 2) await recordHandBack(job, 'w-1', 'it cannot read data set fashion-mnist', false);
       await job.log('some other line');
       await job.moveToDelayed(Date.now() - 1, `token-${n}`);
       // Back in wait (its delay is over) with the count, and no attempt spent.
       await queue.promoteJobs();
-      expect(await idleHandBacks(queue, 'pretrain-x')).toBe(n);
+      expect(await handBacks(queue, 'pretrain-x')).toEqual({ idle: n, busy: n >= 2 ? 1 : 0 });
       expect((await queue.getJob('pretrain-x'))?.attemptsMade).toBe(0);
     }
     expect((await queue.getJobLogs('pretrain-x')).logs[0]).toBe('handed back while a worker that has its data set sat idle, by w-1: it cannot read data set fashion-mnist');

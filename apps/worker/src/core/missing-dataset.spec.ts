@@ -1,9 +1,9 @@
-import { MISSING_DATASET_LIMITS, missingDatasetDecision, type MissingDatasetInput, type PeerWorker } from './missing-dataset';
+import { busyDelay, MISSING_DATASET_LIMITS, missingDatasetDecision, type MissingDatasetInput, type PeerWorker } from './missing-dataset';
 
 const peer = (id: string, datasets: string[], state = 'idle', unhealthyReason: string | null = null): PeerWorker => ({ id, state, unhealthyReason, datasets });
 const MISSING = 'Fashion-MNIST file not found: /data/a/fashion-mnist/train-images-idx3-ubyte.gz. Install it with `apt-get install -y dataset-fashion-mnist` (...).';
-const input = (workers: PeerWorker[], idleHandBacks = 0): MissingDatasetInput => ({ dataset: 'fashion-mnist', workerId: 'a', dataDir: '/data/a', missing: MISSING, workers, idleHandBacks });
-const decide = (workers: PeerWorker[], idleHandBacks = 0) => missingDatasetDecision(input(workers, idleHandBacks));
+const input = (workers: PeerWorker[], idleHandBacks = 0, busyHandBacks = 0): MissingDatasetInput => ({ dataset: 'fashion-mnist', workerId: 'a', dataDir: '/data/a', missing: MISSING, workers, idleHandBacks, busyHandBacks });
+const decide = (workers: PeerWorker[], idleHandBacks = 0, busyHandBacks = 0) => missingDatasetDecision(input(workers, idleHandBacks, busyHandBacks));
 
 describe('a job needing a data set this worker lacks', () => {
   it('is handed back, soon, when another live worker that has it is idle; the hand-back counts towards the bound', () => {
@@ -21,6 +21,17 @@ describe('a job needing a data set this worker lacks', () => {
     expect(d).toMatchObject({ action: 'hand-back', delayMs: MISSING_DATASET_LIMITS.busyDelayMs, counted: false });
     expect(d.reason).toMatch(/left for b \(busy\), c \(starting\), which can$/);
     expect(MISSING_DATASET_LIMITS.busyDelayMs).toBeGreaterThan(MISSING_DATASET_LIMITS.idleDelayMs);
+  });
+
+  it('comes back to this worker less and less often while they stay busy: the delay doubles at each such hand-back, up to its cap', () => {
+    const busy = [peer('b', ['fashion-mnist'], 'busy')];
+    const delays = [0, 1, 2, 3, 4, 5, 6, 50].map((n) => decide(busy, 0, n)).map((d) => (d.action === 'hand-back' ? d.delayMs : NaN));
+    expect(delays).toEqual([10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000, 300_000]);
+    expect(delays.at(-1)).toBe(MISSING_DATASET_LIMITS.maxBusyDelayMs);
+    // An idle worker that has it: soon again, however often it waited for busy ones before.
+    expect(decide([peer('b', ['fashion-mnist'])], 0, 50)).toMatchObject({ action: 'hand-back', delayMs: MISSING_DATASET_LIMITS.idleDelayMs, counted: true });
+    expect(busyDelay(-1)).toBe(MISSING_DATASET_LIMITS.busyDelayMs);
+    expect(busyDelay(10_000)).toBe(MISSING_DATASET_LIMITS.maxBusyDelayMs);
   });
 
   it('fails at once when no live, healthy, consuming worker reports it, naming this worker, its data directory and the fix', () => {

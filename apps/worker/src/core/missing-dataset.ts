@@ -21,6 +21,8 @@ export interface MissingDatasetInput {
   workers: readonly PeerWorker[];
   /** How often this job was already handed back for this data set while a worker that has it sat idle. */
   idleHandBacks: number;
+  /** How often it was handed back while every worker that has it was busy (its delay grows with it; 0 when unknown). */
+  busyHandBacks?: number;
 }
 
 export type MissingDatasetDecision =
@@ -33,11 +35,16 @@ export type MissingDatasetDecision =
  * maxIdleHandBacks: a job handed back this often while a worker that reports the data set sat idle
  * fails (that worker heartbeats but does not take it: paused, or its report is wrong), so nothing
  * loops forever. idleDelayMs: the delay before it is offered again when such a worker is idle (it
- * should take it at once). busyDelayMs: when every such worker is busy (a pretraining run can take
- * hours): waiting for them is not a loop and is not counted, but each offer costs this worker a
- * claim and a `*.requeued` event, so it comes back rarely.
+ * should take it at once). busyDelayMs, doubled at each such hand-back up to maxBusyDelayMs: when
+ * every such worker is busy (a pretraining run can take hours). Waiting for them is not a loop and
+ * is not counted; the delay only bounds how often this worker looks at the job again (a claim in
+ * Redis, nothing in Postgres): the job does not wait it out, a worker that has the data set wakes it
+ * as soon as it is idle (parked-jobs.ts). The cap is how late a wake-up that was missed (that worker
+ * was killed) is made up for. standAsideMs: after a hand-back to an idle worker, this worker fetches
+ * no job for this long, so that the job, back in wait after idleDelayMs, is the idle worker's to
+ * take rather than this one's again (both would be waiting for a job; either could get it).
  */
-export const MISSING_DATASET_LIMITS = { maxIdleHandBacks: 20, idleDelayMs: 1_000, busyDelayMs: 10_000 } as const;
+export const MISSING_DATASET_LIMITS = { maxIdleHandBacks: 20, idleDelayMs: 1_000, busyDelayMs: 10_000, maxBusyDelayMs: 300_000, standAsideMs: 3_000 } as const;
 
 /** States in which a worker takes no more jobs. */
 const NOT_TAKING = new Set(['stopping', 'stopped', 'unhealthy']);
@@ -53,7 +60,8 @@ const NOT_TAKING = new Set(['stopping', 'stopped', 'unhealthy']);
  * Avoiding the job altogether would take a queue per data set (`compute:<dataset>`), which renames
  * the queue every producer, the reconciler, the priorities across sweeps and the autoscaler's
  * metric rely on, for a case (a worker lacking a data set) that is a misconfiguration to fix, not a
- * steady state. The hand-back costs a claim (milliseconds, no compute child is started).
+ * steady state. The hand-back is decided before the job's row is claimed: it costs a claim in Redis
+ * and a few reads, and writes nothing in Postgres (no `*.started` / `*.requeued` event, no attempt).
  */
 export function missingDatasetDecision(input: MissingDatasetInput): MissingDatasetDecision {
   const { dataset, workerId } = input;
@@ -75,8 +83,14 @@ export function missingDatasetDecision(input: MissingDatasetInput): MissingDatas
   }
   return {
     action: 'hand-back',
-    delayMs: idle.length > 0 ? MISSING_DATASET_LIMITS.idleDelayMs : MISSING_DATASET_LIMITS.busyDelayMs,
+    delayMs: idle.length > 0 ? MISSING_DATASET_LIMITS.idleDelayMs : busyDelay(input.busyHandBacks ?? 0),
     counted: idle.length > 0,
     reason: `it cannot read data set ${dataset} (DDAE_DATA_DIR=${input.dataDir ?? 'unset'}); left for ${names}, which can`,
   };
+}
+
+/** The delay of a hand-back while every worker that has the data set is busy, after `n` such hand-backs of the job. */
+export function busyDelay(n: number): number {
+  const { busyDelayMs, maxBusyDelayMs } = MISSING_DATASET_LIMITS;
+  return Math.min(maxBusyDelayMs, busyDelayMs * 2 ** Math.min(Math.max(0, n), 30));
 }

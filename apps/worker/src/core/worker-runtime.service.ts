@@ -12,6 +12,7 @@ import { ComputeJobsService } from '../jobs/compute-jobs.service';
 import { CurrentJob } from './current-job';
 import { WorkerHealth } from './worker-health';
 import { lockGpu } from './gpu-lock';
+import { ParkedJobs } from './parked-jobs';
 import { REDIS_WATCH, WORKER_ENV, WorkerIdentity } from './worker-identity';
 import { jobResultOf, WorkerMetrics } from './worker-metrics';
 
@@ -38,6 +39,10 @@ export class WorkerRuntime implements OnApplicationShutdown {
   private activeJobId: string | null = null;
   private health?: Server;
   private gpuLock?: { release(): void };
+  /** A wake-up of parked jobs in flight (see wakeParked). */
+  private waking = false;
+  /** When this worker takes jobs again after standing aside (see standAside). */
+  private standingAside?: NodeJS.Timeout;
 
   constructor(
     @Inject(WORKER_ENV) private readonly env: WorkerEnv,
@@ -47,9 +52,11 @@ export class WorkerRuntime implements OnApplicationShutdown {
     private readonly jobs: ComputeJobsService,
     private readonly fitness: WorkerHealth,
     private readonly metrics: WorkerMetrics,
+    private readonly parked: ParkedJobs,
     @Inject(REDIS_WATCH) private readonly redis: RedisOutageWatch,
   ) {
     this.fitness.onUnhealthy((reason) => this.stopConsuming(reason));
+    this.jobs.standAside = (ms) => this.standAside(ms);
   }
 
   private get state(): WorkerState {
@@ -83,6 +90,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
     const released = await this.workers.releaseHeld(this.identity.id);
     if (released > 0) this.logger.warn(`handed back ${released} task(s) a previous process with id ${this.identity.id} left running`);
     await this.beat();
+    await this.wakeParked();
     this.heartbeat = setInterval(() => void this.tick(), this.env.HEARTBEAT_MS);
     // A job handed back or put off (WaitingError, DelayedError) emits neither 'completed' nor
     // 'failed': the worker's state follows the processor itself.
@@ -101,7 +109,8 @@ export class WorkerRuntime implements OnApplicationShutdown {
         .finally(() => {
           this.activeJobId = null;
           this.state = this.afterJob();
-          void this.beat();
+          // Idle (and said so): jobs parked by workers that lack their data set are this one's to take.
+          void this.beat().then(() => this.wakeParked());
         });
     };
     this.worker = new Worker(QUEUES.compute, processor, {
@@ -152,6 +161,21 @@ export class WorkerRuntime implements OnApplicationShutdown {
   }
 
   /**
+   * Fetches no job for `ms` (the job in hand, being handed back to an idle worker that can run it,
+   * finishes as usual), then takes jobs again, unless it is stopping or unhealthy by then.
+   * `pause(true)`: the caller is that job.
+   */
+  private async standAside(ms: number): Promise<void> {
+    if (!this.worker || this.standingAside || this.shuttingDown || this.fitness.reason !== undefined) return;
+    const worker = this.worker;
+    this.standingAside = setTimeout(() => {
+      this.standingAside = undefined;
+      if (!this.shuttingDown && this.fitness.reason === undefined) void worker.resume();
+    }, ms);
+    await worker.pause(true);
+  }
+
+  /**
    * GET /health on its own port: 200 while the worker runs, 503 once it is stopping or unhealthy
    * (with the reason); GET /metrics: its Prometheus metrics (worker-metrics.ts).
    */
@@ -176,6 +200,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
 
   private async tick(): Promise<void> {
     await this.beat();
+    await this.wakeParked();
     const running = this.current.get();
     if (!running) return;
     const status = await running.status().catch(() => null);
@@ -183,6 +208,24 @@ export class WorkerRuntime implements OnApplicationShutdown {
       this.logger.log(`${running.label} was cancelled: stopping its child`);
       running.child.stop('cancelled', this.env.SHUTDOWN_GRACE_MS);
     }
+  }
+
+  /**
+   * While idle: wakes the job parked longest by a worker lacking its data set for a worker that can
+   * read it (parked-jobs.ts), so it runs here now rather than after its hand-back's delay. At each
+   * turn to idle and at each heartbeat (a job parked just as this worker turned idle).
+   */
+  private async wakeParked(): Promise<void> {
+    // One wake-up at a time (a turn to idle and a heartbeat can meet): it wakes one job, which this worker then takes.
+    if (this.waking || this.state !== 'idle' || this.identity.datasets.length === 0) return;
+    this.waking = true;
+    await this.parked
+      .wake(this.identity.datasets)
+      .then(
+        (ids) => ids.length > 0 && this.logger.log(`woke job ${ids.join(', ')}, handed back for a data set this worker has`),
+        (error: Error) => this.logger.warn(`could not wake parked jobs: ${error.message}`),
+      )
+      .finally(() => (this.waking = false));
   }
 
   /**
@@ -219,6 +262,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
   async onApplicationShutdown(signal?: string): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
+    clearTimeout(this.standingAside);
     this.state = 'stopping';
     this.logger.log(`stopping${signal ? ` on ${signal}` : ''}`);
     // Everything below fits in the grace period, Redis reachable or not (close() can hang without it).

@@ -34,8 +34,9 @@ import { SweepOrchestrator, pretrainSettings, type RunHyper } from '@ddae/sweeps
 import { ComputeError, ComputeProcess, type ComputeCallbacks } from '../compute/compute-process';
 import { NON_RETRYABLE_ERRORS, STOPPED_ERROR } from '../compute/child-protocol';
 import { COMPUTE_QUEUE, WORKER_ENV, WorkerIdentity } from '../core/worker-identity';
-import { missingDatasetDecision } from '../core/missing-dataset';
-import { idleHandBacks, recordIdleHandBack } from '../core/hand-back-log';
+import { MISSING_DATASET_LIMITS, missingDatasetDecision, type MissingDatasetDecision } from '../core/missing-dataset';
+import { handBacks, recordHandBack } from '../core/hand-back-log';
+import { ParkedJobs } from '../core/parked-jobs';
 import { CurrentJob } from '../core/current-job';
 import { environmentFault, type FaultError } from '../core/environment-fault';
 import { WorkerHealth } from '../core/worker-health';
@@ -68,6 +69,11 @@ export type JobOutcome = { outcome: 'done' | 'skipped' | 'cancelled'; detail?: s
 export class ComputeJobsService {
   private readonly logger = new Logger('Jobs');
   private computeProcess?: ComputeProcess;
+  /**
+   * Set by the runtime: stop fetching jobs for a while (a job was just handed back for an idle
+   * worker that has its data set: it is that worker's to take when it comes back).
+   */
+  standAside?: (ms: number) => Promise<void>;
 
   constructor(
     @Inject(WORKER_ENV) private readonly env: WorkerEnv,
@@ -84,6 +90,7 @@ export class ComputeJobsService {
     private readonly metrics: WorkerMetrics,
     private readonly workers: WorkerRepository,
     @Inject(COMPUTE_QUEUE) private readonly queue: ComputeQueue,
+    private readonly parked: ParkedJobs,
   ) {}
 
   async process(job: Job, token?: string): Promise<JobOutcome> {
@@ -112,6 +119,7 @@ export class ComputeJobsService {
   private async pretrain(job: Job, token?: string): Promise<JobOutcome> {
     const { runId } = parsePayload(pretrainPayloadSchema, job);
     addLogContext({ runId });
+    await this.leaveIfUnreadable(job, token, async () => openDataset(await this.runs.findById(runId)));
     const run = await this.write('claim run', () => this.runs.claim(runId, { workerId: this.identity.id, backend: this.identity.backend, device: this.identity.resultDevice() }));
     if (run === THROTTLED) return this.throttle(job, token);
     if (!run) return { outcome: 'skipped', detail: `run ${runId} is ${(await this.runs.status(runId)) ?? 'gone'}` };
@@ -197,6 +205,10 @@ export class ComputeJobsService {
   private async probe(job: Job, token?: string): Promise<JobOutcome> {
     const { probeTaskId } = parsePayload(probePayloadSchema, job);
     addLogContext({ probeTaskId });
+    await this.leaveIfUnreadable(job, token, async () => {
+      const task = await this.probes.findById(probeTaskId);
+      return task && OPEN.has(task.status) ? openDataset(await this.runs.findById(task.runId), true) : undefined;
+    });
     const row = await this.write('claim probe task', () => this.probes.claim(probeTaskId, { workerId: this.identity.id }));
     if (row === THROTTLED) return this.throttle(job, token);
     if (!row) return { outcome: 'skipped', detail: `probe task ${probeTaskId} is ${(await this.probes.status(probeTaskId)) ?? 'gone'}` };
@@ -248,6 +260,7 @@ export class ComputeJobsService {
   private async baseline(job: Job, token?: string): Promise<JobOutcome> {
     const { baselineId } = parsePayload(baselinePayloadSchema, job);
     addLogContext({ baselineId });
+    await this.leaveIfUnreadable(job, token, async () => openDataset(await this.baselines.findById(baselineId)));
     const row = await this.write('claim baseline', () => this.baselines.claim(baselineId, { workerId: this.identity.id, backend: this.identity.backend, device: this.identity.resultDevice() }));
     if (!row) return { outcome: 'skipped', detail: `baseline ${baselineId} is not open` };
     await this.write('mark sweeps started', () => this.orchestrator.baselineStarted(baselineId));
@@ -381,29 +394,67 @@ export class ComputeJobsService {
   }
 
   /**
+   * Before anything is recorded for the attempt (no claim, no `*.started` event, no attempt counted):
+   * a job whose data set this worker cannot read, and that another live worker can, goes back to
+   * the queue unspent, delayed, parked for that worker to wake (see missingDataset). Anything else
+   * (it can read it, a broken machine, nobody has the data set, the row is not open) goes on to the
+   * claim, where execute() deals with it as before. `datasetOf`: the data set of the job's row, when
+   * the row is open (QUEUED, or RUNNING left by a lost worker).
+   */
+  private async leaveIfUnreadable(job: Job, token: string | undefined, datasetOf: () => Promise<DatasetName | undefined>): Promise<void> {
+    if (!token) return;
+    const dataset = await this.write('read the job\'s data set', datasetOf);
+    if (dataset === undefined) return;
+    const missing = await datasetProblem(dataset);
+    this.identity.sawDataset(dataset, missing === undefined);
+    if (!missing) return;
+    if (environmentFault(faultOf(missing), { artifactRoot: this.artifactRoot, datasetDirs: this.identity.datasetDirs }) !== undefined) return;
+    await this.missingDataset(job, token, undefined, dataset, missing);
+  }
+
+  /**
    * The job needs a data set this worker cannot read: handed back, unspent and delayed, when another
    * live worker reports it (this worker stays healthy: it serves its other data sets), else failed
-   * at once. See missing-dataset.ts for the decision, its bound, and why a hand-back.
+   * at once. See missing-dataset.ts for the decision, its bound, and why a hand-back. Without `row`
+   * (before the claim, see leaveIfUnreadable) nothing is written in Postgres, and a job nobody can
+   * run is left to the claim (returns) so that its failure is recorded there.
    */
-  private async missingDataset(job: Job, token: string | undefined, row: RowHandle, dataset: DatasetName, missing: DatasetMissingError): Promise<never> {
-    const [workers, handedBack] = await Promise.all([
+  private async missingDataset(job: Job, token: string | undefined, row: RowHandle, dataset: DatasetName, missing: DatasetMissingError): Promise<never>;
+  private async missingDataset(job: Job, token: string, row: undefined, dataset: DatasetName, missing: DatasetMissingError): Promise<void>;
+  private async missingDataset(job: Job, token: string | undefined, row: RowHandle | undefined, dataset: DatasetName, missing: DatasetMissingError): Promise<void> {
+    const [workers, counts] = await Promise.all([
       this.write('list live workers', () => this.workers.live(this.env.WORKER_STALE_MS)),
-      job.id ? idleHandBacks(this.queue.queue, job.id).catch(() => 0) : 0,
+      job.id ? handBacks(this.queue.queue, job.id).catch(() => ({ idle: 0, busy: 0 })) : { idle: 0, busy: 0 },
     ]);
-    const decision = missingDatasetDecision({ dataset, workerId: this.identity.id, dataDir: this.env.DDAE_DATA_DIR, missing: missing.message, workers, idleHandBacks: handedBack });
+    const decision = missingDatasetDecision({ dataset, workerId: this.identity.id, dataDir: this.env.DDAE_DATA_DIR, missing: missing.message, workers, idleHandBacks: counts.idle, busyHandBacks: counts.busy });
     if (decision.action === 'fail') {
+      if (!row) return;
       this.logger.warn(`${row.label}: ${decision.reason}`);
       await this.write('record failure', () => row.fail(decision.reason, true));
       await this.write('refresh sweep', () => row.ended());
       throw new UnrecoverableError(decision.reason);
     }
-    this.logger.log(`${row.label}: handing it back: ${decision.reason}`);
-    if (decision.counted) await recordIdleHandBack(job, this.identity.id, decision.reason).catch((error: Error) => this.logger.warn(`${row.label}: could not count the hand-back: ${error.message}`));
-    await this.write('hand back row', () => row.fail(`worker ${this.identity.id} handed it back: ${decision.reason}`, false, { handedBack: true }));
-    if (!token) throw new Error(`${row.label}: ${decision.reason}`);
-    // moveToDelayed does not count an attempt (as the concurrency cap's put-off); Redis unreachable:
-    // the lock expires and the job comes back as stalled, or the reconciler re-enqueues the row.
-    await withTimeout(job.moveToDelayed(Date.now() + decision.delayMs, token), HAND_BACK_TIMEOUT_MS, 'handing the job back to Redis').catch((error: Error) => this.logger.warn(`${row.label}: ${error.message}`));
+    const label = row?.label ?? `job ${job.id}`;
+    this.logger.log(`${label}: handing it back: ${decision.reason}`);
+    if (row) await this.write('hand back row', () => row.fail(`worker ${this.identity.id} handed it back: ${decision.reason}`, false, { handedBack: true }));
+    if (!token) throw new Error(`${label}: ${decision.reason}`);
+    await this.park(job, token, label, dataset, decision);
+  }
+
+  /**
+   * Moves a job handed back for its data set to delayed and lists it for a worker that has the data
+   * set to wake (parked-jobs.ts). moveToDelayed does not count an attempt (as the concurrency cap's
+   * put-off); Redis unreachable: the lock expires and the job comes back as stalled, or the
+   * reconciler re-enqueues the row.
+   */
+  private async park(job: Job, token: string, label: string, dataset: DatasetName, decision: Extract<MissingDatasetDecision, { action: 'hand-back' }>): Promise<never> {
+    await recordHandBack(job, this.identity.id, decision.reason, decision.counted).catch((error: Error) => this.logger.warn(`${label}: could not count the hand-back: ${error.message}`));
+    const moved = await withTimeout(job.moveToDelayed(Date.now() + decision.delayMs, token), HAND_BACK_TIMEOUT_MS, 'handing the job back to Redis').then(
+      () => true,
+      (error: Error) => (this.logger.warn(`${label}: ${error.message}`), false),
+    );
+    if (moved && job.id) await this.parked.park(job.id, dataset).catch((error: Error) => this.logger.warn(`${label}: could not park it for a worker that has ${dataset}: ${error.message}`));
+    if (moved && decision.counted) await this.standAside?.(MISSING_DATASET_LIMITS.standAsideMs);
     throw new DelayedError();
   }
 
@@ -452,6 +503,14 @@ export class ComputeJobsService {
   private relative(p: string): string {
     return path.isAbsolute(p) ? path.relative(this.artifactRoot, p) : p;
   }
+}
+
+/** Rows a claim can take: QUEUED, or RUNNING left behind by a lost worker. */
+const OPEN = new Set(['QUEUED', 'RUNNING']);
+
+/** The data set of a job's row when the row is open (`anyStatus`: the row's own status does not matter, e.g. a probe's run). */
+function openDataset(row: { status: string; dataset: string } | null, anyStatus = false): DatasetName | undefined {
+  return row && (anyStatus || OPEN.has(row.status)) ? (row.dataset as DatasetName) : undefined;
 }
 
 /** On a GPU: which one computed the result and the GPU memory tfjs held at its end. */
