@@ -3,7 +3,6 @@ import { RequireScope } from '../core/auth.guard';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import {
-  heatmapSchema,
   labelBudgetOf,
   labelCurvesSchema,
   labelsFromQuery,
@@ -15,7 +14,6 @@ import {
   generationListSchema,
   submitSweepQuerySchema,
   sweepCancelledSchema,
-  sweepDetailSchema,
   sweepDryRunSchema,
   sweepListSchema,
   sweepPausedSchema,
@@ -29,7 +27,7 @@ import { ApiError } from '../core/api-error';
 import { PRISMA } from '../core/tokens';
 import { parseOr400 } from '../core/zod-query';
 import { YAML_TYPES } from '../core/body-parsers';
-import { reply } from '../core/reply';
+import { reply, sendJsonText } from '../core/reply';
 import { SweepIdResolver } from './sweep-id';
 
 const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -94,45 +92,23 @@ export class SweepsController {
   }
 
   @Get(':id')
-  async get(@Param('id') id: string) {
+  async get(@Param('id') id: string, @Res({ passthrough: true }) res: Response) {
     const sweepId = await this.ids.resolve(id);
-    const sweep = await this.sweeps.findById(sweepId);
-    if (!sweep) throw new ApiError('not_found', `no sweep ${sweepId}`);
-    const [progress, runs, probeTasks, baselines] = await Promise.all([
-      this.sweeps.progress(sweepId),
-      this.prisma.run.findMany({ where: { sweepId }, orderBy: { key: 'asc' } }),
-      this.prisma.probeTask.findMany({ where: { sweepId }, orderBy: [{ runId: 'asc' }, { noiseLevel: 'asc' }] }),
-      this.prisma.baseline.findMany({ where: { sweeps: { some: { sweepId } } }, orderBy: [{ dataset: 'asc' }, { kind: 'asc' }] }),
-    ]);
-    const runKey = new Map(runs.map((r) => [r.id, r.key]));
-    return reply(sweepDetailSchema, {
-      ...sweep,
-      paused: sweep.pausedAt !== null,
-      progress,
-      runs: runs.map((r) => ({
-        id: r.id, key: r.key, method: r.method, model: r.modelName, untrained: r.untrained, seed: r.seed, status: r.status, steps: r.steps,
-        stepsDone: r.stepsDone, lastLoss: r.lastLoss, parameters: r.parameters, attempts: r.attempts, error: r.error,
-        workerId: r.workerId, backend: r.backend, stoppedEarlyAt: r.stoppedEarlyAt, startedAt: r.startedAt, finishedAt: r.finishedAt,
-        source: r.sourcePath === null ? null : { path: r.sourcePath, sha256: r.sourceSha256 },
-      })),
-      probeTasks: probeTasks.map((t) => ({
-        id: t.id, run: runKey.get(t.runId), noiseLevel: t.noiseLevel, layers: t.layers, status: t.status,
-        attempts: t.attempts, error: t.error, workerId: t.workerId, finishedAt: t.finishedAt,
-      })),
-      baselines: baselines.map((b) => ({
-        id: b.id, kind: b.kind, dataset: b.dataset, protocolKey: b.protocolKey, labels: labelBudgetOf(b.labels), status: b.status, accuracy: b.accuracy,
-        attempts: b.attempts, error: b.error, workerId: b.workerId, finishedAt: b.finishedAt,
-      })),
-    });
+    // Postgres builds the whole body (sweepDetailSchema's wire form) in one statement: a sweep's
+    // hundreds of probe tasks are one round trip and one string, never row objects here.
+    const body = await this.sweeps.detailJson(sweepId);
+    if (body === null) throw new ApiError('not_found', `no sweep ${sweepId}`);
+    return sendJsonText(res, body);
   }
 
   @Get(':id/heatmap')
-  async heatmap(@Param('id') id: string, @Query() query: unknown) {
+  async heatmap(@Param('id') id: string, @Query() query: unknown, @Res({ passthrough: true }) res: Response) {
     const labels = labelsFromQuery(parseOr400(labelsQuerySchema, query, 'query').labels);
     const sweepId = await this.ids.resolve(id);
-    if (!(await this.sweeps.findById(sweepId))) throw new ApiError('not_found', `no sweep ${sweepId}`);
-    const [cells, budgets] = await Promise.all([this.leaderboard.heatmap(sweepId, labels), this.leaderboard.budgets(sweepId)]);
-    return reply(heatmapSchema, { sweepId, labels: labelBudgetOf(labels), budgets: budgets.map(labelBudgetOf), cells: cells.map((c) => ({ ...c, labels: labelBudgetOf(c.labels) })) });
+    // One statement for the existence check, the cells and the budgets (heatmapSchema's wire form).
+    const body = await this.leaderboard.heatmapJson(sweepId, labels);
+    if (body === null) throw new ApiError('not_found', `no sweep ${sweepId}`);
+    return sendJsonText(res, body);
   }
 
   @Get(':id/verdict')

@@ -5,7 +5,9 @@ import { LEADERBOARD_PER, SWEEP_STATUSES } from './api-query.schema';
 
 /**
  * The responses of the REST API, as they are on the wire (JSON: instants are ISO 8601 strings).
- * The API parses every body it sends with these, and clients parse every body they read with them.
+ * The API parses every body it sends with these (but two that Postgres builds as JSON text, a
+ * sweep's status and its heatmap, which their integration tests parse with these instead), and
+ * clients parse every body they read with them.
  * Objects strip what they do not name, so a client keeps working when the API adds a field.
  */
 const instant = z.iso.datetime({ offset: true });

@@ -1,4 +1,5 @@
 import { Prisma, type PrismaClient } from '../generated/client';
+import { finiteNumber, labelBudget } from './json-sql';
 
 export interface LeaderboardFilter {
   dataset?: string;
@@ -440,6 +441,33 @@ export class LeaderboardRepository {
       FROM heatmap_cells h
       WHERE h.sweep_id = ${sweepId}::uuid AND ${budget}
       ORDER BY h.untrained, h.model_name, h.noise_level, h.layer`;
+  }
+
+  /**
+   * The body of `GET /api/sweeps/:id/heatmap` (heatmapSchema of libs/contracts, wire form and key
+   * order) as JSON text built by Postgres in ONE statement: {@link heatmap}'s cells at one label
+   * budget and {@link budgets}, in their order. Null when there is no such sweep. One round trip and
+   * one string for a sweep's thousand-odd cells: no row objects, no second serialisation in the API.
+   */
+  async heatmapJson(sweepId: string, labels: number | null = null): Promise<string | null> {
+    const budget = labels === null ? Prisma.sql`h.labels IS NULL` : Prisma.sql`h.labels = ${labels}::int`;
+    const rows = await this.prisma.$queryRaw<{ body: string }[]>`
+      SELECT json_build_object(
+        'sweepId', s.id,
+        'labels', ${labels === null ? Prisma.sql`'"all"'::json` : Prisma.sql`to_json(${labels}::int)`},
+        'budgets', COALESCE((
+          SELECT json_agg(${labelBudget(Prisma.sql`g.labels`)} ORDER BY g.labels ASC NULLS LAST)
+          FROM (SELECT DISTINCT labels FROM leaderboard_configs WHERE sweep_id = s.id AND probe_protocol <> 'finetune') g), '[]'::json),
+        'cells', COALESCE((
+          SELECT json_agg(x) FROM (
+            SELECT h.model_name || CASE WHEN h.untrained THEN ' (untrained)' ELSE '' END AS "modelName", h.untrained, h.method, h.layer,
+                   ${finiteNumber(Prisma.sql`h.noise_level`)} AS "noiseLevel", ${finiteNumber(Prisma.sql`h.mean`)} AS mean, ${finiteNumber(Prisma.sql`h.std`)} AS std,
+                   ${finiteNumber(Prisma.sql`h.min`)} AS min, ${finiteNumber(Prisma.sql`h.max`)} AS max, h.n, ${labelBudget(Prisma.sql`h.labels`)} AS labels
+            FROM heatmap_cells h WHERE h.sweep_id = s.id AND ${budget}
+            ORDER BY h.untrained, h.model_name, h.noise_level, h.layer, h.method) x), '[]'::json)
+      )::text AS body
+      FROM sweeps s WHERE s.id = ${sweepId}::uuid`;
+    return rows[0]?.body ?? null;
   }
 
   /** The label budgets one sweep has results at, ascending, all (null) last. */

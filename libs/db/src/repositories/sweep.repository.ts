@@ -1,6 +1,7 @@
 import { Prisma, type PrismaClient, type Sweep, type TaskStatus } from '../generated/client';
 import { randomUUID } from 'node:crypto';
 import { appendEvent } from './event.repository';
+import { finiteNumber, isoInstant, labelBudget } from './json-sql';
 import type { Db } from './types';
 
 export interface NewRun {
@@ -232,6 +233,58 @@ export class SweepRepository {
       orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
       take: options.limit,
     });
+  }
+
+  /**
+   * The body of `GET /api/sweeps/:id` (sweepDetailSchema of libs/contracts, in its wire form and
+   * key order) as JSON text built by Postgres in ONE statement: the sweep, its progress counts, its
+   * runs (by key), probe tasks (by run id, noise level, protocol) and baselines (by data set, kind,
+   * protocol). Null when there is no such sweep. One round trip and one string however many tasks
+   * the sweep has: no row objects, no second serialisation in the API.
+   */
+  async detailJson(sweepId: string): Promise<string | null> {
+    const counts = (alias: string) => {
+      const col = Prisma.raw(`${alias}.status`);
+      return Prisma.sql`'QUEUED', count(*) FILTER (WHERE ${col} = 'QUEUED'), 'RUNNING', count(*) FILTER (WHERE ${col} = 'RUNNING'),
+        'SUCCEEDED', count(*) FILTER (WHERE ${col} = 'SUCCEEDED'), 'FAILED', count(*) FILTER (WHERE ${col} = 'FAILED'),
+        'CANCELLED', count(*) FILTER (WHERE ${col} = 'CANCELLED')`;
+    };
+    // The sweep's probe tasks are read once (a CTE named twice is materialised): counted and listed.
+    const rows = await this.prisma.$queryRaw<{ body: string }[]>`
+      WITH tasks AS (
+        SELECT t.id, t.run_id, t.noise_level, t.protocol_key, t.layers, t.status, t.attempts, t.error, t.worker_id, t.finished_at
+        FROM probe_tasks t WHERE t.sweep_id = ${sweepId}::uuid)
+      SELECT json_build_object(
+        'id', s.id, 'name', s.name, 'dataset', s.dataset, 'specHash', s.spec_hash, 'idempotencyKey', s.idempotency_key,
+        'status', s.status, 'priority', s.priority, 'maxConcurrency', s.max_concurrency,
+        'pausedAt', ${isoInstant(Prisma.sql`s.paused_at`)}, 'createdAt', ${isoInstant(Prisma.sql`s.created_at`)},
+        'updatedAt', ${isoInstant(Prisma.sql`s.updated_at`)}, 'finishedAt', ${isoInstant(Prisma.sql`s.finished_at`)},
+        'spec', s.spec, 'paused', s.paused_at IS NOT NULL,
+        'progress', json_build_object(
+          'runs', (SELECT json_build_object(${counts('r')}, 'stepsDone', COALESCE(sum(r.steps_done), 0), 'steps', COALESCE(sum(r.steps), 0))
+                   FROM runs r WHERE r.sweep_id = s.id),
+          'probeTasks', (SELECT json_build_object(${counts('t')}) FROM tasks t),
+          'baselines', (SELECT json_build_object(${counts('b')}) FROM sweep_baselines sb JOIN baselines b ON b.id = sb.baseline_id WHERE sb.sweep_id = s.id)),
+        'runs', COALESCE((
+          SELECT json_agg(x) FROM (
+            SELECT r.id, r.key, r.method, r.model_name AS model, r.untrained, r.seed, r.status, r.steps, r.steps_done AS "stepsDone",
+                   ${finiteNumber(Prisma.sql`r.last_loss`)} AS "lastLoss", r.parameters, r.attempts, r.error, r.worker_id AS "workerId", r.backend,
+                   r.stopped_early_at AS "stoppedEarlyAt", ${isoInstant(Prisma.sql`r.started_at`)} AS "startedAt", ${isoInstant(Prisma.sql`r.finished_at`)} AS "finishedAt",
+                   CASE WHEN r.source_path IS NULL THEN NULL ELSE json_build_object('path', r.source_path, 'sha256', r.source_sha256) END AS source
+            FROM runs r WHERE r.sweep_id = s.id ORDER BY r.key) x), '[]'::json),
+        'probeTasks', COALESCE((
+          SELECT json_agg(x) FROM (
+            SELECT t.id, r.key AS run, ${finiteNumber(Prisma.sql`t.noise_level`)} AS "noiseLevel", COALESCE(t.layers, '{}') AS layers, t.status, t.attempts, t.error,
+                   t.worker_id AS "workerId", ${isoInstant(Prisma.sql`t.finished_at`)} AS "finishedAt"
+            FROM tasks t JOIN runs r ON r.id = t.run_id ORDER BY t.run_id, t.noise_level, t.protocol_key) x), '[]'::json),
+        'baselines', COALESCE((
+          SELECT json_agg(x) FROM (
+            SELECT b.id, b.kind, b.dataset, b.protocol_key AS "protocolKey", ${labelBudget(Prisma.sql`b.labels`)} AS labels, b.status,
+                   ${finiteNumber(Prisma.sql`b.accuracy`)} AS accuracy, b.attempts, b.error, b.worker_id AS "workerId", ${isoInstant(Prisma.sql`b.finished_at`)} AS "finishedAt"
+            FROM sweep_baselines sb JOIN baselines b ON b.id = sb.baseline_id WHERE sb.sweep_id = s.id ORDER BY b.dataset, b.kind, b.protocol_key) x), '[]'::json)
+      )::text AS body
+      FROM sweeps s WHERE s.id = ${sweepId}::uuid`;
+    return rows[0]?.body ?? null;
   }
 
   async progress(sweepId: string): Promise<SweepProgress> {
