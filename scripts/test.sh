@@ -21,8 +21,8 @@ npx jest -c jest.unit.config.cjs --json --outputFile="$report/unit.json" || stat
 step "integration tests (real PostgreSQL and Redis)"
 npx jest -c jest.integration.config.cjs --runInBand --json --outputFile="$report/integration.json" || status=1
 
-step "end-to-end tests (API and worker processes, real Fashion-MNIST)"
-npx jest -c jest.e2e.config.cjs --runInBand --json --outputFile="$report/e2e.json" || status=1
+step "end-to-end tests (API and worker processes, real Fashion-MNIST; two files at a time, see jest.e2e.config.cjs)"
+npx jest -c jest.e2e.config.cjs --json --outputFile="$report/e2e.json" || status=1
 
 # One closing line over every jest run: "N passed, N failed".
 node -e '

@@ -1,13 +1,17 @@
 import { deleteQueueKeys, startPostgresServer, startRedisServer, waitFor, type PostgresServer, type RedisServer } from '@ddae/testing';
 import { childPids, isAlive, REDIS_URL, startStack, type Stack } from './stack';
 
-/** Long enough to be killed mid-run: 40 steps, a checkpoint every 8, a loss point every step (where an attempt resumed is read from them). */
+/**
+ * Long enough to be killed mid-run: 40 steps, a checkpoint every 8, a loss point every step (where an
+ * attempt resumed is read from them). The probe only has to happen once per run (no accuracy is
+ * checked here): the smallest one the other e2e files use.
+ */
 const SWEEP = {
   name: 'e2e-faults',
   dataset: 'fashion-mnist',
   models: [{ method: 'ddpm', unet: 'tiny' }],
   pretrain: { steps: 40, batchSize: 8, learningRate: 0.001, checkpointEvery: 8, trainSize: 256, seeds: [0], lossEvery: 1 },
-  probe: { layers: ['out_4'], timesteps: [10], epochs: 5, batchSize: 64, learningRate: 0.01, trainSize: 200, testSize: 100 },
+  probe: { layers: ['out_4'], timesteps: [10], epochs: 2, batchSize: 64, learningRate: 0.01, trainSize: 128, testSize: 64 },
   baselines: [],
 };
 
