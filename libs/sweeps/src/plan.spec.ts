@@ -211,18 +211,26 @@ describe('planSweep', () => {
 
   it('refuses probing during pretraining with no noise level to probe, naming the grid of the model\'s method', () => {
     // The schema requires the grid of each method present; planSweep still names the field when it is empty.
-    const pathOf = (s: ReturnType<typeof spec>) => {
+    const refusal = (s: ReturnType<typeof spec>) => {
       try {
         planSweep(s);
         return null;
       } catch (error) {
-        return error instanceof PlanError ? error.path : error;
+        return error instanceof PlanError ? [error.path.join('.'), error.message] : error;
       }
     };
     const withProbe = spec({ pretrain: { steps: 50, progressProbe: { every: 10 } } });
-    expect(pathOf({ ...withProbe, probe: { ...withProbe.probe, timesteps: [] } })).toEqual(['pretrain', 'progressProbe', 'timesteps']);
-    expect(pathOf({ ...withProbe, probe: { ...withProbe.probe, sigmas: undefined } })).toEqual(['pretrain', 'progressProbe', 'sigmas']);
-    expect(pathOf(withProbe)).toBeNull();
+    expect(refusal({ ...withProbe, probe: { ...withProbe.probe, timesteps: [] } })).toEqual(['pretrain.progressProbe.timesteps', 'give the timesteps to probe during pretraining']);
+    expect(refusal({ ...withProbe, probe: { ...withProbe.probe, sigmas: undefined } })).toEqual(['pretrain.progressProbe.sigmas', 'give the sigmas to probe during pretraining']);
+    expect(refusal(withProbe)).toBeNull();
+  });
+
+  it('plans no probe task for a model whose grid is missing (the schema refuses such a spec; the planner does not invent levels)', () => {
+    const s = spec();
+    const noSigmas = planSweep({ ...s, probe: { ...s.probe, sigmas: undefined } });
+    expect(noSigmas.probeTasks.map((t) => t.noiseLevel)).toEqual([5, 25, 5, 25, 5, 25]);
+    const noTimesteps = planSweep({ ...s, probe: { ...s.probe, timesteps: undefined } });
+    expect(noTimesteps.probeTasks.map((t) => [t.runKey, t.noiseLevel])).toEqual([['edm-small-s0', 0.06], ['edm-small-s1', 0.06], ['edm-small-s2', 0.06]]);
   });
 
   it('is deterministic, and equal specs hash equally whatever their key order', () => {
@@ -262,6 +270,8 @@ describe('the untrained-network baseline', () => {
     // Pretraining's probing does not apply to a model that is not trained.
     expect(twin[0].hyper.progressProbe).toBeUndefined();
     expect(twin[1].hyper.importFrom).toBeUndefined();
+    // No imageSize in the spec: none in the run (the padded size), not an undefined field.
+    expect(twin[0].hyper).not.toHaveProperty('imageSize');
     const dit = plan.runs.find((r) => r.key === 'twin-dit-s3');
     expect(dit).toMatchObject({ backbone: 'dit', method: 'edm', dit: { depth: 2, width: 16 }, hyper: { importFrom: { path: 'imports/dit.safetensors' } } });
     expect(dit?.hyper.importFrom).not.toHaveProperty('sha256');
