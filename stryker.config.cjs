@@ -51,10 +51,10 @@ const TARGETS = {
     mutate: [
       'libs/diffusion/src/schedules.ts',
       'libs/diffusion/src/optimizer.ts',
-      // train.ts: micro-batch sizing, EMA decay, batch order, chunked sums (79-165) and the
+      // train.ts: micro-batch sizing, EMA decay, batch order, chunked sums (79-168) and the
       // training step itself, loss, accumulation, clipping, warm-up, Adam and EMA (386-507).
-      'libs/diffusion/src/train.ts:79-165',
-      'libs/diffusion/src/train.ts:386-507',
+      'libs/diffusion/src/train.ts:79-168',
+      'libs/diffusion/src/train.ts:389-510',
     ],
   },
   worker: {
