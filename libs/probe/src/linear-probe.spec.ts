@@ -133,12 +133,12 @@ function reference(n: number, y: Uint8Array, dim: number, epochFeatures: (e: num
  * A test split of `rows` points (more than the probe's evaluation chunk of 4,096) near the
  * reference's decision boundaries, labelled with its predictions.
  */
-function boundarySplit(ref: ReferenceProbe, like: ProbeSplit, rows: number, seed: number): ProbeSplit {
+function boundarySplit(ref: ReferenceProbe, like: ProbeSplit, rows: number, seed: number, spread = (d: number) => 1 + d): ProbeSplit {
   const pool = 4 * rows;
   const r = lcg(seed);
   const { dim } = like;
   // Around the training rows: the region the probe was fitted on.
-  const candidates = Float32Array.from({ length: pool * dim }, (_, j) => like.x[(Math.floor(r() * like.n) * dim) + (j % dim)] + (r() - 0.5) * (1 + (j % dim)));
+  const candidates = Float32Array.from({ length: pool * dim }, (_, j) => like.x[(Math.floor(r() * like.n) * dim) + (j % dim)] + (r() - 0.5) * spread(j % dim));
   const margins = ref.margins(candidates, pool);
   const closest = Array.from({ length: pool }, (_, i) => i)
     .filter((i) => margins[i] > 1e-4)
@@ -183,6 +183,19 @@ describe('trainLinearProbe against its reference (cpu backend, tiny data)', () =
     const opts = { ...OPTS, standardize: false, epochs: 5, batchSize: 6, seed: 11, learningRate: 0.02 };
     const ref = reference(train.n, train.y, train.dim, () => train.x, opts);
     const test = boundarySplit(ref, train, ROWS, 4);
+    expect(await trainLinearProbe(train, test, opts)).toEqual({ accuracy: 1, trainAccuracy: ref.trainAccuracy });
+    ref.dispose();
+  });
+
+  it("takes Adam's step with epsilon folded into the step size, as the reference does (it shows on a feature with tiny gradients)", async () => {
+    // Unstandardised, the third feature is ~1e-9: its gradients are far below Adam's epsilon (1e-8),
+    // where the folded and the bias-corrected placements of epsilon move its weight differently. The
+    // test rows spread that feature widely, so its weight shows in their predictions.
+    const train = features(20, 3, 13);
+    for (let i = 0; i < train.n; i++) train.x[i * 3 + 2] *= 1e-9;
+    const opts = { ...OPTS, standardize: false };
+    const ref = reference(train.n, train.y, train.dim, () => train.x, opts);
+    const test = boundarySplit(ref, train, ROWS, 14, (d) => (d === 2 ? 1e3 : 1 + d));
     expect(await trainLinearProbe(train, test, opts)).toEqual({ accuracy: 1, trainAccuracy: ref.trainAccuracy });
     ref.dispose();
   });
@@ -235,7 +248,9 @@ describe('trainLinearProbe against its reference (cpu backend, tiny data)', () =
     expect(await trainLinearProbes(source(() => []), [ok], OPTS).then(() => 'resolved', (e: Error) => e.message)).toBe('epoch 0: 0 feature sets, expected 1');
     expect(await trainLinearProbes(source((e) => [e === 0 ? ok.x : ok.x.subarray(2)]), [ok], OPTS).then(() => 'resolved', (e: Error) => e.message)).toBe('train[0]: x has 10 values, expected 6x2');
     expect(tf.memory().numTensors).toBe(before);
-    // Labels up to classes - 1 are fine.
+    // Labels up to classes - 1 are fine, and two classes are enough.
     await expect(trainLinearProbe(ok, ok, { ...OPTS, epochs: 1 })).resolves.toMatchObject({ accuracy: expect.any(Number) });
+    const two = { ...ok, y: Uint8Array.from([0, 1, 0, 1, 0, 1]) };
+    await expect(trainLinearProbe(two, two, { ...OPTS, epochs: 1, classes: 2 })).resolves.toMatchObject({ accuracy: expect.any(Number) });
   });
 });
