@@ -1,7 +1,7 @@
 /**
  * Mutation testing of the core, library by library (StrykerJS, configured in stryker.config.cjs):
  *   npm run -s mutation -- [--json] [--only <target>] [--mutate <files>] [--force]
- * --only    one target (sweeps, probe, diffusion, worker); default all of them, one after another
+ * --only    one target (sweeps, probe, linear-probe, diffusion, worker); default all of them, one after another
  * --force   ignore Stryker's incremental file (tmp/mutation/<target>/incremental.json) and test
  *           every mutant again; by default only mutants whose code or tests changed are re-run
  * --mutate  files (and line ranges) to mutate instead of the target's list, comma-separated, e.g.
@@ -21,7 +21,7 @@ import * as path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '..');
 /** The targets of stryker.config.cjs, in the order they run. */
-export const MUTATION_TARGETS = ['sweeps', 'probe', 'diffusion', 'worker'] as const;
+export const MUTATION_TARGETS = ['sweeps', 'probe', 'linear-probe', 'diffusion', 'worker'] as const;
 type Target = (typeof MUTATION_TARGETS)[number];
 
 export interface MutationCounts {

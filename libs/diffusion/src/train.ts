@@ -96,8 +96,11 @@ export function emaDecay(step: number, cap: number): number {
   return Math.min(cap, 1 - (1 + step) ** (-2 / 3));
 }
 
-/** Batch order independent of the rng state: epoch e is a permutation seeded by (seed, e), so a resumed run draws the same batches. */
-class BatchOrder {
+/**
+ * Batch order independent of the rng state: epoch e is a permutation seeded by (seed, e), so a resumed run draws the same batches.
+ * Exported for its spec; `pretrain` and `createTrainer` make their own.
+ */
+export class BatchOrder {
   private epoch = -1;
   private perm: Uint32Array = new Uint32Array(0);
   constructor(

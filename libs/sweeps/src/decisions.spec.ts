@@ -1,7 +1,7 @@
 import { sweepSpecSchema } from '@ddae/contracts';
 import { nextNoiseLevels } from './noise-search';
 import { noiseSearchOf } from './orchestrator';
-import { canonicalJson, defaultModelName, planSweep } from './plan';
+import { canonicalJson, defaultModelName, planSweep, resolveFinetune } from './plan';
 import { planView } from './plan-view';
 
 // Sharper checks of the sweep's pure decisions, each written against a mutant that survived
@@ -61,5 +61,60 @@ describe('the planner\'s small decisions', () => {
     expect(two.runs.map((r) => r.key)).toEqual(plan.runs.slice(0, 2).map((r) => r.key));
     expect(two.sampled).toEqual({ runs: { shown: 2, of: plan.runs.length }, probeTasks: { shown: 2, of: plan.probeTasks.length } });
     expect(planView(plan, plan.probeTasks.length).sampled).toBeUndefined();
+    // Only the probe tasks exceed the limit (3 runs, 6 tasks): still sampled, every run shown.
+    expect(planView(plan, plan.runs.length).sampled).toEqual({ runs: { shown: 3, of: 3 }, probeTasks: { shown: 3, of: 6 } });
+    // Only the runs exceed it; and a plan exactly at the limit is not sampled.
+    const fewTasks = { ...plan, probeTasks: plan.probeTasks.slice(0, 1) };
+    expect(planView(fewTasks, 2).sampled).toEqual({ runs: { shown: 2, of: 3 }, probeTasks: { shown: 1, of: 1 } });
+    expect(planView(fewTasks, 3).sampled).toBeUndefined();
+    // No budgets in the spec: each task lists `all`.
+    expect(all.probeTasks[0]).toStrictEqual({ run: 'ddpm-tiny-s0', noiseLevel: 5, layers: ['out_1', 'out_2', 'out_3', 'out_4'], labels: ['all'] });
+  });
+
+  it('shows the fields of each row: the run\'s network, steps, progress probe and import; the task\'s budgets; the baseline\'s budget', () => {
+    const plan = planSweep(
+      sweepSpecSchema.parse({
+        name: 'v',
+        dataset: 'fashion-mnist',
+        models: [
+          { method: 'ddpm', unet: 'tiny' },
+          { name: 'twin', method: 'edm', backbone: 'dit', dit: { depth: 2, width: 16, heads: 2, patch: 4 }, checkpoint: { path: 'imports/dit.safetensors', sha256: 'ab'.repeat(32) } },
+        ],
+        pretrain: { steps: 50, seeds: [3], progressProbe: { every: 10 } },
+        probe: { timesteps: [5], sigmas: [0.06], trainSize: 1000, labels: [100, 'all'] },
+        baselines: ['pixels', 'untrained'],
+      }),
+    );
+    const [trained, control, imported] = plan.runs;
+    const view = planView(plan);
+    expect(view.runs).toStrictEqual([
+      { key: 'ddpm-tiny-s3', method: 'ddpm', model: 'ddpm-tiny', untrained: false, seed: 3, steps: 50, backbone: 'unet', unet: trained.unet, progressProbe: trained.hyper.progressProbe },
+      { key: 'ddpm-tiny-untrained-s3', method: 'ddpm', model: 'ddpm-tiny', untrained: true, seed: 3, steps: 0, backbone: 'unet', unet: control.unet, progressProbe: null },
+      { key: 'twin-s3', method: 'edm', model: 'twin', untrained: false, seed: 3, steps: 0, backbone: 'dit', dit: imported.dit, progressProbe: null, checkpoint: { path: 'imports/dit.safetensors', sha256: 'ab'.repeat(32) } },
+      { key: 'twin-untrained-s3', method: 'edm', model: 'twin', untrained: true, seed: 3, steps: 0, backbone: 'dit', dit: imported.dit, progressProbe: null },
+    ]);
+    expect(trained.hyper.progressProbe).toMatchObject({ every: 10 });
+    expect(trained.unet).toMatchObject({ baseChannels: 8 });
+    expect(imported.dit).toMatchObject({ depth: 2, width: 16 });
+    expect(view.probeTasks[0]).toStrictEqual({ run: 'ddpm-tiny-s3', noiseLevel: 5, layers: ['out_1', 'out_2', 'out_3', 'out_4'], labels: [100, 'all'] });
+    expect(view.probeTasks.map((t) => t.run)).toEqual(['ddpm-tiny-s3', 'ddpm-tiny-untrained-s3', 'twin-s3', 'twin-untrained-s3']);
+    expect(view.baselines).toStrictEqual([
+      { dataset: 'fashion-mnist', kind: 'pixels', labels: 100 },
+      { dataset: 'fashion-mnist', kind: 'pixels', labels: 'all' },
+    ]);
+  });
+
+  it("resolves fine-tuning's test split (the whole test set by default) and its label budget ('all': no subset)", () => {
+    const parse = (probe: Record<string, unknown>) =>
+      sweepSpecSchema.parse({ name: 'f', dataset: 'fashion-mnist', models: [{ method: 'ddpm', unet: 'tiny' }], pretrain: { steps: 50 }, probe: { timesteps: [5], trainSize: 1000, ...probe } });
+    expect(resolveFinetune(parse({}))).toBeNull();
+    const all = resolveFinetune(parse({ finetune: {} }));
+    expect(all?.protocol.testSize).toBe(10_000);
+    expect(all?.protocolKey).toContain('n=1000/10000');
+    expect(all).not.toHaveProperty('labels');
+    expect(all?.cells).toBe('best');
+    const some = resolveFinetune(parse({ testSize: 500, batchSize: 64, finetune: { labels: 200 } }));
+    expect(some?.protocol).toMatchObject({ testSize: 500, batchSize: 64, trainSize: 1000 });
+    expect(some?.labels).toEqual([200]);
   });
 });

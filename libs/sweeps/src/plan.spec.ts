@@ -1,5 +1,5 @@
 import { sweepSpecSchema } from '@ddae/contracts';
-import { canonicalJson, planSweep } from './plan';
+import { PlanError, canonicalJson, planSweep } from './plan';
 import { validateSweepSpec } from './validate';
 
 const spec = (over: Record<string, unknown> = {}) =>
@@ -162,6 +162,77 @@ describe('planSweep', () => {
     expect(planSweep(spec()).runs.every((r) => r.hyper.progressProbe === undefined)).toBe(true);
   });
 
+  it('carries the settings a spec names over the defaults: warm-up, EMA cap, loss curve, checkpoint interval, training images', () => {
+    const hyper = planSweep(spec({ pretrain: { steps: 50, warmupSteps: 7, emaDecayCap: 0.99, lossEvery: 5, checkpointEvery: 20, trainSize: 600 } })).runs[1].hyper;
+    expect(hyper).toStrictEqual({ steps: 50, batchSize: 64, learningRate: 2e-4, warmupSteps: 7, gradClip: 1, emaDecayCap: 0.99, checkpointEvery: 20, trainSize: 600, lossEvery: 5 });
+    // Without lossEvery the run has no such field (the worker's default applies), not an undefined one.
+    expect(planSweep(spec()).runs[0].hyper).not.toHaveProperty('lossEvery');
+    // A long run warms up over at most 1000 steps.
+    expect(planSweep(spec({ pretrain: { steps: 20_000 } })).runs[0].hyper.warmupSteps).toBe(1000);
+  });
+
+  it('probes the layers a spec lists, for every run, in its order', () => {
+    const plan = planSweep(spec({ probe: { timesteps: [5], sigmas: [0.06], layers: ['out_4', 'out_2'] } }));
+    expect(plan.probeTasks.map((t) => t.layers)).toEqual(Array.from({ length: 6 }, () => ['out_4', 'out_2']));
+    expect(plan.counts.probeCells).toBe(12);
+  });
+
+  it('fine-tunes named cells at several noise levels: one task per level with its distinct layers; `all` labels: no budget field', () => {
+    const plan = planSweep(
+      spec({
+        models: [{ method: 'ddpm', unet: 'tiny' }],
+        pretrain: { steps: 50, seeds: [0] },
+        probe: { timesteps: [5, 25], trainSize: 1000, finetune: { cells: [{ layer: 'out_2', noiseLevel: 25 }, { layer: 'out_4', noiseLevel: 5 }, { layer: 'out_2', noiseLevel: 25 }, { layer: 'out_3', noiseLevel: 25 }] } },
+      }),
+    );
+    const tuned = plan.probeTasks.filter((t) => t.protocol.probe === 'finetune');
+    expect(tuned.map((t) => [t.runKey, t.noiseLevel, t.layers])).toEqual([
+      ['ddpm-tiny-s0', 25, ['out_2', 'out_3']],
+      ['ddpm-tiny-s0', 5, ['out_4']],
+    ]);
+    for (const t of tuned) expect(t).not.toHaveProperty('labels');
+    expect(plan.counts).toMatchObject({ probeTasks: 4, probeCells: 2 * 4 + 3 });
+  });
+
+  it("imports a pretrained model at the model's own image size", () => {
+    const plan = planSweep(spec({ models: [{ name: 'twin', method: 'ddpm', unet: 'tiny', imageSize: 28, checkpoint: { path: '/m/twin.safetensors' } }] }));
+    expect(plan.runs.map((r) => [r.key, r.hyper.imageSize])).toEqual([['twin-s0', 28]]);
+    expect(plan.runs[0].hyper).toStrictEqual({ steps: 0, batchSize: 64, learningRate: 2e-4, warmupSteps: 0, gradClip: 1, emaDecayCap: 0.9999, checkpointEvery: 1, trainSize: null, imageSize: 28, importFrom: { path: '/m/twin.safetensors' } });
+  });
+
+  it('probes listed layers during pretraining, at its own DDPM timesteps, without early stop unless asked', () => {
+    const plan = planSweep(spec({ pretrain: { steps: 50, seeds: [0], progressProbe: { every: 10, layers: ['out_3', 'out_1'], timesteps: [7, 7, 3] } } }));
+    const ddpm = plan.runs[0].hyper.progressProbe;
+    expect(ddpm).toMatchObject({ noiseLevels: [7, 3], layers: ['out_3', 'out_1'] });
+    expect(ddpm).not.toHaveProperty('earlyStop');
+    // The EDM model has no sigmas of its own: the smallest of the probe grid.
+    expect(plan.runs[1].hyper.progressProbe?.noiseLevels).toEqual([0.06]);
+  });
+
+  it('refuses probing during pretraining with no noise level to probe, naming the grid of the model\'s method', () => {
+    // The schema requires the grid of each method present; planSweep still names the field when it is empty.
+    const refusal = (s: ReturnType<typeof spec>) => {
+      try {
+        planSweep(s);
+        return null;
+      } catch (error) {
+        return error instanceof PlanError ? [error.path.join('.'), error.message] : error;
+      }
+    };
+    const withProbe = spec({ pretrain: { steps: 50, progressProbe: { every: 10 } } });
+    expect(refusal({ ...withProbe, probe: { ...withProbe.probe, timesteps: [] } })).toEqual(['pretrain.progressProbe.timesteps', 'give the timesteps to probe during pretraining']);
+    expect(refusal({ ...withProbe, probe: { ...withProbe.probe, sigmas: undefined } })).toEqual(['pretrain.progressProbe.sigmas', 'give the sigmas to probe during pretraining']);
+    expect(refusal(withProbe)).toBeNull();
+  });
+
+  it('plans no probe task for a model whose grid is missing (the schema refuses such a spec; the planner does not invent levels)', () => {
+    const s = spec();
+    const noSigmas = planSweep({ ...s, probe: { ...s.probe, sigmas: undefined } });
+    expect(noSigmas.probeTasks.map((t) => t.noiseLevel)).toEqual([5, 25, 5, 25, 5, 25]);
+    const noTimesteps = planSweep({ ...s, probe: { ...s.probe, timesteps: undefined } });
+    expect(noTimesteps.probeTasks.map((t) => [t.runKey, t.noiseLevel])).toEqual([['edm-small-s0', 0.06], ['edm-small-s1', 0.06], ['edm-small-s2', 0.06]]);
+  });
+
   it('is deterministic, and equal specs hash equally whatever their key order', () => {
     expect(planSweep(spec())).toEqual(planSweep(spec()));
     expect(canonicalJson({ b: 1, a: [2, { d: 3, c: 4 }] })).toBe('{"a":[2,{"c":4,"d":3}],"b":1}');
@@ -199,6 +270,8 @@ describe('the untrained-network baseline', () => {
     // Pretraining's probing does not apply to a model that is not trained.
     expect(twin[0].hyper.progressProbe).toBeUndefined();
     expect(twin[1].hyper.importFrom).toBeUndefined();
+    // No imageSize in the spec: none in the run (the padded size), not an undefined field.
+    expect(twin[0].hyper).not.toHaveProperty('imageSize');
     const dit = plan.runs.find((r) => r.key === 'twin-dit-s3');
     expect(dit).toMatchObject({ backbone: 'dit', method: 'edm', dit: { depth: 2, width: 16 }, hyper: { importFrom: { path: 'imports/dit.safetensors' } } });
     expect(dit?.hyper.importFrom).not.toHaveProperty('sha256');
