@@ -29,7 +29,7 @@ import { createPrismaClient, rebuildSummaries } from '@ddae/db';
 import { decoderBlockNames, protocolKey, QUEUES, resolveUNet, SPEC_LIMITS, sweepSpecSchema, type ProbeProtocol } from '@ddae/contracts';
 
 const ROOT = path.resolve(__dirname, '..');
-const USAGE = 'usage: npm run -s bench -- orchestration [--json] [--rows N (default 1000000)] [--requests N (default 30)] [--jobs N (default 20; 0: none)] [--only job] [--keep]';
+const USAGE = 'usage: npm run -s bench -- orchestration [--json] [--rows N (default 1000000)] [--requests N (default 100)] [--jobs N (default 20; 0: none)] [--only job] [--keep]';
 
 interface Options {
   json: boolean;
@@ -43,7 +43,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { json: false, rows: 1_000_000, requests: 30, keep: false, jobs: 20 };
+  const o: Options = { json: false, rows: 1_000_000, requests: 100, keep: false, jobs: 20 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const int = (): number => {

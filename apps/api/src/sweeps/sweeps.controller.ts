@@ -88,7 +88,7 @@ export class SweepsController {
   async list(@Query() query: unknown) {
     const q = parseOr400(listSweepsQuerySchema, query, 'query');
     const rows = await this.sweeps.list({ limit: q.limit, status: q.status, before: q.before ? new Date(q.before) : undefined });
-    return reply(sweepListSchema, { sweeps: rows.map(({ spec: _spec, ...s }) => s) });
+    return reply(sweepListSchema, { sweeps: rows });
   }
 
   @Get(':id')

@@ -224,8 +224,13 @@ export class SweepRepository {
   }
 
   /** Newest first, keyset-paginated by (createdAt, id). */
-  list(options: { limit: number; status?: string; before?: Date }): Promise<Sweep[]> {
+  /**
+   * A page of sweeps, newest first, without their specs (`GET /api/sweeps` does not show them, and
+   * a spec is the largest column of the row: reading 50 of them cost more than the page itself).
+   */
+  list(options: { limit: number; status?: string; before?: Date }): Promise<Omit<Sweep, 'spec'>[]> {
     return this.prisma.sweep.findMany({
+      omit: { spec: true },
       where: {
         ...(options.status ? { status: options.status as TaskStatus } : {}),
         ...(options.before ? { createdAt: { lt: options.before } } : {}),
