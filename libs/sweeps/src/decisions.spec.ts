@@ -31,6 +31,8 @@ describe('noise search edges', () => {
 describe('the planner\'s small decisions', () => {
   it('serialises with sorted keys and without undefined fields', () => {
     expect(canonicalJson({ d: 1, c: 2, b: 3, a: 4 })).toBe('{"a":4,"b":3,"c":2,"d":1}');
+    // Not only reversed keys: a comparator that always answers "before" reverses them too.
+    expect(canonicalJson({ b: 1, d: 2, a: 3, c: { z: 0, x: [{ q: 1, p: 2 }], y: 1 } })).toBe('{"a":3,"b":1,"c":{"x":[{"p":2,"q":1}],"y":1,"z":0},"d":2}');
     expect(canonicalJson({ a: 1, b: undefined })).toBe('{"a":1}');
   });
 
