@@ -16,13 +16,14 @@ const TARGETS = {
     jestConfig: 'libs/sweeps/jest.config.cjs',
     specs: ['src/*.spec.ts'],
     // The noise search, the orchestrator's pure decisions (which search, which fine-tuning follows),
-    // the planner (planSweep and its small pure functions) and the dry run's view of a plan.
-    // validate.ts is left out (docs/results.md).
+    // the planner (planSweep and its small pure functions), the dry run's view of a plan, and the
+    // spec's validation (the field path of each refusal, the plan's limits, YAML parse errors).
     mutate: [
       'libs/sweeps/src/noise-search.ts',
       'libs/sweeps/src/orchestrator.ts:31-51',
       'libs/sweeps/src/plan.ts',
       'libs/sweeps/src/plan-view.ts',
+      'libs/sweeps/src/validate.ts',
     ],
     // Error and log messages: the specs match them by pattern, and a reworded message is not a wrong decision.
     excludedMutations: ['StringLiteral'],

@@ -1,7 +1,7 @@
 import { sweepSpecSchema } from '@ddae/contracts';
 import { nextNoiseLevels } from './noise-search';
-import { noiseSearchOf } from './orchestrator';
-import { canonicalJson, defaultModelName, planSweep, resolveFinetune } from './plan';
+import { finetuneFollowUpOf, noiseSearchOf } from './orchestrator';
+import { canonicalJson, defaultModelName, planSweep, pretrainSettings, resolveFinetune, type RunHyper } from './plan';
 import { planView } from './plan-view';
 
 // Sharper checks of the sweep's pure decisions, each written against a mutant that survived
@@ -31,6 +31,8 @@ describe('noise search edges', () => {
 describe('the planner\'s small decisions', () => {
   it('serialises with sorted keys and without undefined fields', () => {
     expect(canonicalJson({ d: 1, c: 2, b: 3, a: 4 })).toBe('{"a":4,"b":3,"c":2,"d":1}');
+    // Not only reversed keys: a comparator that always answers "before" reverses them too.
+    expect(canonicalJson({ b: 1, d: 2, a: 3, c: { z: 0, x: [{ q: 1, p: 2 }], y: 1 } })).toBe('{"a":3,"b":1,"c":{"x":[{"p":2,"q":1}],"y":1,"z":0},"d":2}');
     expect(canonicalJson({ a: 1, b: undefined })).toBe('{"a":1}');
   });
 
@@ -116,5 +118,73 @@ describe('the planner\'s small decisions', () => {
     const some = resolveFinetune(parse({ testSize: 500, batchSize: 64, finetune: { labels: 200 } }));
     expect(some?.protocol).toMatchObject({ testSize: 500, batchSize: 64, trainSize: 1000 });
     expect(some?.labels).toEqual([200]);
+  });
+});
+
+describe("the orchestrator's fine-tuning follow-up and the pretraining task's settings", () => {
+  // A spec as stored with its sweep (the input, defaults not applied).
+  const stored = (probe: Record<string, unknown>) => ({ name: 'f', dataset: 'fashion-mnist', models: [{ method: 'ddpm', unet: 'tiny' }], pretrain: { steps: 50 }, probe: { timesteps: [5], trainSize: 1000, ...probe } });
+
+  it('follows a trained run\'s linear probes with fine-tuning of its best cell, at the spec\'s budget', () => {
+    const best = resolveFinetune(sweepSpecSchema.parse(stored({ finetune: {} })));
+    expect(best).not.toBeNull();
+    expect(finetuneFollowUpOf(stored({ finetune: {} }), false)).toStrictEqual({ protocol: best?.protocol, protocolKey: best?.protocolKey });
+    const budget = resolveFinetune(sweepSpecSchema.parse(stored({ finetune: { cells: 'best', labels: 200 } })));
+    expect(finetuneFollowUpOf(stored({ finetune: { cells: 'best', labels: 200 } }), false)).toStrictEqual({ protocol: budget?.protocol, protocolKey: budget?.protocolKey, labels: [200] });
+  });
+
+  it('follows nothing: an untrained control, no fine-tuning, listed cells (planned with the sweep), a spec that does not parse', () => {
+    expect(finetuneFollowUpOf(stored({ finetune: {} }), true)).toBeNull();
+    expect(finetuneFollowUpOf(stored({}), false)).toBeNull();
+    expect(finetuneFollowUpOf(stored({ finetune: { cells: [{ layer: 'out_2', noiseLevel: 5 }] } }), false)).toBeNull();
+    expect(finetuneFollowUpOf({ ...stored({ finetune: {} }), models: 'ddpm-tiny' }, false)).toBeNull();
+    expect(finetuneFollowUpOf(null, false)).toBeNull();
+  });
+
+  const hyper: RunHyper = {
+    steps: 500,
+    batchSize: 64,
+    learningRate: 2e-4,
+    warmupSteps: 100,
+    gradClip: 1,
+    emaDecayCap: 0.9999,
+    checkpointEvery: 250,
+    trainSize: 5000,
+    lossEvery: 10,
+    imageSize: 28,
+    progressProbe: { every: 100 } as RunHyper['progressProbe'],
+    importFrom: { path: 'imports/a.safetensors' },
+    fid: { samples: 64, steps: 4, seed: 0 },
+  };
+
+  it("builds the pretraining task's settings from a run's hyper-parameters, and nothing else of them", () => {
+    expect(pretrainSettings(hyper)).toStrictEqual({
+      trainSize: 5000,
+      imageSize: 28,
+      steps: 500,
+      batchSize: 64,
+      learningRate: 2e-4,
+      warmupSteps: 100,
+      gradClip: 1,
+      emaDecayCap: 0.9999,
+      checkpointEvery: 250,
+      lossEvery: 10,
+    });
+  });
+
+  it('leaves out the training set size (all images), the image size and the loss interval when the run has none', () => {
+    const { lossEvery: _l, imageSize: _i, ...rest } = hyper;
+    expect(pretrainSettings({ ...rest, trainSize: null })).toStrictEqual({
+      steps: 500,
+      batchSize: 64,
+      learningRate: 2e-4,
+      warmupSteps: 100,
+      gradClip: 1,
+      emaDecayCap: 0.9999,
+      checkpointEvery: 250,
+    });
+    // A planned run's hyper-parameters go through unchanged.
+    const run = planSweep(sweepSpecSchema.parse(stored({}))).runs[0];
+    expect(pretrainSettings(run.hyper)).toMatchObject({ steps: 50, batchSize: run.hyper.batchSize, checkpointEvery: run.hyper.checkpointEvery });
   });
 });
