@@ -120,18 +120,20 @@ async function readIdx(name: DatasetName, dir: string, gzName: string, expectedD
   return { ...parseIdx(raw, expectedDims, file), file };
 }
 
+/**
+ * Waits for all reads at once, but reports a failure in a fixed order (the first file in the list that
+ * failed): with Promise.all the error named whichever file failed first, which varied from run to run.
+ */
+async function allInOrder<T extends readonly unknown[]>(reads: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(reads);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}
+
 async function loadIdxSplit(name: DatasetName, split: DatasetSplit, dir: string): Promise<LabeledImages> {
   const shape = DATASET_SHAPES[name];
-  // Read both at once, but report a failure in a fixed order (images first): with Promise.all the
-  // error named whichever file failed first, which varied from run to run.
-  const [imagesRead, labelsRead] = await Promise.allSettled([
-    readIdx(name, dir, IDX_FILES[split].images, 3),
-    readIdx(name, dir, IDX_FILES[split].labels, 1),
-  ]);
-  if (imagesRead.status === 'rejected') throw imagesRead.reason;
-  if (labelsRead.status === 'rejected') throw labelsRead.reason;
-  const images = imagesRead.value;
-  const labels = labelsRead.value;
+  const [images, labels] = await allInOrder([readIdx(name, dir, IDX_FILES[split].images, 3), readIdx(name, dir, IDX_FILES[split].labels, 1)] as const);
   const [count, height, width] = images.dims;
   if (height !== shape.size || width !== shape.size) {
     throw new IdxFormatError(`${images.file}: images are ${height}x${width}, ${name} images are ${shape.size}x${shape.size}`);
@@ -170,7 +172,7 @@ export function decodeCifar10(bytes: Uint8Array, source = 'CIFAR-10 data'): { im
 }
 
 async function loadCifarSplit(split: DatasetSplit, dir: string): Promise<LabeledImages> {
-  const parts = await Promise.all(
+  const parts = await allInOrder(
     CIFAR10_FILES[split].map(async (f) => {
       const { file, bytes } = await readFirst('cifar10', dir, [path.join(dir, f), path.join(dir, 'cifar-10-batches-bin', f)]);
       return decodeCifar10(bytes, file);
