@@ -113,6 +113,17 @@ describe('parseSpecText', () => {
     expect(r).toStrictEqual({ ok: false, issues: [{ path: '', message: expect.stringMatching(/^not valid YAML or JSON \(line 2\): Flow sequence/) }] });
   });
 
+  it('refuses what the parser only warns about, with its line, and prints nothing', () => {
+    const warn = jest.spyOn(process, 'emitWarning');
+    // An unknown tag would turn 5 into the string "5"; a duplicate key would keep only the last value.
+    expect(parseSpecText('name: a\nsteps: !int 5\n')).toStrictEqual({ ok: false, issues: [{ path: '', message: 'not valid YAML or JSON (line 2): Unresolved tag: !int' }] });
+    expect(parseSpecText('name: a\nname: b\n')).toStrictEqual({ ok: false, issues: [{ path: '', message: 'not valid YAML or JSON (line 2): Map keys must be unique' }] });
+    // A key that is a collection cannot be a JSON object's key: it stays a (refused later) string key, silently.
+    expect(parseSpecText('? [1]\n: 2\n')).toStrictEqual({ ok: true, value: { '[ 1 ]': 2 } });
+    expect(warn).not.toHaveBeenCalled();
+    warn.mockRestore();
+  });
+
   it('refuses an alias bomb (no line to name) without throwing', () => {
     const bomb = ['a: &a [1,1,1,1,1,1,1,1,1,1]', ...['b', 'c', 'd'].map((k, i) => `${k}: &${k} [${Array(10).fill(`*${'abc'[i]}`).join(',')}]`), `e: [${Array(10).fill('*d').join(',')}]`].join('\n');
     expect(parseSpecText(bomb)).toStrictEqual({ ok: false, issues: [{ path: '', message: 'not valid YAML or JSON: Excessive alias count indicates a resource exhaustion attack' }] });

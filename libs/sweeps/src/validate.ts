@@ -1,4 +1,4 @@
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { parseDocument, YAMLError } from 'yaml';
 import { SPEC_LIMITS, sweepSpecSchema, type SweepSpec } from '@ddae/contracts';
 import { PlanError, planSweep, type SweepPlan } from './plan';
 
@@ -37,13 +37,24 @@ function flattenIssue(issue: ZodIssueLike, prefix: PropertyKey[]): SpecIssue[] {
   return [{ path: formatPath(path), message: expected.length ? expected.join(', or ') : issue.message }];
 }
 
-/** Parses a spec document written as YAML (a superset of JSON). */
+/**
+ * Parses a spec document written as YAML (a superset of JSON). The parser's warnings are refused like
+ * its errors, with their line: an unknown tag (`steps: !int 5`) would otherwise turn the value into a
+ * string behind the user's back, and the library would print the warning on the server's stderr.
+ */
 export function parseSpecText(text: string): { ok: true; value: unknown } | { ok: false; issues: SpecIssue[] } {
+  const refuse = (error: Error): { ok: false; issues: SpecIssue[] } => {
+    const where = error instanceof YAMLError && error.linePos ? ` (line ${error.linePos[0].line})` : '';
+    return { ok: false, issues: [{ path: '', message: `not valid YAML or JSON${where}: ${error.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}` }] };
+  };
   try {
-    return { ok: true, value: parseYaml(text) };
+    // logLevel 'error': nothing printed (warnings are refused below, from the document).
+    const doc = parseDocument(text, { logLevel: 'error', prettyErrors: true });
+    const problem = doc.errors[0] ?? doc.warnings[0];
+    if (problem) return refuse(problem);
+    return { ok: true, value: doc.toJS({ maxAliasCount: 100 }) };
   } catch (error) {
-    const where = error instanceof YAMLParseError && error.linePos ? ` (line ${error.linePos[0].line})` : '';
-    return { ok: false, issues: [{ path: '', message: `not valid YAML or JSON${where}: ${(error as Error).message.split('\n')[0]}` }] };
+    return refuse(error as Error);
   }
 }
 
