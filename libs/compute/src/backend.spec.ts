@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { Rng, conv2d } from '@ddae/diffusion';
-import { backendFromEnv, currentBackend, selectBackend } from './backend';
+import { backendFromEnv, currentBackend, nodeGpuVerdict, selectBackend } from './backend';
 
 /** Whether an optional package is installed here (what auto's first choices depend on). */
 function installed(pkg: string): boolean {
@@ -43,6 +43,16 @@ describe('backend selection', () => {
     expect(tf.getBackend()).toBe('native');
     expect((await selectBackend('cpu')).backend).toBe('native');
     expect((await currentBackend())?.backend).toBe('native');
+  });
+
+  // tfjs-node-gpu installs wherever libtensorflow downloads, and loads without CUDA 11.2 (its
+  // TensorFlow then logs the library it missed and runs on the CPU): it is taken only when its
+  // TensorFlow placed ops on a CUDA device. (Not installable here: this pins the decision.)
+  it('takes tfjs-node-gpu only when it computes on a CUDA GPU', () => {
+    expect(nodeGpuVerdict('auto', true)).toBe('use');
+    expect(nodeGpuVerdict('tensorflow-gpu', true)).toBe('use');
+    expect(nodeGpuVerdict('auto', false)).toBe('webgpu-then-cpu');
+    expect(nodeGpuVerdict('tensorflow-gpu', false)).toBe('refuse');
   });
 
   it('reads DDAE_BACKEND', () => {

@@ -99,6 +99,22 @@ async function tryWebGpu(prefer: BackendName | 'auto', gpu: GpuSelector, reasons
   }
 }
 
+/** Why tfjs-node-gpu, loaded, computes on the CPU: its TensorFlow (2.9.1) found no CUDA device. */
+export const TFJS_NODE_GPU_NO_CUDA =
+  '@tensorflow/tfjs-node-gpu loaded but its TensorFlow found no CUDA GPU (it needs CUDA 11.2 and cuDNN 8.1; its log says which library it could not load), so it would compute on the CPU';
+
+/**
+ * What to do once tfjs-node-gpu has loaded, from whether its TensorFlow placed ops on a CUDA device
+ * (`isUsingGpuDevice` of tfjs-node's backend): use it (`tensorflow-gpu`); refuse when it was asked
+ * for by name (a GPU backend computing on the CPU would be a lie in every result's provenance);
+ * under `auto`, look for a hardware GPU through webgpu and otherwise keep its TensorFlow as the CPU
+ * backend it is (`tensorflow`: tfjs-node cannot be loaded beside it, STACK.md).
+ */
+export function nodeGpuVerdict(prefer: BackendName | 'auto', usingGpu: boolean): 'use' | 'refuse' | 'webgpu-then-cpu' {
+  if (usingGpu) return 'use';
+  return prefer === 'tensorflow-gpu' ? 'refuse' : 'webgpu-then-cpu';
+}
+
 async function doSelect(prefer: BackendName | 'auto', options: BackendOptions): Promise<SelectedBackend> {
   tf.enableProdMode();
   const reasons: string[] = [];
@@ -110,6 +126,18 @@ async function doSelect(prefer: BackendName | 'auto', options: BackendOptions): 
     }
     if (prefer !== 'auto' && prefer !== c.name) continue;
     const r = await tryNative(c.pkg);
+    if (r === 'ok' && c.name === 'tensorflow-gpu') {
+      const usingGpu = (tf.backend() as tf.KernelBackend & { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
+      const verdict = nodeGpuVerdict(prefer, usingGpu);
+      if (verdict === 'refuse') throw new Error(`backend tensorflow-gpu requested but ${TFJS_NODE_GPU_NO_CUDA}: install CUDA 11.2 / cuDNN 8.1, or use DDAE_BACKEND=webgpu`);
+      if (verdict === 'webgpu-then-cpu') {
+        reasons.push(TFJS_NODE_GPU_NO_CUDA);
+        const w = await tryWebGpu(prefer, gpu, reasons);
+        if (w) return w;
+        if (!(await tf.setBackend('tensorflow'))) throw new Error(`${c.pkg} loaded but tf.setBackend('tensorflow') failed`);
+        return { backend: 'tensorflow', detail: `${c.pkg} on the CPU (tf backend "${tf.getBackend()}"); ${reasons.join(', ')}` };
+      }
+    }
     if (r === 'ok') return { backend: c.name, detail: `${c.pkg} (tf backend "${tf.getBackend()}")` };
     reasons.push(`${c.pkg} absent`);
     if (prefer !== 'auto') throw new Error(`backend ${prefer} requested but ${reasons.join(', ')}`);
