@@ -1,5 +1,6 @@
 export { createTestDatabase, type CreateTestDatabaseOptions, type TestDatabase } from './database';
 export { uniqueQueuePrefix, deleteQueueKeys, queuedJobIds } from './queue';
+export { useQueueParts, type ClosablePart, type QueueParts } from './queue-parts';
 export { waitFor } from './wait';
 export { startTsProcess, startWorkerProcess, ensureWorkerBuild, freePort, type ManagedProcess } from './process';
 export { startRedisServer, redisServerHasTls, type RedisServer, type RedisServerOptions } from './redis-server';
