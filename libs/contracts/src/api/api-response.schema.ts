@@ -259,16 +259,7 @@ export const labelCurvesSchema = z.object({
  * plain shape spread into each curve's object, not a schema of its own, so the OpenAPI document
  * inlines it as before.
  */
-const runCurveHead = {
-  runId: z.uuid(),
-  run: z.string(),
-  model: z.string(),
-  method: z.string(),
-  seed: z.number().int(),
-  status,
-  steps: z.number().int(),
-  stepsDone: z.number().int(),
-};
+const runCurveHead = { runId: z.uuid(), run: z.string(), model: z.string(), method: z.string(), seed: z.number().int(), status, steps: z.number().int(), stepsDone: z.number().int() };
 
 /** `GET /api/sweeps/:id/loss`: per trained run, the mean loss of each window of `lossEvery` steps. */
 export const lossCurvesSchema = z.object({
