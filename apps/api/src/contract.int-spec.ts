@@ -5,8 +5,8 @@ import { z } from 'zod';
 import { ApiClient, ApiContractError, ApiRequestError } from '@ddae/api-client';
 import { apiEnvSchema } from '@ddae/config';
 import { API_OPERATIONS, apiErrorSchema, buildOpenApiDocument, errorStatusesOf, type ApiOperation } from '@ddae/contracts';
-import { RunGenerationQualityRepository, TokenRepository } from '@ddae/db';
-import { createTestDatabase, deleteQueueKeys, seedFinishedSweep, uniqueQueuePrefix, type FinishedSweep, type TestDatabase } from '@ddae/testing';
+import { TokenRepository } from '@ddae/db';
+import { createTestDatabase, deleteQueueKeys, seedFinishedSweep, seedGenerationQuality, uniqueQueuePrefix, type FinishedSweep, type TestDatabase } from '@ddae/testing';
 import { createApiApp } from './bootstrap';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -70,14 +70,7 @@ describe('the wire contract (real Postgres and Redis)', () => {
     const server = app.getHttpServer();
     const id = sweep.sweepId;
     // FID and KID of every run (what a worker stores with pretrain.fid), so the leaderboard rows carry them.
-    const generation = new RunGenerationQualityRepository(db.prisma);
-    for (const [key, runId] of Object.entries(sweep.runs)) {
-      await generation.record(runId, {
-        step: key.includes('untrained') ? 0 : 400, extractor: 'ddae-fmnist-cnn-v1 penultimate, 128-d', extractorSha256: 'a'.repeat(64), fid: key.includes('untrained') ? 310.5 : 42.25,
-        kidMean: 0.031, kidStd: 0.002, kidSubsets: 20, kidSubsetSize: 500, samples: 2000, reference: 'fashion-mnist test', referenceCount: 10_000, sampler: 'ddim', samplerSteps: 50,
-        seed: 0, seconds: 12.5, backend: 'native', workerId: 'w-contract',
-      });
-    }
+    await seedGenerationQuality(db.prisma, sweep, { fid: 42.25, workerId: 'w-contract' });
     const reads: [string, string][] = [
       ['health', '/health'],
       ['listSweeps', '/api/sweeps'],

@@ -2,11 +2,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PNG } from 'pngjs';
-import { pretrainTaskSchema, workerSampleSpec, type PretrainTask, type TrainLossPoint } from '@ddae/contracts';
+import { workerSampleSpec, type PretrainTask, type TrainLossPoint } from '@ddae/contracts';
 import { encodeIdx } from '@ddae/datasets';
 import { selectBackend } from './backend';
 import { runComputeTask } from './index';
 import { sampleGridFile, withSampleGrid } from './sample-grid';
+import { tinyPretrainTask } from './tiny-task.fixture';
 
 jest.setTimeout(60_000);
 
@@ -23,26 +24,7 @@ function writeTinyFashion(dir: string): void {
 describe('the sample grid and the loss curve of a pretraining task', () => {
   let root: string;
   const task = (over: Partial<PretrainTask> = {}): PretrainTask =>
-    pretrainTaskSchema.parse({
-      kind: 'pretrain',
-      runId: 'run-s',
-      method: 'ddpm',
-      unet: { baseChannels: 8, channelMults: [1, 2], blocksPerLevel: 1, attentionResolutions: [], dropout: 0.1, groups: 4 },
-      dataset: { name: 'fashion-mnist', dir: path.join(root, 'data') },
-      trainSize: 16,
-      steps: 3,
-      batchSize: 4,
-      learningRate: 2e-4,
-      warmupSteps: 1,
-      gradClip: 1,
-      emaDecayCap: 0.9999,
-      checkpointEvery: 3,
-      seed: 0,
-      checkpointDir: path.join(root, 'run'),
-      lossEvery: 2,
-      samples: { n: 4, steps: 2, seed: 0 },
-      ...over,
-    });
+    tinyPretrainTask(root, { runId: 'run-s', steps: 3, checkpointEvery: 3, lossEvery: 2, samples: { n: 4, steps: 2, seed: 0 }, ...over });
 
   beforeAll(async () => {
     await selectBackend('wasm');

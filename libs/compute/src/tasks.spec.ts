@@ -2,9 +2,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { probeTaskSchema, pretrainTaskSchema, type PretrainTask, type ProbeTask } from '@ddae/contracts';
+import { probeTaskSchema, type PretrainTask, type ProbeTask } from '@ddae/contracts';
 import { encodeIdx } from '@ddae/datasets';
 import { selectBackend } from './backend';
+import { tinyPretrainTask } from './tiny-task.fixture';
 import { acquireInferenceModel, modelCacheKeys, plateaued, runComputeTask, runPretrainTask, runProbeTask, setModelCacheSize } from './index';
 
 jest.setTimeout(60_000);
@@ -36,23 +37,7 @@ describe('compute tasks on wasm', () => {
   afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
   it('pretrains, then probes every requested layer from the checkpoint', async () => {
-    const pre: PretrainTask = pretrainTaskSchema.parse({
-      kind: 'pretrain',
-      runId: 'run-1',
-      method: 'ddpm',
-      unet: { baseChannels: 8, channelMults: [1, 2], blocksPerLevel: 1, attentionResolutions: [], dropout: 0.1, groups: 4 },
-      dataset: { name: 'fashion-mnist', dir: path.join(root, 'data') },
-      trainSize: 16,
-      steps: 2,
-      batchSize: 4,
-      learningRate: 2e-4,
-      warmupSteps: 1,
-      gradClip: 1,
-      emaDecayCap: 0.9999,
-      checkpointEvery: 1,
-      seed: 0,
-      checkpointDir: path.join(root, 'ckpt'),
-    });
+    const pre: PretrainTask = tinyPretrainTask(root, { runId: 'run-1', checkpointEvery: 1, checkpointDir: path.join(root, 'ckpt') });
     const before = tf.memory().numTensors;
     const r = await runComputeTask(pre);
     expect(r.kind).toBe('pretrain');
@@ -222,7 +207,7 @@ describe('compute tasks on wasm', () => {
       // No probe can gain a whole point of accuracy: it plateaus as soon as patience allows.
       earlyStop: { patience: 1, minDelta: 1 },
     };
-    const task: PretrainTask = { ...pretrainTaskSchema.parse({ kind: 'pretrain', runId: 'run-pp', method: 'ddpm', unet: baseProbe.unet, dataset: baseProbe.dataset, trainSize: 16, steps: 5, batchSize: 4, learningRate: 2e-4, warmupSteps: 1, gradClip: 1, emaDecayCap: 0.9999, checkpointEvery: 5, seed: 0, checkpointDir: path.join(root, 'ckpt-pp') }), progressProbe };
+    const task: PretrainTask = { ...tinyPretrainTask(root, { runId: 'run-pp', unet: baseProbe.unet, dataset: baseProbe.dataset, steps: 5, checkpointEvery: 5, checkpointDir: path.join(root, 'ckpt-pp') }), progressProbe };
     const points: number[] = [];
     const r = await runPretrainTask(task, { progressProbe: (p) => points.push(p.step) });
     expect(points).toEqual([1, 2]);
@@ -251,7 +236,7 @@ describe('compute tasks on wasm', () => {
 
   it('after a kill between a segment\'s checkpoint and its probe, probes that checkpoint first: no point lost', async () => {
     const progressProbe = { every: 2, noiseLevels: [11], layers: ['out_1'], protocol: { ...baseProbe.protocol, epochs: 1, trainSize: 20, testSize: 10 } };
-    const base = pretrainTaskSchema.parse({ kind: 'pretrain', runId: 'run-kill', method: 'ddpm', unet: baseProbe.unet, dataset: baseProbe.dataset, trainSize: 16, steps: 4, batchSize: 4, learningRate: 2e-4, warmupSteps: 1, gradClip: 1, emaDecayCap: 0.9999, checkpointEvery: 4, seed: 0, checkpointDir: path.join(root, 'ckpt-kill') });
+    const base = tinyPretrainTask(root, { runId: 'run-kill', unet: baseProbe.unet, dataset: baseProbe.dataset, steps: 4, checkpointEvery: 4, checkpointDir: path.join(root, 'ckpt-kill') });
     // What a kill right after the step-2 checkpoint leaves: the checkpoint, no probe of it.
     await runPretrainTask({ ...base, steps: 2 });
     const points: { step: number; replayed?: boolean }[] = [];

@@ -1,36 +1,10 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { CheckpointInfo, PretrainTask } from '@ddae/contracts';
-import { Rng, StoppedError, extractFeatures, fixedNoise, latestCheckpoint, loadForInference, pretrain, readCheckpointData } from '@ddae/diffusion';
+import type { CheckpointInfo } from '@ddae/contracts';
+import { StoppedError, extractFeatures, fixedNoise, latestCheckpoint, loadForInference, pretrain, readCheckpointData } from '@ddae/diffusion';
+import { TINY_IMAGES as images, TINY_N as N, TINY_SHAPE as SHAPE, TINY_UNET_TASK, usePretrainTasks } from '@ddae/diffusion/training.fixture';
 import { selectBackend } from './backend';
-
-const SHAPE = { imageSize: 8, imageChannels: 1 };
-const N = 12;
-const images = new Rng(11).normal(N * 64).map((v) => Math.tanh(v));
-
-let root: string;
-let counter = 0;
-function task(over: Partial<PretrainTask> = {}): PretrainTask {
-  return {
-    kind: 'pretrain',
-    runId: 'r',
-    method: 'ddpm',
-    unet: { baseChannels: 8, channelMults: [1, 2], blocksPerLevel: 1, attentionResolutions: [4], dropout: 0.1, groups: 4 },
-    dataset: { name: 'fashion-mnist' },
-    steps: 4,
-    batchSize: 4,
-    learningRate: 1e-3,
-    warmupSteps: 2,
-    gradClip: 1,
-    emaDecayCap: 0.9999,
-    checkpointEvery: 2,
-    seed: 1,
-    checkpointDir: path.join(root, `run-${counter++}`),
-    ...over,
-  };
-}
 
 /**
  * The training contract on one backend: determinism, checkpoints, resume, inference round trip.
@@ -39,11 +13,10 @@ function task(over: Partial<PretrainTask> = {}): PretrainTask {
  */
 export function describeTraining(backend: 'wasm' | 'native'): void {
 describe(`pretrain on ${backend}`, () => {
+  const task = usePretrainTasks('ddae-train-', TINY_UNET_TASK);
   beforeAll(async () => {
     expect((await selectBackend(backend)).backend).toBe(backend);
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'ddae-train-'));
   });
-  afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
   it('trains deterministically, leaks no tensors, and checkpoints every N steps', async () => {
     const before = tf.memory().numTensors;

@@ -1,53 +1,25 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { DIT_PRESETS, type PretrainTask } from '@ddae/contracts';
 import { createBackbone, modelConfigOf } from './backbone';
 import { loadForInference, readCheckpointData } from './checkpoint';
 import { DiT, sinCosPosEmbed2d, type DiTModelConfig } from './dit';
 import { extractFeatures } from './features';
-import { Rng } from './rng';
 import { sampleUNet } from './sampling';
 import { createTrainer, pretrain } from './train';
+import { TINY_IMAGES as images, TINY_N as N, TINY_PRETRAIN_BASE, TINY_SHAPE as SHAPE, usePretrainTasks } from './training.fixture';
 
 const cfg: DiTModelConfig = { backbone: 'dit', depth: 2, width: 16, heads: 2, patch: 2, mlpRatio: 2, imageSize: 8, imageChannels: 1 };
-const SHAPE = { imageSize: 8, imageChannels: 1 };
-const N = 12;
-const images = new Rng(11).normal(N * 64).map((v) => Math.tanh(v));
-
-let root: string;
-let counter = 0;
-function task(over: Partial<PretrainTask> = {}): PretrainTask {
-  const { depth, width, heads, patch, mlpRatio } = cfg;
-  return {
-    kind: 'pretrain',
-    runId: 'r',
-    method: 'ddpm',
-    dit: { depth, width, heads, patch, mlpRatio },
-    dataset: { name: 'fashion-mnist' },
-    steps: 2,
-    batchSize: 4,
-    learningRate: 1e-3,
-    warmupSteps: 0,
-    gradClip: 1,
-    emaDecayCap: 0.9999,
-    checkpointEvery: 1,
-    seed: 1,
-    checkpointDir: path.join(root, `run-${counter++}`),
-    ...over,
-  };
-}
+/** The tiny DiT task (cfg): 2 steps, no warm-up, a checkpoint every step. */
+const DIT_TASK = { ...TINY_PRETRAIN_BASE, dit: { depth: cfg.depth, width: cfg.width, heads: cfg.heads, patch: cfg.patch, mlpRatio: cfg.mlpRatio }, steps: 2, warmupSteps: 0, checkpointEvery: 1 };
 
 jest.setTimeout(60_000);
 
 describe('DiT', () => {
+  const task = usePretrainTasks('ddae-dit-', DIT_TASK);
   beforeAll(async () => {
     tf.enableProdMode();
     await tf.setBackend('cpu');
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'ddae-dit-'));
   });
-  afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
   it('maps images to images and taps every block as a token grid', () => {
     const dit = new DiT(cfg, 0);

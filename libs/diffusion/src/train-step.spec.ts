@@ -1,6 +1,3 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { DIT_PRESETS, UNET_PRESETS, ditLayout, unetLayout, type PretrainTask } from '@ddae/contracts';
 import { createBackbone, modelConfigOf } from './backbone';
@@ -11,6 +8,7 @@ import { DDPM_T, EDM_P_MEAN, EDM_P_STD, ddpmNoise, edmPrecond } from './schedule
 import type { DiTModelConfig } from './dit';
 import type { UNetModelConfig } from './unet';
 import { BatchOrder, autoMicroBatch, emaDecay, pretrain, sumScalars } from './train';
+import { TINY_PRETRAIN_BASE, usePretrainTasks } from './training.fixture';
 
 // The training step against a reference built from the pieces it is made of (the schedules'
 // noise, the network's forward pass, Adam), on a network small enough for ~0.1 s a step on the
@@ -26,27 +24,8 @@ const COUNT = 6;
 const IMAGES = Float32Array.from({ length: COUNT * D }, (_, i) => IMAGE[i % D]);
 const BATCH = IMAGES.subarray(0, B * D);
 
-let root: string;
-let counter = 0;
-function task(over: Partial<PretrainTask> = {}): PretrainTask {
-  return {
-    kind: 'pretrain',
-    runId: 'r',
-    method: 'ddpm',
-    unet: UNET,
-    dataset: { name: 'fashion-mnist' },
-    steps: 2,
-    batchSize: B,
-    learningRate: 1e-2,
-    warmupSteps: 4,
-    gradClip: 1,
-    emaDecayCap: 0.9999,
-    checkpointEvery: 2,
-    seed: 3,
-    checkpointDir: path.join(root, `run-${counter++}`),
-    ...over,
-  };
-}
+/** The trainer's task: the tiny defaults with UNET, 2 steps of batch B, lr 1e-2 warmed up over 4 steps, seed 3. */
+const TASK = { ...TINY_PRETRAIN_BASE, unet: UNET, steps: 2, batchSize: B, learningRate: 1e-2, warmupSteps: 4, seed: 3 };
 
 interface Result {
   losses: number[];
@@ -158,12 +137,11 @@ function expectSame(got: Result, want: Result, tolerance = 1e-6): void {
 jest.setTimeout(120_000);
 
 describe('the training step (cpu backend, tiny network)', () => {
+  const task = usePretrainTasks('ddae-train-step-', TASK);
   beforeAll(async () => {
     tf.enableProdMode();
     await tf.setBackend('cpu');
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'ddae-train-step-'));
   });
-  afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
   it('takes DDPM steps as written out: noise, epsilon loss, clipping, warm-up, Adam, EMA', async () => {
     const t = task();

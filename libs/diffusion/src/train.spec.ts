@@ -1,50 +1,20 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { PretrainTask } from '@ddae/contracts';
-import { Rng } from './rng';
 import { NonFiniteLossError, autoMicroBatch, createTrainer, emaDecay, pretrain } from './train';
 import { readCheckpointData } from './checkpoint';
 import { UNET_PRESETS } from '@ddae/contracts';
-
-const SHAPE = { imageSize: 8, imageChannels: 1 };
-const N = 12;
-const images = new Rng(11).normal(N * 64).map((v) => Math.tanh(v));
-
-let root: string;
-let counter = 0;
-function task(over: Partial<PretrainTask> = {}): PretrainTask {
-  return {
-    kind: 'pretrain',
-    runId: 'r',
-    method: 'ddpm',
-    unet: { baseChannels: 8, channelMults: [1, 2], blocksPerLevel: 1, attentionResolutions: [4], dropout: 0.1, groups: 4 },
-    dataset: { name: 'fashion-mnist' },
-    steps: 4,
-    batchSize: 4,
-    learningRate: 1e-3,
-    warmupSteps: 2,
-    gradClip: 1,
-    emaDecayCap: 0.9999,
-    checkpointEvery: 2,
-    seed: 1,
-    checkpointDir: path.join(root, `run-${counter++}`),
-    ...over,
-  };
-}
+import { TINY_IMAGES as images, TINY_N as N, TINY_SHAPE as SHAPE, TINY_UNET_TASK, usePretrainTasks } from './training.fixture';
 
 // The pure-JS cpu backend is ~1 s per tiny step: the heavier training tests (determinism, resume,
 // torn checkpoints, features) run on wasm in libs/compute/src/training.spec.ts.
 jest.setTimeout(30_000);
 
 describe('pretrain (cpu backend)', () => {
+  const task = usePretrainTasks('ddae-train-', TINY_UNET_TASK);
   beforeAll(async () => {
     tf.enableProdMode();
     await tf.setBackend('cpu');
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'ddae-train-'));
   });
-  afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
   it('computes the EMA warm-up decay', () => {
     expect(emaDecay(0, 0.9999)).toBe(0);

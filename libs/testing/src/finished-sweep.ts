@@ -1,5 +1,5 @@
 import type { Prisma, PrismaClient } from '@ddae/db';
-import { BaselineRepository, ProbeRepository, ProgressProbeRepository, RunRepository, RunSampleRepository, SweepRepository, TrainLossRepository } from '@ddae/db';
+import { BaselineRepository, ProbeRepository, ProgressProbeRepository, RunGenerationQualityRepository, RunRepository, RunSampleRepository, SweepRepository, TrainLossRepository } from '@ddae/db';
 import { createHash } from 'node:crypto';
 import { decoderBlockNames, protocolAtBudget, protocolKey, resolveUNet, sweepSpecSchema, type ProbeProtocol } from '@ddae/contracts';
 import { imageGridPng } from '@ddae/render';
@@ -146,4 +146,20 @@ export async function seedFinishedSweep(prisma: PrismaClient, options: FinishedS
   }
   await sweeps.refreshStatus(sweepId);
   return { sweepId, runs, accuracy };
+}
+
+/**
+ * FID and KID of every run of a seeded sweep, as a worker stores them with pretrain.fid: a trained
+ * run's at step 400 with FID `fid`, the untrained control's at step 0 with FID 310.5; the rest
+ * (KID 0.031 ± 0.002, 2,000 DDIM samples against the 10,000 test images) the same for all.
+ */
+export async function seedGenerationQuality(prisma: PrismaClient, sweep: FinishedSweep, options: { fid: number; workerId: string }): Promise<void> {
+  const generation = new RunGenerationQualityRepository(prisma);
+  for (const [key, runId] of Object.entries(sweep.runs)) {
+    await generation.record(runId, {
+      step: key.includes('untrained') ? 0 : 400, extractor: 'ddae-fmnist-cnn-v1 penultimate, 128-d', extractorSha256: 'a'.repeat(64), fid: key.includes('untrained') ? 310.5 : options.fid,
+      kidMean: 0.031, kidStd: 0.002, kidSubsets: 20, kidSubsetSize: 500, samples: 2000, reference: 'fashion-mnist test', referenceCount: 10_000, sampler: 'ddim', samplerSteps: 50,
+      seed: 0, seconds: 12.5, backend: 'native', workerId: options.workerId,
+    });
+  }
 }

@@ -1,9 +1,9 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { freePort } from './process';
+import { acceptsConnections, serverProcess } from './server-process';
 
 export interface PostgresServerOptions {
   /** Port to listen on (127.0.0.1). Default: a free one. It stays the same across restarts. */
@@ -86,55 +86,29 @@ export async function startPostgresServer(options: PostgresServerOptions = {}): 
   // Its own port on 127.0.0.1 only, its socket in its own folder, no fsync (a test cluster).
   const args = ['-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-k', dir, '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'max_connections=100'];
 
-  let child: ChildProcess | undefined;
-  let output = '';
-  const alive = () => Boolean(child && child.exitCode === null && child.signalCode === null);
-
-  const start = async () => {
-    if (alive()) return;
-    output = '';
-    const proc = spawn(path.join(bin, 'postgres'), args, { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: dir, ...(as ?? {}) });
-    child = proc;
-    proc.stdout?.on('data', (c: Buffer) => (output += c.toString()));
-    proc.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+  const server = serverProcess<'SIGINT' | 'SIGTERM' | 'SIGQUIT' | 'SIGKILL'>({
+    name: `postgres on port ${port}`,
+    spawn: () => spawn(path.join(bin, 'postgres'), args, { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: dir, ...(as ?? {}) }),
     // Ready when it accepts connections and says so (the port opens before recovery ends).
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`postgres on port ${port} exited (${proc.exitCode ?? proc.signalCode}): ${output.slice(-1500)}`);
-      if (/ready to accept connections/.test(output) && (await accepts(port))) return;
-      if (Date.now() > deadline) throw new Error(`postgres on port ${port} did not accept connections within 30 s: ${output.slice(-1500)}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  };
+    ready: async (output) => /ready to accept connections/.test(output) && (await acceptsConnections(port)),
+    readyWithinMs: 30_000,
+    tail: 1500,
+    defaultSignal: 'SIGINT',
+    afterStop: async (signal) => {
+      if (signal === 'SIGKILL') await orphansGone(dir);
+    },
+  });
 
-  const stop = async (signal: 'SIGINT' | 'SIGTERM' | 'SIGQUIT' | 'SIGKILL' = 'SIGINT') => {
-    const proc = child;
-    if (!proc || !alive()) return;
-    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    proc.kill(signal);
-    await exited;
-    if (signal === 'SIGKILL') await orphansGone(dir);
-  };
-
-  await start();
-  return {
+  await server.start();
+  return Object.assign(server, {
     port,
     url: `postgresql://postgres@127.0.0.1:${port}/postgres`,
     dir,
-    get running() {
-      return alive();
-    },
-    stop,
-    start,
-    async restart(signal) {
-      await stop(signal);
-      await start();
-    },
     async dispose() {
-      await stop('SIGINT');
+      await server.stop('SIGINT');
       rmSync(dir, { recursive: true, force: true });
     },
-  };
+  });
 }
 
 /**
@@ -163,16 +137,4 @@ async function orphansGone(dir: string): Promise<void> {
     if (ours.length === 0) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-}
-
-/** Whether something accepts TCP connections on 127.0.0.1:port. */
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }

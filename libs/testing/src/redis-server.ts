@@ -1,9 +1,9 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort } from './process';
+import { acceptsConnections, serverProcess } from './server-process';
 
 export interface RedisServerOptions {
   /** Port to listen on. Default: a free one. It stays the same across restarts. */
@@ -73,64 +73,24 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const auth = options.password ? `:${encodeURIComponent(options.password)}@` : '';
   const url = `${options.tls ? 'rediss' : 'redis'}://${auth}127.0.0.1:${port}`;
 
-  let child: ChildProcess | undefined;
-  let output = '';
-  const alive = () => Boolean(child && child.exitCode === null && child.signalCode === null);
-
-  const start = async () => {
-    if (alive()) return;
-    output = '';
-    const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    child = proc;
-    proc.stdout?.on('data', (c: Buffer) => (output += c.toString()));
-    proc.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+  const server = serverProcess<'SIGTERM' | 'SIGKILL'>({
+    name: `redis-server on port ${port}`,
+    spawn: () => spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] }),
     // Ready when the port accepts connections (the log is quiet at loglevel warning).
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      if (proc.exitCode !== null) throw new Error(`redis-server on port ${port} exited with code ${proc.exitCode}: ${output.slice(-1000)}`);
-      if (await accepts(port)) return;
-      if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not accept connections within 10 s: ${output.slice(-1000)}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  };
+    ready: () => acceptsConnections(port),
+    readyWithinMs: 10_000,
+    tail: 1000,
+    defaultSignal: 'SIGTERM',
+  });
 
-  const stop = async (signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM') => {
-    const proc = child;
-    if (!proc || !alive()) return;
-    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    proc.kill(signal);
-    await exited;
-  };
-
-  await start();
-  return {
+  await server.start();
+  return Object.assign(server, {
     port,
     url,
     caFile,
-    get running() {
-      return alive();
-    },
-    stop,
-    start,
-    async restart(signal) {
-      await stop(signal);
-      await start();
-    },
     async dispose() {
-      await stop('SIGKILL');
+      await server.stop('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     },
-  };
-}
-
-/** Whether something accepts TCP connections on 127.0.0.1:port. */
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
   });
 }

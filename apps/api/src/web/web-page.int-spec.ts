@@ -3,8 +3,7 @@ import path from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { PNG } from 'pngjs';
 import { apiEnvSchema } from '@ddae/config';
-import { RunGenerationQualityRepository } from '@ddae/db';
-import { Chromium, createTestDatabase, deleteQueueKeys, seedFinishedSweep, uniqueQueuePrefix, type BrowserPage, type FinishedSweep, type TestDatabase } from '@ddae/testing';
+import { Chromium, createTestDatabase, deleteQueueKeys, seedFinishedSweep, seedGenerationQuality, uniqueQueuePrefix, type BrowserPage, type FinishedSweep, type TestDatabase } from '@ddae/testing';
 import { createApiApp } from '../bootstrap';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -40,14 +39,7 @@ describe('the web page in headless Chromium (real API, real Postgres)', () => {
     wins = await seedFinishedSweep(db.prisma, { name: 'trained-wins', finetuned: 0.9 });
     loses = await seedFinishedSweep(db.prisma, { name: 'control-wins', untrainedWins: true });
     // FID and KID of the first sweep's runs (what a worker stores with pretrain.fid); the other has none.
-    const generation = new RunGenerationQualityRepository(db.prisma);
-    for (const [key, runId] of Object.entries(wins.runs)) {
-      await generation.record(runId, {
-        step: key.includes('untrained') ? 0 : 400, extractor: 'ddae-fmnist-cnn-v1 penultimate, 128-d', extractorSha256: 'a'.repeat(64), fid: key.includes('untrained') ? 310.5 : 42.5,
-        kidMean: 0.031, kidStd: 0.002, kidSubsets: 20, kidSubsetSize: 500, samples: 2000, reference: 'fashion-mnist test', referenceCount: 10_000, sampler: 'ddim', samplerSteps: 50,
-        seed: 0, seconds: 12.5, backend: 'native', workerId: 'w-page',
-      });
-    }
+    await seedGenerationQuality(db.prisma, wins, { fid: 42.5, workerId: 'w-page' });
     prefix = uniqueQueuePrefix('web-page');
     const env = apiEnvSchema.parse({ DATABASE_URL: db.url, REDIS_URL, QUEUE_PREFIX: prefix, RECONCILE_MS: '0', LOG_LEVEL: 'error', API_AUTH: 'off' });
     app = await createApiApp(env);

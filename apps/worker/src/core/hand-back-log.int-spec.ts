@@ -1,23 +1,16 @@
 import { Queue, Worker } from 'bullmq';
 import { redisConnection } from '@ddae/queue';
-import { deleteQueueKeys, uniqueQueuePrefix } from '@ddae/testing';
+import { useQueueParts } from '@ddae/testing';
 import { handBacks, recordHandBack } from './hand-back-log';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-
 describe('the hand-back count of a job (a real Redis)', () => {
-  const prefix = uniqueQueuePrefix('hand-back');
-  let queue: Queue;
-  let worker: Worker;
-  afterAll(async () => {
-    await worker?.close();
-    await queue?.close();
-    await deleteQueueKeys(REDIS_URL, prefix);
-  });
+  const redis = useQueueParts('hand-back', (url, prefix) => ({
+    queue: new Queue('compute', { connection: redisConnection(url, 'producer'), prefix }),
+    worker: new Worker('compute', null, { connection: redisConnection(url, 'worker'), prefix, autorun: false }),
+  }));
 
   it('survives each hand-back (moveToDelayed, no attempt spent) and counts only its own lines', async () => {
-    queue = new Queue('compute', { connection: redisConnection(REDIS_URL, 'producer'), prefix });
-    worker = new Worker('compute', null, { connection: redisConnection(REDIS_URL, 'worker'), prefix, autorun: false });
+    const { queue, worker } = redis.parts;
     await queue.add('pretrain', { v: 1 }, { jobId: 'pretrain-x', attempts: 4 });
     expect(await handBacks(queue, 'pretrain-x')).toEqual({ idle: 0, busy: 0 });
     for (let n = 1; n <= 3; n++) {

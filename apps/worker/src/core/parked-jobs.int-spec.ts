@@ -1,23 +1,16 @@
 import { Queue, Worker } from 'bullmq';
 import { redisConnection } from '@ddae/queue';
-import { deleteQueueKeys, uniqueQueuePrefix } from '@ddae/testing';
+import { useQueueParts } from '@ddae/testing';
 import { ParkedJobs } from './parked-jobs';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-
 describe('jobs parked for a worker that has their data set (a real Redis)', () => {
-  const prefix = uniqueQueuePrefix('parked');
-  let queue: Queue;
-  let worker: Worker;
-  afterAll(async () => {
-    await worker?.close();
-    await queue?.close();
-    await deleteQueueKeys(REDIS_URL, prefix);
-  });
+  const redis = useQueueParts('parked', (url, prefix) => ({
+    queue: new Queue('compute', { connection: redisConnection(url, 'producer'), prefix }),
+    worker: new Worker('compute', null, { connection: redisConnection(url, 'worker'), prefix, autorun: false }),
+  }));
 
   it('wakes the job parked longest for its data sets, one at a time, no attempt spent, and forgets it; leaves the rest', async () => {
-    queue = new Queue('compute', { connection: redisConnection(REDIS_URL, 'producer'), prefix });
-    worker = new Worker('compute', null, { connection: redisConnection(REDIS_URL, 'worker'), prefix, autorun: false });
+    const { queue, worker } = redis.parts;
     const parked = new ParkedJobs(queue);
     for (const id of ['pretrain-f1', 'pretrain-m', 'pretrain-f2']) await queue.add('pretrain', { v: 1 }, { jobId: id, attempts: 4 });
     // Each handed back by a worker that lacks its data set: delayed for an hour, parked, in this order.

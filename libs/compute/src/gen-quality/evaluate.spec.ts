@@ -1,10 +1,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pretrainTaskSchema, type PretrainTask } from '@ddae/contracts';
+import type { PretrainTask } from '@ddae/contracts';
 import { encodeIdx, loadDataset, toModelInput } from '@ddae/datasets';
 import { selectBackend } from '../backend';
 import { runComputeTask } from '../index';
+import { tinyPretrainTask } from '../tiny-task.fixture';
 import { evaluateGenerationQuality, imageQuality } from './evaluate';
 
 jest.setTimeout(120_000);
@@ -21,26 +22,7 @@ function writeTinyFashion(dir: string): void {
 
 describe('generation quality (FID, KID) of a checkpoint', () => {
   let root: string;
-  const task = (over: Partial<PretrainTask> = {}): PretrainTask =>
-    pretrainTaskSchema.parse({
-      kind: 'pretrain',
-      runId: 'run-g',
-      method: 'ddpm',
-      unet: { baseChannels: 8, channelMults: [1, 2], blocksPerLevel: 1, attentionResolutions: [], dropout: 0.1, groups: 4 },
-      dataset: { name: 'fashion-mnist', dir: path.join(root, 'data') },
-      trainSize: 16,
-      steps: 2,
-      batchSize: 4,
-      learningRate: 2e-4,
-      warmupSteps: 1,
-      gradClip: 1,
-      emaDecayCap: 0.9999,
-      checkpointEvery: 2,
-      seed: 0,
-      checkpointDir: path.join(root, 'run'),
-      fid: { samples: 8, steps: 2 },
-      ...over,
-    });
+  const task = (over: Partial<PretrainTask> = {}): PretrainTask => tinyPretrainTask(root, { runId: 'run-g', fid: { samples: 8, steps: 2 }, ...over });
 
   beforeAll(async () => {
     await selectBackend('wasm');

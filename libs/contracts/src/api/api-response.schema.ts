@@ -254,20 +254,20 @@ export const labelCurvesSchema = z.object({
   pixels: z.array(z.object({ labels: labelBudgetSchema, accuracy: z.number() })),
 });
 
+/**
+ * The fields that head each run's curve (loss, progress): which run, and how far it trained. A
+ * plain shape spread into each curve's object, not a schema of its own, so the OpenAPI document
+ * inlines it as before.
+ */
+const runCurveHead = { runId: z.uuid(), run: z.string(), model: z.string(), method: z.string(), seed: z.number().int(), status, steps: z.number().int(), stepsDone: z.number().int() };
+
 /** `GET /api/sweeps/:id/loss`: per trained run, the mean loss of each window of `lossEvery` steps. */
 export const lossCurvesSchema = z.object({
   sweepId: z.uuid(),
   lossEvery: z.number().int(),
   runs: z.array(
     z.object({
-      runId: z.uuid(),
-      run: z.string(),
-      model: z.string(),
-      method: z.string(),
-      seed: z.number().int(),
-      status,
-      steps: z.number().int(),
-      stepsDone: z.number().int(),
+      ...runCurveHead,
       points: z.array(z.object({ step: z.number().int(), loss: z.number() })),
     }),
   ),
@@ -346,14 +346,7 @@ export const progressSchema = z.object({
   sweepId: z.uuid(),
   runs: z.array(
     z.object({
-      runId: z.uuid(),
-      run: z.string(),
-      model: z.string(),
-      method: z.string(),
-      seed: z.number().int(),
-      status,
-      steps: z.number().int(),
-      stepsDone: z.number().int(),
+      ...runCurveHead,
       every: z.number().int().nullable(),
       stoppedEarlyAt: z.number().int().nullable(),
       points: z.array(

@@ -1,5 +1,6 @@
 import type { Prisma, PrismaClient } from '../generated/client';
 import { appendEvent } from './event.repository';
+import { runCurveHead, type RunCurveHead } from './run-curve';
 
 /** One probed checkpoint during pretraining, as the compute task reports it. */
 export interface ProgressPointRecord {
@@ -17,15 +18,7 @@ export interface ProgressProbeContext {
 }
 
 /** Accuracy against step of one run: each probed step's cells and their best. */
-export interface RunProgress {
-  runId: string;
-  run: string;
-  model: string;
-  method: string;
-  seed: number;
-  status: string;
-  steps: number;
-  stepsDone: number;
+export interface RunProgress extends RunCurveHead {
   /** Probe every N steps (null: the run does not probe during pretraining). */
   every: number | null;
   /** The step at which a plateau stopped the run; null: not stopped early. */
@@ -81,14 +74,7 @@ export class ProgressProbeRepository {
       }
       const every = (r.hyper as { progressProbe?: { every?: number } } | null)?.progressProbe?.every ?? null;
       return {
-        runId: r.id,
-        run: r.key,
-        model: r.modelName,
-        method: r.method,
-        seed: r.seed,
-        status: r.status,
-        steps: r.steps,
-        stepsDone: r.stepsDone,
+        ...runCurveHead(r),
         every,
         stoppedEarlyAt: r.stoppedEarlyAt,
         points: [...points.values()],

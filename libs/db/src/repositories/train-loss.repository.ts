@@ -1,4 +1,5 @@
 import { Prisma, type PrismaClient } from '../generated/client';
+import { runCurveHead, type RunCurveHead } from './run-curve';
 
 /** One point of a run's training-loss curve: the mean loss over the window of steps ending at `step`. */
 export interface TrainLossRecord {
@@ -7,15 +8,7 @@ export interface TrainLossRecord {
 }
 
 /** The training-loss curve of one run. */
-export interface RunLossCurve {
-  runId: string;
-  run: string;
-  model: string;
-  method: string;
-  seed: number;
-  status: string;
-  steps: number;
-  stepsDone: number;
+export interface RunLossCurve extends RunCurveHead {
   points: TrainLossRecord[];
 }
 
@@ -51,16 +44,6 @@ export class TrainLossRepository {
       points.push({ step: row.step, loss: row.loss });
       byRun.set(row.runId, points);
     }
-    return runs.map((r) => ({
-      runId: r.id,
-      run: r.key,
-      model: r.modelName,
-      method: r.method,
-      seed: r.seed,
-      status: r.status,
-      steps: r.steps,
-      stepsDone: r.stepsDone,
-      points: byRun.get(r.id) ?? [],
-    }));
+    return runs.map((r) => ({ ...runCurveHead(r), points: byRun.get(r.id) ?? [] }));
   }
 }
