@@ -48,10 +48,10 @@ describe('the committed FID classifier (ddae-fmnist-cnn-v1)', () => {
     const before = tf.memory().numTensors;
     // 300 test images: the forward pass here is the one the training script used.
     const indices = Array.from({ length: 300 }, (_, i) => i * 33);
-    expect(classifierAccuracy(params, test, indices, 100)).toBeGreaterThan(0.8);
+    expect(await classifierAccuracy(params, test, indices, 100)).toBeGreaterThan(0.8);
     const idx = indices.slice(0, 5);
-    const f28 = classifierFeatures(params, toModelInput(test, idx, 28), 5, 28);
-    const f32 = classifierFeatures(params, toModelInput(test, idx, 32), 5, 32, { batch: 2 });
+    const f28 = await classifierFeatures(params, toModelInput(test, idx, 28), 5, 28);
+    const f32 = await classifierFeatures(params, toModelInput(test, idx, 32), 5, 32, { batch: 2 });
     expect(f28.length).toBe(5 * 128);
     expect(Math.max(...Array.from(f28, (v, i) => Math.abs(v - f32[i])))).toBeLessThan(1e-5);
     expect(f28.some((v) => v > 0)).toBe(true);

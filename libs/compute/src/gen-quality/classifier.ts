@@ -110,9 +110,10 @@ export function disposeParams(params: ClassifierParams): void {
 
 /**
  * Classifier features of `n` images, NHWC float32 in [-1, 1] of size `size` x `size` x 1 (a model's
- * samples or `toModelInput`), centre-cropped to 28x28 and clipped to [-1, 1]: `n x 128`.
+ * samples or `toModelInput`), centre-cropped to 28x28 and clipped to [-1, 1]: `n x 128`. Read
+ * asynchronously: on webgpu (Dawn in Node) a synchronous read of a GPU tensor throws.
  */
-export function classifierFeatures(params: ClassifierParams, images: Float32Array, n: number, size: number, opts: { batch?: number } = {}): Float32Array {
+export async function classifierFeatures(params: ClassifierParams, images: Float32Array, n: number, size: number, opts: { batch?: number } = {}): Promise<Float32Array> {
   if (images.length !== n * size * size) throw new RangeError(`classifierFeatures: ${images.length} values for ${n} images of ${size}x${size}x1 (the classifier reads one channel)`);
   if (size < FID_IMAGE_SIZE) throw new RangeError(`classifierFeatures: images of ${size}x${size} are smaller than the classifier's ${FID_IMAGE_SIZE}x${FID_IMAGE_SIZE}`);
   const off = Math.floor((size - FID_IMAGE_SIZE) / 2);
@@ -125,20 +126,27 @@ export function classifierFeatures(params: ClassifierParams, images: Float32Arra
       if (off > 0 || size !== FID_IMAGE_SIZE) x = tf.slice(x, [0, off, off, 0], [m, FID_IMAGE_SIZE, FID_IMAGE_SIZE, 1]);
       return classifierForward(params, tf.clipByValue(x, -1, 1)).features;
     });
-    out.set(feats.dataSync() as Float32Array, start * FID_FEATURE_DIM);
-    feats.dispose();
+    try {
+      out.set((await feats.data()) as Float32Array, start * FID_FEATURE_DIM);
+    } finally {
+      feats.dispose();
+    }
   }
   return out;
 }
 
-/** Top-1 accuracy of the classifier on labelled images. */
-export function classifierAccuracy(params: ClassifierParams, data: LabeledImages, indices: ArrayLike<number>, batch = 500): number {
+/** Top-1 accuracy of the classifier on labelled images (read asynchronously, as {@link classifierFeatures}). */
+export async function classifierAccuracy(params: ClassifierParams, data: LabeledImages, indices: ArrayLike<number>, batch = 500): Promise<number> {
   let correct = 0;
   for (let start = 0; start < indices.length; start += batch) {
     const idx = Array.from({ length: Math.min(batch, indices.length - start) }, (_, i) => indices[start + i]);
     const pred = tf.tidy(() => tf.argMax(classifierForward(params, tf.tensor4d(toModelInput(data, idx, FID_IMAGE_SIZE), [idx.length, FID_IMAGE_SIZE, FID_IMAGE_SIZE, 1])).logits, 1));
-    const p = pred.dataSync();
-    pred.dispose();
+    let p: Int32Array;
+    try {
+      p = (await pred.data()) as Int32Array;
+    } finally {
+      pred.dispose();
+    }
     for (let i = 0; i < idx.length; i++) if (p[i] === data.labels[idx[i]]) correct++;
   }
   return correct / indices.length;
@@ -198,10 +206,11 @@ export async function trainFidClassifier(o: TrainClassifierOptions): Promise<{ b
     }
     log(`epoch ${epoch + 1}/${o.epochs}: mean loss ${(lossSum / batches).toFixed(4)}`);
   }
-  const testAccuracy = classifierAccuracy(params, test, Array.from({ length: test.count }, (_, i) => i));
+  const testAccuracy = await classifierAccuracy(params, test, Array.from({ length: test.count }, (_, i) => i));
   log(`test accuracy ${(testAccuracy * 100).toFixed(2)} % on ${test.count} images`);
   const tensors = new Map<string, TensorToWrite>();
-  for (const [name, shape] of FID_CLASSIFIER_SHAPES) tensors.set(name, { shape, data: (vars.get(name) as tf.Variable).dataSync() as Float32Array });
+  // Read asynchronously: the script selects the backend with `auto`, which may be webgpu.
+  for (const [name, shape] of FID_CLASSIFIER_SHAPES) tensors.set(name, { shape, data: (await (vars.get(name) as tf.Variable).data()) as Float32Array });
   const bytes = writeSafetensors(tensors, {
     id: FID_CLASSIFIER_ID,
     architecture: 'conv3x3(16)-relu-maxpool2, conv3x3(32)-relu-maxpool2, conv3x3(64)-relu-maxpool2, dense(128)-relu [features], dense(10); input 28x28x1 in [-1, 1]',

@@ -31,7 +31,7 @@ function reference(params: ClassifierParams, sha256: string, dir: string | undef
     ref = (async () => {
       const test = await loadDataset(GENERATION_QUALITY_DATASET, 'test', dir === undefined ? {} : { dir });
       const indices = Array.from({ length: test.count }, (_, i) => i);
-      const features = classifierFeatures(params, toModelInput(test, indices, FID_IMAGE_SIZE), test.count, FID_IMAGE_SIZE);
+      const features = await classifierFeatures(params, toModelInput(test, indices, FID_IMAGE_SIZE), test.count, FID_IMAGE_SIZE);
       return { stats: meanAndCovariance(features, test.count, FID_FEATURE_DIM), features, count: test.count };
     })();
     references.set(key, ref);
@@ -86,7 +86,7 @@ export async function imageQuality(
 ): Promise<Pick<GenerationQuality, 'extractor' | 'extractorSha256' | 'reference' | 'referenceCount' | 'fid' | 'kid'>> {
   const { params, sha256 } = loadFidClassifier(FID_CLASSIFIER_FILE, FID_CLASSIFIER_SHA256);
   try {
-    const features = classifierFeatures(params, images, n, size);
+    const features = await classifierFeatures(params, images, n, size);
     const ref = await reference(params, sha256, o.datasetDir);
     const fid = frechetDistance(meanAndCovariance(features, n, FID_FEATURE_DIM), ref.stats);
     const kid = kernelInceptionDistance(features, n, ref.features, ref.count, FID_FEATURE_DIM, { subsets: o.kidSubsets ?? 20, subsetSize: o.kidSubsetSize ?? 500, seed: o.seed });
