@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Method, PretrainTask, TrainLossPoint } from '@ddae/contracts';
 import { loadDataset, seededOrder, toModelInput, type LabeledImages } from '@ddae/datasets';
-import { ADAM, adamStep, fusedClipScale, fusedConvAdd, fusedGroupNorm, hasFusedAdamEmaScaled, hasFusedClipScale, hasFusedConvAdd, hasFusedGroupNorm, type AdamSlot } from '@ddae/diffusion';
+import { ADAM, FUSED_KERNELS, adamStep, fusedClipScale, fusedConvAdd, fusedGroupNorm, hasFusedAdamEmaScaled, hasFusedClipScale, hasFusedConvAdd, hasFusedGroupNorm, type AdamSlot } from '@ddae/diffusion';
 import { DeviceLimitError, NonFiniteLossError, StoppedError, createTrainer, extractFeatures, loadForInference, pretrain, readCheckpointData, sampleUNet, sumScalars } from '@ddae/diffusion';
 import { NATIVE_BACKEND, registerNativeBackend } from '@ddae/native-kernels';
 import { trainLinearProbes } from '@ddae/probe';
@@ -366,6 +366,14 @@ describe('webgpu backend (Dawn on lavapipe)', () => {
           const { result: y, dispatches } = countDispatches(() => (fused ? fusedGroupNorm(x, gamma, beta, { groups, eps: 1e-5, silu: act }) : composite(x, gamma, beta, groups, act)));
           // Ours: statistics and normalisation in one dispatch.
           if (fused) expect(dispatches).toBe(1);
+          if (fused) {
+            // The gradient: every sum (per image and group, dgamma and dbeta per channel) in one dispatch, then dx.
+            const attrs = { groups, eps: 1e-5, silu: act } as unknown as tf.NamedAttrMap;
+            const [yk, mean, rstd] = tf.engine().runKernel(FUSED_KERNELS.groupNorm, { x, gamma, beta }, attrs) as tf.Tensor[];
+            const back = countDispatches(() => tf.engine().runKernel(FUSED_KERNELS.groupNormGrad, { dy, x, gamma, beta, mean, rstd }, attrs) as tf.Tensor[]);
+            expect(back.dispatches).toBe(2);
+            tf.dispose([yk, mean, rstd, ...back.result]);
+          }
           const grads = tf.grads(f)([x, gamma, beta]);
           const out = await Promise.all([y, ...grads].map((t) => t.data()));
           tf.dispose([x, dy, gamma, beta, y, ...grads]);
