@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Method, PretrainTask, TrainLossPoint } from '@ddae/contracts';
 import { loadDataset, seededOrder, toModelInput, type LabeledImages } from '@ddae/datasets';
-import { ADAM, FUSED_KERNELS, adamStep, fusedClipScale, fusedConvAdd, fusedGroupNorm, hasFusedAdamEmaScaled, hasFusedClipScale, hasFusedConvAdd, hasFusedGroupNorm, type AdamSlot } from '@ddae/diffusion';
+import { ADAM, FUSED_KERNELS, adamStep, fusedClipScale, fusedConvAdd, fusedGroupNorm, hasFusedAdamEmaScaled, hasFusedClipScale, hasFusedConvAdd, hasFusedGroupNorm, hasFusedMatMulBias, matMulBias, type AdamSlot } from '@ddae/diffusion';
 import { DeviceLimitError, NonFiniteLossError, StoppedError, createTrainer, extractFeatures, loadForInference, pretrain, readCheckpointData, sampleUNet, sumScalars } from '@ddae/diffusion';
 import { NATIVE_BACKEND, registerNativeBackend } from '@ddae/native-kernels';
 import { trainLinearProbes } from '@ddae/probe';
@@ -337,6 +337,46 @@ describe('webgpu backend (Dawn on lavapipe)', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('runs a dense layer (matMul + bias) as one dispatch, values and gradients equal to the composite ops on the CPU', async () => {
+    expect(hasFusedMatMulBias()).toBe(true);
+    // The shapes tfjs-webgpu picks a program by: a time embedding's [N, C] rows (the reduce and
+    // small-output programs) and a DiT's tokens [N*L, D] (the packed one).
+    const cases: { x: [number, number]; w: [number, number] }[] = [
+      { x: [2, 32], w: [32, 128] },
+      { x: [2, 48], w: [48, 48] },
+      { x: [4, 128], w: [128, 32] },
+      { x: [128, 48], w: [48, 192] },
+    ];
+    const before = tf.memory().numTensors;
+    for (const c of cases) {
+      const val = (len: number, seed: number) => Float32Array.from({ length: len }, (_, i) => Math.sin(i * 0.61 + seed) + 0.3 * Math.cos(i * 1.7));
+      const [xv, wv, bv, dyv] = [val(c.x[0] * c.x[1], 1), val(c.w[0] * c.w[1], 2), val(c.w[1], 3), val(c.x[0] * c.w[1], 4)];
+      const run = async () => {
+        const [x, w, b, dy] = [tf.tensor2d(xv, c.x), tf.tensor2d(wv, c.w), tf.tensor1d(bv), tf.tensor2d(dyv, [c.x[0], c.w[1]])];
+        const { result: y, dispatches } = countDispatches(() => tf.tidy(() => matMulBias(x, w, b)));
+        // The kernels it runs (tf.profile also lists the ops that wrap them, named `...__op`).
+        const profile = await tf.profile(() => tf.tidy(() => void matMulBias(x, w, b)));
+        const grads = tf.grads((xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => tf.sum(tf.mul(matMulBias(xi as tf.Tensor2D, wi, bi), dy)))([x, w, b]);
+        const out = await Promise.all([y, ...grads].map((t) => t.data()));
+        tf.dispose([x, w, b, dy, y, ...grads]);
+        return { out, dispatches, kernels: profile.kernels.map((k) => k.name).filter((k) => !['Reshape', 'Identity'].includes(k) && !k.endsWith('__op')) };
+      };
+      const gpu = await run();
+      const cpu = await onCpu(run);
+      // webgpu: the bias in the product's epilogue, one dispatch.
+      expect(gpu.kernels).toEqual(['_FusedMatMul']);
+      expect(gpu.dispatches).toBe(1);
+      // The native backend keeps its BLAS matMul (the cpu backend's _FusedMatMul would compose a JavaScript one).
+      expect(cpu.kernels).toEqual(['BatchMatMul', 'Add']);
+      // Relative to the largest value of each (dw sums 128 products): float32 rounding in another order.
+      ['y', 'dx', 'dw', 'db'].forEach((name, i) => {
+        const scale = Math.max(1, ...Array.from(cpu.out[i], Math.abs));
+        expect([JSON.stringify(c), name, maxDiff(gpu.out[i], cpu.out[i]) / scale < 1e-5]).toEqual([JSON.stringify(c), name, true]);
+      });
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('runs GroupNorm (+ SiLU) forward and backward as our kernels, equal to the composite ops on the CPU', async () => {
     expect(hasFusedGroupNorm()).toBe(true);
     const composite = (x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, groups: number, act: boolean): tf.Tensor => {
@@ -403,6 +443,21 @@ describe('webgpu backend (Dawn on lavapipe)', () => {
       const init = readCheckpointData((await onCpu(() => pretrain(task({ method, steps: 0 }), images, TRAIN, {}, SHAPE))).finalCheckpoint.path);
       expect(maxDiff(g.weights, init.weights)).toBeGreaterThan(LR);
     }
+  });
+
+  it('trains a DiT step for step like the CPU (native) backend (its dense layers fused matMul + bias on webgpu)', async () => {
+    const dit = { depth: 2, width: 16, heads: 2, patch: 4, mlpRatio: 2 };
+    const t = () => task({ unet: undefined, dit, steps: 2, checkpointEvery: 2 });
+    const before = tf.memory().numTensors;
+    const gpu = await run(t());
+    expect(tf.memory().numTensors).toBe(before);
+    const cpu = await onCpu(() => run(t()));
+    expect(maxDiff(gpu.losses, cpu.losses)).toBeLessThan(LOSS_TOL);
+    const [g, c] = [readCheckpointData(gpu.checkpoint), readCheckpointData(cpu.checkpoint)];
+    expect(maxDiff(g.weights, c.weights)).toBeLessThan(WEIGHT_TOL);
+    expect(maxDiff(g.ema, c.ema)).toBeLessThan(WEIGHT_TOL);
+    const init = readCheckpointData((await onCpu(() => pretrain({ ...t(), steps: 0 }, images, TRAIN, {}, SHAPE))).finalCheckpoint.path);
+    expect(maxDiff(g.weights, init.weights)).toBeGreaterThan(LR);
   });
 
   it('resumes a killed run exactly where the uninterrupted one ends', async () => {

@@ -51,6 +51,31 @@ export function fusedClipScale(grads: readonly tf.Tensor[], clip: number): tf.Sc
   return tf.engine().runKernel(GPU_FUSED_KERNELS.clipScale, inputs, { clip } as unknown as tf.NamedAttrMap) as tf.Scalar;
 }
 
+/**
+ * Backends whose `_FusedMatMul` adds the bias inside the matrix product's own kernel: webgpu (one
+ * dispatch instead of a BatchMatMul and an Add). Not the cpu backend's, nor so our native one's,
+ * which inherits it: that composes the cpu backend's JavaScript matMul with an add, bypassing the
+ * native BLAS sgemm (BatchMatMul) that the composite below reaches. wasm keeps the composite too
+ * (not measured there).
+ */
+const FUSED_MATMUL_BIAS_BACKENDS: readonly string[] = ['webgpu'];
+
+/** Whether `matMulBias` runs as tfjs's fused matMul + bias on the active backend. */
+export function hasFusedMatMulBias(): boolean {
+  return FUSED_MATMUL_BIAS_BACKENDS.includes(tf.getBackend());
+}
+
+/**
+ * A dense layer, x w + b (x [M, K], w [K, N], b [N]): tfjs's fused matMul with the bias in the
+ * product's epilogue where the backend fuses it (`hasFusedMatMulBias`), else matMul then add (the
+ * same maths; the rounding order of the bias may differ). Gradients: tfjs's own for both (the
+ * fused op's with a linear activation: the two products and the bias's sum over rows).
+ */
+export function matMulBias(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
+  if (hasFusedMatMulBias()) return tf.fused.matMul({ a: x, b: w as tf.Tensor2D, bias: b }) as tf.Tensor2D;
+  return tf.add(tf.matMul(x, w as tf.Tensor2D), b) as tf.Tensor2D;
+}
+
 /** A square convolution's stride and symmetric zero padding. */
 export interface ConvAddAttrs {
   stride: 1 | 2;
