@@ -18,7 +18,7 @@
  * composes tf ops where it used them, which measures what each kernel saves.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { BackendName, PretrainTask } from '@ddae/contracts';
+import { DIT_PRESETS, isDiTPreset, type BackendName, type PretrainTask } from '@ddae/contracts';
 import { gpuFromEnv, releaseBackend, selectBackend } from '@ddae/compute';
 import { readFileSync } from 'node:fs';
 import { createTrainer, type UNetModelConfig } from '@ddae/diffusion';
@@ -48,8 +48,13 @@ async function main(): Promise<void> {
   const json = argv.includes('--json');
   const timedSteps = Number(opt('--steps', '2'));
   const without = opt('--without', '').split(',').filter((k) => k !== '');
+  // `--model dit-tiny|dit-small` profiles a DiT preset instead of a UNet (as bench/main.ts's --model).
+  const modelName = opt('--model', '');
+  if (modelName !== '' && !isDiTPreset(modelName)) throw new Error(`--model ${Object.keys(DIT_PRESETS).join('|')}, got ${modelName}`);
   const unet = UNETS[unetName];
   if (!unet) throw new Error(`--unet ${Object.keys(UNETS).join('|')}, got ${unetName}`);
+  const network = isDiTPreset(modelName) ? { dit: { ...DIT_PRESETS[modelName] } } : { unet };
+  const networkName = isDiTPreset(modelName) ? modelName : unetName;
   const selected = await selectBackend(backend, backend === 'webgpu' ? { gpu: gpuFromEnv() } : {});
   try {
     for (const k of without) {
@@ -60,7 +65,7 @@ async function main(): Promise<void> {
     const count = Math.max(64, batch);
     const images = new Float32Array(count * size * size).map((_, i) => Math.sin(i * 0.37));
     const task: PretrainTask = {
-      kind: 'pretrain', runId: 'profile', method: 'ddpm', unet, dataset: { name: 'fashion-mnist' }, steps: 1_000_000, batchSize: batch,
+      kind: 'pretrain', runId: 'profile', method: 'ddpm', ...network, dataset: { name: 'fashion-mnist' }, steps: 1_000_000, batchSize: batch,
       learningRate: 2e-4, warmupSteps: 0, gradClip: 1, emaDecayCap: 0.9999, checkpointEvery: 1_000_000, seed: 0, checkpointDir: '/nonexistent/profile-never-writes',
     };
     const trainer = createTrainer(task, images, count, { imageSize: size, imageChannels: 1 });
@@ -99,7 +104,8 @@ async function main(): Promise<void> {
     const out = {
       backend: selected.backend,
       adapter: selected.gpu ? { name: selected.gpu.name, fallback: selected.gpu.fallback } : null,
-      unet: unetName,
+      unet: isDiTPreset(modelName) ? null : unetName,
+      model: networkName,
       batch,
       kernels: info.kernels.length,
       kernelsTimed: timed,
@@ -114,7 +120,7 @@ async function main(): Promise<void> {
       note: timed === 0 ? 'no kernel time reported (no timestamp-query on this adapter?): call counts only' : `${timed} of ${info.kernels.length} kernel calls timed`,
     };
     if (!json) {
-      process.stdout.write(`${out.backend}${out.adapter ? ` on ${out.adapter.name}` : ''}: ${unetName} UNet, batch ${batch}: ${out.kernels} kernel calls, ${out.kernelMs} ms in kernels, ${out.wallMs} ms wall (under the profiler)\n`);
+      process.stdout.write(`${out.backend}${out.adapter ? ` on ${out.adapter.name}` : ''}: ${isDiTPreset(modelName) ? `${modelName} DiT` : `${unetName} UNet`}, batch ${batch}: ${out.kernels} kernel calls, ${out.kernelMs} ms in kernels, ${out.wallMs} ms wall (under the profiler)\n`);
       if (out.dispatches !== null) process.stdout.write(`${out.dispatches} dispatches per step; unprofiled steps (host ms / host CPU ms / wall ms): ${steps.map((x) => `${x.hostMs} / ${x.hostCpuMs} / ${x.wallMs}`).join(', ')}\n`);
       for (const r of out.rows.slice(0, 25)) process.stdout.write(`${r.kernel.padEnd(28)} ${String(r.calls).padStart(6)} calls ${r.ms.toFixed(1).padStart(10)} ms ${r.share === null ? '' : `${(100 * r.share).toFixed(1)} %`}\n`);
     }

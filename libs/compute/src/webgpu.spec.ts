@@ -4,12 +4,12 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Method, PretrainTask, TrainLossPoint } from '@ddae/contracts';
 import { loadDataset, seededOrder, toModelInput, type LabeledImages } from '@ddae/datasets';
-import { ADAM, adamStep, fusedClipScale, fusedConvAdd, fusedGroupNorm, hasFusedAdamEmaScaled, hasFusedClipScale, hasFusedConvAdd, hasFusedGroupNorm, type AdamSlot } from '@ddae/diffusion';
+import { ADAM, FUSED_KERNELS, adamStep, fusedClipScale, fusedConvAdd, fusedGroupNorm, hasFusedAdamEmaScaled, hasFusedClipScale, hasFusedConvAdd, hasFusedGroupNorm, hasFusedAdamEmaInPlace, hasFusedMatMulBias, matMulBias, type AdamSlot } from '@ddae/diffusion';
 import { DeviceLimitError, NonFiniteLossError, StoppedError, createTrainer, extractFeatures, loadForInference, pretrain, readCheckpointData, sampleUNet, sumScalars } from '@ddae/diffusion';
 import { NATIVE_BACKEND, registerNativeBackend } from '@ddae/native-kernels';
 import { trainLinearProbes } from '@ddae/probe';
 import { releaseBackend, selectBackend, type SelectedBackend } from './backend';
-import { planClipScale, planFilterGradChunks } from './webgpu-kernels';
+import { adamInPlaceSlots, planClipScale, planFilterGradChunks } from './webgpu-kernels';
 import { runBaselineTask } from './baseline.task';
 
 /**
@@ -237,6 +237,7 @@ describe('webgpu backend (Dawn on lavapipe)', () => {
     const grad = tf.tensor(g0);
     const scale = tf.scalar(0.5);
     const [lr, step, decay] = [1e-2, 3, 0.9];
+    // Each variable shares its buffer with the tensor it was made from (still alive): never written in place, so this is the out-of-place step.
     const { dispatches } = countDispatches(() => adamStep(slots, [grad, grad], { step, lr, gradScale: scale, emaDecay: decay }));
     // One dispatch per parameter writes all its outputs (the adapter binds the 10 storage buffers it needs; the H200 binds 16).
     expect(selected.gpu?.limits.maxStorageBuffersPerShaderStage).toBeGreaterThanOrEqual(10);
@@ -257,6 +258,71 @@ describe('webgpu backend (Dawn on lavapipe)', () => {
     }
     expect(maxDiff(await (slots[0].ema as tf.Variable).data(), want.e)).toBeLessThan(1e-6);
     tf.dispose([grad, scale, ...slots.flatMap((s) => [s.param, s.m, s.v, ...(s.ema ? [s.ema] : [])])]);
+  });
+
+  it('updates several parameters per dispatch in place (Adam + EMA), only buffers nothing else holds, equal to the formula', async () => {
+    expect(hasFusedAdamEmaInPlace()).toBe(true);
+    const limit = selected.gpu?.limits.maxStorageBuffersPerShaderStage as number;
+    // 16 storage buffers (lavapipe, the H200): 3 parameters per dispatch with or without an EMA.
+    expect([adamInPlaceSlots(limit, true), adamInPlaceSlots(limit, false)]).toEqual([3, 3]);
+    const sizes = [1000, 7, 64, 1, 300, 2000, 33, 5, 128];
+    const withEma = (k: number) => k < 5;
+    const rand = (n: number, seed: number, lo = -1) => Float32Array.from({ length: n }, (_, i) => lo + (1 - lo) * (0.5 + 0.5 * Math.sin(i * 12.9898 + seed * 78.233)));
+    const init = sizes.map((n, k) => ({ p: rand(n, 10 * k + 1), g: rand(n, 10 * k + 2), m: rand(n, 10 * k + 3), v: rand(n, 10 * k + 4, 0), e: rand(n, 10 * k + 5) }));
+    // Each variable alone on its buffer (the tensor it was made from disposed by tidy) ...
+    const own = (x: Float32Array) => tf.tidy(() => tf.variable(tf.tensor(x)));
+    const slots: AdamSlot[] = init.map((x, k) => ({ param: own(x.p), m: own(x.m), v: own(x.v), ...(withEma(k) ? { ema: own(x.e) } : {}) }));
+    // ... but for slot 1, whose EMA starts as the parameter's own buffer (as the trainer's does: ema.assign(param)).
+    tf.dispose(slots[1].ema as tf.Variable);
+    slots[1].ema = tf.variable(slots[1].param);
+    init[1].e = init[1].p;
+    // Slot 2's parameter was read (a CPU copy kept), slot 3's is being read: the second may not be written in place.
+    expect(Array.from(await slots[2].param.data())).toEqual(Array.from(init[2].p));
+    const reading = slots[3].param.data();
+    // Slot 4's parameter is also held by another tensor (a clone shares its dataId), which must keep the old values.
+    const snapshot = slots[4].param.clone();
+    const grads = init.map((x) => tf.tensor(x.g));
+    const scale = tf.scalar(0.5);
+    const [lr, decay] = [1e-2, 0.9];
+    const want = (x: (typeof init)[number], step: number) => {
+      const { beta1: b1, beta2: b2, epsilon: eps } = ADAM;
+      const n = x.p.length;
+      const out = { p: new Float32Array(n), m: new Float32Array(n), v: new Float32Array(n), e: new Float32Array(n), g: x.g };
+      for (let i = 0; i < n; i++) {
+        const g = x.g[i] * 0.5;
+        out.m[i] = x.m[i] * b1 + g * (1 - b1);
+        out.v[i] = x.v[i] * b2 + g * g * (1 - b2);
+        out.p[i] = x.p[i] - (out.m[i] / (1 - b1 ** step) / (Math.sqrt(out.v[i] / (1 - b2 ** step)) + eps)) * lr;
+        out.e[i] = x.e[i] * decay + out.p[i] * (1 - decay);
+      }
+      return out;
+    };
+    const ids = () => slots.map((s) => [s.param, s.m, s.v, ...(s.ema ? [s.ema] : [])].map((t) => t.dataId));
+    const check = async (expected: ReturnType<typeof want>[]) => {
+      for (const [k, s] of slots.entries()) {
+        const got = [await s.param.data(), await s.m.data(), await s.v.data()];
+        [expected[k].p, expected[k].m, expected[k].v].forEach((w, j) => expect([k, j, maxDiff(got[j], w) < 1e-6]).toEqual([k, j, true]));
+        if (s.ema) expect([k, 'ema', maxDiff(await s.ema.data(), expected[k].e) < 1e-6]).toEqual([k, 'ema', true]);
+      }
+    };
+    const before = ids();
+    const first = countDispatches(() => adamStep(slots, grads, { step: 3, lr, gradScale: scale, emaDecay: decay }));
+    // Out of place: slots 1 (its EMA is its parameter), 3 (read in flight) and 4 (shared), one dispatch each; in place: 2 with an EMA (0, 2) and 4 without (5-8), 3 per dispatch.
+    expect(first.dispatches).toBe(3 + 1 + 2);
+    const after = ids();
+    slots.forEach((_, k) => expect([k, after[k].map((id, j) => id === before[k][j])]).toEqual([k, after[k].map(() => ![1, 3, 4].includes(k))]));
+    expect(Array.from(await snapshot.data())).toEqual(Array.from(init[4].p));
+    snapshot.dispose();
+    // The read in flight returns the values it was issued for; every later read the new ones (no stale CPU copy).
+    expect(Array.from(await reading)).toEqual(Array.from(init[3].p));
+    const step3 = init.map((x) => want(x, 3));
+    await check(step3);
+    // Next step: every buffer now exclusively owned (the reads above are done): 2 + 2 dispatches for 9 parameters.
+    const again = countDispatches(() => adamStep(slots, grads, { step: 4, lr, gradScale: scale, emaDecay: decay }));
+    expect(again.dispatches).toBe(4);
+    expect(ids()).toEqual(after);
+    await check(step3.map((x) => want(x, 4)));
+    tf.dispose([scale, ...grads, ...slots.flatMap((s) => [s.param, s.m, s.v, ...(s.ema ? [s.ema] : [])])]);
   });
 
   it('computes the global-norm clipping scale of many gradients in a few dispatches, equal to the composite ops on the CPU', async () => {
@@ -337,6 +403,46 @@ describe('webgpu backend (Dawn on lavapipe)', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('runs a dense layer (matMul + bias) as one dispatch, values and gradients equal to the composite ops on the CPU', async () => {
+    expect(hasFusedMatMulBias()).toBe(true);
+    // The shapes tfjs-webgpu picks a program by: a time embedding's [N, C] rows (the reduce and
+    // small-output programs) and a DiT's tokens [N*L, D] (the packed one).
+    const cases: { x: [number, number]; w: [number, number] }[] = [
+      { x: [2, 32], w: [32, 128] },
+      { x: [2, 48], w: [48, 48] },
+      { x: [4, 128], w: [128, 32] },
+      { x: [128, 48], w: [48, 192] },
+    ];
+    const before = tf.memory().numTensors;
+    for (const c of cases) {
+      const val = (len: number, seed: number) => Float32Array.from({ length: len }, (_, i) => Math.sin(i * 0.61 + seed) + 0.3 * Math.cos(i * 1.7));
+      const [xv, wv, bv, dyv] = [val(c.x[0] * c.x[1], 1), val(c.w[0] * c.w[1], 2), val(c.w[1], 3), val(c.x[0] * c.w[1], 4)];
+      const run = async () => {
+        const [x, w, b, dy] = [tf.tensor2d(xv, c.x), tf.tensor2d(wv, c.w), tf.tensor1d(bv), tf.tensor2d(dyv, [c.x[0], c.w[1]])];
+        const { result: y, dispatches } = countDispatches(() => tf.tidy(() => matMulBias(x, w, b)));
+        // The kernels it runs (tf.profile also lists the ops that wrap them, named `...__op`).
+        const profile = await tf.profile(() => tf.tidy(() => void matMulBias(x, w, b)));
+        const grads = tf.grads((xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => tf.sum(tf.mul(matMulBias(xi as tf.Tensor2D, wi, bi), dy)))([x, w, b]);
+        const out = await Promise.all([y, ...grads].map((t) => t.data()));
+        tf.dispose([x, w, b, dy, y, ...grads]);
+        return { out, dispatches, kernels: profile.kernels.map((k) => k.name).filter((k) => !['Reshape', 'Identity'].includes(k) && !k.endsWith('__op')) };
+      };
+      const gpu = await run();
+      const cpu = await onCpu(run);
+      // webgpu: the bias in the product's epilogue, one dispatch.
+      expect(gpu.kernels).toEqual(['_FusedMatMul']);
+      expect(gpu.dispatches).toBe(1);
+      // The native backend keeps its BLAS matMul (the cpu backend's _FusedMatMul would compose a JavaScript one).
+      expect(cpu.kernels).toEqual(['BatchMatMul', 'Add']);
+      // Relative to the largest value of each (dw sums 128 products): float32 rounding in another order.
+      ['y', 'dx', 'dw', 'db'].forEach((name, i) => {
+        const scale = Math.max(1, ...Array.from(cpu.out[i], Math.abs));
+        expect([JSON.stringify(c), name, maxDiff(gpu.out[i], cpu.out[i]) / scale < 1e-5]).toEqual([JSON.stringify(c), name, true]);
+      });
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('runs GroupNorm (+ SiLU) forward and backward as our kernels, equal to the composite ops on the CPU', async () => {
     expect(hasFusedGroupNorm()).toBe(true);
     const composite = (x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, groups: number, act: boolean): tf.Tensor => {
@@ -366,6 +472,14 @@ describe('webgpu backend (Dawn on lavapipe)', () => {
           const { result: y, dispatches } = countDispatches(() => (fused ? fusedGroupNorm(x, gamma, beta, { groups, eps: 1e-5, silu: act }) : composite(x, gamma, beta, groups, act)));
           // Ours: statistics and normalisation in one dispatch.
           if (fused) expect(dispatches).toBe(1);
+          if (fused) {
+            // The gradient: every sum (per image and group, dgamma and dbeta per channel) in one dispatch, then dx.
+            const attrs = { groups, eps: 1e-5, silu: act } as unknown as tf.NamedAttrMap;
+            const [yk, mean, rstd] = tf.engine().runKernel(FUSED_KERNELS.groupNorm, { x, gamma, beta }, attrs) as tf.Tensor[];
+            const back = countDispatches(() => tf.engine().runKernel(FUSED_KERNELS.groupNormGrad, { dy, x, gamma, beta, mean, rstd }, attrs) as tf.Tensor[]);
+            expect(back.dispatches).toBe(2);
+            tf.dispose([yk, mean, rstd, ...back.result]);
+          }
           const grads = tf.grads(f)([x, gamma, beta]);
           const out = await Promise.all([y, ...grads].map((t) => t.data()));
           tf.dispose([x, dy, gamma, beta, y, ...grads]);
@@ -395,6 +509,21 @@ describe('webgpu backend (Dawn on lavapipe)', () => {
       const init = readCheckpointData((await onCpu(() => pretrain(task({ method, steps: 0 }), images, TRAIN, {}, SHAPE))).finalCheckpoint.path);
       expect(maxDiff(g.weights, init.weights)).toBeGreaterThan(LR);
     }
+  });
+
+  it('trains a DiT step for step like the CPU (native) backend (its dense layers fused matMul + bias on webgpu)', async () => {
+    const dit = { depth: 2, width: 16, heads: 2, patch: 4, mlpRatio: 2 };
+    const t = () => task({ unet: undefined, dit, steps: 2, checkpointEvery: 2 });
+    const before = tf.memory().numTensors;
+    const gpu = await run(t());
+    expect(tf.memory().numTensors).toBe(before);
+    const cpu = await onCpu(() => run(t()));
+    expect(maxDiff(gpu.losses, cpu.losses)).toBeLessThan(LOSS_TOL);
+    const [g, c] = [readCheckpointData(gpu.checkpoint), readCheckpointData(cpu.checkpoint)];
+    expect(maxDiff(g.weights, c.weights)).toBeLessThan(WEIGHT_TOL);
+    expect(maxDiff(g.ema, c.ema)).toBeLessThan(WEIGHT_TOL);
+    const init = readCheckpointData((await onCpu(() => pretrain({ ...t(), steps: 0 }, images, TRAIN, {}, SHAPE))).finalCheckpoint.path);
+    expect(maxDiff(g.weights, init.weights)).toBeGreaterThan(LR);
   });
 
   it('resumes a killed run exactly where the uninterrupted one ends', async () => {

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describeGpuAdapter, formatGpuSelector, parseGpuSelector, type GpuAdapter, type GpuSelector } from '@ddae/contracts';
-import { registerWebGpuKernels } from './webgpu-kernels';
+import { registerWebGpuKernels, type ReadTracking } from './webgpu-kernels';
 import { GpuSelectionError, dawnDeviceSlug, parseDawnAdapterList, parseDeviceSelectList, planAdapter, type ListedAdapter } from './gpu-adapters';
 
 /**
@@ -171,10 +171,21 @@ function adapterOf(index: number, name: string, api: string, a: GpuAdapterLike, 
 
 /** Fails every later read once the device has reported a fault (see the class comment above). */
 function checkedBackend(base: typeof import('@tensorflow/tfjs-backend-webgpu').WebGPUBackend, faults: DeviceFaults) {
-  return class CheckedWebGPUBackend extends base {
+  return class CheckedWebGPUBackend extends base implements ReadTracking {
+    /** Reads not yet returned, per dataId: our kernels write a buffer in place only when none is (webgpu-kernels/program.ts exclusivelyOwned). */
+    readonly readsInFlight = new Map<object, number>();
+
     override async read(dataId: object): Promise<tf.backend_util.BackendValues> {
       if (faults.error) throw faults.error;
-      const values = await super.read(dataId);
+      this.readsInFlight.set(dataId, (this.readsInFlight.get(dataId) ?? 0) + 1);
+      let values: tf.backend_util.BackendValues;
+      try {
+        values = await super.read(dataId);
+      } finally {
+        const left = (this.readsInFlight.get(dataId) ?? 1) - 1;
+        if (left > 0) this.readsInFlight.set(dataId, left);
+        else this.readsInFlight.delete(dataId);
+      }
       // An error of the work that produced these values arrives before the read completes.
       if (faults.error) throw faults.error;
       return values;

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { ditConfigProblem, ditLayout, type BlockInfo, type DiTConfig } from '@ddae/contracts';
+import { matMulBias } from './fused';
 import { Rng } from './rng';
 import type { ForwardOptions, ForwardResult } from './unet';
 
@@ -155,7 +156,7 @@ export class DiT {
   }
 
   private dense(name: string, x: tf.Tensor2D): tf.Tensor2D {
-    return tf.add(tf.matMul(x, this.p(`${name}.w`)), this.p(`${name}.b`));
+    return matMulBias(x, this.p(`${name}.w`), this.p(`${name}.b`));
   }
 
   /** `cond` is SiLU of the time embedding [N, width]. */

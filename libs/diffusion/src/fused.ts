@@ -33,6 +33,13 @@ export const GPU_FUSED_KERNELS = {
    * attrs ClipScaleAttrs; output scale [].
    */
   clipScale: 'DdaeClipScale',
+  /**
+   * adamEmaScaled over many parameters at once, writing each parameter's p, m, v and EMA into its
+   * own buffers where nothing else can see them (several parameters per dispatch): inputs {scale [],
+   * p0, g0, m0, v0, e0?, p1, ...}; attrs as adamEmaScaled; outputs p, m, v[, ema] of each parameter
+   * in order, the same tensors (dataIds) where updated in place, new ones elsewhere.
+   */
+  adamEmaInPlace: 'DdaeAdamEmaInPlace',
 } as const;
 
 /** The gradient norm above which gradients are scaled down (the task's `gradClip`). */
@@ -49,6 +56,31 @@ export function hasFusedClipScale(): boolean {
 export function fusedClipScale(grads: readonly tf.Tensor[], clip: number): tf.Scalar {
   const inputs = Object.fromEntries(grads.map((g, i) => [String(i), g])) as tf.NamedTensorMap;
   return tf.engine().runKernel(GPU_FUSED_KERNELS.clipScale, inputs, { clip } as unknown as tf.NamedAttrMap) as tf.Scalar;
+}
+
+/**
+ * Backends whose `_FusedMatMul` adds the bias inside the matrix product's own kernel: webgpu (one
+ * dispatch instead of a BatchMatMul and an Add). Not the cpu backend's, nor so our native one's,
+ * which inherits it: that composes the cpu backend's JavaScript matMul with an add, bypassing the
+ * native BLAS sgemm (BatchMatMul) that the composite below reaches. wasm keeps the composite too
+ * (not measured there).
+ */
+const FUSED_MATMUL_BIAS_BACKENDS: readonly string[] = ['webgpu'];
+
+/** Whether `matMulBias` runs as tfjs's fused matMul + bias on the active backend. */
+export function hasFusedMatMulBias(): boolean {
+  return FUSED_MATMUL_BIAS_BACKENDS.includes(tf.getBackend());
+}
+
+/**
+ * A dense layer, x w + b (x [M, K], w [K, N], b [N]): tfjs's fused matMul with the bias in the
+ * product's epilogue where the backend fuses it (`hasFusedMatMulBias`), else matMul then add (the
+ * same maths; the rounding order of the bias may differ). Gradients: tfjs's own for both (the
+ * fused op's with a linear activation: the two products and the bias's sum over rows).
+ */
+export function matMulBias(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
+  if (hasFusedMatMulBias()) return tf.fused.matMul({ a: x, b: w as tf.Tensor2D, bias: b }) as tf.Tensor2D;
+  return tf.add(tf.matMul(x, w as tf.Tensor2D), b) as tf.Tensor2D;
 }
 
 /** A square convolution's stride and symmetric zero padding. */
@@ -125,6 +157,40 @@ export function hasFusedAdamEmaScaled(): boolean {
 export function fusedAdamEmaScaled(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, scale: tf.Scalar, ema: tf.Tensor | undefined, attrs: Omit<AdamEmaAttrs, 'gradScale'>): tf.Tensor[] {
   const inputs: tf.NamedTensorMap = ema ? { p, g, m, v, scale, ema } : { p, g, m, v, scale };
   return tf.engine().runKernel(GPU_FUSED_KERNELS.adamEmaScaled, inputs, attrs as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[];
+}
+
+/** Whether the active backend has the fused optimiser kernel that updates many parameters in place. */
+export function hasFusedAdamEmaInPlace(): boolean {
+  return tf.getKernel(GPU_FUSED_KERNELS.adamEmaInPlace, tf.getBackend()) !== undefined;
+}
+
+/** One parameter's tensors for {@link fusedAdamEmaInPlace}. */
+export interface AdamEmaTensors {
+  p: tf.Tensor;
+  g: tf.Tensor;
+  m: tf.Tensor;
+  v: tf.Tensor;
+  ema?: tf.Tensor | undefined;
+}
+
+/**
+ * One step of every parameter given, the gradients scaled by `scale`: per parameter its new
+ * [p, m, v] (plus ema when given), each either the input tensor itself (its buffer updated in
+ * place: a tensor sharing that dataId) or a new tensor; the caller assigns those that differ.
+ */
+export function fusedAdamEmaInPlace(params: readonly AdamEmaTensors[], scale: tf.Scalar, attrs: Omit<AdamEmaAttrs, 'gradScale'>): tf.Tensor[][] {
+  const inputs: tf.NamedTensorMap = { scale };
+  params.forEach((t, i) => {
+    Object.assign(inputs, { [`p${i}`]: t.p, [`g${i}`]: t.g, [`m${i}`]: t.m, [`v${i}`]: t.v });
+    if (t.ema) inputs[`e${i}`] = t.ema;
+  });
+  const flat = tf.engine().runKernel(GPU_FUSED_KERNELS.adamEmaInPlace, inputs, attrs as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[];
+  let at = 0;
+  return params.map((t) => {
+    const n = t.ema ? 4 : 3;
+    at += n;
+    return flat.slice(at - n, at);
+  });
 }
 
 /** New values of (p, m, v, ema) after one step; the caller assigns them to its variables. */

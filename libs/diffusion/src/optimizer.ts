@@ -1,12 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
-import { fusedAdamEma, fusedAdamEmaScaled, hasFusedAdamEma, hasFusedAdamEmaScaled, type AdamEmaAttrs } from './fused';
+import { fusedAdamEma, fusedAdamEmaInPlace, fusedAdamEmaScaled, hasFusedAdamEma, hasFusedAdamEmaInPlace, hasFusedAdamEmaScaled, type AdamEmaAttrs } from './fused';
 
 /**
  * Adam, written once: the diffusion trainer and the linear probes (libs/probe) step through
  * {@link adamStep}. Where the backend registers our fused `DdaeAdamEma` kernel (libs/native-kernels)
  * a parameter's whole `corrected` update (clipping scale, moments, step, EMA) is that one kernel;
- * on webgpu it is `DdaeAdamEmaScaled` (WGSL, the clipping scale a tensor: one dispatch per output
- * instead of about 18 per parameter); elsewhere (cpu, wasm, tfjs-node) it is composed of tf ops, the same ops in the same order
+ * on webgpu it is `DdaeAdamEmaInPlace` (WGSL, the clipping scale a tensor: several parameters per
+ * dispatch, written into their own buffers where nothing else holds them, else one dispatch per
+ * parameter, instead of about 18 per parameter); elsewhere (cpu, wasm, tfjs-node) it is composed of tf ops, the same ops in the same order
  * as the two trainers used before this module existed, so no number changed. The probes' `folded`
  * form always composes tf ops: the kernel rounds its constants differently (1 - b1 in float32), so
  * fusing it would move the probes' weights by an ulp a step on the native backend, for no speed
@@ -72,6 +73,22 @@ export function adamStep(slots: readonly AdamSlot[], grads: readonly tf.Tensor[]
   const decay = options.emaDecay ?? 0;
   const folded = options.epsilon === 'folded';
   const scale = options.gradScale;
+  if (!folded && hasFusedAdamEmaInPlace()) {
+    // A GPU's fused step over all parameters (webgpu): buffers nothing else holds are updated in
+    // place, several parameters per dispatch; a new tensor comes back for any other (assigned).
+    const attrs = { lr: options.lr, b1, b2, eps, bc1, bc2, decay };
+    tf.tidy(() => {
+      const scaleT = typeof scale === 'object' ? scale : tf.scalar(scale ?? 1);
+      const out = fusedAdamEmaInPlace(slots.map((s, i) => ({ p: s.param, g: grads[i], m: s.m, v: s.v, ema: s.ema })), scaleT, attrs);
+      slots.forEach((s, i) => {
+        const [p, m, v, e] = out[i];
+        for (const [variable, value] of [[s.param, p], [s.m, m], [s.v, v], ...(s.ema ? [[s.ema, e]] : [])] as [tf.Variable, tf.Tensor][]) {
+          if (value.dataId !== variable.dataId) variable.assign(value);
+        }
+      });
+    });
+    return;
+  }
   if (!folded && hasFusedAdamEmaScaled()) {
     // A GPU's fused step (webgpu): the clipping scale stays a tensor, one kernel call per output.
     const attrs = { lr: options.lr, b1, b2, eps, bc1, bc2, decay };

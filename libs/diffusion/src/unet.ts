@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { unetLayout, type BlockInfo, type UNetConfig } from '@ddae/contracts';
 import { conv2dBias, conv2dBiasAdd } from './conv';
-import { fusedGroupNorm, hasFusedGroupNorm } from './fused';
+import { fusedGroupNorm, hasFusedGroupNorm, matMulBias } from './fused';
 import { Rng } from './rng';
 
 /** A UNet's full configuration: the spec's UNet plus the (padded) input shape. */
@@ -208,7 +208,7 @@ export class UNet {
   }
 
   private dense(name: string, x: tf.Tensor2D): tf.Tensor2D {
-    return tf.add(tf.matMul(x, this.p(`${name}.w`)), this.p(`${name}.b`));
+    return matMulBias(x, this.p(`${name}.w`), this.p(`${name}.b`));
   }
 
   private conv(name: string, x: tf.Tensor4D, stride: 1 | 2, pad: number): tf.Tensor4D {

@@ -1,13 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
-import { dispatchMultiOutput, flatProgram, reduceProgram, REDUCE_THREADS, type ProgramBase } from './program';
+import { dispatchMultiOutput, flatProgram, reduceProgram, REDUCE_THREADS, storageBuffersPerShader, type ProgramBase } from './program';
 
 /**
  * DdaeGroupNorm / DdaeGroupNormGrad for webgpu (libs/diffusion fused.ts, FUSED_KERNELS.groupNorm and
  * groupNormGrad): GroupNorm, optionally followed by SiLU, in 1 dispatch forward (one workgroup per
  * image and group computes its mean and rstd, then normalises the group: three outputs through
- * dispatchMultiOutput) and 4 backward, instead of about 12 and 25 composed ones. Reductions run one
- * workgroup per group or channel with a fixed-order tree: deterministic.
+ * dispatchMultiOutput) and 2 backward (every reduction in one dispatch, then dx), instead of about
+ * 12 and 25 composed ones. Reductions run one workgroup per group or channel with a fixed-order
+ * tree: deterministic.
  */
 
 /** The whole forward in one dispatch: the same sums in the same order as groupStatsProgram, then groupNormForwardProgram's formula. */
@@ -121,6 +122,94 @@ const GN_Z = `
 const gnDz = (silu: boolean, index: string) =>
   silu ? `let s = 1.0 / (1.0 + exp(-z));
           let dz = dy[${index}] * (s * (1.0 + z * (1.0 - s)));` : `let dz = dy[${index}];`;
+
+/**
+ * Every reduction of the backward pass in one dispatch of images x groups + channels workgroups:
+ * the first images x groups write, per (image, group), [sum of dxhat, sum of dxhat * xhat]
+ * (interleaved, what groupNormGradXProgram reads), the last `channels` write dgamma (sum of
+ * dz * xhat) and dbeta (sum of dz) of one channel over images and positions. The same sums in the
+ * same order as groupNormGradSumsProgram and groupNormGradAffineProgram below (3 dispatches).
+ */
+function groupNormGradReduceCode(silu: boolean): string {
+  return `
+struct Constants { groups : i32, hw : i32, channels : i32, cg : i32, images : i32, pad0 : i32, pad1 : i32, pad2 : i32 }
+@group(0) @binding(0) var<uniform> uniforms : Constants;
+@group(0) @binding(1) var<storage, read> dy : array<f32>;
+@group(0) @binding(2) var<storage, read> x : array<f32>;
+@group(0) @binding(3) var<storage, read> gamma : array<f32>;
+@group(0) @binding(4) var<storage, read> beta : array<f32>;
+@group(0) @binding(5) var<storage, read> mean : array<f32>;
+@group(0) @binding(6) var<storage, read> rstd : array<f32>;
+@group(0) @binding(7) var<storage, read_write> sums : array<f32>;
+@group(0) @binding(8) var<storage, read_write> dgamma : array<f32>;
+@group(0) @binding(9) var<storage, read_write> dbeta : array<f32>;
+var<workgroup> partA : array<f32, ${REDUCE_THREADS}>;
+var<workgroup> partB : array<f32, ${REDUCE_THREADS}>;
+var<private> lidG : u32;
+fn reduceTwo() {
+  workgroupBarrier();
+  for (var stride = ${REDUCE_THREADS / 2}u; stride > 0u; stride = stride / 2u) {
+    if (lidG < stride) {
+      partA[lidG] = partA[lidG] + partA[lidG + stride];
+      partB[lidG] = partB[lidG] + partB[lidG + stride];
+    }
+    workgroupBarrier();
+  }
+}
+@compute @workgroup_size(${REDUCE_THREADS}, 1, 1)
+fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_id) lid3 : vec3<u32>) {
+  lidG = lid3.x;
+  let wg = i32(wid.x);
+  let lid = i32(lid3.x);
+  let stats = uniforms.images * uniforms.groups;
+  var a = 0.0;
+  var b = 0.0;
+  if (wg < stats) {
+    let n = wg / uniforms.groups;
+    let g = wg - n * uniforms.groups;
+    let count = uniforms.hw * uniforms.cg;
+    let m = mean[wg];
+    let r = rstd[wg];
+    for (var k = lid; k < count; k = k + ${REDUCE_THREADS}) {
+      let hwAt = k / uniforms.cg;
+      let at = (n * uniforms.hw + hwAt) * uniforms.channels + g * uniforms.cg + (k - hwAt * uniforms.cg);
+      let c = at % uniforms.channels;
+      let xhat = (x[at] - m) * r;
+      let z = xhat * gamma[c] + beta[c];
+      ${gnDz(silu, 'at')}
+      let dxhat = dz * gamma[c];
+      a = a + dxhat;
+      b = b + dxhat * xhat;
+    }
+  } else {
+    let c = wg - stats;
+    let g = c / uniforms.cg;
+    let count = uniforms.images * uniforms.hw;
+    for (var k = lid; k < count; k = k + ${REDUCE_THREADS}) {
+      let n = k / uniforms.hw;
+      let at = k * uniforms.channels + c;
+      let stat = n * uniforms.groups + g;
+      let xhat = (x[at] - mean[stat]) * rstd[stat];
+      let z = xhat * gamma[c] + beta[c];
+      ${gnDz(silu, 'at')}
+      a = a + dz * xhat;
+      b = b + dz;
+    }
+  }
+  partA[lid] = a;
+  partB[lid] = b;
+  reduceTwo();
+  if (lid == 0) {
+    if (wg < stats) {
+      sums[wg * 2] = partA[0];
+      sums[wg * 2 + 1] = partB[0];
+    } else {
+      dgamma[wg - stats] = partA[0];
+      dbeta[wg - stats] = partB[0];
+    }
+  }
+}`;
+}
 
 function groupNormForwardProgram(shape: number[], silu: boolean): ProgramBase {
   return flatProgram(shape, `ddaeGroupNorm_y_${silu}`, ['x', 'gamma', 'beta', 'mean', 'rstd'], GN_UNIFORMS, `${GN_Z}
@@ -240,10 +329,20 @@ export const groupNormGradConfig: tf.KernelConfig = {
       const groups = x.shape[0] * a.groups;
       const flat = (t: tf.TensorInfo) => ({ ...t, shape: [t.shape.reduce((p, d) => p * d, 1)] });
       const inputs = [dy, x, gamma, beta, flat(mean), flat(rstd)];
+      const channels = x.shape[3];
+      // Inputs and three outputs bound (9 storage buffers), one workgroup per (image, group) and per channel.
+      if (groups + channels <= 65535 && inputs.length + 3 <= storageBuffersPerShader(backend)) {
+        const constants = new Int32Array(8);
+        uniforms.slice(0, 4).forEach((u, i) => (constants[i] = u.data[0]));
+        constants[4] = x.shape[0];
+        const [sums, dgamma, dbeta] = dispatchMultiOutput(backend, `ddaeGroupNormGradReduce_${a.silu}`, groupNormGradReduceCode(a.silu), inputs, [[groups * 2], gamma.shape, beta.shape], constants.buffer, [groups + channels, 1]);
+        const dx = backend.runWebGPUProgram(groupNormGradXProgram(x.shape, a.silu) as WebGPUProgram, [...inputs, sums], 'float32', uniforms);
+        backend.disposeData(sums.dataId);
+        return [dx, dgamma, dbeta];
+      }
       const sums = backend.runWebGPUProgram(groupNormGradSumsProgram(groups, a.silu) as WebGPUProgram, inputs, 'float32', uniforms);
       const dx = backend.runWebGPUProgram(groupNormGradXProgram(x.shape, a.silu) as WebGPUProgram, [...inputs, sums], 'float32', uniforms);
       backend.disposeData(sums.dataId);
-      const channels = x.shape[3];
       const affine = [...uniforms, { type: 'int32', data: [x.shape[0]] }];
       const dgamma = backend.runWebGPUProgram(groupNormGradAffineProgram(channels, a.silu, 'gamma') as WebGPUProgram, inputs, 'float32', affine);
       const dbeta = backend.runWebGPUProgram(groupNormGradAffineProgram(channels, a.silu, 'beta') as WebGPUProgram, inputs, 'float32', affine);

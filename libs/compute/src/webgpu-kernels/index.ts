@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { adamEmaScaledConfig } from './adam-ema';
+import { adamEmaInPlaceConfig, adamEmaScaledConfig } from './adam-ema';
 import { clipScaleConfig } from './clip-scale';
 import { convAddConfig } from './conv-add';
 import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter';
@@ -7,6 +7,8 @@ import { groupNormConfig, groupNormGradConfig } from './group-norm';
 
 export { planClipScale } from './clip-scale';
 export { planFilterGradChunks } from './conv2d-backprop-filter';
+export { adamInPlaceSlots } from './adam-ema';
+export type { ReadTracking } from './program';
 
 /**
  * Kernels of our own for the webgpu backend, one family per file as the native kernels are: where
@@ -23,6 +25,6 @@ export function registerWebGpuKernels(): void {
   const original = tf.getKernel('Conv2DBackpropFilter', 'webgpu');
   if (!original) throw new Error('tfjs-backend-webgpu registered no Conv2DBackpropFilter: its version changed? (STACK.md pins 4.22)');
   tf.unregisterKernel('Conv2DBackpropFilter', 'webgpu');
-  for (const config of [conv2dBackpropFilterConfig(original), adamEmaScaledConfig, clipScaleConfig, convAddConfig, groupNormConfig, groupNormGradConfig]) tf.registerKernel(config);
+  for (const config of [conv2dBackpropFilterConfig(original), adamEmaScaledConfig, adamEmaInPlaceConfig, clipScaleConfig, convAddConfig, groupNormConfig, groupNormGradConfig]) tf.registerKernel(config);
   registered = true;
 }

@@ -87,7 +87,7 @@ interface BackendInternals {
     createBindGroup(d: { layout: unknown; entries: { binding: number; resource: { buffer: unknown; offset?: number; size?: number } }[] }): unknown;
   };
   queue: { writeBuffer(buffer: unknown, offset: number, data: ArrayBuffer, dataOffset: number, size: number): void };
-  tensorMap: { get(dataId: object): { resource: unknown } | undefined };
+  tensorMap: { get(dataId: object): TensorData | undefined };
   bufferManager: { acquireBuffer(size: number, usage: number): unknown };
   uniformPendingDisposal: unknown[];
   commandQueueOwnedIds: WeakSet<object>;
@@ -95,10 +95,19 @@ interface BackendInternals {
   computePassEncoder: ComputePassLike | null;
   dispatchCountInPass: number;
   uploadToGPU(dataId: object): void;
+  incRef(dataId: object): void;
   makeTensorInfo(shape: number[], dtype: 'float32'): tf.TensorInfo;
   ensureCommandEncoderReady(): void;
   endComputePassEncoder(): void;
   submitQueue(): void;
+}
+/** tfjs-webgpu 4.22's record of one dataId: its buffer, how many tensors hold it, its CPU copy (cached by a read), and whether the buffer is the caller's own (zero-copy). */
+interface TensorData {
+  resource: unknown;
+  refCount: number;
+  values: unknown;
+  external?: boolean;
+  complexTensorInfos?: unknown;
 }
 interface ComputePassLike {
   setPipeline(p: unknown): void;
@@ -128,6 +137,62 @@ export function dispatchMultiOutput(backendIn: unknown, key: string, code: strin
   const backend = backendIn as BackendInternals;
   const storage = inputs.length + outputShapes.length;
   if (storage > storageBuffersPerShader(backend)) throw new Error(`${key}: ${storage} storage buffers exceed the device's ${storageBuffersPerShader(backend)} per shader`);
+  const outputs = outputShapes.map((shape) => backend.makeTensorInfo(shape, 'float32'));
+  recordDispatch(backend, key, code, [...inputs, ...outputs], uniforms, [workgroups[0], workgroups[1], 1]);
+  return outputs;
+}
+
+/**
+ * A webgpu backend that counts the reads in flight per dataId (webgpu.ts's backend does): the
+ * condition for writing a buffer in place, since a read that completes after the write would
+ * cache the old values on the CPU as the tensor's (tfjs-webgpu keeps a read's values as the
+ * tensor's from then on: it assumes a buffer never changes).
+ */
+export interface ReadTracking {
+  readsInFlight: Map<object, number>;
+}
+
+/**
+ * Whether `t`'s buffer may be written in place: nothing but `t` can see it. tfjs-webgpu gives every
+ * dataId its own buffer (the zero-copy `external` ones aside) and counts the tensors that share a
+ * dataId (reshape, clone, a variable initialised from another tensor) in its refCount; the only
+ * other ways to its contents are a read in flight and the CPU copy a finished read keeps (dropped
+ * by dispatchInPlace). So: a backend that counts its reads, refCount 1, not external, no read in
+ * flight, float32.
+ */
+export function exclusivelyOwned(backendIn: unknown, t: tf.TensorInfo): boolean {
+  const backend = backendIn as BackendInternals & Partial<ReadTracking>;
+  if (!(backend.readsInFlight instanceof Map) || t.dtype !== 'float32') return false;
+  const data = backend.tensorMap.get(t.dataId);
+  return data !== undefined && data.refCount === 1 && data.external !== true && data.complexTensorInfos == null && !backend.readsInFlight.has(t.dataId);
+}
+
+/**
+ * One dispatch that updates `written` in place: `code` binds the uniform struct at binding 0, then
+ * `bound` in order (read or read_write as it declares them), each bound to exactly its tensor's
+ * size. Every tensor of `written` must be in `bound`, exclusively owned (exclusivelyOwned) and
+ * bound once (a buffer bound twice where one binding writes is invalid); their CPU copies, if a
+ * read left one, are dropped after the write.
+ */
+export function dispatchInPlace(backendIn: unknown, key: string, code: string, bound: tf.TensorInfo[], written: tf.TensorInfo[], uniforms: ArrayBuffer, workgroups: [number, number, number]): void {
+  const backend = backendIn as BackendInternals;
+  if (bound.length > storageBuffersPerShader(backend)) throw new Error(`${key}: ${bound.length} storage buffers exceed the device's ${storageBuffersPerShader(backend)} per shader`);
+  for (const w of written) {
+    if (!exclusivelyOwned(backend, w)) throw new Error(`${key}: a buffer written in place is shared, being read or not float32`);
+    if (bound.filter((b) => b.dataId === w.dataId).length !== 1) throw new Error(`${key}: a buffer written in place must be bound exactly once`);
+  }
+  recordDispatch(backend, key, code, bound, uniforms, workgroups);
+  for (const w of written) (backend.tensorMap.get(w.dataId) as TensorData).values = null;
+}
+
+/** `t` again as a kernel's output (as tfjs's Identity returns its input: one more tensor holds the dataId). */
+export function sameTensor(backendIn: unknown, t: tf.TensorInfo): tf.TensorInfo {
+  (backendIn as BackendInternals).incRef(t.dataId);
+  return { dataId: t.dataId, shape: t.shape, dtype: t.dtype };
+}
+
+/** Binds `bound` (bindings 1..n, after the uniforms at 0) and records one dispatch of `code` into the backend's compute pass. */
+function recordDispatch(backend: BackendInternals, key: string, code: string, bound: tf.TensorInfo[], uniforms: ArrayBuffer, workgroups: [number, number, number]): void {
   let cache = pipelines.get(backend);
   if (!cache) pipelines.set(backend, (cache = new Map()));
   let pipeline = cache.get(key);
@@ -135,8 +200,7 @@ export function dispatchMultiOutput(backendIn: unknown, key: string, code: strin
     pipeline = backend.device.createComputePipeline({ layout: 'auto', compute: { module: backend.device.createShaderModule({ code }), entryPoint: 'main' } });
     cache.set(key, pipeline);
   }
-  const outputs = outputShapes.map((shape) => backend.makeTensorInfo(shape, 'float32'));
-  const entries = [...inputs, ...outputs].map((t, i) => {
+  const entries = bound.map((t, i) => {
     backend.uploadToGPU(t.dataId);
     backend.commandQueueOwnedIds.add(t.dataId);
     const bytes = 4 * t.shape.reduce((p, d) => p * d, 1);
@@ -151,13 +215,12 @@ export function dispatchMultiOutput(backendIn: unknown, key: string, code: strin
   if (!backend.computePassEncoder) backend.computePassEncoder = (backend.commandEncoder as NonNullable<BackendInternals['commandEncoder']>).beginComputePass({});
   backend.computePassEncoder.setPipeline(pipeline);
   backend.computePassEncoder.setBindGroup(0, bindGroup);
-  backend.computePassEncoder.dispatchWorkgroups(workgroups[0], workgroups[1], 1);
+  backend.computePassEncoder.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
   backend.dispatchCountInPass++;
   if ((tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number) <= backend.dispatchCountInPass) {
     backend.endComputePassEncoder();
     backend.submitQueue();
   }
-  return outputs;
 }
 
 /** A 2-D grid of MULTI_THREADS-thread workgroups covering `size` elements: element gid.x + gid.y * nwg.x * MULTI_THREADS. */
