@@ -7,7 +7,7 @@ import { NATIVE_BACKEND, registerNativeBackend } from '@ddae/native-kernels';
 /**
  * Helpers of the webgpu tests that compare a path with the CPU: the 16x16 input of the tiny
  * models, the largest difference of two arrays, a call made on the CPU (our native backend), and a
- * small real Fashion-MNIST on disk. (webgpu.spec.ts keeps its own copies of the first three.)
+ * small real Fashion-MNIST on disk.
  */
 
 /** The 32x32 model input of `indices` averaged 2x2 down to 16x16 ([-1, 1], one channel). */

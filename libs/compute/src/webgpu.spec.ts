@@ -3,14 +3,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Method, PretrainTask, TrainLossPoint } from '@ddae/contracts';
-import { loadDataset, seededOrder, toModelInput, type LabeledImages } from '@ddae/datasets';
+import { loadDataset, seededOrder, type LabeledImages } from '@ddae/datasets';
 import { ADAM, FUSED_KERNELS, adamStep, fusedClipScale, fusedConvAdd, fusedGroupNorm, hasFusedAdamEmaScaled, hasFusedClipScale, hasFusedConvAdd, hasFusedGroupNorm, hasFusedAdamEmaInPlace, hasFusedMatMulBias, matMulBias, type AdamSlot } from '@ddae/diffusion';
 import { DeviceLimitError, NonFiniteLossError, StoppedError, createTrainer, extractFeatures, loadForInference, pretrain, readCheckpointData, sampleUNet, sumScalars } from '@ddae/diffusion';
-import { NATIVE_BACKEND, registerNativeBackend } from '@ddae/native-kernels';
 import { trainLinearProbes } from '@ddae/probe';
 import { releaseBackend, selectBackend, type SelectedBackend } from './backend';
 import { adamInPlaceSlots, planClipScale, planFilterGradChunks } from './webgpu-kernels';
 import { runBaselineTask } from './baseline.task';
+import { imagesAt16, maxDiff, onCpu } from './webgpu.fixture';
 
 /**
  * The webgpu backend on every clean clone: Dawn on Mesa's lavapipe (software Vulkan, installed by
@@ -44,27 +44,6 @@ const WEIGHT_TOL = LR / 4;
 /** Largest difference of a pooled feature between webgpu and the CPU (features are O(1); measured 1.2e-6). */
 const FEATURE_TOL = 1e-4;
 
-function imagesAt16(data: LabeledImages, indices: ArrayLike<number>): Float32Array {
-  const full = toModelInput(data, indices, 32);
-  const out = new Float32Array(indices.length * SIZE * SIZE);
-  for (let i = 0; i < indices.length; i++) {
-    for (let y = 0; y < SIZE; y++) {
-      for (let x = 0; x < SIZE; x++) {
-        const b = i * 1024 + 2 * y * 32 + 2 * x;
-        out[i * SIZE * SIZE + y * SIZE + x] = (full[b] + full[b + 1] + full[b + 32] + full[b + 33]) / 4;
-      }
-    }
-  }
-  return out;
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
 /** The Conv2DBackpropFilter kernel of the current backend (what conv2d's gradient calls). */
 function filterGrad(x: tf.Tensor, dy: tf.Tensor, filterShape: [number, number, number, number], strides: number, pad: 'same' | 'valid'): tf.Tensor {
   return tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides, pad, dataFormat: 'NHWC', filterShape } as never) as tf.Tensor;
@@ -90,17 +69,6 @@ function countDispatches<T>(fn: () => T): { result: T; dispatches: number } {
     return { result: fn(), dispatches };
   } finally {
     Object.defineProperty(backend, 'dispatchCountInPass', { configurable: true, writable: true, enumerable: true, value });
-  }
-}
-
-/** Runs `fn` on the CPU (our native backend), then returns to webgpu. */
-async function onCpu<T>(fn: () => Promise<T>): Promise<T> {
-  registerNativeBackend();
-  expect(await tf.setBackend(NATIVE_BACKEND)).toBe(true);
-  try {
-    return await fn();
-  } finally {
-    expect(await tf.setBackend('webgpu')).toBe(true);
   }
 }
 
