@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { ditConfigProblem, ditLayout, type BlockInfo, type DiTConfig } from '@ddae/contracts';
+import { NamedParameters } from './named-parameters';
 import { matMulBias } from './fused';
 import { Rng } from './rng';
 import type { ForwardOptions, ForwardResult } from './unet';
@@ -18,8 +19,6 @@ export type DiTModelConfig = DiTConfig & {
 export const DIT_TIME_FREQUENCIES = 256;
 const LN_EPS = 1e-6;
 
-let instanceCounter = 0;
-
 /**
  * The DiT of Peebles and Xie (2023) from raw tf ops, with the UNet's interface (named parameters,
  * `forward` with taps, `layout`):
@@ -36,46 +35,30 @@ let instanceCounter = 0;
  * Its output has the input's shape (epsilon for DDPM, F for EDM; no learned variance).
  * Taps: the token output of block i is `blk_i`, as a [N, grid, grid, width] tensor.
  */
-export class DiT {
+export class DiT extends NamedParameters {
   readonly config: DiTModelConfig;
   readonly layout: BlockInfo[];
-  readonly params = new Map<string, tf.Variable>();
   /** Tokens per side (imageSize / patch). */
   readonly grid: number;
   private readonly posEmbed: Float32Array;
-  private readonly uid: number;
 
   /**
    * @param config the model configuration; `heads` must divide `width`, `patch` the image size.
    * @param seed initialisation seed (same seed, same weights).
    */
   constructor(config: DiTModelConfig, seed = 0) {
+    super('dit');
     const problem = ditConfigProblem(config, config.imageSize);
     if (problem) throw new Error(`DiT: ${problem.message}`);
     this.config = config;
     this.grid = config.imageSize / config.patch;
     this.layout = ditLayout(config);
-    this.uid = instanceCounter++;
     this.posEmbed = sinCosPosEmbed2d(config.width, this.grid);
     this.build(new Rng(seed));
   }
 
-  parameterCount(): number {
-    let n = 0;
-    for (const v of this.params.values()) n += v.size;
-    return n;
-  }
 
-  dispose(): void {
-    for (const v of this.params.values()) v.dispose();
-    this.params.clear();
-  }
 
-  private p(name: string): tf.Variable {
-    const v = this.params.get(name);
-    if (!v) throw new Error(`unknown parameter ${name}`);
-    return v;
-  }
 
   private add(name: string, shape: number[], init: 'zeros' | { std: number }, rng: Rng): void {
     const size = shape.reduce((a, b) => a * b, 1);
@@ -85,7 +68,7 @@ export class DiT {
       values = rng.normal(size);
       for (let i = 0; i < size; i++) values[i] *= init.std;
     }
-    this.params.set(name, tf.tidy(() => tf.variable(tf.tensor(values, shape), true, `dit${this.uid}/${name}`)));
+    this.setParameter(name, values, shape);
   }
 
   /** A linear layer: Xavier-normal weights (DiT uses Xavier-uniform), zero bias; `zero` zeroes the weights too (adaLN-Zero). */

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { unetLayout, type BlockInfo, type UNetConfig } from '@ddae/contracts';
+import { NamedParameters } from './named-parameters';
 import { conv2dBias, conv2dBiasAdd } from './conv';
 import { fusedGroupNorm, hasFusedGroupNorm, matMulBias } from './fused';
 import { Rng } from './rng';
@@ -33,52 +34,31 @@ export interface ForwardResult {
   taps: Record<string, tf.Tensor4D>;
 }
 
-let instanceCounter = 0;
-
 /**
  * The UNet of REFERENCE.md from raw tf ops. Every weight lives in `params` under a stable name
  * (e.g. `in_1.conv1.w`), so the optimiser, EMA and checkpoints address weights by name.
  */
-export class UNet {
+export class UNet extends NamedParameters {
   readonly config: UNetModelConfig;
   readonly layout: BlockInfo[];
-  /** Named parameters in creation order (the checkpoint order). */
-  readonly params = new Map<string, tf.Variable>();
   private readonly embDim: number;
-  private readonly uid: number;
 
   /**
    * @param config the model configuration; groups must divide every block's channels.
    * @param seed initialisation seed (same seed, same weights).
    */
   constructor(config: UNetModelConfig, seed = 0) {
+    super('unet');
     this.config = config;
     this.layout = unetLayout(config);
     this.embDim = config.baseChannels * 4;
-    this.uid = instanceCounter++;
     const bad = this.layout.find((b) => b.channels % config.groups !== 0);
     if (bad) throw new Error(`groups=${config.groups} does not divide the ${bad.channels} channels of ${bad.name}`);
     this.build(new Rng(seed));
   }
 
-  /** Total number of scalar parameters. */
-  parameterCount(): number {
-    let n = 0;
-    for (const v of this.params.values()) n += v.size;
-    return n;
-  }
 
-  /** Disposes every parameter. */
-  dispose(): void {
-    for (const v of this.params.values()) v.dispose();
-    this.params.clear();
-  }
 
-  private p(name: string): tf.Variable {
-    const v = this.params.get(name);
-    if (!v) throw new Error(`unknown parameter ${name}`);
-    return v;
-  }
 
   private add(name: string, shape: number[], init: 'zeros' | 'ones' | { fanIn: number; scale?: number }, rng: Rng): void {
     const size = shape.reduce((a, b) => a * b, 1);
@@ -91,8 +71,7 @@ export class UNet {
       const s = (init.scale ?? 1) / Math.sqrt(init.fanIn);
       for (let i = 0; i < size; i++) values[i] *= s;
     }
-    // Variable names are global in the tf engine: a per-instance prefix lets models coexist.
-    this.params.set(name, tf.tidy(() => tf.variable(tf.tensor(values, shape), true, `unet${this.uid}/${name}`)));
+    this.setParameter(name, values, shape);
   }
 
   private addConv(name: string, k: number, cin: number, cout: number, rng: Rng, scale = 1): void {
