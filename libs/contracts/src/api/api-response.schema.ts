@@ -291,6 +291,8 @@ export const sampleListSchema = z.object({
       height: z.number().int(),
       seconds: z.number(),
       backend,
+      /** The device that computed it: the GPU adapter on webgpu, else the worker's device label (the run's); null on rows from before it was recorded. */
+      device: z.string().nullable(),
       path: z.string(),
       createdAt: instant,
       url: z.string(),
@@ -323,6 +325,8 @@ export const generationQualityViewSchema = z.object({
   seed: z.number().int(),
   seconds: z.number(),
   backend,
+  /** The device that computed it: the GPU adapter on webgpu, else the worker's device label (the run's); null on rows from before it was recorded. */
+  device: z.string().nullable(),
 });
 
 /** `GET /api/sweeps/:id/generation`: FID and KID of each run's evaluated checkpoints (the untrained control's too). */
@@ -360,6 +364,8 @@ export const progressSchema = z.object({
         z.object({
           step: z.number().int(),
           accuracy: z.number(),
+          /** The device that computed the point: the GPU adapter on webgpu, else the worker's device label (the run's); null on points from before it was recorded. */
+          device: z.string().nullable(),
           cells: z.array(z.object({ layer: z.string(), noiseLevel: z.number(), accuracy: z.number(), featureDim: z.number().int() })),
         }),
       ),
