@@ -81,6 +81,15 @@ describe('a webgpu worker beside a CPU worker finishes a tiny sweep', () => {
     for (const row of exported) expect(row.device).toMatch(deviceOf(row.worker));
     const board = await stack.client.leaderboard({ sweep: submitted.id, limit: '10' });
     expect(board.rows.filter(isLeaderboardCellRow).map((r) => r.device).sort()).toEqual(results.filter((r) => !r.untrained).map((r) => r.device).sort());
+    // The GPU worker's heartbeat carries what tfjs's buffer pool held at the end of its last job; the CPU worker's none.
+    const beats = await waitFor('the GPU worker to report its GPU memory', async () => {
+      const now = (await stack.client.workers()).workers;
+      return now.find((w) => w.backend === 'webgpu')?.gpuMemory ? now : undefined;
+    }, { timeoutMs: 30_000, describe: async () => stack.logs() });
+    const gpuMemory = beats.find((w) => w.backend === 'webgpu')?.gpuMemory;
+    expect(gpuMemory?.allocatedBytes).toBeGreaterThan(0);
+    expect(gpuMemory?.allocatedBytes).toBeGreaterThanOrEqual(gpuMemory?.usedBytes ?? Infinity);
+    expect(beats.find((w) => w.backend === 'native')?.gpuMemory).toBeNull();
     expect(stack.workers[0].output()).toMatch(/backend webgpu \(@tensorflow\/tfjs-backend-webgpu on Dawn/);
   });
 });

@@ -348,6 +348,8 @@ export class ComputeJobsService {
     this.current.start({ jobId: job.id ?? '?', label: row.label, child, status: row.status });
     try {
       const result = await child.run(task, callbacks);
+      // Its GPU memory goes out with the next heartbeat (the one after the job).
+      this.identity.sawResult(result.device);
       if (child.last?.retired) this.logger.log(`compute child ${child.last.pid} replaced after ${child.last.jobs} job(s): ${child.last.retired}`);
       return result;
     } catch (error) {

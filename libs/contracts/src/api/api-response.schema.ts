@@ -485,6 +485,10 @@ export const workerSchema = z.object({
   datasets: z
     .array(z.string())
     .describe(`the data sets (of ${DATASET_NAMES.join(', ')}) the worker could read at its last heartbeat: a job needing one a worker lacks is handed to a live worker that has it, and fails only when none has`),
+  gpuMemory: z
+    .object({ allocatedBytes: z.number().int().nullable(), usedBytes: z.number().int().nullable() })
+    .nullable()
+    .describe("on a GPU: the bytes tfjs's buffer pool held (allocated, and in use by tensors) at the end of the worker's last job, beside its adapter (`device`); a figure the backend did not report is null; null before its first GPU job"),
   currentJobId: z.string().nullable(),
   startedAt: instant,
   lastHeartbeatAt: instant,
