@@ -8,7 +8,7 @@ import { withSampleGrid } from './sample-grid';
 import { withGenerationQuality } from './gen-quality/evaluate';
 
 export * from './backend';
-export { GpuDeviceError, GpuDeviceLostError, gpuFromEnv, listAdapters, releaseWebGpu, webGpuFault, webGpuMessages } from './webgpu';
+export { GpuDeviceError, GpuDeviceLostError, GpuOutOfMemoryError, gpuFromEnv, listAdapters, releaseWebGpu, webGpuFault, webGpuMessages } from './webgpu';
 export { GpuSelectionError } from './gpu-adapters';
 export { MAX_WASM_THREADS, wasmThreading, wasmThreadsFromEnv, type WasmThreading } from './wasm-threads';
 export * from './pretrain.task';

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describeGpuAdapter, formatGpuSelector, parseGpuSelector, type GpuAdapter, type GpuSelector } from '@ddae/contracts';
+import { DeviceLimitError } from '@ddae/diffusion';
 import { registerWebGpuKernels, type ReadTracking } from './webgpu-kernels';
 import { GpuSelectionError, dawnDeviceSlug, parseDawnAdapterList, parseDeviceSelectList, planAdapter, type ListedAdapter } from './gpu-adapters';
 
@@ -26,7 +27,7 @@ interface GpuDeviceLike {
   limits: Record<string, number>;
   features: Set<string>;
   lost: Promise<{ reason: string; message: string }>;
-  addEventListener(type: 'uncapturederror', listener: (event: { error: { constructor: { name: string }; message: string } }) => void): void;
+  addEventListener(type: 'uncapturederror', listener: (event: { error: GpuErrorLike }) => void): void;
   destroy(): void;
 }
 interface GpuAdapterLike {
@@ -43,7 +44,7 @@ interface DawnModule {
   globals: Record<string, unknown>;
 }
 
-/** The device reported an error (validation, out of memory, internal): results since then are wrong. */
+/** The device reported an error (validation, internal; out of memory is GpuOutOfMemoryError): results since then are wrong. */
 export class GpuDeviceError extends Error {
   override name = 'GpuDeviceError';
 }
@@ -53,9 +54,61 @@ export class GpuDeviceLostError extends Error {
   override name = 'GpuDeviceLostError';
 }
 
+/**
+ * The GPU ran out of memory (a WebGPU `out-of-memory` error, GPUOutOfMemoryError): a limit of the
+ * device like DeviceLimitError, and as deterministic: the same model and batch need the same memory
+ * again, so it is not retried. The message names the GPU, the memory tfjs held and the fix.
+ */
+export class GpuOutOfMemoryError extends DeviceLimitError {
+  override name = 'GpuOutOfMemoryError';
+}
+
+/** A WebGPU error as the device reports it (GPUValidationError, GPUOutOfMemoryError, GPUInternalError). */
+export interface GpuErrorLike {
+  constructor: { name: string };
+  message: string;
+}
+
+/** GPU memory tfjs's buffer pool held when an error arrived (tf.memory() on webgpu), in bytes. */
+export interface GpuPoolMemory {
+  allocated?: number;
+  used?: number;
+}
+
+/**
+ * The task's error for an error the device reported: GpuOutOfMemoryError for an out-of-memory
+ * error (Dawn's GPUOutOfMemoryError), else GpuDeviceError.
+ * @param gpu the adapter, as messages name it (`GPU 0 "NVIDIA H200"`)
+ * @param memory what tfjs's buffer pool held at the time (WebGPU does not tell a GPU's total memory)
+ * @param limits the adapter's buffer limits, named in the out-of-memory message
+ */
+export function deviceErrorOf(error: GpuErrorLike, gpu: string, memory: GpuPoolMemory = {}, limits: Record<string, number> = {}): GpuDeviceError | GpuOutOfMemoryError {
+  const reported = `${error.constructor.name}: ${error.message}`;
+  if (error.constructor.name !== 'GPUOutOfMemoryError') {
+    return new GpuDeviceError(`the GPU device reported an error, so results computed since are wrong and the task fails: ${reported}`);
+  }
+  const mib = (b: number | undefined) => (b === undefined ? 'unknown' : `${Math.round(b / 2 ** 20)} MiB`);
+  const largest = limits['maxBufferSize'] === undefined ? '' : `, buffers of at most ${mib(limits['maxBufferSize'])} (maxBufferSize)`;
+  return new GpuOutOfMemoryError(
+    `${gpu} ran out of memory (${reported}), so the task fails: tfjs's buffer pool held ${mib(memory.allocated)} of GPU memory (${mib(memory.used)} in use by tensors)${largest}; ` +
+      'WebGPU does not report how much memory the GPU has. Use a smaller batch (pretrain.batchSize in the sweep spec, --batch of ddae pretrain: a step is split into micro-batches ' +
+      'only to fit the largest buffer, not to fit the memory), a smaller model, or a GPU with more free memory',
+  );
+}
+
+/** What tfjs's buffer pool holds now (webgpu's tf.memory() figures), if the backend reports it. */
+function poolMemory(): GpuPoolMemory {
+  try {
+    const m = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number; numBytesAllocatedInGPU?: number };
+    return { ...(m.numBytesAllocatedInGPU !== undefined ? { allocated: m.numBytesAllocatedInGPU } : {}), ...(m.numBytesInGPU !== undefined ? { used: m.numBytesInGPU } : {}) };
+  } catch {
+    return {};
+  }
+}
+
 /** The first asynchronous fault of the device, if any. */
 interface DeviceFaults {
-  error?: GpuDeviceError | GpuDeviceLostError;
+  error?: GpuDeviceError | GpuOutOfMemoryError | GpuDeviceLostError;
   /** Every error message the device reported (a failed pipeline cascades into several). */
   messages: string[];
 }
@@ -226,7 +279,7 @@ export async function useWebGpu(selector: GpuSelector, allowSoftware: boolean): 
   device.addEventListener('uncapturederror', (event) => {
     const message = `${event.error.constructor.name}: ${event.error.message}`;
     if (faults.messages.length < MAX_MESSAGES) faults.messages.push(message);
-    faults.error ??= new GpuDeviceError(`the GPU device reported an error, so results computed since are wrong and the task fails: ${message}`);
+    faults.error ??= deviceErrorOf(event.error, `GPU ${chosen.index} "${chosen.name}"`, poolMemory(), device.limits);
   });
   void device.lost.then((info) => {
     if (info.reason === 'destroyed' && !setup) return; // our own release at the end

@@ -116,13 +116,13 @@ export async function seedFinishedSweep(prisma: PrismaClient, options: FinishedS
       if (pp) {
         for (const step of [100, 200, 300, 400]) {
           const cells = ['out_2', 'out_4'].map((layer) => ({ layer, noiseLevel: 8, accuracy: accuracy(run.key, layer, 8) - 0.02 * (400 - step) / 300, featureDim: 1024 }));
-          await progress.record(run.id, { step, cells }, { protocol: pp.protocol as unknown as Prisma.InputJsonValue, protocolKey: protocolKey(pp.protocol), ...WORKER });
+          await progress.record(run.id, { step, cells }, { protocol: pp.protocol as unknown as Prisma.InputJsonValue, protocolKey: protocolKey(pp.protocol), ...WORKER, device });
         }
       }
       // A real PNG: 16 images of 28x28, a gradient per image.
       const images = new Float32Array(16 * 28 * 28).map((_, i) => Math.sin(i / 97) * 0.9);
       const grid = imageGridPng(images, 16, 28, 1, { scale: 2, pad: 2 });
-      await samples.record(run.id, { step: 400, path: `runs/${run.id}/samples-step-00000400.png`, png: grid.png, n: 16, sampler: 'ddim', samplerSteps: 20, seed: 0, width: grid.width, height: grid.height, seconds: 3.2, ...WORKER });
+      await samples.record(run.id, { step: 400, path: `runs/${run.id}/samples-step-00000400.png`, png: grid.png, n: 16, sampler: 'ddim', samplerSteps: 20, seed: 0, width: grid.width, height: grid.height, seconds: 3.2, ...WORKER, device });
     }
     await runRepo.complete(run.id, { step: steps[steps.length - 1], path: `runs/${run.id}/step-${String(steps[steps.length - 1]).padStart(8, '0')}`, sha256: 'f'.repeat(64), loss: 0.05 });
     const checkpoint = await runRepo.finalCheckpoint(run.id);

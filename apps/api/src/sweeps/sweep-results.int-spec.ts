@@ -1,8 +1,8 @@
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { apiEnvSchema } from '@ddae/config';
-import { decoderBlockNames, resolveUNet } from '@ddae/contracts';
-import { ResultsRepository } from '@ddae/db';
+import { decoderBlockNames, resolveUNet, type GenerationList, type ProgressView, type SampleList } from '@ddae/contracts';
+import { ResultsRepository, RunGenerationQualityRepository } from '@ddae/db';
 import { createTestDatabase, deleteQueueKeys, seedFinishedSweep, uniqueQueuePrefix, type FinishedSweep, type TestDatabase } from '@ddae/testing';
 import { createApiApp } from '../bootstrap';
 
@@ -115,6 +115,29 @@ describe('results, verdict, loss, samples and short ids (real Postgres)', () => 
     // Stored on the rows themselves: the runs and the shared baseline too.
     expect(new Set((await db.prisma.run.findMany({ where: { sweepId: sweep.sweepId } })).map((r) => r.device))).toEqual(new Set([GPU]));
     expect((await db.prisma.baseline.findMany()).map((b) => b.device)).toEqual([GPU]);
+  });
+
+  it('names the device of probing during pretraining, each sample grid and FID/KID, as the run\'s', async () => {
+    // FID and KID as a worker stores them with pretrain.fid (the fixture has none).
+    const runId = sweep.runs['ddpm-small-s0'];
+    await new RunGenerationQualityRepository(db.prisma).record(runId, {
+      step: 400, extractor: 'ddae-fmnist-cnn-v1 penultimate, 128-d', extractorSha256: 'a'.repeat(64), fid: 42.25, kidMean: 0.031, kidStd: 0.002, kidSubsets: 20, kidSubsetSize: 500,
+      samples: 2000, reference: 'fashion-mnist test', referenceCount: 10_000, sampler: 'ddim', samplerSteps: 50, seed: 0, seconds: 12.5, backend: 'webgpu', device: GPU, workerId: 'fixture-worker',
+    });
+    const progress = (await http().get(`/api/sweeps/${sweep.sweepId}/progress`).expect(200)).body as ProgressView;
+    const points = progress.runs.flatMap((r) => r.points);
+    expect(points.length).toBeGreaterThan(0);
+    expect(new Set(points.map((p) => p.device))).toEqual(new Set([GPU]));
+    const samples = (await http().get(`/api/sweeps/${sweep.sweepId}/samples`).expect(200)).body as SampleList;
+    expect(samples.samples.map((s) => [s.run, s.device])).toEqual([['ddpm-small-s0', GPU], ['ddpm-small-s1', GPU]]);
+    const generation = (await http().get(`/api/sweeps/${sweep.sweepId}/generation`).expect(200)).body as GenerationList;
+    expect(generation.runs.map((g) => [g.run, g.backend, g.device])).toEqual([['ddpm-small-s0', 'webgpu', GPU]]);
+    // Stored on the rows themselves.
+    for (const rows of [await db.prisma.progressProbe.findMany({ where: { sweepId: sweep.sweepId } }), await db.prisma.runSample.findMany({ where: { sweepId: sweep.sweepId }, omit: { png: true } }), await db.prisma.runGenerationQuality.findMany({ where: { sweepId: sweep.sweepId } })]) {
+      expect(rows.length).toBeGreaterThan(0);
+      expect(new Set(rows.map((r) => r.device))).toEqual(new Set([GPU]));
+    }
+    await db.prisma.runGenerationQuality.deleteMany({ where: { sweepId: sweep.sweepId } });
   });
 
   it('reads the export in keyset batches: any batch size gives the same rows, each once', async () => {

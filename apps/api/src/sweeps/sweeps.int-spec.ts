@@ -200,7 +200,8 @@ describe('sweeps API (real Postgres and Redis)', () => {
     await progressProbes.record(stopped.id, { step: 5, cells: cells(0.3, 0.4) }, context);
     // A resumed job reports step 5 again: same rows.
     await progressProbes.record(stopped.id, { step: 5, cells: cells(0.3, 0.4) }, context);
-    await progressProbes.record(stopped.id, { step: 10, cells: cells(0.35, 0.38) }, context);
+    // Step 10 names its device (the run's); step 5 stands for a point recorded before devices were.
+    await progressProbes.record(stopped.id, { step: 10, cells: cells(0.35, 0.38) }, { ...context, device: 'cpu' });
     const runs = new RunRepository(db.prisma);
     await runs.claim(stopped.id, { workerId: 'w', backend: 'wasm' });
     expect(await runs.complete(stopped.id, { step: 10, path: 'runs/x/step-10', sha256: 'abc' }, { stoppedEarly: true })).toBe(true);
@@ -212,8 +213,8 @@ describe('sweeps API (real Postgres and Redis)', () => {
         {
           runId: stopped.id, run: 'ddpm-tiny-s0', model: 'ddpm-tiny', method: 'ddpm', seed: 0, status: 'SUCCEEDED', steps: 10, stepsDone: 10, every: 5, stoppedEarlyAt: 10,
           points: [
-            { step: 5, accuracy: 0.4, cells: cells(0.3, 0.4) },
-            { step: 10, accuracy: 0.38, cells: cells(0.35, 0.38) },
+            { step: 5, accuracy: 0.4, device: null, cells: cells(0.3, 0.4) },
+            { step: 10, accuracy: 0.38, device: 'cpu', cells: cells(0.35, 0.38) },
           ],
         },
         { runId: other.id, run: 'ddpm-tiny-s1', model: 'ddpm-tiny', method: 'ddpm', seed: 1, status: 'QUEUED', steps: 10, stepsDone: 0, every: 5, stoppedEarlyAt: null, points: [] },

@@ -13,8 +13,8 @@ describe('ddae progress', () => {
         run({
           stoppedEarlyAt: 20,
           points: [
-            { step: 10, accuracy: 0.5, cells: [{ layer: 'out_1', noiseLevel: 5, accuracy: 0.5, featureDim: 8 }, { layer: 'out_2', noiseLevel: 5, accuracy: 0.25, featureDim: 8 }] },
-            { step: 20, accuracy: 0.505, cells: [{ layer: 'out_1', noiseLevel: 5, accuracy: 0.505, featureDim: 8 }, { layer: 'out_2', noiseLevel: 5, accuracy: 0.3, featureDim: 8 }] },
+            { step: 10, accuracy: 0.5, device: 'cpu', cells: [{ layer: 'out_1', noiseLevel: 5, accuracy: 0.5, featureDim: 8 }, { layer: 'out_2', noiseLevel: 5, accuracy: 0.25, featureDim: 8 }] },
+            { step: 20, accuracy: 0.505, device: 'cpu', cells: [{ layer: 'out_1', noiseLevel: 5, accuracy: 0.505, featureDim: 8 }, { layer: 'out_2', noiseLevel: 5, accuracy: 0.3, featureDim: 8 }] },
           ],
         }),
         run({ run: 'edm-tiny-s0', method: 'edm', status: 'RUNNING', stepsDone: 3 }),

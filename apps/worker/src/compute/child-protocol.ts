@@ -59,9 +59,10 @@ export function serializeError(error: unknown, phase: 'startup' | 'task'): Seria
 
 /**
  * Errors no retry can fix: the job fails at once with its reason. A GPU device error (a dropped
- * command, out of memory) recurs with the same model and batch; a lost device may not, and retries.
+ * command) or running out of GPU memory recurs with the same model and batch; a lost device may
+ * not, and retries.
  */
-export const NON_RETRYABLE_ERRORS = new Set(['NonFiniteLossError', 'DatasetMissingError', 'ZodError', 'ConfigError', 'UnsupportedError', 'GpuSelectionError', 'GpuDeviceError', 'DeviceLimitError', 'ImportError']);
+export const NON_RETRYABLE_ERRORS = new Set(['NonFiniteLossError', 'DatasetMissingError', 'ZodError', 'ConfigError', 'UnsupportedError', 'GpuSelectionError', 'GpuDeviceError', 'DeviceLimitError', 'GpuOutOfMemoryError', 'ImportError']);
 
 /** The child stopped on request (cancel or shutdown) after writing a checkpoint. */
 export const STOPPED_ERROR = 'StoppedError';

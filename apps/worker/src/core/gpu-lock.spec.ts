@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +7,36 @@ import { GpuInUseError, gpuLockKey, lockGpu } from './gpu-lock';
 
 const limits = { maxBufferSize: 2 ** 32, maxStorageBufferBindingSize: 2 ** 31, maxStorageBuffersPerShaderStage: 8, maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 1024 };
 const h200 = (index: number, pci?: string): GpuAdapter => ({ index, name: 'NVIDIA H200', api: 'vulkan', vendor: 'nvidia', architecture: 'hopper', description: 'NVIDIA 580', fallback: false, limits, ...(pci ? { pci } : {}) });
+
+/**
+ * A real second worker process that takes the lock for `gpu` with lockGpu and holds it until killed.
+ * Resolves once it holds the lock; rejects with its output if it could not take it.
+ */
+async function holdInChild(gpu: GpuAdapter, workerId: string, dir: string): Promise<ChildProcess> {
+  const code = `const { lockGpu } = require(${JSON.stringify(require.resolve('./gpu-lock'))});
+    lockGpu(${JSON.stringify(gpu)}, ${JSON.stringify(workerId)}, ${JSON.stringify(dir)});
+    process.stdout.write('locked\\n');
+    setTimeout(() => {}, 60000);`;
+  const child = spawn(process.execPath, ['-r', require.resolve('@swc-node/register'), '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    const seen = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('locked\n')) resolve();
+    };
+    child.stdout?.on('data', seen);
+    child.stderr?.on('data', seen);
+    child.once('exit', (code) => reject(new Error(`the child holding ${workerId} exited (${code}) before taking its lock: ${output}`)));
+  });
+  return child;
+}
+
+async function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+}
 
 describe('one worker per GPU on a host', () => {
   let dir: string;
@@ -46,5 +76,44 @@ describe('one worker per GPU on a host', () => {
     lock?.release();
     expect(lockGpu({ ...h200(0), fallback: true }, 'w-x', dir)).toBeUndefined();
     expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  describe('a GPU named by PCI address and one named by its place in Dawn list are never mixed on a host', () => {
+    const forms: [string, GpuAdapter, GpuAdapter][] = [
+      ['held by PCI address, wanted by index', h200(0, 'pci-0000_3b_00_0'), h200(0)],
+      ['held by index, wanted by PCI address', h200(0), h200(0, 'pci-0000_3b_00_0')],
+    ];
+    it.each(forms)('%s, the holder alive: refuses to start, naming the holder and the fix', async (_, held, mine) => {
+      const holder = await holdInChild(held, 'w-a', dir);
+      try {
+        let error: unknown;
+        try {
+          lockGpu(mine, 'w-b', dir);
+        } catch (e) {
+          error = e;
+        }
+        expect(error).toBeInstanceOf(GpuInUseError);
+        expect((error as Error).message).toContain(`worker w-a (pid ${holder.pid})`);
+        expect((error as Error).message).toMatch(/Name every GPU on a host the same way: DDAE_GPU=pci-<address> on every worker/);
+        // It let go of its own lock: only the holder's remains.
+        expect(fs.readdirSync(dir)).toEqual([`ddae-gpu-${gpuLockKey(held)}.lock`]);
+        // The same form as the holder, on another GPU, is fine.
+        const same = lockGpu(held.pci ? h200(1, 'pci-0000_5d_00_0') : h200(1), 'w-c', dir);
+        expect(same).toBeDefined();
+        same?.release();
+      } finally {
+        await kill(holder);
+      }
+    });
+
+    it.each(forms)('%s, the holder dead: starts', async (_, held, mine) => {
+      const holder = await holdInChild(held, 'w-a', dir);
+      await kill(holder);
+      // Killed: its lock file stays behind, naming a dead process.
+      expect(fs.readdirSync(dir)).toEqual([`ddae-gpu-${gpuLockKey(held)}.lock`]);
+      const lock = lockGpu(mine, 'w-b', dir);
+      expect(lock).toBeDefined();
+      lock?.release();
+    });
   });
 });

@@ -21,6 +21,15 @@ export function gpuLockKey(gpu: GpuAdapter): string {
   return id.toLowerCase().replace(/[^a-z0-9]+/g, '-');
 }
 
+/**
+ * How a worker named its GPU, read off a lock key: `pci` (DDAE_GPU=pci-0000_3b_00_0) or `dawn`
+ * (an index, a name or `auto`: a place in Dawn's list). The two cannot be compared: Dawn's order of
+ * adapters need not be the PCI order of Mesa's device-select layer, and Dawn reports no PCI address.
+ */
+type LockForm = 'pci' | 'dawn';
+const formOf = (key: string): LockForm => (key.startsWith('pci-') ? 'pci' : 'dawn');
+const LOCK_FILE = /^ddae-gpu-(.+)\.lock$/;
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -36,9 +45,12 @@ function alive(pid: number): boolean {
  * The file is created exclusively (O_EXCL) and names its owner; a lock whose owner has died is
  * taken over, so a killed worker never blocks its GPU. Released on `release()` and at exit.
  * Software adapters are not locked (several workers may share a CPU rasteriser).
+ * A GPU named by PCI address and one named by its place in Dawn's list cannot be told apart, so a
+ * worker also refuses to start while a live worker on the host holds a lock of the other form.
  * @param dir where the locks live; the host's temporary directory by default (one per host, or
  *   per container: a container sees only the GPUs given to it)
- * @throws GpuInUseError naming the live worker that holds the GPU
+ * @throws GpuInUseError naming the live worker that holds the GPU, or a live worker whose GPU is
+ *   named in the other form (and how to name them all the same way)
  */
 export function lockGpu(gpu: GpuAdapter, workerId: string, dir = os.tmpdir()): { file: string; release(): void } | undefined {
   if (gpu.fallback) return undefined;
@@ -60,6 +72,17 @@ export function lockGpu(gpu: GpuAdapter, workerId: string, dir = os.tmpdir()): {
         }
       };
       process.on('exit', release);
+      // Ours is written before we look, so of two workers starting at once with the two forms at
+      // least one sees the other: both may stop, never both run.
+      const mixed = liveLockOfOtherForm(dir, gpuLockKey(gpu));
+      if (mixed) {
+        release();
+        throw new GpuInUseError(
+          `GPU ${me.gpu} is named ${describeForm(formOf(gpuLockKey(gpu)))}, but worker ${mixed.owner.workerId} (pid ${mixed.owner.pid}) on this host holds GPU ${mixed.owner.gpu} named ${describeForm(formOf(mixed.key))} (lock ${mixed.file}): ` +
+            'the two forms cannot tell whether they are the same GPU, so both could share one by accident. Name every GPU on a host the same way: ' +
+            'DDAE_GPU=pci-<address> on every worker (needed for identical GPUs), or an index or name on every worker',
+        );
+      }
       return { file, release };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
@@ -80,6 +103,28 @@ export function lockGpu(gpu: GpuAdapter, workerId: string, dir = os.tmpdir()): {
     if (owner) takeOverStale(file, owner.pid);
   }
   throw new GpuInUseError(`could not take the lock ${file} for GPU ${me.gpu}: another process keeps changing it`);
+}
+
+function describeForm(form: LockForm): string {
+  return form === 'pci' ? 'by PCI address (DDAE_GPU=pci-...)' : "by its place or name in Dawn's list (DDAE_GPU=<index>, <name> or auto)";
+}
+
+/** A lock of the other naming form whose owner (another process) is alive, if any. */
+function liveLockOfOtherForm(dir: string, key: string): { file: string; key: string; owner: LockOwner } | undefined {
+  for (const name of fs.readdirSync(dir)) {
+    const other = LOCK_FILE.exec(name)?.[1];
+    if (!other || formOf(other) === formOf(key)) continue;
+    const file = path.join(dir, name);
+    let owner: LockOwner;
+    try {
+      owner = JSON.parse(fs.readFileSync(file, 'utf8')) as LockOwner;
+    } catch {
+      // Being written (then its writer sees ours) or removed right now.
+      continue;
+    }
+    if (owner.pid !== process.pid && alive(owner.pid)) return { file, key: other, owner };
+  }
+  return undefined;
 }
 
 function takeOverStale(file: string, deadPid: number): void {

@@ -48,6 +48,20 @@ describe('WorkerIdentity', () => {
     expect(cuda.resultDevice({ backend: 'tensorflow-gpu', detail: '' })).toBe('gpu1');
   });
 
+  it('reports the GPU memory tfjs held at the end of its last GPU job (the heartbeat carries it)', () => {
+    const w = new WorkerIdentity({ id: 'w1' });
+    expect(w.gpuMemory).toBeUndefined();
+    w.sawResult({ backend: 'webgpu', detail: '', gpu, memory: { numTensors: 3, numBytes: 1024, gpuBytesUsed: 2 ** 20, gpuBytesAllocated: 3 * 2 ** 20 } });
+    expect(w.gpuMemory).toEqual({ allocatedBytes: 3 * 2 ** 20, usedBytes: 2 ** 20 });
+    // A figure the backend did not report is null, not made up.
+    w.sawResult({ backend: 'webgpu', detail: '', gpu, memory: { numTensors: 0, numBytes: 0, gpuBytesAllocated: 5 } });
+    expect(w.gpuMemory).toEqual({ allocatedBytes: 5, usedBytes: null });
+    // A result off a GPU (or without figures) leaves the last GPU figures.
+    w.sawResult({ backend: 'native', detail: '', memory: { numTensors: 1, numBytes: 4 } });
+    w.sawResult(undefined);
+    expect(w.gpuMemory).toEqual({ allocatedBytes: 5, usedBytes: null });
+  });
+
   it('reports the data sets it reads now, and remembers the directory of every one it has read (one that loses files later broke)', () => {
     const saved = process.env['DDAE_DATA_DIR'];
     process.env['DDAE_DATA_DIR'] = '/data';

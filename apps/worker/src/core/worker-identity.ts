@@ -28,6 +28,8 @@ export class WorkerIdentity {
    * environment fault (the machine broke), while one it never could read is a data set it lacks.
    */
   datasetDirs: string[] = [];
+  /** On a GPU: what tfjs's buffer pool held at the end of the last job (reported with each heartbeat). */
+  gpuMemory?: { allocatedBytes: number | null; usedBytes: number | null };
   private readonly deviceOverride?: string;
 
   constructor(private readonly options: { id?: string; device?: string; cudaVisibleDevices?: string; gpu?: string }) {
@@ -51,6 +53,13 @@ export class WorkerIdentity {
       const dir = datasetDir(name);
       if (!this.datasetDirs.includes(dir)) this.datasetDirs.push(dir);
     }
+  }
+
+  /** Records the GPU memory a job's result reports (a result computed off a GPU leaves the last figures). */
+  sawResult(computed?: ComputeDevice): void {
+    const m = computed?.memory;
+    if (!computed?.gpu || !m) return;
+    this.gpuMemory = { allocatedBytes: m.gpuBytesAllocated ?? null, usedBytes: m.gpuBytesUsed ?? null };
   }
 
   /** Records what one look at one data set found (a job that needs it). */

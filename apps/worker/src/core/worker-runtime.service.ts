@@ -254,6 +254,7 @@ export class WorkerRuntime implements OnApplicationShutdown {
       currentJobId: this.activeJobId,
       unhealthyReason: this.fitness.reason ?? null,
       datasets: this.identity.datasets,
+      gpuMemory: this.identity.gpuMemory ?? null,
     });
     // A write that hangs (a partitioned database) must not hold every later beat behind it.
     await withTimeout(write, 2 * this.env.HEARTBEAT_MS, 'heartbeat').catch((error: Error) => this.logger.warn(`heartbeat failed: ${error.message}`));

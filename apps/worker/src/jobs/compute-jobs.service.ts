@@ -160,6 +160,8 @@ export class ComputeJobsService {
       protocol: progressProbe.protocol,
       protocolKey: protocolKey(progressProbe.protocol),
       backend: this.identity.backend,
+      // The run's device as claimed (the child computes on the adapter the worker holds).
+      device: this.identity.resultDevice(),
       workerId: this.identity.id,
     };
     let lastWrite = 0;
@@ -190,12 +192,14 @@ export class ComputeJobsService {
     if (result.kind !== 'pretrain') throw new Error(`expected a pretrain result, got ${result.kind}`);
     const { parameters, finalCheckpoint: final } = result;
     if (parameters) await this.write('record parameters', () => this.runs.setParameters(runId, parameters));
-    if (result.samples) await this.recordSamples(runId, run.key, result.samples);
+    // The device stored with the run and with what its job sampled and measured.
+    const device = this.identity.resultDevice(result.device);
+    if (result.samples) await this.recordSamples(runId, run.key, result.samples, device);
     else if (result.samplesError) this.logger.warn(`run ${run.key}: no sample grid (${result.samplesError})`);
-    if (result.generation) await this.recordGeneration(runId, run.key, result.generation);
+    if (result.generation) await this.recordGeneration(runId, run.key, result.generation, device);
     else if (result.generationError) this.logger.warn(`run ${run.key}: no FID/KID (${result.generationError})`);
     const stoppedEarly = result.stoppedEarly === true;
-    const completed = await this.write('complete run', () => this.runs.complete(runId, { step: final.step, path: this.relative(final.path), sha256: final.sha256, loss: final.loss }, { stoppedEarly, device: this.identity.resultDevice(result.device), ...(result.source ? { sourceSha256: result.source.sha256 } : {}) }));
+    const completed = await this.write('complete run', () => this.runs.complete(runId, { step: final.step, path: this.relative(final.path), sha256: final.sha256, loss: final.loss }, { stoppedEarly, device, ...(result.source ? { sourceSha256: result.source.sha256 } : {}) }));
     if (completed) await this.write('enqueue probes', () => this.orchestrator.runSucceeded(runId, run.sweepId));
     if (result.source) this.logger.log(`run ${run.key}: imported ${result.source.path} (sha256 ${result.source.sha256})`);
     this.logger.log(`run ${run.key}: ${result.steps} steps in ${result.seconds.toFixed(1)} s${stoppedEarly ? ` (stopped early: the probe plateaued; planned ${hyper.steps})` : ''}${onDevice(result)}`);
@@ -344,6 +348,8 @@ export class ComputeJobsService {
     this.current.start({ jobId: job.id ?? '?', label: row.label, child, status: row.status });
     try {
       const result = await child.run(task, callbacks);
+      // Its GPU memory goes out with the next heartbeat (the one after the job).
+      this.identity.sawResult(result.device);
       if (child.last?.retired) this.logger.log(`compute child ${child.last.pid} replaced after ${child.last.jobs} job(s): ${child.last.retired}`);
       return result;
     } catch (error) {
@@ -462,24 +468,24 @@ export class ComputeJobsService {
    * Copies the run's sample grid (a PNG of a few KB beside its final checkpoint) into Postgres, so
    * the API serves it without access to the artifact store. Upserted on (run, step).
    */
-  private async recordSamples(runId: string, key: string, s: SampleGridInfo): Promise<void> {
+  private async recordSamples(runId: string, key: string, s: SampleGridInfo, device: string): Promise<void> {
     const png = await readFile(path.resolve(this.artifactRoot, s.path));
     await this.write('record sample grid', () =>
       this.samples.record(runId, {
         step: s.step, path: this.relative(s.path), png, n: s.n, sampler: s.sampler, samplerSteps: s.steps, seed: s.seed,
-        width: s.width, height: s.height, seconds: s.seconds, backend: this.identity.backend, workerId: this.identity.id,
+        width: s.width, height: s.height, seconds: s.seconds, backend: this.identity.backend, device, workerId: this.identity.id,
       }),
     );
     this.logger.log(`run ${key}: ${s.n} samples of step ${s.step} (${s.sampler}, ${s.steps} steps, ${s.seconds.toFixed(1)} s)`);
   }
 
   /** Stores a run's FID and KID (upserted on run and checkpoint step). */
-  private async recordGeneration(runId: string, key: string, g: GenerationQuality): Promise<void> {
+  private async recordGeneration(runId: string, key: string, g: GenerationQuality, device: string): Promise<void> {
     await this.write('record generation quality', () =>
       this.generation.record(runId, {
         step: g.step, extractor: g.extractor, extractorSha256: g.extractorSha256, fid: g.fid, kidMean: g.kid.mean, kidStd: g.kid.std, kidSubsets: g.kid.subsets,
         kidSubsetSize: g.kid.subsetSize, samples: g.samples, reference: g.reference, referenceCount: g.referenceCount, sampler: g.sampler, samplerSteps: g.steps,
-        seed: g.seed, seconds: g.seconds, backend: this.identity.backend, workerId: this.identity.id,
+        seed: g.seed, seconds: g.seconds, backend: this.identity.backend, device, workerId: this.identity.id,
       }),
     );
     this.logger.log(`run ${key}: FID (${g.extractor}) ${g.fid.toFixed(2)}, KID ${g.kid.mean.toExponential(2)} ± ${g.kid.std.toExponential(1)} on ${g.samples} samples of step ${g.step} (${g.seconds.toFixed(1)} s)`);

@@ -291,6 +291,8 @@ export const sampleListSchema = z.object({
       height: z.number().int(),
       seconds: z.number(),
       backend,
+      /** The device that computed it: the GPU adapter on webgpu, else the worker's device label (the run's); null on rows from before it was recorded. */
+      device: z.string().nullable(),
       path: z.string(),
       createdAt: instant,
       url: z.string(),
@@ -323,6 +325,8 @@ export const generationQualityViewSchema = z.object({
   seed: z.number().int(),
   seconds: z.number(),
   backend,
+  /** The device that computed it: the GPU adapter on webgpu, else the worker's device label (the run's); null on rows from before it was recorded. */
+  device: z.string().nullable(),
 });
 
 /** `GET /api/sweeps/:id/generation`: FID and KID of each run's evaluated checkpoints (the untrained control's too). */
@@ -353,6 +357,8 @@ export const progressSchema = z.object({
         z.object({
           step: z.number().int(),
           accuracy: z.number(),
+          /** The device that computed the point: the GPU adapter on webgpu, else the worker's device label (the run's); null on points from before it was recorded. */
+          device: z.string().nullable(),
           cells: z.array(z.object({ layer: z.string(), noiseLevel: z.number(), accuracy: z.number(), featureDim: z.number().int() })),
         }),
       ),
@@ -472,6 +478,10 @@ export const workerSchema = z.object({
   datasets: z
     .array(z.string())
     .describe(`the data sets (of ${DATASET_NAMES.join(', ')}) the worker could read at its last heartbeat: a job needing one a worker lacks is handed to a live worker that has it, and fails only when none has`),
+  gpuMemory: z
+    .object({ allocatedBytes: z.number().int().nullable(), usedBytes: z.number().int().nullable() })
+    .nullable()
+    .describe("on a GPU: the bytes tfjs's buffer pool held (allocated, and in use by tensors) at the end of the worker's last job, beside its adapter (`device`); a figure the backend did not report is null; null before its first GPU job"),
   currentJobId: z.string().nullable(),
   startedAt: instant,
   lastHeartbeatAt: instant,

@@ -14,6 +14,8 @@ export interface ProgressProbeContext {
   protocol: Prisma.InputJsonValue;
   protocolKey: string;
   backend: string;
+  /** The device that computed it (the run's: the GPU adapter on webgpu, else the worker's device label). */
+  device?: string;
   workerId: string;
 }
 
@@ -23,7 +25,13 @@ export interface RunProgress extends RunCurveHead {
   every: number | null;
   /** The step at which a plateau stopped the run; null: not stopped early. */
   stoppedEarlyAt: number | null;
-  points: { step: number; accuracy: number; cells: { layer: string; noiseLevel: number; accuracy: number; featureDim: number }[] }[];
+  points: {
+    step: number;
+    accuracy: number;
+    /** The device that computed the point (its cells are written together); null on points recorded before devices were. */
+    device: string | null;
+    cells: { layer: string; noiseLevel: number; accuracy: number; featureDim: number }[];
+  }[];
 }
 
 export class ProgressProbeRepository {
@@ -41,7 +49,7 @@ export class ProgressProbeRepository {
       if (!run) return { isNew: false };
       const existing = await tx.progressProbe.count({ where: { runId, step: point.step, protocolKey: context.protocolKey } });
       for (const c of point.cells) {
-        const values = { accuracy: c.accuracy, featureDim: c.featureDim, protocol: context.protocol, backend: context.backend, workerId: context.workerId };
+        const values = { accuracy: c.accuracy, featureDim: c.featureDim, protocol: context.protocol, backend: context.backend, device: context.device ?? null, workerId: context.workerId };
         await tx.progressProbe.upsert({
           where: { runId_step_layer_noiseLevel_protocolKey: { runId, step: point.step, layer: c.layer, noiseLevel: c.noiseLevel, protocolKey: context.protocolKey } },
           create: { runId, sweepId: run.sweep_id, step: point.step, layer: c.layer, noiseLevel: c.noiseLevel, protocolKey: context.protocolKey, ...values },
@@ -67,7 +75,7 @@ export class ProgressProbeRepository {
       const points = new Map<number, RunProgress['points'][number]>();
       for (const row of rows) {
         if (row.runId !== r.id) continue;
-        const point = points.get(row.step) ?? { step: row.step, accuracy: 0, cells: [] };
+        const point = points.get(row.step) ?? { step: row.step, accuracy: 0, device: row.device, cells: [] };
         point.cells.push({ layer: row.layer, noiseLevel: row.noiseLevel, accuracy: row.accuracy, featureDim: row.featureDim });
         point.accuracy = Math.max(point.accuracy, row.accuracy);
         points.set(row.step, point);

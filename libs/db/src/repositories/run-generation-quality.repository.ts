@@ -18,11 +18,14 @@ export interface RunGenerationQualityRecord {
   seed: number;
   seconds: number;
   backend: string;
+  /** The device that computed it: the GPU adapter on webgpu, else the worker's device label (as the run's); null on rows from before it was recorded. */
+  device?: string | null;
   workerId: string;
 }
 
 /** One stored evaluation with its run's identity. */
 export interface RunGenerationQualityInfo extends RunGenerationQualityRecord {
+  device: string | null;
   runId: string;
   /** The run's key, e.g. `ddpm-small-s0`. */
   run: string;
@@ -39,10 +42,11 @@ export class RunGenerationQualityRepository {
   async record(runId: string, g: RunGenerationQualityRecord): Promise<boolean> {
     const run = await this.prisma.run.findUnique({ where: { id: runId }, select: { sweepId: true } });
     if (!run) return false;
+    const values = { ...g, device: g.device ?? null };
     await this.prisma.runGenerationQuality.upsert({
       where: { runId_step: { runId, step: g.step } },
-      create: { runId, sweepId: run.sweepId, ...g },
-      update: g,
+      create: { runId, sweepId: run.sweepId, ...values },
+      update: values,
     });
     return true;
   }

@@ -15,6 +15,8 @@ export interface RunSampleRecord {
   height: number;
   seconds: number;
   backend: string;
+  /** The device that computed it (the run's: the GPU adapter on webgpu, else the worker's device label). */
+  device?: string;
   workerId: string;
 }
 
@@ -35,6 +37,8 @@ export interface RunSampleInfo {
   height: number;
   seconds: number;
   backend: string;
+  /** The device that computed it: the GPU adapter on webgpu, else the worker's device label (as the run's); null on rows from before it was recorded. */
+  device: string | null;
   path: string;
   createdAt: Date;
 }
@@ -46,7 +50,7 @@ export class RunSampleRepository {
   async record(runId: string, s: RunSampleRecord): Promise<boolean> {
     const run = await this.prisma.run.findUnique({ where: { id: runId }, select: { sweepId: true } });
     if (!run) return false;
-    const values = { ...s, png: Uint8Array.from(s.png) };
+    const values = { ...s, png: Uint8Array.from(s.png), device: s.device ?? null };
     await this.prisma.runSample.upsert({
       where: { runId_step: { runId, step: s.step } },
       create: { runId, sweepId: run.sweepId, ...values },
@@ -66,7 +70,7 @@ export class RunSampleRepository {
     return rows
       .map((r) => ({
         runId: r.runId, run: r.run.key, model: r.run.modelName, method: r.run.method, step: r.step, n: r.n, sampler: r.sampler, samplerSteps: r.samplerSteps,
-        samplerSeed: r.seed, width: r.width, height: r.height, seconds: r.seconds, backend: r.backend, path: r.path, createdAt: r.createdAt,
+        samplerSeed: r.seed, width: r.width, height: r.height, seconds: r.seconds, backend: r.backend, device: r.device, path: r.path, createdAt: r.createdAt,
       }))
       .sort((a, b) => (a.run < b.run ? -1 : a.run > b.run ? 1 : b.step - a.step));
   }

@@ -17,6 +17,14 @@ export interface WorkerBeat {
    * need one of them rather than failing them. Default: none.
    */
   datasets?: string[];
+  /** On a GPU: what tfjs's buffer pool held at the end of its last job. Default null (none yet). */
+  gpuMemory?: WorkerGpuMemory | null;
+}
+
+/** GPU memory held by tfjs's buffer pool, in bytes (null: the backend did not report it). */
+export interface WorkerGpuMemory {
+  allocatedBytes: number | null;
+  usedBytes: number | null;
 }
 
 export class WorkerRepository {
@@ -24,7 +32,7 @@ export class WorkerRepository {
 
   async beat(beat: WorkerBeat): Promise<void> {
     const now = new Date();
-    const w = { ...beat, unhealthyReason: beat.unhealthyReason ?? null, datasets: beat.datasets ?? [] };
+    const w = { ...beat, unhealthyReason: beat.unhealthyReason ?? null, datasets: beat.datasets ?? [], gpuMemory: beat.gpuMemory ? { ...beat.gpuMemory } : Prisma.DbNull };
     await this.prisma.worker.upsert({
       where: { id: w.id },
       create: { ...w, startedAt: now, lastHeartbeatAt: now },
