@@ -3,7 +3,7 @@
 # Node.js, node_modules and the network may all be missing there, so everything it needs is packed
 # here first into .gpu-check/ (git-ignored; carried to the host beside the working tree, < 64 MiB).
 #
-#   bash scripts/gpu-check.sh pack     here: Node (xz), esbuild bundles of bench/ with Dawn's
+#   bash scripts/gpu-check.sh pack     here: Node (xz), esbuild bundles of bench/ (xz) with Dawn's
 #                                      dawn.node (xz), the Vulkan loader's .deb files, a
 #                                      Fashion-MNIST slice
 #   bash scripts/gpu-check.sh run      there (the default): unpacks, installs the Vulkan loader if
@@ -50,6 +50,8 @@ pack() {
       --external:webgpu --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu \
       --external:@tensorflow/tfjs-backend-wasm --external:'*.node' --external:@swc-node/register
   done
+  # The four bundles each carry tfjs (6-8 MiB each): xz, as Node and dawn.node are, to travel.
+  xz -T2 -6 "$PACK"/app/bench/*.cjs
   cp bench/torch_twin.py "$PACK/app/bench/"
   cp node_modules/webgpu/package.json node_modules/webgpu/index.js "$PACK/app/node_modules/webgpu/"
   xz -T2 -6 -c node_modules/webgpu/dist/linux-x64/dawn.node > "$PACK/app/node_modules/webgpu/dist/linux-x64/dawn.node.xz"
@@ -119,6 +121,7 @@ run() {
     rm -rf "$work/app" && cp -r "$PACK/app" "$work/app"
     local dawn="$work/app/node_modules/webgpu/dist/linux-x64/dawn.node"
     [ -f "$dawn.xz" ] && xz -d "$dawn.xz"
+    for bundle in "$work"/app/bench/*.cjs.xz; do [ -f "$bundle" ] && xz -d "$bundle"; done
     app="$work/app/bench"
     [ -d "$PACK/data/fashion-mnist" ] && data_dir="$PACK/data"
   else
