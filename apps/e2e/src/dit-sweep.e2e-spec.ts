@@ -9,7 +9,7 @@ const DIT_SWEEP = {
   name: 'e2e-dit',
   dataset: 'fashion-mnist',
   models: [{ method: 'ddpm', backbone: 'dit', dit: { depth: 2, width: 32, heads: 2, patch: 4 } }],
-  pretrain: { steps: 4, batchSize: 16, learningRate: 0.001, checkpointEvery: 4, trainSize: 128, seeds: [0] },
+  pretrain: { steps: 4, batchSize: 16, learningRate: 0.001, checkpointEvery: 4, trainSize: 128, seeds: [0], samples: false },
   probe: { layers: 'all', timesteps: [10], pooling: 'avg2', epochs: 5, batchSize: 64, learningRate: 0.01, trainSize: 200, testSize: 100, labels: [20, 'all'] },
   baselines: ['pixels', 'untrained'],
 };

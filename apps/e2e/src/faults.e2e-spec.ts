@@ -10,7 +10,7 @@ const SWEEP = {
   name: 'e2e-faults',
   dataset: 'fashion-mnist',
   models: [{ method: 'ddpm', unet: 'tiny' }],
-  pretrain: { steps: 40, batchSize: 8, learningRate: 0.001, checkpointEvery: 8, trainSize: 256, seeds: [0], lossEvery: 1 },
+  pretrain: { steps: 40, batchSize: 8, learningRate: 0.001, checkpointEvery: 8, trainSize: 256, seeds: [0], lossEvery: 1, samples: false },
   probe: { layers: ['out_4'], timesteps: [10], epochs: 2, batchSize: 64, learningRate: 0.01, trainSize: 128, testSize: 64 },
   baselines: [],
 };

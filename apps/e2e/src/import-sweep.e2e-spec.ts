@@ -79,7 +79,7 @@ describe('a sweep of a model pretrained elsewhere, end to end', () => {
         { name: 'dit', method: 'ddpm', backbone: 'dit', dit: { depth: 2, width: 32, heads: 2, patch: 4 } },
         { name: 'twin-tiny', method: 'ddpm', unet: 'tiny', checkpoint: { path: FIXTURE, sha256: SHA256 } },
       ],
-      pretrain: { steps: 4, batchSize: 16, learningRate: 0.001, checkpointEvery: 4, trainSize: 128, seeds: [0] },
+      pretrain: { steps: 4, batchSize: 16, learningRate: 0.001, checkpointEvery: 4, trainSize: 128, seeds: [0], samples: false },
       probe: { layers: 'all', timesteps: [10], pooling: 'avg2', epochs: 3, batchSize: 64, learningRate: 0.01, trainSize: 200, testSize: 100, labels: [20, 50, 'all'] },
       baselines: ['pixels'],
     });

@@ -6,7 +6,7 @@ const SWEEP = {
   name: 'e2e-metrics',
   dataset: 'fashion-mnist',
   models: [{ method: 'ddpm', unet: 'tiny' }],
-  pretrain: { steps: 12, batchSize: 8, checkpointEvery: 6, trainSize: 64, seeds: [0] },
+  pretrain: { steps: 12, batchSize: 8, checkpointEvery: 6, trainSize: 64, seeds: [0], samples: false },
   probe: { layers: ['out_4'], timesteps: [10], epochs: 1, batchSize: 64, learningRate: 0.01, trainSize: 128, testSize: 64 },
   baselines: [],
 };

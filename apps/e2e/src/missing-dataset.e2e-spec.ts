@@ -15,7 +15,7 @@ const SWEEP = {
   name: 'e2e-missing-dataset',
   dataset: 'fashion-mnist',
   models: [{ method: 'ddpm', unet: 'tiny' }],
-  pretrain: { steps: 20, batchSize: 8, checkpointEvery: 10, trainSize: 64, seeds: [0, 1] },
+  pretrain: { steps: 20, batchSize: 8, checkpointEvery: 10, trainSize: 64, seeds: [0, 1], samples: false },
   probe: { layers: ['out_4'], timesteps: [10], epochs: 2, batchSize: 64, learningRate: 0.01, trainSize: 128, testSize: 64 },
   baselines: [],
 };

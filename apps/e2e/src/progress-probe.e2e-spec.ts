@@ -22,6 +22,7 @@ const SWEEP = {
     checkpointEvery: 100,
     trainSize: 2048,
     seeds: [0],
+    samples: false,
     progressProbe: { every: 100, ...CELLS, trainSize: 1000, testSize: 1000, epochs: 10, earlyStop: { patience: 1, minDelta: 1 } },
   },
   probe: { ...CELLS, pooling: 'avg4', epochs: 10, trainSize: 1000, testSize: 1000 },

@@ -48,7 +48,7 @@ describe(`Redis with a password${TLS ? ' over TLS' : ''}, through configuration 
       name: 'e2e-redis-auth',
       dataset: 'fashion-mnist',
       models: [{ method: 'ddpm', unet: 'tiny' }],
-      pretrain: { steps: 8, batchSize: 8, checkpointEvery: 8, trainSize: 128, seeds: [0] },
+      pretrain: { steps: 8, batchSize: 8, checkpointEvery: 8, trainSize: 128, seeds: [0], samples: false },
       probe: { layers: ['out_4'], timesteps: [10], epochs: 2, batchSize: 64, learningRate: 0.01, trainSize: 128, testSize: 64 },
       baselines: [],
     });

@@ -17,7 +17,7 @@ const SWEEP = {
   name: 'e2e-retries',
   dataset: 'fashion-mnist',
   models: [{ method: 'ddpm', unet: 'tiny' }],
-  pretrain: { steps: 400, batchSize: 8, checkpointEvery: 100, trainSize: 128, seeds: [0] },
+  pretrain: { steps: 400, batchSize: 8, checkpointEvery: 100, trainSize: 128, seeds: [0], samples: false },
   probe: { layers: ['out_4'], timesteps: [10], epochs: 2, batchSize: 64, learningRate: 0.01, trainSize: 128, testSize: 64 },
   baselines: [],
 };

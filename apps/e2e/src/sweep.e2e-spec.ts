@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { waitFor } from '@ddae/testing';
 import { Redis } from 'ioredis';
 import { isLeaderboardCellRow, QUEUES } from '@ddae/contracts';
@@ -13,7 +15,7 @@ const TINY_SWEEP = {
   name: 'e2e-tiny',
   dataset: 'fashion-mnist',
   models: [{ method: 'ddpm', unet: 'tiny' }],
-  pretrain: { steps: 300, batchSize: 16, learningRate: 0.004, warmupSteps: 20, checkpointEvery: 100, trainSize: 2048, seeds: [0] },
+  pretrain: { steps: 300, batchSize: 16, learningRate: 0.004, warmupSteps: 20, checkpointEvery: 100, trainSize: 2048, seeds: [0], samples: false },
   probe: { layers: ['out_2', 'out_4'], timesteps: [250, 400], pooling: 'avg4', epochs: 10, batchSize: 64, learningRate: 0.003, trainSize: 1000, testSize: 1000 },
   baselines: ['pixels', 'untrained'],
 };
@@ -58,6 +60,9 @@ describe('a sweep, end to end: REST -> queue -> worker processes -> Postgres -> 
     expect(run).toMatchObject({ status: 'SUCCEEDED', stepsDone: 300, attempts: 1 });
     expect(['native', 'wasm']).toContain(run.backend);
     expect(run.parameters).toBeGreaterThan(10_000);
+    // pretrain.samples: false: no sample grid, stored or written (the loss-samples e2e has the default grid).
+    expect(await stack.db.prisma.runSample.count()).toBe(0);
+    expect(fs.readdirSync(path.dirname(checkpoints[0].path)).filter((f) => f.startsWith('samples-'))).toEqual([]);
 
     const board = await stack.client.leaderboard({ sweep: id, limit: 50 });
     const rows = board.rows.filter(isLeaderboardCellRow);

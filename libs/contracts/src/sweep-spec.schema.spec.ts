@@ -94,6 +94,16 @@ describe('sweep spec schema', () => {
     expect(bad.error?.issues.map((i) => i.path.join('.'))).toEqual(['probe.noise']);
   });
 
+  it('takes pretrain.samples as false or {n, steps, seed: 0}, and names a bad field by path', () => {
+    const base = { name: 'x', dataset: 'fashion-mnist', models: [{ method: 'ddpm', unet: 'tiny' }], probe: { timesteps: [5] } };
+    expect(sweepSpecSchema.parse({ ...base, pretrain: { steps: 10, samples: false } }).pretrain.samples).toBe(false);
+    expect(sweepSpecSchema.parse({ ...base, pretrain: { steps: 10, samples: { n: 4, steps: 5 } } }).pretrain.samples).toEqual({ n: 4, steps: 5, seed: 0 });
+    expect(sweepSpecSchema.parse({ ...base, pretrain: { steps: 10 } }).pretrain.samples).toBeUndefined();
+    const bad = sweepSpecSchema.safeParse({ ...base, pretrain: { steps: 10, samples: { n: 0, steps: 5 } } });
+    expect(bad.error?.issues.map((i) => i.path.join('.'))).toEqual(['pretrain.samples.n']);
+    expect(sweepSpecSchema.safeParse({ ...base, pretrain: { steps: 10, samples: true } }).success).toBe(false);
+  });
+
   it('takes pretrain.fid on Fashion-MNIST only (the extractor is a Fashion-MNIST classifier), seed 0 by default', () => {
     const base = { name: 'x', dataset: 'fashion-mnist', models: [{ method: 'ddpm', unet: 'tiny' }], pretrain: { steps: 10, fid: { samples: 64, steps: 4 } }, probe: { timesteps: [5] } };
     expect(sweepSpecSchema.parse(base).pretrain.fid).toEqual({ samples: 64, steps: 4, seed: 0 });

@@ -217,6 +217,23 @@ export const pretrainSpecSchema = z
      * split, in the feature space of the committed Fashion-MNIST classifier (Fashion-MNIST sweeps
      * only). Kept apart from probe accuracy. Default: off (a few thousand samples cost minutes).
      */
+    /**
+     * The sample grid every trained run writes after pretraining (shown on the page): `{n, steps,
+     * seed}` (`steps`: DDIM steps for DDPM models, Heun steps for EDM models), or `false` for none.
+     * Default: 16 images, 20 DDIM / 10 Heun steps, seed 0 (seconds on a CPU).
+     */
+    samples: z
+      .union([
+        z.literal(false),
+        z
+          .object({
+            n: z.number().int().min(1).max(256),
+            steps: z.number().int().min(2).max(1000),
+            seed: z.number().int().min(0).default(0),
+          })
+          .strict(),
+      ])
+      .optional(),
     fid: z
       .object({
         samples: z.number().int().min(2).max(20000),

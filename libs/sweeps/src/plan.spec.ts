@@ -34,6 +34,12 @@ describe('planSweep', () => {
     expect(run?.hyper.progressProbe?.layers).toEqual(['blk_1', 'blk_2', 'blk_3', 'blk_4']);
   });
 
+  it('carries pretrain.samples to every run (false: no grid), and nothing without it (the worker default grid)', () => {
+    for (const r of planSweep(spec({ pretrain: { steps: 50, samples: false } })).runs) expect(r.hyper.samples).toBe(false);
+    for (const r of planSweep(spec({ pretrain: { steps: 50, samples: { n: 4, steps: 5 } } })).runs) expect(r.hyper.samples).toEqual({ n: 4, steps: 5, seed: 0 });
+    for (const r of planSweep(spec()).runs) expect(r.hyper).not.toHaveProperty('samples');
+  });
+
   it('asks every run, the untrained control too, for FID/KID when the spec has pretrain.fid, and none without it', () => {
     const plan = planSweep(spec({ baselines: ['untrained'], pretrain: { steps: 50, fid: { samples: 64, steps: 4 } } }));
     expect(plan.runs.length).toBeGreaterThan(2);

@@ -45,6 +45,8 @@ export interface RunHyper {
   importFrom?: { path: string; sha256?: string };
   /** FID/KID of the final checkpoint (the spec's `pretrain.fid`); absent: off. */
   fid?: { samples: number; steps: number; seed: number };
+  /** The sample grid after pretraining (the spec's `pretrain.samples`): `false` none; absent: the worker's default grid. */
+  samples?: false | { n: number; steps: number; seed: number };
 }
 
 /**
@@ -240,6 +242,7 @@ export function planSweep(spec: SweepSpec): SweepPlan {
       trainSize: spec.pretrain.trainSize ?? null,
       ...(spec.pretrain.lossEvery !== undefined ? { lossEvery: spec.pretrain.lossEvery } : {}),
       ...(spec.pretrain.fid ? { fid: { ...spec.pretrain.fid } } : {}),
+      ...(spec.pretrain.samples !== undefined ? { samples: spec.pretrain.samples === false ? false : { ...spec.pretrain.samples } } : {}),
       // Only when the spec names it: the rows of earlier sweeps (no imageSize) mean the padded size.
       ...(model.imageSize !== undefined ? { imageSize: model.imageSize } : {}),
     };

@@ -142,8 +142,9 @@ export class ComputeJobsService {
         ...pretrainSettings(hyper),
         seed: run.seed,
         checkpointDir: path.join(this.artifactRoot, 'runs', runId),
-        // A trained run's final checkpoint is sampled (a small grid, beside it); the untrained control's is noise.
-        ...(run.untrained || hyper.importFrom ? {} : { samples: workerSampleSpec(run.method as Method) }),
+        // A trained run's final checkpoint is sampled (a small grid, beside it; the spec's
+        // pretrain.samples, else the default grid; none with `false`); the untrained control's is noise.
+        ...(run.untrained || hyper.importFrom || hyper.samples === false ? {} : { samples: hyper.samples ?? workerSampleSpec(run.method as Method) }),
         // FID/KID when the spec asks (the untrained control's too: the figure a trained model must beat).
         ...(hyper.fid ? { fid: hyper.fid } : {}),
         // Pretrained elsewhere: imported, not trained; a relative path is under the artifact root.
