@@ -62,7 +62,10 @@ describe('a sweep, end to end: REST -> queue -> worker processes -> Postgres -> 
     expect(run.parameters).toBeGreaterThan(10_000);
     // pretrain.samples: false: no sample grid, stored or written (the loss-samples e2e has the default grid).
     expect(await stack.db.prisma.runSample.count()).toBe(0);
-    expect(fs.readdirSync(path.dirname(checkpoints[0].path)).filter((f) => f.startsWith('samples-'))).toEqual([]);
+    // (Checkpoint paths are relative to the workers' ARTIFACT_DIR.)
+    const runDir = path.resolve(stack.artifacts, path.dirname(checkpoints[0].path));
+    expect(fs.readdirSync(runDir).filter((f) => f.startsWith('step-'))).toHaveLength(3);
+    expect(fs.readdirSync(runDir).filter((f) => f.startsWith('samples-'))).toEqual([]);
 
     const board = await stack.client.leaderboard({ sweep: id, limit: 50 });
     const rows = board.rows.filter(isLeaderboardCellRow);
