@@ -5,7 +5,7 @@ import { BACKENDS, type BackendName, type ComputeDevice, type GpuAdapter, type G
 import { NATIVE_BACKEND, registerNativeBackend, type NativeInfo } from '@ddae/native-kernels';
 import { installWasmBackend, wasmThreading, wasmThreadsFromEnv, type WasmThreading } from './wasm-threads';
 import { GpuSelectionError } from './gpu-adapters';
-import { releaseWebGpu, useWebGpu } from './webgpu';
+import { gpuPoolMemory, releaseWebGpu, useWebGpu } from './webgpu';
 
 /** The backend this process computes with, once chosen. */
 export interface SelectedBackend {
@@ -223,7 +223,8 @@ export async function currentBackend(): Promise<SelectedBackend | undefined> {
 export async function computeDevice(): Promise<ComputeDevice | undefined> {
   const b = await currentBackend();
   if (!b) return undefined;
-  const m = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number; numBytesAllocatedInGPU?: number };
+  const m = tf.memory();
+  const pool = gpuPoolMemory();
   return {
     backend: b.backend,
     detail: b.detail,
@@ -231,8 +232,8 @@ export async function computeDevice(): Promise<ComputeDevice | undefined> {
     memory: {
       numTensors: m.numTensors,
       numBytes: m.numBytes,
-      ...(m.numBytesInGPU !== undefined ? { gpuBytesUsed: m.numBytesInGPU } : {}),
-      ...(m.numBytesAllocatedInGPU !== undefined ? { gpuBytesAllocated: m.numBytesAllocatedInGPU } : {}),
+      ...(pool.used !== undefined ? { gpuBytesUsed: pool.used } : {}),
+      ...(pool.allocated !== undefined ? { gpuBytesAllocated: pool.allocated } : {}),
     },
   };
 }

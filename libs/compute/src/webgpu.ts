@@ -97,7 +97,7 @@ export function deviceErrorOf(error: GpuErrorLike, gpu: string, memory: GpuPoolM
 }
 
 /** What tfjs's buffer pool holds now (webgpu's tf.memory() figures), if the backend reports it. */
-function poolMemory(): GpuPoolMemory {
+export function gpuPoolMemory(): GpuPoolMemory {
   try {
     const m = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number; numBytesAllocatedInGPU?: number };
     return { ...(m.numBytesAllocatedInGPU !== undefined ? { allocated: m.numBytesAllocatedInGPU } : {}), ...(m.numBytesInGPU !== undefined ? { used: m.numBytesInGPU } : {}) };
@@ -279,7 +279,7 @@ export async function useWebGpu(selector: GpuSelector, allowSoftware: boolean): 
   device.addEventListener('uncapturederror', (event) => {
     const message = `${event.error.constructor.name}: ${event.error.message}`;
     if (faults.messages.length < MAX_MESSAGES) faults.messages.push(message);
-    faults.error ??= deviceErrorOf(event.error, `GPU ${chosen.index} "${chosen.name}"`, poolMemory(), device.limits);
+    faults.error ??= deviceErrorOf(event.error, `GPU ${chosen.index} "${chosen.name}"`, gpuPoolMemory(), device.limits);
   });
   void device.lost.then((info) => {
     if (info.reason === 'destroyed' && !setup) return; // our own release at the end

@@ -54,7 +54,8 @@ function alive(pid: number): boolean {
  */
 export function lockGpu(gpu: GpuAdapter, workerId: string, dir = os.tmpdir()): { file: string; release(): void } | undefined {
   if (gpu.fallback) return undefined;
-  const file = path.join(dir, `ddae-gpu-${gpuLockKey(gpu)}.lock`);
+  const key = gpuLockKey(gpu);
+  const file = path.join(dir, `ddae-gpu-${key}.lock`);
   const me: LockOwner = { pid: process.pid, workerId, gpu: `${gpu.index} "${gpu.name}"${gpu.pci ? ` ${gpu.pci}` : ''}` };
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
@@ -74,11 +75,11 @@ export function lockGpu(gpu: GpuAdapter, workerId: string, dir = os.tmpdir()): {
       process.on('exit', release);
       // Ours is written before we look, so of two workers starting at once with the two forms at
       // least one sees the other: both may stop, never both run.
-      const mixed = liveLockOfOtherForm(dir, gpuLockKey(gpu));
+      const mixed = liveLockOfOtherForm(dir, key);
       if (mixed) {
         release();
         throw new GpuInUseError(
-          `GPU ${me.gpu} is named ${describeForm(formOf(gpuLockKey(gpu)))}, but worker ${mixed.owner.workerId} (pid ${mixed.owner.pid}) on this host holds GPU ${mixed.owner.gpu} named ${describeForm(formOf(mixed.key))} (lock ${mixed.file}): ` +
+          `GPU ${me.gpu} is named ${describeForm(formOf(key))}, but worker ${mixed.owner.workerId} (pid ${mixed.owner.pid}) on this host holds GPU ${mixed.owner.gpu} named ${describeForm(formOf(mixed.key))} (lock ${mixed.file}): ` +
             'the two forms cannot tell whether they are the same GPU, so both could share one by accident. Name every GPU on a host the same way: ' +
             'DDAE_GPU=pci-<address> on every worker (needed for identical GPUs), or an index or name on every worker',
         );
